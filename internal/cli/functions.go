@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/owl-project/owl/internal/client"
+	"github.com/spf13/cobra"
+)
+
+func newListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List functions",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			fns, err := c.ListFunctions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(fns, func(a, b client.FunctionConfiguration) int {
+				return strings.Compare(a.FunctionName, b.FunctionName)
+			})
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tRUNTIME\tMEMORY\tTIMEOUT\tCODE-SIZE\tLAST-MODIFIED")
+			for _, f := range fns {
+				fmt.Fprintf(tw, "%s\t%s\t%d MB\t%ds\t%s\t%s\n", f.FunctionName, orDash(f.Runtime),
+					f.MemorySize, f.Timeout, humanSize(f.CodeSize), orDash(f.LastModified))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get NAME",
+		Short:             "Show a function's configuration as JSON",
+		Args:              nameArg,
+		ValidArgsFunction: completeFunctionNames(g, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.GetFunction(cmd.Context(), args[0])
+			if err != nil {
+				return functionErr(args[0], err)
+			}
+			b, err := json.MarshalIndent(out, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+			return err
+		},
+	}
+}
+
+func newRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"delete"},
+		Short:   "Delete functions",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("rm: missing function name (usage: %s)", cmd.UseLine())
+			}
+			return nil
+		},
+		ValidArgsFunction: completeFunctionNames(g, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if err := c.DeleteFunction(cmd.Context(), name); err != nil {
+					return functionErr(name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", name)
+			}
+			return nil
+		},
+	}
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Print a function's recent log lines, oldest first",
+		Long: `Logs prints the most recent log lines of the function NAME, oldest first: the platform's
+START, END and REPORT lines around each invocation and everything the function wrote.`,
+		Args:              nameArg,
+		ValidArgsFunction: completeFunctionNames(g, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return errors.New("logs: --limit must not be negative")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			text, err := c.Logs(cmd.Context(), args[0], limit)
+			if err != nil {
+				return functionErr(args[0], err)
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), ensureNewline(text))
+			return err
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "number of lines (0: the server's default)")
+	return cmd
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/server"
+)
+
+// newServeCmd is `owl serve`: the whole platform in this process, until
+// SIGINT/SIGTERM, then a graceful shutdown.
+func newServeCmd() *cobra.Command {
+	cfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Owl platform (API, embedded NATS, sandboxes) on this machine",
+		Long: `Run the whole Owl platform in this process: the Lambda-compatible API, an embedded
+NATS server with JetStream storing under --data, and the sandboxes functions run in.
+
+Every flag has an environment variable: --addr is OWL_ADDR, --data is OWL_DATA.
+Credentials come from OWL_ACCESS_KEY_ID/OWL_SECRET_ACCESS_KEY and OWL_TOKEN; those
+unset are generated on first start and stored (mode 0600) in <data>/credentials.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flags := cmd.Flags()
+			// Flags win over the environment, which wins over defaults.
+			fromFlags := cfg
+			if err := cfg.FromEnv(os.Getenv); err != nil {
+				return err
+			}
+			if flags.Changed("addr") {
+				cfg.Addr = fromFlags.Addr
+			}
+			if flags.Changed("data") {
+				cfg.DataDir = fromFlags.DataDir
+			}
+			if flags.Changed("shutdown-timeout") {
+				cfg.ShutdownTimeout = fromFlags.ShutdownTimeout
+			}
+			if flags.Changed("log-level") {
+				cfg.LogLevel = fromFlags.LogLevel
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "API listen address HOST:PORT (env OWL_ADDR)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (env OWL_DATA)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight invocations may finish on SIGTERM (env OWL_SHUTDOWN_TIMEOUT)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env OWL_LOG_LEVEL)")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg config.Config) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	srv, err := server.New(startCtx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	srv.Start()
+	<-ctx.Done()
+	logger.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	sctx, cancel2 := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel2()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package config owns Owl's one configuration struct: its defaults, its
+// environment variables (OWL_*), and Validate, which rejects bad values with
+// a message naming the setting. Flags are bound at the edge (internal/cli).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// DefaultAddr is where `owl serve` listens and where the client looks by default.
+const DefaultAddr = "127.0.0.1:8790"
+
+// Config is everything `owl serve` needs. Zero values are not meaningful:
+// start from Default.
+type Config struct {
+	// Addr is the HTTP listen address of the API (OWL_ADDR).
+	Addr string
+	// DataDir holds NATS storage, the code cache and credentials (OWL_DATA).
+	DataDir string
+	// Region and AccountID appear in ARNs (OWL_REGION, OWL_ACCOUNT_ID).
+	Region    string
+	AccountID string
+	// ShutdownTimeout bounds how long in-flight invocations may finish on SIGTERM.
+	ShutdownTimeout time.Duration
+	// CodeStorageLimit is the installation's quota of stored code bytes (OWL_CODE_STORAGE_LIMIT).
+	CodeStorageLimit int64
+	// ConcurrencyLimit is the account's concurrent executions limit.
+	ConcurrencyLimit int
+	// IdleTimeout is how long an idle execution environment is kept warm.
+	IdleTimeout time.Duration
+	// SandboxUID and SandboxGID are the identity function code runs as.
+	SandboxUID, SandboxGID int
+	// LogRetention bounds how long function logs are kept.
+	LogRetention time.Duration
+	// LogLevel of Owl's own slog output: debug, info, warn, error.
+	LogLevel string
+	// AccessKeyID, SecretAccessKey and Token are the first credentials
+	// (OWL_ACCESS_KEY_ID, OWL_SECRET_ACCESS_KEY, OWL_TOKEN); those left empty
+	// are generated on first start and stored in the data directory.
+	AccessKeyID, SecretAccessKey, Token string
+}
+
+// Default returns the configuration for a single machine.
+func Default() Config {
+	return Config{
+		Addr:             DefaultAddr,
+		DataDir:          DefaultDataDir(),
+		Region:           "us-east-1",
+		AccountID:        "000000000000",
+		ShutdownTimeout:  30 * time.Second,
+		CodeStorageLimit: 75 << 30,
+		ConcurrencyLimit: 1000,
+		IdleTimeout:      10 * time.Minute,
+		SandboxUID:       993,
+		SandboxGID:       990,
+		LogRetention:     7 * 24 * time.Hour,
+		LogLevel:         "info",
+	}
+}
+
+// DefaultDataDir is OWL_DATA when set, else $HOME/.owl. Client commands use
+// it to find the credentials a local server wrote.
+func DefaultDataDir() string {
+	if d := os.Getenv("OWL_DATA"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".owl"
+	}
+	return filepath.Join(home, ".owl")
+}
+
+// FromEnv applies the OWL_* environment variables on top of c.
+func (c *Config) FromEnv(getenv func(string) string) error {
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	var errs []error
+	num := func(name string, dst *int64) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration (like 30s)", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("OWL_ADDR", &c.Addr)
+	str("OWL_DATA", &c.DataDir)
+	str("OWL_REGION", &c.Region)
+	str("OWL_ACCOUNT_ID", &c.AccountID)
+	str("OWL_LOG_LEVEL", &c.LogLevel)
+	str("OWL_ACCESS_KEY_ID", &c.AccessKeyID)
+	str("OWL_SECRET_ACCESS_KEY", &c.SecretAccessKey)
+	str("OWL_TOKEN", &c.Token)
+	num("OWL_CODE_STORAGE_LIMIT", &c.CodeStorageLimit)
+	dur("OWL_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("OWL_IDLE_TIMEOUT", &c.IdleTimeout)
+	return errors.Join(errs...)
+}
+
+var (
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+)
+
+// Validate fails loudly on any value Owl cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: want HOST:PORT: %w", c.Addr, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data: a data directory is required"))
+	}
+	if !regionRe.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("region %q: want a region name like us-east-1", c.Region))
+	}
+	if !accountRe.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("account id %q: want 12 digits", c.AccountID))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
+	}
+	if c.CodeStorageLimit <= 0 {
+		errs = append(errs, fmt.Errorf("code storage limit %d: must be positive", c.CodeStorageLimit))
+	}
+	if c.ConcurrencyLimit <= 0 {
+		errs = append(errs, fmt.Errorf("concurrency limit %d: must be positive", c.ConcurrencyLimit))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.IdleTimeout))
+	}
+	if c.SandboxUID <= 0 || c.SandboxGID <= 0 {
+		errs = append(errs, fmt.Errorf("sandbox uid/gid %d/%d: function code must not run as root", c.SandboxUID, c.SandboxGID))
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New("credentials: set both OWL_ACCESS_KEY_ID and OWL_SECRET_ACCESS_KEY, or neither"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}

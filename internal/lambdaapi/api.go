@@ -1,0 +1,237 @@
+// Package lambdaapi serves Owl's Lambda-compatible HTTP API (the paths,
+// shapes and errors real AWS clients use) plus Owl's /owl/v1 extensions.
+// Every request is authenticated before it reaches a handler; errors are
+// rendered in one place (writeError).
+package lambdaapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/owl-project/owl/internal/auth"
+	"github.com/owl-project/owl/internal/codezip"
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/worker"
+)
+
+// Payload limits (Lambda's).
+const (
+	MaxSyncPayload = 6291556
+	// maxManagementBody bounds a CreateFunction/UpdateFunctionCode body: a
+	// 50 MB zip in base64 plus the JSON around it.
+	maxManagementBody = 52428800*4/3 + 1<<20
+)
+
+// Invoker runs invocations: the local worker, later a remote one.
+type Invoker interface {
+	Invoke(ctx context.Context, fn registry.Function, req worker.Request) (*worker.Result, error)
+	Retire(name string)
+}
+
+// Options configures the API.
+type Options struct {
+	Region, AccountID string
+	CodeStorageLimit  int64
+	ConcurrencyLimit  int
+	ZipLimits         codezip.Limits
+	Logger            *slog.Logger
+}
+
+// API is the HTTP handler of Owl's API.
+type API struct {
+	opts    Options
+	auth    *auth.Authenticator
+	reg     *registry.Registry
+	invoker Invoker
+	logs    *telemetry.LogStore
+	logger  *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New builds the API handler.
+func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoker, logs *telemetry.LogStore) *API {
+	api := &API{opts: opts, auth: a, reg: reg, invoker: inv, logs: logs, logger: opts.Logger, mux: http.NewServeMux()}
+	api.routes()
+	return api
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
+
+func (a *API) routes() {
+	h := func(pattern string, limit int64, fn handlerFunc) {
+		a.mux.Handle(pattern, a.authenticated(limit, fn))
+	}
+	const fns = "/2015-03-31/functions"
+	h("POST "+fns, maxManagementBody, a.createFunction)
+	h("POST "+fns+"/", maxManagementBody, a.createFunction)
+	h("GET "+fns, 0, a.listFunctions)
+	h("GET "+fns+"/", 0, a.listFunctions)
+	h("GET "+fns+"/{name}", 0, a.getFunction)
+	h("GET "+fns+"/{name}/configuration", 0, a.getFunctionConfiguration)
+	h("PUT "+fns+"/{name}/code", maxManagementBody, a.updateFunctionCode)
+	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
+	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
+	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
+	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
+	h("GET /2016-08-19/account-settings/", 0, a.getAccountSettings)
+	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
+	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
+	h("/", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("x-amzn-RequestId", newRequestID())
+	a.mux.ServeHTTP(w, r)
+}
+
+// errTooLarge marks a request body past its operation's limit.
+var errTooLarge = errors.New("request body too large")
+
+// authenticated reads the body (up to limit bytes; 0 means the request
+// must have none worth reading), authenticates the request, then runs fn.
+func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := readBody(r, limit)
+		if errors.Is(err, errTooLarge) {
+			// Authenticate first so an anonymous client learns nothing.
+			if _, aerr := a.auth.Authenticate(r, nil); aerr != nil && !errors.Is(aerr, auth.ErrInvalidSignature) {
+				a.writeError(w, r, aerr)
+				return
+			}
+			a.writeError(w, r, tooLarge(r, limit))
+			return
+		}
+		if err != nil {
+			a.writeError(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err, "Could not read the request body."))
+			return
+		}
+		if _, err := a.auth.Authenticate(r, body); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if err := fn(w, r, body); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func tooLarge(r *http.Request, limit int64) error {
+	if r.Method == http.MethodPost && len(r.URL.Path) > len("/invocations") && r.URL.Path[len(r.URL.Path)-len("/invocations"):] == "/invocations" {
+		return lambdaerr.New(lambdaerr.RequestTooLarge, "Request must be smaller than %d bytes for the InvokeFunction operation", limit)
+	}
+	return lambdaerr.New(lambdaerr.RequestEntityTooLarge, "Request must be smaller than %d bytes for the operation", limit)
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	defer r.Body.Close()
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	if r.ContentLength > limit {
+		return nil, errTooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, errTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// resolve parses the {name} path value and the Qualifier query parameter
+// and loads the function; only $LATEST exists until versions land.
+func (a *API) resolve(ctx context.Context, r *http.Request) (registry.Function, string, error) {
+	name, q, err := registry.ParseName(r.PathValue("name"))
+	if err != nil {
+		return registry.Function{}, "", err
+	}
+	if qp := r.URL.Query().Get("Qualifier"); qp != "" {
+		if q != "" && q != qp {
+			return registry.Function{}, "", lambdaerr.New(lambdaerr.InvalidParameterValue,
+				"The derived qualifier from the function name does not match the specified qualifier.")
+		}
+		q = qp
+	}
+	fn, err := a.reg.Get(ctx, name)
+	if err != nil {
+		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) && q != "" {
+			return registry.Function{}, "", lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", a.reg.ARN(name, q))
+		}
+		return registry.Function{}, "", err
+	}
+	if q != "" && q != registry.Latest {
+		return registry.Function{}, "", lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", a.reg.ARN(name, q))
+	}
+	return fn, q, nil
+}
+
+func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	fn, _, err := a.resolve(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	limit := 1000
+	if s := r.URL.Query().Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 100000 {
+			return lambdaerr.New(lambdaerr.InvalidParameterValue, "limit must be an integer from 1 to 100000")
+		}
+	}
+	lines, err := a.logs.Tail(r.Context(), fn.Name, limit)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	_, _ = w.Write(b.Bytes())
+	return nil
+}
+
+func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	fn, _, err := a.resolve(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	zip, err := a.reg.Code(r.Context(), fn.CodeSha256Hex)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fn.Name+".zip"))
+	_, _ = w.Write(zip)
+	return nil
+}

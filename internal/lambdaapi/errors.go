@@ -1,0 +1,63 @@
+package lambdaapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/owl-project/owl/internal/auth"
+	"github.com/owl-project/owl/internal/lambdaerr"
+)
+
+// writeError renders any error the way Lambda does: status, the error type
+// in X-Amzn-ErrorType, and a JSON body botocore and aws-sdk-go-v2 parse.
+// This is the only place errors become HTTP.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", ae.Error())
+		writeJSONError(w, ae.HTTPStatus(), ae.Code(), map[string]any{"message": ae.Message()})
+		return
+	}
+	le := lambdaerr.As(err)
+	status := le.Status()
+	if status >= 500 {
+		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body := map[string]any{"Type": "User", "message": le.Message}
+	switch le.Code {
+	case lambdaerr.Validation:
+		body = map[string]any{"message": le.Message}
+	case lambdaerr.ResourceNotFound:
+		body = map[string]any{"Type": "User", "Message": le.Message}
+	case lambdaerr.Service:
+		body["Type"] = "Service"
+	}
+	if le.Reason != "" {
+		body["Reason"] = le.Reason
+	}
+	if le.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(le.RetryAfter))
+	}
+	writeJSONError(w, status, le.Code, body)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code string, body map[string]any) {
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,123 @@
+// Package lambdaerr is Owl's vocabulary of Lambda service errors: the error
+// type names real AWS clients recognise, their HTTP statuses, and one error
+// value any layer (registry, router, API) can return. The API renders them in
+// one place (internal/lambdaapi).
+package lambdaerr
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Codes Owl answers with. The HTTP status of each is in Status.
+const (
+	ResourceNotFound         = "ResourceNotFoundException"
+	ResourceConflict         = "ResourceConflictException"
+	InvalidParameterValue    = "InvalidParameterValueException"
+	InvalidRequestContent    = "InvalidRequestContentException"
+	RequestTooLarge          = "RequestTooLargeException"
+	RequestEntityTooLarge    = "RequestEntityTooLargeException"
+	Validation               = "ValidationException"
+	PreconditionFailed       = "PreconditionFailedException"
+	TooManyRequests          = "TooManyRequestsException"
+	CodeStorageExceeded      = "CodeStorageExceededException"
+	Service                  = "ServiceException"
+	ResourceNotReady         = "ResourceNotReadyException"
+	UnsupportedMediaType     = "UnsupportedMediaTypeException"
+	UnrecognizedClient       = "UnrecognizedClientException"
+	InvalidSignature         = "InvalidSignatureException"
+	MissingAuthenticationTok = "MissingAuthenticationTokenException"
+	UnknownOperation         = "UnknownOperationException"
+)
+
+var statuses = map[string]int{
+	ResourceNotFound:         404,
+	ResourceConflict:         409,
+	InvalidParameterValue:    400,
+	InvalidRequestContent:    400,
+	RequestTooLarge:          413,
+	RequestEntityTooLarge:    413,
+	Validation:               400,
+	PreconditionFailed:       412,
+	TooManyRequests:          429,
+	CodeStorageExceeded:      400,
+	Service:                  500,
+	ResourceNotReady:         502,
+	UnsupportedMediaType:     415,
+	UnrecognizedClient:       403,
+	InvalidSignature:         403,
+	MissingAuthenticationTok: 403,
+	UnknownOperation:         404,
+}
+
+// Error is a Lambda service error.
+type Error struct {
+	Code    string
+	Message string
+	// Reason is set for throttles (TooManyRequestsException's Reason field).
+	Reason string
+	// RetryAfter, in seconds, is sent as Retry-After when positive.
+	RetryAfter int
+	// Err is an underlying cause, kept for logs; never shown to clients.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Status is the HTTP status of e's code (500 for unknown codes).
+func (e *Error) Status() int {
+	if s, ok := statuses[e.Code]; ok {
+		return s
+	}
+	return 500
+}
+
+// New returns an error with a formatted message.
+func New(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error with a message and an underlying cause.
+func Wrap(code string, cause error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// As returns err as a *Error, or a ServiceException wrapping it.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: Service, Message: "An internal error occurred.", Err: err}
+}
+
+// Is reports whether err is a Lambda error with the given code.
+func Is(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// ValidationFailed is the shape of Lambda's ValidationException for one
+// constraint, e.g. ValidationFailed("3000", "timeout", "Member must have value less than or equal to 900").
+func ValidationFailed(value, field, constraint string) *Error {
+	return New(Validation, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", value, field, constraint)
+}
+
+// IntRange checks lo <= v <= hi with Lambda's validation message.
+func IntRange(v int, field string, lo, hi int) error {
+	if v < lo {
+		return ValidationFailed(strconv.Itoa(v), field, "Member must have value greater than or equal to "+strconv.Itoa(lo))
+	}
+	if v > hi {
+		return ValidationFailed(strconv.Itoa(v), field, "Member must have value less than or equal to "+strconv.Itoa(hi))
+	}
+	return nil
+}

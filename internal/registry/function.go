@@ -1,0 +1,170 @@
+package registry
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/runtimes"
+)
+
+// Latest is the mutable version every function has.
+const Latest = "$LATEST"
+
+// Function is one function's $LATEST configuration as stored in the
+// functions bucket. Code lives in the object store under CodeSha256Hex.
+type Function struct {
+	Name             string            `json:"name"`
+	Runtime          string            `json:"runtime"`
+	Handler          string            `json:"handler"`
+	Role             string            `json:"role"`
+	Description      string            `json:"description"`
+	MemorySize       int               `json:"memory_size"`
+	Timeout          int               `json:"timeout"`
+	EphemeralStorage int               `json:"ephemeral_storage"`
+	Environment      map[string]string `json:"environment,omitempty"`
+	Architectures    []string          `json:"architectures"`
+	PackageType      string            `json:"package_type"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	CodeSha256Hex    string            `json:"code_sha256"`
+	CodeSize         int64             `json:"code_size"`
+	LastModified     time.Time         `json:"last_modified"`
+	RevisionID       string            `json:"revision_id"`
+	Version          string            `json:"version"`
+}
+
+// Limits Owl enforces on a function's configuration (Lambda's numbers).
+const (
+	MinMemory, MaxMemory   = 128, 10240
+	MinTimeout, MaxTimeout = 1, 900
+	MinTmp, MaxTmp         = 512, 10240
+	MaxEnvBytes            = 4096
+	MaxNameLen             = 64
+	MaxDescriptionLen      = 256
+)
+
+var (
+	nameRe   = regexp.MustCompile(`^[a-zA-Z0-9-_]+$`)
+	envKeyRe = regexp.MustCompile(`^[a-zA-Z]([a-zA-Z0-9_])+$`)
+	// reservedEnv are variables the platform sets; Lambda refuses them too.
+	reservedEnv = []string{"_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
+		"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+		"AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+		"AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+		"AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
+)
+
+// ValidateName checks a bare function name.
+func ValidateName(name string) error {
+	if name == "" || len(name) > MaxNameLen || !nameRe.MatchString(name) {
+		return badName(name)
+	}
+	return nil
+}
+
+func badName(v string) error {
+	return lambdaerr.ValidationFailed(v, "functionName",
+		`Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`)
+}
+
+// Validate checks every configurable field of f, returning Lambda's error
+// for the first problem.
+func (f *Function) Validate() error {
+	if err := ValidateName(f.Name); err != nil {
+		return err
+	}
+	if _, ok := runtimes.Lookup(f.Runtime); !ok {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [%s] or be a valid ARN",
+			f.Runtime, strings.Join(runtimes.IDs(), ", "))
+	}
+	if f.Handler == "" || len(f.Handler) > 128 || strings.ContainsAny(f.Handler, " \t\r\n") {
+		return lambdaerr.ValidationFailed(f.Handler, "handler", "Member must satisfy regular expression pattern: [^\\s]+")
+	}
+	if err := lambdaerr.IntRange(f.MemorySize, "memorySize", MinMemory, MaxMemory); err != nil {
+		return err
+	}
+	if err := lambdaerr.IntRange(f.Timeout, "timeout", MinTimeout, MaxTimeout); err != nil {
+		return err
+	}
+	if err := lambdaerr.IntRange(f.EphemeralStorage, "ephemeralStorage.size", MinTmp, MaxTmp); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(f.Description) > MaxDescriptionLen {
+		return lambdaerr.ValidationFailed(f.Description, "description", "Member must have length less than or equal to 256")
+	}
+	return validateEnv(f.Environment)
+}
+
+func validateEnv(env map[string]string) error {
+	size := 0
+	for k, v := range env {
+		if !envKeyRe.MatchString(k) {
+			return lambdaerr.ValidationFailed(k, "environment.variables", "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+")
+		}
+		for _, r := range reservedEnv {
+			if k == r {
+				return lambdaerr.New(lambdaerr.InvalidParameterValue,
+					"Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", k)
+			}
+		}
+		size += len(k) + len(v)
+	}
+	if size > MaxEnvBytes {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: %d bytes", size)
+	}
+	return nil
+}
+
+// ARN returns the function's ARN, with a qualifier when q is not empty.
+func ARN(region, account, name, q string) string {
+	arn := fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", region, account, name)
+	if q != "" {
+		arn += ":" + q
+	}
+	return arn
+}
+
+// ParseName splits the FunctionName forms Lambda accepts — name,
+// name:qualifier, full ARN and partial ARN (account:function:name), each
+// optionally qualified — into name and qualifier.
+func ParseName(s string) (name, qualifier string, err error) {
+	orig := s
+	if strings.HasPrefix(s, "arn:") {
+		parts := strings.Split(s, ":")
+		// arn:aws:lambda:region:account:function:name[:qualifier]
+		if len(parts) < 7 || len(parts) > 8 || parts[2] != "lambda" || parts[5] != "function" {
+			return "", "", badName(orig)
+		}
+		name = parts[6]
+		if len(parts) == 8 {
+			qualifier = parts[7]
+		}
+	} else {
+		parts := strings.Split(s, ":")
+		switch {
+		case len(parts) == 1:
+			name = parts[0]
+		case len(parts) == 2:
+			name, qualifier = parts[0], parts[1]
+		case (len(parts) == 3 || len(parts) == 4) && parts[1] == "function":
+			name = parts[2]
+			if len(parts) == 4 {
+				qualifier = parts[3]
+			}
+		default:
+			return "", "", badName(orig)
+		}
+	}
+	if ValidateName(name) != nil {
+		return "", "", badName(orig)
+	}
+	if qualifier != "" && qualifier != Latest && !nameRe.MatchString(qualifier) {
+		return "", "", lambdaerr.ValidationFailed(orig, "qualifier", "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)")
+	}
+	return name, qualifier, nil
+}

@@ -1,0 +1,314 @@
+// Package registry owns Owl's function definitions and their code: each
+// function's configuration lives in a NATS KV bucket (revisioned, so updates
+// are optimistic and RevisionId checks are exact) and code zips live in the
+// NATS Object Store, content-addressed by sha256.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
+)
+
+const (
+	functionsBucket = "owl_functions"
+	codeBucket      = "owl_code"
+	fnPrefix        = "fn."
+)
+
+// Options configures a Registry.
+type Options struct {
+	Region, AccountID string
+	// CodeStorageLimit is the installation's quota of stored code bytes.
+	CodeStorageLimit int64
+	Logger           *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Registry stores functions and code in JetStream.
+type Registry struct {
+	opts Options
+	kv   jetstream.KeyValue
+	code jetstream.ObjectStore
+}
+
+// Open creates (or opens) the buckets.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: functionsBucket, Description: "Owl function configurations", History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening KV bucket %s: %w", functionsBucket, err)
+	}
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: codeBucket, Description: "Owl function code zips by sha256", Compression: false,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening object store %s: %w", codeBucket, err)
+	}
+	return &Registry{opts: opts, kv: kv, code: obs}, nil
+}
+
+// ARN returns the ARN of a function of this installation.
+func (r *Registry) ARN(name, qualifier string) string {
+	return ARN(r.opts.Region, r.opts.AccountID, name, qualifier)
+}
+
+func (r *Registry) notFound(name string) error {
+	return lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", r.ARN(name, ""))
+}
+
+// Get returns a function's $LATEST configuration.
+func (r *Registry) Get(ctx context.Context, name string) (Function, error) {
+	f, _, err := r.get(ctx, name)
+	return f, err
+}
+
+func (r *Registry) get(ctx context.Context, name string) (Function, uint64, error) {
+	e, err := r.kv.Get(ctx, fnPrefix+name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Function{}, 0, r.notFound(name)
+	}
+	if err != nil {
+		return Function{}, 0, fmt.Errorf("reading function %s: %w", name, err)
+	}
+	var f Function
+	if err := json.Unmarshal(e.Value(), &f); err != nil {
+		return Function{}, 0, fmt.Errorf("decoding function %s: %w", name, err)
+	}
+	return f, e.Revision(), nil
+}
+
+// List returns every function, sorted by name.
+func (r *Registry) List(ctx context.Context) ([]Function, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing functions: %w", err)
+	}
+	var names []string
+	for k := range lister.Keys() {
+		names = append(names, k[len(fnPrefix):])
+	}
+	sort.Strings(names)
+	fns := make([]Function, 0, len(names))
+	for _, n := range names {
+		f, err := r.Get(ctx, n)
+		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		fns = append(fns, f)
+	}
+	return fns, nil
+}
+
+// Create stores a new function with its (already validated) code zip.
+func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function, error) {
+	if err := f.Validate(); err != nil {
+		return Function{}, err
+	}
+	if _, _, err := r.get(ctx, f.Name); err == nil {
+		return Function{}, lambdaerr.New(lambdaerr.ResourceConflict, "Function already exist: %s", f.Name)
+	}
+	if err := r.putCode(ctx, &f, zip); err != nil {
+		return Function{}, err
+	}
+	f.Version = Latest
+	f.LastModified = r.opts.Now().UTC()
+	f.RevisionID = newRevisionID()
+	data, err := json.Marshal(f)
+	if err != nil {
+		return Function{}, fmt.Errorf("encoding function %s: %w", f.Name, err)
+	}
+	if _, err := r.kv.Create(ctx, fnPrefix+f.Name, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return Function{}, lambdaerr.New(lambdaerr.ResourceConflict, "Function already exist: %s", f.Name)
+		}
+		return Function{}, fmt.Errorf("storing function %s: %w", f.Name, err)
+	}
+	return f, nil
+}
+
+// Update applies change to the function's $LATEST configuration. When
+// revisionID is not empty it must match the stored RevisionId. zip, when
+// not nil, replaces the code. The write is a compare-and-set on the KV
+// revision: a concurrent update gets ResourceConflictException.
+func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []byte, change func(*Function)) (Function, error) {
+	f, rev, err := r.get(ctx, name)
+	if err != nil {
+		return Function{}, err
+	}
+	if revisionID != "" && revisionID != f.RevisionID {
+		return Function{}, lambdaerr.New(lambdaerr.PreconditionFailed,
+			"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+	}
+	oldSha := f.CodeSha256Hex
+	if change != nil {
+		change(&f)
+	}
+	if err := f.Validate(); err != nil {
+		return Function{}, err
+	}
+	if zip != nil {
+		if err := r.putCode(ctx, &f, zip); err != nil {
+			return Function{}, err
+		}
+	}
+	f.LastModified = r.opts.Now().UTC()
+	f.RevisionID = newRevisionID()
+	data, err := json.Marshal(f)
+	if err != nil {
+		return Function{}, fmt.Errorf("encoding function %s: %w", name, err)
+	}
+	if _, err := r.kv.Update(ctx, fnPrefix+name, data, rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return Function{}, r.notFound(name)
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return Function{}, lambdaerr.New(lambdaerr.ResourceConflict,
+				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(name, ""))
+		}
+		return Function{}, fmt.Errorf("updating function %s: %w", name, err)
+	}
+	if zip != nil && oldSha != f.CodeSha256Hex {
+		r.collectCode(ctx, oldSha)
+	}
+	return f, nil
+}
+
+// Delete removes a function and, when no other function uses it, its code.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	f, rev, err := r.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := r.kv.Delete(ctx, fnPrefix+name, jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("deleting function %s: %w", name, err)
+	}
+	r.collectCode(ctx, f.CodeSha256Hex)
+	return nil
+}
+
+// Code returns the zip with the given hex sha256.
+func (r *Registry) Code(ctx context.Context, shaHex string) ([]byte, error) {
+	b, err := r.code.GetBytes(ctx, shaHex)
+	if err != nil {
+		return nil, fmt.Errorf("reading code %s: %w", shaHex, err)
+	}
+	return b, nil
+}
+
+// CodeStorageUsed is the total size of stored code zips.
+func (r *Registry) CodeStorageUsed(ctx context.Context) (int64, error) {
+	infos, err := r.code.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing code: %w", err)
+	}
+	var total int64
+	for _, in := range infos {
+		total += int64(in.Size)
+	}
+	return total, nil
+}
+
+// putCode stores zip (unless identical code is stored) and records its
+// digest and size in f, enforcing the installation's storage quota.
+func (r *Registry) putCode(ctx context.Context, f *Function, zip []byte) error {
+	sum := sha256.Sum256(zip)
+	shaHex := hex.EncodeToString(sum[:])
+	f.CodeSha256Hex, f.CodeSize = shaHex, int64(len(zip))
+	if _, err := r.code.GetInfo(ctx, shaHex); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("looking up code %s: %w", shaHex, err)
+	}
+	used, err := r.CodeStorageUsed(ctx)
+	if err != nil {
+		return err
+	}
+	if used+int64(len(zip)) > r.opts.CodeStorageLimit {
+		return lambdaerr.New(lambdaerr.CodeStorageExceeded,
+			"Code storage limit exceeded. The installation stores %d of %d bytes; this package needs %d more.",
+			used, r.opts.CodeStorageLimit, len(zip))
+	}
+	if _, err := r.code.Put(ctx, jetstream.ObjectMeta{Name: shaHex}, bytes.NewReader(zip)); err != nil {
+		return fmt.Errorf("storing code %s: %w", shaHex, err)
+	}
+	return nil
+}
+
+// collectCode deletes a code object no function references any more.
+// Failure only leaks storage, so it is logged, not returned.
+func (r *Registry) collectCode(ctx context.Context, shaHex string) {
+	fns, err := r.List(ctx)
+	if err != nil {
+		r.opts.Logger.Warn("code GC: listing functions", "err", err)
+		return
+	}
+	for _, f := range fns {
+		if f.CodeSha256Hex == shaHex {
+			return
+		}
+	}
+	if err := r.code.Delete(ctx, shaHex); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		r.opts.Logger.Warn("code GC: deleting", "sha256", shaHex, "err", err)
+	}
+}
+
+// Watch calls fn with the name of every function that is updated or
+// deleted after the call, until ctx ends. Workers use it to retire
+// execution environments of stale configurations on every node.
+func (r *Registry) Watch(ctx context.Context, fn func(name string)) error {
+	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watching functions: %w", err)
+	}
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					fn(e.Key()[len(fnPrefix):])
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func newRevisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,386 @@
+package runtimeapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// DefaultMaxResponseBytes is Lambda's limit on a synchronous response
+// payload, and the default of Config.MaxResponseBytes.
+const DefaultMaxResponseBytes = 6291556
+
+// Error types this package puts in an Outcome or InitError of its own accord.
+const (
+	// ErrorTypeUnhandled is the type of an /error post that names none.
+	ErrorTypeUnhandled = "Unhandled"
+	// ErrorTypeResponseSizeTooLarge is the outcome of a result body above
+	// Config.MaxResponseBytes.
+	ErrorTypeResponseSizeTooLarge = "Function.ResponseSizeTooLarge"
+	// ErrorTypeRuntimeUnknown is the type of an /init/error post that names none.
+	ErrorTypeRuntimeUnknown = "Runtime.Unknown"
+)
+
+var (
+	// ErrClosed is returned by Invoke and WaitReady after Close.
+	ErrClosed = errors.New("runtimeapi: server closed")
+	// ErrBusy is returned by Invoke while another invocation is in progress,
+	// or while an abandoned one is still running in the runtime.
+	ErrBusy = errors.New("runtimeapi: an invocation is already in progress")
+)
+
+// Config is the configuration of one Server. The zero value is valid.
+type Config struct {
+	// MaxResponseBytes caps the body of /response, /error and /init/error
+	// posts. Zero means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+}
+
+// Validate reports a setting out of range.
+func (c Config) Validate() error {
+	if c.MaxResponseBytes < 0 {
+		return fmt.Errorf("runtimeapi: MaxResponseBytes must be >= 0 (0 = %d), got %d", DefaultMaxResponseBytes, c.MaxResponseBytes)
+	}
+	return nil
+}
+
+// Invocation is one event handed to the runtime by Invoke.
+type Invocation struct {
+	// RequestID is the Lambda request id; it becomes a path segment, so it
+	// must be non-empty printable ASCII without '/', '?', '#', '%' or space
+	// (a UUID in practice).
+	RequestID string
+	// Deadline is sent as Lambda-Runtime-Deadline-Ms; it must be set.
+	Deadline time.Time
+	// FunctionARN is the invoked (possibly qualified) function ARN.
+	FunctionARN string
+	// TraceID is the X-Ray trace header; may be empty.
+	TraceID string
+	// ClientContext is the decoded client context JSON; may be empty.
+	ClientContext string
+	// CognitoIdentity is the Cognito identity JSON; may be empty.
+	CognitoIdentity string
+	// Payload is the event. The Server does not modify it and drops its
+	// reference once the runtime has taken it.
+	Payload []byte
+}
+
+func (inv *Invocation) validate() error {
+	id := inv.RequestID
+	if id == "" {
+		return errors.New("runtimeapi: invocation has no RequestID")
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '%' {
+			return fmt.Errorf("runtimeapi: RequestID %q is not a valid path segment", id)
+		}
+	}
+	if inv.Deadline.IsZero() {
+		return fmt.Errorf("runtimeapi: invocation %s has no Deadline", id)
+	}
+	return nil
+}
+
+// Outcome is what the runtime posted for an invocation.
+type Outcome struct {
+	// Payload is the /response body or the error object of the invocation:
+	// the /error body, the decoded Lambda-Runtime-Function-Error-Body
+	// trailer, or one made by this package (ResponseSizeTooLarge). It is
+	// owned by the caller.
+	Payload []byte
+	// ErrorType is empty on success. On error it is the
+	// Lambda-Runtime-Function-Error-Type trailer, else the header of that
+	// name, else the errorType field of the JSON body, else "Unhandled".
+	ErrorType string
+	// IsError is true when the invocation failed.
+	IsError bool
+}
+
+// InitError is returned by WaitReady (and by Invoke) when the runtime posted
+// /runtime/init/error.
+type InitError struct {
+	// Type is the Lambda-Runtime-Function-Error-Type header, else the
+	// errorType of the body, else "Runtime.Unknown".
+	Type string
+	// Message is the errorMessage of the body, if any.
+	Message string
+	// Body is the body as posted.
+	Body []byte
+}
+
+func (e *InitError) Error() string {
+	if e.Message == "" {
+		return "runtime init failed: " + e.Type
+	}
+	return "runtime init failed: " + e.Type + ": " + e.Message
+}
+
+// phase is the environment's init state.
+type phase uint8
+
+const (
+	phaseInit       phase = iota // the runtime has not called /next yet
+	phaseReady                   // it has: init is done
+	phaseInitFailed              // it posted /init/error
+)
+
+// invState is the state of the current invocation. Allowed transitions,
+// all under Server.mu:
+//
+//	invNone      → invQueued     Invoke, no /next parked
+//	invNone      → invDelivered  Invoke hands the event to the parked /next
+//	invQueued    → invDelivered  /next takes the queued event
+//	invQueued    → invNone       Invoke's ctx ends, or init fails
+//	invDelivered → invReceiving  /response or /error of the id starts
+//	invReceiving → invDelivered  its body could not be read (the runtime may retry)
+//	invReceiving → invNone       its body was read: the outcome is final
+//	invDelivered → invQueued     the /next it was handed to hung up before taking it
+type invState uint8
+
+const (
+	invNone invState = iota
+	invQueued
+	invDelivered
+	invReceiving
+)
+
+// Server is the Runtime API server of one execution environment. Create it
+// with New, run Serve on the environment's listener, and call Close when the
+// environment is destroyed.
+type Server struct {
+	log          *slog.Logger
+	maxBody      int64
+	tooLargeBody []byte // the Outcome.Payload of ErrorTypeResponseSizeTooLarge
+	tooLargeMsg  string
+	http         *http.Server
+
+	// Channels are made by New and never replaced.
+	closed     chan struct{}   // closed by Close
+	initDone   chan struct{}   // closed at the first /next or at /init/error
+	initFailed chan struct{}   // closed at /init/error
+	wake       chan Invocation // Invoke → the parked /next; cap 1
+	done       chan Outcome    // result handler → Invoke; cap 1, empty between invocations
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu       sync.Mutex
+	idle     sync.Cond  // on mu; signalled when handlers and serving drop to 0 after Close
+	isClosed bool       // guarded by mu
+	handlers int        // guarded by mu: running HTTP handlers
+	serving  int        // guarded by mu: running Serve calls
+	phase    phase      // guarded by mu
+	initErr  *InitError // guarded by mu; immutable once initFailed is closed
+	parked   bool       // guarded by mu: a /next waits on wake
+	state    invState   // guarded by mu
+	id       string     // guarded by mu: request id of the current invocation (state != invNone)
+	inv      Invocation // guarded by mu: the queued event (state == invQueued)
+	// abandoned is set when Invoke gave up on a delivered invocation: its
+	// result is accepted and discarded. Guarded by mu.
+	abandoned bool
+	lastID    string // guarded by mu: id of the last finished invocation
+}
+
+// New returns a Server. logger may be nil.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	maxBody := cfg.MaxResponseBytes
+	if maxBody == 0 {
+		maxBody = DefaultMaxResponseBytes
+	}
+	s := &Server{
+		log:        logger,
+		maxBody:    maxBody,
+		closed:     make(chan struct{}),
+		initDone:   make(chan struct{}),
+		initFailed: make(chan struct{}),
+		wake:       make(chan Invocation, 1),
+		done:       make(chan Outcome, 1),
+	}
+	s.idle.L = &s.mu
+	s.tooLargeMsg = "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(maxBody, 10) + " bytes)."
+	s.tooLargeBody = errorJSON(s.tooLargeMsg, ErrorTypeResponseSizeTooLarge)
+	s.http = &http.Server{
+		Handler:                      http.HandlerFunc(s.serveHTTP),
+		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		DisableGeneralOptionsHandler: true,
+		// No read, write or idle timeouts: /next is a long poll without a
+		// deadline, and a runtime keeps its connection for its whole life.
+	}
+	return s, nil
+}
+
+// Serve accepts runtime connections on ln until Close, then returns nil. It
+// closes ln. It may be called before or after WaitReady/Invoke; calling it
+// after Close returns ErrClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.isClosed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	s.serving++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.serving--
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	}()
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the listener and all connections, makes pending and future
+// Invoke and WaitReady calls return ErrClosed, and waits until Serve and
+// every handler have returned. It is idempotent; every call returns the
+// first call's error.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.isClosed = true
+		close(s.closed)
+		s.mu.Unlock()
+		// Parked /next handlers leave on s.closed; handlers reading a body
+		// leave when their connection is closed here.
+		s.closeErr = s.http.Close()
+		s.mu.Lock()
+		for s.handlers > 0 || s.serving > 0 {
+			s.idle.Wait()
+		}
+		s.mu.Unlock()
+	})
+	return s.closeErr
+}
+
+// WaitReady returns nil once the runtime has finished init, that is made its
+// first /next request; an *InitError if it posted /runtime/init/error
+// instead; ctx.Err() if ctx ends first; ErrClosed after Close. A runtime
+// that exits during init is the caller's to notice (Runtime.ExitError).
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.initDone:
+		return s.initResult()
+	default:
+	}
+	select {
+	case <-s.initDone:
+		return s.initResult()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return ErrClosed
+	}
+}
+
+// initResult is the outcome of init; call it only after initDone is closed.
+func (s *Server) initResult() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.initErr != nil {
+		return s.initErr
+	}
+	return nil
+}
+
+// Invoke hands inv to the runtime — to its parked /next request, or to the
+// next one it makes (also before WaitReady returned) — and waits for the
+// /response or /error posted for inv.RequestID.
+//
+// It returns the Outcome, nil; or ctx.Err() when ctx ends first (see the
+// package documentation for the state it leaves); ErrBusy while another
+// invocation is in progress; an *InitError if the runtime's init failed;
+// ErrClosed after Close; or an error for an invalid inv.
+func (s *Server) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
+	if err := inv.validate(); err != nil {
+		return Outcome{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Outcome{}, err
+	}
+	s.mu.Lock()
+	switch {
+	case s.isClosed:
+		s.mu.Unlock()
+		return Outcome{}, ErrClosed
+	case s.phase == phaseInitFailed:
+		err := s.initErr
+		s.mu.Unlock()
+		return Outcome{}, err
+	case s.state != invNone:
+		s.mu.Unlock()
+		return Outcome{}, ErrBusy
+	}
+	s.id = inv.RequestID
+	s.abandoned = false
+	if s.parked {
+		s.parked = false
+		s.state = invDelivered
+		s.wake <- inv // never blocks: cap 1, and only one /next parks at a time
+	} else {
+		s.state = invQueued
+		s.inv = inv
+	}
+	s.mu.Unlock()
+
+	select {
+	case out := <-s.done:
+		return out, nil
+	case <-ctx.Done():
+		return s.abandon(ctx.Err())
+	case <-s.initFailed:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.state == invQueued {
+			s.state, s.inv, s.id = invNone, Invocation{}, ""
+		}
+		return Outcome{}, s.initErr
+	case <-s.closed:
+		return Outcome{}, ErrClosed
+	}
+}
+
+// abandon is Invoke giving up on the current invocation because of err.
+func (s *Server) abandon(err error) (Outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The result may have been posted while we were waking up: the
+	// invocation is complete, so report it rather than waste it.
+	select {
+	case out := <-s.done:
+		return out, nil
+	default:
+	}
+	switch s.state {
+	case invQueued: // the runtime never saw it: withdraw it
+		s.state, s.inv, s.id = invNone, Invocation{}, ""
+	case invDelivered, invReceiving:
+		s.abandoned = true
+	}
+	return Outcome{}, err
+}
+
+// finish makes out the outcome of invocation id, which is in invReceiving.
+func (s *Server) finish(id string, out Outcome) {
+	s.mu.Lock()
+	if !s.abandoned {
+		s.done <- out // never blocks: cap 1, drained by Invoke or abandon
+	}
+	s.state, s.id, s.abandoned, s.lastID = invNone, "", false, id
+	s.mu.Unlock()
+}

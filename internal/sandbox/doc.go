@@ -1,0 +1,66 @@
+// Package sandbox runs function runtimes in Linux sandboxes.
+//
+// A sandbox is one process tree — the runtime (e.g. /var/task/bootstrap)
+// and whatever it starts — that cannot see the host or other sandboxes:
+//
+//   - namespaces: own mount, pid, ipc, uts and network namespaces. The
+//     network namespace has only loopback, brought up by Owl. The Runtime
+//     API listener (Sandbox.Listener, 127.0.0.1:9001 by default) is created
+//     inside it from Owl — setns on a locked OS thread, listen, switch back —
+//     so only that sandbox can reach it, and Owl serves it.
+//   - filesystem: a fresh read-only tmpfs root holding read-only, nosuid
+//     bind mounts of the host's /usr and /etc (and /bin, /sbin, /lib, /lib64,
+//     or their merged-usr symlinks), /var/task (the code, read-only), an
+//     empty /opt, a /tmp tmpfs of Spec.TmpMB, a fresh /proc and a minimal /dev
+//     (null, zero, full, random, urandom, fd links, a small /dev/shm). All
+//     mounts happen inside the sandbox's private mount namespace after
+//     pivot_root: the host never sees them and they vanish with the sandbox.
+//   - identity: a non-root uid/gid (993:990 by default), no supplementary
+//     groups, hostname "owl", working directory /var/task, environment
+//     exactly Spec.Env.
+//   - cgroup (v2, or the v1 controllers on v1/hybrid hosts, detected at run
+//     time) under owl/<Config.Instance>/<Spec.ID>: memory limit without
+//     swap, a pids limit, a CPU weight proportional to memory (1769 MB = one
+//     CPU) and the freezer (Freeze/Thaw).
+//
+// # Lifecycle
+//
+// Manager.Create → run → Sandbox.Destroy:
+//
+//  1. Create makes the cgroup and re-executes the owl binary
+//     (/proc/self/exe, argv[0] "owl-sandbox-init") with the new namespaces;
+//     that is why main, and the TestMain of every package whose tests create
+//     sandboxes, must call MaybeRunInit first thing.
+//  2. The init (pid 1 of the new pid namespace) reads its config from a
+//     socket, builds the mounts, pivots into the new root, sets hostname and
+//     identity, re-arms the parent-death signal (SIGKILL if Owl dies) and
+//     reports ready. Meanwhile Owl puts it in the cgroup (v1; on v2 it was
+//     cloned into it) and creates the Runtime API listener in its network
+//     namespace.
+//  3. Owl sends "go"; the init execs the entrypoint with only fds 0-2 open.
+//     Create returns once exec succeeded; init failures come back as errors
+//     naming the step ("sandbox f1: mounting /tmp: ..."), exec failures wrap
+//     ErrInvalidEntrypoint.
+//  4. The caller serves Listener, reads Output (stdout and stderr, one pipe)
+//     and may Freeze/Thaw. Done is closed when pid 1 exits; ExitError,
+//     OOMKilled and MaxMemoryBytes tell how it went.
+//  5. Destroy kills pid 1 (the kernel then kills the whole pid namespace),
+//     kills anything else left in the cgroup, waits, closes the listener and
+//     the output and removes the cgroup. Manager.Close destroys all live
+//     sandboxes; Manager.CleanupStale removes what a crashed Owl left.
+//
+// The entrypoint is pid 1 of its pid namespace. So: signals it has no
+// handler for (SIGTERM, SIGINT) are ignored — only SIGKILL from Owl works;
+// orphaned grandchildren are reparented to it, and zombies stay until it
+// reaps them or the sandbox dies; and when it exits, everything else in the
+// sandbox is killed. Lambda runtimes are fine with this; a tiny reaper as
+// pid 1 would be the fix if one is not.
+//
+// # Not isolated yet
+//
+// The next step hardens the process itself: no seccomp filter, capability
+// bounding set or no_new_privs yet (the uid is non-root, so effective
+// capabilities are empty, and the bind mounts are nosuid), no rlimits, no
+// masked or read-only /proc and /sys paths, no user namespace, and /etc is
+// the host's whole /etc rather than a minimal subset.
+package sandbox

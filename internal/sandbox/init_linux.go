@@ -1,0 +1,408 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parent (Manager.Create) and the in-sandbox init talk over a unix
+// stream socket, the init's fd 3, in frames of [kind byte][uint32 length]
+// [payload]:
+//
+//	parent → init   frameConfig  initConfig as JSON
+//	init → parent   frameReady   setup done; or frameFailed + initFailure
+//	parent → init   frameGo      the cgroup and the Runtime API listener exist
+//	init → parent   EOF          exec succeeded (fd 3 is close-on-exec);
+//	                             or frameExecFailed + initFailure
+//
+// EOF from the parent at any point means "give up": the init exits.
+const (
+	frameConfig     = 'c'
+	frameReady      = 'r'
+	frameFailed     = 'e'
+	frameGo         = 'g'
+	frameExecFailed = 'x'
+
+	initSyncFD   = 3
+	maxFrameSize = 1 << 20
+)
+
+// initConfig is what the init needs to build the sandbox; plain data.
+type initConfig struct {
+	Root     string   `json:"root"` // host mount point for the root tmpfs
+	CodeDir  string   `json:"code_dir"`
+	Argv     []string `json:"argv"`
+	Env      []string `json:"env"`
+	TmpMB    int      `json:"tmp_mb"`
+	UID      int      `json:"uid"`
+	GID      int      `json:"gid"`
+	Hostname string   `json:"hostname"`
+}
+
+// initFailure carries an init error across the process boundary, keeping
+// the errno so that errors.Is works in the parent.
+type initFailure struct {
+	Msg   string `json:"msg"`
+	Errno int    `json:"errno,omitempty"`
+}
+
+// initError is an initFailure on the parent side.
+type initError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *initError) Error() string { return e.msg }
+
+func (e *initError) Unwrap() error {
+	if e.errno == 0 {
+		return nil
+	}
+	return e.errno
+}
+
+func writeFrame(w io.Writer, kind byte, payload []byte) error {
+	buf := make([]byte, 5+len(payload))
+	buf[0] = kind
+	binary.BigEndian.PutUint32(buf[1:5], uint32(len(payload)))
+	copy(buf[5:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// readFrame reads one frame; io.EOF only when the peer closed cleanly
+// between frames.
+func readFrame(r io.Reader) (kind byte, payload []byte, err error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrameSize {
+		return 0, nil, fmt.Errorf("frame of %d bytes exceeds %d", n, maxFrameSize)
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, fmt.Errorf("reading frame: %w", err)
+	}
+	return hdr[0], payload, nil
+}
+
+// rawFD is a blocking fd without the os.File poller (the init is one
+// thread doing one thing at a time).
+type rawFD int
+
+func (fd rawFD) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 && len(p) > 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (fd rawFD) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := unix.Write(int(fd), p[written:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+		written += n
+	}
+	return written, nil
+}
+
+// MaybeRunInit runs the in-sandbox init and never returns when the process
+// was started as one (os.Args[0] == "owl-sandbox-init"); otherwise it
+// returns immediately. The owl main and every TestMain of a package whose
+// tests create sandboxes must call it first thing: the Manager re-executes
+// /proc/self/exe as the init (runc's pattern).
+//
+// The init runs as pid 1 of the new namespaces: it reads its config from
+// the parent, builds the mounts, sets hostname and identity, reports
+// readiness, waits for the parent's go-ahead and execs the entrypoint,
+// which then is pid 1. Failures are reported to the parent (Create returns
+// them) and the init exits non-zero with a message on stderr.
+func MaybeRunInit() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	// All credential, prctl and exec calls must happen on one thread.
+	runtime.LockOSThread()
+	if err := runInit(rawFD(initSyncFD)); err != nil {
+		os.Stderr.WriteString(initArg0 + ": " + err.Error() + "\n")
+	}
+	os.Exit(1)
+}
+
+// runInit returns only on failure.
+func runInit(sync rawFD) error {
+	kind, payload, err := readFrame(sync)
+	if err != nil || kind != frameConfig {
+		return fmt.Errorf("must be started by owl: reading config from fd %d: %v (kind %q)", initSyncFD, err, kind)
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(payload, &cfg); err != nil {
+		return reportFailure(sync, frameFailed, fmt.Errorf("decoding config: %w", err))
+	}
+	if err := setupSandbox(&cfg); err != nil {
+		return reportFailure(sync, frameFailed, err)
+	}
+	if err := writeFrame(sync, frameReady, nil); err != nil {
+		return fmt.Errorf("reporting ready: %w", err)
+	}
+	// The parent now has put us in the cgroup and made the listener.
+	if kind, _, err := readFrame(sync); err != nil || kind != frameGo {
+		return fmt.Errorf("parent gave up before go: %v", err)
+	}
+	closeExtraFDsOnExec()
+	err = unix.Exec(cfg.Argv[0], cfg.Argv, cfg.Env)
+	return reportFailure(sync, frameExecFailed, fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
+}
+
+func reportFailure(sync rawFD, kind byte, err error) error {
+	f := initFailure{Msg: err.Error()}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		f.Errno = int(errno)
+	}
+	b, _ := json.Marshal(f)
+	_ = writeFrame(sync, kind, b)
+	return err
+}
+
+// hostRuntimeDirs are bound read-only into every sandbox (symlinks on
+// merged-usr hosts are recreated instead; missing ones are skipped).
+var hostRuntimeDirs = [...]string{"usr", "etc", "bin", "sbin", "lib", "lib64"}
+
+// devNodes are bound from the host's /dev.
+var devNodes = [...]string{"null", "zero", "full", "random", "urandom"}
+
+const (
+	rootTmpfsOpts = "mode=755,size=1m,nr_inodes=256"
+	devTmpfsOpts  = "mode=755,size=64k,nr_inodes=64"
+	shmTmpfsOpts  = "mode=1777,size=64m"
+)
+
+// setupSandbox runs in the init, in its fresh mount/pid/uts/ipc/net
+// namespaces, as root. Everything it mounts lives only in the private mount
+// namespace and disappears with it.
+func setupSandbox(cfg *initConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	root := cfg.Root
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, rootTmpfsOpts); err != nil {
+		return fmt.Errorf("mounting root tmpfs on %s: %w", root, err)
+	}
+	for _, name := range hostRuntimeDirs {
+		if err := addHostDir(root, name); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"var", "var/task", "opt", "tmp", "proc", "dev"} {
+		if err := unix.Mkdir(root+"/"+d, 0o755); err != nil {
+			return fmt.Errorf("creating /%s: %w", d, err)
+		}
+	}
+	if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
+		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
+	}
+	tmpOpts := "mode=1777,size=" + strconv.Itoa(cfg.TmpMB) + "m"
+	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
+		return fmt.Errorf("mounting /tmp: %w", err)
+	}
+	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	if err := setupDev(root + "/dev"); err != nil {
+		return err
+	}
+	if err := pivotRoot(root); err != nil {
+		return err
+	}
+	// /opt stays an empty directory of the read-only root (layers later).
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("remounting / read-only: %w", err)
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("setting hostname: %w", err)
+	}
+	return setIdentity(cfg)
+}
+
+// addHostDir mirrors host /<name> into the new root.
+func addHostDir(root, name string) error {
+	host := "/" + name
+	var st unix.Stat_t
+	if err := unix.Lstat(host, &st); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return fmt.Errorf("inspecting host %s: %w", host, err)
+	}
+	dst := root + "/" + name
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := os.Readlink(host)
+		if err != nil {
+			return fmt.Errorf("reading host symlink %s: %w", host, err)
+		}
+		if err := unix.Symlink(target, dst); err != nil {
+			return fmt.Errorf("creating symlink /%s -> %s: %w", name, target, err)
+		}
+		return nil
+	case unix.S_IFDIR:
+		if err := unix.Mkdir(dst, 0o755); err != nil {
+			return fmt.Errorf("creating /%s: %w", name, err)
+		}
+		if err := bindReadOnly(host, dst); err != nil {
+			return fmt.Errorf("mounting /%s: %w", name, err)
+		}
+		return nil
+	default:
+		return nil
+	}
+}
+
+// bindReadOnly bind-mounts src (with its submounts) on dst, read-only,
+// nosuid and nodev all the way down.
+func bindReadOnly(src, dst string) error {
+	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	err := unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &attr)
+	if err == unix.ENOSYS {
+		// Before Linux 5.12: only the top mount becomes read-only.
+		err = unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+	}
+	if err != nil {
+		return fmt.Errorf("making read-only: %w", err)
+	}
+	return nil
+}
+
+// setupDev builds a minimal /dev: a few host nodes, the fd symlinks and a
+// small /dev/shm. No tty, no pts.
+func setupDev(dev string) error {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, devTmpfsOpts); err != nil {
+		return fmt.Errorf("mounting /dev: %w", err)
+	}
+	for _, n := range devNodes {
+		dst := dev + "/" + n
+		if err := unix.Mknod(dst, unix.S_IFREG|0o666, 0); err != nil {
+			return fmt.Errorf("creating /dev/%s: %w", n, err)
+		}
+		if err := unix.Mount("/dev/"+n, dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("mounting /dev/%s: %w", n, err)
+		}
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "fd"},
+		{"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"},
+		{"/proc/self/fd/2", "stderr"},
+	}
+	for _, l := range links {
+		if err := unix.Symlink(l[0], dev+"/"+l[1]); err != nil {
+			return fmt.Errorf("creating /dev/%s: %w", l[1], err)
+		}
+	}
+	if err := unix.Mkdir(dev+"/shm", 0o1777); err != nil {
+		return fmt.Errorf("creating /dev/shm: %w", err)
+	}
+	if err := unix.Mount("tmpfs", dev+"/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, shmTmpfsOpts); err != nil {
+		return fmt.Errorf("mounting /dev/shm: %w", err)
+	}
+	return nil
+}
+
+// pivotRoot makes root the new / and detaches the old one, without a
+// put_old directory: pivot_root(".", ".") stacks the old root on top of
+// the new one, and the unmount removes it (as runc does).
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("entering new root: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", root, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("entering /: %w", err)
+	}
+	return nil
+}
+
+// setIdentity drops root: no supplementary groups, then gid, then uid
+// (syscall's setters apply to all threads). Changing credentials clears
+// the parent-death signal, so it is set again: if Owl dies, the sandbox
+// dies. The working directory is entered as the function's user.
+func setIdentity(cfg *initConfig) error {
+	if err := syscall.Setgroups([]int{}); err != nil {
+		return fmt.Errorf("clearing supplementary groups: %w", err)
+	}
+	if err := syscall.Setgid(cfg.GID); err != nil {
+		return fmt.Errorf("setting gid %d: %w", cfg.GID, err)
+	}
+	if err := syscall.Setuid(cfg.UID); err != nil {
+		return fmt.Errorf("setting uid %d: %w", cfg.UID, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("setting parent-death signal: %w", err)
+	}
+	if err := unix.Chdir("/var/task"); err != nil {
+		return fmt.Errorf("entering /var/task as %d:%d: %w", cfg.UID, cfg.GID, err)
+	}
+	return nil
+}
+
+// closeExtraFDsOnExec marks every fd above stderr close-on-exec, so that
+// the entrypoint inherits only 0, 1 and 2 (fd 3 closing tells the parent
+// that exec succeeded).
+func closeExtraFDsOnExec() {
+	if unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	// Before Linux 5.11.
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+}
+
+// decodeInitFailure turns a failure frame into an error for the parent.
+func decodeInitFailure(payload []byte) *initError {
+	var f initFailure
+	if err := json.Unmarshal(payload, &f); err != nil {
+		return &initError{msg: "undecodable init failure: " + strings.TrimSpace(string(payload))}
+	}
+	return &initError{msg: f.Msg, errno: syscall.Errno(f.Errno)}
+}

@@ -1,0 +1,224 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cgroups "github.com/containerd/cgroups/v3"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	// The test binary is re-executed as the in-sandbox init.
+	MaybeRunInit()
+	os.Exit(m.Run())
+}
+
+// requireSandboxes skips tests that need real sandboxes where they cannot run.
+func requireSandboxes(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("sandbox tests need root (namespaces, mounts, cgroups)")
+	}
+	if cgroups.Mode() == cgroups.Unavailable {
+		t.Skip("sandbox tests need cgroups (none mounted at /sys/fs/cgroup)")
+	}
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), hex.EncodeToString(b))
+}
+
+// newTestManager returns a Manager on a fresh instance; at cleanup it is
+// closed and nothing may be left: cgroups, mounts, goroutines.
+func newTestManager(t testing.TB) *Manager {
+	t.Helper()
+	requireSandboxes(t)
+	goroutines := runtime.NumGoroutine()
+	m, err := NewManager(Config{Instance: randomName("test"), RootDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Manager.Close: %v", err)
+		}
+		for _, d := range m.cg.dirs {
+			if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cgroup %s still exists after Close (err %v)", d, err)
+			}
+		}
+		assertNoMounts(t, m.cfg.RootDir)
+		waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
+	})
+	return m
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// assertNoMounts checks the host mount table mentions nothing of the sandboxes.
+func assertNoMounts(t testing.TB, rootDir string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mi), rootDir) {
+		t.Errorf("host mountinfo mentions %s:\n%s", rootDir, mi)
+	}
+}
+
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
+
+// probeCodeDir returns a code dir (readable by the sandbox user) holding the
+// probe program of testdata/probe, built once per test binary.
+func probeCodeDir(t testing.TB) string {
+	t.Helper()
+	probeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "owl-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("go", "build", "-o", probePath, "./testdata/probe")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			probeErr = fmt.Errorf("building probe: %v\n%s", err, out)
+		}
+	})
+	if probeErr != nil {
+		t.Skipf("cannot build the probe program: %v", probeErr)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(probePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "probe"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func testSpec(t testing.TB, codeDir string, args ...string) Spec {
+	return Spec{
+		ID:       randomName("sb"),
+		CodeDir:  codeDir,
+		Argv:     append([]string{"/var/task/probe"}, args...),
+		Env:      []string{"PATH=/usr/bin:/bin", "OWL_TEST=1"},
+		MemoryMB: 128,
+		TmpMB:    64,
+	}
+}
+
+func create(t testing.TB, m *Manager, spec Spec) *Sandbox {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sb, err := m.Create(ctx, spec)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	t.Cleanup(func() { sb.Destroy() })
+	return sb
+}
+
+// readOutput reads the sandbox output to EOF (every writer exited).
+func readOutput(t testing.TB, sb *Sandbox) string {
+	t.Helper()
+	sb.Output().SetReadDeadline(time.Now().Add(20 * time.Second))
+	b, err := io.ReadAll(sb.Output())
+	if err != nil {
+		t.Fatalf("reading output: %v (got %q)", err, b)
+	}
+	return string(b)
+}
+
+// readLine reads one line of output with a deadline.
+func readLine(t testing.TB, r *bufio.Reader, f *os.File) string {
+	t.Helper()
+	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading output line: %v (got %q)", err, line)
+	}
+	return strings.TrimSpace(line)
+}
+
+func waitDone(t testing.TB, sb *Sandbox) {
+	t.Helper()
+	select {
+	case <-sb.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sandbox %s did not exit", sb.ID())
+	}
+}
+
+// netnsInode returns the network namespace inode of pid.
+func netnsInode(pid int) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// netnsInUse reports whether any process still has the network namespace.
+func netnsInUse(ino uint64) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) == nil && st.Ino == ino {
+			return true
+		}
+	}
+	return false
+}

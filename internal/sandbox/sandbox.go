@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// Defaults applied by [Manager.Create] to zero fields of a [Spec].
+const (
+	// DefaultUID and DefaultGID are the identity a function runs as, like
+	// Lambda's sbx_user1051 (993:990).
+	DefaultUID = 993
+	DefaultGID = 990
+	// DefaultPidsMax limits processes+threads per sandbox, like Lambda.
+	DefaultPidsMax = 1024
+	// DefaultTmpMB is the size of /tmp, like Lambda's default ephemeral storage.
+	DefaultTmpMB = 512
+	// DefaultRuntimeAPIAddr is where the Runtime API listener is bound inside
+	// the sandbox's network namespace (AWS_LAMBDA_RUNTIME_API).
+	DefaultRuntimeAPIAddr = "127.0.0.1:9001"
+	// Hostname is the hostname seen inside every sandbox.
+	Hostname = "owl"
+
+	// MBPerVCPU is how much memory buys one full CPU (Lambda: 1769 MB).
+	MBPerVCPU = 1769
+	// MinMemoryMB is the smallest accepted memory limit: below it the
+	// in-sandbox init itself does not fit.
+	MinMemoryMB = 16
+	// MaxTmpMB is the largest /tmp (Lambda: 10 GB).
+	MaxTmpMB = 10240
+
+	// initArg0 is the argv[0] with which the owl binary is re-executed as the
+	// in-sandbox init; see [MaybeRunInit].
+	initArg0 = "owl-sandbox-init"
+)
+
+var (
+	// ErrClosed is returned by Create after Manager.Close.
+	ErrClosed = errors.New("sandbox manager closed")
+	// ErrDestroyed is returned by operations on a destroyed sandbox.
+	ErrDestroyed = errors.New("sandbox destroyed")
+	// ErrInvalidEntrypoint wraps the failure to exec Spec.Argv[0] inside the
+	// sandbox (missing, not executable, bad interpreter...): a function error
+	// (Lambda: Runtime.InvalidEntrypoint), not a platform one. The errno is
+	// wrapped too, so errors.Is(err, fs.ErrNotExist) works.
+	ErrInvalidEntrypoint = errors.New("invalid entrypoint")
+	// ErrUnsupported is returned by NewManager on systems without the needed
+	// kernel features (non-Linux, no cgroups).
+	ErrUnsupported = errors.New("sandboxes are not supported on this system")
+)
+
+// Config configures a [Manager]; there is one per Owl instance.
+type Config struct {
+	// Instance names this Owl instance; stable across restarts of the same
+	// data dir (e.g. a short hash of it). Cgroups live under owl/<Instance>/
+	// of each hierarchy, so that a restart finds what a crash left.
+	Instance string
+	// RootDir is a host scratch directory Owl owns (e.g. <data>/sandboxes).
+	// The manager creates it if needed and uses an empty subdirectory as the
+	// mount point of every sandbox's root tmpfs (mounted only inside each
+	// sandbox's private mount namespace, so one directory serves them all).
+	RootDir string
+	// Logger receives the manager's own events; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) validate() error {
+	if err := checkName("Instance", c.Instance); err != nil {
+		return fmt.Errorf("sandbox config: %w", err)
+	}
+	if c.RootDir == "" || !filepath.IsAbs(c.RootDir) {
+		return fmt.Errorf("sandbox config: RootDir must be an absolute path, got %q", c.RootDir)
+	}
+	return nil
+}
+
+// Spec describes one sandbox.
+type Spec struct {
+	// ID names the sandbox; unique among the live sandboxes of a manager
+	// (it names the sandbox's cgroup). Letters, digits, '.', '_', '-'.
+	ID string
+	// CodeDir is the host directory bound read-only at /var/task.
+	CodeDir string
+	// Argv is the entrypoint and its arguments; Argv[0] is an absolute path
+	// inside the sandbox, e.g. "/var/task/bootstrap".
+	Argv []string
+	// Env is the entrypoint's entire environment ("KEY=value"); nothing is
+	// inherited from Owl.
+	Env []string
+	// MemoryMB is the memory limit (no swap); it also sets the CPU weight
+	// (MBPerVCPU MB = one CPU's worth). Required, at least MinMemoryMB.
+	MemoryMB int
+	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
+	TmpMB int
+	// PidsMax limits processes and threads; 0 means DefaultPidsMax.
+	PidsMax int
+	// UID and GID are the non-root identity of the function; 0 means
+	// DefaultUID / DefaultGID (root is never used).
+	UID, GID int
+	// RuntimeAPIAddr is the TCP address of the listener created inside the
+	// sandbox's network namespace; "" means DefaultRuntimeAPIAddr.
+	RuntimeAPIAddr string
+}
+
+func (s Spec) withDefaults() Spec {
+	if s.TmpMB == 0 {
+		s.TmpMB = DefaultTmpMB
+	}
+	if s.PidsMax == 0 {
+		s.PidsMax = DefaultPidsMax
+	}
+	if s.UID == 0 {
+		s.UID = DefaultUID
+	}
+	if s.GID == 0 {
+		s.GID = DefaultGID
+	}
+	if s.RuntimeAPIAddr == "" {
+		s.RuntimeAPIAddr = DefaultRuntimeAPIAddr
+	}
+	return s
+}
+
+// validate checks a Spec after withDefaults; each failure names the field.
+func (s Spec) validate() error {
+	checks := []func() error{
+		func() error { return checkName("ID", s.ID) },
+		func() error {
+			if !filepath.IsAbs(s.CodeDir) {
+				return fmt.Errorf("CodeDir must be an absolute path, got %q", s.CodeDir)
+			}
+			return nil
+		},
+		func() error {
+			if len(s.Argv) == 0 || !strings.HasPrefix(s.Argv[0], "/") {
+				return fmt.Errorf("Argv[0] must be an absolute path inside the sandbox, got %q", s.Argv)
+			}
+			for _, a := range s.Argv {
+				if strings.IndexByte(a, 0) >= 0 {
+					return fmt.Errorf("Argv contains a NUL byte: %q", a)
+				}
+			}
+			return nil
+		},
+		func() error {
+			for _, e := range s.Env {
+				if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
+					return fmt.Errorf("Env entry %q is not KEY=value", e)
+				}
+			}
+			return nil
+		},
+		func() error {
+			if s.MemoryMB < MinMemoryMB {
+				return fmt.Errorf("MemoryMB must be at least %d, got %d", MinMemoryMB, s.MemoryMB)
+			}
+			return nil
+		},
+		func() error {
+			if s.TmpMB < 1 || s.TmpMB > MaxTmpMB {
+				return fmt.Errorf("TmpMB must be between 1 and %d, got %d", MaxTmpMB, s.TmpMB)
+			}
+			return nil
+		},
+		func() error {
+			if s.PidsMax < 1 {
+				return fmt.Errorf("PidsMax must be positive, got %d", s.PidsMax)
+			}
+			return nil
+		},
+		func() error {
+			if s.UID < 1 || s.GID < 1 {
+				return fmt.Errorf("UID and GID must be positive (non-root), got %d:%d", s.UID, s.GID)
+			}
+			return nil
+		},
+		func() error {
+			host, port, err := net.SplitHostPort(s.RuntimeAPIAddr)
+			if err != nil || net.ParseIP(host) == nil || port == "" || port == "0" {
+				return fmt.Errorf("RuntimeAPIAddr must be a literal IP and fixed port like %q, got %q",
+					DefaultRuntimeAPIAddr, s.RuntimeAPIAddr)
+			}
+			return nil
+		},
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return fmt.Errorf("sandbox spec %q: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// checkName accepts names safe as a single path element (cgroup names).
+func checkName(field, v string) error {
+	if v == "" || v == "." || v == ".." || len(v) > 128 {
+		return fmt.Errorf("%s must be 1-128 characters and not . or .., got %q", field, v)
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%s may contain only letters, digits, '.', '_' and '-', got %q", field, v)
+		}
+	}
+	return nil
+}
+
+// cpuShares is the cgroup v1 cpu.shares for a memory size: 1024 (one
+// default share) per MBPerVCPU, at least 2 (the kernel's minimum).
+func cpuShares(memoryMB int) uint64 {
+	return uint64(max(2, min(262144, 1024*memoryMB/MBPerVCPU)))
+}
+
+// cpuWeight is the cgroup v2 analog: 100 (the default weight) per
+// MBPerVCPU, within the kernel's 1..10000.
+func cpuWeight(memoryMB int) uint64 {
+	return uint64(max(1, min(10000, (100*memoryMB+MBPerVCPU/2)/MBPerVCPU)))
+}

@@ -1,0 +1,49 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"context"
+	"net"
+	"os"
+)
+
+// Sandboxes need Linux namespaces and cgroups; elsewhere the package builds
+// (so that the rest of Owl does) but NewManager fails.
+
+// MaybeRunInit returns immediately: there is no in-sandbox init here.
+func MaybeRunInit() {}
+
+// Manager is unavailable on this system; see NewManager.
+type Manager struct{}
+
+// NewManager returns ErrUnsupported.
+func NewManager(cfg Config) (*Manager, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return nil, ErrUnsupported
+}
+
+func (m *Manager) CleanupStale(ctx context.Context) (int, error) { return 0, ErrUnsupported }
+
+func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
+	return nil, ErrUnsupported
+}
+
+func (m *Manager) Close() error { return nil }
+
+// Sandbox is unavailable on this system.
+type Sandbox struct{}
+
+func (s *Sandbox) ID() string                      { return "" }
+func (s *Sandbox) Pid() int                        { return 0 }
+func (s *Sandbox) Listener() net.Listener          { return nil }
+func (s *Sandbox) Output() *os.File                { return nil }
+func (s *Sandbox) Done() <-chan struct{}           { return nil }
+func (s *Sandbox) ExitError() error                { return ErrUnsupported }
+func (s *Sandbox) OOMKilled() bool                 { return false }
+func (s *Sandbox) MaxMemoryBytes() (uint64, error) { return 0, ErrUnsupported }
+func (s *Sandbox) Freeze() error                   { return ErrUnsupported }
+func (s *Sandbox) Thaw() error                     { return ErrUnsupported }
+func (s *Sandbox) Destroy() error                  { return nil }

@@ -1,0 +1,205 @@
+// Package server wires Owl's components into one running platform: the
+// embedded NATS bus, the registry, the log store, the sandbox manager, the
+// worker and the HTTP API. New builds them in order (rolling back on
+// failure), Start serves, Shutdown stops admitting, drains in-flight
+// invocations up to a deadline and tears everything down in reverse order.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/owl-project/owl/internal/auth"
+	"github.com/owl-project/owl/internal/codezip"
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/sandbox"
+	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/worker"
+)
+
+// Server is one running Owl node.
+type Server struct {
+	cfg    config.Config
+	logger *slog.Logger
+	creds  auth.Credentials
+
+	bus     *natsbus.Bus
+	reg     *registry.Registry
+	logs    *telemetry.LogStore
+	sbm     *sandbox.Manager
+	worker  *worker.Worker
+	httpSrv *http.Server
+	ln      net.Listener
+
+	stopWatch context.CancelFunc
+	serveErr  chan error
+}
+
+// New builds every component. On error, whatever was built is torn down.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %q: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	s = &Server{cfg: cfg, logger: logger, serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.teardown()
+		}
+	}()
+
+	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
+		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading credentials: %w", err)
+	}
+	authn, err := auth.NewAuthenticator([]auth.Credentials{s.creds})
+	if err != nil {
+		return nil, fmt.Errorf("building authenticator: %w", err)
+	}
+
+	s.sbm, err = sandbox.NewManager(sandbox.Config{
+		Instance: instanceID(dataDir),
+		RootDir:  filepath.Join(dataDir, "sandboxes"),
+		Logger:   logger.With("component", "sandbox"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting sandbox manager: %w", err)
+	}
+	if n, err := s.sbm.CleanupStale(ctx); err != nil {
+		return nil, fmt.Errorf("cleaning up after a previous run: %w", err)
+	} else if n > 0 {
+		logger.Warn("removed sandboxes left by a previous run", "count", n)
+	}
+
+	s.bus, err = natsbus.StartEmbedded(ctx, dataDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.reg, err = registry.Open(ctx, s.bus.JS, registry.Options{
+		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
+		Logger: logger.With("component", "registry"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, 1<<30, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.worker = worker.New(worker.Config{
+		DataDir: dataDir, Region: cfg.Region, AccountID: cfg.AccountID,
+		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
+		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout,
+		Logger: logger.With("component", "worker"),
+	}, s.reg, s.logs, s.sbm)
+
+	watchCtx, stop := context.WithCancel(context.Background())
+	s.stopWatch = stop
+	if err := s.reg.Watch(watchCtx, s.worker.Retire); err != nil {
+		return nil, err
+	}
+
+	api := lambdaapi.New(lambdaapi.Options{
+		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
+		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
+		Logger: logger.With("component", "api"),
+	}, authn, s.reg, s.worker, s.logs)
+	s.httpSrv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// instanceID names this data dir's sandboxes and cgroups, stable across
+// restarts so a start after a crash finds what the crash left.
+func instanceID(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return hex.EncodeToString(sum[:4])
+}
+
+// Start serves the API in the background.
+func (s *Server) Start() {
+	go func() { s.serveErr <- s.httpSrv.Serve(s.ln) }()
+	s.logger.Info("owl serving", "addr", s.Addr(), "data", s.cfg.DataDir)
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Credentials are the credentials this server accepts.
+func (s *Server) Credentials() auth.Credentials { return s.creds }
+
+// Worker exposes the node's worker (tests and benchmarks inspect it).
+func (s *Server) Worker() *worker.Worker { return s.worker }
+
+// Shutdown stops accepting requests, lets in-flight invocations finish until
+// ctx ends, then tears down every sandbox and the NATS server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("draining API: %w", err))
+			_ = s.httpSrv.Close()
+		}
+		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		s.httpSrv = nil
+	}
+	s.teardown()
+	return errors.Join(errs...)
+}
+
+// teardown releases components in reverse order of construction.
+func (s *Server) teardown() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	if s.worker != nil {
+		s.worker.Close()
+	}
+	if s.logs != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.logs.Flush(fctx)
+		cancel()
+	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
+	if s.sbm != nil {
+		if err := s.sbm.Close(); err != nil {
+			s.logger.Warn("closing sandbox manager", "err", err)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+// Command kitchensink is a test function built on unmodified aws-lambda-go.
+// Its event says what to do, so one binary exercises every runtime outcome.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+type event struct {
+	Action string `json:"action"`
+	Name   string `json:"name"`
+	Ms     int    `json:"ms"`
+	Bytes  int    `json:"bytes"`
+	Print  string `json:"print"`
+	Code   int    `json:"code"`
+	Path   string `json:"path"`
+}
+
+var coldStarts int
+
+func handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var e event
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return nil, err
+	}
+	if e.Print != "" {
+		fmt.Println(e.Print)
+	}
+	lc, _ := lambdacontext.FromContext(ctx)
+	switch e.Action {
+	case "", "hello":
+		name := e.Name
+		if name == "" {
+			name = "world"
+		}
+		return map[string]string{"message": "hello " + name}, nil
+	case "echo":
+		return raw, nil
+	case "context":
+		dl, _ := ctx.Deadline()
+		return map[string]any{
+			"requestId": lc.AwsRequestID, "arn": lc.InvokedFunctionArn,
+			"clientContext": lc.ClientContext.Custom, "deadlineInMs": time.Until(dl).Milliseconds(),
+			"coldStarts": coldStarts,
+		}, nil
+	case "env":
+		return os.Environ(), nil
+	case "whoami":
+		host, _ := os.Hostname()
+		return map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "pid": os.Getpid(), "hostname": host}, nil
+	case "write":
+		err := os.WriteFile(e.Path, []byte("x"), 0o644)
+		if err != nil {
+			return map[string]any{"ok": false, "err": err.Error()}, nil
+		}
+		return map[string]any{"ok": true}, nil
+	case "statfs":
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(e.Path, &st); err != nil {
+			return nil, err
+		}
+		return map[string]any{"bytes": st.Blocks * uint64(st.Bsize)}, nil
+	case "readdir":
+		ents, err := os.ReadDir(e.Path)
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, d := range ents {
+			names = append(names, d.Name())
+		}
+		return names, nil
+	case "error":
+		return nil, errors.New("something went wrong")
+	case "panic":
+		panic("kitchensink panicked")
+	case "exit":
+		os.Exit(e.Code)
+	case "sleep":
+		time.Sleep(time.Duration(e.Ms) * time.Millisecond)
+		return map[string]string{"slept": fmt.Sprint(e.Ms)}, nil
+	case "big":
+		return strings.Repeat("a", e.Bytes), nil
+	case "alloc":
+		var keep [][]byte
+		for i := 0; i < e.Bytes>>20; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		return len(keep), nil
+	}
+	return nil, fmt.Errorf("unknown action %q", e.Action)
+}
+
+func main() {
+	coldStarts++
+	switch os.Getenv("KITCHENSINK_INIT") {
+	case "exit":
+		fmt.Println("init failing on purpose")
+		os.Exit(2)
+	case "hang":
+		time.Sleep(time.Hour)
+	}
+	lambda.Start(handle)
+}

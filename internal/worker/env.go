@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/runtimeapi"
+	"github.com/owl-project/owl/internal/runtimes"
+	"github.com/owl-project/owl/internal/sandbox"
+)
+
+// runtimeAPIAddr is where every runtime finds the Runtime API, inside its
+// own network namespace.
+const runtimeAPIAddr = "127.0.0.1:9001"
+
+// env is one execution environment: a sandbox, its Runtime API server and
+// its log capture.
+type env struct {
+	key      poolKey
+	sb       *sandbox.Sandbox
+	api      *runtimeapi.Server
+	logs     *logCapture
+	exited   context.Context // done when the sandbox's runtime exited
+	serveErr chan error
+	lastUsed time.Time // guarded by Worker.mu while idle
+}
+
+func (e *env) maxMemoryMB() int {
+	b, err := e.sb.MaxMemoryBytes()
+	if err != nil {
+		return 0
+	}
+	return int((b + (1<<20 - 1)) >> 20)
+}
+
+// start creates an environment for fn and waits for its runtime's first
+// /next. A runtime that fails to initialise yields *initFailed.
+func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (*env, time.Duration, []string, error) {
+	rt, ok := runtimes.Lookup(fn.Runtime)
+	if !ok {
+		return nil, 0, nil, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
+	}
+	dir, err := w.codeDir(ctx, fn.CodeSha256Hex)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	t0 := time.Now()
+	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
+	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
+		ID:             id,
+		CodeDir:        dir,
+		Argv:           []string{entrypoint(rt, dir)},
+		Env:            w.environ(fn, rt),
+		MemoryMB:       fn.MemorySize,
+		TmpMB:          fn.EphemeralStorage,
+		UID:            w.cfg.UID,
+		GID:            w.cfg.GID,
+		RuntimeAPIAddr: runtimeAPIAddr,
+	})
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
+	}
+	logs, err := newLogCapture(sb.Output())
+	if err != nil {
+		_ = sb.Destroy()
+		return nil, 0, nil, fmt.Errorf("capturing output of %s: %w", id, err)
+	}
+	api, err := runtimeapi.New(runtimeapi.Config{}, w.cfg.Logger.With("env", id))
+	if err != nil {
+		logs.close()
+		_ = sb.Destroy()
+		return nil, 0, nil, fmt.Errorf("runtime API for %s: %w", id, err)
+	}
+	exited, markExited := context.WithCancel(context.Background())
+	e := &env{key: key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1)}
+	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
+	go func() {
+		<-sb.Done()
+		markExited()
+	}()
+
+	w.mu.Lock()
+	w.all[e] = struct{}{}
+	if w.pools[key] == nil {
+		w.pools[key] = &pool{}
+	}
+	w.mu.Unlock()
+
+	ictx, cancel := context.WithTimeout(ctx, initTimeout)
+	stop := context.AfterFunc(exited, cancel)
+	err = e.api.WaitReady(ictx)
+	stop()
+	cancel()
+	initDur := time.Since(t0)
+	if err == nil {
+		return e, initDur, e.logs.take(), nil
+	}
+
+	// The runtime did not become ready: report why, like Lambda does.
+	fail := &initFailed{dur: initDur}
+	var ie *runtimeapi.InitError
+	switch {
+	case errors.As(err, &ie):
+		fail.errType = ie.Type
+		if fail.errType == "" {
+			fail.errType = "Runtime.Unknown"
+		}
+		fail.body = ie.Body
+		if !json.Valid(fail.body) || len(fail.body) == 0 {
+			fail.body = errorBody(fail.errType, ie.Message)
+		}
+	case exited.Err() != nil:
+		<-sb.Done()
+		r := exitResult("", sb)
+		fail.errType, fail.body = r.ErrorType, r.Payload
+	case ctx.Err() != nil:
+		w.destroy(e)
+		return nil, 0, nil, fmt.Errorf("starting %s: %w", id, ctx.Err())
+	default:
+		fail.errType = "Sandbox.Timedout"
+		fail.body = errorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
+	}
+	fail.maxMemMB = e.maxMemoryMB()
+	lines := e.logs.take()
+	w.destroy(e)
+	return nil, initDur, lines, fail
+}
+
+// entrypoint picks the runtime's first entrypoint that exists in the code
+// (layers come later: /opt is empty, so /var/task/bootstrap is the one).
+func entrypoint(rt runtimes.Runtime, codeDir string) string {
+	for _, p := range rt.Entrypoints {
+		if rel, ok := strings.CutPrefix(p, "/var/task/"); ok {
+			if _, err := os.Stat(codeDir + "/" + rel); err == nil {
+				return p
+			}
+		}
+	}
+	return rt.Entrypoints[0]
+}
+
+// environ is the runtime's environment, as Lambda sets it.
+func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
+	envv := make([]string, 0, 24+len(fn.Environment))
+	for k, v := range fn.Environment {
+		envv = append(envv, k+"="+v)
+	}
+	envv = append(envv,
+		"_HANDLER="+fn.Handler,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+registry.Latest,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/[$LATEST]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
+		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_REGION="+w.cfg.Region,
+		"AWS_DEFAULT_REGION="+w.cfg.Region,
+		"LAMBDA_TASK_ROOT=/var/task",
+		"LAMBDA_RUNTIME_DIR=/var/runtime",
+		"LANG=en_US.UTF-8",
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"TZ=:UTC",
+	)
+	if rt.ExecutionEnv != "" {
+		envv = append(envv, "AWS_EXECUTION_ENV="+rt.ExecutionEnv)
+	}
+	return envv
+}
+
+// destroy tears an environment down in the background; Close waits for
+// every teardown.
+func (w *Worker) destroy(e *env) {
+	w.mu.Lock()
+	if _, ok := w.all[e]; !ok {
+		w.mu.Unlock()
+		return
+	}
+	delete(w.all, e)
+	w.wg.Add(1)
+	w.mu.Unlock()
+	go func() {
+		defer w.wg.Done()
+		if err := e.sb.Destroy(); err != nil {
+			w.cfg.Logger.Warn("destroying sandbox", "sandbox", e.sb.ID(), "err", err)
+		}
+		_ = e.api.Close()
+		<-e.serveErr
+		e.logs.close()
+	}()
+}

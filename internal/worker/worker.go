@@ -1,0 +1,391 @@
+// Package worker owns execution environments on one node: per function
+// version pools of sandboxes with a running runtime, reused warm for the next
+// invocation, created cold when none is idle, and torn down on failure,
+// configuration change, idleness or shutdown.
+//
+// One environment serves one invocation at a time (Lambda's model); scaling
+// is more environments. An environment whose runtime timed out, crashed or
+// left an invocation unanswered is never reused.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/owl-project/owl/internal/codezip"
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/runtimeapi"
+	"github.com/owl-project/owl/internal/sandbox"
+	"github.com/owl-project/owl/internal/telemetry"
+)
+
+// initTimeout is Lambda's limit on a runtime's initialisation.
+const initTimeout = 10 * time.Second
+
+// CodeSource provides code zips by hex sha256 (the registry).
+type CodeSource interface {
+	Code(ctx context.Context, shaHex string) ([]byte, error)
+}
+
+// Config configures a Worker.
+type Config struct {
+	DataDir           string
+	Region, AccountID string
+	UID, GID          int
+	// ConcurrencyLimit is the number of invocations running at once on this
+	// node before TooManyRequestsException.
+	ConcurrencyLimit int
+	IdleTimeout      time.Duration
+	Logger           *slog.Logger
+}
+
+// Worker runs invocations in sandboxes.
+type Worker struct {
+	cfg      Config
+	code     CodeSource
+	logs     *telemetry.LogStore
+	sandbox  *sandbox.Manager
+	inflight atomic.Int64
+
+	codeMu sync.Mutex // serialises unpacking into the code cache
+
+	mu     sync.Mutex // guards pools, closed, all
+	pools  map[poolKey]*pool
+	all    map[*env]struct{}
+	closed bool
+
+	envSeq  atomic.Uint64
+	stopGC  chan struct{}
+	gcDone  chan struct{}
+	wg      sync.WaitGroup // environment teardowns in flight
+	started time.Time
+}
+
+type poolKey struct{ name, revision string }
+
+type pool struct {
+	idle    []*env // most recently used last
+	retired bool
+}
+
+// New creates a worker. sb is the node's sandbox manager.
+func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
+	w := &Worker{
+		cfg: cfg, code: code, logs: logs, sandbox: sb,
+		pools: map[poolKey]*pool{}, all: map[*env]struct{}{},
+		stopGC: make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
+	}
+	go w.collectIdle()
+	return w
+}
+
+// Request is one synchronous invocation.
+type Request struct {
+	RequestID     string
+	Payload       []byte
+	ClientContext string // decoded JSON
+	TraceID       string
+	// Version is what the START line and X-Amz-Executed-Version show.
+	Version string
+}
+
+// Result is the outcome of an invocation that reached a runtime.
+type Result struct {
+	Payload []byte
+	// FunctionError is true when Payload is an error object (the API sets
+	// X-Amz-Function-Error: Unhandled).
+	FunctionError bool
+	ErrorType     string
+	// Log is this invocation's log text, START to REPORT.
+	Log string
+}
+
+// Invoke runs req on an environment of fn. Errors are platform or
+// admission errors (lambdaerr); function failures are Results.
+func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) (*Result, error) {
+	if n := w.inflight.Add(1); n > int64(w.cfg.ConcurrencyLimit) {
+		w.inflight.Add(-1)
+		return nil, &lambdaerr.Error{Code: lambdaerr.TooManyRequests, Message: "Rate Exceeded.",
+			Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: 1}
+	}
+	defer w.inflight.Add(-1)
+
+	e, initDur, initLines, err := w.acquire(ctx, fn)
+	var initFailure *initFailed
+	if errors.As(err, &initFailure) {
+		return w.failedInit(fn, req, initFailure, initLines), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	deadline := start.Add(time.Duration(fn.Timeout) * time.Second)
+	ictx, cancel := context.WithDeadline(ctx, deadline)
+	stop := context.AfterFunc(e.exited, cancel)
+	out, ierr := e.api.Invoke(ictx, runtimeapi.Invocation{
+		RequestID:     req.RequestID,
+		Deadline:      deadline,
+		FunctionARN:   registry.ARN(w.cfg.Region, w.cfg.AccountID, fn.Name, ""),
+		TraceID:       req.TraceID,
+		ClientContext: req.ClientContext,
+		Payload:       req.Payload,
+	})
+	stop()
+	cancel()
+	dur := time.Since(start)
+
+	res := &Result{Payload: out.Payload, FunctionError: out.IsError, ErrorType: out.ErrorType}
+	reusable := ierr == nil
+	if ierr != nil {
+		switch {
+		case e.exited.Err() != nil:
+			<-e.sb.Done()
+			res = exitResult(req.RequestID, e.sb)
+		case ctx.Err() == nil && time.Now().After(deadline.Add(-time.Millisecond)):
+			res = &Result{FunctionError: true, ErrorType: "Sandbox.Timedout", Payload: errorBody("Sandbox.Timedout",
+				fmt.Sprintf("RequestId: %s Error: Task timed out after %d.00 seconds", req.RequestID, fn.Timeout))}
+		default:
+			// The caller went away; the environment's state is unknown.
+			w.destroy(e)
+			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, ierr)
+		}
+	}
+	lines := append(initLines, e.logs.take()...)
+	maxMem := e.maxMemoryMB()
+	if !reusable {
+		w.destroy(e)
+	} else {
+		w.release(e)
+	}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: dur, MemoryMB: fn.MemorySize, MaxMemoryMB: maxMem, InitDuration: initDur}
+	if !reusable {
+		rep.ErrorType = res.ErrorType
+	}
+	res.Log = w.record(fn.Name, req, lines, rep)
+	return res, nil
+}
+
+// failedInit turns a runtime that could not initialise into the function
+// error Lambda returns for it.
+func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed, lines []string) *Result {
+	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: f.maxMemMB, ErrorType: f.errType}
+	res.Log = w.record(fn.Name, req, lines, rep)
+	return res
+}
+
+func (w *Worker) record(fn string, req Request, lines []string, rep telemetry.Report) string {
+	version := req.Version
+	if version == "" {
+		version = registry.Latest
+	}
+	n := 3
+	for _, l := range lines {
+		n += len(l) + 1
+	}
+	var b []byte
+	b = make([]byte, 0, n+256)
+	b = append(b, telemetry.StartLine(req.RequestID, version)...)
+	b = append(b, '\n')
+	for _, l := range lines {
+		b = append(b, l...)
+		b = append(b, '\n')
+	}
+	b = append(b, telemetry.EndLine(req.RequestID)...)
+	b = append(b, '\n')
+	b = append(b, rep.Line()...)
+	b = append(b, '\n')
+	text := string(b)
+	if w.logs != nil {
+		w.logs.Append(fn, text)
+	}
+	return text
+}
+
+func exitResult(requestID string, sb *sandbox.Sandbox) *Result {
+	reason := "exit status 0"
+	if err := sb.ExitError(); err != nil {
+		reason = err.Error()
+	}
+	return &Result{FunctionError: true, ErrorType: "Runtime.ExitError", Payload: errorBody("Runtime.ExitError",
+		fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", requestID, reason))}
+}
+
+func errorBody(typ, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{typ, msg})
+	return b
+}
+
+// initFailed is a runtime that failed before it was ready.
+type initFailed struct {
+	errType  string
+	body     []byte
+	dur      time.Duration
+	maxMemMB int
+}
+
+func (f *initFailed) Error() string { return "init failed: " + f.errType }
+
+// acquire returns an idle environment of fn, or starts one. On a cold
+// start it returns the init duration and the lines the runtime logged
+// while initialising.
+func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.Duration, []string, error) {
+	key := poolKey{fn.Name, fn.RevisionID}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil, 0, nil, lambdaerr.New(lambdaerr.Service, "Owl is shutting down.")
+	}
+	p := w.pools[key]
+	if p != nil && len(p.idle) > 0 {
+		e := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		w.mu.Unlock()
+		return e, 0, nil, nil
+	}
+	w.mu.Unlock()
+	return w.start(ctx, fn, key)
+}
+
+// release returns a healthy environment to its pool.
+func (w *Worker) release(e *env) {
+	e.lastUsed = time.Now()
+	w.mu.Lock()
+	p := w.pools[e.key]
+	if w.closed || p == nil || p.retired {
+		w.mu.Unlock()
+		w.destroy(e)
+		return
+	}
+	p.idle = append(p.idle, e)
+	w.mu.Unlock()
+}
+
+// Retire tears down every environment of function name: it was updated or
+// deleted, so its environments must not serve again.
+func (w *Worker) Retire(name string) {
+	var victims []*env
+	w.mu.Lock()
+	for k, p := range w.pools {
+		if k.name != name {
+			continue
+		}
+		p.retired = true
+		victims = append(victims, p.idle...)
+		p.idle = nil
+		delete(w.pools, k)
+	}
+	w.mu.Unlock()
+	for _, e := range victims {
+		w.destroy(e)
+	}
+}
+
+// collectIdle evicts environments idle longer than the idle timeout.
+func (w *Worker) collectIdle() {
+	defer close(w.gcDone)
+	every := min(w.cfg.IdleTimeout/4, 30*time.Second)
+	t := time.NewTicker(max(every, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stopGC:
+			return
+		case now := <-t.C:
+			var victims []*env
+			w.mu.Lock()
+			for _, p := range w.pools {
+				kept := p.idle[:0]
+				for _, e := range p.idle {
+					if now.Sub(e.lastUsed) > w.cfg.IdleTimeout {
+						victims = append(victims, e)
+					} else {
+						kept = append(kept, e)
+					}
+				}
+				clear(p.idle[len(kept):])
+				p.idle = kept
+			}
+			w.mu.Unlock()
+			for _, e := range victims {
+				w.destroy(e)
+			}
+		}
+	}
+}
+
+// Stats is a snapshot of the node's environments.
+type Stats struct{ Environments, Idle, Inflight int }
+
+// Stats reports how many environments exist and how many are idle.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := Stats{Environments: len(w.all), Inflight: int(w.inflight.Load())}
+	for _, p := range w.pools {
+		s.Idle += len(p.idle)
+	}
+	return s
+}
+
+// Close destroys every environment; invocations still running fail. The
+// caller stops admitting and drains before calling it.
+func (w *Worker) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	var all []*env
+	for e := range w.all {
+		all = append(all, e)
+	}
+	w.pools = map[poolKey]*pool{}
+	w.mu.Unlock()
+	close(w.stopGC)
+	<-w.gcDone
+	for _, e := range all {
+		w.destroy(e)
+	}
+	w.wg.Wait()
+}
+
+// codeDir returns the unpacked code of sha, unpacking it into the node's
+// read-only cache on first use.
+func (w *Worker) codeDir(ctx context.Context, shaHex string) (string, error) {
+	dir := filepath.Join(w.cfg.DataDir, "code", shaHex)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	w.codeMu.Lock()
+	defer w.codeMu.Unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	zip, err := w.code.Code(ctx, shaHex)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("creating code cache: %w", err)
+	}
+	if _, err := codezip.Extract(zip, dir, codezip.DefaultLimits()); err != nil {
+		return "", fmt.Errorf("unpacking code %s: %w", shaHex, err)
+	}
+	return dir, nil
+}
+
