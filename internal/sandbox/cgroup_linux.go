@@ -262,21 +262,34 @@ type limits struct {
 // create makes the cgroup directories and writes the limits; on failure it
 // removes what it made. An existing directory is an error (a live sandbox
 // with the same ID, or a stale one for CleanupStale).
-func (c *cgroup) create(l limits) (err error) {
-	made := 0
-	defer func() {
-		if err != nil {
-			for _, d := range c.dirs[:made] {
-				_ = unix.Rmdir(d)
-			}
+func (c *cgroup) create(l limits) error {
+	if err := c.mkdir(); err != nil {
+		return err
+	}
+	if err := c.setLimits(l); err != nil {
+		for _, d := range c.dirs {
+			_ = unix.Rmdir(d)
 		}
-	}()
-	for _, d := range c.dirs {
+		return err
+	}
+	return nil
+}
+
+// mkdir makes the cgroup directories, all or none.
+func (c *cgroup) mkdir() error {
+	for i, d := range c.dirs {
 		if err := unix.Mkdir(d, 0o755); err != nil {
+			for _, made := range c.dirs[:i] {
+				_ = unix.Rmdir(made)
+			}
 			return fmt.Errorf("creating cgroup %s: %w", d, err)
 		}
-		made++
 	}
+	return nil
+}
+
+// setLimits writes the memory (no swap), pids and CPU weight limits.
+func (c *cgroup) setLimits(l limits) error {
 	mem := strconv.FormatUint(l.memoryBytes, 10)
 	pids := strconv.Itoa(l.pidsMax)
 	if c.h.v2 {
@@ -319,7 +332,9 @@ func (c *cgroup) openDir() (int, error) {
 	return fd, nil
 }
 
-// addProc moves pid into the cgroup (v1; v2 uses CLONE_INTO_CGROUP).
+// addProc moves a whole process into the cgroup. Sandboxes do not use it
+// (v1: the init joins by itself, see joinCgroups; v2: CLONE_INTO_CGROUP):
+// on v1 it can take milliseconds.
 func (c *cgroup) addProc(pid int) error {
 	p := strconv.Itoa(pid)
 	for _, d := range c.dirs {

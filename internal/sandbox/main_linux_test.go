@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,14 @@ import (
 func TestMain(m *testing.M) {
 	// The test binary is re-executed as the in-sandbox init.
 	MaybeRunInit()
-	os.Exit(m.Run())
+	if arg := os.Getenv(crashHelperEnv); arg != "" {
+		runCrashHelper(arg)
+	}
+	code := m.Run()
+	if probePath != "" {
+		os.RemoveAll(filepath.Dir(probePath))
+	}
+	os.Exit(code)
 }
 
 // requireSandboxes skips tests that need real sandboxes where they cannot run.
@@ -49,9 +57,16 @@ func randomName(prefix string) string {
 // closed and nothing may be left: cgroups, mounts, goroutines.
 func newTestManager(t testing.TB) *Manager {
 	t.Helper()
+	return newTestManagerWith(t, Config{})
+}
+
+// newTestManagerWith is newTestManager with cfg's other settings (Spares).
+func newTestManagerWith(t testing.TB, cfg Config) *Manager {
+	t.Helper()
 	requireSandboxes(t)
 	goroutines := runtime.NumGoroutine()
-	m, err := NewManager(Config{Instance: randomName("test"), RootDir: t.TempDir(), Logger: testLogger(t)})
+	cfg.Instance, cfg.RootDir, cfg.Logger = randomName("test"), t.TempDir(), testLogger(t)
+	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -66,6 +81,9 @@ func newTestManager(t testing.TB) *Manager {
 		}
 		assertNoMounts(t, m.cfg.RootDir)
 		waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
+		if kids := children(); len(kids) > 0 {
+			t.Errorf("child processes left (running or zombie): %v", kids)
+		}
 	})
 	return m
 }
@@ -94,6 +112,28 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// children lists the processes whose parent is the test process.
+func children() []string {
+	var kids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			kids = append(kids, e.Name()+" "+s[:i+1]+" "+f[0])
+		}
+	}
+	return kids
 }
 
 // assertNoMounts checks the host mount table mentions nothing of the sandboxes.

@@ -69,7 +69,7 @@ func main() {
 		}
 	case "sleep":
 		fmt.Println("sleeping")
-		select {}
+		sleepForever()
 	case "exit":
 		code, _ := strconv.Atoi(os.Args[2])
 		fmt.Fprintln(os.Stderr, "exiting with", code)
@@ -82,9 +82,17 @@ func main() {
 			}
 		}
 		fmt.Println("spawned")
-		select {}
+		sleepForever()
 	default:
 		fail("unknown mode " + os.Args[1])
+	}
+}
+
+// sleepForever blocks; unlike select {}, the runtime does not call it a
+// deadlock.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
 	}
 }
 
