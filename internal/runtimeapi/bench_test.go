@@ -24,8 +24,12 @@ var (
 )
 
 // benchInvoke runs b's loop of Invokes against s, whose runtime is already
-// looping.
-func benchInvoke(b *testing.B, s *Server) {
+// looping. Back to back, one op is a whole runtime cycle: the event out, the
+// result in, and the runtime's 202 and next /next. With parked, each Invoke
+// starts only once the runtime waits in /next again, as when invocations
+// are not back to back; then the latency of the Invoke alone is reported as
+// p50-ns and p99-ns (ns/op includes the wait).
+func benchInvoke(b *testing.B, s *Server, parked bool) {
 	ctx := context.Background()
 	inv := Invocation{
 		RequestID:   "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
@@ -39,21 +43,65 @@ func benchInvoke(b *testing.B, s *Server) {
 	if err := s.WaitReady(ctx); err != nil {
 		b.Fatal(err)
 	}
+	var hist latencyHistogram
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		inv.RequestID = ids[i&1]
 		i++
+		var start time.Time
+		if parked {
+			for !isParked(s)() {
+				time.Sleep(20 * time.Microsecond)
+			}
+			start = time.Now()
+		}
 		out, err := s.Invoke(ctx, inv)
 		if err != nil || out.IsError {
 			b.Fatalf("Invoke = %+v, %v", out, err)
 		}
+		if parked {
+			hist.add(time.Since(start))
+		}
 	}
+	if parked {
+		b.ReportMetric(float64(hist.quantile(0.50)), "p50-ns")
+		b.ReportMetric(float64(hist.quantile(0.99)), "p99-ns")
+	}
+}
+
+// latencyHistogram counts latencies in 1 µs buckets up to 10 ms without
+// allocating.
+type latencyHistogram struct {
+	n       int
+	buckets [10000]int // the last one holds everything above
+}
+
+func (h *latencyHistogram) add(d time.Duration) {
+	h.n++
+	h.buckets[min(int(d/time.Microsecond), len(h.buckets)-1)]++
+}
+
+// quantile returns the upper bound of the bucket holding quantile q.
+func (h *latencyHistogram) quantile(q float64) time.Duration {
+	want := int(q * float64(h.n))
+	seen := 0
+	for i, c := range h.buckets {
+		seen += c
+		if seen > want {
+			return time.Duration(i+1) * time.Microsecond
+		}
+	}
+	return time.Duration(len(h.buckets)) * time.Microsecond
 }
 
 // BenchmarkInvokeWarm: the runtime is an http.Client loop (keep-alive, one
 // connection), like aws-lambda-go's but in process.
 func BenchmarkInvokeWarm(b *testing.B) {
+	benchModes(b, benchInvokeWarm)
+}
+
+func benchInvokeWarm(b *testing.B, parked bool) {
 	s, addr := startServer(b, Config{})
 	c := newRuntimeClient(b, addr)
 	loopDone := make(chan struct{})
@@ -71,13 +119,20 @@ func BenchmarkInvokeWarm(b *testing.B) {
 			}
 		}
 	}()
-	b.Cleanup(func() { <-loopDone })
-	benchInvoke(b, s)
+	b.Cleanup(func() {
+		s.Close() // ends the loop's /next
+		<-loopDone
+	})
+	benchInvoke(b, s, parked)
 }
 
 // BenchmarkInvokeWarmRawRuntime: the runtime is a minimal hand-written
 // HTTP/1.1 loop, so allocs/op are nearly all the server's and Invoke's.
 func BenchmarkInvokeWarmRawRuntime(b *testing.B) {
+	benchModes(b, benchInvokeWarmRawRuntime)
+}
+
+func benchInvokeWarmRawRuntime(b *testing.B, parked bool) {
 	s, addr := startServer(b, Config{})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -89,7 +144,7 @@ func BenchmarkInvokeWarmRawRuntime(b *testing.B) {
 		conn.Close()
 		<-loopDone
 	})
-	benchInvoke(b, s)
+	benchInvoke(b, s, parked)
 }
 
 // rawRuntimeLoop plays a runtime on conn until it fails.
@@ -161,8 +216,16 @@ func readRawResponse(br *bufio.Reader, status int, id, body []byte) ([]byte, []b
 // hello function (testdata/hello) in a child process: the end-to-end warm
 // path minus Owl's worker and frontend.
 func BenchmarkInvokeWarmAWSLambdaGo(b *testing.B) {
-	s, _ := startEnvironment(b, "hello")
-	benchInvoke(b, s)
+	benchModes(b, func(b *testing.B, parked bool) {
+		s, _ := startEnvironment(b, "hello")
+		benchInvoke(b, s, parked)
+	})
+}
+
+// benchModes runs bench back to back and parked.
+func benchModes(b *testing.B, bench func(b *testing.B, parked bool)) {
+	b.Run("back-to-back", func(b *testing.B) { bench(b, false) })
+	b.Run("parked", func(b *testing.B) { bench(b, true) })
 }
 
 // BenchmarkBaselineHTTPRoundTrip is one keep-alive GET to a bare net/http

@@ -55,5 +55,6 @@
 // A warm invocation costs two goroutine hand-offs: Invoke wakes the parked
 // /next handler, and the /response handler sends the Outcome back to Invoke
 // over a buffered channel. State is one small state machine under one mutex
-// (see state.go); no goroutine is started per invocation.
+// (invState in server.go lists its transitions); this package starts no
+// goroutine and no timer per invocation.
 package runtimeapi

@@ -33,6 +33,10 @@ var (
 	// ErrBusy is returned by Invoke while another invocation is in progress,
 	// or while an abandoned one is still running in the runtime.
 	ErrBusy = errors.New("runtimeapi: an invocation is already in progress")
+	// ErrWithdrawn is wrapped (with ctx's error) by Invoke when ctx ended
+	// before the runtime took the event: the function never saw it, so the
+	// caller may run it elsewhere without running it twice.
+	ErrWithdrawn = errors.New("runtimeapi: invocation withdrawn before the runtime took it")
 )
 
 // Config is the configuration of one Server. The zero value is valid.
@@ -66,8 +70,10 @@ type Invocation struct {
 	ClientContext string
 	// CognitoIdentity is the Cognito identity JSON; may be empty.
 	CognitoIdentity string
-	// Payload is the event. The Server does not modify it and drops its
-	// reference once the runtime has taken it.
+	// Payload is the event. Invoke takes it over: the caller must not
+	// modify it afterwards (a runtime may post its result before it has
+	// read the whole event). The Server never modifies it and drops its
+	// reference once the event is written.
 	Payload []byte
 }
 
@@ -369,18 +375,22 @@ func (s *Server) abandon(err error) (Outcome, error) {
 	switch s.state {
 	case invQueued: // the runtime never saw it: withdraw it
 		s.state, s.inv, s.id = invNone, Invocation{}, ""
+		return Outcome{}, fmt.Errorf("%w: %w", ErrWithdrawn, err)
 	case invDelivered, invReceiving:
 		s.abandoned = true
 	}
 	return Outcome{}, err
 }
 
-// finish makes out the outcome of invocation id, which is in invReceiving.
-func (s *Server) finish(id string, out Outcome) {
+// finish makes out the outcome of invocation id, which is in invReceiving,
+// and reports whether it was handed to a waiting Invoke.
+func (s *Server) finish(id string, out Outcome) (delivered bool) {
 	s.mu.Lock()
-	if !s.abandoned {
+	delivered = !s.abandoned
+	if delivered {
 		s.done <- out // never blocks: cap 1, drained by Invoke or abandon
 	}
 	s.state, s.id, s.abandoned, s.lastID = invNone, "", false, id
 	s.mu.Unlock()
+	return delivered
 }

@@ -409,6 +409,9 @@ func TestInitError(t *testing.T) {
 			if ie.Type != tc.want.Type || ie.Message != tc.want.Message || string(ie.Body) != tc.body {
 				t.Errorf("InitError = %+v (%q), want %+v (%q)", ie, ie.Body, tc.want, tc.body)
 			}
+			if msg := ie.Error(); !strings.Contains(msg, tc.want.Type) || !strings.Contains(msg, tc.want.Message) {
+				t.Errorf("InitError.Error() = %q, want it to name %q and %q", msg, tc.want.Type, tc.want.Message)
+			}
 			if res := receive(t, queued); res.err != ie {
 				t.Errorf("queued Invoke = %v, want the InitError", res.err)
 			}
@@ -615,6 +618,22 @@ func TestConfig(t *testing.T) {
 		res := receive(t, invCh)
 		if res.out.ErrorType != ErrorTypeResponseSizeTooLarge || !bytes.Contains(res.out.Payload, []byte("(10 bytes)")) {
 			t.Fatalf("Invoke = %+v (%q), want ResponseSizeTooLarge naming 10 bytes", res.out, res.out.Payload)
+		}
+	})
+
+	t.Run("custom limit on init error", func(t *testing.T) {
+		checkGoroutines(t)
+		s, addr := startServer(t, Config{MaxResponseBytes: 10})
+		c := newRuntimeClient(t, addr)
+		ctx := testCtx(t)
+		r := c.request(ctx, http.MethodPost, apiBase+"/init/error", strings.NewReader("01234567890"), nil, nil)
+		wantStatus(t, r, http.StatusRequestEntityTooLarge, errRequestEntityTooLarge)
+		// Refused, so init has not ended: the runtime may still post a
+		// smaller one, or call /next.
+		wantAccepted(t, c.request(ctx, http.MethodPost, apiBase+"/init/error", strings.NewReader("{}"), nil, nil))
+		var ie *InitError
+		if err := s.WaitReady(ctx); !errors.As(err, &ie) || ie.Type != ErrorTypeRuntimeUnknown {
+			t.Fatalf("WaitReady = %v, want a Runtime.Unknown InitError", err)
 		}
 	})
 }
