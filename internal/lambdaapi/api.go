@@ -72,10 +72,12 @@ func (a *API) routes() {
 		a.mux.Handle(pattern, a.authenticated(limit, fn))
 	}
 	const fns = "/2015-03-31/functions"
+	// "{$}" matches the trailing-slash form exactly: a bare "/" suffix
+	// would make every unknown path below it a create or a list.
 	h("POST "+fns, maxManagementBody, a.createFunction)
-	h("POST "+fns+"/", maxManagementBody, a.createFunction)
+	h("POST "+fns+"/{$}", maxManagementBody, a.createFunction)
 	h("GET "+fns, 0, a.listFunctions)
-	h("GET "+fns+"/", 0, a.listFunctions)
+	h("GET "+fns+"/{$}", 0, a.listFunctions)
 	h("GET "+fns+"/{name}", 0, a.getFunction)
 	h("GET "+fns+"/{name}/configuration", 0, a.getFunctionConfiguration)
 	h("PUT "+fns+"/{name}/code", maxManagementBody, a.updateFunctionCode)
@@ -83,7 +85,7 @@ func (a *API) routes() {
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
-	h("GET /2016-08-19/account-settings/", 0, a.getAccountSettings)
+	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("/", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +44,13 @@ type Registry struct {
 	opts Options
 	kv   jetstream.KeyValue
 	code jetstream.ObjectStore
+
+	// codeMu serialises the writes that store or collect code (Create,
+	// Update, Delete). Two Puts of the same content-addressed object would
+	// purge each other's chunks under a concurrent reader, and collecting
+	// an object must not race a function starting to reference it. This
+	// holds within one node; a cluster needs a lock in NATS.
+	codeMu sync.Mutex
 }
 
 // Open creates (or opens) the buckets.
@@ -122,6 +130,8 @@ func (r *Registry) List(ctx context.Context) ([]Function, error) {
 
 // Create stores a new function with its (already validated) code zip.
 func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function, error) {
+	r.codeMu.Lock()
+	defer r.codeMu.Unlock()
 	if err := f.Validate(); err != nil {
 		return Function{}, err
 	}
@@ -152,6 +162,8 @@ func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function
 // not nil, replaces the code. The write is a compare-and-set on the KV
 // revision: a concurrent update gets ResourceConflictException.
 func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []byte, change func(*Function)) (Function, error) {
+	r.codeMu.Lock()
+	defer r.codeMu.Unlock()
 	f, rev, err := r.get(ctx, name)
 	if err != nil {
 		return Function{}, err
@@ -197,6 +209,8 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []by
 
 // Delete removes a function and, when no other function uses it, its code.
 func (r *Registry) Delete(ctx context.Context, name string) error {
+	r.codeMu.Lock()
+	defer r.codeMu.Unlock()
 	f, rev, err := r.get(ctx, name)
 	if err != nil {
 		return err

@@ -81,7 +81,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.sbm, err = sandbox.NewManager(sandbox.Config{
 		Instance: instanceID(dataDir),
 		RootDir:  filepath.Join(dataDir, "sandboxes"),
-		Logger:   logger.With("component", "sandbox"),
+		// Spare inits hide the owl binary's own start-up from cold starts.
+		Spares: 2,
+		Logger: logger.With("component", "sandbox"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting sandbox manager: %w", err)

@@ -64,6 +64,12 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 		GID:            w.cfg.GID,
 		RuntimeAPIAddr: runtimeAPIAddr,
 	})
+	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
+		// The code has no runnable bootstrap: the function's fault, reported
+		// as Lambda does, not a platform error.
+		return nil, 0, nil, &initFailed{dur: time.Since(t0), errType: "Runtime.InvalidEntrypoint",
+			body: errorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("Error: %v", err))}
+	}
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 	}

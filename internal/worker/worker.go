@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/owl-project/owl/internal/codezip"
@@ -119,29 +120,50 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	}
 	defer w.inflight.Add(-1)
 
-	e, initDur, initLines, err := w.acquire(ctx, fn)
-	var initFailure *initFailed
-	if errors.As(err, &initFailure) {
-		return w.failedInit(fn, req, initFailure, initLines), nil
-	}
-	if err != nil {
-		return nil, err
-	}
+	var (
+		e               *env
+		initDur         time.Duration
+		initLines       []string
+		out             runtimeapi.Outcome
+		ierr            error
+		start, deadline time.Time
+	)
+	for attempt := 1; ; attempt++ {
+		var err error
+		e, initDur, initLines, err = w.acquire(ctx, fn)
+		var initFailure *initFailed
+		if errors.As(err, &initFailure) {
+			return w.failedInit(fn, req, initFailure, initLines), nil
+		}
+		if err != nil {
+			return nil, err
+		}
 
-	start := time.Now()
-	deadline := start.Add(time.Duration(fn.Timeout) * time.Second)
-	ictx, cancel := context.WithDeadline(ctx, deadline)
-	stop := context.AfterFunc(e.exited, cancel)
-	out, ierr := e.api.Invoke(ictx, runtimeapi.Invocation{
-		RequestID:     req.RequestID,
-		Deadline:      deadline,
-		FunctionARN:   registry.ARN(w.cfg.Region, w.cfg.AccountID, fn.Name, ""),
-		TraceID:       req.TraceID,
-		ClientContext: req.ClientContext,
-		Payload:       req.Payload,
-	})
-	stop()
-	cancel()
+		start = time.Now()
+		deadline = start.Add(time.Duration(fn.Timeout) * time.Second)
+		ictx, cancel := context.WithDeadline(ctx, deadline)
+		stop := context.AfterFunc(e.exited, cancel)
+		out, ierr = e.api.Invoke(ictx, runtimeapi.Invocation{
+			RequestID:     req.RequestID,
+			Deadline:      deadline,
+			FunctionARN:   registry.ARN(w.cfg.Region, w.cfg.AccountID, fn.Name, ""),
+			TraceID:       req.TraceID,
+			ClientContext: req.ClientContext,
+			Payload:       req.Payload,
+		})
+		stop()
+		cancel()
+		if errors.Is(ierr, runtimeapi.ErrWithdrawn) && e.exited.Err() != nil && ctx.Err() == nil && attempt < maxDeliveries {
+			// The runtime exited between two invocations (aws-lambda-go
+			// does right after reporting a panic or a refused response),
+			// before it took this event: the function never saw it, so it
+			// goes to a fresh environment, as Lambda re-initialises a
+			// sandbox whose runtime exited.
+			w.destroy(e)
+			continue
+		}
+		break
+	}
 	dur := time.Since(start)
 
 	res := &Result{Payload: out.Payload, FunctionError: out.IsError, ErrorType: out.ErrorType}
@@ -167,7 +189,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	} else {
 		w.release(e)
 	}
-	rep := telemetry.Report{RequestID: req.RequestID, Duration: dur, MemoryMB: fn.MemorySize, MaxMemoryMB: maxMem, InitDuration: initDur}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: initDur}
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
@@ -175,11 +197,23 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	return res, nil
 }
 
+// reportedMemoryMB is the Max Memory Used of a REPORT line: the measured
+// cgroup peak, rounded up to MB, but never above the function's memory.
+// The kernel may force a few pages past the limit while it OOM-kills (cgroup
+// v1 charges them anyway), and Lambda never reports more than MemorySize.
+func reportedMemoryMB(peakMB int, fn registry.Function) int {
+	return min(peakMB, fn.MemorySize)
+}
+
+// maxDeliveries bounds how often one invocation is handed to environments
+// whose runtime exited before taking it.
+const maxDeliveries = 3
+
 // failedInit turns a runtime that could not initialise into the function
 // error Lambda returns for it.
 func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed, lines []string) *Result {
 	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
-	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: f.maxMemMB, ErrorType: f.errType}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(f.maxMemMB, fn), ErrorType: f.errType}
 	res.Log = w.record(fn.Name, req, lines, rep)
 	return res
 }
@@ -250,14 +284,29 @@ func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.
 		return nil, 0, nil, lambdaerr.New(lambdaerr.Service, "Owl is shutting down.")
 	}
 	p := w.pools[key]
-	if p != nil && len(p.idle) > 0 {
+	var dead []*env
+	for p != nil && len(p.idle) > 0 {
 		e := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
+		if e.exited.Err() != nil {
+			// The runtime exited while idle: its exit belongs to no
+			// invocation, and the next one gets a fresh environment.
+			dead = append(dead, e)
+			continue
+		}
 		w.mu.Unlock()
+		w.destroyAll(dead)
 		return e, 0, nil, nil
 	}
 	w.mu.Unlock()
+	w.destroyAll(dead)
 	return w.start(ctx, fn, key)
+}
+
+func (w *Worker) destroyAll(envs []*env) {
+	for _, e := range envs {
+		w.destroy(e)
+	}
 }
 
 // release returns a healthy environment to its pool.
@@ -383,9 +432,16 @@ func (w *Worker) codeDir(ctx context.Context, shaHex string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("creating code cache: %w", err)
 	}
-	if _, err := codezip.Extract(zip, dir, codezip.DefaultLimits()); err != nil {
+	// No fork while the files are open for writing: a child forked now
+	// (another sandbox starting) inherits the write descriptors until it
+	// execs, and exec'ing a bootstrap that any process holds open for
+	// writing fails with ETXTBSY (golang.org/issue/22315). Forks take
+	// syscall.ForkLock for writing.
+	syscall.ForkLock.RLock()
+	_, err = codezip.Extract(zip, dir, codezip.DefaultLimits())
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		return "", fmt.Errorf("unpacking code %s: %w", shaHex, err)
 	}
 	return dir, nil
 }
-
