@@ -4,16 +4,24 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,4 +232,385 @@ func (ts *testServer) do(method, path string, body []byte, hdr map[string]string
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+// as returns a copy of ts whose helpers report to t: subtests must not
+// fail the parent's *testing.T from their own goroutine.
+func (ts *testServer) as(t *testing.T) *testServer {
+	c := *ts
+	c.t = t
+	return &c
+}
+
+// eventually polls cond until it returns nil, failing t with cond's last
+// error when timeout passes. Tests wait with it, never with bare sleeps.
+func eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still not true after %v: %v", timeout, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// apiError is a Lambda service error as the wire carries it.
+type apiError struct {
+	status  int
+	code    string // X-Amzn-ErrorType
+	message string // "message" or "Message"
+	body    map[string]any
+}
+
+func parseAPIError(t testing.TB, resp *http.Response, body []byte) apiError {
+	t.Helper()
+	e := apiError{status: resp.StatusCode, code: resp.Header.Get("X-Amzn-ErrorType")}
+	if err := json.Unmarshal(body, &e.body); err != nil {
+		t.Fatalf("error body is not JSON (status %d): %v\n%s", resp.StatusCode, err, body)
+	}
+	for _, k := range []string{"message", "Message"} {
+		if m, ok := e.body[k].(string); ok {
+			e.message = m
+		}
+	}
+	return e
+}
+
+// wantError checks a service error's status, type and message; message
+// must equal want, or contain it when want starts with "~".
+func wantError(t testing.TB, resp *http.Response, body []byte, status int, code, want string) apiError {
+	t.Helper()
+	e := parseAPIError(t, resp, body)
+	if e.status != status || e.code != code {
+		t.Errorf("got %d %q, want %d %q; body %s", e.status, e.code, status, code, body)
+	}
+	if sub, ok := strings.CutPrefix(want, "~"); ok {
+		if !strings.Contains(e.message, sub) {
+			t.Errorf("%s message %q lacks %q", code, e.message, sub)
+		}
+	} else if e.message != want {
+		t.Errorf("%s message:\n got %q\nwant %q", code, e.message, want)
+	}
+	// Lambda's shapes: ValidationException and authentication errors carry
+	// only the message; the others say who is at fault.
+	_, hasType := e.body["Type"]
+	switch {
+	case code == "ValidationException" || status == http.StatusForbidden:
+		if hasType {
+			t.Errorf("%s body has a Type: %s", code, body)
+		}
+	case e.body["Type"] != "User":
+		t.Errorf("%s body lacks \"Type\": \"User\": %s", code, body)
+	}
+	return e
+}
+
+// rawInvoke invokes over plain HTTP with the bearer token.
+func (ts *testServer) rawInvoke(path, payload string, hdr map[string]string) (*http.Response, []byte) {
+	ts.t.Helper()
+	return ts.do(http.MethodPost, "/2015-03-31/functions/"+path, []byte(payload), hdr)
+}
+
+// logText is function name's stored log (GET /owl/v1/functions/{name}/logs).
+func (ts *testServer) logText(name string) string {
+	ts.t.Helper()
+	resp, body := ts.do(http.MethodGet, "/owl/v1/functions/"+name+"/logs?limit=100000", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		ts.t.Fatalf("logs of %s: %d %s", name, resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+var sentinelSeq atomic.Int64
+
+// loggedInvocations counts the invocations of name in its stored log. Logs
+// are stored asynchronously, so it first runs a sentinel invocation and
+// waits for its line: every earlier invocation is stored by then. The
+// sentinel itself is counted.
+func (ts *testServer) loggedInvocations(name string) int {
+	ts.t.Helper()
+	marker := fmt.Sprintf("sentinel-%d-%d", time.Now().UnixNano(), sentinelSeq.Add(1))
+	if r := ts.invoke(name, `{"print":"`+marker+`"}`); r.funcErr != "" {
+		ts.t.Fatalf("sentinel invoke of %s failed: %s", name, r.payload)
+	}
+	n := 0
+	eventually(ts.t, 10*time.Second, func() error {
+		text := ts.logText(name)
+		if !strings.Contains(text, marker) {
+			return fmt.Errorf("the sentinel invocation of %s is not in its log yet", name)
+		}
+		n = countStarts(text)
+		return nil
+	})
+	return n
+}
+
+func countStarts(log string) int {
+	n := 0
+	for line := range strings.Lines(log) {
+		if strings.HasPrefix(line, "START RequestId: ") {
+			n++
+		}
+	}
+	return n
+}
+
+// functionsSnapshot lists every function with the fields a failed request
+// must not change, through the raw API.
+func (ts *testServer) functionsSnapshot() string {
+	ts.t.Helper()
+	resp, body := ts.do(http.MethodGet, "/2015-03-31/functions?MaxItems=50", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		ts.t.Fatalf("ListFunctions: %d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Functions []struct {
+			FunctionName, RevisionId, CodeSha256 string
+			MemorySize, Timeout                  int
+		}
+		NextMarker *string
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		ts.t.Fatalf("ListFunctions: %v", err)
+	}
+	if out.NextMarker != nil {
+		ts.t.Fatalf("functionsSnapshot: more than one page")
+	}
+	var b strings.Builder
+	for _, f := range out.Functions {
+		fmt.Fprintf(&b, "%s rev=%s sha=%s mem=%d timeout=%d\n", f.FunctionName, f.RevisionId, f.CodeSha256, f.MemorySize, f.Timeout)
+	}
+	return b.String()
+}
+
+// zipEntry is one entry of a hand-made zip.
+type zipEntry struct {
+	name string
+	body string
+	mode fs.FileMode // 0 means 0644; fs.ModeSymlink makes body the target
+}
+
+func makeZip(t testing.TB, entries ...zipEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		hdr := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		mode := e.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		hdr.SetMode(mode)
+		w, err := zw.CreateHeader(hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(w, e.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// kitchenZipWith is the kitchensink zip plus extra entries (new code with
+// a new CodeSha256).
+func kitchenZipWith(t testing.TB, extra ...zipEntry) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(kitchenZip), int64(len(kitchenZip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range extra {
+		w, err := zw.Create(e.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(w, e.body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// instanceOf is the sandbox instance of a data dir, derived as
+// internal/server does: the first 4 bytes of the sha256 of the absolute
+// path, in hex. Its cgroups live under owl/<instance> of each hierarchy.
+func instanceOf(t testing.TB, dataDir string) string {
+	t.Helper()
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:4])
+}
+
+// sandboxProc is a process in a sandbox cgroup of an instance.
+type sandboxProc struct {
+	comm   string
+	cgroup string // the sandbox's cgroup name, under owl/<instance>
+	state  string // from /proc/<pid>/stat: R, S, Z...
+}
+
+// procState is the state letter of process pid.
+func procState(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "?"
+	}
+	// pid (comm) state ...; comm may contain spaces and parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return string(b[i+2])
+	}
+	return "?"
+}
+
+// sandboxProcessCgroups lists the processes whose cgroup (in any
+// hierarchy) is under owl/<instance>.
+func sandboxProcessCgroups(instance string) map[int]sandboxProc {
+	procs := map[int]sandboxProc{}
+	ents, _ := os.ReadDir("/proc")
+	marker := "/owl/" + instance + "/"
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cg, err := os.ReadFile("/proc/" + e.Name() + "/cgroup")
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(cg)) {
+			// hierarchy-id:controllers:path
+			parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+			if len(parts) != 3 {
+				continue
+			}
+			_, rest, ok := strings.Cut(parts[2]+"/", marker)
+			if !ok {
+				continue
+			}
+			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+			name, _, _ := strings.Cut(rest, "/")
+			procs[pid] = sandboxProc{comm: strings.TrimSpace(string(comm)), cgroup: name, state: procState(e.Name())}
+			break
+		}
+	}
+	return procs
+}
+
+// sandboxProcesses lists the processes of an instance's sandboxes.
+func sandboxProcesses(instance string) map[int]string {
+	out := map[int]string{}
+	for pid, p := range sandboxProcessCgroups(instance) {
+		out[pid] = p.comm + "(" + p.state + ") in " + p.cgroup
+	}
+	return out
+}
+
+// cgroupMounts lists the mount points of every cgroup (v1 and v2) hierarchy.
+func cgroupMounts(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnts []string
+	for line := range strings.Lines(string(data)) {
+		pre, post, ok := strings.Cut(line, " - ")
+		pf, sf := strings.Fields(pre), strings.Fields(post)
+		if ok && len(pf) >= 5 && len(sf) >= 1 && (sf[0] == "cgroup" || sf[0] == "cgroup2") {
+			mnts = append(mnts, pf[4])
+		}
+	}
+	return mnts
+}
+
+// instanceCgroups lists what exists of owl/<instance> in every hierarchy:
+// the instance directories and the sandbox cgroups in them.
+func instanceCgroups(t testing.TB, instance string) []string {
+	t.Helper()
+	var found []string
+	for _, mnt := range cgroupMounts(t) {
+		dir := filepath.Join(mnt, "owl", instance)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		found = append(found, dir)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.IsDir() {
+				found = append(found, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return found
+}
+
+// sandboxCgroupNames lists the sandbox cgroups (not the instance dirs) of
+// instance, once per name.
+func sandboxCgroupNames(t testing.TB, instance string) []string {
+	t.Helper()
+	var names []string
+	for _, d := range instanceCgroups(t, instance) {
+		if filepath.Base(d) != instance && !slices.Contains(names, filepath.Base(d)) {
+			names = append(names, filepath.Base(d))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// mountsUnder lists the mount points in this mount namespace that
+// mention dir.
+func mountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, dir) {
+			found = append(found, strings.TrimSpace(line))
+		}
+	}
+	return found
+}
+
+// checkNothingLeft asserts that a stopped server on dataDir left no
+// sandbox process, no cgroup of its instance and no mount behind.
+func checkNothingLeft(t testing.TB, dataDir string) {
+	t.Helper()
+	inst := instanceOf(t, dataDir)
+	eventually(t, 10*time.Second, func() error {
+		if p := sandboxProcesses(inst); len(p) > 0 {
+			return fmt.Errorf("processes left in instance %s: %v", inst, p)
+		}
+		if cg := instanceCgroups(t, inst); len(cg) > 0 {
+			return fmt.Errorf("cgroups left of instance %s: %v", inst, cg)
+		}
+		if m := mountsUnder(t, dataDir); len(m) > 0 {
+			return fmt.Errorf("mounts left under %s: %v", dataDir, m)
+		}
+		return nil
+	})
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
@@ -66,6 +69,7 @@ func (ts *testServer) invoke(name, payload string, mutate ...func(*lambda.Invoke
 }
 
 func TestInvokeThroughSDK(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "")
 	created := ts.createKitchensink("hello")
 	if got := aws.ToString(created.FunctionArn); got != "arn:aws:lambda:us-east-1:000000000000:function:hello" {
@@ -103,5 +107,168 @@ func TestInvokeThroughSDK(t *testing.T) {
 	}
 	if st := ts.Worker().Stats(); st.Environments != 1 {
 		t.Errorf("environments = %d, want 1", st.Environments)
+	}
+}
+
+// startRequestID is the request id of the START line of a log tail.
+func startRequestID(log string) string {
+	for line := range strings.Lines(log) {
+		if rest, ok := strings.CutPrefix(line, "START RequestId: "); ok {
+			id, _, _ := strings.Cut(rest, " ")
+			return id
+		}
+	}
+	return ""
+}
+
+func TestInvokeForms(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	ts.createKitchensink("forms")
+	const arn = "arn:aws:lambda:us-east-1:000000000000:function:forms"
+
+	for _, path := range []string{
+		"forms",
+		"forms:$LATEST",
+		arn,
+		arn + ":$LATEST",
+		"000000000000:function:forms",
+		"000000000000:function:forms:$LATEST",
+		"forms/invocations?Qualifier=" + url.QueryEscape("$LATEST"),
+	} {
+		t.Run(path, func(t *testing.T) {
+			p := url.PathEscape(path) + "/invocations"
+			if strings.Contains(path, "?") {
+				p = path
+			}
+			resp, body := ts.as(t).rawInvoke(p, `{"action":"context"}`, map[string]string{"X-Amz-Log-Type": "Tail"})
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+				t.Fatalf("invoke %s: %d %s", path, resp.StatusCode, body)
+			}
+			if v := resp.Header.Get("X-Amz-Executed-Version"); v != "$LATEST" {
+				t.Errorf("X-Amz-Executed-Version = %q", v)
+			}
+			logTail, err := base64.StdEncoding.DecodeString(resp.Header.Get("X-Amz-Log-Result"))
+			if err != nil {
+				t.Fatalf("X-Amz-Log-Result: %v", err)
+			}
+			var out struct{ RequestID, Arn string }
+			if err := json.Unmarshal(body, &out); err != nil {
+				t.Fatal(err)
+			}
+			id := resp.Header.Get("x-amzn-RequestId")
+			if !uuidRe.MatchString(id) || startRequestID(string(logTail)) != id || out.RequestID != id {
+				t.Errorf("x-amzn-RequestId %q, START line's %q, the function's %q: want one UUID", id, startRequestID(string(logTail)), out.RequestID)
+			}
+			if !strings.Contains(string(logTail), "REPORT RequestId: "+id+"\t") {
+				t.Errorf("log tail has no REPORT line for %s:\n%s", id, logTail)
+			}
+			if out.Arn != arn && out.Arn != arn+":$LATEST" {
+				t.Errorf("the function saw invoked ARN %q", out.Arn)
+			}
+		})
+	}
+
+	t.Run("SDK", func(t *testing.T) {
+		ts := ts.as(t)
+		for _, in := range []*lambda.InvokeInput{
+			{FunctionName: aws.String(arn)},
+			{FunctionName: aws.String("000000000000:function:forms")},
+			{FunctionName: aws.String("forms"), Qualifier: aws.String("$LATEST")},
+			{FunctionName: aws.String(arn), Qualifier: aws.String("$LATEST")},
+		} {
+			in.Payload = []byte(`{"name":"sdk"}`)
+			out, err := ts.sdk().Invoke(context.Background(), in)
+			if err != nil {
+				t.Errorf("Invoke %s (qualifier %q): %v", aws.ToString(in.FunctionName), aws.ToString(in.Qualifier), err)
+				continue
+			}
+			id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+			if string(out.Payload) != `{"message":"hello sdk"}` || out.StatusCode != 200 || aws.ToString(out.ExecutedVersion) != "$LATEST" || !uuidRe.MatchString(id) {
+				t.Errorf("Invoke %s: %d %s version %q request id %q", aws.ToString(in.FunctionName), out.StatusCode, out.Payload, aws.ToString(out.ExecutedVersion), id)
+			}
+		}
+	})
+
+	t.Run("ClientContext", func(t *testing.T) {
+		cc := base64.StdEncoding.EncodeToString([]byte(`{"client":{"app_title":"owl-test"},"custom":{"tenant":"t-42","n":"7"},"env":{"platform":"linux"}}`))
+		r := ts.as(t).invoke("forms", `{"action":"context"}`, func(in *lambda.InvokeInput) { in.ClientContext = aws.String(cc) })
+		var out struct{ ClientContext map[string]string }
+		if err := json.Unmarshal([]byte(r.payload), &out); err != nil || r.funcErr != "" {
+			t.Fatalf("context action: %s: %v", r.payload, err)
+		}
+		if out.ClientContext["tenant"] != "t-42" || out.ClientContext["n"] != "7" || len(out.ClientContext) != 2 {
+			t.Errorf("the function saw ClientContext.Custom %v", out.ClientContext)
+		}
+	})
+
+	t.Run("LogTail", func(t *testing.T) {
+		// X-Amz-Log-Result carries the last 4 KB of the log: the end of a
+		// long line, then END and REPORT.
+		line := strings.Repeat("0123456789", 1000)
+		r := ts.as(t).invoke("forms", `{"print":"`+line+`"}`)
+		if len(r.log) != 4096 || !strings.Contains(r.log, "789\nEND RequestId: ") || !strings.HasSuffix(r.log, "\n") {
+			t.Errorf("log tail of %d bytes:\n%s", len(r.log), r.log)
+		}
+		parseReport(t, r.log)
+	})
+
+	t.Run("ResponseTooLarge", func(t *testing.T) {
+		ts := ts.as(t)
+		r := ts.invoke("forms", `{"action":"big","bytes":6400000}`)
+		if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Function.ResponseSizeTooLarge" {
+			t.Errorf("a 6.4 MB response: FunctionError %q, body %.300s", r.funcErr, r.payload)
+		}
+		if msg, _ := r.errorObj["errorMessage"].(string); !strings.Contains(msg, "6291556") {
+			t.Errorf("errorMessage %q does not name the limit", msg)
+		}
+		if ok := ts.invoke("forms", `{"name":"again"}`); ok.funcErr != "" || ok.payload != `{"message":"hello again"}` {
+			t.Errorf("invoke after a too large response: %+v", ok)
+		}
+		// Just under the limit passes (the JSON string adds 2 quotes).
+		if r := ts.invoke("forms", `{"action":"big","bytes":6291554}`); r.funcErr != "" || len(r.payload) != 6291556 {
+			t.Errorf("a response of exactly 6291556 bytes: FunctionError %q, %d bytes", r.funcErr, len(r.payload))
+		}
+	})
+}
+
+func TestRuntimeEnvironment(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	ts.createKitchensink("envfn", func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{"USER_VAR": "42", "OTHER": "a=b c"}}
+	})
+	env := envOf(t, ts.invoke("envfn", `{"action":"env"}`))
+	want := map[string]string{
+		"AWS_LAMBDA_FUNCTION_NAME":        "envfn",
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+		"AWS_LAMBDA_RUNTIME_API":          "127.0.0.1:9001",
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/envfn",
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_REGION":                      "us-east-1",
+		"AWS_DEFAULT_REGION":              "us-east-1",
+		"_HANDLER":                        "bootstrap",
+		"LAMBDA_TASK_ROOT":                "/var/task",
+		"LANG":                            "en_US.UTF-8",
+		"PATH":                            "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"TZ":                              ":UTC",
+		"USER_VAR":                        "42",
+		"OTHER":                           "a=b c",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+	if !strings.Contains(env["AWS_LAMBDA_LOG_STREAM_NAME"], "[$LATEST]") {
+		t.Errorf("AWS_LAMBDA_LOG_STREAM_NAME = %q", env["AWS_LAMBDA_LOG_STREAM_NAME"])
+	}
+	// Nothing of Owl's own environment leaks in, and aws-lambda-go must not
+	// see _LAMBDA_SERVER_PORT; provided runtimes have no AWS_EXECUTION_ENV.
+	for k := range env {
+		if k == "_LAMBDA_SERVER_PORT" || k == "AWS_EXECUTION_ENV" || strings.HasPrefix(k, "OWL_") || k == "GOMAXPROCS" || k == "GOGC" {
+			t.Errorf("the runtime sees %s=%q", k, env[k])
+		}
 	}
 }

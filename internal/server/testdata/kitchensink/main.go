@@ -87,8 +87,22 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	case "exit":
 		os.Exit(e.Code)
 	case "sleep":
+		// Path, when set, is written first: the test sees the invocation
+		// in flight (through /proc/<pid>/root) without guessing with time.
+		if e.Path != "" {
+			if err := os.WriteFile(e.Path, []byte("sleeping"), 0o644); err != nil {
+				return nil, err
+			}
+		}
 		time.Sleep(time.Duration(e.Ms) * time.Millisecond)
 		return map[string]string{"slept": fmt.Sprint(e.Ms)}, nil
+	case "exitafter":
+		// Answers, then the runtime exits while its environment is idle.
+		go func() {
+			time.Sleep(time.Duration(e.Ms) * time.Millisecond)
+			os.Exit(0)
+		}()
+		return map[string]bool{"exiting": true}, nil
 	case "big":
 		return strings.Repeat("a", e.Bytes), nil
 	case "alloc":

@@ -1,0 +1,350 @@
+package server_test
+
+// The owl binary: `owl serve` as a real process (graceful SIGTERM, a
+// crash and the restart after it) and the owl CLI end to end against it.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects a child's output safely.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// owlEnv is the environment of owl processes: the test's credentials and
+// nothing from the developer's own Owl settings.
+func owlEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OWL_") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env,
+		"OWL_ACCESS_KEY_ID="+testKeyID,
+		"OWL_SECRET_ACCESS_KEY="+testSecret,
+		"OWL_TOKEN="+testToken,
+	), extra...)
+}
+
+// freeAddr returns a loopback address no one listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// owlProcess is `owl serve` running as a child process.
+type owlProcess struct {
+	*testServer // Server is nil: only the HTTP helpers are used
+	cmd         *exec.Cmd
+	stderr      *syncBuffer
+	exited      chan struct{}
+	waitErr     error // valid once exited is closed
+}
+
+// startOwl starts `owl serve` on dataDir and waits until it answers.
+func startOwl(t *testing.T, dataDir string) *owlProcess {
+	t.Helper()
+	requireRoot(t)
+	build(t)
+	addr := freeAddr(t)
+	p := &owlProcess{
+		testServer: &testServer{t: t, dataDir: dataDir, URL: "http://" + addr},
+		stderr:     &syncBuffer{},
+		exited:     make(chan struct{}),
+	}
+	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
+	p.cmd.Env = owlEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting owl serve: %v", err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		// A test that failed half-way still stops its server cleanly.
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	eventually(t, 30*time.Second, func() error {
+		select {
+		case <-p.exited:
+			t.Fatalf("owl serve exited at start: %v\n%s", p.waitErr, p.stderr.String())
+		default:
+		}
+		req, _ := http.NewRequest(http.MethodGet, p.URL+"/2016-08-19/account-settings", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("account settings: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return p
+}
+
+// waitExit waits for the process to exit and returns its exit code.
+func (p *owlProcess) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		t.Fatalf("owl serve still running %v after the signal\n%s", timeout, p.stderr.String())
+	}
+	var ee *exec.ExitError
+	switch {
+	case p.waitErr == nil:
+		return 0
+	case errors.As(p.waitErr, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	t.Fatalf("waiting for owl serve: %v", p.waitErr)
+	return 0
+}
+
+// owlCLI runs an owl client command against endpoint.
+func owlCLI(t *testing.T, endpoint string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(owlBinary, args...)
+	// OWL_DATA points nowhere: the token must come from OWL_TOKEN.
+	cmd.Env = owlEnv("OWL_ENDPOINT="+endpoint, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("owl %v: %v", args, err)
+	}
+	return so.String(), se.String(), code
+}
+
+// functionDir is a directory holding the kitchensink as bootstrap.
+func functionDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(buildDir, "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// inFlight waits until an invocation of function name that wrote marker
+// (the sleep action's path) is running in one of its sandboxes.
+func inFlight(t *testing.T, dataDir, name, marker string) {
+	t.Helper()
+	inst := instanceOf(t, dataDir)
+	eventually(t, 10*time.Second, func() error {
+		for pid := range functionProcesses(inst, name) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", pid, marker)); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("no sandbox of %s has written %s yet", name, marker)
+	})
+}
+
+func TestOwlServeAndCLI(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	p := startOwl(t, dataDir)
+	dir := functionDir(t)
+	owl := func(args ...string) (string, string, int) { return owlCLI(t, p.URL, args...) }
+
+	stdout, stderr, code := owl("deploy", dir, "--name", "x", "--runtime", "provided.al2023")
+	if code != 0 || !strings.HasPrefix(stdout, "created x: runtime provided.al2023, code ") || !strings.Contains(stdout, "state Active") {
+		t.Fatalf("owl deploy: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = owl("invoke", "x", "--data", `{"name":"cli"}`)
+	if code != 0 || stdout != "{\"message\":\"hello cli\"}\n" {
+		t.Errorf("owl invoke: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = owl("invoke", "x", "--data", `{"action":"error"}`)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, `"errorMessage":"something went wrong"`) {
+		t.Errorf("owl invoke of a failing function: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = owl("ls")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.HasPrefix(lines[1], "x ") ||
+		!strings.Contains(lines[1], "provided.al2023") || !strings.Contains(lines[1], "128 MB") {
+		t.Errorf("owl ls: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = owl("get", "x")
+	var got struct {
+		Configuration struct{ FunctionName, State string }
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || got.Configuration.FunctionName != "x" || got.Configuration.State != "Active" {
+		t.Errorf("owl get: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	eventually(t, 10*time.Second, func() error {
+		stdout, stderr, code = owl("logs", "x")
+		if code != 0 || countStarts(stdout) != 2 || strings.Count(stdout, "\nREPORT RequestId: ") != 2 {
+			return fmt.Errorf("owl logs: exit %d, want 2 START and 2 REPORT lines:\n%s\n%s", code, stdout, stderr)
+		}
+		return nil
+	})
+	stdout, stderr, code = owl("rm", "x")
+	if code != 0 || stdout != "deleted x\n" {
+		t.Errorf("owl rm: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = owl("invoke", "x")
+	if code != 1 || stdout != "" || stderr != "owl: function \"x\" not found\n" {
+		t.Errorf("owl invoke of a deleted function: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// SIGTERM while an invocation runs: it completes, then owl exits 0.
+	stdout, stderr, code = owl("deploy", dir, "--name", "slow", "--runtime", "provided.al2023", "--timeout", "10")
+	if code != 0 {
+		t.Fatalf("owl deploy slow: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if r := p.invoke("slow", `{}`); r.funcErr != "" {
+		t.Fatalf("warming slow: %s", r.payload)
+	}
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, p.URL+"/2015-03-31/functions/slow/invocations",
+			strings.NewReader(`{"action":"sleep","ms":2000,"path":"/tmp/in-flight"}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, err = b.ReadFrom(resp.Body)
+		done <- answer{status: resp.StatusCode, body: b.String(), err: err}
+	}()
+	inFlight(t, dataDir, "slow", "/tmp/in-flight")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || a.status != http.StatusOK || a.body != `{"slept":"2000"}` {
+		t.Errorf("the invocation in flight at SIGTERM: %d %q %v", a.status, a.body, a.err)
+	}
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	checkNothingLeft(t, dataDir)
+
+	stdout, stderr, code = owl("ls")
+	if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "owl: cannot reach Owl at "+p.URL) {
+		t.Errorf("owl ls with the server down: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestOwlServeCrash(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	inst := instanceOf(t, dataDir)
+	p := startOwl(t, dataDir)
+	p.createKitchensink("survivor")
+	if r := p.invoke("survivor", `{"name":"before"}`); r.payload != `{"message":"hello before"}` {
+		t.Fatalf("invoke before the crash: %+v", r)
+	}
+	sandboxes := sandboxCgroupNames(t, inst)
+	procs := sandboxProcesses(inst)
+	if len(sandboxes) != 1 || len(procs) == 0 {
+		t.Fatalf("before the crash: sandboxes %v, processes %v; want one warm sandbox", sandboxes, procs)
+	}
+
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, 10*time.Second); code != -int(syscall.SIGKILL) {
+		t.Fatalf("owl serve after kill -9: exit %d", code)
+	}
+	// What a crash leaves: the sandboxes' cgroups, which nobody removed.
+	// Their processes die with Owl: the sandbox init arms a parent-death
+	// SIGKILL (internal/sandbox/doc.go).
+	t.Logf("right after the crash: cgroups %v, processes %v", instanceCgroups(t, inst), sandboxProcesses(inst))
+	eventually(t, 5*time.Second, func() error {
+		if left := sandboxProcesses(inst); len(left) > 0 {
+			return fmt.Errorf("sandbox processes outlive the crashed owl: %v", left)
+		}
+		return nil
+	})
+	stale := sandboxCgroupNames(t, inst)
+	t.Logf("stale sandbox cgroups for the restart to remove: %v", stale)
+
+	p = startOwl(t, dataDir)
+	if left := sandboxProcesses(inst); len(left) > 0 {
+		t.Errorf("processes of the crashed run alive after the restart: %v", left)
+	}
+	if left := sandboxCgroupNames(t, inst); len(left) > 0 {
+		t.Errorf("sandbox cgroups of the crashed run still there after the restart: %v", left)
+	}
+	if r := p.invoke("survivor", `{"name":"after"}`); r.funcErr != "" || r.payload != `{"message":"hello after"}` {
+		t.Errorf("invoke after the crash and restart: %+v", r)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	checkNothingLeft(t, dataDir)
+}

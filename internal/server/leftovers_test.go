@@ -1,0 +1,63 @@
+package server_test
+
+// Nothing is left behind after a shutdown: no sandbox process, no cgroup,
+// no mount, no goroutine.
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestNothingLeftAfterShutdown is deliberately not parallel: it compares
+// the process's goroutine count before and after, which other running
+// tests would disturb (parallel tests wait, blocked, while it runs).
+func TestNothingLeftAfterShutdown(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	baseline := runtime.NumGoroutine()
+
+	dataDir := t.TempDir()
+	ts := startServer(t, dataDir)
+	ts.createKitchensink("left")
+	ts.createKitchensink("left-broken")
+	for i, r := range ts.invokeAll(3, "left", `{"action":"sleep","ms":200}`) {
+		if r.funcErr != "" {
+			t.Fatalf("invoke %d: %s", i, r.payload)
+		}
+	}
+	// A crashed environment is torn down at once; a healthy one stays warm.
+	if r := ts.invoke("left-broken", `{"action":"exit","code":1}`); r.funcErr == "" {
+		t.Fatalf("exit action did not fail")
+	}
+	ts.invoke("left-broken", `{}`)
+
+	// While the server runs, the checks below see its sandboxes: they can fail.
+	inst := instanceOf(t, dataDir)
+	if n := len(sandboxCgroupNames(t, inst)); n != 4 {
+		t.Errorf("%d sandbox cgroups while serving, want 4 (3 warm left, 1 warm left-broken)", n)
+	}
+	if n := len(sandboxProcesses(inst)); n < 4 {
+		t.Errorf("%d sandbox processes while serving, want at least 4", n)
+	}
+	if len(instanceCgroups(t, inst)) == 0 {
+		t.Fatalf("no cgroups of instance %s found while serving: is the instance derived as internal/server does?", inst)
+	}
+
+	ts.stop()
+	checkNothingLeft(t, dataDir)
+	const tolerance = 3
+	eventually(t, 10*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > baseline+tolerance {
+			return fmt.Errorf("%d goroutines, %d before the server started:\n%s", n, baseline, goroutineDump())
+		}
+		return nil
+	})
+	t.Logf("goroutines: %d before the server started, %d after it stopped", baseline, runtime.NumGoroutine())
+}
+
+func goroutineDump() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
