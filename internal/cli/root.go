@@ -83,6 +83,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newRemoveCmd(g),
 		newLogsCmd(g),
 		newVersionCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

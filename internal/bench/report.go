@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// PERF.md's targets for Owl on this kind of machine, compared in the same
+// run with a bare Go net/http server.
+const (
+	TargetWarmP50       = 150 * time.Microsecond // warm p50 at 1 connection
+	TargetWarmRatio     = 2.0                    // warm p50 at most 2× the bare server's
+	TargetThroughput    = 25000.0                // invocations/s at 32 connections
+	TargetThroughputMin = 1.0 / 3                // at least 1/3 of the bare server's
+	TargetColdP50       = 5 * time.Millisecond   // cold start p50, provided Go hello
+	targetConnections   = 32                     // the connection count of the throughput target
+)
+
+// Units of a Comparison.
+const (
+	UnitMicros  = "us"
+	UnitPerSec  = "per_s"
+	ratioFormat = "%.2f×"
+)
+
+// Report is a run's results and the comparison of Owl's with the baselines
+// measured in the same run.
+type Report struct {
+	Results     []Result     `json:"results"`
+	Comparisons []Comparison `json:"comparisons"`
+}
+
+// Comparison is one figure of Owl next to the same figure of a baseline.
+type Comparison struct {
+	Metric string  `json:"metric"` // "warm p50, 1 connection"
+	Unit   string  `json:"unit"`   // UnitMicros or UnitPerSec
+	Owl    float64 `json:"owl"`
+	// Baseline is the baseline's figure, and BaselineOf what it measured;
+	// both are empty when the run had no matching baseline.
+	Baseline   *float64 `json:"baseline,omitempty"`
+	BaselineOf string   `json:"baseline_of,omitempty"`
+	Ratio      *float64 `json:"ratio,omitempty"` // Owl / Baseline
+	// Target is PERF.md's target for this figure, if it has one, and Met
+	// whether Owl meets it (the ratio part only when there is a baseline).
+	Target string `json:"target,omitempty"`
+	Met    *bool  `json:"met,omitempty"`
+	// Errors counts the failed invocations of the Owl result (measured and
+	// warm-up); a figure with errors is not a clean measurement.
+	Errors int `json:"errors"`
+	// Started is when the Owl result was measured (rounds of one run).
+	Started time.Time `json:"started"`
+	// Busy is how busy the whole machine was during the Owl measurement
+	// (0–1), when known: on a quiet machine a cold run is mostly idle.
+	Busy *float64 `json:"machine_busy,omitempty"`
+}
+
+// Compare pairs every Owl result with the baseline of the same mode and
+// connection count measured closest in time (cold starts with the exec
+// baseline closest in time) and checks PERF.md's targets.
+func Compare(results []Result) Report {
+	// Rows in a fixed order whatever the order of the files: warm, then
+	// throughput, then cold; fewer connections first; then by time.
+	var owl []*Result
+	for i := range results {
+		if results[i].Target == TargetOwl {
+			owl = append(owl, &results[i])
+		}
+	}
+	slices.SortStableFunc(owl, func(a, b *Result) int {
+		return cmp.Or(cmp.Compare(modeOrder(a.Mode), modeOrder(b.Mode)),
+			cmp.Compare(a.Connections, b.Connections), a.Started.Compare(b.Started))
+	})
+	var rows []row
+	add := func(r *Result, c Comparison, t *target) {
+		c.Errors, c.Started = r.Errors+r.WarmupErrors, r.Started
+		if r.CPU != nil {
+			c.Busy = ptr(r.CPU.Busy)
+		}
+		rows = append(rows, row{c, t})
+	}
+	p50 := func(s Summary) time.Duration { return s.P50 }
+	p90 := func(s Summary) time.Duration { return s.P90 }
+	p99 := func(s Summary) time.Duration { return s.P99 }
+	for _, r := range owl {
+		switch r.Mode {
+		case ModeWarm:
+			b := closestBaseline(results, r, ModeWarm, r.Connections)
+			conns := fmt.Sprintf("%d connection%s", r.Connections, plural(r.Connections))
+			var t *target
+			if r.Connections == 1 {
+				t = &warmTarget
+			}
+			add(r, latencyRow("warm p50, "+conns, r.Latency, b, p50), t)
+			add(r, latencyRow("warm p90, "+conns, r.Latency, b, p90), nil)
+			add(r, latencyRow("warm p99, "+conns, r.Latency, b, p99), nil)
+		case ModeThroughput:
+			b := closestBaseline(results, r, ModeThroughput, r.Connections)
+			c := Comparison{
+				Metric: fmt.Sprintf("throughput, %d connection%s", r.Connections, plural(r.Connections)),
+				Unit:   UnitPerSec, Owl: round2(r.Throughput),
+			}
+			if b != nil {
+				c.Baseline, c.BaselineOf = ptr(round2(b.Throughput)), describe(b)
+			}
+			var t *target
+			if r.Connections == targetConnections {
+				t = &throughputTarget
+			}
+			add(r, c, t)
+		case ModeCold:
+			b := closestBaseline(results, r, ModeExec, -1)
+			add(r, latencyRow("cold start p50", r.Latency, b, p50), &coldTarget)
+			add(r, latencyRow("cold start p90", r.Latency, b, p90), nil)
+			add(r, latencyRow("cold start p99", r.Latency, b, p99), nil)
+			if r.InitDuration != nil && r.InitDuration.Count > 0 {
+				add(r, latencyRow("cold Init Duration p50 (server)", *r.InitDuration, nil, p50), nil)
+			}
+		}
+	}
+	return Report{Results: results, Comparisons: withMedians(rows)}
+}
+
+// target is one of PERF.md's targets: its text and its check of a row.
+type target struct {
+	text string
+	met  func(owl float64, ratio *float64) bool
+}
+
+var (
+	warmTarget = target{
+		text: fmt.Sprintf("≤ %s and ≤ %g× bare", fmtDuration(TargetWarmP50), TargetWarmRatio),
+		met: func(owl float64, ratio *float64) bool {
+			return owl <= micros(TargetWarmP50) && (ratio == nil || *ratio <= TargetWarmRatio)
+		},
+	}
+	throughputTarget = target{
+		text: fmt.Sprintf("≥ %s/s and ≥ 1/3 bare", fmtRate(TargetThroughput)),
+		met: func(owl float64, ratio *float64) bool {
+			return owl >= TargetThroughput && (ratio == nil || *ratio >= TargetThroughputMin)
+		},
+	}
+	coldTarget = target{
+		text: "≤ " + fmtDuration(TargetColdP50),
+		met:  func(owl float64, _ *float64) bool { return owl <= micros(TargetColdP50) },
+	}
+)
+
+// row is a comparison being built, with its target.
+type row struct {
+	c Comparison
+	t *target
+}
+
+// finish computes the ratio and the verdict of r.
+func (r row) finish() Comparison {
+	c := r.c
+	var exact *float64
+	if c.Baseline != nil && *c.Baseline > 0 {
+		exact = ptr(c.Owl / *c.Baseline)
+		c.Ratio = ptr(round2(*exact))
+	}
+	if r.t != nil {
+		c.Target = r.t.text
+		c.Met = ptr(r.t.met(c.Owl, exact))
+	}
+	return c
+}
+
+// withMedians lists the rows of each metric together and, for a metric
+// measured more than once (rounds), adds a row with the medians.
+func withMedians(rows []row) []Comparison {
+	var order []string
+	groups := map[string][]row{}
+	for _, r := range rows {
+		if _, ok := groups[r.c.Metric]; !ok {
+			order = append(order, r.c.Metric)
+		}
+		groups[r.c.Metric] = append(groups[r.c.Metric], r)
+	}
+	out := []Comparison{}
+	for _, m := range order {
+		g := groups[m]
+		for _, r := range g {
+			out = append(out, r.finish())
+		}
+		if len(g) < 2 {
+			continue
+		}
+		med := row{c: Comparison{Metric: fmt.Sprintf("%s, median of %d", m, len(g)), Unit: g[0].c.Unit}, t: g[0].t}
+		var owls, bases []float64
+		for _, r := range g {
+			owls = append(owls, r.c.Owl)
+			if r.c.Baseline != nil {
+				bases = append(bases, *r.c.Baseline)
+				med.c.BaselineOf = r.c.BaselineOf
+			}
+			med.c.Errors += r.c.Errors
+		}
+		med.c.Owl = median(owls)
+		if len(bases) == len(g) {
+			med.c.Baseline = ptr(median(bases))
+		} else {
+			med.c.BaselineOf = ""
+		}
+		out = append(out, med.finish())
+	}
+	return out
+}
+
+// median is the lower middle of vs (nearest rank, like Percentile).
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func latencyRow(metric string, s Summary, b *Result, get func(Summary) time.Duration) Comparison {
+	c := Comparison{Metric: metric, Unit: UnitMicros, Owl: micros(get(s))}
+	if b != nil {
+		c.Baseline, c.BaselineOf = ptr(micros(get(b.Latency))), describe(b)
+	}
+	return c
+}
+
+func modeOrder(mode string) int {
+	switch mode {
+	case ModeWarm:
+		return 0
+	case ModeThroughput:
+		return 1
+	case ModeCold:
+		return 2
+	}
+	return 3
+}
+
+// closestBaseline is the baseline result of mode (and conns, unless -1)
+// that started closest in time to r.
+func closestBaseline(results []Result, r *Result, mode string, conns int) *Result {
+	var best *Result
+	var bestGap time.Duration
+	for i := range results {
+		b := &results[i]
+		if b.Target != TargetBaseline || b.Mode != mode || (conns >= 0 && b.Connections != conns) {
+			continue
+		}
+		gap := b.Started.Sub(r.Started).Abs()
+		if best == nil || gap < bestGap {
+			best, bestGap = b, gap
+		}
+	}
+	return best
+}
+
+// describe says what a baseline measured.
+func describe(b *Result) string {
+	if b.Mode == ModeExec {
+		return "exec " + b.Command
+	}
+	return "bare net/http hello"
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
+
+// WriteTable prints the comparisons as an aligned table, then the baselines
+// used.
+func (rep Report) WriteTable(w io.Writer) error {
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\towl\tbaseline\towl/baseline\ttarget\tverdict\terrors\tat\tbusy")
+	seen := map[string]bool{}
+	var baselines []string
+	for _, c := range rep.Comparisons {
+		base, ratio, verdict := "—", "—", ""
+		if c.Baseline != nil {
+			base = fmtValue(*c.Baseline, c.Unit)
+			if !seen[c.BaselineOf] {
+				seen[c.BaselineOf] = true
+				baselines = append(baselines, c.BaselineOf)
+			}
+		}
+		if c.Ratio != nil {
+			ratio = fmt.Sprintf(ratioFormat, *c.Ratio)
+		}
+		if c.Met != nil {
+			verdict = "met"
+			if !*c.Met {
+				verdict = "MISSED"
+			}
+		}
+		at := ""
+		if !c.Started.IsZero() {
+			at = c.Started.UTC().Format("15:04:05")
+		}
+		busy := ""
+		if c.Busy != nil {
+			busy = fmt.Sprintf("%.0f%%", 100**c.Busy)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Metric, fmtValue(c.Owl, c.Unit), base, ratio, c.Target, verdict, c.Errors, at, busy)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	if len(baselines) > 0 {
+		if _, err := fmt.Fprintf(w, "baselines (same run): %s\n", strings.Join(baselines, "; ")); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, "busy: share of all CPUs in use during the Owl measurement, whatever used them (a cold run on a quiet machine is mostly idle)")
+	return err
+}
+
+func fmtValue(v float64, unit string) string {
+	if unit == UnitPerSec {
+		return fmtRate(v) + "/s"
+	}
+	return fmtDuration(fromMicros(v))
+}
