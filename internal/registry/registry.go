@@ -44,6 +44,11 @@ type Registry struct {
 	opts Options
 	kv   jetstream.KeyValue
 	code jetstream.ObjectStore
+	// cache mirrors the bucket, fed by this node's writes and a watcher
+	// that sees every node's.
+	cache     *fnCache
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 
 	// codeMu serialises the writes that store or collect code (Create,
 	// Update, Delete). Two Puts of the same content-addressed object would
@@ -70,7 +75,11 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, fmt.Errorf("opening object store %s: %w", codeBucket, err)
 	}
-	return &Registry{opts: opts, kv: kv, code: obs}, nil
+	r := &Registry{opts: opts, kv: kv, code: obs, cache: newFnCache()}
+	if err := r.startCacheWatch(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // ARN returns the ARN of a function of this installation.
@@ -83,8 +92,16 @@ func (r *Registry) notFound(name string) error {
 }
 
 // Get returns a function's $LATEST configuration.
+// It is served from the in-memory cache when possible (every invocation
+// resolves its function), else read from the bucket.
 func (r *Registry) Get(ctx context.Context, name string) (Function, error) {
-	f, _, err := r.get(ctx, name)
+	if f, ok := r.cache.get(name); ok {
+		return f, nil
+	}
+	f, rev, err := r.get(ctx, name)
+	if err == nil {
+		r.cache.put(name, f, rev)
+	}
 	return f, err
 }
 
@@ -148,12 +165,14 @@ func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function
 	if err != nil {
 		return Function{}, fmt.Errorf("encoding function %s: %w", f.Name, err)
 	}
-	if _, err := r.kv.Create(ctx, fnPrefix+f.Name, data); err != nil {
+	newRev, err := r.kv.Create(ctx, fnPrefix+f.Name, data)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return Function{}, lambdaerr.New(lambdaerr.ResourceConflict, "Function already exist: %s", f.Name)
 		}
 		return Function{}, fmt.Errorf("storing function %s: %w", f.Name, err)
 	}
+	r.cache.put(f.Name, f, newRev)
 	return f, nil
 }
 
@@ -190,7 +209,8 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []by
 	if err != nil {
 		return Function{}, fmt.Errorf("encoding function %s: %w", name, err)
 	}
-	if _, err := r.kv.Update(ctx, fnPrefix+name, data, rev); err != nil {
+	newRev, err := r.kv.Update(ctx, fnPrefix+name, data, rev)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return Function{}, r.notFound(name)
 		}
@@ -201,6 +221,7 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []by
 		}
 		return Function{}, fmt.Errorf("updating function %s: %w", name, err)
 	}
+	r.cache.put(name, f, newRev)
 	if zip != nil && oldSha != f.CodeSha256Hex {
 		r.collectCode(ctx, oldSha)
 	}
@@ -218,6 +239,8 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err := r.kv.Delete(ctx, fnPrefix+name, jetstream.LastRevision(rev)); err != nil {
 		return fmt.Errorf("deleting function %s: %w", name, err)
 	}
+	// The delete's own revision is not returned; it is at least rev+1.
+	r.cache.remove(name, rev+1)
 	r.collectCode(ctx, f.CodeSha256Hex)
 	return nil
 }

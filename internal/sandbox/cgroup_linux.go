@@ -250,6 +250,15 @@ type cgroup struct {
 	name                       string
 	memory, pids, cpu, freezer string
 	dirs                       []string
+	peakFD                     int // open peak-memory file, 0 when not open
+}
+
+// closePeak closes the cached peak-memory file.
+func (c *cgroup) closePeak() {
+	if c.peakFD > 0 {
+		unix.Close(c.peakFD)
+		c.peakFD = 0
+	}
 }
 
 // limits are what a cgroup enforces.
@@ -498,16 +507,30 @@ func (c *cgroup) oomKills() (uint64, error) {
 	return readKey(c.memory, "memory.oom_control", "oom_kill")
 }
 
-// peakMemory is the cgroup's peak memory use in bytes.
+// peakMemory is the cgroup's peak memory use in bytes. It is read after
+// every invocation, so the file stays open (fd caches it; the caller
+// serialises calls and closes fd with closePeak).
 func (c *cgroup) peakMemory() (uint64, error) {
 	name := "memory.max_usage_in_bytes"
 	if c.h.v2 {
 		name = "memory.peak" // Linux 5.19+
 	}
-	b, err := readFile(c.memory, name)
-	if err != nil {
-		return 0, err
+	if c.peakFD <= 0 {
+		fd, err := unix.Open(c.memory+"/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("reading %s/%s: %w", c.memory, name, err)
+		}
+		c.peakFD = fd
 	}
+	var buf [32]byte
+	n, err := unix.Pread(c.peakFD, buf[:], 0)
+	for err == unix.EINTR {
+		n, err = unix.Pread(c.peakFD, buf[:], 0)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading %s/%s: %w", c.memory, name, err)
+	}
+	b := buf[:n]
 	v, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("parsing %s/%s: %w", c.memory, name, err)

@@ -179,6 +179,7 @@ func (s *Sandbox) destroy() error {
 	s.mu.Lock()
 	s.destroyed = true
 	frozen := s.frozen
+	s.cg.closePeak()
 	s.mu.Unlock()
 	var errs []error
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {

@@ -196,6 +196,9 @@ func (s *Server) teardown() {
 		s.logs.Flush(fctx)
 		cancel()
 	}
+	if s.reg != nil {
+		s.reg.Close()
+	}
 	if s.bus != nil {
 		s.bus.Close()
 	}
