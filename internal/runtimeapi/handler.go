@@ -145,6 +145,15 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 
 	select {
 	case inv := <-s.wake:
+		if r.Context().Err() != nil {
+			// The runtime hung up (exited) just as the event arrived: it
+			// never sees it, so it goes back to the queue, where Invoke can
+			// withdraw it (ErrWithdrawn) and run it elsewhere.
+			s.mu.Lock()
+			s.requeueLocked(inv)
+			s.mu.Unlock()
+			return
+		}
 		writeEvent(w, &inv)
 	case <-r.Context().Done():
 		// The runtime hung up (or the server is closing).
@@ -152,19 +161,23 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 		if s.parked {
 			s.parked = false
 		} else {
-			// Invoke handed us an event after all: queue it again for the
-			// next /next unless Invoke has given up on it already. The
-			// send happened under mu, so it is in the channel.
-			inv := <-s.wake
-			if s.abandoned || s.isClosed {
-				s.state, s.id, s.abandoned = invNone, "", false
-			} else {
-				s.state, s.inv = invQueued, inv
-			}
+			// Invoke handed us an event after all. The send happened under
+			// mu, so it is in the channel.
+			s.requeueLocked(<-s.wake)
 		}
 		s.mu.Unlock()
 	case <-s.closed:
 		s.fail(w, r, http.StatusInternalServerError, errContainer, "The execution environment is shutting down.")
+	}
+}
+
+// requeueLocked puts back an event a hung-up /next never delivered, for
+// the next /next, unless Invoke has given up on it already.
+func (s *Server) requeueLocked(inv Invocation) {
+	if s.abandoned || s.isClosed {
+		s.state, s.id, s.abandoned = invNone, "", false
+	} else {
+		s.state, s.inv = invQueued, inv
 	}
 }
 
