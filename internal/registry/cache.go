@@ -57,7 +57,27 @@ func (c *fnCache) remove(name string, rev uint64) {
 	c.mu.Unlock()
 }
 
-// startCacheWatch keeps the cache in step with the bucket until Close.
+// OnChange calls fn with the name of every function updated or deleted
+// (by any node) from now on. Workers use it to retire the execution
+// environments of stale configurations. fn runs on the watcher goroutine
+// and must not block for long.
+func (r *Registry) OnChange(fn func(name string)) {
+	r.subsMu.Lock()
+	r.subs = append(r.subs, fn)
+	r.subsMu.Unlock()
+}
+
+func (r *Registry) notify(name string) {
+	r.subsMu.Lock()
+	subs := r.subs
+	r.subsMu.Unlock()
+	for _, fn := range subs {
+		fn(name)
+	}
+}
+
+// startCacheWatch keeps the cache in step with the bucket until Close, and
+// tells OnChange subscribers about every change after the initial replay.
 func (r *Registry) startCacheWatch() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := r.kv.WatchAll(ctx)
@@ -69,6 +89,7 @@ func (r *Registry) startCacheWatch() error {
 	go func() {
 		defer close(r.watchDone)
 		defer w.Stop()
+		replayed := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -78,23 +99,31 @@ func (r *Registry) startCacheWatch() error {
 					return
 				}
 				if e == nil { // end of the initial values
+					replayed = true
 					continue
 				}
 				name := strings.TrimPrefix(e.Key(), fnPrefix)
-				if e.Operation() != jetstream.KeyValuePut {
-					r.cache.remove(name, e.Revision())
-					continue
+				r.apply(name, e)
+				if replayed {
+					r.notify(name)
 				}
-				var f Function
-				if err := json.Unmarshal(e.Value(), &f); err != nil {
-					r.opts.Logger.Warn("function cache: undecodable entry", "key", e.Key(), "err", err)
-					continue
-				}
-				r.cache.put(name, f, e.Revision())
 			}
 		}
 	}()
 	return nil
+}
+
+func (r *Registry) apply(name string, e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		r.cache.remove(name, e.Revision())
+		return
+	}
+	var f Function
+	if err := json.Unmarshal(e.Value(), &f); err != nil {
+		r.opts.Logger.Warn("function cache: undecodable entry", "key", e.Key(), "err", err)
+		return
+	}
+	r.cache.put(name, f, e.Revision())
 }
 
 // Close stops the registry's watcher and waits for it.

@@ -50,6 +50,9 @@ type Registry struct {
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 
+	subsMu sync.Mutex
+	subs   []func(name string) // guarded by subsMu
+
 	// codeMu serialises the writes that store or collect code (Create,
 	// Update, Delete). Two Puts of the same content-addressed object would
 	// purge each other's chunks under a concurrent reader, and collecting
@@ -312,33 +315,6 @@ func (r *Registry) collectCode(ctx context.Context, shaHex string) {
 	if err := r.code.Delete(ctx, shaHex); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		r.opts.Logger.Warn("code GC: deleting", "sha256", shaHex, "err", err)
 	}
-}
-
-// Watch calls fn with the name of every function that is updated or
-// deleted after the call, until ctx ends. Workers use it to retire
-// execution environments of stale configurations on every node.
-func (r *Registry) Watch(ctx context.Context, fn func(name string)) error {
-	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		return fmt.Errorf("watching functions: %w", err)
-	}
-	go func() {
-		defer w.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					fn(e.Key()[len(fnPrefix):])
-				}
-			}
-		}
-	}()
-	return nil
 }
 
 func newRevisionID() string {

@@ -61,6 +61,8 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 	}
 	t.Cleanup(bus.Close)
 	a, b := open(t, bus), open(t, bus)
+	changed := make(chan string, 16)
+	b.OnChange(func(name string) { changed <- name })
 
 	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
 		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
@@ -83,6 +85,18 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 		got, err := b.Get(ctx, "fn")
 		return err == nil && got.RevisionID == updated.RevisionID
 	})
+
+	// b's subscribers heard of the create and the update, made on a.
+	for i := 0; i < 2; i++ {
+		select {
+		case name := <-changed:
+			if name != "fn" {
+				t.Fatalf("OnChange got %q", name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnChange: change %d not reported", i+1)
+		}
+	}
 
 	if _, err := a.Update(ctx, "fn", created.RevisionID, nil, nil); !lambdaerr.Is(err, lambdaerr.PreconditionFailed) {
 		t.Fatalf("stale RevisionId: err = %v, want PreconditionFailedException", err)

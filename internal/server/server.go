@@ -43,8 +43,7 @@ type Server struct {
 	httpSrv *http.Server
 	ln      net.Listener
 
-	stopWatch context.CancelFunc
-	serveErr  chan error
+	serveErr chan error
 }
 
 // New builds every component. On error, whatever was built is torn down.
@@ -116,11 +115,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 
-	watchCtx, stop := context.WithCancel(context.Background())
-	s.stopWatch = stop
-	if err := s.reg.Watch(watchCtx, s.worker.Retire); err != nil {
-		return nil, err
-	}
+	s.reg.OnChange(s.worker.Retire)
 
 	api := lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
@@ -184,9 +179,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) teardown() {
 	if s.ln != nil {
 		_ = s.ln.Close()
-	}
-	if s.stopWatch != nil {
-		s.stopWatch()
 	}
 	if s.worker != nil {
 		s.worker.Close()
