@@ -68,16 +68,6 @@ mkdir -p "$OUT"
 log "building owl and examples/hello-go"
 OWL=$TMP/owl
 CGO_ENABLED=0 go build -o "$OWL" ./cmd/owl
-has_bench() { "$OWL" bench --help 2>/dev/null | grep -q 'owl bench warm'; }
-if ! has_bench; then
-	# Until internal/cli registers newBenchCmd, build with an overlay that does.
-	log "this owl has no bench command yet: building with an overlay that registers newBenchCmd()"
-	sed 's/^\t\tnewVersionCmd(),$/\t\tnewVersionCmd(),\n\t\tnewBenchCmd(),/' internal/cli/root.go >"$TMP/root.go"
-	grep -q newBenchCmd "$TMP/root.go" || die "could not register newBenchCmd in a copy of internal/cli/root.go"
-	printf '{"Replace":{"%s":"%s"}}' "$REPO/internal/cli/root.go" "$TMP/root.go" >"$TMP/overlay.json"
-	CGO_ENABLED=0 go build -overlay "$TMP/overlay.json" -o "$OWL" ./cmd/owl
-	has_bench || die "owl bench is still missing"
-fi
 mkdir -p "$TMP/hello"
 CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
 
