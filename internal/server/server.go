@@ -187,6 +187,7 @@ func (s *Server) teardown() {
 		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s.logs.Flush(fctx)
 		cancel()
+		s.logs.Close()
 	}
 	if s.reg != nil {
 		s.reg.Close()

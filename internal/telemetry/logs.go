@@ -4,12 +4,14 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,14 +23,33 @@ const (
 )
 
 // LogStore keeps function logs in a size- and age-limited JetStream stream,
-// one subject per function, one message per invocation.
+// one subject per function. Appends are batched per function and published
+// by one background goroutine shortly after they arrive, so an invocation
+// pays a mutex and a copy, not a publish. Tail flushes first, so a reader
+// always sees every invocation that has returned.
 type LogStore struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	logger *slog.Logger
+
+	mu      sync.Mutex        // guards pending
+	pending map[string][]byte // function → log text not yet published
+
+	kick     chan struct{}      // an append into an empty batch
+	flushReq chan chan struct{} // Flush/Tail asking for a publish now
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-// OpenLogStore creates or updates the log stream.
+const (
+	// logBatchDelay is how long appends gather before they are published.
+	logBatchDelay = 5 * time.Millisecond
+	// maxLogMessage keeps each message under NATS' default 1 MB payload.
+	maxLogMessage = 900 << 10
+)
+
+// OpenLogStore creates or updates the log stream and starts the publisher;
+// Close stops it.
 func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Duration, maxBytes int64, logger *slog.Logger) (*LogStore, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        logStream,
@@ -43,28 +64,108 @@ func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("opening log stream: %w", err)
 	}
-	return &LogStore{js: js, stream: s, logger: logger}, nil
+	l := &LogStore{
+		js: js, stream: s, logger: logger,
+		pending: map[string][]byte{},
+		kick:    make(chan struct{}, 1), flushReq: make(chan chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go l.publisher()
+	return l, nil
 }
 
-// Append stores one invocation's log text for function fn without waiting
-// for the store's acknowledgement (logs must never slow an invocation).
+// Append stores one invocation's log text for function fn.
 func (l *LogStore) Append(fn, text string) {
-	if _, err := l.js.PublishAsync(logSubjectPfx+fn, []byte(text)); err != nil {
-		l.logger.Warn("storing function log", "function", fn, "err", err)
+	l.mu.Lock()
+	b, had := l.pending[fn]
+	l.pending[fn] = append(b, text...)
+	l.mu.Unlock()
+	if !had {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Flush waits until appended logs are stored, or ctx ends.
+func (l *LogStore) publisher() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.stop:
+			l.publishPending()
+			return
+		case ack := <-l.flushReq:
+			l.publishPending()
+			close(ack)
+		case <-l.kick:
+			select {
+			case <-time.After(logBatchDelay):
+			case <-l.stop:
+			case ack := <-l.flushReq:
+				l.publishPending()
+				close(ack)
+				continue
+			}
+			l.publishPending()
+		}
+	}
+}
+
+// publishPending publishes every batch, cut into messages at line ends.
+func (l *LogStore) publishPending() {
+	l.mu.Lock()
+	batches := l.pending
+	l.pending = make(map[string][]byte, len(batches))
+	l.mu.Unlock()
+	for fn, b := range batches {
+		for len(b) > 0 {
+			n := len(b)
+			if n > maxLogMessage {
+				n = maxLogMessage
+				if i := bytes.LastIndexByte(b[:n], '\n'); i > 0 {
+					n = i + 1
+				}
+			}
+			if _, err := l.js.PublishAsync(logSubjectPfx+fn, b[:n]); err != nil {
+				l.logger.Warn("storing function log", "function", fn, "err", err)
+			}
+			b = b[n:]
+		}
+	}
+}
+
+// Flush publishes what is pending and waits until the store acknowledged
+// it, or ctx ends.
 func (l *LogStore) Flush(ctx context.Context) {
+	ack := make(chan struct{})
+	select {
+	case l.flushReq <- ack:
+		<-ack
+	case <-l.done:
+	case <-ctx.Done():
+		return
+	}
 	select {
 	case <-l.js.PublishAsyncComplete():
 	case <-ctx.Done():
 	}
 }
 
+// Close publishes what is pending and stops the publisher.
+func (l *LogStore) Close() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}
+
 // Tail returns up to limit of the most recent log lines of function fn,
 // oldest first.
 func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, error) {
+	l.Flush(ctx)
 	subj := logSubjectPfx + fn
 	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
