@@ -1,0 +1,60 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{
+		"OWL_ADDR": "0.0.0.0:9999", "OWL_DATA": "/srv/owl", "OWL_CODE_STORAGE_LIMIT": "1024",
+		"OWL_SHUTDOWN_TIMEOUT": "5s", "OWL_TOKEN": "tok", "OWL_ACCESS_KEY_ID": "AK", "OWL_SECRET_ACCESS_KEY": "SK",
+	}
+	c := Default()
+	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "0.0.0.0:9999" || c.DataDir != "/srv/owl" || c.CodeStorageLimit != 1024 ||
+		c.ShutdownTimeout != 5*time.Second || c.Token != "tok" || c.AccessKeyID != "AK" || c.SecretAccessKey != "SK" {
+		t.Errorf("FromEnv gave %+v", c)
+	}
+	bad := map[string]string{"OWL_CODE_STORAGE_LIMIT": "lots", "OWL_IDLE_TIMEOUT": "soon"}
+	c = Default()
+	err := c.FromEnv(func(k string) string { return bad[k] })
+	if err == nil || !strings.Contains(err.Error(), "OWL_CODE_STORAGE_LIMIT") || !strings.Contains(err.Error(), "OWL_IDLE_TIMEOUT") {
+		t.Errorf("bad env: err = %v, want both settings named", err)
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"addr", func(c *Config) { c.Addr = "nope" }, "addr"},
+		{"data", func(c *Config) { c.DataDir = "" }, "data"},
+		{"region", func(c *Config) { c.Region = "Mars" }, "region"},
+		{"account", func(c *Config) { c.AccountID = "12" }, "account id"},
+		{"quota", func(c *Config) { c.CodeStorageLimit = 0 }, "code storage limit"},
+		{"root", func(c *Config) { c.SandboxUID = 0 }, "must not run as root"},
+		{"half a key pair", func(c *Config) { c.AccessKeyID = "AK" }, "OWL_SECRET_ACCESS_KEY"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log level"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

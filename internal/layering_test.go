@@ -1,0 +1,78 @@
+// Package internal_test checks the shape of the code base: every package
+// says what it owns, and dependencies point one way (DESIGN.md §6).
+package internal_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Doc        string
+	Imports    []string
+	GoFiles    []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", "github.com/owl-project/owl/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+func TestEveryPackageHasADocComment(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if len(p.GoFiles) > 0 && strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment saying what it owns", p.ImportPath)
+		}
+	}
+}
+
+// forbidden lists, for the packages at the bottom of the stack, what they
+// must never import: the sandbox and the Runtime API know nothing of NATS,
+// the registry or the HTTP API.
+var forbidden = map[string][]string{
+	"internal/sandbox":    {"nats-io", "internal/registry", "internal/lambdaapi", "internal/worker", "internal/server"},
+	"internal/runtimeapi": {"nats-io", "internal/registry", "internal/lambdaapi", "internal/worker", "internal/server", "internal/sandbox"},
+	"internal/codezip":    {"nats-io", "internal/"},
+	"internal/auth":       {"nats-io", "internal/"},
+	"internal/lambdaerr":  {"nats-io", "internal/"},
+	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/worker":     {"internal/lambdaapi", "internal/server"},
+	"internal/lambdaapi":  {"internal/server", "internal/sandbox"},
+	"internal/client":     {"internal/server", "internal/worker", "internal/registry"},
+}
+
+func TestDependenciesPointOneWay(t *testing.T) {
+	for _, p := range listPackages(t) {
+		for suffix, bad := range forbidden {
+			if !strings.HasSuffix(p.ImportPath, "/"+suffix) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				for _, b := range bad {
+					if strings.Contains(imp, b) {
+						t.Errorf("%s imports %s: it must not depend on %q", p.ImportPath, imp, b)
+					}
+				}
+			}
+		}
+	}
+}
