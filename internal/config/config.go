@@ -35,6 +35,9 @@ type Config struct {
 	ConcurrencyLimit int
 	// IdleTimeout is how long an idle execution environment is kept warm.
 	IdleTimeout time.Duration
+	// FreezeAfter is how long an idle environment runs before it is frozen
+	// (OWL_FREEZE_AFTER); 0 never freezes.
+	FreezeAfter time.Duration
 	// SandboxUID and SandboxGID are the identity function code runs as.
 	SandboxUID, SandboxGID int
 	// LogRetention bounds how long function logs are kept.
@@ -58,6 +61,7 @@ func Default() Config {
 		CodeStorageLimit: 75 << 30,
 		ConcurrencyLimit: 1000,
 		IdleTimeout:      10 * time.Minute,
+		FreezeAfter:      50 * time.Millisecond,
 		SandboxUID:       993,
 		SandboxGID:       990,
 		LogRetention:     7 * 24 * time.Hour,
@@ -117,6 +121,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	num("OWL_CODE_STORAGE_LIMIT", &c.CodeStorageLimit)
 	dur("OWL_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("OWL_IDLE_TIMEOUT", &c.IdleTimeout)
+	dur("OWL_FREEZE_AFTER", &c.FreezeAfter)
 	return errors.Join(errs...)
 }
 
@@ -151,6 +156,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.IdleTimeout))
+	}
+	if c.FreezeAfter < 0 {
+		errs = append(errs, fmt.Errorf("freeze after %v: must not be negative (0 never freezes)", c.FreezeAfter))
 	}
 	if c.SandboxUID <= 0 || c.SandboxGID <= 0 {
 		errs = append(errs, fmt.Errorf("sandbox uid/gid %d/%d: function code must not run as root", c.SandboxUID, c.SandboxGID))

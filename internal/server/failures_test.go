@@ -7,6 +7,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"github.com/owl-project/owl/internal/config"
 	"os"
 	"regexp"
 	"strconv"
@@ -81,7 +82,9 @@ func (ts *testServer) updateConfig(in *lambda.UpdateFunctionConfigurationInput) 
 
 func TestFunctionFailures(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "")
+	// No freezing here: "exit while idle" needs a runtime that can run, and
+	// so exit, while idle; a frozen one would only exit once thawed.
+	ts := startServer(t, "", func(c *config.Config) { c.FreezeAfter = 0 })
 
 	t.Run("returned error", func(t *testing.T) {
 		t.Parallel()

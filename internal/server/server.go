@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.worker = worker.New(worker.Config{
 		DataDir: dataDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
-		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout,
+		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/owl-project/owl/internal/registry"
@@ -30,6 +32,51 @@ type env struct {
 	exited   context.Context // done when the sandbox's runtime exited
 	serveErr chan error
 	lastUsed time.Time // guarded by Worker.mu while idle
+	idle     bool      // in its pool's idle list; guarded by Worker.mu
+
+	freezeMu    sync.Mutex  // serialises freezing and thawing
+	freezeTimer *time.Timer // guarded by freezeMu
+	frozen      atomic.Bool // written under freezeMu
+}
+
+// scheduleFreeze freezes the environment after d unless stillIdle says it
+// was taken meanwhile.
+func (e *env) scheduleFreeze(d time.Duration, stillIdle func() bool) {
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	if e.freezeTimer != nil {
+		e.freezeTimer.Stop()
+	}
+	e.freezeTimer = time.AfterFunc(d, func() {
+		e.freezeMu.Lock()
+		defer e.freezeMu.Unlock()
+		// Checked under freezeMu: an acquire that took the environment
+		// either saw idle=false before this, or thaws after this returns.
+		if e.frozen.Load() || !stillIdle() {
+			return
+		}
+		if err := e.sb.Freeze(); err == nil {
+			e.frozen.Store(true)
+		}
+	})
+}
+
+// thaw cancels a pending freeze and thaws a frozen environment.
+func (e *env) thaw() error {
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	if e.freezeTimer != nil {
+		e.freezeTimer.Stop()
+		e.freezeTimer = nil
+	}
+	if !e.frozen.Load() {
+		return nil
+	}
+	if err := e.sb.Thaw(); err != nil {
+		return err
+	}
+	e.frozen.Store(false)
+	return nil
 }
 
 func (e *env) maxMemoryMB() int {
@@ -195,6 +242,11 @@ func (w *Worker) destroy(e *env) {
 	w.mu.Unlock()
 	go func() {
 		defer w.wg.Done()
+		e.freezeMu.Lock()
+		if e.freezeTimer != nil {
+			e.freezeTimer.Stop()
+		}
+		e.freezeMu.Unlock()
 		if err := e.sb.Destroy(); err != nil {
 			w.cfg.Logger.Warn("destroying sandbox", "sandbox", e.sb.ID(), "err", err)
 		}

@@ -46,7 +46,11 @@ type Config struct {
 	// node before TooManyRequestsException.
 	ConcurrencyLimit int
 	IdleTimeout      time.Duration
-	Logger           *slog.Logger
+	// FreezeAfter is how long an environment stays idle before it is frozen
+	// (cgroup freezer: no CPU until the next invocation thaws it); zero
+	// never freezes. Back-to-back invocations within it pay no thaw.
+	FreezeAfter time.Duration
+	Logger      *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.
@@ -294,8 +298,14 @@ func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.
 			dead = append(dead, e)
 			continue
 		}
+		e.idle = false
 		w.mu.Unlock()
 		w.destroyAll(dead)
+		if err := e.thaw(); err != nil {
+			w.cfg.Logger.Warn("thawing environment", "sandbox", e.sb.ID(), "err", err)
+			w.destroy(e)
+			return w.acquire(ctx, fn)
+		}
 		return e, 0, nil, nil
 	}
 	w.mu.Unlock()
@@ -320,7 +330,15 @@ func (w *Worker) release(e *env) {
 		return
 	}
 	p.idle = append(p.idle, e)
+	e.idle = true
 	w.mu.Unlock()
+	if w.cfg.FreezeAfter > 0 {
+		e.scheduleFreeze(w.cfg.FreezeAfter, func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return e.idle
+		})
+	}
 }
 
 // Retire tears down every environment of function name: it was updated or
@@ -377,7 +395,7 @@ func (w *Worker) collectIdle() {
 }
 
 // Stats is a snapshot of the node's environments.
-type Stats struct{ Environments, Idle, Inflight int }
+type Stats struct{ Environments, Idle, Frozen, Inflight int }
 
 // Stats reports how many environments exist and how many are idle.
 func (w *Worker) Stats() Stats {
@@ -386,6 +404,11 @@ func (w *Worker) Stats() Stats {
 	s := Stats{Environments: len(w.all), Inflight: int(w.inflight.Load())}
 	for _, p := range w.pools {
 		s.Idle += len(p.idle)
+		for _, e := range p.idle {
+			if e.frozen.Load() {
+				s.Frozen++
+			}
+		}
 	}
 	return s
 }
