@@ -84,6 +84,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newLogsCmd(g),
 		newVersionCmd(),
 		newBenchCmd(),
+		newRuntimesCmd(g),
 	)
 	return root
 }

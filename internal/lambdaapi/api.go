@@ -20,6 +20,7 @@ import (
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/worker"
 )
@@ -88,6 +89,7 @@ func (a *API) routes() {
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
+	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
 	h("/", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
 	})
@@ -235,5 +237,26 @@ func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ []byte) err
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fn.Name+".zip"))
 	_, _ = w.Write(zip)
+	return nil
+}
+
+func (a *API) listRuntimes(w http.ResponseWriter, _ *http.Request, _ []byte) error {
+	type runtime struct {
+		ID           string `json:"Id"`
+		Kind         string `json:"Kind"`
+		ExecutionEnv string `json:"ExecutionEnv,omitempty"`
+	}
+	out := struct {
+		Runtimes []runtime `json:"Runtimes"`
+	}{Runtimes: []runtime{}}
+	for _, id := range runtimes.IDs() {
+		rt, _ := runtimes.Lookup(id)
+		kind := "interpreted"
+		if rt.Provided() {
+			kind = "provided"
+		}
+		out.Runtimes = append(out.Runtimes, runtime{ID: id, Kind: kind, ExecutionEnv: rt.ExecutionEnv})
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -42,14 +42,16 @@ const (
 
 // initConfig is what the init needs to build the sandbox; plain data.
 type initConfig struct {
-	Root     string   `json:"root"` // host mount point for the root tmpfs
-	CodeDir  string   `json:"code_dir"`
-	Argv     []string `json:"argv"`
-	Env      []string `json:"env"`
-	TmpMB    int      `json:"tmp_mb"`
-	UID      int      `json:"uid"`
-	GID      int      `json:"gid"`
-	Hostname string   `json:"hostname"`
+	Root    string `json:"root"` // host mount point for the root tmpfs
+	CodeDir string `json:"code_dir"`
+	// RuntimeDir is bound read-only at /var/runtime when set.
+	RuntimeDir string   `json:"runtime_dir,omitempty"`
+	Argv       []string `json:"argv"`
+	Env        []string `json:"env"`
+	TmpMB      int      `json:"tmp_mb"`
+	UID        int      `json:"uid"`
+	GID        int      `json:"gid"`
+	Hostname   string   `json:"hostname"`
 	// JoinCgroups are v1 cgroup directories whose tasks file the init
 	// writes "0" to (see joinCgroups); empty on v2 (CLONE_INTO_CGROUP).
 	JoinCgroups []string `json:"join_cgroups,omitempty"`
@@ -240,6 +242,14 @@ func setupSandbox(cfg *initConfig) error {
 	}
 	if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
 		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
+	}
+	if cfg.RuntimeDir != "" {
+		if err := unix.Mkdir(root+"/var/runtime", 0o755); err != nil {
+			return fmt.Errorf("creating /var/runtime: %w", err)
+		}
+		if err := bindReadOnly(cfg.RuntimeDir, root+"/var/runtime"); err != nil {
+			return fmt.Errorf("mounting /var/runtime from %s: %w", cfg.RuntimeDir, err)
+		}
 	}
 	tmpOpts := "mode=1777,size=" + strconv.Itoa(cfg.TmpMB) + "m"
 	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {

@@ -406,14 +406,15 @@ func (p *initProc) kill() {
 // configure turns the init into the sandbox: config, listener, go, exec.
 func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (*Sandbox, error) {
 	ic := initConfig{
-		Root:     m.rootfs,
-		CodeDir:  spec.CodeDir,
-		Argv:     spec.Argv,
-		Env:      spec.Env,
-		TmpMB:    spec.TmpMB,
-		UID:      spec.UID,
-		GID:      spec.GID,
-		Hostname: Hostname,
+		Root:       m.rootfs,
+		CodeDir:    spec.CodeDir,
+		RuntimeDir: spec.RuntimeDir,
+		Argv:       spec.Argv,
+		Env:        spec.Env,
+		TmpMB:      spec.TmpMB,
+		UID:        spec.UID,
+		GID:        spec.GID,
+		Hostname:   Hostname,
 	}
 	if !m.cg.v2 {
 		ic.JoinCgroups = cg.dirs

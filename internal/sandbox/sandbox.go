@@ -100,6 +100,9 @@ type Spec struct {
 	ID string
 	// CodeDir is the host directory bound read-only at /var/task.
 	CodeDir string
+	// RuntimeDir, when set, is a host directory bound read-only at
+	// /var/runtime (the platform's own runtime files, e.g. bootstraps).
+	RuntimeDir string
 	// Argv is the entrypoint and its arguments; Argv[0] is an absolute path
 	// inside the sandbox, e.g. "/var/task/bootstrap".
 	Argv []string
@@ -147,6 +150,12 @@ func (s Spec) validate() error {
 		func() error {
 			if !filepath.IsAbs(s.CodeDir) {
 				return fmt.Errorf("CodeDir must be an absolute path, got %q", s.CodeDir)
+			}
+			return nil
+		},
+		func() error {
+			if s.RuntimeDir != "" && !filepath.IsAbs(s.RuntimeDir) {
+				return fmt.Errorf("RuntimeDir must be an absolute path, got %q", s.RuntimeDir)
 			}
 			return nil
 		},

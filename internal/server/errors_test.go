@@ -9,6 +9,7 @@ import (
 	"compress/flate"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/owl-project/owl/internal/runtimes"
 	"hash/crc32"
 	"io/fs"
 	"net/http"
@@ -142,7 +143,10 @@ func TestCreateErrors(t *testing.T) {
 		msg    string // exact, or "~substring"
 	}{
 		{"unknown runtime", createBody(t, "f", func(m map[string]any) { m["Runtime"] = "python9.9" }), 400, "InvalidParameterValueException",
-			"Value python9.9 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [provided, provided.al2, provided.al2023] or be a valid ARN"},
+			"Value python9.9 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(runtimes.IDs(), ", ") + "] or be a valid ARN"},
+		// Known to Owl, but no such interpreter on this machine.
+		{"runtime not installed here", createBody(t, "f", func(m map[string]any) { m["Runtime"] = "python3.9" }), 400, "InvalidParameterValueException",
+			"Value python3.9 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(runtimes.IDs(), ", ") + "] or be a valid ARN"},
 		{"memory 64", createBody(t, "f", func(m map[string]any) { m["MemorySize"] = 64 }), 400, "ValidationException",
 			"1 validation error detected: Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128"},
 		{"memory 20000", createBody(t, "f", func(m map[string]any) { m["MemorySize"] = 20000 }), 400, "ValidationException",

@@ -24,6 +24,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/worker"
@@ -108,8 +109,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
+	runtimeDir := filepath.Join(dataDir, "runtime")
+	if err := runtimes.Install(runtimeDir); err != nil {
+		return nil, err
+	}
 	s.worker = worker.New(worker.Config{
-		DataDir: dataDir, Region: cfg.Region, AccountID: cfg.AccountID,
+		DataDir: dataDir, RuntimeDir: runtimeDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		Logger: logger.With("component", "worker"),

@@ -103,7 +103,8 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
 		ID:             id,
 		CodeDir:        dir,
-		Argv:           []string{entrypoint(rt, dir)},
+		RuntimeDir:     w.cfg.RuntimeDir,
+		Argv:           argv(rt, dir),
 		Env:            w.environ(fn, rt),
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,
@@ -186,17 +187,22 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 	return nil, initDur, lines, fail
 }
 
-// entrypoint picks the runtime's first entrypoint that exists in the code
-// (layers come later: /opt is empty, so /var/task/bootstrap is the one).
-func entrypoint(rt runtimes.Runtime, codeDir string) string {
+// argv is the command a runtime starts with: Owl's interpreter and
+// bootstrap, or for a custom runtime the first entrypoint that exists in
+// the code (layers come later: /opt is empty, so /var/task/bootstrap is the
+// one; a missing one fails as Runtime.InvalidEntrypoint).
+func argv(rt runtimes.Runtime, codeDir string) []string {
+	if !rt.Provided() {
+		return rt.Argv
+	}
 	for _, p := range rt.Entrypoints {
 		if rel, ok := strings.CutPrefix(p, "/var/task/"); ok {
 			if _, err := os.Stat(codeDir + "/" + rel); err == nil {
-				return p
+				return []string{p}
 			}
 		}
 	}
-	return rt.Entrypoints[0]
+	return rt.Entrypoints[:1]
 }
 
 // environ is the runtime's environment, as Lambda sets it.
@@ -204,6 +210,11 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
 	envv := make([]string, 0, 24+len(fn.Environment))
 	for k, v := range fn.Environment {
 		envv = append(envv, k+"="+v)
+	}
+	for _, kv := range rt.Env { // the runtime's defaults, unless the function sets them
+		if k, _, _ := strings.Cut(kv, "="); fn.Environment[k] == "" {
+			envv = append(envv, kv)
+		}
 	}
 	envv = append(envv,
 		"_HANDLER="+fn.Handler,

@@ -39,7 +39,10 @@ type CodeSource interface {
 
 // Config configures a Worker.
 type Config struct {
-	DataDir           string
+	DataDir string
+	// RuntimeDir holds Owl's runtime files (runtimes.Install); sandboxes
+	// see it read-only at /var/runtime.
+	RuntimeDir        string
 	Region, AccountID string
 	UID, GID          int
 	// ConcurrencyLimit is the number of invocations running at once on this
