@@ -147,6 +147,20 @@ func TestInterpretedRuntimes(t *testing.T) {
 		}
 	})
 
+	t.Run("custom runtime without a runnable bootstrap", func(t *testing.T) {
+		ts := ts.as(t)
+		for name, zip := range map[string][]byte{
+			"no-bootstrap":   makeZip(t, zipEntry{name: "README", body: "no code here"}),
+			"not-executable": makeZip(t, zipEntry{name: "bootstrap", body: "#!/bin/sh\necho hi\n", mode: 0o644}),
+		} {
+			ts.createZip(name, "provided.al2023", "bootstrap", zip)
+			r := ts.invoke(name, `{}`)
+			if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Runtime.InvalidEntrypoint" {
+				t.Errorf("%s: %s %s", name, r.funcErr, r.payload)
+			}
+		}
+	})
+
 	t.Run("listed", func(t *testing.T) {
 		resp, body := ts.as(t).do("GET", "/owl/v1/runtimes", nil, nil)
 		var out struct{ Runtimes []struct{ Id, Kind string } }
