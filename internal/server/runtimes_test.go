@@ -161,6 +161,24 @@ func TestInterpretedRuntimes(t *testing.T) {
 		}
 	})
 
+	t.Run("shell bootstrap example", func(t *testing.T) {
+		if _, err := os.Stat("/usr/bin/curl"); err != nil {
+			t.Skip("the shell example needs /usr/bin/curl")
+		}
+		ts := ts.as(t)
+		body, err := os.ReadFile("../../examples/hello-shell/bootstrap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.createZip("hello-sh", "provided.al2023", "bootstrap", makeZip(t, zipEntry{name: "bootstrap", body: string(body), mode: 0o755}))
+		for _, name := range []string{"shell", "again"} {
+			r := ts.invoke("hello-sh", `{"name":"`+name+`"}`)
+			if r.funcErr != "" || r.payload != `{"message":"Hello, `+name+`!"}` || !strings.Contains(r.log, "handling ") {
+				t.Errorf("invoke: %s %s\n%s", r.funcErr, r.payload, r.log)
+			}
+		}
+	})
+
 	t.Run("listed", func(t *testing.T) {
 		resp, body := ts.as(t).do("GET", "/owl/v1/runtimes", nil, nil)
 		var out struct{ Runtimes []struct{ Id, Kind string } }
