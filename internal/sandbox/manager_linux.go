@@ -433,6 +433,18 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	}
 	ln, err := listenInNetns(p.pidfd, p.cmd.Process.Pid, spec.RuntimeAPIAddr)
 	if errors.Is(err, unix.ESRCH) {
+		// The init exited before its netns could be entered: it may have
+		// reported why (e.g. /var/task not readable by the function user)
+		// before exiting, and that is the error worth returning.
+		kind, payload, ferr := readFrame(p.ctl)
+		if ferr == nil && kind == frameHello {
+			kind, payload, ferr = readFrame(p.ctl)
+		}
+		if ferr == nil && kind == frameFailed {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+			return nil, decodeInitFailure(payload)
+		}
 		return nil, initDied(ctx, p, cg, "creating the Runtime API listener", err)
 	}
 	if err != nil {
