@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/owl-project/owl/internal/runtimes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,4 +257,53 @@ func TestAWSCLI(t *testing.T) {
 			t.Errorf("get-function of a missing function: exit %d\n%s\n%s", code, stdout, stderr)
 		}
 	})
+}
+
+// Owl's Python and Node.js runtimes through the AWS CLI: create from a zip
+// file, invoke, and a handler error.
+func TestAWSCLIInterpretedRuntimes(t *testing.T) {
+	t.Parallel()
+	cli := findAWSCLI(t)
+	ts := startServer(t, "")
+	cli.endpoint = ts.URL
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		prefix, handler, file, body, errorType string
+	}{
+		{"python3", "app.handler", "app.py", pythonApp, "ValueError"},
+		{"nodejs", "index.handler", "index.mjs", nodeApp, "TypeError"},
+	} {
+		t.Run(tc.prefix, func(t *testing.T) {
+			i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, tc.prefix) })
+			if i < 0 {
+				t.Skipf("no %s interpreter on this machine", tc.prefix)
+			}
+			runtime, name := runtimes.IDs()[i], "cli-"+tc.prefix
+			zipPath := filepath.Join(dir, name+".zip")
+			if err := os.WriteFile(zipPath, makeZip(t, zipEntry{name: tc.file, body: tc.body}), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stdout, stderr, code := cli.run(t, dir, "create-function", "--function-name", name, "--runtime", runtime,
+				"--handler", tc.handler, "--role", "arn:aws:iam::000000000000:role/owl",
+				"--zip-file", "fileb://"+zipPath, "--environment", "Variables={GREETING=Hi}")
+			if code != 0 || !strings.Contains(stdout, `"Runtime": "`+runtime+`"`) {
+				t.Fatalf("create-function: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+
+			out := filepath.Join(dir, name+".json")
+			stdout, stderr, code = cli.run(t, dir, "invoke", "--function-name", name, "--payload", `{"name":"cli"}`, out)
+			b, _ := os.ReadFile(out)
+			if code != 0 || strings.Contains(stdout, "FunctionError") || !strings.Contains(string(b), "Hi, cli!") {
+				t.Errorf("invoke: exit %d\n%s\n%s\npayload %s", code, stdout, stderr, b)
+			}
+
+			stdout, stderr, code = cli.run(t, dir, "invoke", "--function-name", name, "--payload", `{"name":"x","fail":true}`, out)
+			b, _ = os.ReadFile(out)
+			var e struct{ ErrorType, ErrorMessage string }
+			_ = json.Unmarshal(b, &e)
+			if code != 0 || !strings.Contains(stdout, `"FunctionError": "Unhandled"`) || e.ErrorType != tc.errorType || e.ErrorMessage != "bad x" {
+				t.Errorf("failing invoke: exit %d\n%s\n%s\npayload %s", code, stdout, stderr, b)
+			}
+		})
+	}
 }
