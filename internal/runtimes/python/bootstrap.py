@@ -22,7 +22,6 @@ share the interpreter state created after the fork.
 """
 
 import decimal
-import http.client
 import importlib
 import json
 import logging
@@ -196,16 +195,94 @@ class LambdaContext(object):
 # The Runtime API client
 
 
-class _Connection(http.client.HTTPConnection):
-    """An HTTP/1.1 connection without a timeout (/next is a long poll) and
-    without Nagle's delay."""
+class _ProtocolError(Exception):
+    """The Runtime API answered something that is not HTTP/1.1."""
 
-    def connect(self):
-        super().connect()
-        try:
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+
+class _Headers(dict):
+    """Response headers by lower-case name; get() takes any case."""
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+
+class _Connection(object):
+    """HTTP/1.1 over one persistent socket, without a timeout (/next is a
+    long poll) and without Nagle's delay.
+
+    It speaks just what the Runtime API needs (Content-Length or chunked
+    responses), instead of importing http.client: that module pulls in the
+    email package and costs ~16 ms of every cold start."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.address = address
+        self.sock = None
+        self.rfile = None
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.rfile.close()
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = self.rfile = None
+
+    def request(self, method, path, body, headers):
+        if self.sock is None:
+            self.sock = socket.create_connection((self.host, self.port))
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            self.rfile = self.sock.makefile("rb")
+        body = body or b""
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: " + self.address, "Content-Length: %d" % len(body)]
+        for k, v in headers.items():
+            head.append("%s: %s" % (k, v))
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+        line = self.rfile.readline(65537)
+        if not line:
+            raise ConnectionResetError("the Runtime API closed the connection")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise _ProtocolError("bad status line %r" % line[:80])
+        status = int(parts[1])
+        hdrs = _Headers()
+        while True:
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            hdrs[name.strip().lower()] = value.strip()
+        if hdrs.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self._read_exactly(size))
+                self.rfile.readline(3)
+            data = b"".join(chunks)
+        elif "content-length" in hdrs:
+            data = self._read_exactly(int(hdrs["content-length"]))
+        else:
+            data = self.rfile.read()
+            self.close()
+        if hdrs.get("connection", "").lower() == "close":
+            self.close()
+        return status, hdrs, data
+
+    def _read_exactly(self, n):
+        data = self.rfile.read(n)
+        if len(data) != n:
+            raise ConnectionResetError("the Runtime API closed the connection mid-body")
+        return data
 
 
 class Invocation(object):
@@ -241,11 +318,8 @@ class RuntimeClient(object):
         # been closed by the server (e.g. after it refused an oversized body).
         for attempt in (1, 2):
             try:
-                self.conn.request(method, API_VERSION + path, body=body, headers=hdrs)
-                resp = self.conn.getresponse()
-                data = resp.read()
-                return resp.status, resp.headers, data
-            except (OSError, http.client.HTTPException) as e:
+                return self.conn.request(method, API_VERSION + path, body, hdrs)
+            except (OSError, ValueError, _ProtocolError) as e:
                 self.conn.close()
                 if attempt == 2:
                     raise RuntimeAPIError("%s %s: %s: %s" % (method, path, type(e).__name__, e))
@@ -313,8 +387,8 @@ def _text(data):
 
 
 def _header_value(s):
-    # http.client refuses header values with line breaks; error types never
-    # have them, but a user's exception class name is not ours to trust.
+    # A header value must not break the request: error types never have
+    # line breaks, but a user's exception class name is not ours to trust.
     return "".join(c if " " <= c <= "~" else "?" for c in s) or "Unhandled"
 
 
