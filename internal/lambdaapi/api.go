@@ -90,6 +90,14 @@ func (a *API) routes() {
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
+	const layers = "/2018-10-31/layers"
+	h("GET "+layers, 0, a.listLayers)
+	h("GET "+layers+"/{$}", 0, a.listLayers)
+	h("POST "+layers+"/{name}/versions", maxManagementBody, a.publishLayerVersion)
+	h("GET "+layers+"/{name}/versions", 0, a.listLayerVersions)
+	h("GET "+layers+"/{name}/versions/{version}", 0, a.getLayerVersion)
+	h("DELETE "+layers+"/{name}/versions/{version}", 0, a.deleteLayerVersion)
+	h("GET /owl/v1/layers/{name}/versions/{version}/content", 0, a.layerContent)
 	h("/", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
 	})

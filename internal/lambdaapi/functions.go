@@ -38,6 +38,18 @@ type FunctionConfiguration struct {
 	Architectures    []string          `json:"Architectures"`
 	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
 	LoggingConfig    map[string]string `json:"LoggingConfig"`
+	Layers           []layerRef        `json:"Layers,omitempty"`
+}
+
+type layerRef struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
+}
+
+// codeSha256 is Lambda's CodeSha256: the base64 of the digest.
+func codeSha256(shaHex string) string {
+	sum, _ := hex.DecodeString(shaHex)
+	return base64.StdEncoding.EncodeToString(sum)
 }
 
 type environment struct {
@@ -49,7 +61,6 @@ type ephemeralStorage struct {
 }
 
 func (a *API) wire(f registry.Function) FunctionConfiguration {
-	sum, _ := hex.DecodeString(f.CodeSha256Hex)
 	c := FunctionConfiguration{
 		FunctionName:     f.Name,
 		FunctionArn:      a.reg.ARN(f.Name, ""),
@@ -61,7 +72,7 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 		Timeout:          f.Timeout,
 		MemorySize:       f.MemorySize,
 		LastModified:     f.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
-		CodeSha256:       base64.StdEncoding.EncodeToString(sum),
+		CodeSha256:       codeSha256(f.CodeSha256Hex),
 		Version:          registry.Latest,
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
 		RevisionId:       f.RevisionID,
@@ -74,6 +85,9 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 	}
 	if f.Environment != nil {
 		c.Environment = &environment{Variables: f.Environment}
+	}
+	for _, l := range f.Layers {
+		c.Layers = append(c.Layers, layerRef{Arn: l.ARN, CodeSize: l.CodeSize})
 	}
 	return c
 }
@@ -183,9 +197,6 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte
 	if req.PackageType != "" && req.PackageType != "Zip" {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "PackageType %s is not supported yet; use Zip.", req.PackageType)
 	}
-	if len(req.Layers) > 0 {
-		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Layers are not supported yet.")
-	}
 	if err := checkArchitectures(req.Architectures); err != nil {
 		return err
 	}
@@ -212,6 +223,11 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte
 	if err := f.Validate(); err != nil {
 		return err
 	}
+	layers, err := a.reg.ResolveLayers(r.Context(), req.Layers)
+	if err != nil {
+		return err
+	}
+	f.Layers = layers
 	zip, err := a.checkCode(req.Code)
 	if err != nil {
 		return err
@@ -351,13 +367,17 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		Runtime          *string           `json:"Runtime"`
 		EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 		RevisionId       string            `json:"RevisionId"`
-		Layers           []string          `json:"Layers"`
+		Layers           *[]string         `json:"Layers"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
 	}
-	if len(req.Layers) > 0 {
-		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Layers are not supported yet.")
+	var layers []registry.FunctionLayer
+	if req.Layers != nil {
+		var err error
+		if layers, err = a.reg.ResolveLayers(r.Context(), *req.Layers); err != nil {
+			return err
+		}
 	}
 	fn, q, err := a.resolve(r.Context(), r)
 	if err != nil {
@@ -375,6 +395,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		set(&f.MemorySize, req.MemorySize)
 		if req.EphemeralStorage != nil {
 			f.EphemeralStorage = req.EphemeralStorage.Size
+		}
+		if req.Layers != nil {
+			f.Layers = layers
 		}
 		if req.Environment != nil {
 			f.Environment = req.Environment.Variables

@@ -29,11 +29,21 @@ type Function struct {
 	Architectures    []string          `json:"architectures"`
 	PackageType      string            `json:"package_type"`
 	Tags             map[string]string `json:"tags,omitempty"`
-	CodeSha256Hex    string            `json:"code_sha256"`
-	CodeSize         int64             `json:"code_size"`
-	LastModified     time.Time         `json:"last_modified"`
-	RevisionID       string            `json:"revision_id"`
-	Version          string            `json:"version"`
+	// Layers are resolved when configured: layer versions are immutable,
+	// and a function keeps a layer version deleted after it was attached.
+	Layers        []FunctionLayer `json:"layers,omitempty"`
+	CodeSha256Hex string          `json:"code_sha256"`
+	CodeSize      int64           `json:"code_size"`
+	LastModified  time.Time       `json:"last_modified"`
+	RevisionID    string          `json:"revision_id"`
+	Version       string          `json:"version"`
+}
+
+// FunctionLayer is one layer version a function uses, in /opt order.
+type FunctionLayer struct {
+	ARN           string `json:"arn"`
+	CodeSha256Hex string `json:"code_sha256"`
+	CodeSize      int64  `json:"code_size"`
 }
 
 // Limits Owl enforces on a function's configuration (Lambda's numbers).
@@ -44,6 +54,7 @@ const (
 	MaxEnvBytes            = 4096
 	MaxNameLen             = 64
 	MaxDescriptionLen      = 256
+	MaxLayers              = 5
 )
 
 var (
@@ -95,6 +106,9 @@ func (f *Function) Validate() error {
 	}
 	if utf8.RuneCountInString(f.Description) > MaxDescriptionLen {
 		return lambdaerr.ValidationFailed(f.Description, "description", "Member must have length less than or equal to 256")
+	}
+	if len(f.Layers) > MaxLayers {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Cannot reference more than %d layers.", MaxLayers)
 	}
 	return validateEnv(f.Environment)
 }

@@ -41,9 +41,10 @@ type Options struct {
 
 // Registry stores functions and code in JetStream.
 type Registry struct {
-	opts Options
-	kv   jetstream.KeyValue
-	code jetstream.ObjectStore
+	opts   Options
+	kv     jetstream.KeyValue
+	layers jetstream.KeyValue
+	code   jetstream.ObjectStore
 	// cache mirrors the bucket, fed by this node's writes and a watcher
 	// that sees every node's.
 	cache     *fnCache
@@ -78,7 +79,13 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, fmt.Errorf("opening object store %s: %w", codeBucket, err)
 	}
-	r := &Registry{opts: opts, kv: kv, code: obs, cache: newFnCache()}
+	layers, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: layersBucket, Description: "Owl layer versions", History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening KV bucket %s: %w", layersBucket, err)
+	}
+	r := &Registry{opts: opts, kv: kv, layers: layers, code: obs, cache: newFnCache()}
 	if err := r.startCacheWatch(); err != nil {
 		return nil, err
 	}
@@ -309,6 +316,21 @@ func (r *Registry) collectCode(ctx context.Context, shaHex string) {
 	}
 	for _, f := range fns {
 		if f.CodeSha256Hex == shaHex {
+			return
+		}
+		for _, l := range f.Layers {
+			if l.CodeSha256Hex == shaHex {
+				return // a function keeps using a layer version deleted since
+			}
+		}
+	}
+	layers, err := r.allLayers(ctx)
+	if err != nil {
+		r.opts.Logger.Warn("code GC: listing layers", "err", err)
+		return
+	}
+	for _, l := range layers {
+		if l.CodeSha256Hex == shaHex {
 			return
 		}
 	}

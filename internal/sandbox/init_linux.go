@@ -44,6 +44,8 @@ const (
 type initConfig struct {
 	Root    string `json:"root"` // host mount point for the root tmpfs
 	CodeDir string `json:"code_dir"`
+	// OptDir is bound read-only at /opt when set.
+	OptDir string `json:"opt_dir,omitempty"`
 	// RuntimeDir is bound read-only at /var/runtime when set.
 	RuntimeDir string   `json:"runtime_dir,omitempty"`
 	Argv       []string `json:"argv"`
@@ -242,6 +244,11 @@ func setupSandbox(cfg *initConfig) error {
 	}
 	if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
 		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
+	}
+	if cfg.OptDir != "" {
+		if err := bindReadOnly(cfg.OptDir, root+"/opt"); err != nil {
+			return fmt.Errorf("mounting /opt from %s: %w", cfg.OptDir, err)
+		}
 	}
 	if cfg.RuntimeDir != "" {
 		if err := unix.Mkdir(root+"/var/runtime", 0o755); err != nil {

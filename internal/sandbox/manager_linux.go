@@ -409,6 +409,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		Root:       m.rootfs,
 		CodeDir:    spec.CodeDir,
 		RuntimeDir: spec.RuntimeDir,
+		OptDir:     spec.OptDir,
 		Argv:       spec.Argv,
 		Env:        spec.Env,
 		TmpMB:      spec.TmpMB,

@@ -100,6 +100,9 @@ type Spec struct {
 	ID string
 	// CodeDir is the host directory bound read-only at /var/task.
 	CodeDir string
+	// OptDir, when set, is a host directory bound read-only at /opt (the
+	// function's layers); otherwise /opt is empty.
+	OptDir string
 	// RuntimeDir, when set, is a host directory bound read-only at
 	// /var/runtime (the platform's own runtime files, e.g. bootstraps).
 	RuntimeDir string
@@ -154,6 +157,9 @@ func (s Spec) validate() error {
 			return nil
 		},
 		func() error {
+			if s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
+				return fmt.Errorf("OptDir must be an absolute path, got %q", s.OptDir)
+			}
 			if s.RuntimeDir != "" && !filepath.IsAbs(s.RuntimeDir) {
 				return fmt.Errorf("RuntimeDir must be an absolute path, got %q", s.RuntimeDir)
 			}

@@ -98,13 +98,18 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	optDir, err := w.layersDir(ctx, fn.Layers)
+	if err != nil {
+		return nil, 0, nil, err
+	}
 	t0 := time.Now()
 	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
 		ID:             id,
 		CodeDir:        dir,
 		RuntimeDir:     w.cfg.RuntimeDir,
-		Argv:           argv(rt, dir),
+		OptDir:         optDir,
+		Argv:           argv(rt, dir, optDir),
 		Env:            w.environ(fn, rt),
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,
@@ -188,18 +193,22 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 }
 
 // argv is the command a runtime starts with: Owl's interpreter and
-// bootstrap, or for a custom runtime the first entrypoint that exists in
-// the code (layers come later: /opt is empty, so /var/task/bootstrap is the
-// one; a missing one fails as Runtime.InvalidEntrypoint).
-func argv(rt runtimes.Runtime, codeDir string) []string {
+// bootstrap, or for a custom runtime the first entrypoint that exists
+// (/var/task/bootstrap, then /opt/bootstrap from a layer); when none does,
+// the exec fails as Runtime.InvalidEntrypoint.
+func argv(rt runtimes.Runtime, codeDir, optDir string) []string {
 	if !rt.Provided() {
 		return rt.Argv
 	}
 	for _, p := range rt.Entrypoints {
+		host := ""
 		if rel, ok := strings.CutPrefix(p, "/var/task/"); ok {
-			if _, err := os.Stat(codeDir + "/" + rel); err == nil {
-				return []string{p}
-			}
+			host = codeDir + "/" + rel
+		} else if rel, ok := strings.CutPrefix(p, "/opt/"); ok && optDir != "" {
+			host = optDir + "/" + rel
+		}
+		if _, err := os.Stat(host); host != "" && err == nil {
+			return []string{p}
 		}
 	}
 	return rt.Entrypoints[:1]
