@@ -238,12 +238,17 @@ func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ []byte) err
 	if err != nil {
 		return err
 	}
-	zip, err := a.reg.Code(r.Context(), fn.CodeSha256Hex)
+	return a.writeZip(w, r, fn.CodeSha256Hex, fn.Name+".zip")
+}
+
+// writeZip answers with a stored zip (function code or a layer version).
+func (a *API) writeZip(w http.ResponseWriter, r *http.Request, shaHex, filename string) error {
+	zip, err := a.reg.Code(r.Context(), shaHex)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fn.Name+".zip"))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
 	_, _ = w.Write(zip)
 	return nil
 }

@@ -245,15 +245,11 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	if err != nil {
 		return err
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
 	out := map[string]any{
 		"Configuration": a.wire(fn),
 		"Code": map[string]string{
 			"RepositoryType": "S3",
-			"Location":       scheme + "://" + r.Host + "/owl/v1/functions/" + fn.Name + "/code",
+			"Location":       baseURL(r) + "/owl/v1/functions/" + fn.Name + "/code",
 		},
 	}
 	if len(fn.Tags) > 0 {

@@ -10,18 +10,20 @@ import (
 
 // layerVersion is Lambda's wire shape of a layer version.
 type layerVersion struct {
-	Content *struct {
-		Location   string `json:"Location"`
-		CodeSha256 string `json:"CodeSha256"`
-		CodeSize   int64  `json:"CodeSize"`
-	} `json:"Content,omitempty"`
-	LayerArn           string   `json:"LayerArn,omitempty"`
-	LayerVersionArn    string   `json:"LayerVersionArn"`
-	Description        string   `json:"Description"`
-	CreatedDate        string   `json:"CreatedDate"`
-	Version            int64    `json:"Version"`
-	CompatibleRuntimes []string `json:"CompatibleRuntimes,omitempty"`
-	LicenseInfo        string   `json:"LicenseInfo,omitempty"`
+	Content            *layerZip `json:"Content,omitempty"`
+	LayerArn           string    `json:"LayerArn,omitempty"`
+	LayerVersionArn    string    `json:"LayerVersionArn"`
+	Description        string    `json:"Description"`
+	CreatedDate        string    `json:"CreatedDate"`
+	Version            int64     `json:"Version"`
+	CompatibleRuntimes []string  `json:"CompatibleRuntimes,omitempty"`
+	LicenseInfo        string    `json:"LicenseInfo,omitempty"`
+}
+
+type layerZip struct {
+	Location   string `json:"Location"`
+	CodeSha256 string `json:"CodeSha256"`
+	CodeSize   int64  `json:"CodeSize"`
 }
 
 func (a *API) wireLayer(r *http.Request, l registry.Layer, withContent bool) layerVersion {
@@ -35,11 +37,7 @@ func (a *API) wireLayer(r *http.Request, l registry.Layer, withContent bool) lay
 	}
 	if withContent {
 		out.LayerArn = a.reg.LayerARN(l.Name, 0)
-		out.Content = &struct {
-			Location   string `json:"Location"`
-			CodeSha256 string `json:"CodeSha256"`
-			CodeSize   int64  `json:"CodeSize"`
-		}{
+		out.Content = &layerZip{
 			Location:   baseURL(r) + "/owl/v1/layers/" + l.Name + "/versions/" + strconv.FormatInt(l.Version, 10) + "/content",
 			CodeSha256: codeSha256(l.CodeSha256Hex),
 			CodeSize:   l.CodeSize,
@@ -99,12 +97,17 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, body [
 	return nil
 }
 
-func (a *API) getLayerVersion(w http.ResponseWriter, r *http.Request, _ []byte) error {
+// layerFromPath loads the layer version named by the request's path.
+func (a *API) layerFromPath(r *http.Request) (registry.Layer, error) {
 	name, v, err := layerPath(r)
 	if err != nil {
-		return err
+		return registry.Layer{}, err
 	}
-	l, err := a.reg.GetLayer(r.Context(), name, v)
+	return a.reg.GetLayer(r.Context(), name, v)
+}
+
+func (a *API) getLayerVersion(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	l, err := a.layerFromPath(r)
 	if err != nil {
 		return err
 	}
@@ -113,21 +116,11 @@ func (a *API) getLayerVersion(w http.ResponseWriter, r *http.Request, _ []byte) 
 }
 
 func (a *API) layerContent(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	name, v, err := layerPath(r)
+	l, err := a.layerFromPath(r)
 	if err != nil {
 		return err
 	}
-	l, err := a.reg.GetLayer(r.Context(), name, v)
-	if err != nil {
-		return err
-	}
-	zip, err := a.reg.Code(r.Context(), l.CodeSha256Hex)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/zip")
-	_, _ = w.Write(zip)
-	return nil
+	return a.writeZip(w, r, l.CodeSha256Hex, l.Name+"-"+strconv.FormatInt(l.Version, 10)+".zip")
 }
 
 func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ []byte) error {

@@ -44,7 +44,12 @@ func TestLayers(t *testing.T) {
 		t.Fatalf("versions %d, %d; ARN %s", v1.Version, v2.Version, aws.ToString(v2.LayerVersionArn))
 	}
 	if v2.Content == nil || aws.ToString(v2.Content.CodeSha256) == "" || !strings.HasPrefix(aws.ToString(v2.Content.Location), ts.URL) {
-		t.Errorf("content %+v", v2.Content)
+		t.Fatalf("content %+v", v2.Content)
+	}
+	// Content.Location serves the layer's zip back.
+	resp, body := ts.do("GET", strings.TrimPrefix(aws.ToString(v2.Content.Location), ts.URL), nil, nil)
+	if resp.StatusCode != 200 || codeSha256(body) != aws.ToString(v2.Content.CodeSha256) {
+		t.Errorf("GET Content.Location: %d, %d bytes", resp.StatusCode, len(body))
 	}
 
 	t.Run("list and get", func(t *testing.T) {
