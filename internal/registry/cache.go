@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // fnCache mirrors the functions bucket in memory so that resolving a
-// function on the invoke path costs a map lookup, not a KV round trip.
+// function, version or alias on the invoke path costs a map lookup, not a
+// KV round trip. It is keyed by KV key ("fn.<name>", "ver.<name>.<n>",
+// "alias.<name>.<alias>") and holds decoded values (Function or Alias).
 // Entries carry their KV revision and only ever move forward, so this
 // node's own writes (applied at once: read-your-writes) and the watcher's
 // replay of them can arrive in any order.
@@ -21,58 +22,68 @@ type fnCache struct {
 }
 
 type cacheEntry struct {
-	f       Function
+	v       any // Function or Alias
 	rev     uint64
 	deleted bool // a tombstone: keeps an older put from coming back
 }
 
 func newFnCache() *fnCache { return &fnCache{entries: map[string]cacheEntry{}} }
 
-// get returns a live function. A miss (or a tombstone) sends the caller to
+// get returns a live entry. A miss (or a tombstone) sends the caller to
 // the bucket, so a function created on another node is never reported
 // missing just because the watcher lags.
-func (c *fnCache) get(name string) (Function, bool) {
+func (c *fnCache) get(key string) (any, bool) {
 	c.mu.RLock()
-	e, ok := c.entries[name]
+	e, ok := c.entries[key]
 	c.mu.RUnlock()
 	if !ok || e.deleted {
-		return Function{}, false
+		return nil, false
 	}
-	return e.f, true
+	return e.v, true
 }
 
-func (c *fnCache) put(name string, f Function, rev uint64) {
+func (c *fnCache) put(key string, v any, rev uint64) {
 	c.mu.Lock()
-	if e, ok := c.entries[name]; !ok || rev > e.rev {
-		c.entries[name] = cacheEntry{f: f, rev: rev}
+	if e, ok := c.entries[key]; !ok || rev > e.rev {
+		c.entries[key] = cacheEntry{v: v, rev: rev}
 	}
 	c.mu.Unlock()
 }
 
-func (c *fnCache) remove(name string, rev uint64) {
+func (c *fnCache) remove(key string, rev uint64) {
 	c.mu.Lock()
-	if e, ok := c.entries[name]; !ok || rev >= e.rev {
-		c.entries[name] = cacheEntry{rev: rev, deleted: true}
+	if e, ok := c.entries[key]; !ok || rev >= e.rev {
+		c.entries[key] = cacheEntry{rev: rev, deleted: true}
 	}
 	c.mu.Unlock()
 }
 
-// OnChange calls fn with the name of every function updated or deleted
-// (by any node) from now on. Workers use it to retire the execution
-// environments of stale configurations. fn runs on the watcher goroutine
-// and must not block for long.
-func (r *Registry) OnChange(fn func(name string)) {
+// Change describes one change to a function's runnable configurations.
+type Change struct {
+	Name string
+	// Version is Latest or a published version number.
+	Version string
+	// Revision is the configuration's RevisionId now; "" when it was
+	// deleted. Environments of any other revision are stale.
+	Revision string
+}
+
+// OnChange calls fn for every change (by any node, from now on) of a
+// function's $LATEST or a deletion of one of its versions. Workers use it
+// to retire the execution environments of stale configurations. fn runs on
+// the watcher goroutine and must not block for long.
+func (r *Registry) OnChange(fn func(Change)) {
 	r.subsMu.Lock()
 	r.subs = append(r.subs, fn)
 	r.subsMu.Unlock()
 }
 
-func (r *Registry) notify(name string) {
+func (r *Registry) notify(c Change) {
 	r.subsMu.Lock()
 	subs := r.subs
 	r.subsMu.Unlock()
 	for _, fn := range subs {
-		fn(name)
+		fn(c)
 	}
 }
 
@@ -102,10 +113,9 @@ func (r *Registry) startCacheWatch() error {
 					replayed = true
 					continue
 				}
-				name := strings.TrimPrefix(e.Key(), fnPrefix)
-				r.apply(name, e)
-				if replayed {
-					r.notify(name)
+				c, ok := r.apply(e)
+				if ok && replayed {
+					r.notify(c)
 				}
 			}
 		}
@@ -113,17 +123,43 @@ func (r *Registry) startCacheWatch() error {
 	return nil
 }
 
-func (r *Registry) apply(name string, e jetstream.KeyValueEntry) {
+// apply feeds one watched entry to the cache and says which runnable
+// configuration changed (ok is false for aliases: they only point).
+func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
+	key := e.Key()
+	k, valid := parseKey(key)
+	if !valid {
+		r.opts.Logger.Warn("function cache: unexpected key", "key", key)
+		return Change{}, false
+	}
+	c = Change{Name: k.name, Version: Latest}
+	if k.kind == keyVersion {
+		c.Version = k.qualifier
+	}
 	if e.Operation() != jetstream.KeyValuePut {
-		r.cache.remove(name, e.Revision())
-		return
+		r.cache.remove(key, e.Revision())
+		return c, k.kind != keyAlias
 	}
-	var f Function
-	if err := json.Unmarshal(e.Value(), &f); err != nil {
-		r.opts.Logger.Warn("function cache: undecodable entry", "key", e.Key(), "err", err)
-		return
+	var v any
+	switch k.kind {
+	case keyAlias:
+		var a Alias
+		err := json.Unmarshal(e.Value(), &a)
+		v = a
+		if err != nil {
+			r.opts.Logger.Warn("function cache: undecodable alias", "key", key, "err", err)
+			return Change{}, false
+		}
+	default:
+		var f Function
+		if err := json.Unmarshal(e.Value(), &f); err != nil {
+			r.opts.Logger.Warn("function cache: undecodable entry", "key", key, "err", err)
+			return Change{}, false
+		}
+		v, c.Revision = f, f.RevisionID
 	}
-	r.cache.put(name, f, e.Revision())
+	r.cache.put(key, v, e.Revision())
+	return c, k.kind == keyFunction
 }
 
 // Close stops the registry's watcher and waits for it.

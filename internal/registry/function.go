@@ -14,8 +14,8 @@ import (
 // Latest is the mutable version every function has.
 const Latest = "$LATEST"
 
-// Function is one function's $LATEST configuration as stored in the
-// functions bucket. Code lives in the object store under CodeSha256Hex.
+// Function is one function's $LATEST configuration, or one published
+// version of it, as stored in the functions bucket. Code lives in the object store under CodeSha256Hex.
 type Function struct {
 	Name             string            `json:"name"`
 	Runtime          string            `json:"runtime"`
@@ -36,7 +36,14 @@ type Function struct {
 	CodeSize      int64           `json:"code_size"`
 	LastModified  time.Time       `json:"last_modified"`
 	RevisionID    string          `json:"revision_id"`
-	Version       string          `json:"version"`
+	// Version is Latest, or the number of a published version.
+	Version string `json:"version"`
+	// LastVersion (on $LATEST) is the highest version number ever
+	// published; numbers are never reused.
+	LastVersion int `json:"last_version,omitempty"`
+	// Fingerprint (on a published version) digests what it froze; see
+	// fingerprint.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // FunctionLayer is one layer version a function uses, in /opt order.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ type Registry struct {
 	watchDone chan struct{}
 
 	subsMu sync.Mutex
-	subs   []func(name string) // guarded by subsMu
+	subs   []func(Change) // guarded by subsMu
 
 	// codeMu serialises the writes that store or collect code (Create,
 	// Update, Delete). Two Puts of the same content-addressed object would
@@ -105,39 +106,33 @@ func (r *Registry) notFound(name string) error {
 // It is served from the in-memory cache when possible (every invocation
 // resolves its function), else read from the bucket.
 func (r *Registry) Get(ctx context.Context, name string) (Function, error) {
-	if f, ok := r.cache.get(name); ok {
-		return f, nil
+	if f, ok := r.cache.get(functionKey(name)); ok {
+		return f.(Function), nil
 	}
 	f, rev, err := r.get(ctx, name)
 	if err == nil {
-		r.cache.put(name, f, rev)
+		r.cache.put(functionKey(name), f, rev)
 	}
 	return f, err
 }
 
 func (r *Registry) get(ctx context.Context, name string) (Function, uint64, error) {
-	e, err := r.kv.Get(ctx, fnPrefix+name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	var f Function
+	rev, err := r.read(ctx, functionKey(name), &f)
+	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
 		return Function{}, 0, r.notFound(name)
 	}
-	if err != nil {
-		return Function{}, 0, fmt.Errorf("reading function %s: %w", name, err)
-	}
-	var f Function
-	if err := json.Unmarshal(e.Value(), &f); err != nil {
-		return Function{}, 0, fmt.Errorf("decoding function %s: %w", name, err)
-	}
-	return f, e.Revision(), nil
+	return f, rev, err
 }
 
-// List returns every function, sorted by name.
+// List returns every function's $LATEST, sorted by name.
 func (r *Registry) List(ctx context.Context) ([]Function, error) {
-	lister, err := r.kv.ListKeys(ctx)
+	keys, err := r.keys(ctx, fnPrefix+"*")
 	if err != nil {
-		return nil, fmt.Errorf("listing functions: %w", err)
+		return nil, err
 	}
-	var names []string
-	for k := range lister.Keys() {
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
 		names = append(names, k[len(fnPrefix):])
 	}
 	sort.Strings(names)
@@ -182,7 +177,7 @@ func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function
 		}
 		return Function{}, fmt.Errorf("storing function %s: %w", f.Name, err)
 	}
-	r.cache.put(f.Name, f, newRev)
+	r.cache.put(functionKey(f.Name), f, newRev)
 	return f, nil
 }
 
@@ -231,14 +226,16 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []by
 		}
 		return Function{}, fmt.Errorf("updating function %s: %w", name, err)
 	}
-	r.cache.put(name, f, newRev)
+	r.cache.put(functionKey(name), f, newRev)
 	if zip != nil && oldSha != f.CodeSha256Hex {
 		r.collectCode(ctx, oldSha)
 	}
 	return f, nil
 }
 
-// Delete removes a function and, when no other function uses it, its code.
+// Delete removes a function with all its versions and aliases and, when
+// nothing else uses it, their code. Aliases and versions go first, so
+// that a failure half-way leaves a function that can be deleted again.
 func (r *Registry) Delete(ctx context.Context, name string) error {
 	r.codeMu.Lock()
 	defer r.codeMu.Unlock()
@@ -246,12 +243,37 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.kv.Delete(ctx, fnPrefix+name, jetstream.LastRevision(rev)); err != nil {
+	aliasKeys, err := r.keys(ctx, aliasPrefix+name+".*")
+	if err != nil {
+		return err
+	}
+	for _, k := range aliasKeys {
+		if err := r.deleteKey(ctx, k); err != nil {
+			return err
+		}
+	}
+	nums, err := r.versionNumbers(ctx, name)
+	if err != nil {
+		return err
+	}
+	shas := map[string]bool{f.CodeSha256Hex: true}
+	for _, n := range nums {
+		v, err := r.Version(ctx, name, strconv.Itoa(n))
+		if err == nil {
+			shas[v.CodeSha256Hex] = true
+		}
+		if err := r.deleteKey(ctx, versionKey(name, strconv.Itoa(n))); err != nil {
+			return err
+		}
+	}
+	if err := r.kv.Delete(ctx, functionKey(name), jetstream.LastRevision(rev)); err != nil {
 		return fmt.Errorf("deleting function %s: %w", name, err)
 	}
 	// The delete's own revision is not returned; it is at least rev+1.
-	r.cache.remove(name, rev+1)
-	r.collectCode(ctx, f.CodeSha256Hex)
+	r.cache.remove(functionKey(name), rev+1)
+	for sha := range shas {
+		r.collectCode(ctx, sha)
+	}
 	return nil
 }
 
@@ -306,10 +328,10 @@ func (r *Registry) putCode(ctx context.Context, f *Function, zip []byte) error {
 	return nil
 }
 
-// collectCode deletes a code object no function references any more.
-// Failure only leaks storage, so it is logged, not returned.
+// collectCode deletes a code object no function version references any
+// more. Failure only leaks storage, so it is logged, not returned.
 func (r *Registry) collectCode(ctx context.Context, shaHex string) {
-	fns, err := r.List(ctx)
+	fns, err := r.allRunnable(ctx)
 	if err != nil {
 		r.opts.Logger.Warn("code GC: listing functions", "err", err)
 		return
@@ -337,6 +359,30 @@ func (r *Registry) collectCode(ctx context.Context, shaHex string) {
 	if err := r.code.Delete(ctx, shaHex); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		r.opts.Logger.Warn("code GC: deleting", "sha256", shaHex, "err", err)
 	}
+}
+
+// allRunnable returns every $LATEST and every published version.
+func (r *Registry) allRunnable(ctx context.Context) ([]Function, error) {
+	fns, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := r.keys(ctx, versionPrefix+"*.*")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		pk, _ := parseKey(k)
+		v, err := r.Version(ctx, pk.name, pk.qualifier)
+		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		fns = append(fns, v)
+	}
+	return fns, nil
 }
 
 func newRevisionID() string {

@@ -51,19 +51,26 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Two registries on one bucket stand for two nodes: each reads its own
-// writes at once and the other's through its watcher.
-func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
-	ctx := context.Background()
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+// twoNodes opens two registries on one embedded NATS; the second one's
+// changes are reported on the channel.
+func twoNodes(t *testing.T) (a, b *registry.Registry, changed chan registry.Change) {
+	t.Helper()
+	bus, err := natsbus.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	a, b := open(t, bus), open(t, bus)
-	changed := make(chan string, 16)
-	b.OnChange(func(name string) { changed <- name })
+	a, b = open(t, bus), open(t, bus)
+	changed = make(chan registry.Change, 16)
+	b.OnChange(func(c registry.Change) { changed <- c })
+	return a, b, changed
+}
 
+// Two registries on one bucket stand for two nodes: each reads its own
+// writes at once and the other's through its watcher.
+func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
+	ctx := context.Background()
+	a, b, changed := twoNodes(t)
 	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
 		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
 	created, err := a.Create(ctx, f, testZip(t, "v1"))
@@ -89,9 +96,9 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 	// b's subscribers heard of the create and the update, made on a.
 	for i := 0; i < 2; i++ {
 		select {
-		case name := <-changed:
-			if name != "fn" {
-				t.Fatalf("OnChange got %q", name)
+		case c := <-changed:
+			if c.Name != "fn" || c.Version != registry.Latest || c.Revision == "" {
+				t.Fatalf("OnChange got %+v", c)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("OnChange: change %d not reported", i+1)
@@ -123,3 +130,68 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 		return err == nil && got.RevisionID == again.RevisionID
 	})
 }
+
+// Versions and aliases written on one node resolve on another, and a
+// version's deletion reaches the other node's subscribers as a Change.
+func TestVersionsAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	a, b, changed := twoNodes(t)
+	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
+		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
+	created, err := a.Create(ctx, f, testZip(t, "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := a.Publish(ctx, "fn", registry.PublishOptions{})
+	if err != nil || v1.Version != "1" {
+		t.Fatalf("Publish = %q, %v", v1.Version, err)
+	}
+	// $LATEST's RevisionId does not change by publishing.
+	if latest, _ := a.Get(ctx, "fn"); latest.RevisionID != created.RevisionID || latest.LastVersion != 1 {
+		t.Errorf("$LATEST after publish: revision %s (was %s), last version %d", latest.RevisionID, created.RevisionID, latest.LastVersion)
+	}
+	if _, err := a.Update(ctx, "fn", "", testZip(t, "v2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateAlias(ctx, "fn", "live", registry.AliasInput{FunctionVersion: ptr("1")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the other node to resolve fn:live to version 1", func() bool {
+		tg, err := b.Resolve(ctx, "fn", "live")
+		return err == nil && tg.Version == "1" && tg.CodeSha256Hex == v1.CodeSha256Hex && tg.Alias != nil
+	})
+	if err := a.DeleteAlias(ctx, "fn", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteVersion(ctx, "fn", "1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case c := <-changed:
+			if c == (registry.Change{Name: "fn", Version: "1"}) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the other node's subscribers did not hear of version 1's deletion")
+		}
+	}
+}
+
+func TestAliasRoute(t *testing.T) {
+	a := registry.Alias{FunctionVersion: "1", AdditionalVersionWeights: map[string]float64{"2": 0.1}}
+	for _, tc := range []struct {
+		rnd  float64
+		want string
+	}{{0, "2"}, {0.0999, "2"}, {0.1, "1"}, {0.99, "1"}} {
+		if got := a.Route(tc.rnd); got != tc.want {
+			t.Errorf("Route(%v) = %s, want %s", tc.rnd, got, tc.want)
+		}
+	}
+	if got := (registry.Alias{FunctionVersion: "$LATEST"}).Route(0); got != "$LATEST" {
+		t.Errorf("unweighted Route = %s", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
