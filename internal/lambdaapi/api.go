@@ -36,7 +36,7 @@ const (
 // Invoker runs invocations: the local worker, later a remote one.
 type Invoker interface {
 	Invoke(ctx context.Context, fn registry.Function, req worker.Request) (*worker.Result, error)
-	Retire(name string)
+	Retire(c registry.Change)
 }
 
 // Options configures the API.
@@ -85,6 +85,13 @@ func (a *API) routes() {
 	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
+	h("POST "+fns+"/{name}/versions", 1<<20, a.publishVersion)
+	h("GET "+fns+"/{name}/versions", 0, a.listVersions)
+	h("POST "+fns+"/{name}/aliases", 1<<20, a.createAlias)
+	h("GET "+fns+"/{name}/aliases", 0, a.listAliases)
+	h("GET "+fns+"/{name}/aliases/{alias}", 0, a.getAlias)
+	h("PUT "+fns+"/{name}/aliases/{alias}", 1<<20, a.updateAlias)
+	h("DELETE "+fns+"/{name}/aliases/{alias}", 0, a.deleteAlias)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
@@ -181,35 +188,35 @@ func newRequestID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// resolve parses the {name} path value and the Qualifier query parameter
-// and loads the function; only $LATEST exists until versions land.
-func (a *API) resolve(ctx context.Context, r *http.Request) (registry.Function, string, error) {
-	name, q, err := registry.ParseName(r.PathValue("name"))
+// qualified parses the {name} path value (name, name:qualifier or an ARN)
+// and the Qualifier query parameter, which must agree when both are given.
+func qualified(r *http.Request) (name, q string, err error) {
+	name, q, err = registry.ParseName(r.PathValue("name"))
 	if err != nil {
-		return registry.Function{}, "", err
+		return "", "", err
 	}
 	if qp := r.URL.Query().Get("Qualifier"); qp != "" {
 		if q != "" && q != qp {
-			return registry.Function{}, "", lambdaerr.New(lambdaerr.InvalidParameterValue,
+			return "", "", lambdaerr.New(lambdaerr.InvalidParameterValue,
 				"The derived qualifier from the function name does not match the specified qualifier.")
 		}
 		q = qp
 	}
-	fn, err := a.reg.Get(ctx, name)
+	return name, q, nil
+}
+
+// resolve loads what the request's function name and qualifier designate:
+// $LATEST, a published version, or an alias's primary version.
+func (a *API) resolve(ctx context.Context, r *http.Request) (registry.Target, error) {
+	name, q, err := qualified(r)
 	if err != nil {
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) && q != "" {
-			return registry.Function{}, "", lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", a.reg.ARN(name, q))
-		}
-		return registry.Function{}, "", err
+		return registry.Target{}, err
 	}
-	if q != "" && q != registry.Latest {
-		return registry.Function{}, "", lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", a.reg.ARN(name, q))
-	}
-	return fn, q, nil
+	return a.reg.Resolve(ctx, name, q)
 }
 
 func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	fn, _, err := a.resolve(r.Context(), r)
+	fn, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
 	}
@@ -234,7 +241,7 @@ func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ []byte) err
 }
 
 func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	fn, _, err := a.resolve(r.Context(), r)
+	fn, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
 	}

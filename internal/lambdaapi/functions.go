@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 
@@ -60,10 +62,16 @@ type ephemeralStorage struct {
 	Size int `json:"Size"`
 }
 
+// wire renders a $LATEST or published version configuration; a
+// version's ARN carries its number.
 func (a *API) wire(f registry.Function) FunctionConfiguration {
+	version, q := f.Version, f.Version
+	if version == "" || version == registry.Latest {
+		version, q = registry.Latest, ""
+	}
 	c := FunctionConfiguration{
 		FunctionName:     f.Name,
-		FunctionArn:      a.reg.ARN(f.Name, ""),
+		FunctionArn:      a.reg.ARN(f.Name, q),
 		Runtime:          f.Runtime,
 		Role:             f.Role,
 		Handler:          f.Handler,
@@ -73,7 +81,7 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 		MemorySize:       f.MemorySize,
 		LastModified:     f.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
 		CodeSha256:       codeSha256(f.CodeSha256Hex),
-		Version:          registry.Latest,
+		Version:          version,
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
 		RevisionId:       f.RevisionID,
 		State:            "Active",
@@ -236,21 +244,38 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte
 	if err != nil {
 		return err
 	}
+	if req.Publish {
+		if created, err = a.reg.Publish(r.Context(), created.Name, registry.PublishOptions{}); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusCreated, a.wire(created))
 	return nil
 }
 
+// wireTarget renders what a qualified request resolved to: through an
+// alias, the ARN carries the alias.
+func (a *API) wireTarget(t registry.Target) FunctionConfiguration {
+	c := a.wire(t.Function)
+	if t.Alias != nil {
+		c.FunctionArn = a.reg.ARN(t.Name, t.Alias.Name)
+	}
+	return c
+}
+
 func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	fn, _, err := a.resolve(r.Context(), r)
+	t, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
 	}
+	fn := t.Function
+	location := baseURL(r) + "/owl/v1/functions/" + fn.Name + "/code"
+	if v := fn.Version; v != "" && v != registry.Latest {
+		location += "?Qualifier=" + v
+	}
 	out := map[string]any{
-		"Configuration": a.wire(fn),
-		"Code": map[string]string{
-			"RepositoryType": "S3",
-			"Location":       baseURL(r) + "/owl/v1/functions/" + fn.Name + "/code",
-		},
+		"Configuration": a.wireTarget(t),
+		"Code":          map[string]string{"RepositoryType": "S3", "Location": location},
 	}
 	if len(fn.Tags) > 0 {
 		out["Tags"] = fn.Tags
@@ -260,58 +285,94 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 }
 
 func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	fn, _, err := a.resolve(r.Context(), r)
+	t, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.wire(fn))
+	writeJSON(w, http.StatusOK, a.wireTarget(t))
 	return nil
 }
 
 func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	q := r.URL.Query()
-	maxItems := 50
-	if s := q.Get("MaxItems"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return lambdaerr.ValidationFailed(s, "maxItems", "Member must be an integer")
+	allVersions := false
+	if v := q.Get("FunctionVersion"); v != "" {
+		if v != "ALL" {
+			return lambdaerr.ValidationFailed(v, "functionVersion", "Member must satisfy enum value set: [ALL]")
 		}
-		if err := lambdaerr.IntRange(n, "maxItems", 1, 10000); err != nil {
-			return err
-		}
-		maxItems = min(n, 50)
-	}
-	if v := q.Get("FunctionVersion"); v != "" && v != "ALL" {
-		return lambdaerr.ValidationFailed(v, "functionVersion", "Member must satisfy enum value set: [ALL]")
+		allVersions = true
 	}
 	fns, err := a.reg.List(r.Context())
 	if err != nil {
 		return err
 	}
+	if allVersions {
+		var all []registry.Function
+		for _, f := range fns {
+			vs, err := a.reg.ListVersions(r.Context(), f.Name)
+			if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			all = append(all, vs...)
+		}
+		fns = all
+	}
+	items, next, err := page(q, fns, listOrder)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Functions  []FunctionConfiguration `json:"Functions"`
+		NextMarker *string                 `json:"NextMarker,omitempty"`
+	}{Functions: make([]FunctionConfiguration, 0, len(items)), NextMarker: next}
+	for _, f := range items {
+		out.Functions = append(out.Functions, a.wire(f))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// page applies the Marker and MaxItems parameters (at most 50 a page) to
+// items sorted by order; the marker is the last returned item's order key.
+func page[T any](q url.Values, items []T, order func(T) string) ([]T, *string, error) {
+	maxItems := 50
+	if s := q.Get("MaxItems"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, nil, lambdaerr.ValidationFailed(s, "maxItems", "Member must be an integer")
+		}
+		if err := lambdaerr.IntRange(n, "maxItems", 1, 10000); err != nil {
+			return nil, nil, err
+		}
+		maxItems = min(n, 50)
+	}
 	start := 0
 	if m := q.Get("Marker"); m != "" {
 		after, err := base64.RawURLEncoding.DecodeString(m)
 		if err != nil {
-			return lambdaerr.New(lambdaerr.InvalidParameterValue, "Invalid Marker.")
+			return nil, nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Invalid Marker.")
 		}
-		for start < len(fns) && fns[start].Name <= string(after) {
+		for start < len(items) && order(items[start]) <= string(after) {
 			start++
 		}
 	}
-	end := min(start+maxItems, len(fns))
-	out := struct {
-		Functions  []FunctionConfiguration `json:"Functions"`
-		NextMarker *string                 `json:"NextMarker,omitempty"`
-	}{Functions: make([]FunctionConfiguration, 0, end-start)}
-	for _, f := range fns[start:end] {
-		out.Functions = append(out.Functions, a.wire(f))
+	end := min(start+maxItems, len(items))
+	var next *string
+	if end < len(items) {
+		m := base64.RawURLEncoding.EncodeToString([]byte(order(items[end-1])))
+		next = &m
 	}
-	if end < len(fns) {
-		m := base64.RawURLEncoding.EncodeToString([]byte(fns[end-1].Name))
-		out.NextMarker = &m
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return items[start:end], next, nil
+}
+
+// listOrder is a function version's place in ListFunctions' order (by
+// name, then $LATEST, then versions ascending); markers carry it.
+func listOrder(f registry.Function) string {
+	n, _ := strconv.Atoi(f.Version) // $LATEST: 0
+	return fmt.Sprintf("%s\x00%010d", f.Name, n)
 }
 
 func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []byte) error {
@@ -325,12 +386,9 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []
 	if err := decode(body, &req); err != nil {
 		return err
 	}
-	fn, q, err := a.resolve(r.Context(), r)
+	fn, err := a.unqualified(r, "updating code")
 	if err != nil {
 		return err
-	}
-	if q != "" {
-		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Qualifiers are not allowed when updating code.")
 	}
 	if err := checkArchitectures(req.Architectures); err != nil {
 		return err
@@ -347,9 +405,36 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []
 	if err != nil {
 		return err
 	}
-	a.invoker.Retire(fn.Name)
+	a.retireLatest(updated)
+	if req.Publish {
+		if updated, err = a.reg.Publish(r.Context(), fn.Name, registry.PublishOptions{}); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, a.wire(updated))
 	return nil
+}
+
+// unqualified loads $LATEST for an operation that only applies to it.
+func (a *API) unqualified(r *http.Request, what string) (registry.Function, error) {
+	name, q, err := qualified(r)
+	if err != nil {
+		return registry.Function{}, err
+	}
+	fn, err := a.reg.Get(r.Context(), name)
+	if err != nil {
+		return registry.Function{}, err
+	}
+	if q != "" && q != registry.Latest {
+		return registry.Function{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "Qualifiers are not allowed when %s.", what)
+	}
+	return fn, nil
+}
+
+// retireLatest retires this node's environments of $LATEST revisions
+// older than f at once (the registry's watcher would, a moment later).
+func (a *API) retireLatest(f registry.Function) {
+	a.invoker.Retire(registry.Change{Name: f.Name, Version: registry.Latest, Revision: f.RevisionID})
 }
 
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request, body []byte) error {
@@ -375,12 +460,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 			return err
 		}
 	}
-	fn, q, err := a.resolve(r.Context(), r)
+	fn, err := a.unqualified(r, "updating the configuration")
 	if err != nil {
 		return err
-	}
-	if q != "" {
-		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Qualifiers are not allowed when updating the configuration.")
 	}
 	updated, err := a.reg.Update(r.Context(), fn.Name, req.RevisionId, nil, func(f *registry.Function) {
 		set(&f.Role, req.Role)
@@ -405,7 +487,7 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	a.invoker.Retire(fn.Name)
+	a.retireLatest(updated)
 	writeJSON(w, http.StatusOK, a.wire(updated))
 	return nil
 }
@@ -417,17 +499,30 @@ func set[T any](dst *T, v *T) {
 }
 
 func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	fn, q, err := a.resolve(r.Context(), r)
+	name, q, err := qualified(r)
 	if err != nil {
 		return err
 	}
-	if q == registry.Latest {
+	switch {
+	case q == registry.Latest:
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "$LATEST version cannot be deleted without deleting the function.")
+	case q == "":
+		if err := a.reg.Delete(r.Context(), name); err != nil {
+			return err
+		}
+		a.invoker.Retire(registry.Change{Name: name})
+	case registry.IsVersion(q):
+		if err := a.reg.DeleteVersion(r.Context(), name, q); err != nil {
+			return err
+		}
+		a.invoker.Retire(registry.Change{Name: name, Version: q})
+	default:
+		if _, err := a.reg.GetAlias(r.Context(), name, q); err != nil {
+			return err
+		}
+		return lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Deletion of aliases is not supported by DeleteFunction; use DeleteAlias for alias %s.", q)
 	}
-	if err := a.reg.Delete(r.Context(), fn.Name); err != nil {
-		return err
-	}
-	a.invoker.Retire(fn.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -53,14 +53,16 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		return lambdaerr.New(lambdaerr.InvalidRequestContent, "Could not parse request body into json: %v", err)
 	}
 
-	fn, q, err := a.resolve(r.Context(), r)
+	name, q, err := qualified(r)
 	if err != nil {
 		return err
 	}
-	version := registry.Latest
-	if q != "" {
-		version = q
+	t, err := a.reg.ResolveForInvoke(r.Context(), name, q, rand.Float64())
+	if err != nil {
+		return err
 	}
+	fn := t.Function
+	version := fn.Version
 	if invType == "DryRun" {
 		w.Header().Set("X-Amz-Executed-Version", version)
 		w.WriteHeader(http.StatusNoContent)
@@ -72,7 +74,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		Payload:       body,
 		ClientContext: clientContext,
 		TraceID:       r.Header.Get("X-Amzn-Trace-Id"),
-		Version:       version,
+		InvokedARN:    a.reg.ARN(name, q),
 	})
 	if err != nil {
 		return err

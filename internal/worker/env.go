@@ -214,6 +214,14 @@ func argv(rt runtimes.Runtime, codeDir, optDir string) []string {
 	return rt.Entrypoints[:1]
 }
 
+// fnVersion is the version fn is: Latest or a published number.
+func fnVersion(fn registry.Function) string {
+	if fn.Version == "" {
+		return registry.Latest
+	}
+	return fn.Version
+}
+
 // environ is the runtime's environment, as Lambda sets it.
 func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
 	envv := make([]string, 0, 24+len(fn.Environment))
@@ -228,10 +236,10 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
 	envv = append(envv,
 		"_HANDLER="+fn.Handler,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION="+registry.Latest,
+		"AWS_LAMBDA_FUNCTION_VERSION="+fnVersion(fn),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/[$LATEST]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
+		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+fnVersion(fn)+"]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
 		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
 		"AWS_REGION="+w.cfg.Region,

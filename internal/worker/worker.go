@@ -78,7 +78,9 @@ type Worker struct {
 	started time.Time
 }
 
-type poolKey struct{ name, revision string }
+// poolKey identifies one configuration: two versions of a function never
+// share an environment, nor two revisions of $LATEST.
+type poolKey struct{ name, version, revision string }
 
 type pool struct {
 	idle    []*env // most recently used last
@@ -102,8 +104,9 @@ type Request struct {
 	Payload       []byte
 	ClientContext string // decoded JSON
 	TraceID       string
-	// Version is what the START line and X-Amz-Executed-Version show.
-	Version string
+	// InvokedARN is the ARN the caller used, qualifier included (the
+	// context's invoked function ARN); the unqualified ARN when empty.
+	InvokedARN string
 }
 
 // Result is the outcome of an invocation that reached a runtime.
@@ -153,7 +156,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 		out, ierr = e.api.Invoke(ictx, runtimeapi.Invocation{
 			RequestID:     req.RequestID,
 			Deadline:      deadline,
-			FunctionARN:   registry.ARN(w.cfg.Region, w.cfg.AccountID, fn.Name, ""),
+			FunctionARN:   invokedARN(w.cfg.Region, w.cfg.AccountID, fn, req),
 			TraceID:       req.TraceID,
 			ClientContext: req.ClientContext,
 			Payload:       req.Payload,
@@ -200,7 +203,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
-	res.Log = w.record(fn.Name, req, lines, rep)
+	res.Log = w.record(fn, req, lines, rep)
 	return res, nil
 }
 
@@ -221,15 +224,12 @@ const maxDeliveries = 3
 func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed, lines []string) *Result {
 	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
 	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(f.maxMemMB, fn), ErrorType: f.errType}
-	res.Log = w.record(fn.Name, req, lines, rep)
+	res.Log = w.record(fn, req, lines, rep)
 	return res
 }
 
-func (w *Worker) record(fn string, req Request, lines []string, rep telemetry.Report) string {
-	version := req.Version
-	if version == "" {
-		version = registry.Latest
-	}
+func (w *Worker) record(fn registry.Function, req Request, lines []string, rep telemetry.Report) string {
+	version := fnVersion(fn)
 	n := 3
 	for _, l := range lines {
 		n += len(l) + 1
@@ -248,7 +248,7 @@ func (w *Worker) record(fn string, req Request, lines []string, rep telemetry.Re
 	b = append(b, '\n')
 	text := string(b)
 	if w.logs != nil {
-		w.logs.Append(fn, text)
+		w.logs.Append(fn.Name, text)
 	}
 	return text
 }
@@ -284,7 +284,7 @@ func (f *initFailed) Error() string { return "init failed: " + f.errType }
 // start it returns the init duration and the lines the runtime logged
 // while initialising.
 func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.Duration, []string, error) {
-	key := poolKey{fn.Name, fn.RevisionID}
+	key := poolKey{fn.Name, fnVersion(fn), fn.RevisionID}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -344,13 +344,21 @@ func (w *Worker) release(e *env) {
 	}
 }
 
-// Retire tears down every environment of function name: it was updated or
-// deleted, so its environments must not serve again.
-func (w *Worker) Retire(name string) {
+func invokedARN(region, account string, fn registry.Function, req Request) string {
+	if req.InvokedARN != "" {
+		return req.InvokedARN
+	}
+	return registry.ARN(region, account, fn.Name, "")
+}
+
+// Retire tears down the environments of configurations that changed: those
+// of c.Name's version c.Version (every version when empty) whose revision
+// is not c.Revision. They must not serve again.
+func (w *Worker) Retire(c registry.Change) {
 	var victims []*env
 	w.mu.Lock()
 	for k, p := range w.pools {
-		if k.name != name {
+		if k.name != c.Name || (c.Version != "" && k.version != c.Version) || (c.Revision != "" && k.revision == c.Revision) {
 			continue
 		}
 		p.retired = true
