@@ -85,6 +85,9 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newVersionCmd(),
 		newBenchCmd(),
 		newRuntimesCmd(g),
+		newPublishCmd(g),
+		newVersionsCmd(g),
+		newAliasCmd(g),
 	)
 	return root
 }

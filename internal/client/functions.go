@@ -63,31 +63,19 @@ const listPageSize = 50
 // ListFunctions returns every function, following NextMarker through all pages.
 func (c *Client) ListFunctions(ctx context.Context) ([]FunctionConfiguration, error) {
 	var all []FunctionConfiguration
-	seen := map[string]bool{}
-	marker := ""
-	for {
-		q := url.Values{"MaxItems": {strconv.Itoa(listPageSize)}}
-		if marker != "" {
-			q.Set("Marker", marker)
-		}
+	err := c.pages(ctx, functionsPath, func(decode func(any) error) (string, error) {
 		var page struct {
 			Functions  []FunctionConfiguration `json:"Functions"`
 			NextMarker string                  `json:"NextMarker"`
 		}
-		if err := c.doJSON(ctx, http.MethodGet, functionsPath, q, nil, nil, &page); err != nil {
-			return nil, err
-		}
+		err := decode(&page)
 		all = append(all, page.Functions...)
-		if page.NextMarker == "" {
-			return all, nil
-		}
-		// A server that hands out a marker twice would keep us here forever.
-		if seen[page.NextMarker] {
-			return nil, fmt.Errorf("listing functions: the server repeated page marker %q", page.NextMarker)
-		}
-		seen[page.NextMarker] = true
-		marker = page.NextMarker
+		return page.NextMarker, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return all, nil
 }
 
 // DeleteFunction deletes a function and all its versions and aliases (DeleteFunction, 204).

@@ -1,0 +1,127 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// AliasConfiguration is an alias as the API returns it.
+type AliasConfiguration struct {
+	AliasArn        string         `json:"AliasArn"`
+	Name            string         `json:"Name"`
+	FunctionVersion string         `json:"FunctionVersion"`
+	Description     string         `json:"Description"`
+	RoutingConfig   *RoutingConfig `json:"RoutingConfig,omitempty"`
+	RevisionId      string         `json:"RevisionId"`
+}
+
+// RoutingConfig sends a share of an alias's invocations to another version.
+type RoutingConfig struct {
+	// AdditionalVersionWeights maps a published version to its share (0.0–1.0).
+	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
+}
+
+// AliasInput is the body of CreateAlias and UpdateAlias. A nil RoutingConfig leaves the routing
+// as it is on update; an empty one removes it.
+type AliasInput struct {
+	Name            string         `json:"Name,omitempty"`
+	FunctionVersion string         `json:"FunctionVersion,omitempty"`
+	Description     *string        `json:"Description,omitempty"`
+	RoutingConfig   *RoutingConfig `json:"RoutingConfig,omitempty"`
+}
+
+// PublishVersion freezes a function's $LATEST as a new version (PublishVersion, 201); when
+// nothing changed since the newest version, that version is returned.
+func (c *Client) PublishVersion(ctx context.Context, name, description string) (*FunctionConfiguration, error) {
+	in := struct {
+		Description string `json:"Description,omitempty"`
+	}{description}
+	var out FunctionConfiguration
+	if err := c.doJSON(ctx, http.MethodPost, functionPath(name, "/versions"), nil, &in, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListVersions returns $LATEST and every published version, following every page.
+func (c *Client) ListVersions(ctx context.Context, name string) ([]FunctionConfiguration, error) {
+	var all []FunctionConfiguration
+	err := c.pages(ctx, functionPath(name, "/versions"), func(decode func(any) error) (string, error) {
+		var page struct {
+			Versions   []FunctionConfiguration `json:"Versions"`
+			NextMarker string                  `json:"NextMarker"`
+		}
+		err := decode(&page)
+		all = append(all, page.Versions...)
+		return page.NextMarker, err
+	})
+	return all, err
+}
+
+// ListAliases returns a function's aliases, following every page.
+func (c *Client) ListAliases(ctx context.Context, name string) ([]AliasConfiguration, error) {
+	var all []AliasConfiguration
+	err := c.pages(ctx, functionPath(name, "/aliases"), func(decode func(any) error) (string, error) {
+		var page struct {
+			Aliases    []AliasConfiguration `json:"Aliases"`
+			NextMarker string               `json:"NextMarker"`
+		}
+		err := decode(&page)
+		all = append(all, page.Aliases...)
+		return page.NextMarker, err
+	})
+	return all, err
+}
+
+// pages GETs path page by page; each page's decoder returns the next marker.
+func (c *Client) pages(ctx context.Context, path string, page func(decode func(any) error) (string, error)) error {
+	seen := map[string]bool{}
+	marker := ""
+	for {
+		q := url.Values{"MaxItems": {strconv.Itoa(listPageSize)}}
+		if marker != "" {
+			q.Set("Marker", marker)
+		}
+		next, err := page(func(v any) error { return c.doJSON(ctx, http.MethodGet, path, q, nil, nil, v) })
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		// A server that hands out a marker twice would keep us here forever.
+		if seen[next] {
+			return fmt.Errorf("listing %s: the server repeated page marker %q", path, next)
+		}
+		seen[next] = true
+		marker = next
+	}
+}
+
+// CreateAlias creates an alias (CreateAlias, 201).
+func (c *Client) CreateAlias(ctx context.Context, function string, in *AliasInput) (*AliasConfiguration, error) {
+	var out AliasConfiguration
+	if err := c.doJSON(ctx, http.MethodPost, functionPath(function, "/aliases"), nil, in, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateAlias changes an alias (UpdateAlias).
+func (c *Client) UpdateAlias(ctx context.Context, function, alias string, in *AliasInput) (*AliasConfiguration, error) {
+	var out AliasConfiguration
+	body := *in
+	body.Name = ""
+	if err := c.doJSON(ctx, http.MethodPut, functionPath(function, "/aliases/"+url.PathEscape(alias)), nil, &body, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteAlias deletes an alias (DeleteAlias, 204).
+func (c *Client) DeleteAlias(ctx context.Context, function, alias string) error {
+	return c.doJSON(ctx, http.MethodDelete, functionPath(function, "/aliases/"+url.PathEscape(alias)), nil, nil, nil, nil)
+}
