@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/alias.sh: what invoking through an alias costs, measured in one run.
+#
+# Starts `owl serve` on a temp data dir, deploys examples/hello-go, publishes versions 1 and 2,
+# points alias "stable" at version 1 and alias "canary" at version 1 with 10 % on version 2, then
+# measures warm latency at 1 connection ROUNDS times over: the unqualified name ($LATEST), the
+# version (hello:1), the plain alias and the weighted alias, in turn. Prints p50/p99 per target
+# and round; the JSON results stay in $OUT.
+#
+#   bench/alias.sh                 # as root
+#   N=20000 ROUNDS=5 bench/alias.sh
+set -euo pipefail
+
+N=${N:-10000}
+ROUNDS=${ROUNDS:-3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$REPO/bench/results/alias-$(date -u +%Y%m%dT%H%M%SZ)}
+FN=owl-bench-hello
+
+[[ $(id -u) == 0 ]] || { echo "bench/alias.sh: run me as root" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/owl-alias-bench.XXXXXX)
+SERVER_PID=""
+cleanup() {
+	if [[ -n $SERVER_PID ]]; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+cd "$REPO"
+mkdir -p "$OUT" "$TMP/hello"
+CGO_ENABLED=0 go build -o "$TMP/owl" ./cmd/owl
+CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
+OWL=$TMP/owl
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export OWL_ENDPOINT=http://127.0.0.1:$PORT OWL_DATA=$TMP/data
+"$OWL" serve --addr "127.0.0.1:$PORT" --data "$OWL_DATA" >"$TMP/serve.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do "$OWL" ls >/dev/null 2>&1 && break; sleep 0.1; done
+
+"$OWL" deploy "$TMP/hello" --name "$FN" --runtime provided.al2023 >/dev/null
+"$OWL" publish "$FN" >/dev/null
+"$OWL" deploy "$TMP/hello" --name "$FN" --runtime provided.al2023 --env GEN=2 >/dev/null
+"$OWL" publish "$FN" >/dev/null
+"$OWL" alias set "$FN" stable 1 >/dev/null
+"$OWL" alias set "$FN" canary 1 --weight 2=0.1 >/dev/null
+
+for r in $(seq 1 "$ROUNDS"); do
+	for target in "$FN" "$FN:1" "$FN:stable" "$FN:canary"; do
+		label=${target#"$FN"}
+		label=${label#:}
+		"$OWL" bench warm -f "$target" -n "$N" -c 1 --json "$OUT/warm-${label:-latest}-$r.json" >/dev/null
+		python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["latency"]; print("round %s  %-24s p50 %7.1f µs  p99 %7.1f µs" % (sys.argv[3], sys.argv[2], l["p50_us"], l["p99_us"]))' \
+			"$OUT/warm-${label:-latest}-$r.json" "$target" "$r"
+	done
+done
+python3 - "$OUT" <<'PY'
+import glob, json, statistics, sys
+med = {}
+for label in ["latest", "1", "stable", "canary"]:
+    p50s = [json.load(open(f))["latency"]["p50_us"] for f in sorted(glob.glob(f"{sys.argv[1]}/warm-{label}-*.json"))]
+    med[label] = statistics.median(p50s)
+base = med["latest"]
+print("median p50 over rounds (ratio to $LATEST in the same run):")
+for label, v in med.items():
+    print(f"  {label:<8} {v:7.1f} µs  {v / base:5.3f}×")
+PY
+echo "results: $OUT"
