@@ -195,3 +195,54 @@ func TestAliasRoute(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkResolveForInvoke is what resolving a qualifier costs on the
+// invoke path (served from the in-memory mirror).
+func BenchmarkResolveForInvoke(b *testing.B) {
+	ctx := context.Background()
+	bus, err := natsbus.StartEmbedded(ctx, b.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close()
+	r, err := registry.Open(ctx, bus.JS, registry.Options{Region: "us-east-1", AccountID: "000000000000",
+		CodeStorageLimit: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
+		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("bootstrap")
+	w.Write([]byte("x"))
+	zw.Close()
+	if _, err := r.Create(ctx, f, buf.Bytes()); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := r.Update(ctx, "fn", "", nil, func(f *registry.Function) { f.Timeout = 4 + i }); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Publish(ctx, "fn", registry.PublishOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := r.CreateAlias(ctx, "fn", "stable", registry.AliasInput{FunctionVersion: ptr("1")}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := r.CreateAlias(ctx, "fn", "canary", registry.AliasInput{FunctionVersion: ptr("1"),
+		AdditionalVersionWeights: map[string]float64{"2": 0.1}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{"", "1", "stable", "canary"} {
+		b.Run("q="+q, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := r.ResolveForInvoke(ctx, "fn", q, float64(i%10)/10); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
