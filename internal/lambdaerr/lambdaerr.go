@@ -12,43 +12,45 @@ import (
 
 // Codes Owl answers with. The HTTP status of each is in Status.
 const (
-	ResourceNotFound         = "ResourceNotFoundException"
-	ResourceConflict         = "ResourceConflictException"
-	InvalidParameterValue    = "InvalidParameterValueException"
-	InvalidRequestContent    = "InvalidRequestContentException"
-	RequestTooLarge          = "RequestTooLargeException"
-	RequestEntityTooLarge    = "RequestEntityTooLargeException"
-	Validation               = "ValidationException"
-	PreconditionFailed       = "PreconditionFailedException"
-	TooManyRequests          = "TooManyRequestsException"
-	CodeStorageExceeded      = "CodeStorageExceededException"
-	Service                  = "ServiceException"
-	ResourceNotReady         = "ResourceNotReadyException"
-	UnsupportedMediaType     = "UnsupportedMediaTypeException"
-	UnrecognizedClient       = "UnrecognizedClientException"
-	InvalidSignature         = "InvalidSignatureException"
-	MissingAuthenticationTok = "MissingAuthenticationTokenException"
-	UnknownOperation         = "UnknownOperationException"
+	ResourceNotFound          = "ResourceNotFoundException"
+	ResourceConflict          = "ResourceConflictException"
+	InvalidParameterValue     = "InvalidParameterValueException"
+	InvalidRequestContent     = "InvalidRequestContentException"
+	RequestTooLarge           = "RequestTooLargeException"
+	RequestEntityTooLarge     = "RequestEntityTooLargeException"
+	Validation                = "ValidationException"
+	PreconditionFailed        = "PreconditionFailedException"
+	TooManyRequests           = "TooManyRequestsException"
+	CodeStorageExceeded       = "CodeStorageExceededException"
+	Service                   = "ServiceException"
+	ResourceNotReady          = "ResourceNotReadyException"
+	UnsupportedMediaType      = "UnsupportedMediaTypeException"
+	UnrecognizedClient        = "UnrecognizedClientException"
+	InvalidSignature          = "InvalidSignatureException"
+	MissingAuthenticationTok  = "MissingAuthenticationTokenException"
+	UnknownOperation          = "UnknownOperationException"
+	ProvisionedConfigNotFound = "ProvisionedConcurrencyConfigNotFoundException"
 )
 
 var statuses = map[string]int{
-	ResourceNotFound:         404,
-	ResourceConflict:         409,
-	InvalidParameterValue:    400,
-	InvalidRequestContent:    400,
-	RequestTooLarge:          413,
-	RequestEntityTooLarge:    413,
-	Validation:               400,
-	PreconditionFailed:       412,
-	TooManyRequests:          429,
-	CodeStorageExceeded:      400,
-	Service:                  500,
-	ResourceNotReady:         502,
-	UnsupportedMediaType:     415,
-	UnrecognizedClient:       403,
-	InvalidSignature:         403,
-	MissingAuthenticationTok: 403,
-	UnknownOperation:         404,
+	ResourceNotFound:          404,
+	ResourceConflict:          409,
+	InvalidParameterValue:     400,
+	InvalidRequestContent:     400,
+	RequestTooLarge:           413,
+	RequestEntityTooLarge:     413,
+	Validation:                400,
+	PreconditionFailed:        412,
+	TooManyRequests:           429,
+	CodeStorageExceeded:       400,
+	Service:                   500,
+	ResourceNotReady:          502,
+	UnsupportedMediaType:      415,
+	UnrecognizedClient:        403,
+	InvalidSignature:          403,
+	MissingAuthenticationTok:  403,
+	UnknownOperation:          404,
+	ProvisionedConfigNotFound: 404,
 }
 
 // Error is a Lambda service error.

@@ -19,6 +19,11 @@ import (
 type fnCache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry // guarded by mu
+	// Indexes, guarded by mu: the reserved concurrency of every function
+	// that has one and their sum; every provisioned concurrency config.
+	reserved      map[string]int
+	reservedTotal int
+	provisioned   map[string]ProvisionedConfig
 }
 
 type cacheEntry struct {
@@ -27,7 +32,9 @@ type cacheEntry struct {
 	deleted bool // a tombstone: keeps an older put from coming back
 }
 
-func newFnCache() *fnCache { return &fnCache{entries: map[string]cacheEntry{}} }
+func newFnCache() *fnCache {
+	return &fnCache{entries: map[string]cacheEntry{}, reserved: map[string]int{}, provisioned: map[string]ProvisionedConfig{}}
+}
 
 // get returns a live entry. A miss (or a tombstone) sends the caller to
 // the bucket, so a function created on another node is never reported
@@ -46,6 +53,7 @@ func (c *fnCache) put(key string, v any, rev uint64) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; !ok || rev > e.rev {
 		c.entries[key] = cacheEntry{v: v, rev: rev}
+		c.index(key, v)
 	}
 	c.mu.Unlock()
 }
@@ -54,8 +62,33 @@ func (c *fnCache) remove(key string, rev uint64) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; !ok || rev >= e.rev {
 		c.entries[key] = cacheEntry{rev: rev, deleted: true}
+		c.index(key, nil)
 	}
 	c.mu.Unlock()
+}
+
+// index updates the indexes for key's new value (nil: deleted); c.mu held.
+func (c *fnCache) index(key string, v any) {
+	switch v := v.(type) {
+	case Function:
+		if v.Version != Latest {
+			return
+		}
+		c.reservedTotal -= c.reserved[v.Name]
+		delete(c.reserved, v.Name)
+		if v.ReservedConcurrency != nil {
+			c.reserved[v.Name] = *v.ReservedConcurrency
+			c.reservedTotal += *v.ReservedConcurrency
+		}
+	case ProvisionedConfig:
+		c.provisioned[key] = v
+	case nil:
+		if k, ok := parseKey(key); ok && k.kind == keyFunction {
+			c.reservedTotal -= c.reserved[k.name]
+			delete(c.reserved, k.name)
+		}
+		delete(c.provisioned, key)
+	}
 }
 
 // Change describes one change to a function's runnable configurations.
@@ -138,10 +171,17 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		r.cache.remove(key, e.Revision())
-		return c, k.kind != keyAlias
+		return c, k.kind == keyFunction || k.kind == keyVersion
 	}
 	var v any
 	switch k.kind {
+	case keyProvisioned:
+		var pc ProvisionedConfig
+		if err := json.Unmarshal(e.Value(), &pc); err != nil {
+			r.opts.Logger.Warn("function cache: undecodable provisioned concurrency", "key", key, "err", err)
+			return Change{}, false
+		}
+		v = pc
 	case keyAlias:
 		var a Alias
 		err := json.Unmarshal(e.Value(), &a)

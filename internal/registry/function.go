@@ -44,6 +44,10 @@ type Function struct {
 	// Fingerprint (on a published version) digests what it froze; see
 	// fingerprint.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// ReservedConcurrency (on $LATEST; it applies to every version) is the
+	// function's reserved share of the account's concurrency: at most this
+	// many invocations at once, and never fewer available. nil: none.
+	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
 }
 
 // FunctionLayer is one layer version a function uses, in /opt order.

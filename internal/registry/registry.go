@@ -243,6 +243,9 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := r.deleteProvisionedOf(ctx, name, ""); err != nil {
+		return err
+	}
 	aliasKeys, err := r.keys(ctx, aliasPrefix+name+".*")
 	if err != nil {
 		return err

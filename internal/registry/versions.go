@@ -25,9 +25,11 @@ import (
 //	fn.<name>              the function's $LATEST (mutable)
 //	ver.<name>.<n>         published version n (immutable)
 //	alias.<name>.<alias>   an alias
+//	pc.<name>.<qualifier>  a provisioned concurrency config
 const (
-	versionPrefix = "ver."
-	aliasPrefix   = "alias."
+	versionPrefix     = "ver."
+	aliasPrefix       = "alias."
+	provisionedPrefix = "pc."
 )
 
 type keyKind int
@@ -36,6 +38,7 @@ const (
 	keyFunction keyKind = iota
 	keyVersion
 	keyAlias
+	keyProvisioned
 )
 
 type parsedKey struct {
@@ -57,6 +60,8 @@ func parseKey(key string) (parsedKey, bool) {
 		return parsedKey{kind: keyVersion, name: parts[1], qualifier: parts[2]}, true
 	case len(parts) == 3 && parts[0]+"." == aliasPrefix:
 		return parsedKey{kind: keyAlias, name: parts[1], qualifier: parts[2]}, true
+	case len(parts) == 3 && parts[0]+"." == provisionedPrefix:
+		return parsedKey{kind: keyProvisioned, name: parts[1], qualifier: parts[2]}, true
 	}
 	return parsedKey{}, false
 }
@@ -262,7 +267,7 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 
 	v := latest
 	v.Version = strconv.Itoa(n)
-	v.LastVersion = 0
+	v.LastVersion, v.ReservedConcurrency = 0, nil
 	v.Description = o.Description
 	if o.Description == "" {
 		v.Description = latest.Description
@@ -296,7 +301,7 @@ func (f Function) fingerprint() string {
 		return f.Fingerprint
 	}
 	g := f
-	g.Version, g.LastVersion, g.Fingerprint = "", 0, ""
+	g.Version, g.LastVersion, g.Fingerprint, g.ReservedConcurrency = "", 0, "", nil
 	g.Description, g.Tags = "", nil
 	g.LastModified, g.RevisionID = time.Time{}, ""
 	b, _ := json.Marshal(g)
@@ -406,6 +411,10 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 	if len(users) > 0 {
 		return lambdaerr.New(lambdaerr.ResourceConflict,
 			"Unable to delete version because the following aliases reference it: [%s]", strings.Join(users, ", "))
+	}
+	if _, ok := r.provisioned(name, version); ok {
+		return lambdaerr.New(lambdaerr.ResourceConflict,
+			"Unable to delete version %s because it has a provisioned concurrency config; delete that first.", version)
 	}
 	if err := r.deleteKey(ctx, versionKey(name, version)); err != nil {
 		return err
@@ -623,6 +632,10 @@ func (r *Registry) ListAliases(ctx context.Context, name string) ([]Alias, error
 // (as on Lambda).
 func (r *Registry) DeleteAlias(ctx context.Context, name, aliasName string) error {
 	if _, err := r.Get(ctx, name); err != nil {
+		return err
+	}
+	// An alias's provisioned concurrency goes with it, as on Lambda.
+	if err := r.deleteProvisionedOf(ctx, name, aliasName); err != nil {
 		return err
 	}
 	return r.deleteKey(ctx, aliasKey(name, aliasName))
