@@ -23,7 +23,8 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the whole Owl platform in this process: the Lambda-compatible API, an embedded
 NATS server with JetStream storing under --data, and the sandboxes functions run in.
 
-Every flag has an environment variable: --addr is OWL_ADDR, --data is OWL_DATA.
+Every flag has an environment variable: --addr is OWL_ADDR, --memory-budget is
+OWL_MEMORY_BUDGET, and so on; flags win over the environment.
 Credentials come from OWL_ACCESS_KEY_ID/OWL_SECRET_ACCESS_KEY and OWL_TOKEN; those
 unset are generated on first start and stored (mode 0600) in <data>/credentials.json.`,
 		Args: cobra.NoArgs,
@@ -34,17 +35,22 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 			if err := cfg.FromEnv(os.Getenv); err != nil {
 				return err
 			}
-			if flags.Changed("addr") {
-				cfg.Addr = fromFlags.Addr
-			}
-			if flags.Changed("data") {
-				cfg.DataDir = fromFlags.DataDir
-			}
-			if flags.Changed("shutdown-timeout") {
-				cfg.ShutdownTimeout = fromFlags.ShutdownTimeout
-			}
-			if flags.Changed("log-level") {
-				cfg.LogLevel = fromFlags.LogLevel
+			for name, apply := range map[string]func(){
+				"addr":              func() { cfg.Addr = fromFlags.Addr },
+				"data":              func() { cfg.DataDir = fromFlags.DataDir },
+				"shutdown-timeout":  func() { cfg.ShutdownTimeout = fromFlags.ShutdownTimeout },
+				"log-level":         func() { cfg.LogLevel = fromFlags.LogLevel },
+				"concurrency-limit": func() { cfg.ConcurrencyLimit = fromFlags.ConcurrencyLimit },
+				"memory-budget":     func() { cfg.MemoryBudgetMB = fromFlags.MemoryBudgetMB },
+				"memory-overcommit": func() { cfg.MemoryOvercommit = fromFlags.MemoryOvercommit },
+				"capacity-wait":     func() { cfg.CapacityWait = fromFlags.CapacityWait },
+				"idle-timeout":      func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
+				"max-lifetime":      func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
+				"freeze-after":      func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
+			} {
+				if flags.Changed(name) {
+					apply()
+				}
 			}
 			return serve(cmd.Context(), cfg)
 		},
@@ -54,6 +60,13 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (env OWL_DATA)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight invocations may finish on SIGTERM (env OWL_SHUTDOWN_TIMEOUT)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env OWL_LOG_LEVEL)")
+	f.IntVar(&cfg.ConcurrencyLimit, "concurrency-limit", cfg.ConcurrencyLimit, "invocations running at once on this node (env OWL_CONCURRENCY_LIMIT)")
+	f.IntVar(&cfg.MemoryBudgetMB, "memory-budget", cfg.MemoryBudgetMB, "MB of memory for execution environments, all capped together by one cgroup (env OWL_MEMORY_BUDGET; default: RAM less a reserve)")
+	f.Float64Var(&cfg.MemoryOvercommit, "memory-overcommit", cfg.MemoryOvercommit, "admit environments whose memory adds up to budget × this factor (env OWL_MEMORY_OVERCOMMIT)")
+	f.DurationVar(&cfg.CapacityWait, "capacity-wait", cfg.CapacityWait, "how long an invocation waits for memory before 429 (env OWL_CAPACITY_WAIT)")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive of an idle environment (env OWL_IDLE_TIMEOUT)")
+	f.DurationVar(&cfg.MaxLifetime, "max-lifetime", cfg.MaxLifetime, "retire environments older than this once idle (env OWL_MAX_LIFETIME)")
+	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "freeze idle environments after this; 0 never (env OWL_FREEZE_AFTER)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,22 @@ type Config struct {
 	// FreezeAfter is how long an idle environment runs before it is frozen
 	// (OWL_FREEZE_AFTER); 0 never freezes.
 	FreezeAfter time.Duration
+	// MaxLifetime is how long an execution environment may live; once
+	// older it is retired the next time it is idle (OWL_MAX_LIFETIME).
+	MaxLifetime time.Duration
+	// MemoryBudgetMB is the memory this node gives execution environments
+	// (OWL_MEMORY_BUDGET, MB; default: the host's RAM less a reserve for Owl
+	// and the system). One parent cgroup caps them all at it.
+	MemoryBudgetMB int
+	// MemoryOvercommit scales the budget for admission
+	// (OWL_MEMORY_OVERCOMMIT): environments whose MemorySize adds up to
+	// budget × overcommit may exist at once; the cgroup cap still holds,
+	// so an overcommitted node kills function processes, never Owl.
+	MemoryOvercommit float64
+	// CapacityWait is how long an invocation waits for memory to free up
+	// before it is refused with TooManyRequestsException
+	// (OWL_CAPACITY_WAIT).
+	CapacityWait time.Duration
 	// SandboxUID and SandboxGID are the identity function code runs as.
 	SandboxUID, SandboxGID int
 	// LogRetention bounds how long function logs are kept.
@@ -62,11 +79,35 @@ func Default() Config {
 		ConcurrencyLimit: 1000,
 		IdleTimeout:      10 * time.Minute,
 		FreezeAfter:      50 * time.Millisecond,
+		MaxLifetime:      2 * time.Hour,
+		MemoryBudgetMB:   DefaultMemoryBudgetMB(),
+		MemoryOvercommit: 1,
+		CapacityWait:     time.Second,
 		SandboxUID:       993,
 		SandboxGID:       990,
 		LogRetention:     7 * 24 * time.Hour,
 		LogLevel:         "info",
 	}
+}
+
+// DefaultMemoryBudgetMB is the host's RAM less a reserve for Owl and the
+// system: a tenth of it, at least 512 MB. 1024 MB when RAM is unknown.
+func DefaultMemoryBudgetMB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 1024
+	}
+	var kb int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	total := int(kb >> 10)
+	if total <= 0 {
+		return 1024
+	}
+	return max(128, total-max(512, total/10))
 }
 
 // DefaultDataDir is OWL_DATA when set, else $HOME/.owl. Client commands use
@@ -100,6 +141,21 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 			*dst = n
 		}
 	}
+	integer := func(name string, dst *int) {
+		var n int64 = int64(*dst)
+		num(name, &n)
+		*dst = int(n)
+	}
+	float := func(name string, dst *float64) {
+		if v := getenv(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a number", name, v))
+				return
+			}
+			*dst = f
+		}
+	}
 	dur := func(name string, dst *time.Duration) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
@@ -122,6 +178,11 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	dur("OWL_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("OWL_IDLE_TIMEOUT", &c.IdleTimeout)
 	dur("OWL_FREEZE_AFTER", &c.FreezeAfter)
+	dur("OWL_MAX_LIFETIME", &c.MaxLifetime)
+	dur("OWL_CAPACITY_WAIT", &c.CapacityWait)
+	integer("OWL_CONCURRENCY_LIMIT", &c.ConcurrencyLimit)
+	integer("OWL_MEMORY_BUDGET", &c.MemoryBudgetMB)
+	float("OWL_MEMORY_OVERCOMMIT", &c.MemoryOvercommit)
 	return errors.Join(errs...)
 }
 
@@ -159,6 +220,18 @@ func (c Config) Validate() error {
 	}
 	if c.FreezeAfter < 0 {
 		errs = append(errs, fmt.Errorf("freeze after %v: must not be negative (0 never freezes)", c.FreezeAfter))
+	}
+	if c.MaxLifetime <= 0 {
+		errs = append(errs, fmt.Errorf("max lifetime %v: must be positive", c.MaxLifetime))
+	}
+	if c.MemoryBudgetMB < 128 {
+		errs = append(errs, fmt.Errorf("memory budget %d MB: must be at least 128 MB (one function)", c.MemoryBudgetMB))
+	}
+	if !(c.MemoryOvercommit >= 1 && c.MemoryOvercommit <= 100) {
+		errs = append(errs, fmt.Errorf("memory overcommit %v: must be between 1 and 100", c.MemoryOvercommit))
+	}
+	if c.CapacityWait < 0 {
+		errs = append(errs, fmt.Errorf("capacity wait %v: must not be negative", c.CapacityWait))
 	}
 	if c.SandboxUID <= 0 || c.SandboxGID <= 0 {
 		errs = append(errs, fmt.Errorf("sandbox uid/gid %d/%d: function code must not run as root", c.SandboxUID, c.SandboxGID))

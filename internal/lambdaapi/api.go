@@ -37,6 +37,11 @@ const (
 type Invoker interface {
 	Invoke(ctx context.Context, fn registry.Function, req worker.Request) (*worker.Result, error)
 	Retire(c registry.Change)
+	// Provisioned reports the provisioned environments of a version that
+	// exist and the last failure starting one.
+	Provisioned(name, version string) (ready int, failure string)
+	// Reprovision reconciles provisioned environments now.
+	Reprovision()
 }
 
 // Options configures the API.
@@ -92,6 +97,13 @@ func (a *API) routes() {
 	h("GET "+fns+"/{name}/aliases/{alias}", 0, a.getAlias)
 	h("PUT "+fns+"/{name}/aliases/{alias}", 1<<20, a.updateAlias)
 	h("DELETE "+fns+"/{name}/aliases/{alias}", 0, a.deleteAlias)
+	h("PUT /2017-10-31/functions/{name}/concurrency", 1<<16, a.putFunctionConcurrency)
+	h("GET /2019-09-30/functions/{name}/concurrency", 0, a.getFunctionConcurrency)
+	h("DELETE /2017-10-31/functions/{name}/concurrency", 0, a.deleteFunctionConcurrency)
+	const pc = "/2019-09-30/functions/{name}/provisioned-concurrency"
+	h("PUT "+pc, 1<<16, a.putProvisioned)
+	h("GET "+pc, 0, a.getProvisioned)
+	h("DELETE "+pc, 0, a.deleteProvisioned)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)

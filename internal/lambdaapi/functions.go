@@ -280,6 +280,9 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	if len(fn.Tags) > 0 {
 		out["Tags"] = fn.Tags
 	}
+	if latest, err := a.reg.Get(r.Context(), fn.Name); err == nil && latest.ReservedConcurrency != nil {
+		out["Concurrency"] = map[string]int{"ReservedConcurrentExecutions": *latest.ReservedConcurrency}
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -542,7 +545,7 @@ func (a *API) getAccountSettings(w http.ResponseWriter, r *http.Request, _ []byt
 			"CodeSizeUnzipped":               a.opts.ZipLimits.MaxUnzipped,
 			"CodeSizeZipped":                 a.opts.ZipLimits.MaxZipped,
 			"ConcurrentExecutions":           a.opts.ConcurrencyLimit,
-			"UnreservedConcurrentExecutions": a.opts.ConcurrencyLimit,
+			"UnreservedConcurrentExecutions": a.opts.ConcurrencyLimit - a.reg.ReservedTotal(),
 		},
 		"AccountUsage": map[string]any{"TotalCodeSize": used, "FunctionCount": len(fns)},
 	})

@@ -33,6 +33,11 @@ type env struct {
 	serveErr chan error
 	lastUsed time.Time // guarded by Worker.mu while idle
 	idle     bool      // in its pool's idle list; guarded by Worker.mu
+	created  time.Time
+	memMB    int // accounted in Worker.memUsed until destroyed
+	// provisioned environments are kept initialised by provisioning: never
+	// evicted for idleness or memory. Guarded by Worker.mu.
+	provisioned bool
 
 	freezeMu    sync.Mutex  // serialises freezing and thawing
 	freezeTimer *time.Timer // guarded by freezeMu
@@ -87,13 +92,32 @@ func (e *env) maxMemoryMB() int {
 	return int((b + (1<<20 - 1)) >> 20)
 }
 
+// startOptions are how an environment is started.
+type startOptions struct {
+	// waitForMemory lets an invocation wait for memory (CapacityWait).
+	waitForMemory bool
+	// provisioned starts it for provisioned concurrency.
+	provisioned bool
+}
+
 // start creates an environment for fn and waits for its runtime's first
 // /next. A runtime that fails to initialise yields *initFailed.
-func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (*env, time.Duration, []string, error) {
+func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, opts startOptions) (*env, time.Duration, []string, error) {
 	rt, ok := runtimes.Lookup(fn.Runtime)
 	if !ok {
 		return nil, 0, nil, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
 	}
+	if err := w.reserveMemory(ctx, fn.MemorySize, opts.waitForMemory); err != nil {
+		return nil, 0, nil, err
+	}
+	accounted := false // once true, destroy releases the memory
+	defer func() {
+		if !accounted {
+			w.mu.Lock()
+			w.releaseMemoryLocked(fn.MemorySize)
+			w.mu.Unlock()
+		}
+	}()
 	dir, err := w.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
 		return nil, 0, nil, err
@@ -110,7 +134,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 		RuntimeDir:     w.cfg.RuntimeDir,
 		OptDir:         optDir,
 		Argv:           argv(rt, dir, optDir),
-		Env:            w.environ(fn, rt),
+		Env:            w.environ(fn, rt, opts.provisioned),
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,
 		UID:            w.cfg.UID,
@@ -138,7 +162,8 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 		return nil, 0, nil, fmt.Errorf("runtime API for %s: %w", id, err)
 	}
 	exited, markExited := context.WithCancel(context.Background())
-	e := &env{key: key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1)}
+	e := &env{key: key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
+		created: t0, memMB: fn.MemorySize, provisioned: opts.provisioned}
 	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
 	go func() {
 		<-sb.Done()
@@ -147,6 +172,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 
 	w.mu.Lock()
 	w.all[e] = struct{}{}
+	accounted = true
 	if w.pools[key] == nil {
 		w.pools[key] = &pool{}
 	}
@@ -223,7 +249,11 @@ func fnVersion(fn registry.Function) string {
 }
 
 // environ is the runtime's environment, as Lambda sets it.
-func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
+func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned bool) []string {
+	initType := "on-demand"
+	if provisioned {
+		initType = "provisioned-concurrency"
+	}
 	envv := make([]string, 0, 24+len(fn.Environment))
 	for k, v := range fn.Environment {
 		envv = append(envv, k+"="+v)
@@ -241,7 +271,7 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime) []string {
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+fnVersion(fn)+"]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
 		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_REGION="+w.cfg.Region,
 		"AWS_DEFAULT_REGION="+w.cfg.Region,
 		"LAMBDA_TASK_ROOT=/var/task",
@@ -266,6 +296,7 @@ func (w *Worker) destroy(e *env) {
 		return
 	}
 	delete(w.all, e)
+	w.releaseMemoryLocked(e.memMB)
 	w.wg.Add(1)
 	w.mu.Unlock()
 	go func() {

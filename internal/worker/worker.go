@@ -53,7 +53,24 @@ type Config struct {
 	// (cgroup freezer: no CPU until the next invocation thaws it); zero
 	// never freezes. Back-to-back invocations within it pay no thaw.
 	FreezeAfter time.Duration
-	Logger      *slog.Logger
+	// MaxLifetime retires an environment the next time it is idle once it
+	// is older; zero: no limit.
+	MaxLifetime time.Duration
+	// MemoryBudgetMB and MemoryOvercommit bound the MemorySize of all
+	// environments together at budget × overcommit (see reserveMemory);
+	// a zero budget does not limit.
+	MemoryBudgetMB   int
+	MemoryOvercommit float64
+	// CapacityWait is how long an invocation waits for memory.
+	CapacityWait time.Duration
+	// Reservations supplies reserved concurrency; nil: none.
+	Reservations Reservations
+	// Provisioning supplies provisioned concurrency; nil: none.
+	Provisioning Provisioning
+	// ProvisionEvery is how often provisioned environments are reconciled
+	// without a Reprovision call; zero means every second.
+	ProvisionEvery time.Duration
+	Logger         *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.
@@ -64,12 +81,26 @@ type Worker struct {
 	sandbox  *sandbox.Manager
 	inflight atomic.Int64
 
+	admitMu   sync.Mutex // guards admission
+	admission admission
+
 	codeMu sync.Mutex // serialises unpacking into the code cache
 
-	mu     sync.Mutex // guards pools, closed, all
+	mu     sync.Mutex // guards pools, closed, all, memUsed, memFreed
 	pools  map[poolKey]*pool
 	all    map[*env]struct{}
 	closed bool
+	// memUsed is the MemorySize of every environment, starting ones
+	// included; memFreed is closed (and replaced) whenever it drops.
+	memUsed  int
+	memFreed chan struct{}
+
+	// provisionNow wakes the provisioning loop; provisionDone is closed
+	// when it stopped; provisionStatus holds the last failure per key
+	// (guarded by mu).
+	provisionNow    chan struct{}
+	provisionDone   chan struct{}
+	provisionStatus map[poolKey]string
 
 	envSeq  atomic.Uint64
 	stopGC  chan struct{}
@@ -91,10 +122,14 @@ type pool struct {
 func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
 	w := &Worker{
 		cfg: cfg, code: code, logs: logs, sandbox: sb,
-		pools: map[poolKey]*pool{}, all: map[*env]struct{}{},
-		stopGC: make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
+		pools: map[poolKey]*pool{}, all: map[*env]struct{}{}, memFreed: make(chan struct{}),
+		admission: admission{perFunction: map[string]int{}},
+		stopGC:    make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
+		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
+		provisionStatus: map[poolKey]string{},
 	}
 	go w.collectIdle()
+	go w.provisionLoop()
 	return w
 }
 
@@ -123,12 +158,10 @@ type Result struct {
 // Invoke runs req on an environment of fn. Errors are platform or
 // admission errors (lambdaerr); function failures are Results.
 func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) (*Result, error) {
-	if n := w.inflight.Add(1); n > int64(w.cfg.ConcurrencyLimit) {
-		w.inflight.Add(-1)
-		return nil, &lambdaerr.Error{Code: lambdaerr.TooManyRequests, Message: "Rate Exceeded.",
-			Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: 1}
+	if err := w.admit(fn.Name); err != nil {
+		return nil, err
 	}
-	defer w.inflight.Add(-1)
+	defer w.leave(fn.Name)
 
 	var (
 		e               *env
@@ -313,7 +346,7 @@ func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.
 	}
 	w.mu.Unlock()
 	w.destroyAll(dead)
-	return w.start(ctx, fn, key)
+	return w.start(ctx, fn, key, startOptions{waitForMemory: true})
 }
 
 func (w *Worker) destroyAll(envs []*env) {
@@ -322,12 +355,13 @@ func (w *Worker) destroyAll(envs []*env) {
 	}
 }
 
-// release returns a healthy environment to its pool.
+// release returns a healthy environment to its pool, unless it outlived
+// MaxLifetime.
 func (w *Worker) release(e *env) {
 	e.lastUsed = time.Now()
 	w.mu.Lock()
 	p := w.pools[e.key]
-	if w.closed || p == nil || p.retired {
+	if w.closed || p == nil || p.retired || w.expired(e, e.lastUsed) {
 		w.mu.Unlock()
 		w.destroy(e)
 		return
@@ -372,10 +406,19 @@ func (w *Worker) Retire(c registry.Change) {
 	}
 }
 
-// collectIdle evicts environments idle longer than the idle timeout.
+// expired reports whether e has outlived MaxLifetime.
+func (w *Worker) expired(e *env, now time.Time) bool {
+	return w.cfg.MaxLifetime > 0 && now.Sub(e.created) > w.cfg.MaxLifetime
+}
+
+// collectIdle evicts environments idle longer than the idle timeout
+// (provisioned ones stay) or older than the maximum lifetime.
 func (w *Worker) collectIdle() {
 	defer close(w.gcDone)
 	every := min(w.cfg.IdleTimeout/4, 30*time.Second)
+	if w.cfg.MaxLifetime > 0 {
+		every = min(every, w.cfg.MaxLifetime/4)
+	}
 	t := time.NewTicker(max(every, 100*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -388,7 +431,7 @@ func (w *Worker) collectIdle() {
 			for _, p := range w.pools {
 				kept := p.idle[:0]
 				for _, e := range p.idle {
-					if now.Sub(e.lastUsed) > w.cfg.IdleTimeout {
+					if (!e.provisioned && now.Sub(e.lastUsed) > w.cfg.IdleTimeout) || w.expired(e, now) {
 						victims = append(victims, e)
 					} else {
 						kept = append(kept, e)
@@ -441,6 +484,7 @@ func (w *Worker) Close() {
 	w.mu.Unlock()
 	close(w.stopGC)
 	<-w.gcDone
+	<-w.provisionDone
 	for _, e := range all {
 		w.destroy(e)
 	}
