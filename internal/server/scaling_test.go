@@ -6,9 +6,12 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -321,4 +324,65 @@ func TestKeepAliveAndMaxLifetime(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// Unpacked code is shared by a version's environments and collected once
+// nothing has used it for the keep-alive; code in use stays.
+func TestCodeCacheCollected(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *config.Config) { c.IdleTimeout = 300 * time.Millisecond })
+	ts.createKitchensink("cache-a")
+	ts.createKitchensink("cache-b", func(in *lambda.CreateFunctionInput) {
+		in.Code.ZipFile = kitchenZipWith(t, zipEntry{name: "b.txt", body: "b"})
+	})
+	codeDirs := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(ts.dataDir, "code"))
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	ts.invokeAll(2, "cache-a", `{"action":"sleep","ms":100}`)
+	if n := len(codeDirs()); n != 1 {
+		t.Errorf("two environments of one version unpacked %d code trees, want 1", n)
+	}
+	release := make(chan struct{})
+	wait := ts.holdBusy("cache-b", release)
+	// cache-a's tree goes; cache-b's, in use far past the keep-alive, stays.
+	eventually(t, 10*time.Second, func() error {
+		if dirs := codeDirs(); len(dirs) != 1 || dirs[0] != codeShaHex(t, ts, "cache-b") {
+			return fmt.Errorf("code cache holds %v", dirs)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // longer than the keep-alive: the busy tree must survive it
+	if dirs := codeDirs(); len(dirs) != 1 {
+		t.Fatalf("code in use was collected: %v", dirs)
+	}
+	close(release)
+	wait()
+	eventually(t, 10*time.Second, func() error {
+		if dirs := codeDirs(); len(dirs) != 0 {
+			return fmt.Errorf("code cache still holds %v", dirs)
+		}
+		return nil
+	})
+	if r := ts.invoke("cache-a", `{}`); r.funcErr != "" {
+		t.Errorf("a cold start after its code was collected: %+v", r)
+	}
+}
+
+// codeShaHex is the hex sha256 of a function's code (the cache's name).
+func codeShaHex(t *testing.T, ts *testServer, name string) string {
+	t.Helper()
+	out, err := ts.sdk().GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := base64.StdEncoding.DecodeString(aws.ToString(out.Configuration.CodeSha256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(sum)
 }

@@ -34,7 +34,8 @@ type env struct {
 	lastUsed time.Time // guarded by Worker.mu while idle
 	idle     bool      // in its pool's idle list; guarded by Worker.mu
 	created  time.Time
-	memMB    int // accounted in Worker.memUsed until destroyed
+	memMB    int      // accounted in Worker.memUsed until destroyed
+	dirs     []string // code cache directories it binds; unref'd when destroyed
 	// provisioned environments are kept initialised by provisioning: never
 	// evicted for idleness or memory. Guarded by Worker.mu.
 	provisioned bool
@@ -110,21 +111,27 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if err := w.reserveMemory(ctx, fn.MemorySize, opts.waitForMemory); err != nil {
 		return nil, 0, nil, err
 	}
-	accounted := false // once true, destroy releases the memory
+	var dirs []string  // code cache references, given back by destroy
+	accounted := false // once true, destroy releases the memory and dirs
 	defer func() {
 		if !accounted {
 			w.mu.Lock()
 			w.releaseMemoryLocked(fn.MemorySize)
 			w.mu.Unlock()
+			w.unref(dirs...)
 		}
 	}()
 	dir, err := w.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	dirs = append(dirs, dir)
 	optDir, err := w.layersDir(ctx, fn.Layers)
 	if err != nil {
 		return nil, 0, nil, err
+	}
+	if optDir != "" {
+		dirs = append(dirs, optDir)
 	}
 	t0 := time.Now()
 	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
@@ -163,7 +170,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	}
 	exited, markExited := context.WithCancel(context.Background())
 	e := &env{key: key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
-		created: t0, memMB: fn.MemorySize, provisioned: opts.provisioned}
+		created: t0, memMB: fn.MemorySize, provisioned: opts.provisioned, dirs: dirs}
 	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
 	go func() {
 		<-sb.Done()
@@ -312,5 +319,6 @@ func (w *Worker) destroy(e *env) {
 		_ = e.api.Close()
 		<-e.serveErr
 		e.logs.close()
+		w.unref(e.dirs...)
 	}()
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 )
 
-// layersDir returns the directory a function's layers make up as /opt:
+// layersDir returns the directory a function's layers make up as /opt
+// (holding a reference on it for the caller, see codecache.go):
 // each layer is unpacked once per node (like code, by sha256) and the
 // layers are merged in order, later ones overriding earlier files, into a
 // read-only directory named by the list. "" when the function has none.
@@ -26,10 +27,8 @@ func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer)
 		h.Write([]byte(l.CodeSha256Hex + "\n"))
 	}
 	dir := filepath.Join(w.cfg.DataDir, "opt", hex.EncodeToString(h.Sum(nil)))
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
 	srcs := make([]string, 0, len(layers))
+	defer func() { w.unref(srcs...) }() // the merged tree links to their files
 	for _, l := range layers {
 		src, err := w.codeDir(ctx, l.CodeSha256Hex)
 		if err != nil {
@@ -40,6 +39,7 @@ func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer)
 	w.codeMu.Lock()
 	defer w.codeMu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
+		w.refLocked(dir)
 		return dir, nil
 	}
 	tmp := dir + ".partial"
@@ -57,6 +57,7 @@ func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer)
 		_ = os.RemoveAll(tmp)
 		return "", fmt.Errorf("merging layers: %w", err)
 	}
+	w.refLocked(dir)
 	return dir, nil
 }
 

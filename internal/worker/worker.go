@@ -14,14 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
@@ -84,7 +80,8 @@ type Worker struct {
 	admitMu   sync.Mutex // guards admission
 	admission admission
 
-	codeMu sync.Mutex // serialises unpacking into the code cache
+	codeMu  sync.Mutex         // serialises the code cache: unpacking, refs, collection
+	dirRefs map[string]*dirRef // guarded by codeMu; see codecache.go
 
 	mu     sync.Mutex // guards pools, closed, all, memUsed, memFreed
 	pools  map[poolKey]*pool
@@ -122,7 +119,7 @@ type pool struct {
 func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
 	w := &Worker{
 		cfg: cfg, code: code, logs: logs, sandbox: sb,
-		pools: map[poolKey]*pool{}, all: map[*env]struct{}{}, memFreed: make(chan struct{}),
+		pools: map[poolKey]*pool{}, all: map[*env]struct{}{}, memFreed: make(chan struct{}), dirRefs: map[string]*dirRef{},
 		admission: admission{perFunction: map[string]int{}},
 		stopGC:    make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
 		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
@@ -444,6 +441,7 @@ func (w *Worker) collectIdle() {
 			for _, e := range victims {
 				w.destroy(e)
 			}
+			w.collectDirs(now)
 		}
 	}
 }
@@ -489,37 +487,4 @@ func (w *Worker) Close() {
 		w.destroy(e)
 	}
 	w.wg.Wait()
-}
-
-// codeDir returns the unpacked code of sha, unpacking it into the node's
-// read-only cache on first use.
-func (w *Worker) codeDir(ctx context.Context, shaHex string) (string, error) {
-	dir := filepath.Join(w.cfg.DataDir, "code", shaHex)
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	zip, err := w.code.Code(ctx, shaHex)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("creating code cache: %w", err)
-	}
-	// No fork while the files are open for writing: a child forked now
-	// (another sandbox starting) inherits the write descriptors until it
-	// execs, and exec'ing a bootstrap that any process holds open for
-	// writing fails with ETXTBSY (golang.org/issue/22315). Forks take
-	// syscall.ForkLock for writing.
-	syscall.ForkLock.RLock()
-	_, err = codezip.Extract(zip, dir, codezip.DefaultLimits())
-	syscall.ForkLock.RUnlock()
-	if err != nil {
-		return "", fmt.Errorf("unpacking code %s: %w", shaHex, err)
-	}
-	return dir, nil
 }
