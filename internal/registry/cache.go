@@ -49,6 +49,14 @@ func (c *fnCache) get(key string) (any, bool) {
 	return e.v, true
 }
 
+// deleted reports whether key's latest known state is a deletion.
+func (c *fnCache) deleted(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.entries[key]
+	return ok && e.deleted
+}
+
 func (c *fnCache) put(key string, v any, rev uint64) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; !ok || rev > e.rev {

@@ -176,6 +176,25 @@ func (r *Registry) qualifiedNotFound(name, qualifier string) error {
 	return lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", r.ARN(name, qualifier))
 }
 
+// Stale reports whether a configuration is known to be gone: $LATEST of
+// another revision, or a deleted function or version. From memory only;
+// what it does not know about is not stale.
+func (r *Registry) Stale(name, version, revision string) bool {
+	key := functionKey(name)
+	if version != Latest {
+		key = versionKey(name, version)
+	}
+	if r.cache.deleted(key) || r.cache.deleted(functionKey(name)) {
+		return true
+	}
+	v, ok := r.cache.get(key)
+	if !ok {
+		return false
+	}
+	f, _ := v.(Function)
+	return f.RevisionID != revision
+}
+
 // Version returns published version v of a function.
 func (r *Registry) Version(ctx context.Context, name, v string) (Function, error) {
 	if !IsVersion(v) {

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
-		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg,
+		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 

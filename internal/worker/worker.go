@@ -59,6 +59,9 @@ type Config struct {
 	MemoryOvercommit float64
 	// CapacityWait is how long an invocation waits for memory.
 	CapacityWait time.Duration
+	// Staleness tells whether a configuration was changed or deleted, so
+	// that an environment started just before is not pooled; nil: never.
+	Staleness Staleness
 	// Reservations supplies reserved concurrency; nil: none.
 	Reservations Reservations
 	// Provisioning supplies provisioned concurrency; nil: none.
@@ -358,7 +361,7 @@ func (w *Worker) release(e *env) {
 	e.lastUsed = time.Now()
 	w.mu.Lock()
 	p := w.pools[e.key]
-	if w.closed || p == nil || p.retired || w.expired(e, e.lastUsed) {
+	if w.closed || p == nil || p.retired || w.expired(e, e.lastUsed) || w.stale(e.key) {
 		w.mu.Unlock()
 		w.destroy(e)
 		return
@@ -401,6 +404,18 @@ func (w *Worker) Retire(c registry.Change) {
 	for _, e := range victims {
 		w.destroy(e)
 	}
+}
+
+// Staleness tells which configurations are gone (the registry).
+type Staleness interface {
+	Stale(name, version, revision string) bool
+}
+
+// stale reports whether key's configuration was updated or deleted: its
+// environments, even one that started just after the change, never serve
+// again.
+func (w *Worker) stale(key poolKey) bool {
+	return w.cfg.Staleness != nil && w.cfg.Staleness.Stale(key.name, key.version, key.revision)
 }
 
 // expired reports whether e has outlived MaxLifetime.
