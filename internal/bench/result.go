@@ -20,6 +20,12 @@ const (
 	ModeThroughput = "throughput"
 	ModeCold       = "cold"
 	ModeExec       = "exec"
+	ModeBurst      = "burst"
+	// ModeRunc is a baseline: `runc run` of a static program, the
+	// cold-start cost of an OCI container.
+	ModeRunc = "runc"
+	// ModeGoBench is a `go test -bench` result read by ReadResults.
+	ModeGoBench = "gobench"
 )
 
 // Targets a Result can be about.
@@ -51,6 +57,8 @@ type Result struct {
 	InitDuration *Summary `json:"init_duration,omitempty"`
 	// Update (cold) summarises the UpdateFunctionConfiguration calls.
 	Update *Summary `json:"update,omitempty"`
+	// Burst (burst) is the concurrency reached and the cold/warm split.
+	Burst *BurstStats `json:"burst,omitempty"`
 	// CPU is where the machine's CPU went while measuring (warm, throughput).
 	CPU *CPU `json:"cpu,omitempty"`
 	// Warmup counts the invocations before measuring, and their errors.
@@ -169,6 +177,21 @@ func (r *Result) WriteText(w io.Writer) error {
 	if s := r.Update; s != nil && s.Count > 0 {
 		fmt.Fprintf(bw, "  update    p50 %s  p90 %s  max %s  (UpdateFunctionConfiguration, not part of the cold start)\n",
 			fmtDuration(s.P50), fmtDuration(s.P90), fmtDuration(s.Max))
+	}
+	if b := r.Burst; b != nil {
+		fmt.Fprintf(bw, "  burst     %d invocation%s started at once, wall %s from the first send to the last response; peak %d in flight, %d connection%s opened\n",
+			r.Requests, plural(r.Requests), fmtDuration(r.Elapsed), b.PeakInFlight, b.Dials, plural(b.Dials))
+		fmt.Fprintf(bw, "  cold      %d cold (Init Duration in the log tail), %d warm, %d without a log tail", b.Cold, b.Warm, b.NoLog)
+		if b.SleepMS > 0 {
+			fmt.Fprintf(bw, "; event sleep_ms %d", b.SleepMS)
+		}
+		if b.MemoryMB > 0 {
+			fmt.Fprintf(bw, "; function %d MB", b.MemoryMB)
+		}
+		if b.Fresh {
+			fmt.Fprintf(bw, "; fresh revision")
+		}
+		fmt.Fprintln(bw)
 	}
 	if c := r.CPU; c != nil {
 		fmt.Fprintf(bw, "  cpu       %.0f%% of the machine busy; per invocation: load generator %s, everything else %s\n",
