@@ -5,8 +5,12 @@
 # data dir and a free port, then for each round measures, baseline first and Owl right after:
 #   warm latency at 1 and 32 connections     vs a bare Go net/http hello server (separate process)
 #   throughput at 32 connections             vs the same bare server
-#   cold start (first invoke of new versions) vs fork+exec+wait of /bin/true and of unshare
-# and prints the comparison table (`owl bench report`), with ratios and PERF.md's targets.
+#   cold start (first invoke of new versions) vs fork+exec+wait of /bin/true and of unshare,
+#                                             and vs `runc run` of a one-program OCI bundle
+#   burst: 1000 invocations of a 1 s function  vs the bare server sleeping 1 s, same burst
+#          started at once (fresh revision)
+# and, once, the sandbox package's create+destroy benchmark (go test -bench), then prints the
+# comparison table (`owl bench report`), with ratios and PERF.md's targets.
 # Everything temporary (server, data dir, binaries) is removed on exit; results stay in $OUT.
 #
 # Run it as root (sandboxes need namespaces and cgroups) on an otherwise idle machine:
@@ -17,6 +21,9 @@
 #   N=20000       warm invocations at 1 connection      N32=50000  warm invocations at 32 connections
 #   D=10s         throughput duration                   COLD_N=50  cold starts
 #   EXEC_N=200    runs of each exec baseline            ROUNDS=1   repetitions of the whole set
+#   RUNC_N=100    runs of runc run (skipped, with a note, when runc is missing: apt-get install runc)
+#   BURST_N=1000  invocations of the burst              BURST_SLEEP_MS=1000  each one's sleep
+#   CHURN_BENCHTIME=2s  -benchtime of BenchmarkCreateDestroy (internal/sandbox); 0 skips it
 #   OUT=bench/results/<UTC timestamp>                   where the JSON results go
 #   QUIET_WAIT=0  seconds to wait for the machine to be idle (< 10% busy) before measuring
 # Exit status: 0 when every benchmark ran without a single failed invocation, 1 otherwise.
@@ -28,10 +35,15 @@ D=${D:-10s}
 COLD_N=${COLD_N:-50}
 EXEC_N=${EXEC_N:-200}
 ROUNDS=${ROUNDS:-1}
+RUNC_N=${RUNC_N:-100}
+BURST_N=${BURST_N:-1000}
+BURST_SLEEP_MS=${BURST_SLEEP_MS:-1000}
+CHURN_BENCHTIME=${CHURN_BENCHTIME:-2s}
 QUIET_WAIT=${QUIET_WAIT:-0}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 FUNCTION=owl-bench-hello
+BURST_FUNCTION=owl-bench-sleep # the same hello-go, invoked with {"sleep_ms":...}; its own environments
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
@@ -106,6 +118,27 @@ if ((idle_busy > 10)); then
 fi
 echo "busy before the run: ${idle_busy}%" >>"$OUT/machine.txt"
 
+# Sandbox churn, before the server starts so nothing else runs: the sandbox package's own
+# benchmark (create a sandbox running /usr/bin/true, wait, destroy). `owl bench report` reads
+# its output: ns/op becomes create+destroy per second. It has a sequential variant only.
+CHURN=""
+if [[ $CHURN_BENCHTIME != 0 ]]; then
+	log "sandbox churn: go test -run XXX -bench BenchmarkCreateDestroy -benchtime $CHURN_BENCHTIME ./internal/sandbox/"
+	if go test -run XXX -bench BenchmarkCreateDestroy -benchtime "$CHURN_BENCHTIME" -benchmem ./internal/sandbox/ \
+		>"$OUT/sandbox-churn.txt" 2>&1; then
+		grep '^Benchmark' "$OUT/sandbox-churn.txt" >&2 || true
+	else
+		cat "$OUT/sandbox-churn.txt" >&2
+		log "FAILED: sandbox churn benchmark"
+		CHURN_FAILED=1
+	fi
+	if grep -q '^Benchmark.*ns/op' "$OUT/sandbox-churn.txt"; then
+		CHURN=$OUT/sandbox-churn.txt
+	else
+		log "note: the churn benchmark gave no result (skipped? it needs root and sandboxes)"
+	fi
+fi
+
 log "starting owl serve"
 export OWL_DATA=$TMP/data
 mkdir -p "$OWL_DATA"
@@ -122,7 +155,7 @@ done
 export OWL_ENDPOINT=http://$ADDR
 log "owl serving at $OWL_ENDPOINT (data $OWL_DATA)"
 
-FAILED=0
+FAILED=${CHURN_FAILED:-0}
 # bench NAME ARGS...: one benchmark, its JSON in $OUT/NAME.json; a failure is counted, not fatal.
 bench() {
 	local name=$1
@@ -136,6 +169,12 @@ bench() {
 
 "$OWL" bench warm --deploy "$TMP/hello" -f "$FUNCTION" -n 200 --warmup 0 >/dev/null ||
 	die "could not deploy and invoke $FUNCTION"
+"$OWL" bench warm --deploy "$TMP/hello" -f "$BURST_FUNCTION" -n 1 --warmup 0 >/dev/null ||
+	die "could not deploy and invoke $BURST_FUNCTION"
+BURST_DATA="{\"name\":\"owl\",\"sleep_ms\":$BURST_SLEEP_MS}"
+if ! command -v runc >/dev/null; then
+	log "note: runc is not installed (apt-get install runc): the runc run baseline is skipped"
+fi
 for round in $(seq 1 "$ROUNDS"); do
 	r=r$round
 	bench "$r-baseline-warm-c1" baseline --mode warm -c 1 -n "$N"
@@ -149,12 +188,27 @@ for round in $(seq 1 "$ROUNDS"); do
 		bench "$r-baseline-exec-unshare" baseline --mode exec -n "$EXEC_N" \
 			--exec "unshare --mount --pid --ipc --uts --net --fork /bin/true"
 	fi
+	if command -v runc >/dev/null; then
+		bench "$r-baseline-runc" baseline --mode runc -n "$RUNC_N"
+	fi
 	bench "$r-owl-cold" cold -f "$FUNCTION" -n "$COLD_N"
+	# Burst last: it leaves BURST_N environments behind, torn down when the burst restores the
+	# function's configuration. Each needs 128 MB: a server that admits environments by memory
+	# may refuse some (it will want OWL_MEMORY_OVERCOMMIT once that exists); such refusals are
+	# recorded as errors by kind, like any other.
+	bench "$r-baseline-burst" baseline --mode burst -n "$BURST_N" --data "$BURST_DATA"
+	bench "$r-owl-burst" burst -f "$BURST_FUNCTION" -n "$BURST_N" --data "$BURST_DATA"
+	if ((round < ROUNDS)); then
+		for _ in $(seq 1 30); do # the next round waits for the teardown (60 s at most)
+			(($(busy) <= 20)) && break
+			sleep 1
+		done
+	fi
 done
 
 log "results in $OUT"
 echo
-"$OWL" bench report "$OUT"/r[0-9]*-*.json --json "$OUT/report.json" | tee "$OUT/report.txt"
+"$OWL" bench report "$OUT"/r[0-9]*-*.json $CHURN --json "$OUT/report.json" | tee "$OUT/report.txt"
 if ((FAILED > 0)); then
 	log "$FAILED benchmark(s) had failed invocations or did not run: see above"
 	exit 1

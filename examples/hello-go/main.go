@@ -1,18 +1,24 @@
 // Command hello-go is an example function: an unmodified aws-lambda-go
 // handler. Build it as a static binary named bootstrap and deploy it with
 // the provided.al2023 runtime (see the README's tour).
+//
+// The event {"name":"owl"} greets owl; {"sleep_ms":1000} also makes the
+// invocation sleep that long first (cut short by the function's timeout),
+// which is the 1-second function of `owl bench burst`.
 package main
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 type event struct {
-	Name string `json:"name"`
+	Name    string `json:"name"`
+	SleepMS int    `json:"sleep_ms"`
 }
 
 type reply struct {
@@ -25,6 +31,15 @@ func handle(ctx context.Context, e event) (reply, error) {
 		e.Name = "world"
 	}
 	lc, _ := lambdacontext.FromContext(ctx)
+	if e.SleepMS > 0 {
+		t := time.NewTimer(time.Duration(e.SleepMS) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return reply{}, ctx.Err()
+		}
+	}
 	fmt.Printf("greeting %s\n", e.Name)
 	return reply{Message: "Hello, " + e.Name + "!", RequestID: lc.AwsRequestID}, nil
 }

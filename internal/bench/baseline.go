@@ -18,12 +18,40 @@ import (
 // baselineReply is the bare server's answer, the size of hello-go's.
 var baselineReply = []byte(`{"message":"Hello, owl!","requestId":"00000000-0000-4000-8000-000000000000"}`)
 
+// sleepKey marks an event that asks the function to sleep (hello-go's
+// sleep_ms).
+var sleepKey = []byte(`"sleep_ms"`)
+
+// bodyBufs hold the start of request bodies, so the bare server reads an
+// event without allocating.
+var bodyBufs = sync.Pool{New: func() any { return new([512]byte) }}
+
 // BaselineHandler is the bare Go net/http hello server of PERF.md: it reads
 // the request body and answers 200 with a small JSON document, whatever the
-// path. It is what Owl's latency and throughput are compared with.
+// path. It is what Owl's latency and throughput are compared with. Like
+// hello-go, it first sleeps sleep_ms when the event (its first 512 bytes)
+// has one, so a burst of sleeping invocations has a bare baseline too.
 func BaselineHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		buf := bodyBufs.Get().(*[512]byte)
+		n, _ := io.ReadFull(r.Body, buf[:])
+		if n == len(buf) {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
+		ms := 0
+		if bytes.Contains(buf[:n], sleepKey) {
+			ms = sleepMS(buf[:n])
+		}
+		bodyBufs.Put(buf)
+		if ms > 0 {
+			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(baselineReply)
 	})
@@ -156,9 +184,9 @@ func (b *BaselineServer) Close() error {
 	return b.err
 }
 
-// Baseline runs mode (ModeWarm or ModeThroughput) with cfg against a bare
-// server started from serveArgv (see StartBaselineServer), then stops it.
-// The result's Target is TargetBaseline.
+// Baseline runs mode (ModeWarm, ModeThroughput or ModeBurst) with cfg
+// against a bare server started from serveArgv (see StartBaselineServer),
+// then stops it. The result's Target is TargetBaseline.
 func Baseline(ctx context.Context, cfg Config, mode string, serveArgv []string) (*Result, error) {
 	var run func(context.Context, Config) (*Result, error)
 	switch mode {
@@ -166,8 +194,11 @@ func Baseline(ctx context.Context, cfg Config, mode string, serveArgv []string) 
 		run = Warm
 	case ModeThroughput:
 		run = Throughput
+	case ModeBurst:
+		run = Burst
+		cfg.Fresh = false // the bare server has no configuration to change
 	default:
-		return nil, fmt.Errorf("baseline mode %q: want warm or throughput", mode)
+		return nil, fmt.Errorf("baseline mode %q: want warm, throughput or burst", mode)
 	}
 	srv, err := StartBaselineServer(ctx, serveArgv)
 	if err != nil {

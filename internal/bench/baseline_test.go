@@ -158,3 +158,57 @@ func TestExec(t *testing.T) {
 		t.Error("Exec without a command succeeded")
 	}
 }
+
+func TestBaselineHandlerSleeps(t *testing.T) {
+	// An event with sleep_ms holds the answer until then, or until the
+	// client goes away; nothing is written for a request that went away.
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, InvokePath("x"), strings.NewReader(`{"name":"owl","sleep_ms":600000}`))
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		BaselineHandler().ServeHTTP(rec, req)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("the handler answered an event with sleep_ms 600000 at once")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	<-done
+	if rec.Body.Len() != 0 {
+		t.Errorf("answered %q to a request that went away", rec.Body.String())
+	}
+	// A large event without sleep_ms is read to its end and answered.
+	big := `{"name":"` + strings.Repeat("o", 2000) + `"}`
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest(http.MethodPost, InvokePath("x"), strings.NewReader(big))
+	BaselineHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), `{"message"`) {
+		t.Errorf("big event: %d %q", rec.Code, rec.Body.String())
+	}
+	if n, _ := req.Body.Read(make([]byte, 1)); n != 0 {
+		t.Error("the handler left the rest of a big event unread")
+	}
+}
+
+// TestBaselineBurst runs a burst against the bare server in a child
+// process, as `owl bench baseline --mode burst` does, with a short sleep.
+func TestBaselineBurst(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envBaselineChild, "1")
+	cfg := DefaultConfig()
+	cfg.Requests, cfg.Connections, cfg.Payload, cfg.Fresh = 50, 50, []byte(`{"sleep_ms":200}`), true
+	r, err := Baseline(context.Background(), cfg, ModeBurst, []string{exe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Target != TargetBaseline || r.Mode != ModeBurst || r.OK != 50 || r.Errors != 0 || r.Burst == nil ||
+		r.Burst.Fresh || r.Burst.NoLog != 50 || r.Burst.SleepMS != 200 || r.Burst.Dials != 50 {
+		t.Errorf("baseline burst = %+v, stats %+v", r, r.Burst)
+	}
+}

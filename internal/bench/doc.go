@@ -19,10 +19,20 @@
 //     environment (sandbox + runtime init + first invoke), which is what
 //     "cold start of a new version" means for a config-only deploy and for
 //     every scale-out.
+//   - Burst: N invocations started at once (one goroutine each) over C
+//     connections (C = N by default), usually of a function that sleeps
+//     (BurstPayload); the wall time from the first send to the last
+//     response, the concurrency reached and how many were cold. With Fresh,
+//     on a new revision that has no environment yet: scaling from zero.
 //   - Baseline: the same load against a bare net/http hello server running
-//     in a separate process (BaselineHandler), and Exec, the fork+exec+wait
-//     time of a command (e.g. `unshare ... /bin/true`) as the cold-start
-//     floor.
+//     in a separate process (BaselineHandler, which sleeps sleep_ms like
+//     hello-go), Exec, the fork+exec+wait time of a command (e.g.
+//     `unshare ... /bin/true`) as the cold-start floor, and Runc, `runc run`
+//     of a one-program OCI bundle, a container's cold start.
+//
+// Compare (`owl bench report`) sets Owl's results beside the baselines and
+// PERF.md's targets; ReadResults also reads `go test -bench` output, for
+// the sandbox churn benchmark.
 //
 // Every response that is not 200, carries X-Amz-Function-Error or fails in
 // transport counts as an error; errors are grouped by kind in the Result,

@@ -237,7 +237,8 @@ func TestValidate(t *testing.T) {
 		{ModeCold, func(c *Config) { c.Settle = -time.Second }, "settle"},
 		{ModeWarm, func(c *Config) { c.Warmup = -2 }, "warmup -2"},
 		{ModeWarm, func(c *Config) { c.Timeout = 0 }, "timeout"},
-		{"burst", func(*Config) {}, `mode "burst"`},
+		{"sprint", func(*Config) {}, `mode "sprint"`},
+		{ModeBurst, func(c *Config) { c.Requests, c.Connections = 5, 6 }, "connections (-c) 6"},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

@@ -41,6 +41,9 @@ type Config struct {
 	Timeout time.Duration
 	// Target labels the results: TargetOwl or TargetBaseline.
 	Target string
+	// Fresh (burst) changes the function's configuration before the burst,
+	// so that it meets a revision without any environment.
+	Fresh bool
 }
 
 // DefaultConfig returns the settings `owl bench` starts from.
@@ -62,7 +65,7 @@ func DefaultConfig() Config {
 // Validate checks the settings mode uses.
 func (c Config) Validate(mode string) error {
 	var errs []error
-	if mode != ModeExec {
+	if mode != ModeExec && mode != ModeRunc {
 		if c.Endpoint == "" {
 			errs = append(errs, errors.New("endpoint: required"))
 		}
@@ -74,7 +77,7 @@ func (c Config) Validate(mode string) error {
 		}
 	}
 	switch mode {
-	case ModeWarm, ModeCold, ModeExec:
+	case ModeWarm, ModeCold, ModeExec, ModeRunc, ModeBurst:
 		if c.Requests < 1 {
 			errs = append(errs, fmt.Errorf("requests (-n) %d: must be at least 1", c.Requests))
 		}
@@ -83,7 +86,15 @@ func (c Config) Validate(mode string) error {
 			errs = append(errs, fmt.Errorf("duration (-d) %v: must be positive", c.Duration))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("mode %q: want warm, throughput, cold or exec", mode))
+		errs = append(errs, fmt.Errorf("mode %q: want warm, throughput, cold, burst, exec or runc", mode))
+	}
+	if mode == ModeBurst {
+		if c.Requests > maxBurst {
+			errs = append(errs, fmt.Errorf("requests (-n) %d: a burst is at most %d invocations", c.Requests, maxBurst))
+		}
+		if c.Connections < 1 || c.Connections > c.Requests {
+			errs = append(errs, fmt.Errorf("connections (-c) %d: must be from 1 to the requests (-n) %d", c.Connections, c.Requests))
+		}
 	}
 	if mode == ModeWarm || mode == ModeThroughput {
 		if c.Connections < 1 || c.Connections > 10000 {
@@ -93,7 +104,7 @@ func (c Config) Validate(mode string) error {
 	if mode == ModeWarm && c.Requests < c.Connections {
 		errs = append(errs, fmt.Errorf("requests (-n) %d: must be at least the connections (-c) %d", c.Requests, c.Connections))
 	}
-	if mode == ModeCold && c.Settle < 0 {
+	if (mode == ModeCold || mode == ModeBurst) && c.Settle < 0 {
 		errs = append(errs, fmt.Errorf("settle %v: must not be negative", c.Settle))
 	}
 	if c.Warmup < -1 {
@@ -101,6 +112,10 @@ func (c Config) Validate(mode string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxBurst bounds a burst: one goroutine, buffer and (at C = N) connection
+// each.
+const maxBurst = 100000
 
 // warmupCount is how many invocations precede the measurement: by default
 // enough for every connection to be open and every environment warm.

@@ -19,8 +19,17 @@ const (
 	TargetThroughput    = 25000.0                // invocations/s at 32 connections
 	TargetThroughputMin = 1.0 / 3                // at least 1/3 of the bare server's
 	TargetColdP50       = 5 * time.Millisecond   // cold start p50, provided Go hello
+	TargetColdRunc      = 1.0 / 4                // cold start p50 at most 1/4 of runc run's
+	TargetChurn         = 300.0                  // sandbox create+destroy per second
+	TargetBurstWall     = 3 * time.Second        // the burst below finishes within, with no error
+	TargetBurstN        = 1000                   // invocations of the burst target
+	TargetBurstSleepMS  = 1000                   // each sleeping 1 s (128 MB function)
 	targetConnections   = 32                     // the connection count of the throughput target
 )
+
+// churnBenchmark is the sandbox package's create+destroy benchmark; its
+// "fresh" variant (every init started anew) is the sustained churn rate.
+const churnBenchmark = "BenchmarkCreateDestroy"
 
 // Units of a Comparison.
 const (
@@ -116,20 +125,63 @@ func Compare(results []Result) Report {
 		case ModeCold:
 			b := closestBaseline(results, r, ModeExec, -1)
 			add(r, latencyRow("cold start p50", r.Latency, b, p50), &coldTarget)
+			// The ratio target is against runc run; the row is there even
+			// without a runc baseline, so a run that lacks one shows it.
+			add(r, latencyRow("cold start p50 vs runc run", r.Latency, closestBaseline(results, r, ModeRunc, -1), p50), &coldRuncTarget)
 			add(r, latencyRow("cold start p90", r.Latency, b, p90), nil)
 			add(r, latencyRow("cold start p99", r.Latency, b, p99), nil)
 			if r.InitDuration != nil && r.InitDuration.Count > 0 {
 				add(r, latencyRow("cold Init Duration p50 (server)", *r.InitDuration, nil, p50), nil)
 			}
+		case ModeBurst:
+			b := closestBaseline(results, r, ModeBurst, r.Connections)
+			name := fmt.Sprintf("burst %d", r.Requests)
+			var t *target
+			if r.Burst != nil && r.Burst.SleepMS > 0 {
+				name += fmt.Sprintf(" × %s sleep", fmtDuration(time.Duration(r.Burst.SleepMS)*time.Millisecond))
+				if r.Requests == TargetBurstN && r.Connections == r.Requests && r.Burst.SleepMS == TargetBurstSleepMS {
+					t = &burstTarget
+				}
+			}
+			if r.Connections != r.Requests {
+				name += fmt.Sprintf(", %d connection%s", r.Connections, plural(r.Connections))
+			}
+			c := Comparison{Metric: name + ": wall time", Unit: UnitMicros, Owl: micros(r.Elapsed)}
+			if b != nil {
+				c.Baseline, c.BaselineOf = ptr(micros(b.Elapsed)), describe(b)
+			}
+			add(r, c, t)
+			add(r, latencyRow(name+": latency p50", r.Latency, b, p50), nil)
+			add(r, latencyRow(name+": latency p99", r.Latency, b, p99), nil)
+		case ModeGoBench:
+			c := Comparison{Metric: r.Command, Unit: UnitPerSec, Owl: round2(r.Throughput)}
+			var t *target
+			switch r.Command {
+			case churnBenchmark + "/fresh":
+				c.Metric, t = "sandbox create+destroy (fresh init)", &churnTarget
+			case churnBenchmark + "/spare":
+				c.Metric = "sandbox create+destroy (spare init ready, refill untimed)"
+			}
+			if strings.HasPrefix(r.Command, churnBenchmark) {
+				// runc run is a container's create, start and delete.
+				if b := closestBaseline(results, r, ModeRunc, -1); b != nil {
+					c.Baseline, c.BaselineOf = ptr(round2(b.Throughput)), describe(b)
+				}
+			}
+			add(r, c, t)
 		}
 	}
 	return Report{Results: results, Comparisons: withMedians(rows)}
 }
 
 // target is one of PERF.md's targets: its text and its check of a row.
+// A clean target is missed by a row with errors; a target whose check needs
+// the ratio has no verdict without a baseline.
 type target struct {
-	text string
-	met  func(owl float64, ratio *float64) bool
+	text      string
+	met       func(owl float64, ratio *float64) bool
+	clean     bool
+	needRatio bool
 }
 
 var (
@@ -149,6 +201,20 @@ var (
 		text: "≤ " + fmtDuration(TargetColdP50),
 		met:  func(owl float64, _ *float64) bool { return owl <= micros(TargetColdP50) },
 	}
+	coldRuncTarget = target{
+		text:      "≤ 1/4 runc run",
+		met:       func(_ float64, ratio *float64) bool { return *ratio <= TargetColdRunc },
+		needRatio: true,
+	}
+	churnTarget = target{
+		text: fmt.Sprintf("≥ %s/s", fmtRate(TargetChurn)),
+		met:  func(owl float64, _ *float64) bool { return owl >= TargetChurn },
+	}
+	burstTarget = target{
+		text:  fmt.Sprintf("≤ %s, no errors", fmtDuration(TargetBurstWall)),
+		met:   func(owl float64, _ *float64) bool { return owl <= micros(TargetBurstWall) },
+		clean: true,
+	}
 )
 
 // row is a comparison being built, with its target.
@@ -167,7 +233,9 @@ func (r row) finish() Comparison {
 	}
 	if r.t != nil {
 		c.Target = r.t.text
-		c.Met = ptr(r.t.met(c.Owl, exact))
+		if exact != nil || !r.t.needRatio {
+			c.Met = ptr(r.t.met(c.Owl, exact) && (!r.t.clean || c.Errors == 0))
+		}
 	}
 	return c
 }
@@ -236,8 +304,12 @@ func modeOrder(mode string) int {
 		return 1
 	case ModeCold:
 		return 2
+	case ModeBurst:
+		return 3
+	case ModeGoBench:
+		return 4
 	}
-	return 3
+	return 5
 }
 
 // closestBaseline is the baseline result of mode (and conns, unless -1)
@@ -260,8 +332,13 @@ func closestBaseline(results []Result, r *Result, mode string, conns int) *Resul
 
 // describe says what a baseline measured.
 func describe(b *Result) string {
-	if b.Mode == ModeExec {
+	switch b.Mode {
+	case ModeExec:
 		return "exec " + b.Command
+	case ModeRunc:
+		return b.Command
+	case ModeBurst:
+		return "bare net/http hello, sleeping like it"
 	}
 	return "bare net/http hello"
 }
@@ -290,11 +367,13 @@ func (rep Report) WriteTable(w io.Writer) error {
 		if c.Ratio != nil {
 			ratio = fmt.Sprintf(ratioFormat, *c.Ratio)
 		}
-		if c.Met != nil {
+		switch {
+		case c.Met != nil && *c.Met:
 			verdict = "met"
-			if !*c.Met {
-				verdict = "MISSED"
-			}
+		case c.Met != nil:
+			verdict = "MISSED"
+		case c.Target != "":
+			verdict = "no baseline"
 		}
 		at := ""
 		if !c.Started.IsZero() {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -255,7 +256,8 @@ func TestWriteTable(t *testing.T) {
 		t.Errorf("header = %q", lines[0])
 	}
 	for _, want := range []string{
-		"120µs    70.0µs    1.71×         ≤ 150µs and ≤ 2× bare     met      0       03:01:00\n",
+		"120µs    70.0µs    1.71×         ≤ 150µs and ≤ 2× bare     met          0       03:01:00\n",
+		"cold start p50 vs runc run       6.00ms   —         —             ≤ 1/4 runc run            no baseline  0",
 		"busy: share of all CPUs",
 		"throughput, 32 connections",
 		"20.0k/s",
@@ -328,7 +330,7 @@ func TestCompareOrder(t *testing.T) {
 		metrics = append(metrics, c.Metric)
 	}
 	want := []string{"warm p50, 1 connection", "warm p90, 1 connection", "warm p99, 1 connection",
-		"throughput, 32 connections", "cold start p50", "cold start p90", "cold start p99", "cold Init Duration p50 (server)"}
+		"throughput, 32 connections", "cold start p50", "cold start p50 vs runc run", "cold start p90", "cold start p99", "cold Init Duration p50 (server)"}
 	if !slices.Equal(metrics, want) {
 		t.Errorf("rows %q, want %q", metrics, want)
 	}
@@ -373,5 +375,163 @@ func TestCompareMedians(t *testing.T) {
 	tp := find(t, rep, "throughput, 32 connections, median of 3")
 	if tp.Owl != 27000 || *tp.Baseline != 70000 || *tp.Ratio != 0.39 || !*tp.Met {
 		t.Errorf("throughput median = %+v", tp)
+	}
+}
+
+// targetResults is a run with every kind of result the targets need: cold
+// with runc, a 1000 × 1 s burst with its bare baseline, and the sandbox
+// churn benchmark.
+func targetResults(cold, runc, wall time.Duration, burstErrors int, churnNsOp float64) []Result {
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	bench := fmt.Sprintf("goos: linux\npkg: github.com/owl-project/owl/internal/sandbox\n"+
+		"BenchmarkCreateDestroy/fresh-2   \t     300\t  %.0f ns/op\t  2000000 create-ns/op\t  52000 B/op\t  300 allocs/op\n"+
+		"BenchmarkCreateDestroy/spare-2   \t     500\t  2500000 ns/op\nPASS\n", churnNsOp)
+	rs := ParseGoBench(bench, t0.Add(4*time.Minute))
+	return append(rs,
+		Result{Mode: ModeRunc, Target: TargetBaseline, Command: "runc run /bootstrap", Started: t0, Throughput: 40,
+			Latency: Summary{Count: 100, P50: runc, P90: runc, P99: runc}},
+		Result{Mode: ModeCold, Target: TargetOwl, Connections: 1, Started: t0.Add(time.Minute),
+			Latency: Summary{Count: 50, P50: cold, P90: cold, P99: cold}},
+		Result{Mode: ModeBurst, Target: TargetBaseline, Connections: 1000, Requests: 1000, OK: 1000, Started: t0.Add(2 * time.Minute),
+			Elapsed: 1100 * ms, Latency: Summary{Count: 1000, P50: 1010 * ms, P99: 1090 * ms}, Burst: &BurstStats{SleepMS: 1000}},
+		Result{Mode: ModeBurst, Target: TargetOwl, Connections: 1000, Requests: 1000, OK: 1000 - burstErrors, Errors: burstErrors,
+			Started: t0.Add(3 * time.Minute), Elapsed: wall, Latency: Summary{Count: 1000 - burstErrors, P50: wall / 2, P99: wall},
+			Burst: &BurstStats{SleepMS: 1000, Cold: 900, Warm: 100 - burstErrors, Fresh: true, MemoryMB: 128}},
+	)
+}
+
+func TestCompareTargets(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name                          string
+		cold, runc, wall              time.Duration
+		burstErrors                   int
+		churnNsOp                     float64
+		coldMet, runcMet, burstMet    bool
+		churnMet                      bool
+		runcRatio, burstRatio, churnS float64
+	}{
+		{"all met", 4 * ms, 20 * ms, 2500 * ms, 0, 2e6, true, true, true, true, 0.2, 2.27, 500},
+		{"cold over 1/4 runc", 4 * ms, 12 * ms, 2500 * ms, 0, 2e6, true, false, true, true, 0.33, 2.27, 500},
+		{"burst too slow", 4 * ms, 20 * ms, 3300 * ms, 0, 2e6, true, true, false, true, 0.2, 3, 500},
+		{"burst with errors", 4 * ms, 20 * ms, 2000 * ms, 3, 2e6, true, true, false, true, 0.2, 1.82, 500},
+		{"churn under 300/s", 6 * ms, 20 * ms, 2500 * ms, 0, 5e6, false, false, true, false, 0.3, 2.27, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := Compare(targetResults(tt.cold, tt.runc, tt.wall, tt.burstErrors, tt.churnNsOp))
+			c := find(t, rep, "cold start p50")
+			if c.Met == nil || *c.Met != tt.coldMet || c.Target != "≤ 5.00ms" {
+				t.Errorf("cold p50 = %+v, want met %v", c, tt.coldMet)
+			}
+			r := find(t, rep, "cold start p50 vs runc run")
+			if r.Met == nil || *r.Met != tt.runcMet || *r.Ratio != tt.runcRatio || r.BaselineOf != "runc run /bootstrap" || r.Target != "≤ 1/4 runc run" {
+				t.Errorf("cold vs runc = %+v, want met %v ratio %v", r, tt.runcMet, tt.runcRatio)
+			}
+			b := find(t, rep, "burst 1000 × 1.00s sleep: wall time")
+			if b.Met == nil || *b.Met != tt.burstMet || *b.Ratio != tt.burstRatio || b.Errors != tt.burstErrors ||
+				b.BaselineOf != "bare net/http hello, sleeping like it" || b.Target != "≤ 3.00s, no errors" {
+				t.Errorf("burst = %+v, want met %v ratio %v", b, tt.burstMet, tt.burstRatio)
+			}
+			if p99 := find(t, rep, "burst 1000 × 1.00s sleep: latency p99"); p99.Met != nil || p99.Owl != micros(tt.wall) || *p99.Baseline != 1090000 {
+				t.Errorf("burst p99 = %+v", p99)
+			}
+			ch := find(t, rep, "sandbox create+destroy (fresh init)")
+			if ch.Met == nil || *ch.Met != tt.churnMet || ch.Owl != tt.churnS || ch.Unit != UnitPerSec || *ch.Baseline != 40 || ch.Target != "≥ 300/s" {
+				t.Errorf("churn = %+v, want %v/s met %v beside runc's 40/s", ch, tt.churnS, tt.churnMet)
+			}
+			if sp := find(t, rep, "sandbox create+destroy (spare init ready, refill untimed)"); sp.Met != nil || sp.Owl != 400 {
+				t.Errorf("spare churn = %+v: want 400/s, no target", sp)
+			}
+		})
+	}
+}
+
+func TestCompareBurstOffTarget(t *testing.T) {
+	// A smaller burst, or one over fewer connections, is measured but is not
+	// the target's.
+	r := Result{Mode: ModeBurst, Target: TargetOwl, Connections: 10, Requests: 100, OK: 100, Elapsed: time.Second,
+		Burst: &BurstStats{SleepMS: 1000}}
+	rep := Compare([]Result{r})
+	if c := find(t, rep, "burst 100 × 1.00s sleep, 10 connections: wall time"); c.Met != nil || c.Target != "" || c.Baseline != nil {
+		t.Errorf("off-target burst = %+v", c)
+	}
+	r.Connections, r.Requests, r.Burst = 1000, 1000, nil // no sleep: not the 1-second function
+	if c := find(t, Compare([]Result{r}), "burst 1000: wall time"); c.Met != nil {
+		t.Errorf("burst without sleep = %+v", c)
+	}
+}
+
+func TestWriteTableTargets(t *testing.T) {
+	rep := Compare(targetResults(6*time.Millisecond, 20*time.Millisecond, 3300*time.Millisecond, 2, 2e6))
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"cold start p50 vs runc run",
+		"≤ 1/4 runc run",
+		"burst 1000 × 1.00s sleep: wall time",
+		"3.30s",
+		"≤ 3.00s, no errors",
+		"sandbox create+destroy (fresh init)",
+		"500/s",
+		"≥ 300/s",
+		"baselines (same run): runc run /bootstrap; bare net/http hello, sleeping like it\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	t.Log("\n" + out)
+}
+
+func TestParseGoBench(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	out := "goos: linux\ngoarch: amd64\npkg: example.com/p\ncpu: AMD EPYC\n" +
+		"BenchmarkA-2   \t 1000\t  2500000 ns/op\t 12 B/op\t 1 allocs/op\n" +
+		"BenchmarkA-2   \t 1000\t  5000000 ns/op\n" +
+		"BenchmarkB/sub_case   \t 10\t 1.5 ns/op\n" +
+		"--- FAIL: BenchmarkC\nBenchmarkD-8 \t 3\t xyz ns/op\nPASS\nok  \texample.com/p\t1.2s\n"
+	rs := ParseGoBench(out, at)
+	if len(rs) != 3 {
+		t.Fatalf("parsed %d results, want 3: %+v", len(rs), rs)
+	}
+	a := rs[0]
+	if a.Mode != ModeGoBench || a.Target != TargetOwl || a.Command != "BenchmarkA" || a.Requests != 1000 || a.OK != 1000 ||
+		a.Throughput != 400 || a.Latency.Mean != 2500*time.Microsecond || a.Elapsed != 2500*time.Millisecond {
+		t.Errorf("first = %+v", a)
+	}
+	if !slices.Equal(a.Notes, []string{"go test -bench, package example.com/p", "12 B/op", "1 allocs/op"}) {
+		t.Errorf("notes = %q", a.Notes)
+	}
+	if rs[1].Started.Equal(a.Started) || rs[2].Command != "BenchmarkB/sub_case" {
+		t.Errorf("repeated lines must stay distinct: %v %v; %q", a.Started, rs[1].Started, rs[2].Command)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "churn.txt")
+	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(dir, "report.json")
+	got, err := ReadResults(p)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("ReadResults(go test output) = %d results, %v", len(got), err)
+	}
+	if err := WriteJSON(rep, Compare(got), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Its report and the text again: each result once.
+	if again, err := ReadResults(p, rep); err != nil || len(again) != 3 {
+		t.Errorf("ReadResults(text, report) = %d results, %v", len(again), err)
+	}
+	junk := filepath.Join(dir, "junk.txt")
+	if err := os.WriteFile(junk, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadResults(junk); err == nil || !strings.Contains(err.Error(), "go test -bench output") {
+		t.Errorf("ReadResults(junk) = %v", err)
 	}
 }

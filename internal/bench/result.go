@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +22,12 @@ const (
 	ModeThroughput = "throughput"
 	ModeCold       = "cold"
 	ModeExec       = "exec"
+	ModeBurst      = "burst"
+	// ModeRunc is a baseline: `runc run` of a static program, the
+	// cold-start cost of an OCI container.
+	ModeRunc = "runc"
+	// ModeGoBench is a `go test -bench` result read by ReadResults.
+	ModeGoBench = "gobench"
 )
 
 // Targets a Result can be about.
@@ -51,6 +59,8 @@ type Result struct {
 	InitDuration *Summary `json:"init_duration,omitempty"`
 	// Update (cold) summarises the UpdateFunctionConfiguration calls.
 	Update *Summary `json:"update,omitempty"`
+	// Burst (burst) is the concurrency reached and the cold/warm split.
+	Burst *BurstStats `json:"burst,omitempty"`
 	// CPU is where the machine's CPU went while measuring (warm, throughput).
 	CPU *CPU `json:"cpu,omitempty"`
 	// Warmup counts the invocations before measuring, and their errors.
@@ -170,6 +180,21 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "  update    p50 %s  p90 %s  max %s  (UpdateFunctionConfiguration, not part of the cold start)\n",
 			fmtDuration(s.P50), fmtDuration(s.P90), fmtDuration(s.Max))
 	}
+	if b := r.Burst; b != nil {
+		fmt.Fprintf(bw, "  burst     %d invocation%s started at once, wall %s from the first send to the last response; peak %d in flight, %d connection%s opened\n",
+			r.Requests, plural(r.Requests), fmtDuration(r.Elapsed), b.PeakInFlight, b.Dials, plural(b.Dials))
+		fmt.Fprintf(bw, "  cold      %d cold (Init Duration in the log tail), %d warm, %d without a log tail", b.Cold, b.Warm, b.NoLog)
+		if b.SleepMS > 0 {
+			fmt.Fprintf(bw, "; event sleep_ms %d", b.SleepMS)
+		}
+		if b.MemoryMB > 0 {
+			fmt.Fprintf(bw, "; function %d MB", b.MemoryMB)
+		}
+		if b.Fresh {
+			fmt.Fprintf(bw, "; fresh revision")
+		}
+		fmt.Fprintln(bw)
+	}
 	if c := r.CPU; c != nil {
 		fmt.Fprintf(bw, "  cpu       %.0f%% of the machine busy; per invocation: load generator %s, everything else %s\n",
 			100*c.Busy, fmtDuration(fromMicros(c.ClientUS)), fmtDuration(fromMicros(c.OthersUS)))
@@ -270,8 +295,9 @@ func WriteJSON(path string, v any, stdout io.Writer) error {
 }
 
 // ReadResults reads result files written by WriteJSON: each holds one
-// Result, a list of them, or a Report. A result read twice (a report and
-// the files it was made from) is kept once.
+// Result, a list of them, or a Report; or the text output of `go test
+// -bench` (see ParseGoBench). A result read twice (a report and the files
+// it was made from) is kept once.
 func ReadResults(paths ...string) ([]Result, error) {
 	all, err := readResults(paths)
 	if err != nil {
@@ -301,7 +327,20 @@ func readResults(paths []string) ([]Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.HasPrefix(strings.TrimSpace(string(b)), "[") {
+		trimmed := strings.TrimSpace(string(b))
+		if !strings.HasPrefix(trimmed, "{") && !strings.HasPrefix(trimmed, "[") {
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, err
+			}
+			rs := ParseGoBench(string(b), st.ModTime())
+			if len(rs) == 0 {
+				return nil, fmt.Errorf("%s: neither an owl bench result nor go test -bench output", p)
+			}
+			all = append(all, rs...)
+			continue
+		}
+		if strings.HasPrefix(trimmed, "[") {
 			var rs []Result
 			if err := json.Unmarshal(b, &rs); err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
@@ -329,4 +368,67 @@ func readResults(paths []string) ([]Result, error) {
 		all = append(all, r)
 	}
 	return all, nil
+}
+
+// goBenchLine is one result line of `go test -bench`: name, iterations,
+// then value-unit pairs.
+var goBenchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+// ParseGoBench reads the result lines of `go test -bench` output into
+// Results of ModeGoBench (Target owl): Command is the benchmark's name
+// without its -GOMAXPROCS suffix, Requests and OK the iterations,
+// Throughput 1e9 / ns/op (operations per second of one goroutine),
+// Latency.Mean ns/op, and the other metrics go to Notes. Started is at
+// (the file's time), plus one nanosecond per line so that repeated lines
+// (-count) stay distinct results.
+func ParseGoBench(text string, at time.Time) []Result {
+	var out []Result
+	pkg := ""
+	i := 0
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = p
+			continue
+		}
+		m := goBenchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		iters, err := strconv.Atoi(m[2])
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(m[3])
+		nsPerOp := 0.0
+		var notes []string
+		for j := 0; j+1 < len(f); j += 2 {
+			v, err := strconv.ParseFloat(f[j], 64)
+			if err != nil {
+				continue
+			}
+			if f[j+1] == "ns/op" {
+				nsPerOp = v
+			} else {
+				notes = append(notes, f[j]+" "+f[j+1])
+			}
+		}
+		if nsPerOp <= 0 {
+			continue
+		}
+		i++
+		r := Result{
+			Mode: ModeGoBench, Target: TargetOwl, Command: m[1], Started: at.UTC().Add(time.Duration(i)),
+			Requests: iters, OK: iters, Throughput: 1e9 / nsPerOp,
+			Elapsed: time.Duration(nsPerOp * float64(iters)),
+			Latency: Summary{Count: iters, Mean: time.Duration(nsPerOp)},
+			Host:    ThisHost(),
+		}
+		if pkg != "" {
+			notes = append([]string{"go test -bench, package " + pkg}, notes...)
+		}
+		r.Notes = notes
+		out = append(out, r)
+	}
+	return out
 }
