@@ -46,6 +46,12 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 			if flags.Changed("log-level") {
 				cfg.LogLevel = fromFlags.LogLevel
 			}
+			if flags.Changed("network-egress") {
+				cfg.NetworkEgress = fromFlags.NetworkEgress
+			}
+			if flags.Changed("network-cidr") {
+				cfg.NetworkCIDR = fromFlags.NetworkCIDR
+			}
 			return serve(cmd.Context(), cfg)
 		},
 	}
@@ -54,6 +60,10 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (env OWL_DATA)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight invocations may finish on SIGTERM (env OWL_SHUTDOWN_TIMEOUT)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env OWL_LOG_LEVEL)")
+	f.BoolVar(&cfg.NetworkEgress, "network-egress", cfg.NetworkEgress,
+		"let functions reach the host's networks (Network egress, the default); false: loopback only (env OWL_NETWORK_EGRESS)")
+	f.StringVar(&cfg.NetworkCIDR, "network-cidr", cfg.NetworkCIDR,
+		"IPv4 range of the sandboxes' addresses, shared by the instances of the host (env OWL_NETWORK_CIDR)")
 	return cmd
 }
 

@@ -68,13 +68,19 @@ func lockFile() string {
 	return filepath.Join(os.TempDir(), "owl-network.lock")
 }
 
+// nftName and nftPaths are where findNft looks (variables for tests).
+var (
+	nftName  = "nft"
+	nftPaths = []string{"/usr/sbin/nft", "/sbin/nft"}
+)
+
 // findNft locates the nft command: on PATH, else where Debian and most
 // distributions install it (a service's PATH may lack the sbin dirs).
 func findNft() (string, error) {
-	if p, err := exec.LookPath("nft"); err == nil {
+	if p, err := exec.LookPath(nftName); err == nil {
 		return p, nil
 	}
-	for _, p := range []string{"/usr/sbin/nft", "/sbin/nft"} {
+	for _, p := range nftPaths {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}

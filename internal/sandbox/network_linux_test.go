@@ -256,3 +256,21 @@ func BenchmarkCreateDestroyNetwork(b *testing.B) {
 		}
 	}
 }
+
+// TestEgressUnavailable: without nft, NewManager with egress fails, says
+// how to fix it and leaves nothing.
+func TestEgressUnavailable(t *testing.T) {
+	requireSandboxes(t)
+	name, paths := nftName, nftPaths
+	nftName, nftPaths = "owl-no-such-nft", []string{"/nonexistent/nft"}
+	defer func() { nftName, nftPaths = name, paths }()
+	inst := randomName("test")
+	_, err := NewManager(Config{Instance: inst, RootDir: t.TempDir(), Egress: &EgressConfig{Pool: defaultTestPool}})
+	if !errors.Is(err, ErrNoEgress) || !strings.Contains(err.Error(), "apt-get install nftables") ||
+		!strings.Contains(err.Error(), "OWL_NETWORK_EGRESS=false") {
+		t.Errorf("NewManager without nft: %v", err)
+	}
+	if linkExists(NetworkNamesOf(inst).Bridge) {
+		t.Errorf("bridge left after the failed NewManager")
+	}
+}

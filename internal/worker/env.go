@@ -102,6 +102,12 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	egress := fn.Network == registry.NetworkEgress || fn.Network == "" && w.cfg.Egress
+	if egress && !w.cfg.Egress {
+		// Never run it without the network it was configured with.
+		return nil, 0, nil, fmt.Errorf("function %s has Network %s, which this server has disabled (OWL_NETWORK_EGRESS=false): "+
+			"enable it or update the function to Network %s", fn.Name, registry.NetworkEgress, registry.NetworkNone)
+	}
 	t0 := time.Now()
 	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
@@ -116,6 +122,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 		UID:            w.cfg.UID,
 		GID:            w.cfg.GID,
 		RuntimeAPIAddr: runtimeAPIAddr,
+		Egress:         egress,
 	})
 	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
 		// The code has no runnable bootstrap: the function's fault, reported

@@ -53,7 +53,11 @@ type Config struct {
 	// (cgroup freezer: no CPU until the next invocation thaws it); zero
 	// never freezes. Back-to-back invocations within it pay no thaw.
 	FreezeAfter time.Duration
-	Logger      *slog.Logger
+	// Egress says whether the sandbox manager has the egress network: the
+	// sandboxes of functions with Network "egress" (the default of those
+	// without one, then) get eth0.
+	Egress bool
+	Logger *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.
