@@ -20,13 +20,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"golang.org/x/sys/unix"
 
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/sandbox"
 )
 
 // requireNft skips tests of the egress network on hosts without nft
@@ -424,4 +427,62 @@ func TestNetworkEgressDisabled(t *testing.T) {
 	if resp, body := ts.createWithNetwork("g", "none"); resp.StatusCode != http.StatusCreated {
 		t.Errorf("Network none with egress disabled: %d %s", resp.StatusCode, body)
 	}
+}
+
+// ifindex is the interface index of a host link, 0 when there is none.
+func ifindex(name string) int {
+	i, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0
+	}
+	return i.Index
+}
+
+// TestNetworkAfterCrash: a kill -9 leaves the bridge and the nftables
+// table (and possibly veths); the next start replaces and removes them,
+// and egress works again; a clean stop then leaves nothing.
+func TestNetworkAfterCrash(t *testing.T) {
+	t.Parallel()
+	requireNft(t)
+	outside := outsideHost(t)
+	dataDir := t.TempDir()
+	inst := instanceOf(t, dataDir)
+	names := sandbox.NetworkNamesOf(inst)
+	p := startOwl(t, dataDir)
+	p.createKitchensink("net")
+	if d := p.dial("net", outside.String()); !d.OK {
+		t.Fatalf("before the crash: %+v", d)
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(t, 10*time.Second)
+	left := networkLeft(t, inst)
+	t.Logf("left by the crash: %v", left)
+	if !slices.Contains(left, "link "+names.Bridge) || !slices.Contains(left, "nftables table inet "+names.Table) {
+		t.Fatalf("after kill -9: %v; want the bridge and the table left (else this test proves nothing)", left)
+	}
+	staleBridge := ifindex(names.Bridge)
+	// A veth whose sandbox died before it could be deleted.
+	stale := names.VethPrefix + "fffff0"
+	ipCmd(t, "link", "add", stale, "type", "veth", "peer", "name", "owtp"+names.Table[4:])
+	t.Cleanup(func() { exec.Command("ip", "link", "del", stale).Run() })
+
+	p = startOwl(t, dataDir)
+	if idx := ifindex(names.Bridge); idx == 0 || idx == staleBridge {
+		t.Errorf("bridge %s after the restart: index %d, the crashed run's was %d", names.Bridge, idx, staleBridge)
+	}
+	if ifindex(stale) != 0 {
+		t.Errorf("stale veth %s survived the restart", stale)
+	}
+	if d := p.dial("net", outside.String()); !d.OK {
+		t.Errorf("after the restart: %+v", d)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	checkNothingLeft(t, dataDir)
 }
