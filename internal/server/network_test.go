@@ -448,6 +448,11 @@ func TestNetworkAfterCrash(t *testing.T) {
 	dataDir := t.TempDir()
 	inst := instanceOf(t, dataDir)
 	names := sandbox.NetworkNamesOf(inst)
+	t.Cleanup(func() {
+		// Only if the test failed between the crash and the restart.
+		exec.Command("ip", "link", "del", names.Bridge).Run()
+		exec.Command("nft", "delete", "table", "inet", names.Table).Run()
+	})
 	p := startOwl(t, dataDir)
 	p.createKitchensink("net")
 	if d := p.dial("net", outside.String()); !d.OK {
