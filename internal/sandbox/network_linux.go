@@ -247,6 +247,8 @@ func (n *network) ruleset() string {
 		# addresses (cloud metadata services).
 		iifname "%[2]s" meta nfproto != ipv4 reject with icmpx admin-prohibited
 		iifname "%[2]s" ip daddr { %[3]s, 169.254.0.0/16 } reject with icmpx admin-prohibited
+		# Only the subnet's own addresses leave (no spoofed sources).
+		iifname "%[2]s" ip saddr != %[4]s reject with icmpx admin-prohibited
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;

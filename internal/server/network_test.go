@@ -393,6 +393,24 @@ func TestNetworkField(t *testing.T) {
 	if !strings.Contains(string(body), `"Network":"egress"`) {
 		t.Errorf("ListFunctions lacks Network: %d %s", resp.StatusCode, body)
 	}
+	// owl deploy --network, on create and on update.
+	dir := functionDir(t)
+	owl := func(args ...string) (string, string, int) { return owlCLI(t, ts.URL, args...) }
+	if so, se, code := owl("deploy", dir, "--name", "cli", "--runtime", "provided.al2023", "--network", "none"); code != 0 {
+		t.Fatalf("owl deploy --network none: exit %d\n%s\n%s", code, so, se)
+	}
+	if got := ts.networkOf("cli"); got != "none" {
+		t.Errorf("owl deploy --network none gave Network %q", got)
+	}
+	if so, se, code := owl("deploy", dir, "--name", "cli", "--network", "egress"); code != 0 {
+		t.Fatalf("owl deploy --network egress: exit %d\n%s\n%s", code, so, se)
+	}
+	if got := ts.networkOf("cli"); got != "egress" {
+		t.Errorf("owl deploy --network egress (update) gave Network %q", got)
+	}
+	if _, se, code := owl("deploy", dir, "--name", "cli", "--network", "host"); code != 1 || se != "owl: deploy: --network \"host\": want egress or none\n" {
+		t.Errorf("owl deploy --network host: exit %d, stderr %q", code, se)
+	}
 	// The AWS SDK ignores the field it does not know.
 	out, err := ts.sdk().GetFunctionConfiguration(context.Background(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("f")})
 	if err != nil || aws.ToInt32(out.MemorySize) != 256 {
