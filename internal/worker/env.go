@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
 	"github.com/owl-project/owl/internal/runtimes"
@@ -104,9 +105,11 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey) (
 	}
 	egress := fn.Network == registry.NetworkEgress || fn.Network == "" && w.cfg.Egress
 	if egress && !w.cfg.Egress {
-		// Never run it without the network it was configured with.
-		return nil, 0, nil, fmt.Errorf("function %s has Network %s, which this server has disabled (OWL_NETWORK_EGRESS=false): "+
-			"enable it or update the function to Network %s", fn.Name, registry.NetworkEgress, registry.NetworkNone)
+		// Never run it without the network it was configured with; like
+		// Lambda's answer for a function in a Failed state.
+		return nil, 0, nil, lambdaerr.New(lambdaerr.ResourceConflict,
+			"The function %s has Network %s, which this Owl server has disabled (OWL_NETWORK_EGRESS=false): "+
+				"enable egress, or update the function to Network %s.", fn.Name, registry.NetworkEgress, registry.NetworkNone)
 	}
 	t0 := time.Now()
 	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))

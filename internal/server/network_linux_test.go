@@ -509,3 +509,27 @@ func TestNetworkAfterCrash(t *testing.T) {
 	}
 	checkNothingLeft(t, dataDir)
 }
+
+// TestNetworkEgressStoredThenDisabled: a function stored with egress on a
+// server restarted with egress disabled is not run without it.
+func TestNetworkEgressStoredThenDisabled(t *testing.T) {
+	t.Parallel()
+	requireNft(t)
+	dataDir := t.TempDir()
+	ts := startServer(t, dataDir)
+	ts.createKitchensink("f")
+	ts.stop()
+	ts = startServer(t, dataDir, func(c *config.Config) { c.NetworkEgress = false })
+	if got := ts.networkOf("f"); got != "egress" {
+		t.Errorf("stored Network after the restart: %q", got)
+	}
+	resp, body := ts.rawInvoke("f/invocations", `{}`, nil)
+	wantError(t, resp, body, http.StatusConflict, "ResourceConflictException",
+		"The function f has Network egress, which this Owl server has disabled (OWL_NETWORK_EGRESS=false): enable egress, or update the function to Network none.")
+	if resp, body := ts.setNetwork("f", "none"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("update to none: %d %s", resp.StatusCode, body)
+	}
+	if r := ts.invoke("f", `{}`); r.funcErr != "" {
+		t.Errorf("invoke after the update to none: %+v", r)
+	}
+}
