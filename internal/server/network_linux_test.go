@@ -55,8 +55,9 @@ func ipCmd(t *testing.T, args ...string) {
 // outsideHost makes a host of "the host's networks": a network namespace
 // linked to the host by a veth pair on a /30 of 198.18.0.0/15 (reserved
 // for tests), routed by the host, running a TCP server that greets with
-// "outside". It returns the server's address; everything goes at cleanup.
-func outsideHost(t *testing.T) netip.AddrPort {
+// "outside". It returns the server's address and the host end's name;
+// everything goes at cleanup.
+func outsideHost(t *testing.T) (server netip.AddrPort, hostLink string) {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs the ip command (iproute2)")
@@ -95,7 +96,7 @@ func outsideHost(t *testing.T) netip.AddrPort {
 			c.Close()
 		}
 	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return netip.MustParseAddrPort(ln.Addr().String()), hostEnd
 }
 
 // listenInNamedNetns listens on addr inside the network namespace
@@ -193,19 +194,27 @@ func eth0Addr(t *testing.T, ifs map[string][]string) netip.Addr {
 	return netip.Addr{}
 }
 
-// hostAddrs lists every IPv4 address of the host but loopback (the
-// bridges of Owl instances included).
-func hostAddrs(t *testing.T) []netip.Addr {
+// hostAddrs lists the IPv4 addresses of the host but loopback on the
+// links that stay while the test runs: not the bridges of other Owl
+// instances nor other tests' links (all named "ow..."), which come and
+// go as parallel tests run, except those named in mine.
+func hostAddrs(t *testing.T, mine ...string) []netip.Addr {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
+	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []netip.Addr
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
-			addr, _ := netip.AddrFromSlice(ipn.IP.To4())
-			out = append(out, addr)
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "ow") && !slices.Contains(mine, i.Name) {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				addr, _ := netip.AddrFromSlice(ipn.IP.To4())
+				out = append(out, addr)
+			}
 		}
 	}
 	return out
@@ -244,9 +253,11 @@ func (ts *testServer) setNetwork(name, network string) (*http.Response, []byte) 
 func TestNetworkEgress(t *testing.T) {
 	t.Parallel()
 	requireNft(t)
-	outside := outsideHost(t)
+	outside, outsideLink := outsideHost(t)
 	// Owl's API on every address of the host: the port is open on each.
-	ts := startServer(t, "", func(c *config.Config) { c.Addr = "0.0.0.0:0" })
+	dataDir := t.TempDir()
+	ts := startServer(t, dataDir, func(c *config.Config) { c.Addr = "0.0.0.0:0" })
+	bridge := sandbox.NetworkNamesOf(instanceOf(t, dataDir)).Bridge
 	apiPort := netip.MustParseAddrPort(ts.Addr()).Port()
 	ts.createKitchensink("out", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(15) })
 	if got := ts.networkOf("out"); got != "egress" {
@@ -280,7 +291,9 @@ func TestNetworkEgress(t *testing.T) {
 
 	t.Run("cannot reach the host", func(t *testing.T) {
 		ts := ts.as(t)
-		addrs := hostAddrs(t)
+		// The host's own addresses, its bridge's and the one facing the
+		// outside host included.
+		addrs := hostAddrs(t, bridge, outsideLink)
 		if len(addrs) < 2 {
 			t.Fatalf("host addresses %v: want at least the bridge's and another", addrs)
 		}
@@ -462,7 +475,7 @@ func ifindex(name string) int {
 func TestNetworkAfterCrash(t *testing.T) {
 	t.Parallel()
 	requireNft(t)
-	outside := outsideHost(t)
+	outside, _ := outsideHost(t)
 	dataDir := t.TempDir()
 	inst := instanceOf(t, dataDir)
 	names := sandbox.NetworkNamesOf(inst)
