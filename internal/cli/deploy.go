@@ -31,6 +31,7 @@ type deployOptions struct {
 	memory      int
 	timeout     int
 	env         []string
+	network     string
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -46,9 +47,15 @@ execute bits are kept (bootstrap must be executable), and symlinks are stored as
 they point inside the directory (others are skipped with a warning). A .zip file is sent as is.
 
 On create, --runtime is required and --handler defaults to "bootstrap" for provided* runtimes.
-On update, only the settings given as flags change; --env replaces all variables.`,
+On update, only the settings given as flags change; --env replaces all variables.
+
+--network egress lets the function reach the host's networks (like Lambda reaches the
+internet; never the Owl host itself nor other functions); --network none gives it loopback
+only. Without the flag a new function gets the server's default (egress unless the server
+runs with OWL_NETWORK_EGRESS=false).`,
 		Example: `  owl deploy ./hello --name hello --runtime provided.al2023
-  owl deploy fn.zip --name api --runtime python3.12 --handler app.handler --memory 256 --env STAGE=prod`,
+  owl deploy fn.zip --name api --runtime python3.12 --handler app.handler --memory 256 --env STAGE=prod
+  owl deploy ./resize --name resize --runtime provided.al2023 --network none`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("deploy: expected one DIR or ZIP, got %d arguments (usage: %s)", len(args), cmd.UseLine())
@@ -67,6 +74,8 @@ On update, only the settings given as flags change; --env replaces all variables
 	f.IntVarP(&o.timeout, "timeout", "t", 0, "timeout in seconds (server default 3)")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringVar(&o.description, "description", "", "description")
+	f.StringVar(&o.network, "network", "", `network: "egress" (reach the host's networks) or "none" (loopback only); default: the server's`)
+	_ = cmd.RegisterFlagCompletionFunc("network", cobra.FixedCompletions([]string{"egress", "none"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.RegisterFlagCompletionFunc("name", completeFunctionNames(g, false))
 	return cmd
@@ -83,6 +92,9 @@ func runDeploy(cmd *cobra.Command, g *globals, o *deployOptions, path string) er
 	}
 	if o.memory < 0 || o.timeout < 0 {
 		return errors.New("deploy: --memory and --timeout must not be negative")
+	}
+	if cmd.Flags().Changed("network") && o.network != "egress" && o.network != "none" {
+		return fmt.Errorf("deploy: --network %q: want egress or none", o.network)
 	}
 	env, err := parseEnv(o.env)
 	if err != nil {
@@ -167,6 +179,7 @@ func createFunction(ctx context.Context, cmd *cobra.Command, c *client.Client, o
 		MemorySize:   o.memory,
 		Timeout:      o.timeout,
 		Code:         client.FunctionCode{ZipFile: pkg},
+		Network:      o.network,
 	}
 	if env != nil {
 		in.Environment = &client.Environment{Variables: env}
@@ -227,6 +240,9 @@ func configChanges(cmd *cobra.Command, o *deployOptions, env map[string]string, 
 	}
 	if set("description") && (existing == nil || o.description != cur.Description) {
 		in.Description, changed = &o.description, true
+	}
+	if set("network") && o.network != cur.Network {
+		in.Network, changed = o.network, true
 	}
 	if set("env") {
 		var curVars map[string]string

@@ -47,6 +47,8 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 				"idle-timeout":      func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
 				"max-lifetime":      func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
 				"freeze-after":      func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
+				"network-egress":    func() { cfg.NetworkEgress = fromFlags.NetworkEgress },
+				"network-cidr":      func() { cfg.NetworkCIDR = fromFlags.NetworkCIDR },
 			} {
 				if flags.Changed(name) {
 					apply()
@@ -67,6 +69,10 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive of an idle environment (env OWL_IDLE_TIMEOUT)")
 	f.DurationVar(&cfg.MaxLifetime, "max-lifetime", cfg.MaxLifetime, "retire environments older than this once idle (env OWL_MAX_LIFETIME)")
 	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "freeze idle environments after this; 0 never (env OWL_FREEZE_AFTER)")
+	f.BoolVar(&cfg.NetworkEgress, "network-egress", cfg.NetworkEgress,
+		"let functions reach the host's networks (Network egress, the default); false: loopback only (env OWL_NETWORK_EGRESS)")
+	f.StringVar(&cfg.NetworkCIDR, "network-cidr", cfg.NetworkCIDR,
+		"IPv4 range of the sandboxes' addresses, shared by the instances of the host (env OWL_NETWORK_CIDR)")
 	return cmd
 }
 

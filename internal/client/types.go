@@ -32,6 +32,8 @@ type FunctionConfiguration struct {
 	Architectures              []string          `json:"Architectures,omitempty"`
 	EphemeralStorage           *EphemeralStorage `json:"EphemeralStorage,omitempty"`
 	LoggingConfig              *LoggingConfig    `json:"LoggingConfig,omitempty"`
+	// Network is Owl's extension: "egress" or "none".
+	Network string `json:"Network,omitempty"`
 }
 
 // Function states and update statuses reported in FunctionConfiguration.
@@ -116,6 +118,9 @@ type CreateFunctionInput struct {
 	Timeout      int          `json:"Timeout,omitempty"`
 	Environment  *Environment `json:"Environment,omitempty"`
 	Code         FunctionCode `json:"Code"`
+	// Network is Owl's extension: "egress" or "none"; empty means the
+	// server's default.
+	Network string `json:"Network,omitempty"`
 
 	// Progress, if set, is called as the request body is sent (see ProgressFunc).
 	Progress ProgressFunc `json:"-"`
@@ -146,6 +151,7 @@ type UpdateFunctionConfigurationInput struct {
 	Timeout     int          `json:"Timeout,omitempty"`
 	Environment *Environment `json:"Environment,omitempty"`
 	RevisionId  string       `json:"RevisionId,omitempty"`
+	Network     string       `json:"Network,omitempty"` // Owl's extension: "egress" or "none"
 }
 
 // ProgressFunc receives upload progress: bytes of the request body sent so far, and its total

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,6 +62,16 @@ type Config struct {
 	LogRetention time.Duration
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
 	LogLevel string
+	// NetworkEgress lets functions reach the host's networks (and what they
+	// route to) from their sandboxes (OWL_NETWORK_EGRESS, default true). It
+	// is then the default of functions that do not choose (Network
+	// "egress"); false makes every function "none": loopback only.
+	NetworkEgress bool
+	// NetworkCIDR is the IPv4 range sandboxes with egress take their
+	// addresses from (OWL_NETWORK_CIDR), shared by the Owl instances of a
+	// host: each takes a free /22 of it. It must not overlap a network the
+	// host reaches.
+	NetworkCIDR string
 	// AccessKeyID, SecretAccessKey and Token are the first credentials
 	// (OWL_ACCESS_KEY_ID, OWL_SECRET_ACCESS_KEY, OWL_TOKEN); those left empty
 	// are generated on first start and stored in the data directory.
@@ -87,6 +98,8 @@ func Default() Config {
 		SandboxGID:       990,
 		LogRetention:     7 * 24 * time.Hour,
 		LogLevel:         "info",
+		NetworkEgress:    true,
+		NetworkCIDR:      DefaultNetworkCIDR,
 	}
 }
 
@@ -109,6 +122,11 @@ func DefaultMemoryBudgetMB() int {
 	}
 	return max(128, total-max(512, total/10))
 }
+
+// DefaultNetworkCIDR is the default NetworkCIDR: private (RFC 1918), and a
+// /16 that home, office and cloud networks rarely use (they favour
+// 10.0.0.0/16, 10.0.x.0/24, 172.16-31.x and 192.168.x).
+const DefaultNetworkCIDR = "10.213.0.0/16"
 
 // DefaultDataDir is OWL_DATA when set, else $HOME/.owl. Client commands use
 // it to find the credentials a local server wrote.
@@ -166,6 +184,16 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 			*dst = d
 		}
 	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a boolean (true or false)", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
 	str("OWL_ADDR", &c.Addr)
 	str("OWL_DATA", &c.DataDir)
 	str("OWL_REGION", &c.Region)
@@ -183,6 +211,8 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	integer("OWL_CONCURRENCY_LIMIT", &c.ConcurrencyLimit)
 	integer("OWL_MEMORY_BUDGET", &c.MemoryBudgetMB)
 	float("OWL_MEMORY_OVERCOMMIT", &c.MemoryOvercommit)
+	boolean("OWL_NETWORK_EGRESS", &c.NetworkEgress)
+	str("OWL_NETWORK_CIDR", &c.NetworkCIDR)
 	return errors.Join(errs...)
 }
 
@@ -190,6 +220,21 @@ var (
 	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 )
+
+// NetworkPool parses NetworkCIDR: an IPv4 network of at most /30 (a
+// gateway and one sandbox), given by its first address.
+func (c Config) NetworkPool() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c.NetworkCIDR)
+	switch {
+	case err != nil:
+		return p, fmt.Errorf("network cidr %q: want an IPv4 network like %s: %w", c.NetworkCIDR, DefaultNetworkCIDR, err)
+	case !p.Addr().Is4() || p.Bits() > 30:
+		return p, fmt.Errorf("network cidr %q: want an IPv4 network of /30 or larger, like %s", c.NetworkCIDR, DefaultNetworkCIDR)
+	case p.Masked() != p:
+		return p, fmt.Errorf("network cidr %q: host bits set; did you mean %s?", c.NetworkCIDR, p.Masked())
+	}
+	return p, nil
+}
 
 // Validate fails loudly on any value Owl cannot run with.
 func (c Config) Validate() error {
@@ -238,6 +283,9 @@ func (c Config) Validate() error {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		errs = append(errs, errors.New("credentials: set both OWL_ACCESS_KEY_ID and OWL_SECRET_ACCESS_KEY, or neither"))
+	}
+	if _, err := c.NetworkPool(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

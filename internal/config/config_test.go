@@ -47,6 +47,10 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"root", func(c *Config) { c.SandboxUID = 0 }, "must not run as root"},
 		{"half a key pair", func(c *Config) { c.AccessKeyID = "AK" }, "OWL_SECRET_ACCESS_KEY"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log level"},
+		{"network cidr", func(c *Config) { c.NetworkCIDR = "10.213.0.0" }, "network cidr"},
+		{"network cidr v6", func(c *Config) { c.NetworkCIDR = "fd00::/64" }, "network cidr"},
+		{"network cidr host bits", func(c *Config) { c.NetworkCIDR = "10.213.1.1/16" }, "did you mean 10.213.0.0/16"},
+		{"network cidr too small", func(c *Config) { c.NetworkCIDR = "10.213.0.0/31" }, "/30 or larger"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -56,5 +60,28 @@ func TestValidateNamesTheSetting(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestNetworkSettings(t *testing.T) {
+	c := Default()
+	if !c.NetworkEgress || c.NetworkCIDR != DefaultNetworkCIDR {
+		t.Errorf("default network: egress %v cidr %q, want true %q", c.NetworkEgress, c.NetworkCIDR, DefaultNetworkCIDR)
+	}
+	env := map[string]string{"OWL_NETWORK_EGRESS": "false", "OWL_NETWORK_CIDR": "100.64.0.0/16"}
+	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.NetworkPool(); c.NetworkEgress || err != nil || p.String() != "100.64.0.0/16" {
+		t.Errorf("from env: egress %v pool %v %v", c.NetworkEgress, p, err)
+	}
+	env = map[string]string{"OWL_NETWORK_EGRESS": "0"}
+	c = Default()
+	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil || c.NetworkEgress {
+		t.Errorf("OWL_NETWORK_EGRESS=0: egress %v, err %v", c.NetworkEgress, err)
+	}
+	env = map[string]string{"OWL_NETWORK_EGRESS": "maybe"}
+	if err := c.FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "OWL_NETWORK_EGRESS") {
+		t.Errorf("OWL_NETWORK_EGRESS=maybe: err %v, want the setting named", err)
 	}
 }

@@ -50,7 +50,10 @@ type Options struct {
 	CodeStorageLimit  int64
 	ConcurrencyLimit  int
 	ZipLimits         codezip.Limits
-	Logger            *slog.Logger
+	// NetworkEgress says whether functions may have network egress; it is
+	// then the default of functions that do not choose (see registry.CheckNetwork).
+	NetworkEgress bool
+	Logger        *slog.Logger
 }
 
 // API is the HTTP handler of Owl's API.

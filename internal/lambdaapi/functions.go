@@ -41,6 +41,8 @@ type FunctionConfiguration struct {
 	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
 	LoggingConfig    map[string]string `json:"LoggingConfig"`
 	Layers           []layerRef        `json:"Layers,omitempty"`
+	// Network is Owl's extension: "egress" or "none" (AWS SDKs ignore it).
+	Network string `json:"Network,omitempty"`
 }
 
 type layerRef struct {
@@ -90,6 +92,7 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 		Architectures:    f.Architectures,
 		EphemeralStorage: ephemeralStorage{Size: f.EphemeralStorage},
 		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": "/aws/lambda/" + f.Name},
+		Network:          a.network(f),
 	}
 	if f.Environment != nil {
 		c.Environment = &environment{Variables: f.Environment}
@@ -124,6 +127,23 @@ type createRequest struct {
 	Architectures    []string          `json:"Architectures"`
 	Tags             map[string]string `json:"Tags"`
 	Layers           []string          `json:"Layers"`
+	Network          *string           `json:"Network"`
+}
+
+// defaultNetwork is the network mode of functions that do not choose one.
+func (a *API) defaultNetwork() string {
+	if a.opts.NetworkEgress {
+		return registry.NetworkEgress
+	}
+	return registry.NetworkNone
+}
+
+// network is a function's effective network mode.
+func (a *API) network(f registry.Function) string {
+	if f.Network == "" {
+		return a.defaultNetwork()
+	}
+	return f.Network
 }
 
 func decode(body []byte, v any) error {
@@ -215,6 +235,15 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte
 		Name: req.FunctionName, Runtime: req.Runtime, Handler: req.Handler, Role: req.Role,
 		Description: req.Description, MemorySize: 128, Timeout: 3, EphemeralStorage: 512,
 		Architectures: []string{hostArch()}, PackageType: "Zip", Tags: req.Tags,
+		// Stored resolved: a later change of the server's default does not
+		// change what existing functions can reach.
+		Network: a.defaultNetwork(),
+	}
+	if req.Network != nil {
+		if err := registry.CheckNetwork(*req.Network, a.opts.NetworkEgress); err != nil {
+			return err
+		}
+		f.Network = *req.Network
 	}
 	if req.MemorySize != nil {
 		f.MemorySize = *req.MemorySize
@@ -452,9 +481,15 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
 		RevisionId       string            `json:"RevisionId"`
 		Layers           *[]string         `json:"Layers"`
+		Network          *string           `json:"Network"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
+	}
+	if req.Network != nil {
+		if err := registry.CheckNetwork(*req.Network, a.opts.NetworkEgress); err != nil {
+			return err
+		}
 	}
 	var layers []registry.FunctionLayer
 	if req.Layers != nil {
@@ -480,6 +515,7 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		if req.Layers != nil {
 			f.Layers = layers
 		}
+		set(&f.Network, req.Network)
 		if req.Environment != nil {
 			f.Environment = req.Environment.Variables
 			if len(f.Environment) == 0 {

@@ -29,6 +29,10 @@ type Function struct {
 	Architectures    []string          `json:"architectures"`
 	PackageType      string            `json:"package_type"`
 	Tags             map[string]string `json:"tags,omitempty"`
+	// Network is Owl's network mode of the function's sandboxes:
+	// NetworkEgress or NetworkNone; "" (functions stored before it
+	// existed) means the server's default.
+	Network string `json:"network,omitempty"`
 	// Layers are resolved when configured: layer versions are immutable,
 	// and a function keeps a layer version deleted after it was attached.
 	Layers        []FunctionLayer `json:"layers,omitempty"`
@@ -48,6 +52,29 @@ type Function struct {
 	// function's reserved share of the account's concurrency: at most this
 	// many invocations at once, and never fewer available. nil: none.
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+}
+
+// Network modes of a function (Owl's extension field Network).
+const (
+	// NetworkEgress: the sandbox reaches the host's networks (not the host,
+	// not other sandboxes), like Lambda functions reach the internet.
+	NetworkEgress = "egress"
+	// NetworkNone: loopback and the Runtime API only.
+	NetworkNone = "none"
+)
+
+// CheckNetwork validates a requested network mode; a server with egress
+// disabled accepts only NetworkNone.
+func CheckNetwork(v string, egressEnabled bool) error {
+	switch {
+	case v != NetworkEgress && v != NetworkNone:
+		return lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Value %s at 'network' failed to satisfy constraint: Member must satisfy enum value set: [%s, %s]", v, NetworkEgress, NetworkNone)
+	case v == NetworkEgress && !egressEnabled:
+		return lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Network %s is disabled on this Owl server (OWL_NETWORK_EGRESS=false); the only allowed value is %s.", NetworkEgress, NetworkNone)
+	}
+	return nil
 }
 
 // FunctionLayer is one layer version a function uses, in /opt order.
@@ -117,6 +144,11 @@ func (f *Function) Validate() error {
 	}
 	if utf8.RuneCountInString(f.Description) > MaxDescriptionLen {
 		return lambdaerr.ValidationFailed(f.Description, "description", "Member must have length less than or equal to 256")
+	}
+	if f.Network != "" {
+		if err := CheckNetwork(f.Network, true); err != nil {
+			return err
+		}
 	}
 	if len(f.Layers) > MaxLayers {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Cannot reference more than %d layers.", MaxLayers)

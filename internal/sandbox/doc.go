@@ -8,6 +8,15 @@
 //     API listener (Sandbox.Listener, 127.0.0.1:9001 by default) is created
 //     inside it from Owl — setns on a locked OS thread, listen, switch back —
 //     so only that sandbox can reach it, and Owl serves it.
+//   - network: with Spec.Egress (and Config.Egress) also eth0, the peer of
+//     a veth pair whose host end is an isolated port of the instance's
+//     bridge, with an address of the instance's subnet and a default route
+//     through the bridge; the instance's nftables table forwards and
+//     masquerades its traffic to the host's networks and rejects what goes
+//     to the host itself, to other sandboxes or to link-local addresses.
+//     The pair is made while the init builds its mounts, eth0 configured in
+//     the listener's setns trip; it dies with the network namespace.
+//     network_linux.go and docs/network.md have the details.
 //   - filesystem: a fresh read-only tmpfs root holding read-only, nosuid
 //     bind mounts of the host's /usr and /etc (and /bin, /sbin, /lib, /lib64,
 //     or their merged-usr symlinks), /var/task (the code, read-only), an

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,7 @@ type Manager struct {
 	rootfs  string   // empty dir: mount point of every sandbox's root tmpfs
 	devNull *os.File // stdin of every sandbox
 	nonce   string   // names this Manager's spare cgroups (v2)
+	net     *network // the egress network; nil without Config.Egress
 
 	mu           sync.Mutex
 	closed       bool                // guarded by mu
@@ -81,12 +83,22 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox manager: creating %s: %w", rootfs, err)
 	}
-	h, err := detectHierarchy(cfg.Instance)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox manager: %w", err)
+	var netw *network
+	var err error
+	if cfg.Egress != nil {
+		if netw, err = setupNetwork(cfg.Instance, cfg.Egress, log.With("component", "sandbox")); err != nil {
+			return nil, fmt.Errorf("sandbox manager: %w", err)
+		}
 	}
-	devNull, err := os.Open(os.DevNull)
+	h, err := detectHierarchy(cfg.Instance)
+	var devNull *os.File
+	if err == nil {
+		devNull, err = os.Open(os.DevNull)
+	}
 	if err != nil {
+		if netw != nil {
+			_ = netw.teardown()
+		}
 		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
 	nonce := make([]byte, 4)
@@ -98,6 +110,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		rootfs:       rootfs,
 		devNull:      devNull,
 		nonce:        hex.EncodeToString(nonce),
+		net:          netw,
 		live:         map[string]*Sandbox{},
 		spareCgroups: map[string]bool{},
 		spares:       make(chan *initProc, cfg.Spares),
@@ -147,6 +160,15 @@ func (m *Manager) CleanupStale(ctx context.Context) (int, error) {
 		removed++
 		m.log.Info("removed stale sandbox", "sandbox", name, "killed", len(pids))
 	}
+	if m.net != nil {
+		// After the kills above: a stale veth mostly vanishes with its
+		// sandbox's network namespace; what remains is deleted here.
+		n, err := m.net.cleanupStale()
+		if n > 0 {
+			m.log.Info("removed stale sandbox veths", "count", n)
+		}
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return removed, fmt.Errorf("sandbox cleanup: %w", err)
 	}
@@ -184,6 +206,9 @@ func (m *Manager) Close() error {
 		}
 		wg.Wait()
 		errs = append(errs, destroyErrs...)
+		if m.net != nil {
+			errs = append(errs, m.net.teardown())
+		}
 		errs = append(errs, m.cg.removeInstance(), m.devNull.Close())
 		m.closeErr = errors.Join(errs...)
 	})
@@ -209,6 +234,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	spec = spec.withDefaults()
 	if err := spec.validate(); err != nil {
 		return nil, err
+	}
+	if spec.Egress && m.net == nil {
+		return nil, fmt.Errorf("sandbox %s: Spec.Egress needs a Manager with Config.Egress: %w", spec.ID, ErrNoEgress)
 	}
 	if fi, err := os.Stat(spec.CodeDir); err != nil {
 		return nil, fmt.Errorf("sandbox %s: code dir: %w", spec.ID, err)
@@ -404,7 +432,7 @@ func (p *initProc) kill() {
 }
 
 // configure turns the init into the sandbox: config, listener, go, exec.
-func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (*Sandbox, error) {
+func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (_ *Sandbox, err error) {
 	ic := initConfig{
 		Root:       m.rootfs,
 		CodeDir:    spec.CodeDir,
@@ -432,7 +460,23 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	if err := writeFrame(p.ctl, frameConfig, config); err != nil {
 		return nil, initDied(ctx, p, cg, "sending config", err)
 	}
-	ln, err := listenInNetns(p.pidfd, p.cmd.Process.Pid, spec.RuntimeAPIAddr)
+	var veth *vethLink
+	var inside func() error
+	if spec.Egress {
+		// Overlaps with the init's mounts, like the listener.
+		veth, err = m.net.attach(p.cmd.Process.Pid)
+		inside = func() error { return m.net.configureInside(veth) }
+		defer func() {
+			if err != nil && veth != nil {
+				// The caller's rollback kills the init: the pair goes.
+				m.net.detach(veth)
+			}
+		}()
+	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = listenInNetns(p.pidfd, p.cmd.Process.Pid, spec.RuntimeAPIAddr, inside)
+	}
 	if errors.Is(err, unix.ESRCH) {
 		// The init exited before its netns could be entered: it may have
 		// reported why (e.g. /var/task not readable by the function user)
@@ -492,6 +536,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		cg:   cg,
 		cmd:  p.cmd,
 		ln:   ln,
+		veth: veth,
 		out:  p.out,
 		done: make(chan struct{}),
 	}

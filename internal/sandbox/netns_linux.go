@@ -10,14 +10,16 @@ import (
 )
 
 // listenInNetns brings up lo in the network namespace of the process (by
-// pidfd, or pid when pidfd < 0) and listens on addr there. Only processes
-// in that namespace can connect; the listener itself is served from Owl.
+// pidfd, or pid when pidfd < 0), runs inside (when not nil: the egress
+// network's eth0 setup, in the same trip) and listens on addr there. Only
+// processes in that namespace can connect; the listener itself is served
+// from Owl.
 //
 // The work runs on a fresh goroutine locked to its OS thread: setns
 // changes the thread, not the process. If the thread cannot be switched
 // back, the goroutine exits still locked and the runtime discards the
 // thread instead of returning it to the pool in the wrong namespace.
-func listenInNetns(pidfd, pid int, addr string) (net.Listener, error) {
+func listenInNetns(pidfd, pid int, addr string, inside func() error) (net.Listener, error) {
 	type result struct {
 		ln  net.Listener
 		err error
@@ -25,7 +27,7 @@ func listenInNetns(pidfd, pid int, addr string) (net.Listener, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		ln, restored, err := listenInNetnsLocked(pidfd, pid, addr)
+		ln, restored, err := listenInNetnsLocked(pidfd, pid, addr, inside)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -35,7 +37,7 @@ func listenInNetns(pidfd, pid int, addr string) (net.Listener, error) {
 	return r.ln, r.err
 }
 
-func listenInNetnsLocked(pidfd, pid int, addr string) (ln net.Listener, restored bool, err error) {
+func listenInNetnsLocked(pidfd, pid int, addr string, inside func() error) (ln net.Listener, restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, true, fmt.Errorf("opening own network namespace: %w", err)
@@ -45,6 +47,12 @@ func listenInNetnsLocked(pidfd, pid int, addr string) (ln net.Listener, restored
 		return nil, true, err
 	}
 	ln, err = listenLoopback(addr)
+	if err == nil && inside != nil {
+		if err = inside(); err != nil {
+			ln.Close()
+			ln = nil
+		}
+	}
 	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
 		if ln != nil {
 			ln.Close()

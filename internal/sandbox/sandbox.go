@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 )
@@ -74,7 +75,31 @@ type Config struct {
 	// process (a few MB) and, on cgroup v2, an empty cgroup. At most
 	// MaxSpares.
 	Spares int
+	// Egress, when set, lets sandboxes whose Spec.Egress is true reach the
+	// host's networks through a bridge of this instance (see network.md in
+	// the repository's docs). NewManager then sets up the bridge and the
+	// instance's nftables table, and fails if the host cannot provide them.
+	// Nil: no sandbox gets more than loopback.
+	Egress *EgressConfig
 }
+
+// EgressConfig configures the egress network of a Manager.
+type EgressConfig struct {
+	// Pool is the IPv4 range the instances of the host share; each takes a
+	// free subnet of it (a /22, or the whole pool when it is smaller) for
+	// its bridge and sandboxes. Must not overlap the host's networks.
+	Pool netip.Prefix
+}
+
+// Subnet sizes of the egress network.
+const (
+	// InstanceSubnetBits is the prefix length of an instance's subnet: 1021
+	// sandboxes with egress at once.
+	InstanceSubnetBits = 22
+	// MaxPoolBits is the longest accepted Pool prefix: a gateway, a
+	// sandbox and the subnet's own addresses need at least a /30.
+	MaxPoolBits = 30
+)
 
 // MaxSpares bounds Config.Spares.
 const MaxSpares = 64
@@ -88,6 +113,12 @@ func (c Config) validate() error {
 	}
 	if c.Spares < 0 || c.Spares > MaxSpares {
 		return fmt.Errorf("sandbox config: Spares must be between 0 and %d, got %d", MaxSpares, c.Spares)
+	}
+	if c.Egress != nil {
+		if p := c.Egress.Pool; !p.IsValid() || !p.Addr().Is4() || p.Bits() > MaxPoolBits || p.Masked() != p {
+			return fmt.Errorf("sandbox config: Egress.Pool must be an IPv4 network of at most /%d like 10.213.0.0/16, got %q",
+				MaxPoolBits, p)
+		}
 	}
 	return nil
 }
@@ -125,6 +156,11 @@ type Spec struct {
 	// RuntimeAPIAddr is the TCP address of the listener created inside the
 	// sandbox's network namespace; "" means DefaultRuntimeAPIAddr.
 	RuntimeAPIAddr string
+	// Egress gives the sandbox an eth0 with an address of the instance's
+	// subnet and a default route through the instance's bridge, so it can
+	// reach the host's networks (not the host, not other sandboxes). It
+	// needs Config.Egress. Without it the sandbox has only loopback.
+	Egress bool
 }
 
 func (s Spec) withDefaults() Spec {

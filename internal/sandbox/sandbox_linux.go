@@ -16,12 +16,13 @@ import (
 // Sandbox is one running process tree in its own namespaces and cgroup.
 // Its methods are safe for concurrent use.
 type Sandbox struct {
-	id  string
-	m   *Manager
-	cg  *cgroup
-	cmd *exec.Cmd
-	ln  net.Listener
-	out *os.File
+	id   string
+	m    *Manager
+	cg   *cgroup
+	cmd  *exec.Cmd
+	ln   net.Listener
+	veth *vethLink // egress network; nil without Spec.Egress
+	out  *os.File
 
 	done chan struct{} // closed by reap once pid 1 is reaped
 	// Written by reap before done is closed, read only after.
@@ -196,6 +197,9 @@ func (s *Sandbox) destroy() error {
 	defer cancel()
 	if err := s.cg.remove(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if s.veth != nil {
+		s.m.net.detach(s.veth)
 	}
 	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)

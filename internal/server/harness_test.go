@@ -596,8 +596,50 @@ func mountsUnder(t testing.TB, dir string) []string {
 	return found
 }
 
+// networkLeft lists what exists of instance's egress network: its
+// bridge, the host ends of its veth pairs and its nftables table.
+func networkLeft(t testing.TB, instance string) []string {
+	t.Helper()
+	names := sandbox.NetworkNamesOf(instance)
+	var found []string
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, e := range ents {
+		if e.Name() == names.Bridge || strings.HasPrefix(e.Name(), names.VethPrefix) {
+			found = append(found, "link "+e.Name())
+		}
+	}
+	if nftTables(t)[names.Table] {
+		found = append(found, "nftables table inet "+names.Table)
+	}
+	return found
+}
+
+// nftTables lists the nftables tables of the inet family; none when the
+// host has no nft command.
+func nftTables(t testing.TB) map[string]bool {
+	t.Helper()
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		if nft, err = exec.LookPath("/usr/sbin/nft"); err != nil {
+			return nil
+		}
+	}
+	out, err := exec.Command(nft, "list", "tables", "inet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v\n%s", err, out)
+	}
+	tables := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "table" {
+			tables[f[2]] = true
+		}
+	}
+	return tables
+}
+
 // checkNothingLeft asserts that a stopped server on dataDir left no
-// sandbox process, no cgroup of its instance and no mount behind.
+// sandbox process, no cgroup of its instance, no mount and nothing of its
+// egress network (bridge, veths, nftables table) behind.
 func checkNothingLeft(t testing.TB, dataDir string) {
 	t.Helper()
 	inst := instanceOf(t, dataDir)
@@ -610,6 +652,9 @@ func checkNothingLeft(t testing.TB, dataDir string) {
 		}
 		if m := mountsUnder(t, dataDir); len(m) > 0 {
 			return fmt.Errorf("mounts left under %s: %v", dataDir, m)
+		}
+		if n := networkLeft(t, inst); len(n) > 0 {
+			return fmt.Errorf("network of instance %s left: %v", inst, n)
 		}
 		return nil
 	})

@@ -1,7 +1,7 @@
 package server_test
 
 // Nothing is left behind after a shutdown: no sandbox process, no cgroup,
-// no mount, no goroutine.
+// no mount, no bridge, veth or nftables table, no goroutine.
 
 import (
 	"fmt"
@@ -41,6 +41,14 @@ func TestNothingLeftAfterShutdown(t *testing.T) {
 	if n := len(sandboxProcesses(inst)); n < 4 {
 		t.Errorf("%d sandbox processes while serving, want at least 4", n)
 	}
+	// The bridge, the nftables table and a veth per (egress) environment;
+	// the crashed environment's goes with its network namespace.
+	eventually(t, 5*time.Second, func() error {
+		if n := networkLeft(t, inst); len(n) != 2+4 {
+			return fmt.Errorf("network while serving: %v, want the bridge, the table and 4 veths", n)
+		}
+		return nil
+	})
 	if len(instanceCgroups(t, inst)) == 0 {
 		t.Fatalf("no cgroups of instance %s found while serving: is the instance derived as internal/server does?", inst)
 	}

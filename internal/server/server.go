@@ -78,13 +78,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 
-	s.sbm, err = sandbox.NewManager(sandbox.Config{
+	sbCfg := sandbox.Config{
 		Instance: instanceID(dataDir),
 		RootDir:  filepath.Join(dataDir, "sandboxes"),
 		// Spare inits hide the owl binary's own start-up from cold starts.
 		Spares: 2,
 		Logger: logger.With("component", "sandbox"),
-	})
+	}
+	if cfg.NetworkEgress {
+		pool, _ := cfg.NetworkPool() // checked by Validate
+		sbCfg.Egress = &sandbox.EgressConfig{Pool: pool}
+	}
+	s.sbm, err = sandbox.NewManager(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting sandbox manager: %w", err)
 	}
@@ -119,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
+		Egress: cfg.NetworkEgress,
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 
@@ -127,7 +133,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	api := lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
-		Logger: logger.With("component", "api"),
+		NetworkEgress: cfg.NetworkEgress,
+		Logger:        logger.With("component", "api"),
 	}, authn, s.reg, s.worker, s.logs)
 	s.httpSrv = &http.Server{
 		Handler:           api,

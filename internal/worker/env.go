@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
 	"github.com/owl-project/owl/internal/runtimes"
@@ -108,6 +109,14 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if !ok {
 		return nil, 0, nil, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
 	}
+	egress := fn.Network == registry.NetworkEgress || fn.Network == "" && w.cfg.Egress
+	if egress && !w.cfg.Egress {
+		// Never run it without the network it was configured with; like
+		// Lambda's answer for a function in a Failed state.
+		return nil, 0, nil, lambdaerr.New(lambdaerr.ResourceConflict,
+			"The function %s has Network %s, which this Owl server has disabled (OWL_NETWORK_EGRESS=false): "+
+				"enable egress, or update the function to Network %s.", fn.Name, registry.NetworkEgress, registry.NetworkNone)
+	}
 	if err := w.reserveMemory(ctx, fn.MemorySize, opts.waitForMemory); err != nil {
 		return nil, 0, nil, err
 	}
@@ -147,6 +156,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 		UID:            w.cfg.UID,
 		GID:            w.cfg.GID,
 		RuntimeAPIAddr: runtimeAPIAddr,
+		Egress:         egress,
 	})
 	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
 		// The code has no runnable bootstrap: the function's fault, reported

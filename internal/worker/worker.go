@@ -69,7 +69,11 @@ type Config struct {
 	// ProvisionEvery is how often provisioned environments are reconciled
 	// without a Reprovision call; zero means every second.
 	ProvisionEvery time.Duration
-	Logger         *slog.Logger
+	// Egress says whether the sandbox manager has the egress network: the
+	// sandboxes of functions with Network "egress" (the default of those
+	// without one, then) get eth0.
+	Egress bool
+	Logger *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.

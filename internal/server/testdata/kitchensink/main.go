@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -24,6 +26,7 @@ type event struct {
 	Print  string `json:"print"`
 	Code   int    `json:"code"`
 	Path   string `json:"path"`
+	Addr   string `json:"addr"`
 }
 
 var coldStarts int
@@ -111,6 +114,54 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			os.Exit(0)
 		}()
 		return map[string]bool{"exiting": true}, nil
+	case "dial":
+		// TCP connect to addr (ms: timeout, 2 s by default) and read what
+		// the peer says first, if anything, within the timeout.
+		ms := e.Ms
+		if ms == 0 {
+			ms = 2000
+		}
+		c, err := net.DialTimeout("tcp", e.Addr, time.Duration(ms)*time.Millisecond)
+		if err != nil {
+			return map[string]any{"ok": false, "err": err.Error()}, nil
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
+		b, _ := io.ReadAll(io.LimitReader(c, 256))
+		return map[string]any{"ok": true, "reply": string(b)}, nil
+	case "interfaces":
+		// Every interface with its addresses, e.g. {"lo":["127.0.0.1/8"]}.
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return nil, err
+		}
+		out := map[string][]string{}
+		for _, i := range ifs {
+			addrs, _ := i.Addrs()
+			out[i.Name] = []string{}
+			for _, a := range addrs {
+				out[i.Name] = append(out[i.Name], a.String())
+			}
+		}
+		return out, nil
+	case "listen":
+		// A listener on addr for the rest of the environment's life that
+		// greets every connection; answers once it listens.
+		ln, err := net.Listen("tcp", e.Addr)
+		if err != nil {
+			return map[string]any{"ok": false, "err": err.Error()}, nil
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("hello from " + c.LocalAddr().String()))
+				c.Close()
+			}
+		}()
+		return map[string]any{"ok": true}, nil
 	case "big":
 		return strings.Repeat("a", e.Bytes), nil
 	case "alloc":
