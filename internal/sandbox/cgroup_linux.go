@@ -609,3 +609,38 @@ func readKey(dir, name, key string) (uint64, error) {
 func exists(p string) bool {
 	return unix.Access(p, unix.F_OK) == nil
 }
+
+// limitMemory caps the memory of all this instance's sandboxes together
+// (owl/<instance>), without swap; 0 removes the cap. Admission may
+// overcommit the budget: when the sandboxes together reach it, the kernel
+// OOM-kills function processes inside this cgroup, never Owl or the host.
+func (h *hierarchy) limitMemory(mb int) error {
+	val := "max"
+	if !h.v2 {
+		val = "-1"
+	}
+	if mb > 0 {
+		val = strconv.FormatUint(uint64(mb)<<20, 10)
+	}
+	if h.v2 {
+		if err := writeFile(h.memory, "memory.max", val); err != nil {
+			return err
+		}
+		if h.swapMax {
+			return writeFile(h.memory, "memory.swap.max", "0")
+		}
+		return nil
+	}
+	if !h.memsw {
+		return writeFile(h.memory, "memory.limit_in_bytes", val)
+	}
+	// memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes:
+	// raise memsw first when growing, lower it last when shrinking.
+	if err := writeFile(h.memory, "memory.limit_in_bytes", val); err == nil {
+		return writeFile(h.memory, "memory.memsw.limit_in_bytes", val)
+	}
+	if err := writeFile(h.memory, "memory.memsw.limit_in_bytes", val); err != nil {
+		return err
+	}
+	return writeFile(h.memory, "memory.limit_in_bytes", val)
+}

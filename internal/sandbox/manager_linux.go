@@ -91,6 +91,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		}
 	}
 	h, err := detectHierarchy(cfg.Instance)
+	if err == nil {
+		if err = h.limitMemory(cfg.MemoryBudgetMB); err != nil {
+			err = fmt.Errorf("capping the sandboxes' memory at %d MB: %w", cfg.MemoryBudgetMB, err)
+		}
+	}
 	var devNull *os.File
 	if err == nil {
 		devNull, err = os.Open(os.DevNull)

@@ -75,6 +75,11 @@ type Config struct {
 	// process (a few MB) and, on cgroup v2, an empty cgroup. At most
 	// MaxSpares.
 	Spares int
+	// MemoryBudgetMB caps the memory of all sandboxes together (one parent
+	// cgroup, no swap): however far admission overcommits, the kernel then
+	// reclaims and OOM-kills inside the sandboxes, never Owl or the host.
+	// 0: no cap.
+	MemoryBudgetMB int
 	// Egress, when set, lets sandboxes whose Spec.Egress is true reach the
 	// host's networks through a bridge of this instance (see network.md in
 	// the repository's docs). NewManager then sets up the bridge and the

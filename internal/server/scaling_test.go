@@ -386,3 +386,42 @@ func codeShaHex(t *testing.T, ts *testServer, name string) string {
 	}
 	return hex.EncodeToString(sum)
 }
+
+// One parent cgroup caps all sandboxes together at the memory budget.
+func TestMemoryBudgetCgroup(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *config.Config) { c.MemoryBudgetMB = 300 })
+	inst := instanceOf(t, ts.dataDir)
+	found := false
+	for _, dir := range instanceCgroups(t, inst) {
+		for _, file := range []string{"memory.max", "memory.limit_in_bytes"} {
+			b, err := os.ReadFile(filepath.Join(dir, file))
+			if err != nil {
+				continue
+			}
+			found = true
+			if got := strings.TrimSpace(string(b)); got != fmt.Sprint(300<<20) {
+				t.Errorf("%s/%s = %s, want %d", dir, file, got, 300<<20)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no memory limit file in the instance's cgroups %v", instanceCgroups(t, inst))
+	}
+}
+
+// Overcommitted: admission lets a 512 MB function in on a 256 MB budget,
+// and when it really uses more than the budget, the kernel kills the
+// function's process (Lambda's out-of-memory answer), not Owl.
+func TestOvercommittedNodeKillsFunctionsNotOwl(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(c *config.Config) { c.MemoryBudgetMB, c.MemoryOvercommit = 256, 4 })
+	ts.createKitchensink("hog", func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })
+	r := ts.invoke("hog", `{"action":"alloc","bytes":419430400}`)
+	if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Runtime.ExitError" || !strings.Contains(fmt.Sprint(r.errorObj["errorMessage"]), "signal: killed") {
+		t.Errorf("allocating 400 MB under a 256 MB budget: %+v", r)
+	}
+	if r := ts.invoke("hog", `{"action":"alloc","bytes":104857600}`); r.funcErr != "" {
+		t.Errorf("after the kill, within the budget: %+v", r)
+	}
+}

@@ -82,8 +82,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Instance: instanceID(dataDir),
 		RootDir:  filepath.Join(dataDir, "sandboxes"),
 		// Spare inits hide the owl binary's own start-up from cold starts.
-		Spares: 2,
-		Logger: logger.With("component", "sandbox"),
+		Spares:         2,
+		MemoryBudgetMB: cfg.MemoryBudgetMB,
+		Logger:         logger.With("component", "sandbox"),
 	}
 	if cfg.NetworkEgress {
 		pool, _ := cfg.NetworkPool() // checked by Validate
