@@ -51,7 +51,10 @@ type Manager struct {
 	live         map[string]*Sandbox // guarded by mu; a nil value reserves an ID being created
 	spareCgroups map[string]bool     // guarded by mu; v2 cgroups named for a spare (until the spare or its sandbox is gone)
 	spareSeq     int                 // guarded by mu
-	inflight     sync.WaitGroup      // Creates in progress; Close waits for them
+
+	etcMu    sync.Mutex        // serialises building the /etc directories
+	etcDirs  map[[2]int]string // guarded by etcMu; uid:gid → prepared /etc
+	inflight sync.WaitGroup    // Creates in progress; Close waits for them
 
 	spares     chan *initProc // started inits waiting for a Spec; only refill sends
 	refillKick chan struct{}  // cap 1: "a spare was taken"
@@ -100,6 +103,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		nonce:        hex.EncodeToString(nonce),
 		live:         map[string]*Sandbox{},
 		spareCgroups: map[string]bool{},
+		etcDirs:      map[[2]int]string{},
 		spares:       make(chan *initProc, cfg.Spares),
 		refillKick:   make(chan struct{}, 1),
 		stopRefill:   make(chan struct{}),
@@ -405,8 +409,13 @@ func (p *initProc) kill() {
 
 // configure turns the init into the sandbox: config, listener, go, exec.
 func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (*Sandbox, error) {
+	etc, err := m.etcDir(spec.UID, spec.GID)
+	if err != nil {
+		return nil, err
+	}
 	ic := initConfig{
 		Root:       m.rootfs,
+		EtcDir:     etc,
 		CodeDir:    spec.CodeDir,
 		RuntimeDir: spec.RuntimeDir,
 		OptDir:     spec.OptDir,
