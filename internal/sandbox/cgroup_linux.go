@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ type hierarchy struct {
 	// memsw: v1 memory.memsw.* exists (swap accounting); swapMax: v2
 	// memory.swap.max exists; killFile: v2 cgroup.kill exists (5.14+).
 	memsw, swapMax, killFile bool
+	// cpuPeriod is v1's cpu.cfs_period_us of the instance directory, which
+	// new cgroups inherit.
+	cpuPeriod int
 }
 
 // detectHierarchy finds the cgroup mode at runtime and creates
@@ -98,6 +102,11 @@ func newV1Hierarchy(instance string) (*hierarchy, error) {
 		}
 	}
 	h.memsw = exists(filepath.Join(h.memory, "memory.memsw.limit_in_bytes"))
+	if b, err := readFile(h.cpu, "cpu.cfs_period_us"); err != nil {
+		return nil, fmt.Errorf("%w: CPU bandwidth control: %w", ErrUnsupported, err)
+	} else if h.cpuPeriod, err = strconv.Atoi(string(bytes.TrimSpace(b))); err != nil {
+		return nil, fmt.Errorf("parsing %s/cpu.cfs_period_us: %w", h.cpu, err)
+	}
 	return h, nil
 }
 
@@ -297,10 +306,12 @@ func (c *cgroup) mkdir() error {
 	return nil
 }
 
-// setLimits writes the memory (no swap), pids and CPU weight limits.
+// setLimits writes the memory (no swap), pids, CPU weight and CPU quota
+// limits.
 func (c *cgroup) setLimits(l limits) error {
 	mem := strconv.FormatUint(l.memoryBytes, 10)
 	pids := strconv.Itoa(l.pidsMax)
+	quota := cpuQuotaUs(l.memoryMB, runtime.NumCPU())
 	if c.h.v2 {
 		if err := writeFile(c.memory, "memory.max", mem); err != nil {
 			return err
@@ -313,7 +324,10 @@ func (c *cgroup) setLimits(l limits) error {
 		if err := writeFile(c.pids, "pids.max", pids); err != nil {
 			return err
 		}
-		return writeFile(c.cpu, "cpu.weight", strconv.FormatUint(cpuWeight(l.memoryMB), 10))
+		if err := writeFile(c.cpu, "cpu.weight", strconv.FormatUint(cpuWeight(l.memoryMB), 10)); err != nil {
+			return err
+		}
+		return writeFile(c.cpu, "cpu.max", strconv.FormatInt(quota, 10)+" "+strconv.Itoa(CPUPeriodUs))
 	}
 	if err := writeFile(c.memory, "memory.limit_in_bytes", mem); err != nil {
 		return err
@@ -329,7 +343,17 @@ func (c *cgroup) setLimits(l limits) error {
 	if err := writeFile(c.pids, "pids.max", pids); err != nil {
 		return err
 	}
-	return writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10))
+	if err := writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10)); err != nil {
+		return err
+	}
+	// The period is the kernel's default; written only if it differs (a
+	// reused v1 directory never does, but the quota is relative to it).
+	if c.h.cpuPeriod != CPUPeriodUs {
+		if err := writeFile(c.cpu, "cpu.cfs_period_us", strconv.Itoa(CPUPeriodUs)); err != nil {
+			return err
+		}
+	}
+	return writeFile(c.cpu, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10))
 }
 
 // openDir opens the v2 directory for CLONE_INTO_CGROUP.
