@@ -53,7 +53,11 @@ type Config struct {
 	// (cgroup freezer: no CPU until the next invocation thaws it); zero
 	// never freezes. Back-to-back invocations within it pay no thaw.
 	FreezeAfter time.Duration
-	Logger      *slog.Logger
+	// LogLimitBytes caps the log output Owl keeps of one invocation; the
+	// rest is read and dropped, and one line says so. Zero means
+	// DefaultLogLimitBytes.
+	LogLimitBytes int
+	Logger        *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.
@@ -87,6 +91,9 @@ type pool struct {
 
 // New creates a worker. sb is the node's sandbox manager.
 func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
+	if cfg.LogLimitBytes <= 0 {
+		cfg.LogLimitBytes = DefaultLogLimitBytes
+	}
 	w := &Worker{
 		cfg: cfg, code: code, logs: logs, sandbox: sb,
 		pools: map[poolKey]*pool{}, all: map[*env]struct{}{},
