@@ -1089,3 +1089,49 @@ func TestHardening(t *testing.T) {
 		}
 	})
 }
+
+// TestSetLimitsFiles checks what setLimits writes on both cgroup code
+// paths, on plain files standing for cgroupfs: this host runs only one of
+// them for real (TestCgroupSetup).
+func TestSetLimitsFiles(t *testing.T) {
+	lim := limits{memoryBytes: 512 << 20, pidsMax: 1024, memoryMB: 512}
+	quota := strconv.FormatInt(cpuQuotaUs(512, runtime.NumCPU()), 10)
+	mem := strconv.Itoa(512 << 20)
+	for _, tt := range []struct {
+		name  string
+		h     hierarchy
+		files map[string]string // file → content after setLimits ("" = must stay untouched)
+	}{
+		{"v2", hierarchy{v2: true, swapMax: true}, map[string]string{
+			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": quota + " 100000",
+		}},
+		{"v1 with memsw", hierarchy{memsw: true, cpuPeriod: 100000}, map[string]string{
+			"memory.limit_in_bytes": mem, "memory.memsw.limit_in_bytes": mem, "memory.swappiness": "",
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "", "cpu.cfs_quota_us": quota,
+		}},
+		{"v1 without memsw, other period", hierarchy{cpuPeriod: 50000}, map[string]string{
+			"memory.limit_in_bytes": mem, "memory.swappiness": "0",
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": quota,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for f := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := tt.h
+			h.memory, h.pids, h.cpu, h.freezer = dir, dir, dir, dir
+			cg := &cgroup{h: &h, memory: dir, pids: dir, cpu: dir, freezer: dir}
+			if err := cg.setLimits(lim); err != nil {
+				t.Fatal(err)
+			}
+			for f, want := range tt.files {
+				if got, _ := os.ReadFile(filepath.Join(dir, f)); string(got) != want {
+					t.Errorf("%s = %q, want %q", f, got, want)
+				}
+			}
+		})
+	}
+}
