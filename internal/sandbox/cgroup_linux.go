@@ -51,9 +51,6 @@ type hierarchy struct {
 	// memsw: v1 memory.memsw.* exists (swap accounting); swapMax: v2
 	// memory.swap.max exists; killFile: v2 cgroup.kill exists (5.14+).
 	memsw, swapMax, killFile bool
-	// cpuPeriod is v1's cpu.cfs_period_us of the instance directory, which
-	// new cgroups inherit.
-	cpuPeriod int
 }
 
 // detectHierarchy finds the cgroup mode at runtime and creates
@@ -102,10 +99,8 @@ func newV1Hierarchy(instance string) (*hierarchy, error) {
 		}
 	}
 	h.memsw = exists(filepath.Join(h.memory, "memory.memsw.limit_in_bytes"))
-	if b, err := readFile(h.cpu, "cpu.cfs_period_us"); err != nil {
-		return nil, fmt.Errorf("%w: CPU bandwidth control: %w", ErrUnsupported, err)
-	} else if h.cpuPeriod, err = strconv.Atoi(string(bytes.TrimSpace(b))); err != nil {
-		return nil, fmt.Errorf("parsing %s/cpu.cfs_period_us: %w", h.cpu, err)
+	if !exists(filepath.Join(h.cpu, "cpu.cfs_quota_us")) {
+		return nil, fmt.Errorf("%w: the cgroup v1 cpu controller has no CPU bandwidth control (CONFIG_CFS_BANDWIDTH)", ErrUnsupported)
 	}
 	return h, nil
 }
@@ -346,12 +341,10 @@ func (c *cgroup) setLimits(l limits) error {
 	if err := writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10)); err != nil {
 		return err
 	}
-	// The period is the kernel's default; written only if it differs (a
-	// reused v1 directory never does, but the quota is relative to it).
-	if c.h.cpuPeriod != CPUPeriodUs {
-		if err := writeFile(c.cpu, "cpu.cfs_period_us", strconv.Itoa(CPUPeriodUs)); err != nil {
-			return err
-		}
+	// A new v1 cgroup starts with the kernel's 100 ms period, not its
+	// parent's.
+	if err := writeFile(c.cpu, "cpu.cfs_period_us", strconv.Itoa(CPUPeriodUs)); err != nil {
+		return err
 	}
 	return writeFile(c.cpu, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10))
 }

@@ -109,6 +109,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		stopRefill:   make(chan struct{}),
 		refillDone:   make(chan struct{}),
 	}
+	// The default identity's /etc is built now, off the first cold start.
+	if _, err := m.etcDir(DefaultUID, DefaultGID); err != nil {
+		devNull.Close()
+		return nil, fmt.Errorf("sandbox manager: %w", err)
+	}
 	if cfg.Spares > 0 {
 		m.refillKick <- struct{}{}
 		go m.refill()

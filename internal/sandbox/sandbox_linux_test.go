@@ -299,11 +299,11 @@ func TestCgroupSetup(t *testing.T) {
 	mem := strconv.Itoa(256 << 20)
 	// 256/1769 of a CPU.
 	quota := strconv.FormatInt(cpuQuotaUs(256, runtime.NumCPU()), 10)
-	if quota != "14471" {
-		t.Errorf("quota for 256 MB: %s µs per 100 ms, want 14471", quota)
+	if quota != "144714" {
+		t.Errorf("quota for 256 MB: %s µs per second, want 144714", quota)
 	}
 	if m.cg.v2 {
-		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14", "cpu.max": quota + " 100000"} {
+		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14", "cpu.max": quota + " 1000000"} {
 			if got := read(sb.cg.memory, file); got != want {
 				t.Errorf("%s = %s, want %s", file, got, want)
 			}
@@ -314,7 +314,7 @@ func TestCgroupSetup(t *testing.T) {
 		{sb.cg.memory, "memory.limit_in_bytes", mem},
 		{sb.cg.pids, "pids.max", "64"},
 		{sb.cg.cpu, "cpu.shares", "148"},
-		{sb.cg.cpu, "cpu.cfs_period_us", "100000"},
+		{sb.cg.cpu, "cpu.cfs_period_us", "1000000"},
 		{sb.cg.cpu, "cpu.cfs_quota_us", quota},
 	}
 	if m.cg.memsw {
@@ -1103,15 +1103,15 @@ func TestSetLimitsFiles(t *testing.T) {
 		files map[string]string // file → content after setLimits ("" = must stay untouched)
 	}{
 		{"v2", hierarchy{v2: true, swapMax: true}, map[string]string{
-			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": quota + " 100000",
+			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": quota + " 1000000",
 		}},
-		{"v1 with memsw", hierarchy{memsw: true, cpuPeriod: 100000}, map[string]string{
+		{"v1 with memsw", hierarchy{memsw: true}, map[string]string{
 			"memory.limit_in_bytes": mem, "memory.memsw.limit_in_bytes": mem, "memory.swappiness": "",
-			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "", "cpu.cfs_quota_us": quota,
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
 		}},
-		{"v1 without memsw, other period", hierarchy{cpuPeriod: 50000}, map[string]string{
+		{"v1 without memsw", hierarchy{}, map[string]string{
 			"memory.limit_in_bytes": mem, "memory.swappiness": "0",
-			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": quota,
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

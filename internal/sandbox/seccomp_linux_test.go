@@ -147,14 +147,14 @@ func TestCPUQuota(t *testing.T) {
 		memMB, cpus int
 		want        int64
 	}{
-		{1769, 2, 100_000},  // one CPU
-		{3538, 2, 200_000},  // two
-		{10240, 2, 200_000}, // capped at the host's CPUs
-		{10240, 8, 578_858},
-		{128, 2, 7_235},   // Lambda's rule
-		{64, 2, 6_250},    // the 1/16 floor
-		{16, 1, 6_250},    // the smallest sandbox
-		{1024, 0, 57_885}, // a bogus CPU count counts as one
+		{1769, 2, 1_000_000},  // one CPU
+		{3538, 2, 2_000_000},  // two
+		{10240, 2, 2_000_000}, // capped at the host's CPUs
+		{10240, 8, 5_788_581},
+		{128, 2, 72_357},   // Lambda's rule
+		{64, 2, 62_500},    // the 1/16 floor
+		{16, 1, 62_500},    // the smallest sandbox
+		{1024, 0, 578_858}, // a bogus CPU count counts as one
 	} {
 		if got := cpuQuotaUs(tt.memMB, tt.cpus); got != tt.want {
 			t.Errorf("cpuQuotaUs(%d MB, %d CPUs) = %d, want %d", tt.memMB, tt.cpus, got, tt.want)
