@@ -70,9 +70,11 @@ const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NE
 
 // Syscall numbers from golang.org/x/sys/unix's zsysnum_linux_{amd64,arm64}.go,
 // written out so that the filter for either architecture can be built and
-// tested on any host.
-var (
-	seccompAMD64 = seccompArch{
+// tested on any host. Functions rather than variables: the maps are built
+// only by the init that needs them, not at every start of the owl binary.
+
+func seccompAMD64() seccompArch {
+	return seccompArch{
 		name: "amd64", audit: unix.AUDIT_ARCH_X86_64, x32Bit: 0x40000000,
 		nr: map[string]uint32{
 			"mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
@@ -88,7 +90,10 @@ var (
 			"clone": 56, "clone3": 435,
 		},
 	}
-	seccompARM64 = seccompArch{
+}
+
+func seccompARM64() seccompArch {
+	return seccompArch{
 		name: "arm64", audit: unix.AUDIT_ARCH_AARCH64,
 		nr: map[string]uint32{
 			"mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "unshare": 97, "setns": 268,
@@ -105,16 +110,16 @@ var (
 			"clone": 220, "clone3": 435,
 		},
 	}
-)
+}
 
 // nativeSeccompArch is the architecture Owl runs on, or false when the
 // filter does not know it.
 func nativeSeccompArch() (seccompArch, bool) {
 	switch runtime.GOARCH {
 	case "amd64":
-		return seccompAMD64, true
+		return seccompAMD64(), true
 	case "arm64":
-		return seccompARM64, true
+		return seccompARM64(), true
 	}
 	return seccompArch{}, false
 }

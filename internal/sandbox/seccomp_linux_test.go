@@ -47,7 +47,7 @@ func runBPF(t *testing.T, prog []unix.SockFilter, arch uint32, nr uint32, arg0 u
 }
 
 func TestSeccompFilter(t *testing.T) {
-	for _, arch := range []seccompArch{seccompAMD64, seccompARM64} {
+	for _, arch := range []seccompArch{seccompAMD64(), seccompARM64()} {
 		t.Run(arch.name, func(t *testing.T) {
 			prog, err := buildSeccompFilter(arch)
 			if err != nil {
@@ -117,7 +117,7 @@ func TestSeccompFilter(t *testing.T) {
 // TestSeccompTableIsComplete: every denied syscall has a number on both
 // architectures, except the x86-only ones on arm64.
 func TestSeccompTableIsComplete(t *testing.T) {
-	for _, arch := range []seccompArch{seccompAMD64, seccompARM64} {
+	for _, arch := range []seccompArch{seccompAMD64(), seccompARM64()} {
 		for _, name := range append(deniedSyscalls, "clone", "clone3") {
 			if _, ok := arch.nr[name]; !ok && !(arch.name == "arm64" && (name == "iopl" || name == "ioperm" || name == "uselib")) {
 				t.Errorf("%s: no number for %s", arch.name, name)
