@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,6 +99,9 @@ func newV1Hierarchy(instance string) (*hierarchy, error) {
 		}
 	}
 	h.memsw = exists(filepath.Join(h.memory, "memory.memsw.limit_in_bytes"))
+	if !exists(filepath.Join(h.cpu, "cpu.cfs_quota_us")) {
+		return nil, fmt.Errorf("%w: the cgroup v1 cpu controller has no CPU bandwidth control (CONFIG_CFS_BANDWIDTH)", ErrUnsupported)
+	}
 	return h, nil
 }
 
@@ -297,10 +301,12 @@ func (c *cgroup) mkdir() error {
 	return nil
 }
 
-// setLimits writes the memory (no swap), pids and CPU weight limits.
+// setLimits writes the memory (no swap), pids, CPU weight and CPU quota
+// limits.
 func (c *cgroup) setLimits(l limits) error {
 	mem := strconv.FormatUint(l.memoryBytes, 10)
 	pids := strconv.Itoa(l.pidsMax)
+	quota := cpuQuotaUs(l.memoryMB, runtime.NumCPU())
 	if c.h.v2 {
 		if err := writeFile(c.memory, "memory.max", mem); err != nil {
 			return err
@@ -313,7 +319,10 @@ func (c *cgroup) setLimits(l limits) error {
 		if err := writeFile(c.pids, "pids.max", pids); err != nil {
 			return err
 		}
-		return writeFile(c.cpu, "cpu.weight", strconv.FormatUint(cpuWeight(l.memoryMB), 10))
+		if err := writeFile(c.cpu, "cpu.weight", strconv.FormatUint(cpuWeight(l.memoryMB), 10)); err != nil {
+			return err
+		}
+		return writeFile(c.cpu, "cpu.max", strconv.FormatInt(quota, 10)+" "+strconv.Itoa(CPUPeriodUs))
 	}
 	if err := writeFile(c.memory, "memory.limit_in_bytes", mem); err != nil {
 		return err
@@ -329,7 +338,15 @@ func (c *cgroup) setLimits(l limits) error {
 	if err := writeFile(c.pids, "pids.max", pids); err != nil {
 		return err
 	}
-	return writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10))
+	if err := writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10)); err != nil {
+		return err
+	}
+	// A new v1 cgroup starts with the kernel's 100 ms period, not its
+	// parent's.
+	if err := writeFile(c.cpu, "cpu.cfs_period_us", strconv.Itoa(CPUPeriodUs)); err != nil {
+		return err
+	}
+	return writeFile(c.cpu, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10))
 }
 
 // openDir opens the v2 directory for CLONE_INTO_CGROUP.

@@ -18,21 +18,27 @@
 //     the listener's setns trip; it dies with the network namespace.
 //     network_linux.go and docs/network.md have the details.
 //   - filesystem: a fresh read-only tmpfs root holding read-only, nosuid
-//     bind mounts of the host's /usr and /etc (and /bin, /sbin, /lib, /lib64,
-//     or their merged-usr symlinks), /var/task (the code, read-only), an
-//     empty /opt, a /tmp tmpfs of Spec.TmpMB, a fresh /proc and a minimal /dev
-//     (null, zero, full, random, urandom, fd links, a small /dev/shm). All
-//     mounts happen inside the sandbox's private mount namespace after
-//     pivot_root: the host never sees them and they vanish with the sandbox.
+//     bind mounts of the host's /usr (and /bin, /sbin, /lib, /lib64, or
+//     their merged-usr symlinks), a minimal /etc prepared by the Manager
+//     (etc_linux.go: what runtimes read, no shadow or keys), /var/task (the
+//     code, read-only), /opt (layers, or empty), a /tmp tmpfs of Spec.TmpMB,
+//     a fresh /proc with runc's masks (proc_linux.go) and a read-only
+//     minimal /dev (null, zero, full, random, urandom, fd links, a small
+//     /dev/shm); no /sys. All mounts happen inside the sandbox's private
+//     mount namespace: the host never sees them and they vanish with it.
 //   - identity: a non-root uid/gid (993:990 by default), no supplementary
-//     groups, hostname "owl", working directory /var/task, environment
-//     exactly Spec.Env.
+//     groups, every capability set empty (bounding and ambient included),
+//     no_new_privs, RLIMIT_NOFILE 1024 and RLIMIT_CORE 0
+//     (privileges_linux.go), then a seccomp filter (seccomp_linux.go),
+//     hostname "owl", working directory /var/task, environment exactly
+//     Spec.Env.
 //   - cgroup (v2, or the v1 controllers on v1/hybrid hosts, detected at run
 //     time) under owl/<Config.Instance>/<Spec.ID> (on v2 a sandbox made from
 //     a spare keeps the spare's "@spare-..." name: v2 cgroups cannot be
-//     renamed): memory limit without swap, a pids limit, a CPU weight
-//     proportional to memory (1769 MB = one CPU) and the freezer
-//     (Freeze/Thaw). Only the memory, pids, cpu and freezer controllers.
+//     renamed): memory limit without swap, a pids limit, a CPU weight and a
+//     CPU quota proportional to memory (1769 MB = one CPU; see cpuQuotaUs)
+//     and the freezer (Freeze/Thaw). Only the memory, pids, cpu and freezer
+//     controllers.
 //
 // # Lifecycle
 //
@@ -48,8 +54,9 @@
 //     exec thread moves itself, which avoids the multi-millisecond global
 //     lock of a whole-process move), builds the mounts, pivots into the new
 //     root, sets hostname and identity, re-arms the parent-death signal
-//     (SIGKILL if Owl dies) and reports ready. Meanwhile Owl creates the
-//     Runtime API listener in its network namespace.
+//     (SIGKILL if Owl dies), drops every privilege, installs the seccomp
+//     filter and reports ready. Meanwhile Owl creates the Runtime API
+//     listener in its network namespace.
 //  3. Owl sends "go"; the init execs the entrypoint with only fds 0-2 open.
 //     Create returns once exec succeeded; init failures come back as errors
 //     naming the step ("sandbox f1: mounting /tmp: ..."), exec failures wrap
@@ -78,7 +85,9 @@
 // needs ~3-5 ms more for that alone. The rest: clone with five namespaces
 // ~0.6 ms, mounts and identity ~0.5 ms, exec ~0.5 ms; the cgroup and the
 // listener overlap with the init. A spare init skips the clone and the
-// start-up: Create then takes ~1.5 ms. Keep package-level initialization
+// start-up: Create then takes ~1.5 ms. The hardening (capabilities,
+// seccomp, rlimits, /proc masks, read-only /dev) adds ~0.3-0.5 ms to
+// either (docs/benchmarks.md). Keep package-level initialization
 // in the owl binary light, and use spares (or pre-created sandboxes) on the
 // cold-start path.
 //
@@ -94,11 +103,12 @@
 // are killed. This package only does so when it cannot switch a thread back
 // to the host network namespace.
 //
-// # Not isolated yet
+// # Limits of the isolation
 //
-// The next step hardens the process itself: no seccomp filter, capability
-// bounding set or no_new_privs yet (the uid is non-root, so effective
-// capabilities are empty, and the bind mounts are nosuid), no rlimits, no
-// masked or read-only /proc and /sys paths, no user namespace, and /etc is
-// the host's whole /etc rather than a minimal subset.
+// Namespaces, seccomp and cgroups share one kernel with the host: a kernel
+// bug reachable through an allowed syscall is an escape path. The filter is
+// a deny list modelled on Docker's default profile. There is no user
+// namespace, and RLIMIT_NPROC is not used (it counts per uid across all
+// sandboxes; the pids cgroup limits each one). docs/security.md describes
+// every layer and what it does not cover.
 package sandbox

@@ -44,6 +44,8 @@ const (
 type initConfig struct {
 	Root    string `json:"root"` // host mount point for the root tmpfs
 	CodeDir string `json:"code_dir"`
+	// EtcDir is the prepared minimal /etc (see etcDir), bound read-only.
+	EtcDir string `json:"etc_dir"`
 	// OptDir is bound read-only at /opt when set.
 	OptDir string `json:"opt_dir,omitempty"`
 	// RuntimeDir is bound read-only at /var/runtime when set.
@@ -206,8 +208,9 @@ func reportFailure(ctl rawFD, kind byte, err error) error {
 }
 
 // hostRuntimeDirs are bound read-only into every sandbox (symlinks on
-// merged-usr hosts are recreated instead; missing ones are skipped).
-var hostRuntimeDirs = [...]string{"usr", "etc", "bin", "sbin", "lib", "lib64"}
+// merged-usr hosts are recreated instead; missing ones are skipped). /etc
+// is not among them: see etc_linux.go.
+var hostRuntimeDirs = [...]string{"usr", "bin", "sbin", "lib", "lib64"}
 
 // devNodes are bound from the host's /dev.
 var devNodes = [...]string{"null", "zero", "full", "random", "urandom"}
@@ -237,10 +240,13 @@ func setupSandbox(cfg *initConfig) error {
 			return err
 		}
 	}
-	for _, d := range []string{"var", "var/task", "opt", "tmp", "proc", "dev"} {
+	for _, d := range []string{"etc", "var", "var/task", "opt", "tmp", "proc", "dev"} {
 		if err := unix.Mkdir(root+"/"+d, 0o755); err != nil {
 			return fmt.Errorf("creating /%s: %w", d, err)
 		}
+	}
+	if err := bindReadOnly(cfg.EtcDir, root+"/etc"); err != nil {
+		return fmt.Errorf("mounting /etc from %s: %w", cfg.EtcDir, err)
 	}
 	if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
 		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
@@ -265,6 +271,9 @@ func setupSandbox(cfg *initConfig) error {
 	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
 	}
+	if err := maskProc(root + "/proc"); err != nil {
+		return err
+	}
 	if err := setupDev(root + "/dev"); err != nil {
 		return err
 	}
@@ -278,7 +287,18 @@ func setupSandbox(cfg *initConfig) error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("setting hostname: %w", err)
 	}
-	return setIdentity(cfg)
+	arch, ok := nativeSeccompArch()
+	if !ok {
+		return fmt.Errorf("seccomp filter: architecture %s is not supported", runtime.GOARCH)
+	}
+	filter, err := buildSeccompFilter(arch)
+	if err != nil {
+		return err
+	}
+	if err := setIdentity(cfg); err != nil {
+		return err
+	}
+	return lockDown(filter)
 }
 
 // joinCgroups moves the calling thread — the one that will exec the
@@ -383,6 +403,11 @@ func setupDev(dev string) error {
 	if err := unix.Mount("tmpfs", dev+"/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, shmTmpfsOpts); err != nil {
 		return fmt.Errorf("mounting /dev/shm: %w", err)
 	}
+	// Nothing may be added to /dev later (the nodes are bind mounts of
+	// their own and stay writable; /dev/shm is a mount of its own too).
+	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("making /dev read-only: %w", err)
+	}
 	return nil
 }
 
@@ -405,13 +430,17 @@ func pivotRoot(root string) error {
 	return nil
 }
 
-// setIdentity drops root: no supplementary groups, then gid, then uid.
+// setIdentity drops root: an empty capability bounding set (while root can
+// still drop it), no supplementary groups, then gid, then uid.
 // Only for the calling thread, on purpose: it is the thread that execs, and
 // exec ends the others (which run only Go runtime code meanwhile); syscall's
 // all-threads setters cost ~0.2 ms here. Changing credentials clears the
 // parent-death signal, so it is set again: if Owl dies, the sandbox dies.
 // The working directory is entered as the function's user.
 func setIdentity(cfg *initConfig) error {
+	if err := dropBoundingSet(); err != nil {
+		return err
+	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
 		return fmt.Errorf("clearing supplementary groups: %w", e)
 	}

@@ -53,7 +53,10 @@ type Manager struct {
 	live         map[string]*Sandbox // guarded by mu; a nil value reserves an ID being created
 	spareCgroups map[string]bool     // guarded by mu; v2 cgroups named for a spare (until the spare or its sandbox is gone)
 	spareSeq     int                 // guarded by mu
-	inflight     sync.WaitGroup      // Creates in progress; Close waits for them
+
+	etcMu    sync.Mutex        // serialises building the /etc directories
+	etcDirs  map[[2]int]string // guarded by etcMu; uid:gid → prepared /etc
+	inflight sync.WaitGroup    // Creates in progress; Close waits for them
 
 	spares     chan *initProc // started inits waiting for a Spec; only refill sends
 	refillKick chan struct{}  // cap 1: "a spare was taken"
@@ -118,10 +121,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		net:          netw,
 		live:         map[string]*Sandbox{},
 		spareCgroups: map[string]bool{},
+		etcDirs:      map[[2]int]string{},
 		spares:       make(chan *initProc, cfg.Spares),
 		refillKick:   make(chan struct{}, 1),
 		stopRefill:   make(chan struct{}),
 		refillDone:   make(chan struct{}),
+	}
+	// The default identity's /etc is built now, off the first cold start.
+	if _, err := m.etcDir(DefaultUID, DefaultGID); err != nil {
+		devNull.Close()
+		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
 	if cfg.Spares > 0 {
 		m.refillKick <- struct{}{}
@@ -438,8 +447,13 @@ func (p *initProc) kill() {
 
 // configure turns the init into the sandbox: config, listener, go, exec.
 func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (_ *Sandbox, err error) {
+	etc, err := m.etcDir(spec.UID, spec.GID)
+	if err != nil {
+		return nil, err
+	}
 	ic := initConfig{
 		Root:       m.rootfs,
+		EtcDir:     etc,
 		CodeDir:    spec.CodeDir,
 		RuntimeDir: spec.RuntimeDir,
 		OptDir:     spec.OptDir,

@@ -149,7 +149,8 @@ type Spec struct {
 	// inherited from Owl.
 	Env []string
 	// MemoryMB is the memory limit (no swap); it also sets the CPU weight
-	// (MBPerVCPU MB = one CPU's worth). Required, at least MinMemoryMB.
+	// and the CPU quota (MBPerVCPU MB = one CPU's worth, see cpuQuotaUs).
+	// Required, at least MinMemoryMB.
 	MemoryMB int
 	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
 	TmpMB int
@@ -283,6 +284,33 @@ func checkName(field, v string) error {
 // default share) per MBPerVCPU, at least 2 (the kernel's minimum).
 func cpuShares(memoryMB int) uint64 {
 	return uint64(max(2, min(262144, 1024*memoryMB/MBPerVCPU)))
+}
+
+// CPU quota: a sandbox may use memoryMB/MBPerVCPU of a CPU per period, so
+// that a busy function cannot take CPU time the others paid for even when
+// they are idle (the weight above only shares CPU under contention).
+const (
+	// CPUPeriodUs is the CFS bandwidth period: one second, the longest the
+	// kernel allows, so that the share is measured over a second. A cold
+	// start or a short invocation (tens of ms of CPU) runs at full speed
+	// within one period's quota; only sustained use is held to the share.
+	// With the kernel's default 100 ms, a 128 MB function gets 7.2 ms per
+	// 100 ms and python3's start-up alone took ~350 ms instead of ~30.
+	CPUPeriodUs = 1_000_000
+	// MinCPUFraction is the floor of the quota, as a fraction of one CPU
+	// (1/16: 62.5 ms per second). Lambda's rule gives 128 MB about 1/14;
+	// the floor keeps smaller sandboxes (down to MinMemoryMB) able to
+	// start the init and a runtime in reasonable time.
+	MinCPUFraction = 16
+)
+
+// cpuQuotaUs is the CFS quota per CPUPeriodUs for a memory size: one CPU
+// per MBPerVCPU MB, at least 1/MinCPUFraction of a CPU and at most all
+// the host's CPUs.
+func cpuQuotaUs(memoryMB, hostCPUs int) int64 {
+	q := int64(CPUPeriodUs) * int64(memoryMB) / MBPerVCPU
+	q = max(q, CPUPeriodUs/MinCPUFraction)
+	return min(q, int64(CPUPeriodUs)*int64(max(hostCPUs, 1)))
 }
 
 // cpuWeight is the cgroup v2 analog: 100 (the default weight) per

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -296,8 +297,13 @@ func TestCgroupSetup(t *testing.T) {
 		return strings.TrimSpace(string(b))
 	}
 	mem := strconv.Itoa(256 << 20)
+	// 256/1769 of a CPU.
+	quota := strconv.FormatInt(cpuQuotaUs(256, runtime.NumCPU()), 10)
+	if quota != "144714" {
+		t.Errorf("quota for 256 MB: %s µs per second, want 144714", quota)
+	}
 	if m.cg.v2 {
-		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14"} {
+		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14", "cpu.max": quota + " 1000000"} {
 			if got := read(sb.cg.memory, file); got != want {
 				t.Errorf("%s = %s, want %s", file, got, want)
 			}
@@ -308,6 +314,8 @@ func TestCgroupSetup(t *testing.T) {
 		{sb.cg.memory, "memory.limit_in_bytes", mem},
 		{sb.cg.pids, "pids.max", "64"},
 		{sb.cg.cpu, "cpu.shares", "148"},
+		{sb.cg.cpu, "cpu.cfs_period_us", "1000000"},
+		{sb.cg.cpu, "cpu.cfs_quota_us", quota},
 	}
 	if m.cg.memsw {
 		checks = append(checks, struct{ dir, file, want string }{sb.cg.memory, "memory.memsw.limit_in_bytes", mem})
@@ -965,6 +973,165 @@ func BenchmarkCreateDestroy(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(creating.Nanoseconds())/float64(b.N), "create-ns/op")
+		})
+	}
+}
+
+// Hardening mirrors testdata/probe.
+type Hardening struct {
+	Status   map[string]string
+	Rlimits  map[string][2]uint64
+	Syscalls map[string]string
+	Etc      []string
+	Dev      []string
+	Passwd   string
+	Reads    map[string]string
+	Writes   map[string]string
+	Sys      string
+}
+
+// TestHardening looks at the privilege and filesystem hardening from
+// inside a sandbox: capabilities, no_new_privs, seccomp, rlimits, /etc,
+// /dev, the /proc masks and /sys.
+func TestHardening(t *testing.T) {
+	m := newTestManager(t)
+	code := probeCodeDir(t)
+	sb := create(t, m, testSpec(t, code, "hardening"))
+	out := readOutput(t, sb)
+	waitDone(t, sb)
+	var h Hardening
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatalf("decoding probe output: %v\n%s", err, out)
+	}
+
+	t.Run("privileges", func(t *testing.T) {
+		for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+			if h.Status[set] != "0000000000000000" {
+				t.Errorf("%s = %q, want all zero", set, h.Status[set])
+			}
+		}
+		if h.Status["NoNewPrivs"] != "1" || h.Status["Seccomp"] != "2" {
+			t.Errorf("NoNewPrivs %q, Seccomp %q; want 1 and 2 (filter)", h.Status["NoNewPrivs"], h.Status["Seccomp"])
+		}
+		if got := h.Rlimits["nofile"]; got != [2]uint64{DefaultNoFile, DefaultNoFile} {
+			t.Errorf("RLIMIT_NOFILE %v, want %d", got, DefaultNoFile)
+		}
+		if got := h.Rlimits["core"]; got != [2]uint64{0, 0} {
+			t.Errorf("RLIMIT_CORE %v, want 0", got)
+		}
+		want := map[string]string{
+			"mount": "operation not permitted", "unshare": "operation not permitted",
+			"clone3": "function not implemented", "ptrace": "operation not permitted",
+			"keyctl": "operation not permitted", "bpf": "operation not permitted",
+			"setuid0": "operation not permitted", "packet socket": "operation not permitted",
+		}
+		for call, w := range want {
+			if h.Syscalls[call] != w {
+				t.Errorf("%s: %q, want %q", call, h.Syscalls[call], w)
+			}
+		}
+	})
+	t.Run("x32 kills", func(t *testing.T) {
+		sb := create(t, m, testSpec(t, code, "x32"))
+		out := readOutput(t, sb)
+		waitDone(t, sb)
+		if err := sb.ExitError(); err == nil || err.Error() != "signal: bad system call" {
+			t.Errorf("after an x32 syscall: %v (output %q), want signal: bad system call", err, out)
+		}
+	})
+	t.Run("etc", func(t *testing.T) {
+		for _, absent := range []string{"shadow", "gshadow", "ssh", "machine-id", "npmrc", "sudoers", "subuid"} {
+			if slices.Contains(h.Etc, absent) {
+				t.Errorf("/etc/%s is visible: %v", absent, h.Etc)
+			}
+		}
+		for _, present := range []string{"passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "ld.so.cache", "ssl"} {
+			if !slices.Contains(h.Etc, present) {
+				t.Errorf("/etc lacks %s: %v", present, h.Etc)
+			}
+		}
+		if !strings.Contains(h.Passwd, sandboxUser+":x:993:990:") || strings.Count(h.Passwd, "\n") != 3 {
+			t.Errorf("/etc/passwd:\n%s", h.Passwd)
+		}
+		if !strings.Contains(h.Reads["/etc/shadow"], "no such file") {
+			t.Errorf("/etc/shadow: %s", h.Reads["/etc/shadow"])
+		}
+		if !strings.Contains(h.Writes["/etc/owl-test"], "read-only") {
+			t.Errorf("writing /etc: %q", h.Writes["/etc/owl-test"])
+		}
+	})
+	t.Run("dev", func(t *testing.T) {
+		want := []string{"fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "urandom", "zero"}
+		if !slices.Equal(h.Dev, want) {
+			t.Errorf("/dev has %v, want %v", h.Dev, want)
+		}
+		if !strings.Contains(h.Writes["/dev/owl-test"], "read-only") {
+			t.Errorf("writing /dev: %q", h.Writes["/dev/owl-test"])
+		}
+	})
+	t.Run("proc and sys", func(t *testing.T) {
+		for _, p := range []string{"/proc/kcore", "/proc/keys", "/proc/timer_list"} {
+			if r := h.Reads[p]; r != "0 bytes" && !strings.Contains(r, "no such file") {
+				t.Errorf("%s: %s, want masked (empty) or absent", p, r)
+			}
+		}
+		if r, ok := h.Reads["/proc/acpi"]; ok && !strings.HasPrefix(r, "0 entries") && !strings.Contains(r, "no such file") {
+			t.Errorf("/proc/acpi: %s, want masked (empty) or absent", r)
+		}
+		if w := h.Writes["/proc/sys/kernel/hostname"]; !strings.Contains(w, "read-only") {
+			t.Errorf("writing /proc/sys/kernel/hostname: %q, want read-only", w)
+		}
+		if w := h.Writes["/proc/sysrq-trigger"]; w == "" {
+			t.Error("writing /proc/sysrq-trigger worked")
+		}
+		if !strings.Contains(h.Sys, "no such file") {
+			t.Errorf("stat /sys: %q, want absent", h.Sys)
+		}
+	})
+}
+
+// TestSetLimitsFiles checks what setLimits writes on both cgroup code
+// paths, on plain files standing for cgroupfs: this host runs only one of
+// them for real (TestCgroupSetup).
+func TestSetLimitsFiles(t *testing.T) {
+	lim := limits{memoryBytes: 512 << 20, pidsMax: 1024, memoryMB: 512}
+	quota := strconv.FormatInt(cpuQuotaUs(512, runtime.NumCPU()), 10)
+	mem := strconv.Itoa(512 << 20)
+	for _, tt := range []struct {
+		name  string
+		h     hierarchy
+		files map[string]string // file → content after setLimits ("" = must stay untouched)
+	}{
+		{"v2", hierarchy{v2: true, swapMax: true}, map[string]string{
+			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": quota + " 1000000",
+		}},
+		{"v1 with memsw", hierarchy{memsw: true}, map[string]string{
+			"memory.limit_in_bytes": mem, "memory.memsw.limit_in_bytes": mem, "memory.swappiness": "",
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
+		}},
+		{"v1 without memsw", hierarchy{}, map[string]string{
+			"memory.limit_in_bytes": mem, "memory.swappiness": "0",
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for f := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := tt.h
+			h.memory, h.pids, h.cpu, h.freezer = dir, dir, dir, dir
+			cg := &cgroup{h: &h, memory: dir, pids: dir, cpu: dir, freezer: dir}
+			if err := cg.setLimits(lim); err != nil {
+				t.Fatal(err)
+			}
+			for f, want := range tt.files {
+				if got, _ := os.ReadFile(filepath.Join(dir, f)); string(got) != want {
+					t.Errorf("%s = %q, want %q", f, got, want)
+				}
+			}
 		})
 	}
 }

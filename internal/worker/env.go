@@ -167,7 +167,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 	}
-	logs, err := newLogCapture(sb.Output())
+	logs, err := newLogCapture(sb.Output(), w.cfg.LogLimitBytes)
 	if err != nil {
 		_ = sb.Destroy()
 		return nil, 0, nil, fmt.Errorf("capturing output of %s: %w", id, err)

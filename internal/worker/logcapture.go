@@ -4,39 +4,50 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxPendingLog bounds the log bytes buffered between two takes, so a
-// runtime that floods its output cannot grow Owl's memory without end.
-const maxPendingLog = 1 << 20
+// DefaultLogLimitBytes is Config.LogLimitBytes when unset: the most log
+// output of one invocation that Owl keeps.
+const DefaultLogLimitBytes = 1 << 20
+
+// maxLineBytes cuts an endless line into pieces of this size.
+const maxLineBytes = 256 << 10
 
 // logCapture reads a sandbox's output pipe line by line. A background
 // goroutine drains the pipe whenever it is readable; take drains it
 // synchronously too, so every line the runtime wrote before answering an
 // invocation is attributed to that invocation.
+//
+// What one invocation (one take) writes beyond limit bytes is read and
+// dropped, and take adds one marker line instead: the pipe is always
+// drained, so a function flooding its output keeps running at full speed
+// while Owl's memory and log stream stay bounded.
 type logCapture struct {
-	rc   syscall.RawConn
-	file *os.File
-	done chan struct{}
+	rc    syscall.RawConn
+	file  *os.File
+	done  chan struct{}
+	limit int
 
-	mu        sync.Mutex // guards the fields below and reads of the pipe
-	partial   []byte
-	lines     []string
-	pending   int
-	truncated bool
-	eof       bool
+	mu      sync.Mutex // guards the fields below and reads of the pipe
+	partial []byte
+	lines   []string
+	pending int  // bytes of lines (and partial) kept since the last take
+	dropped bool // output was dropped since the last take
+	eof     bool
 }
 
-func newLogCapture(f *os.File) (*logCapture, error) {
+// newLogCapture starts draining f, keeping at most limit bytes per take.
+func newLogCapture(f *os.File, limit int) (*logCapture, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	c := &logCapture{rc: rc, file: f, done: make(chan struct{})}
+	c := &logCapture{rc: rc, file: f, done: make(chan struct{}), limit: limit}
 	go c.run()
 	return c, nil
 }
@@ -76,34 +87,46 @@ func (c *logCapture) drainLocked(fd int) bool {
 
 func (c *logCapture) appendLocked(b []byte) {
 	for len(b) > 0 {
+		if c.dropped {
+			return // over the limit until the next take: discard unread
+		}
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
+			if c.pending+len(c.partial)+len(b) > c.limit {
+				c.dropLocked()
+				return
+			}
 			c.partial = append(c.partial, b...)
-			if len(c.partial) > 256<<10 { // an endless line: cut it
-				c.pushLocked(string(c.partial))
-				c.partial = c.partial[:0]
+			if len(c.partial) > maxLineBytes { // an endless line: cut it
+				c.pushLocked(c.partial)
 			}
 			return
 		}
-		line := b[:i]
 		if len(c.partial) > 0 {
-			c.partial = append(c.partial, line...)
-			c.pushLocked(string(c.partial))
-			c.partial = c.partial[:0]
+			c.partial = append(c.partial, b[:i]...)
+			c.pushLocked(c.partial)
 		} else {
-			c.pushLocked(string(line))
+			c.pushLocked(b[:i])
 		}
 		b = b[i+1:]
 	}
 }
 
-func (c *logCapture) pushLocked(line string) {
-	if c.pending+len(line) > maxPendingLog {
-		c.truncated = true
+// pushLocked keeps a complete line, or starts dropping when it would pass
+// the limit; it empties partial either way.
+func (c *logCapture) pushLocked(line []byte) {
+	if c.pending+len(line)+1 > c.limit {
+		c.dropLocked()
 		return
 	}
-	c.pending += len(line)
-	c.lines = append(c.lines, line)
+	c.pending += len(line) + 1
+	c.lines = append(c.lines, string(line))
+	c.partial = c.partial[:0]
+}
+
+func (c *logCapture) dropLocked() {
+	c.dropped = true
+	c.partial = c.partial[:0]
 }
 
 // take returns the lines written since the last take, including an
@@ -112,16 +135,21 @@ func (c *logCapture) take() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_ = c.rc.Control(func(fd uintptr) { c.drainLocked(int(fd)) })
-	if len(c.partial) > 0 {
-		c.pushLocked(string(c.partial))
-		c.partial = c.partial[:0]
+	if len(c.partial) > 0 && !c.dropped {
+		c.pushLocked(c.partial)
 	}
 	lines := c.lines
-	if c.truncated {
-		lines = append(lines, "[owl] log output truncated: more than 1 MiB between two invocations")
+	if c.dropped {
+		lines = append(lines, truncationMarker(c.limit))
 	}
-	c.lines, c.pending, c.truncated = nil, 0, false
+	c.lines, c.pending, c.dropped = nil, 0, false
+	c.partial = c.partial[:0]
 	return lines
+}
+
+// truncationMarker is the line that replaces the output past the limit.
+func truncationMarker(limit int) string {
+	return "[owl] log output truncated: this invocation wrote more than " + strconv.Itoa(limit) + " bytes"
 }
 
 // close stops the reader and waits for it.

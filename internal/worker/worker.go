@@ -73,7 +73,11 @@ type Config struct {
 	// sandboxes of functions with Network "egress" (the default of those
 	// without one, then) get eth0.
 	Egress bool
-	Logger *slog.Logger
+	// LogLimitBytes caps the log output Owl keeps of one invocation; the
+	// rest is read and dropped, and one line says so. Zero means
+	// DefaultLogLimitBytes.
+	LogLimitBytes int
+	Logger        *slog.Logger
 }
 
 // Worker runs invocations in sandboxes.
@@ -124,6 +128,9 @@ type pool struct {
 
 // New creates a worker. sb is the node's sandbox manager.
 func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
+	if cfg.LogLimitBytes <= 0 {
+		cfg.LogLimitBytes = DefaultLogLimitBytes
+	}
 	w := &Worker{
 		cfg: cfg, code: code, logs: logs, sandbox: sb,
 		pools: map[poolKey]*pool{}, all: map[*env]struct{}{}, memFreed: make(chan struct{}), dirRefs: map[string]*dirRef{},

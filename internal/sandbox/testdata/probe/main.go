@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Facts is decoded by the tests (keep in sync with sandbox_linux_test.go).
@@ -37,11 +40,16 @@ type Facts struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: probe facts|connect|alloc|tick|sleep|exit|spawn")
+		fail("usage: probe facts|hardening|x32|connect|alloc|tick|sleep|exit|spawn")
 	}
 	switch os.Args[1] {
 	case "facts":
 		facts()
+	case "hardening":
+		hardening()
+	case "x32": // a syscall of the x32 ABI: the filter kills the process
+		syscall.RawSyscall(0x40000000|syscall.SYS_GETPID, 0, 0, 0)
+		fmt.Println("x32 syscall returned")
 	case "connect": // connect <addr> <msg>
 		c, err := net.Dial("tcp", os.Args[2])
 		if err != nil {
@@ -194,4 +202,85 @@ func facts() {
 		}
 	}
 	json.NewEncoder(os.Stdout).Encode(f)
+}
+
+// Hardening mirrors sandbox_linux_test.go's: what the privilege and
+// filesystem hardening leaves the function.
+type Hardening struct {
+	Status   map[string]string // Cap*, NoNewPrivs, Seccomp from /proc/self/status
+	Rlimits  map[string][2]uint64
+	Syscalls map[string]string // errno of each refused attempt ("" = it worked)
+	Etc      []string
+	Dev      []string
+	Passwd   string
+	Reads    map[string]string // path → "n bytes" or the error
+	Writes   map[string]string // path → error ("" = it worked)
+	Sys      string            // stat /sys
+}
+
+func hardening() {
+	h := Hardening{Status: map[string]string{}, Rlimits: map[string][2]uint64{}, Syscalls: map[string]string{},
+		Reads: map[string]string{}, Writes: map[string]string{}}
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (strings.HasPrefix(k, "Cap") || k == "NoNewPrivs" || k == "Seccomp") {
+			h.Status[k] = strings.TrimSpace(v)
+		}
+	}
+	for name, r := range map[string]int{"nofile": syscall.RLIMIT_NOFILE, "core": syscall.RLIMIT_CORE} {
+		var l syscall.Rlimit
+		syscall.Getrlimit(r, &l)
+		h.Rlimits[name] = [2]uint64{l.Cur, l.Max}
+	}
+	errno := func(_, _ uintptr, e syscall.Errno) string {
+		if e == 0 {
+			return ""
+		}
+		return e.Error()
+	}
+	tmpfs := []byte("tmpfs\x00")
+	target := []byte("/tmp\x00")
+	h.Syscalls["mount"] = errno(syscall.RawSyscall6(syscall.SYS_MOUNT, uintptr(unsafe.Pointer(&tmpfs[0])), uintptr(unsafe.Pointer(&target[0])), uintptr(unsafe.Pointer(&tmpfs[0])), 0, 0, 0))
+	h.Syscalls["unshare"] = errno(syscall.RawSyscall(syscall.SYS_UNSHARE, syscall.CLONE_NEWUSER, 0, 0))
+	h.Syscalls["clone3"] = errno(syscall.RawSyscall(unix.SYS_CLONE3, 0, 0, 0))
+	h.Syscalls["ptrace"] = errno(syscall.RawSyscall6(syscall.SYS_PTRACE, syscall.PTRACE_TRACEME, 0, 0, 0, 0, 0))
+	h.Syscalls["keyctl"] = errno(syscall.RawSyscall(unix.SYS_KEYCTL, unix.KEYCTL_GET_KEYRING_ID, 0, 0))
+	h.Syscalls["bpf"] = errno(syscall.RawSyscall(unix.SYS_BPF, 0, 0, 0))
+	h.Syscalls["setuid0"] = errno(syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0))
+	if fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, 0); err == nil {
+		syscall.Close(fd)
+		h.Syscalls["packet socket"] = ""
+	} else {
+		h.Syscalls["packet socket"] = err.Error()
+	}
+	ents, _ := os.ReadDir("/etc")
+	for _, e := range ents {
+		h.Etc = append(h.Etc, e.Name())
+	}
+	ents, _ = os.ReadDir("/dev")
+	for _, e := range ents {
+		h.Dev = append(h.Dev, e.Name())
+	}
+	b, _ := os.ReadFile("/etc/passwd")
+	h.Passwd = string(b)
+	for _, p := range []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/etc/shadow", "/proc/acpi"} {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			ents, err := os.ReadDir(p)
+			h.Reads[p] = fmt.Sprintf("%d entries %v", len(ents), err)
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			h.Reads[p] = err.Error()
+		} else {
+			h.Reads[p] = fmt.Sprintf("%d bytes", len(b))
+		}
+	}
+	for _, p := range []string{"/proc/sys/kernel/hostname", "/proc/sysrq-trigger", "/dev/owl-test", "/etc/owl-test"} {
+		h.Writes[p] = errString(os.WriteFile(p, []byte("x"), 0o644))
+	}
+	_, err := os.Stat("/sys")
+	h.Sys = errString(err)
+	json.NewEncoder(os.Stdout).Encode(h)
 }

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package main
+
+const int80Supported = false
+
+func int80(nr uintptr) uintptr { return 0 }
