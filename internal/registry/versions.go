@@ -595,7 +595,7 @@ func (r *Registry) applyAlias(ctx context.Context, a *Alias, in AliasInput) erro
 }
 
 func (r *Registry) aliasNotFound(name, aliasName string) error {
-	return lambdaerr.New(lambdaerr.ResourceNotFound, "Alias not found: %s", r.ARN(name, aliasName))
+	return lambdaerr.New(lambdaerr.ResourceNotFound, "Cannot find alias arn: %s", r.ARN(name, aliasName))
 }
 
 // GetAlias returns one alias.

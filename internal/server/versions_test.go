@@ -323,6 +323,9 @@ func TestAliases(t *testing.T) {
 	wantSDKError(t, err, http.StatusNotFound, "ResourceNotFoundException")
 	_, err = sdk.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String("app"), Name: aws.String("live")})
 	wantSDKError(t, err, http.StatusNotFound, "ResourceNotFoundException")
+	if !strings.Contains(fmt.Sprint(err), "Cannot find alias arn: "+arn+":live") {
+		t.Errorf("GetAlias of a deleted alias: %v", err)
+	}
 	if _, err := sdk.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("app"), Qualifier: aws.String("1")}); err != nil {
 		t.Errorf("deleting version 1 once no alias uses it: %v", err)
 	}
