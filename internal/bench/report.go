@@ -158,7 +158,9 @@ func Compare(results []Result) Report {
 			var t *target
 			switch r.Command {
 			case churnBenchmark + "/fresh":
-				c.Metric, t = "sandbox create+destroy (fresh init)", &churnTarget
+				c.Metric, t = "sandbox create+destroy (fresh init, one at a time)", &churnTarget
+			case churnBenchmark + "Parallel":
+				c.Metric, t = "sandbox create+destroy (fresh inits, 4 per CPU at once)", &churnTarget
 			case churnBenchmark + "/spare":
 				c.Metric = "sandbox create+destroy (spare init ready, refill untimed)"
 			}

@@ -437,7 +437,7 @@ func TestCompareTargets(t *testing.T) {
 			if p99 := find(t, rep, "burst 1000 × 1.00s sleep: latency p99"); p99.Met != nil || p99.Owl != micros(tt.wall) || *p99.Baseline != 1090000 {
 				t.Errorf("burst p99 = %+v", p99)
 			}
-			ch := find(t, rep, "sandbox create+destroy (fresh init)")
+			ch := find(t, rep, "sandbox create+destroy (fresh init, one at a time)")
 			if ch.Met == nil || *ch.Met != tt.churnMet || ch.Owl != tt.churnS || ch.Unit != UnitPerSec || *ch.Baseline != 40 || ch.Target != "≥ 300/s" {
 				t.Errorf("churn = %+v, want %v/s met %v beside runc's 40/s", ch, tt.churnS, tt.churnMet)
 			}
@@ -476,7 +476,7 @@ func TestWriteTableTargets(t *testing.T) {
 		"burst 1000 × 1.00s sleep: wall time",
 		"3.30s",
 		"≤ 3.00s, no errors",
-		"sandbox create+destroy (fresh init)",
+		"sandbox create+destroy (fresh init, one at a time)",
 		"500/s",
 		"≥ 300/s",
 		"baselines (same run): runc run /bootstrap; bare net/http hello, sleeping like it\n",
