@@ -167,6 +167,11 @@ type Spec struct {
 	// reach the host's networks (not the host, not other sandboxes). It
 	// needs Config.Egress. Without it the sandbox has only loopback.
 	Egress bool
+	// Slots makes a pre-warmed sandbox: CodeDir and OptDir are ignored,
+	// /var/task, /opt and /tmp are empty read-only slots until
+	// Sandbox.Specialize attaches a function's code, layers and /tmp (see
+	// prewarm_linux.go). TmpMB is then unused.
+	Slots bool
 }
 
 func (s Spec) withDefaults() Spec {
@@ -193,13 +198,13 @@ func (s Spec) validate() error {
 	checks := []func() error{
 		func() error { return checkName("ID", s.ID) },
 		func() error {
-			if !filepath.IsAbs(s.CodeDir) {
+			if !s.Slots && !filepath.IsAbs(s.CodeDir) {
 				return fmt.Errorf("CodeDir must be an absolute path, got %q", s.CodeDir)
 			}
 			return nil
 		},
 		func() error {
-			if s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
+			if !s.Slots && s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
 				return fmt.Errorf("OptDir must be an absolute path, got %q", s.OptDir)
 			}
 			if s.RuntimeDir != "" && !filepath.IsAbs(s.RuntimeDir) {
