@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/worker"
 )
 
 // syncBuffer collects a child's output safely.
@@ -305,6 +307,21 @@ func TestOwlServeCrash(t *testing.T) {
 	if r := p.invoke("survivor", `{"name":"before"}`); r.payload != `{"message":"hello before"}` {
 		t.Fatalf("invoke before the crash: %+v", r)
 	}
+	// The pre-warmed environments are up too: their slots are mounted.
+	slots := filepath.Join(dataDir, "sandboxes", "slots")
+	eventually(t, 20*time.Second, func() error {
+		if len(worker.PrewarmRuntimes()) > 0 && len(mountsUnder(t, slots)) == 0 {
+			return fmt.Errorf("no pre-warmed environment's slots mounted under %s", slots)
+		}
+		return nil
+	})
+	// And one was specialised: its function's code is mounted on a slot.
+	if rts := worker.PrewarmRuntimes(); len(rts) > 0 {
+		p.createPrewarmFunction("survivor-pw", prewarmRuntimes(t)[0], 128, 512, nil)
+		if out := p.invokePrewarm("survivor-pw"); !strings.HasPrefix(out.cgroupName(), "prewarm-") {
+			t.Errorf("the interpreted function ran in %s, not a pre-warmed environment", out.cgroupName())
+		}
+	}
 	sandboxes := sandboxCgroupNames(t, inst)
 	procs := sandboxProcesses(inst)
 	if len(sandboxes) != 1 || len(procs) == 0 {
@@ -331,8 +348,12 @@ func TestOwlServeCrash(t *testing.T) {
 	t.Logf("stale sandbox cgroups for the restart to remove: %v", stale)
 
 	p = startOwl(t, dataDir)
-	if left := sandboxProcesses(inst); len(left) > 0 {
-		t.Errorf("processes of the crashed run alive after the restart: %v", left)
+	for pid, p := range sandboxProcessCgroups(inst) {
+		// The new run's pre-warmed environments may be up already; the
+		// crashed run's died with it (checked above).
+		if !strings.HasPrefix(p.cgroup, "prewarm-") {
+			t.Errorf("processes of the crashed run alive after the restart: %d %v", pid, p)
+		}
 	}
 	if left := sandboxCgroupNames(t, inst); len(left) > 0 {
 		t.Errorf("sandbox cgroups of the crashed run still there after the restart: %v", left)

@@ -566,11 +566,15 @@ func instanceCgroups(t testing.TB, instance string) []string {
 }
 
 // sandboxCgroupNames lists the sandbox cgroups (not the instance dirs) of
-// instance, once per name.
+// instance, once per name, but not those of pre-warmed environments
+// (prewarm-*: see prewarm_test.go), which come and go on their own.
 func sandboxCgroupNames(t testing.TB, instance string) []string {
 	t.Helper()
 	var names []string
 	for _, d := range instanceCgroups(t, instance) {
+		if strings.HasPrefix(filepath.Base(d), "prewarm-") {
+			continue
+		}
 		if filepath.Base(d) != instance && !slices.Contains(names, filepath.Base(d)) {
 			names = append(names, filepath.Base(d))
 		}
