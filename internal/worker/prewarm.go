@@ -297,6 +297,7 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 	s := p.take(rt.ID)
 	if s == nil {
 		p.fallbacks.Add(1)
+		p.w.cfg.Logger.Debug("no pre-warmed environment ready; starting a fresh one", "function", fn.Name, "runtime", rt.ID)
 		return nil
 	}
 	err := s.sb.Specialize(sandbox.Specialization{
@@ -317,6 +318,7 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 		return nil
 	}
 	p.specialized.Add(1)
+	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID())
 	return s.sb
 }
 
