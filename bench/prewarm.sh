@@ -9,7 +9,8 @@
 # the rounds, and how many of "on"'s cold starts were served by a pre-warmed environment (its
 # debug log line "specialized a pre-warmed environment") or fell back to a fresh start.
 #
-#   bench/prewarm.sh                 ROUNDS=3 N=30 SETTLE=100ms
+#   bench/prewarm.sh                 ROUNDS=3 N=30 SETTLE=100ms ON_PREWARM=1 (OWL_PREWARM of "on")
+#   KEEP_LOG=file keeps the "on" server's log.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 N=${N:-30}
@@ -23,6 +24,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[[ -n ${KEEP_LOG:-} ]] && cp "$TMP/on.log" "$KEEP_LOG"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -49,7 +51,7 @@ owlat() { # name args...
 	OWL_DATA=$TMP/$n OWL_ENDPOINT=$(cat "$TMP/$n.endpoint") "$OWL" "$@"
 }
 start off 0
-start on 1
+start on "${ON_PREWARM:-1}"
 for s in off on; do
 	owlat $s deploy examples/hello-python --name hello-py --runtime "$PY" --handler app.handler >/dev/null
 	owlat $s deploy examples/hello-node --name hello-node --runtime "$NODE" --handler index.handler >/dev/null

@@ -33,7 +33,8 @@ def handler(event, context):
         f.write("x")
     return {"env": dict(os.environ), "cwd": os.getcwd(), "task": sorted(os.listdir("/var/task")),
             "tmp_mb": st.f_blocks * st.f_frsize // (1 << 20), "tmp": seen,
-            "cgroup": open("/proc/self/cgroup").read(), "memory": context.memory_limit_in_mb}
+            "cgroup": open("/proc/self/cgroup").read(), "memory": context.memory_limit_in_mb,
+            "net": open("/proc/net/dev").read()}
 `
 
 const prewarmNode = `import fs from 'node:fs';
@@ -43,7 +44,8 @@ export const handler = async (event, context) => {
   fs.writeFileSync('/tmp/' + context.functionName, 'x');
   return { env: { ...process.env }, cwd: process.cwd(), task: fs.readdirSync('/var/task').sort(),
     tmp_mb: Math.floor(st.blocks * st.bsize / 1048576), tmp: seen,
-    cgroup: fs.readFileSync('/proc/self/cgroup', 'utf8'), memory: context.memoryLimitInMB };
+    cgroup: fs.readFileSync('/proc/self/cgroup', 'utf8'), memory: context.memoryLimitInMB,
+    net: fs.readFileSync('/proc/net/dev', 'utf8') };
 };
 `
 
@@ -54,6 +56,7 @@ type prewarmOut struct {
 	TmpMB  int `json:"tmp_mb"`
 	Tmp    []string
 	Cgroup string
+	Net    string
 }
 
 // cgroupName is the sandbox cgroup a function reported (/proc/self/cgroup).
@@ -184,6 +187,10 @@ func TestPrewarmedEnvironments(t *testing.T) {
 			}
 			if outA.TmpMB != 600 || len(outA.Tmp) != 0 {
 				t.Errorf("/tmp: %d MB holding %v, want 600 MB and empty", outA.TmpMB, outA.Tmp)
+			}
+			// Network egress (the default): eth0 was added when specialised.
+			if !strings.Contains(outA.Net, "eth0") {
+				t.Errorf("no eth0 in a specialised environment of a function with egress:\n%s", outA.Net)
 			}
 			if got := memoryLimit(t, inst, cgA); got != 256<<20 {
 				t.Errorf("memory limit of %s: %d, want %d", cgA, got, 256<<20)
