@@ -288,6 +288,9 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 	}
 	envv := make([]string, 0, 24+len(fn.Environment))
 	for k, v := range fn.Environment {
+		if k == prewarmVar {
+			continue // Owl's own (prewarm.go): it would make the bootstrap wait for a function
+		}
 		envv = append(envv, k+"="+v)
 	}
 	for _, kv := range rt.Env { // the runtime's defaults, unless the function sets them

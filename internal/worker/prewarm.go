@@ -87,7 +87,15 @@ type prewarmPool struct {
 	seq         atomic.Uint64
 	specialized atomic.Int64
 	fallbacks   atomic.Int64
+	// failures counts specialisations failed in a row; at
+	// maxSpecializeFailures the pool gives up (e.g. a kernel without
+	// open_tree/mount_setattr) instead of wasting a spare per cold start.
+	failures atomic.Int32
+	disabled atomic.Bool
 }
+
+// maxSpecializeFailures in a row disable pre-warming until restart.
+const maxSpecializeFailures = 3
 
 // PrewarmRuntimes lists the runtimes this node pre-warms: the interpreted
 // ones it can run.
@@ -291,7 +299,7 @@ func (p *prewarmPool) take(id string) *runtimeSpare {
 // as usual) when there is no spare, fn cannot use one, or specialising
 // failed.
 func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, codeDir, optDir string, egress bool, env []string) *sandbox.Sandbox {
-	if p.per <= 0 || !prewarmEligible(fn, rt) {
+	if p.per <= 0 || p.disabled.Load() || !prewarmEligible(fn, rt) {
 		return nil
 	}
 	s := p.take(rt.ID)
@@ -314,9 +322,15 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 		p.w.cfg.Logger.Warn("specializing a pre-warmed environment; starting a fresh one", "function", fn.Name, "sandbox", s.sb.ID(), "err", err)
 		s.destroy()
 		p.fallbacks.Add(1)
+		if p.failures.Add(1) >= maxSpecializeFailures && !p.disabled.Swap(true) {
+			p.w.cfg.Logger.Error("pre-warming disabled: specialising failed repeatedly", "times", maxSpecializeFailures, "err", err)
+			go p.close()
+			return nil
+		}
 		p.kickRefill()
 		return nil
 	}
+	p.failures.Store(0)
 	p.specialized.Add(1)
 	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID())
 	return s.sb
