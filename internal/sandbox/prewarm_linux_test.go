@@ -15,7 +15,9 @@ import (
 // spareScript waits for the host to attach code, then reports what the
 // sandbox sees: the code, the layer, /tmp (writable, its size), that
 // /var/task is read-only.
-const spareScript = `echo waiting
+const spareScript = `echo "entries $(find /var/task /opt /tmp -mindepth 1 | wc -l)"
+touch /tmp/x 2>/dev/null && echo tmp-writable || echo tmp-readonly
+echo waiting
 while [ ! -e /var/task/hello ]; do sleep 0.01; done
 cd /var/task && cat hello
 cat /opt/layer
@@ -52,8 +54,11 @@ func TestSpecialize(t *testing.T) {
 	m := newTestManager(t)
 	sb := create(t, m, slotSpec(t))
 	r := bufio.NewReader(sb.Output())
-	if line := readLine(t, r, sb.Output()); line != "waiting" {
-		t.Fatalf("spare said %q", line)
+	// Before specialisation the slots are empty and read-only.
+	for _, want := range []string{"entries 0", "tmp-readonly", "waiting"} {
+		if line := readLine(t, r, sb.Output()); line != want {
+			t.Fatalf("spare said %q, want %q", line, want)
+		}
 	}
 	// Nothing of a function is visible yet.
 	if err := sb.Specialize(Specialization{CodeDir: "relative", MemoryMB: 128}); err == nil {
