@@ -657,9 +657,19 @@ func checkNothingLeft(t testing.TB, dataDir string) {
 		if m := mountsUnder(t, dataDir); len(m) > 0 {
 			return fmt.Errorf("mounts left under %s: %v", dataDir, m)
 		}
+		// Pre-warmed sandboxes' slots (mount points while they live).
+		if slots := filepath.Join(dataDir, "sandboxes", "slots"); exists(slots) {
+			ents, _ := os.ReadDir(slots)
+			return fmt.Errorf("slot directory %s left, holding %d entries", slots, len(ents))
+		}
 		if n := networkLeft(t, inst); len(n) > 0 {
 			return fmt.Errorf("network of instance %s left: %v", inst, n)
 		}
 		return nil
 	})
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
