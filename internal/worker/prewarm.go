@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,6 +231,15 @@ func (p *prewarmPool) start(id string) (*runtimeSpare, error) {
 	}()
 	req, err := runtimeapi.AwaitSpecialize(dctx, sb.Listener())
 	if err != nil {
+		select {
+		case <-sb.Done():
+			// Say why: the runtime's exit and the end of what it wrote.
+			out := make([]byte, 2048)
+			_ = sb.Output().SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			n, _ := io.ReadFull(sb.Output(), out)
+			err = fmt.Errorf("the runtime exited before it was ready (%v): %q", sb.ExitError(), out[:n])
+		default:
+		}
 		_ = sb.Destroy()
 		return nil, fmt.Errorf("%s: %w", sb.ID(), err)
 	}
