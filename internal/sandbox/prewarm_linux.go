@@ -44,23 +44,6 @@ var slotNames = [...]struct{ name, path string }{
 	{"tmp", "/tmp"},
 }
 
-// Specialization is what a pre-warmed sandbox (Spec.Slots) is given when it
-// becomes a function's: the rest of what a Spec says.
-type Specialization struct {
-	// CodeDir is bound read-only at /var/task.
-	CodeDir string
-	// OptDir, when set, is bound read-only at /opt.
-	OptDir string
-	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
-	TmpMB int
-	// MemoryMB is the new memory limit (and CPU share); required.
-	MemoryMB int
-	// PidsMax; 0 means DefaultPidsMax.
-	PidsMax int
-	// Egress adds eth0 (see Spec.Egress).
-	Egress bool
-}
-
 func (m *Manager) slotsRoot() string { return filepath.Join(m.cfg.RootDir, "slots") }
 
 // ensureSlotsRoot makes <RootDir>/slots a private mount (once).

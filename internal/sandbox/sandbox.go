@@ -174,6 +174,23 @@ type Spec struct {
 	Slots bool
 }
 
+// Specialization is what a pre-warmed sandbox (Spec.Slots) is given when it
+// becomes a function's: the rest of what a Spec says.
+type Specialization struct {
+	// CodeDir is bound read-only at /var/task.
+	CodeDir string
+	// OptDir, when set, is bound read-only at /opt.
+	OptDir string
+	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
+	TmpMB int
+	// MemoryMB is the new memory limit (and CPU share); required.
+	MemoryMB int
+	// PidsMax; 0 means DefaultPidsMax.
+	PidsMax int
+	// Egress adds eth0 (see Spec.Egress).
+	Egress bool
+}
+
 func (s Spec) withDefaults() Spec {
 	if s.TmpMB == 0 {
 		s.TmpMB = DefaultTmpMB
