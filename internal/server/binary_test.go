@@ -77,7 +77,7 @@ type owlProcess struct {
 }
 
 // startOwl starts `owl serve` on dataDir and waits until it answers.
-func startOwl(t *testing.T, dataDir string) *owlProcess {
+func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
@@ -88,7 +88,7 @@ func startOwl(t *testing.T, dataDir string) *owlProcess {
 		exited:     make(chan struct{}),
 	}
 	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
-	p.cmd.Env = owlEnv()
+	p.cmd.Env = owlEnv(extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting owl serve: %v", err)
@@ -302,7 +302,21 @@ func TestOwlServeCrash(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	inst := instanceOf(t, dataDir)
-	p := startOwl(t, dataDir)
+	t.Cleanup(func() {
+		// If the test stops half-way, the crashed run's mounts stay (a
+		// restart would remove them); they would keep TempDir's removal
+		// from working.
+		mps := mountsUnder(t, dataDir)
+		for i := len(mps) - 1; i >= 0; i-- {
+			if f := strings.Fields(mps[i]); len(f) > 4 {
+				_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+			}
+		}
+	})
+	// Never frozen: on cgroup v1 a frozen process does not die of the
+	// parent-death SIGKILL until thawed (CleanupStale at the restart kills
+	// it), and this test checks that the processes die with Owl.
+	p := startOwl(t, dataDir, "OWL_FREEZE_AFTER=0")
 	p.createKitchensink("survivor")
 	if r := p.invoke("survivor", `{"name":"before"}`); r.payload != `{"message":"hello before"}` {
 		t.Fatalf("invoke before the crash: %+v", r)
@@ -347,7 +361,7 @@ func TestOwlServeCrash(t *testing.T) {
 	stale := sandboxCgroupNames(t, inst)
 	t.Logf("stale sandbox cgroups for the restart to remove: %v", stale)
 
-	p = startOwl(t, dataDir)
+	p = startOwl(t, dataDir, "OWL_FREEZE_AFTER=0")
 	for pid, p := range sandboxProcessCgroups(inst) {
 		// The new run's pre-warmed environments may be up already; the
 		// crashed run's died with it (checked above).
