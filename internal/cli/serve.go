@@ -47,6 +47,7 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 				"idle-timeout":      func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
 				"max-lifetime":      func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
 				"freeze-after":      func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
+				"prewarm":           func() { cfg.Prewarm = fromFlags.Prewarm },
 				"network-egress":    func() { cfg.NetworkEgress = fromFlags.NetworkEgress },
 				"network-cidr":      func() { cfg.NetworkCIDR = fromFlags.NetworkCIDR },
 			} {
@@ -69,6 +70,7 @@ unset are generated on first start and stored (mode 0600) in <data>/credentials.
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive of an idle environment (env OWL_IDLE_TIMEOUT)")
 	f.DurationVar(&cfg.MaxLifetime, "max-lifetime", cfg.MaxLifetime, "retire environments older than this once idle (env OWL_MAX_LIFETIME)")
 	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "freeze idle environments after this; 0 never (env OWL_FREEZE_AFTER)")
+	f.IntVar(&cfg.Prewarm, "prewarm", cfg.Prewarm, "pre-warmed environments kept per Python/Node.js runtime; 0 disables (env OWL_PREWARM)")
 	f.BoolVar(&cfg.NetworkEgress, "network-egress", cfg.NetworkEgress,
 		"let functions reach the host's networks (Network egress, the default); false: loopback only (env OWL_NETWORK_EGRESS)")
 	f.StringVar(&cfg.NetworkCIDR, "network-cidr", cfg.NetworkCIDR,

@@ -40,6 +40,10 @@ type Config struct {
 	// FreezeAfter is how long an idle environment runs before it is frozen
 	// (OWL_FREEZE_AFTER); 0 never freezes.
 	FreezeAfter time.Duration
+	// Prewarm is how many pre-warmed environments (interpreter started,
+	// waiting for a function) the worker keeps per interpreted runtime
+	// (OWL_PREWARM); 0 disables pre-warming.
+	Prewarm int
 	// MaxLifetime is how long an execution environment may live; once
 	// older it is retired the next time it is idle (OWL_MAX_LIFETIME).
 	MaxLifetime time.Duration
@@ -90,6 +94,7 @@ func Default() Config {
 		ConcurrencyLimit: 1000,
 		IdleTimeout:      10 * time.Minute,
 		FreezeAfter:      50 * time.Millisecond,
+		Prewarm:          1,
 		MaxLifetime:      2 * time.Hour,
 		MemoryBudgetMB:   DefaultMemoryBudgetMB(),
 		MemoryOvercommit: 1,
@@ -102,6 +107,9 @@ func Default() Config {
 		NetworkCIDR:      DefaultNetworkCIDR,
 	}
 }
+
+// MaxPrewarm bounds Config.Prewarm (per runtime).
+const MaxPrewarm = 16
 
 // DefaultMemoryBudgetMB is the host's RAM less a reserve for Owl and the
 // system: a tenth of it, at least 512 MB. 1024 MB when RAM is unknown.
@@ -206,6 +214,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	dur("OWL_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("OWL_IDLE_TIMEOUT", &c.IdleTimeout)
 	dur("OWL_FREEZE_AFTER", &c.FreezeAfter)
+	integer("OWL_PREWARM", &c.Prewarm)
 	dur("OWL_MAX_LIFETIME", &c.MaxLifetime)
 	dur("OWL_CAPACITY_WAIT", &c.CapacityWait)
 	integer("OWL_CONCURRENCY_LIMIT", &c.ConcurrencyLimit)
@@ -262,6 +271,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.IdleTimeout))
+	}
+	if c.Prewarm < 0 || c.Prewarm > MaxPrewarm {
+		errs = append(errs, fmt.Errorf("prewarm %d: must be between 0 (off) and %d", c.Prewarm, MaxPrewarm))
 	}
 	if c.FreezeAfter < 0 {
 		errs = append(errs, fmt.Errorf("freeze after %v: must not be negative (0 never freezes)", c.FreezeAfter))

@@ -51,6 +51,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"network cidr v6", func(c *Config) { c.NetworkCIDR = "fd00::/64" }, "network cidr"},
 		{"network cidr host bits", func(c *Config) { c.NetworkCIDR = "10.213.1.1/16" }, "did you mean 10.213.0.0/16"},
 		{"network cidr too small", func(c *Config) { c.NetworkCIDR = "10.213.0.0/31" }, "/30 or larger"},
+		{"prewarm negative", func(c *Config) { c.Prewarm = -1 }, "prewarm"},
+		{"prewarm too many", func(c *Config) { c.Prewarm = MaxPrewarm + 1 }, "prewarm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -83,5 +85,20 @@ func TestNetworkSettings(t *testing.T) {
 	env = map[string]string{"OWL_NETWORK_EGRESS": "maybe"}
 	if err := c.FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "OWL_NETWORK_EGRESS") {
 		t.Errorf("OWL_NETWORK_EGRESS=maybe: err %v, want the setting named", err)
+	}
+}
+
+func TestPrewarmSetting(t *testing.T) {
+	c := Default()
+	if c.Prewarm != 1 {
+		t.Errorf("default Prewarm = %d, want 1", c.Prewarm)
+	}
+	env := map[string]string{"OWL_PREWARM": "0"}
+	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil || c.Prewarm != 0 {
+		t.Errorf("OWL_PREWARM=0: Prewarm %d, err %v", c.Prewarm, err)
+	}
+	env = map[string]string{"OWL_PREWARM": "some"}
+	if err := c.FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "OWL_PREWARM") {
+		t.Errorf("OWL_PREWARM=some: err %v, want the setting named", err)
 	}
 }

@@ -324,6 +324,12 @@ func (c *cgroup) setLimits(l limits) error {
 		}
 		return writeFile(c.cpu, "cpu.max", strconv.FormatInt(quota, 10)+" "+strconv.Itoa(CPUPeriodUs))
 	}
+	if c.h.memsw {
+		// Raising a limit (Sandbox.Specialize): memory+swap first, or the
+		// kernel refuses a memory limit above it. Fails when lowering,
+		// which then works in the order below.
+		_ = writeFile(c.memory, "memory.memsw.limit_in_bytes", mem)
+	}
 	if err := writeFile(c.memory, "memory.limit_in_bytes", mem); err != nil {
 		return err
 	}

@@ -69,6 +69,13 @@
 //     the output and removes the cgroup. Manager.Close destroys all live
 //     sandboxes; Manager.CleanupStale removes what a crashed Owl left.
 //
+// A pre-warmed sandbox (Spec.Slots) is created without code: its /var/task,
+// /opt and /tmp are read-only slaves of host-side slot mounts, and
+// Sandbox.Specialize later attaches a function's code, layers and /tmp
+// through them (mount propagation, host to sandbox only), sets its limits
+// and adds its network, while the entrypoint is already running. See
+// prewarm_linux.go.
+//
 // The entrypoint is pid 1 of its pid namespace. So: signals it has no
 // handler for (SIGTERM, SIGINT) are ignored — only SIGKILL from Owl works;
 // orphaned grandchildren are reparented to it, and zombies stay until it

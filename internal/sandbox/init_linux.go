@@ -56,6 +56,10 @@ type initConfig struct {
 	UID        int      `json:"uid"`
 	GID        int      `json:"gid"`
 	Hostname   string   `json:"hostname"`
+	// Slots, for a pre-warmed sandbox, is the host directory of its slots
+	// (task, opt, tmp): bound at /var/task, /opt and /tmp as slaves of the
+	// host's slot mounts instead of CodeDir, OptDir and a tmpfs.
+	Slots string `json:"slots,omitempty"`
 	// JoinCgroups are v1 cgroup directories whose tasks file the init
 	// writes "0" to (see joinCgroups); empty on v2 (CLONE_INTO_CGROUP).
 	JoinCgroups []string `json:"join_cgroups,omitempty"`
@@ -228,7 +232,14 @@ func setupSandbox(cfg *initConfig) error {
 	if err := joinCgroups(cfg.JoinCgroups); err != nil {
 		return err
 	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	// Nothing mounted here may reach the host. A pre-warmed sandbox keeps
+	// receiving from the host (slave) until its root is built, for its
+	// slots; everything else is made private below.
+	propagation := uintptr(unix.MS_PRIVATE)
+	if cfg.Slots != "" {
+		propagation = unix.MS_SLAVE
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|propagation, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
 	root := cfg.Root
@@ -248,10 +259,12 @@ func setupSandbox(cfg *initConfig) error {
 	if err := bindReadOnly(cfg.EtcDir, root+"/etc"); err != nil {
 		return fmt.Errorf("mounting /etc from %s: %w", cfg.EtcDir, err)
 	}
-	if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
+	if cfg.Slots != "" {
+		// Attached last, below.
+	} else if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
 		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
 	}
-	if cfg.OptDir != "" {
+	if cfg.OptDir != "" && cfg.Slots == "" {
 		if err := bindReadOnly(cfg.OptDir, root+"/opt"); err != nil {
 			return fmt.Errorf("mounting /opt from %s: %w", cfg.OptDir, err)
 		}
@@ -264,9 +277,11 @@ func setupSandbox(cfg *initConfig) error {
 			return fmt.Errorf("mounting /var/runtime from %s: %w", cfg.RuntimeDir, err)
 		}
 	}
-	tmpOpts := "mode=1777,size=" + strconv.Itoa(cfg.TmpMB) + "m"
-	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
-		return fmt.Errorf("mounting /tmp: %w", err)
+	if cfg.Slots == "" {
+		tmpOpts := "mode=1777,size=" + strconv.Itoa(cfg.TmpMB) + "m"
+		if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
+			return fmt.Errorf("mounting /tmp: %w", err)
+		}
 	}
 	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
@@ -276,6 +291,11 @@ func setupSandbox(cfg *initConfig) error {
 	}
 	if err := setupDev(root + "/dev"); err != nil {
 		return err
+	}
+	if cfg.Slots != "" {
+		if err := attachSlots(root, cfg.Slots); err != nil {
+			return err
+		}
 	}
 	if err := pivotRoot(root); err != nil {
 		return err
@@ -299,6 +319,23 @@ func setupSandbox(cfg *initConfig) error {
 		return err
 	}
 	return lockDown(filter)
+}
+
+// attachSlots makes everything in the new root private, then binds the
+// slots: a bind of a slave mount (the namespace's copy of a shared host
+// slot) is a slave of the same peer group, so what the host later mounts on
+// a slot appears here. Read-only, nosuid, nodev: the empty slots are never
+// written; what is attached later brings its own flags.
+func attachSlots(root, slots string) error {
+	if err := unix.Mount("", root, "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the root private: %w", err)
+	}
+	for _, s := range [...][2]string{{"task", "/var/task"}, {"opt", "/opt"}, {"tmp", "/tmp"}} {
+		if err := bindReadOnly(slots+"/"+s[0], root+s[1]); err != nil {
+			return fmt.Errorf("mounting slot %s: %w", s[1], err)
+		}
+	}
+	return nil
 }
 
 // joinCgroups moves the calling thread — the one that will exec the

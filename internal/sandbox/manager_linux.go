@@ -54,6 +54,9 @@ type Manager struct {
 	spareCgroups map[string]bool     // guarded by mu; v2 cgroups named for a spare (until the spare or its sandbox is gone)
 	spareSeq     int                 // guarded by mu
 
+	slotsMu    sync.Mutex // guards slotsReady
+	slotsReady bool       // <RootDir>/slots is a private mount
+
 	etcMu    sync.Mutex        // serialises building the /etc directories
 	etcDirs  map[[2]int]string // guarded by etcMu; uid:gid → prepared /etc
 	inflight sync.WaitGroup    // Creates in progress; Close waits for them
@@ -174,6 +177,12 @@ func (m *Manager) CleanupStale(ctx context.Context) (int, error) {
 		removed++
 		m.log.Info("removed stale sandbox", "sandbox", name, "killed", len(pids))
 	}
+	// After the kills above: the slots of pre-warmed sandboxes.
+	if n, err := m.cleanupStaleSlots(); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 {
+		m.log.Info("removed stale pre-warm slots", "count", n)
+	}
 	if m.net != nil {
 		// After the kills above: a stale veth mostly vanishes with its
 		// sandbox's network namespace; what remains is deleted here.
@@ -223,7 +232,7 @@ func (m *Manager) Close() error {
 		if m.net != nil {
 			errs = append(errs, m.net.teardown())
 		}
-		errs = append(errs, m.cg.removeInstance(), m.devNull.Close())
+		errs = append(errs, m.closeSlots(), m.cg.removeInstance(), m.devNull.Close())
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
@@ -252,7 +261,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	if spec.Egress && m.net == nil {
 		return nil, fmt.Errorf("sandbox %s: Spec.Egress needs a Manager with Config.Egress: %w", spec.ID, ErrNoEgress)
 	}
-	if fi, err := os.Stat(spec.CodeDir); err != nil {
+	if spec.Slots {
+		spec.CodeDir, spec.OptDir = "", ""
+	} else if fi, err := os.Stat(spec.CodeDir); err != nil {
 		return nil, fmt.Errorf("sandbox %s: code dir: %w", spec.ID, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("sandbox %s: code dir %s is not a directory", spec.ID, spec.CodeDir)
@@ -291,6 +302,12 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 // the spare turns out dead), else starts one.
 func (m *Manager) create(ctx context.Context, spec Spec) (_ *Sandbox, spare bool, _ error) {
 	lim := limits{memoryBytes: uint64(spec.MemoryMB) << 20, pidsMax: spec.PidsMax, memoryMB: spec.MemoryMB}
+	if spec.Slots {
+		// The slots must exist before the init's mount namespace is
+		// cloned: a spare init's namespace predates them.
+		s, err := m.createFrom(ctx, spec, lim, nil)
+		return s, false, err
+	}
 	select {
 	case p := <-m.spares:
 		// Refill once this Create is done, not competing with it for CPU.
@@ -352,6 +369,20 @@ func (m *Manager) createFrom(ctx context.Context, spec Spec, lim limits, p *init
 		}
 		undo = append(undo, removeCgroup(cg))
 	}
+	var slots string
+	if spec.Slots {
+		if slots, err = m.makeSlots(spec.ID); err != nil {
+			if p != nil {
+				p.kill()
+			}
+			return nil, err
+		}
+		undo = append(undo, func() {
+			if err := removeSlots(slots); err != nil {
+				m.log.Warn("rolling back sandbox slots", "sandbox", spec.ID, "err", err)
+			}
+		})
+	}
 	if p == nil {
 		var v2cg *cgroup
 		if m.cg.v2 {
@@ -362,7 +393,12 @@ func (m *Manager) createFrom(ctx context.Context, spec Spec, lim limits, p *init
 		}
 	}
 	undo = append(undo, p.kill)
-	return m.configure(ctx, spec, cg, p)
+	s, err := m.configure(ctx, spec, cg, p, slots)
+	if err != nil {
+		return nil, err
+	}
+	s.slots = slots
+	return s, nil
 }
 
 // initProc is a started init waiting for its config: the costly part of a
@@ -446,7 +482,7 @@ func (p *initProc) kill() {
 }
 
 // configure turns the init into the sandbox: config, listener, go, exec.
-func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc) (_ *Sandbox, err error) {
+func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc, slots string) (_ *Sandbox, err error) {
 	etc, err := m.etcDir(spec.UID, spec.GID)
 	if err != nil {
 		return nil, err
@@ -463,6 +499,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		UID:        spec.UID,
 		GID:        spec.GID,
 		Hostname:   Hostname,
+		Slots:      slots,
 	}
 	if !m.cg.v2 {
 		ic.JoinCgroups = cg.dirs

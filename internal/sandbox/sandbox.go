@@ -167,6 +167,28 @@ type Spec struct {
 	// reach the host's networks (not the host, not other sandboxes). It
 	// needs Config.Egress. Without it the sandbox has only loopback.
 	Egress bool
+	// Slots makes a pre-warmed sandbox: CodeDir and OptDir are ignored,
+	// /var/task, /opt and /tmp are empty read-only slots until
+	// Sandbox.Specialize attaches a function's code, layers and /tmp (see
+	// prewarm_linux.go). TmpMB is then unused.
+	Slots bool
+}
+
+// Specialization is what a pre-warmed sandbox (Spec.Slots) is given when it
+// becomes a function's: the rest of what a Spec says.
+type Specialization struct {
+	// CodeDir is bound read-only at /var/task.
+	CodeDir string
+	// OptDir, when set, is bound read-only at /opt.
+	OptDir string
+	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
+	TmpMB int
+	// MemoryMB is the new memory limit (and CPU share); required.
+	MemoryMB int
+	// PidsMax; 0 means DefaultPidsMax.
+	PidsMax int
+	// Egress adds eth0 (see Spec.Egress).
+	Egress bool
 }
 
 func (s Spec) withDefaults() Spec {
@@ -193,13 +215,13 @@ func (s Spec) validate() error {
 	checks := []func() error{
 		func() error { return checkName("ID", s.ID) },
 		func() error {
-			if !filepath.IsAbs(s.CodeDir) {
+			if !s.Slots && !filepath.IsAbs(s.CodeDir) {
 				return fmt.Errorf("CodeDir must be an absolute path, got %q", s.CodeDir)
 			}
 			return nil
 		},
 		func() error {
-			if s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
+			if !s.Slots && s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
 				return fmt.Errorf("OptDir must be an absolute path, got %q", s.OptDir)
 			}
 			if s.RuntimeDir != "" && !filepath.IsAbs(s.RuntimeDir) {

@@ -21,8 +21,11 @@ type Sandbox struct {
 	cg   *cgroup
 	cmd  *exec.Cmd
 	ln   net.Listener
-	veth *vethLink // egress network; nil without Spec.Egress
+	veth *vethLink // egress network; nil without Spec.Egress (or until Specialize)
 	out  *os.File
+	// slots is the host directory of a pre-warmed sandbox's slots (Spec.Slots); "" otherwise.
+	slots       string
+	specialized bool // guarded by mu
 
 	done chan struct{} // closed by reap once pid 1 is reaped
 	// Written by reap before done is closed, read only after.
@@ -200,6 +203,11 @@ func (s *Sandbox) destroy() error {
 	}
 	if s.veth != nil {
 		s.m.net.detach(s.veth)
+	}
+	if s.slots != "" {
+		if err := removeSlots(s.slots); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)

@@ -36,14 +36,15 @@ func (m *Manager) Close() error { return nil }
 // Sandbox is unavailable on this system.
 type Sandbox struct{}
 
-func (s *Sandbox) ID() string                      { return "" }
-func (s *Sandbox) Pid() int                        { return 0 }
-func (s *Sandbox) Listener() net.Listener          { return nil }
-func (s *Sandbox) Output() *os.File                { return nil }
-func (s *Sandbox) Done() <-chan struct{}           { return nil }
-func (s *Sandbox) ExitError() error                { return ErrUnsupported }
-func (s *Sandbox) OOMKilled() bool                 { return false }
-func (s *Sandbox) MaxMemoryBytes() (uint64, error) { return 0, ErrUnsupported }
-func (s *Sandbox) Freeze() error                   { return ErrUnsupported }
-func (s *Sandbox) Thaw() error                     { return ErrUnsupported }
-func (s *Sandbox) Destroy() error                  { return nil }
+func (s *Sandbox) ID() string                         { return "" }
+func (s *Sandbox) Pid() int                           { return 0 }
+func (s *Sandbox) Listener() net.Listener             { return nil }
+func (s *Sandbox) Output() *os.File                   { return nil }
+func (s *Sandbox) Done() <-chan struct{}              { return nil }
+func (s *Sandbox) ExitError() error                   { return ErrUnsupported }
+func (s *Sandbox) OOMKilled() bool                    { return false }
+func (s *Sandbox) MaxMemoryBytes() (uint64, error)    { return 0, ErrUnsupported }
+func (s *Sandbox) Freeze() error                      { return ErrUnsupported }
+func (s *Sandbox) Thaw() error                        { return ErrUnsupported }
+func (s *Sandbox) Destroy() error                     { return nil }
+func (s *Sandbox) Specialize(sp Specialization) error { return ErrUnsupported }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/worker"
 )
 
 // syncBuffer collects a child's output safely.
@@ -75,7 +77,7 @@ type owlProcess struct {
 }
 
 // startOwl starts `owl serve` on dataDir and waits until it answers.
-func startOwl(t *testing.T, dataDir string) *owlProcess {
+func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
@@ -86,7 +88,7 @@ func startOwl(t *testing.T, dataDir string) *owlProcess {
 		exited:     make(chan struct{}),
 	}
 	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
-	p.cmd.Env = owlEnv()
+	p.cmd.Env = owlEnv(extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting owl serve: %v", err)
@@ -300,10 +302,39 @@ func TestOwlServeCrash(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	inst := instanceOf(t, dataDir)
-	p := startOwl(t, dataDir)
+	t.Cleanup(func() {
+		// If the test stops half-way, the crashed run's mounts stay (a
+		// restart would remove them); they would keep TempDir's removal
+		// from working.
+		mps := mountsUnder(t, dataDir)
+		for i := len(mps) - 1; i >= 0; i-- {
+			if f := strings.Fields(mps[i]); len(f) > 4 {
+				_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+			}
+		}
+	})
+	// Never frozen: on cgroup v1 a frozen process does not die of the
+	// parent-death SIGKILL until thawed (CleanupStale at the restart kills
+	// it), and this test checks that the processes die with Owl.
+	p := startOwl(t, dataDir, "OWL_FREEZE_AFTER=0")
 	p.createKitchensink("survivor")
 	if r := p.invoke("survivor", `{"name":"before"}`); r.payload != `{"message":"hello before"}` {
 		t.Fatalf("invoke before the crash: %+v", r)
+	}
+	// The pre-warmed environments are up too: their slots are mounted.
+	slots := filepath.Join(dataDir, "sandboxes", "slots")
+	eventually(t, 20*time.Second, func() error {
+		if len(worker.PrewarmRuntimes()) > 0 && len(mountsUnder(t, slots)) == 0 {
+			return fmt.Errorf("no pre-warmed environment's slots mounted under %s", slots)
+		}
+		return nil
+	})
+	// And one was specialised: its function's code is mounted on a slot.
+	if rts := worker.PrewarmRuntimes(); len(rts) > 0 {
+		p.createPrewarmFunction("survivor-pw", prewarmRuntimes(t)[0], 128, 512, nil)
+		if out := p.invokePrewarm("survivor-pw"); !strings.HasPrefix(out.cgroupName(), "prewarm-") {
+			t.Errorf("the interpreted function ran in %s, not a pre-warmed environment", out.cgroupName())
+		}
 	}
 	sandboxes := sandboxCgroupNames(t, inst)
 	procs := sandboxProcesses(inst)
@@ -330,9 +361,13 @@ func TestOwlServeCrash(t *testing.T) {
 	stale := sandboxCgroupNames(t, inst)
 	t.Logf("stale sandbox cgroups for the restart to remove: %v", stale)
 
-	p = startOwl(t, dataDir)
-	if left := sandboxProcesses(inst); len(left) > 0 {
-		t.Errorf("processes of the crashed run alive after the restart: %v", left)
+	p = startOwl(t, dataDir, "OWL_FREEZE_AFTER=0")
+	for pid, p := range sandboxProcessCgroups(inst) {
+		// The new run's pre-warmed environments may be up already; the
+		// crashed run's died with it (checked above).
+		if !strings.HasPrefix(p.cgroup, "prewarm-") {
+			t.Errorf("processes of the crashed run alive after the restart: %d %v", pid, p)
+		}
 	}
 	if left := sandboxCgroupNames(t, inst); len(left) > 0 {
 		t.Errorf("sandbox cgroups of the crashed run still there after the restart: %v", left)

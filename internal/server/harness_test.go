@@ -566,11 +566,15 @@ func instanceCgroups(t testing.TB, instance string) []string {
 }
 
 // sandboxCgroupNames lists the sandbox cgroups (not the instance dirs) of
-// instance, once per name.
+// instance, once per name, but not those of pre-warmed environments
+// (prewarm-*: see prewarm_test.go), which come and go on their own.
 func sandboxCgroupNames(t testing.TB, instance string) []string {
 	t.Helper()
 	var names []string
 	for _, d := range instanceCgroups(t, instance) {
+		if strings.HasPrefix(filepath.Base(d), "prewarm-") {
+			continue
+		}
 		if filepath.Base(d) != instance && !slices.Contains(names, filepath.Base(d)) {
 			names = append(names, filepath.Base(d))
 		}
@@ -653,9 +657,19 @@ func checkNothingLeft(t testing.TB, dataDir string) {
 		if m := mountsUnder(t, dataDir); len(m) > 0 {
 			return fmt.Errorf("mounts left under %s: %v", dataDir, m)
 		}
+		// Pre-warmed sandboxes' slots (mount points while they live).
+		if slots := filepath.Join(dataDir, "sandboxes", "slots"); exists(slots) {
+			ents, _ := os.ReadDir(slots)
+			return fmt.Errorf("slot directory %s left, holding %d entries", slots, len(ents))
+		}
 		if n := networkLeft(t, inst); len(n) > 0 {
 			return fmt.Errorf("network of instance %s left: %v", inst, n)
 		}
 		return nil
 	})
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

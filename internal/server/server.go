@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
-		Egress: cfg.NetworkEgress,
+		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm,
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 

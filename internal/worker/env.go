@@ -144,13 +144,21 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	}
 	t0 := time.Now()
 	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
+	environ := w.environ(fn, rt, opts.provisioned)
+	if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
+		// A pre-warmed environment (prewarm.go): its refill waits until
+		// this one is ready, not competing with it for CPU.
+		defer w.prewarm.kickRefill()
+		id = sb.ID()
+		return w.serve(ctx, sb, key, id, t0, fn, opts, dirs, &accounted)
+	}
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
 		ID:             id,
 		CodeDir:        dir,
 		RuntimeDir:     w.cfg.RuntimeDir,
 		OptDir:         optDir,
 		Argv:           argv(rt, dir, optDir),
-		Env:            w.environ(fn, rt, opts.provisioned),
+		Env:            environ,
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,
 		UID:            w.cfg.UID,
@@ -167,6 +175,13 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 	}
+	return w.serve(ctx, sb, key, id, t0, fn, opts, dirs, &accounted)
+}
+
+// serve runs the Runtime API of a new environment's sandbox and waits for
+// its runtime's first /next; the second half of start.
+func (w *Worker) serve(ctx context.Context, sb *sandbox.Sandbox, key poolKey, id string, t0 time.Time, fn registry.Function,
+	opts startOptions, dirs []string, accounted *bool) (*env, time.Duration, []string, error) {
 	logs, err := newLogCapture(sb.Output(), w.cfg.LogLimitBytes)
 	if err != nil {
 		_ = sb.Destroy()
@@ -189,7 +204,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 
 	w.mu.Lock()
 	w.all[e] = struct{}{}
-	accounted = true
+	*accounted = true
 	if w.pools[key] == nil {
 		w.pools[key] = &pool{}
 	}
@@ -273,6 +288,9 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 	}
 	envv := make([]string, 0, 24+len(fn.Environment))
 	for k, v := range fn.Environment {
+		if k == prewarmVar {
+			continue // Owl's own (prewarm.go): it would make the bootstrap wait for a function
+		}
 		envv = append(envv, k+"="+v)
 	}
 	for _, kv := range rt.Env { // the runtime's defaults, unless the function sets them

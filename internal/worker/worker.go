@@ -73,6 +73,9 @@ type Config struct {
 	// sandboxes of functions with Network "egress" (the default of those
 	// without one, then) get eth0.
 	Egress bool
+	// Prewarm is how many pre-warmed environments the worker keeps per
+	// interpreted runtime (prewarm.go); 0 disables pre-warming.
+	Prewarm int
 	// LogLimitBytes caps the log output Owl keeps of one invocation; the
 	// rest is read and dropped, and one line says so. Zero means
 	// DefaultLogLimitBytes.
@@ -110,6 +113,8 @@ type Worker struct {
 	provisionDone   chan struct{}
 	provisionStatus map[poolKey]string
 
+	prewarm *prewarmPool // pre-warmed environments per runtime
+
 	envSeq  atomic.Uint64
 	stopGC  chan struct{}
 	gcDone  chan struct{}
@@ -139,6 +144,7 @@ func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Mana
 		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
 		provisionStatus: map[poolKey]string{},
 	}
+	w.prewarm = newPrewarmPool(w, cfg.Prewarm)
 	go w.collectIdle()
 	go w.provisionLoop()
 	return w
@@ -473,13 +479,22 @@ func (w *Worker) collectIdle() {
 }
 
 // Stats is a snapshot of the node's environments.
-type Stats struct{ Environments, Idle, Frozen, Inflight int }
+type Stats struct {
+	Environments, Idle, Frozen, Inflight int
+	// PrewarmReady is the number of pre-warmed environments waiting for a
+	// function; Specialized counts the environments started from one,
+	// PrewarmFallbacks the cold starts of an interpreted runtime that
+	// found none ready (or failed to specialise one) and started as usual.
+	PrewarmReady                  int
+	Specialized, PrewarmFallbacks int64
+}
 
 // Stats reports how many environments exist and how many are idle.
 func (w *Worker) Stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := Stats{Environments: len(w.all), Inflight: int(w.inflight.Load())}
+	s := Stats{Environments: len(w.all), Inflight: int(w.inflight.Load()),
+		PrewarmReady: w.prewarm.readyCount(), Specialized: w.prewarm.specialized.Load(), PrewarmFallbacks: w.prewarm.fallbacks.Load()}
 	for _, p := range w.pools {
 		s.Idle += len(p.idle)
 		for _, e := range p.idle {
@@ -506,6 +521,7 @@ func (w *Worker) Close() {
 	}
 	w.pools = map[poolKey]*pool{}
 	w.mu.Unlock()
+	w.prewarm.close()
 	close(w.stopGC)
 	<-w.gcDone
 	<-w.provisionDone

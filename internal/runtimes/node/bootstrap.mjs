@@ -616,10 +616,72 @@ async function invokeOnce(handler, isAsync) {
 // ---------------------------------------------------------------------------
 // main
 
+// Pre-warmed environments: Owl starts this file before any function is
+// chosen for it, with the runtime's generic environment and _OWL_PREWARM=1.
+// main() then first blocks on GET /2018-06-01/runtime/owl/specialize, which
+// Owl answers once the function's code is attached to /var/task, with the
+// function's whole environment: it replaces process.env (what JavaScript
+// sees, and what child processes get; /proc/self/environ keeps the generic
+// start-up environment). A process is specialised once, for one function.
+function specialize() {
+  const address = process.env.AWS_LAMBDA_RUNTIME_API || '';
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: address.slice(0, i).replace(/^\[|\]$/g, ''),
+        port: Number(address.slice(i + 1)),
+        path: '/2018-06-01/runtime/owl/specialize',
+        method: 'GET',
+        agent: false,
+        headers: { Connection: 'close' },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            reject(new Error(`HTTP ${res.statusCode}`));
+            return;
+          }
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')).env);
+          } catch (e) {
+            reject(e);
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  }).then((env) => {
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    for (const kv of env) {
+      const j = kv.indexOf('=');
+      process.env[kv.slice(0, j)] = kv.slice(j + 1);
+    }
+    // Our working directory is the empty slot beneath the function's code.
+    try {
+      process.chdir(process.env.LAMBDA_TASK_ROOT || '/var/task');
+    } catch {
+      // loadHandler reports a missing task root.
+    }
+  });
+}
+
 async function main() {
-  // A warm pool would hold a pre-started process here: the runtime is
-  // loaded, nothing function-specific has happened yet (see the comment at
-  // the top of this file).
+  // A pre-warmed process waits here: the runtime is loaded, nothing
+  // function-specific has happened yet (see the comment at the top of this
+  // file).
+  if (process.env._OWL_PREWARM === '1') {
+    try {
+      await specialize();
+    } catch (e) {
+      writeFdSync(2, `owl node runtime: specialize: ${e && e.message}\n`);
+      process.exit(1);
+    }
+  }
 
   patchConsole();
   try {

@@ -19,6 +19,11 @@ does nothing that depends on a function. A zygote may import it as a module
 function's environment and code are in place, call main(): only then are the
 environment read and the handler loaded (load_handler). Two functions never
 share the interpreter state created after the fork.
+
+Owl's pre-warmed environments start this file with the generic environment
+of the runtime and _OWL_PREWARM=1: main() then first asks the Runtime API for
+its function (specialize()), and only afterwards reads the environment and
+loads the handler. An interpreter is specialised once, for one function.
 """
 
 import decimal
@@ -707,6 +712,40 @@ def init(api):
         sys.exit(1)
 
 
+PREWARM_VAR = "_OWL_PREWARM"
+SPECIALIZE_PATH = "/runtime/owl/specialize"
+
+
+def specialize(address):
+    """Pre-warmed environment (Owl started this interpreter before any
+    function was chosen for it; _OWL_PREWARM=1): block until Owl attaches a
+    function's code to /var/task and answers with the function's whole
+    environment, which replaces ours. os.environ is what Python code sees
+    (and, through putenv, what child processes and C libraries get);
+    /proc/self/environ still shows the generic start-up environment."""
+    conn = _Connection(address)
+    try:
+        status, _, body = conn.request("GET", API_VERSION + SPECIALIZE_PATH, b"", {"Connection": "close"})
+    except (OSError, ValueError, _ProtocolError) as e:
+        _write_stderr("[ERROR] Runtime API: specialize: %s: %s\n" % (type(e).__name__, e))
+        sys.exit(1)
+    finally:
+        conn.close()
+    if status != 200:
+        _write_stderr("[ERROR] Runtime API: specialize: HTTP %d\n" % status)
+        sys.exit(1)
+    env = json.loads(body)["env"]
+    os.environ.clear()
+    for kv in env:
+        k, _, v = kv.partition("=")
+        os.environ[k] = v
+    # Our working directory is the empty slot beneath the function's code.
+    try:
+        os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
+    except OSError:
+        pass
+
+
 def main():
     # Pre-warming: everything up to here (starting the interpreter, the
     # imports at the top of this file, these definitions) is the same for
@@ -719,6 +758,9 @@ def main():
     if not address:
         _write_stderr("[ERROR] AWS_LAMBDA_RUNTIME_API is not set\n")
         sys.exit(1)
+    if os.environ.get(PREWARM_VAR) == "1":
+        specialize(address)
+        address = os.environ.get("AWS_LAMBDA_RUNTIME_API") or address
     api = RuntimeClient(address)
     handler = init(api)
     try:

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# bench/prewarm.sh: cold starts of the Python and Node.js hello examples with and without
+# pre-warmed environments (OWL_PREWARM), measured in one run, interleaved.
+#
+# Builds owl, starts two `owl serve` on temp data dirs: "off" (OWL_PREWARM=0) and "on"
+# (OWL_PREWARM=1, the default), deploys examples/hello-python (python3.11) and
+# examples/hello-node (nodejs20.x) on both, then ROUNDS times, for each function, runs
+# `owl bench cold -f <fn> -n N` against off and then on. Prints each run's p50 and the median of
+# the rounds, and how many of "on"'s cold starts were served by a pre-warmed environment (its
+# debug log line "specialized a pre-warmed environment") or fell back to a fresh start.
+#
+#   bench/prewarm.sh                 ROUNDS=3 N=30 SETTLE=100ms ON_PREWARM=1 (OWL_PREWARM of "on")
+#   KEEP_LOG=file keeps the "on" server's log.
+set -euo pipefail
+ROUNDS=${ROUNDS:-3}
+N=${N:-30}
+SETTLE=${SETTLE:-100ms}
+PY=${PY:-python3.11}
+NODE=${NODE:-nodejs20.x}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ $(id -u) == 0 ]] || { echo "run me as root" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/owl-prewarm.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[[ -n ${KEEP_LOG:-} ]] && cp "$TMP/on.log" "$KEEP_LOG"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+cd "$REPO"
+go build -o "$TMP/owl" ./cmd/owl
+OWL=$TMP/owl
+
+start() { # name prewarm
+	mkdir -p "$TMP/$1"
+	OWL_PREWARM=$2 "$OWL" serve --addr 127.0.0.1:0 --data "$TMP/$1" --log-level debug >"$TMP/$1.log" 2>&1 &
+	PIDS+=($!)
+	local addr=""
+	for _ in $(seq 1 300); do
+		addr=$(sed -n 's/.*msg="owl serving" addr=\([^ ]*\).*/\1/p' "$TMP/$1.log" | head -1)
+		[[ -n $addr ]] && break
+		sleep 0.1
+	done
+	[[ -n $addr ]] || { cat "$TMP/$1.log" >&2; exit 1; }
+	echo "http://$addr" >"$TMP/$1.endpoint"
+}
+owlat() { # name args...
+	local n=$1
+	shift
+	OWL_DATA=$TMP/$n OWL_ENDPOINT=$(cat "$TMP/$n.endpoint") "$OWL" "$@"
+}
+start off 0
+start on "${ON_PREWARM:-1}"
+for s in off on; do
+	owlat $s deploy examples/hello-python --name hello-py --runtime "$PY" --handler app.handler >/dev/null
+	owlat $s deploy examples/hello-node --name hello-node --runtime "$NODE" --handler index.handler >/dev/null
+done
+sleep 2 # the spares of "on" start
+for r in $(seq 1 "$ROUNDS"); do
+	for fn in hello-py hello-node; do
+		for s in off on; do
+			owlat $s bench cold -f $fn -n "$N" --settle "$SETTLE" --json "$TMP/$r-$fn-$s.json" >/dev/null
+		done
+	done
+done
+"$PY" - "$TMP" "$ROUNDS" <<'PYEOF'
+import json, statistics, sys
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+print("%-11s %-4s %s" % ("function", "mode", "cold p50 per round (ms) -> median | Init Duration p50 median"))
+for fn in ("hello-py", "hello-node"):
+    for s in ("off", "on"):
+        runs = [json.load(open("%s/%d-%s-%s.json" % (tmp, r, fn, s))) for r in range(1, rounds + 1)]
+        p50 = [x["latency"]["p50_us"] / 1000 for x in runs]
+        init = [x["init_duration"]["p50_us"] / 1000 for x in runs]
+        errs = sum(x["errors"] for x in runs)
+        print("%-11s %-4s %s -> %.2f ms | %.2f ms%s" % (fn, s, " ".join("%.2f" % v for v in p50),
+              statistics.median(p50), statistics.median(init), "  (%d errors)" % errs if errs else ""))
+PYEOF
+echo "on: $(grep -c 'specialized a pre-warmed environment' "$TMP/on.log") cold starts from a pre-warmed environment," \
+	"$(grep -c 'no pre-warmed environment ready' "$TMP/on.log") without one ready"
