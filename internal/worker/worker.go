@@ -374,11 +374,7 @@ func (w *Worker) release(e *env) {
 	e.idle = true
 	w.mu.Unlock()
 	if w.cfg.FreezeAfter > 0 {
-		e.scheduleFreeze(w.cfg.FreezeAfter, func() bool {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return e.idle
-		})
+		e.scheduleFreeze(w.cfg.FreezeAfter, &w.mu)
 	}
 }
 
