@@ -281,7 +281,7 @@ func (w *Worker) record(fn registry.Function, req Request, lines []string, rep t
 	}
 	b = append(b, telemetry.EndLine(req.RequestID)...)
 	b = append(b, '\n')
-	b = append(b, rep.Line()...)
+	b = rep.AppendLine(b)
 	b = append(b, '\n')
 	text := string(b)
 	if w.logs != nil {
