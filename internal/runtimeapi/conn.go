@@ -55,6 +55,10 @@ type conn struct {
 	// nextClose: the parked /next asked to close the connection after its
 	// answer. Guarded by Server.mu.
 	nextClose bool
+	// guard counts a pending expireWrite of deliver (made once per
+	// connection: expireWrite is a method value allocated with it).
+	guard       sync.WaitGroup
+	expireWrite func()
 
 	resp respWriter // reused for each answer of the connection's goroutine
 }
@@ -106,6 +110,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		c.br = bufio.NewReaderSize(&c.lr, 4096)
 		c.bw = bufio.NewWriterSize(nc, 4096)
 		c.resp.header = make(http.Header, 4)
+		c.expireWrite = func() {
+			_ = nc.SetWriteDeadline(time.Unix(1, 0)) // in the past: a blocked write fails now
+			c.guard.Done()
+		}
 		s.mu.Lock()
 		if s.isClosed {
 			s.mu.Unlock()
@@ -163,7 +171,12 @@ func (c *conn) serve() {
 
 		c.resp.reset()
 		if s.handle(c, &c.resp, r) {
-			continue // a parked /next: Invoke answers it on c
+			// A /next, parked (Invoke answers it on c) or answered. A GET
+			// has no body worth reading: a large one ends the connection.
+			if n, err := io.CopyN(io.Discard, r.Body, maxPostHandlerReadBytes+1); err != io.EOF || n > maxPostHandlerReadBytes {
+				return
+			}
+			continue
 		}
 
 		// Keep the connection only if the body is consumed, as net/http

@@ -2,6 +2,8 @@ package runtimeapi
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -174,5 +176,36 @@ func TestConnNextConnectionClose(t *testing.T) {
 	wantAccepted(t, c.post(ctx, "req-1", "response", nil))
 	if res := receive(t, invCh); res.err != nil {
 		t.Fatal(res.err)
+	}
+}
+
+// Invoke writes the event onto the parked /next's connection itself; a
+// runtime that does not read it cannot keep Invoke past its ctx.
+func TestConnEventWriteEndsWithCtx(t *testing.T) {
+	checkGoroutines(t)
+	s, addr := startServer(t, Config{})
+	nc, _ := dialRaw(t, addr)
+	io.WriteString(nc, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n")
+	eventually(t, "/next to park", isParked(s))
+
+	inv := testInvocation("req-1", "")
+	inv.Payload = make([]byte, 64<<20) // more than the sockets buffer
+	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Invoke(ctx, inv)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Invoke = %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Invoke returned after %v", d)
+	}
+	// The runtime never got the whole event: it was withdrawn, and the
+	// environment takes another invocation.
+	if !errors.Is(err, ErrWithdrawn) {
+		t.Errorf("Invoke = %v, want ErrWithdrawn", err)
+	}
+	if _, st := serverState(s); st != invNone {
+		t.Errorf("state %v after the withdrawal", st)
 	}
 }

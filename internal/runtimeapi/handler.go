@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 )
 
 const pathPrefix = "/2018-06-01/runtime/"
@@ -145,16 +147,38 @@ func (s *Server) next(c *conn, w http.ResponseWriter, r *http.Request) (parked b
 	s.state = invDelivered
 	c.wmu.Lock() // before mu is released: see deliver
 	s.mu.Unlock()
-	s.deliver(c, &inv, r.Close)
+	s.deliver(nil, c, &inv, r.Close)
 	return true // answered; the connection goes on (or is closed) as after a parked /next
 }
 
 // deliver writes inv to c as the answer of its /next, the invocation being
 // invDelivered. The caller holds c.wmu, taken while it held s.mu, so no
 // later answer on c can overtake the event; deliver releases it. When the
-// write fails the runtime never got the event: it goes back to the queue.
-func (s *Server) deliver(c *conn, inv *Invocation, closeAfter bool) {
-	err := c.writeEvent(inv, closeAfter)
+// write fails the runtime never got the whole event: it goes back to the
+// queue.
+//
+// ctx is Invoke's, which writes the event itself: if the runtime does not
+// read (the write blocks once the socket's buffers are full), ctx's end
+// must still end the write, or Invoke would outlive its deadline. A nil
+// ctx (the connection's goroutine writing a queued event) is not watched:
+// Invoke is then free to return on its own.
+func (s *Server) deliver(ctx context.Context, c *conn, inv *Invocation, closeAfter bool) {
+	var err error
+	if ctx == nil {
+		err = c.writeEvent(inv, closeAfter)
+	} else {
+		c.guard.Add(1)
+		stop := context.AfterFunc(ctx, c.expireWrite)
+		err = c.writeEvent(inv, closeAfter)
+		if stop() {
+			c.guard.Done()
+		} else {
+			// expireWrite ran, maybe after the write succeeded: wait for
+			// it, then clear its deadline.
+			c.guard.Wait()
+			_ = c.nc.SetWriteDeadline(time.Time{})
+		}
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		c.nc.Close() // c's goroutine leaves; the runtime is gone or going

@@ -317,7 +317,7 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
 		closeAfter := c.nextClose
 		c.wmu.Lock() // before mu is released: see deliver
 		s.mu.Unlock()
-		s.deliver(c, &inv, closeAfter)
+		s.deliver(ctx, c, &inv, closeAfter)
 	} else {
 		s.state = invQueued
 		s.inv = inv
