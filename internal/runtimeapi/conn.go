@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -165,7 +166,7 @@ func (c *conn) serve() {
 				"reason", "sent while a /next on the same connection was unanswered")
 			return
 		}
-		if r.Header.Get("Expect") == "100-continue" && r.ContentLength != 0 {
+		if strings.EqualFold(r.Header.Get("Expect"), "100-continue") && r.ContentLength != 0 {
 			r.Body = &expectContinueReader{c: c, r: r.Body}
 		}
 
