@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -26,7 +30,11 @@ NATS server with JetStream storing under --data, and the sandboxes functions run
 Every flag has an environment variable: --addr is OWL_ADDR, --memory-budget is
 OWL_MEMORY_BUDGET, and so on; flags win over the environment.
 Credentials come from OWL_ACCESS_KEY_ID/OWL_SECRET_ACCESS_KEY and OWL_TOKEN; those
-unset are generated on first start and stored (mode 0600) in <data>/credentials.json.`,
+unset are generated on first start and stored (mode 0600) in <data>/credentials.json.
+
+OWL_PPROF_ADDR=127.0.0.1:6060 (off when unset) serves Go's net/http/pprof profiles
+(/debug/pprof/) on a separate listener, for profiling the server; keep it on loopback:
+profiles reveal memory contents and cost CPU.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
@@ -91,6 +99,14 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	srv.Start()
+	if addr := os.Getenv("OWL_PPROF_ADDR"); addr != "" {
+		stop, err := servePprof(addr, logger)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		defer stop()
+	}
 	<-ctx.Done()
 	logger.Info("shutting down", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel2 := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -100,4 +116,29 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// servePprof serves net/http/pprof on its own listener at addr, apart from
+// the API (which never exposes it), until stop is called. It is opt-in
+// (OWL_PPROF_ADDR) and meant for loopback: profiling the warm path needs a
+// CPU profile of the server under load.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("OWL_PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("pprof server", "err", err)
+		}
+	}()
+	logger.Info("pprof serving", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

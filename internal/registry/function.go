@@ -201,6 +201,10 @@ func ParseName(s string) (name, qualifier string, err error) {
 		if len(parts) == 8 {
 			qualifier = parts[7]
 		}
+	} else if !strings.Contains(s, ":") {
+		// A plain name, as nearly every invocation gives it: no split (an
+		// allocation per invocation).
+		name = s
 	} else {
 		parts := strings.Split(s, ":")
 		switch {

@@ -52,9 +52,14 @@
 //
 // # Hot path
 //
-// A warm invocation costs two goroutine hand-offs: Invoke wakes the parked
-// /next handler, and the /response handler sends the Outcome back to Invoke
-// over a buffered channel. State is one small state machine under one mutex
+// The server speaks HTTP/1.1 itself (conn.go; requests are parsed by
+// net/http's http.ReadRequest) rather than through net/http's server, whose
+// per-request background-read goroutine was a measurable share of a warm
+// invocation. One goroutine per connection reads requests; a parked /next
+// leaves it reading (a hang-up ends the read), and Invoke writes the event
+// onto that connection itself. A warm invocation thus costs one goroutine
+// hand-off: the /response handler sends the Outcome back to Invoke over a
+// buffered channel. State is one small state machine under one mutex
 // (invState in server.go lists its transitions); this package starts no
 // goroutine and no timer per invocation.
 package runtimeapi

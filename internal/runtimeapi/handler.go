@@ -1,15 +1,16 @@
 package runtimeapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 const pathPrefix = "/2018-06-01/runtime/"
@@ -46,16 +47,16 @@ var (
 	statusOKBody    = []byte(`{"status":"OK"}`)
 )
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// handle serves one request r of connection c, answering in w; parked
+// reports a /next left unanswered for Invoke to answer on c.
+func (s *Server) handle(c *conn, w http.ResponseWriter, r *http.Request) (parked bool) {
 	s.mu.Lock()
-	if s.isClosed {
-		s.mu.Unlock()
-		s.fail(w, r, http.StatusInternalServerError, errContainer, "The execution environment is shutting down.")
-		return
-	}
-	s.handlers++
+	closed := s.isClosed
 	s.mu.Unlock()
-	defer s.leave()
+	if closed {
+		s.fail(w, r, http.StatusInternalServerError, errContainer, "The execution environment is shutting down.")
+		return false
+	}
 
 	rest, ok := strings.CutPrefix(r.URL.Path, pathPrefix)
 	switch {
@@ -63,7 +64,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 	case rest == "invocation/next":
 		if s.method(w, r, http.MethodGet) {
-			s.next(w, r)
+			return s.next(c, w, r)
 		}
 	case rest == "init/error":
 		if s.method(w, r, http.MethodPost) {
@@ -73,12 +74,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		id, isError, ok := parseResultPath(rest)
 		if !ok {
 			s.notFound(w, r)
-			return
+			return false
 		}
 		if s.method(w, r, http.MethodPost) {
 			s.result(w, r, id, isError)
 		}
 	}
+	return false
 }
 
 // parseResultPath parses "invocation/{id}/response" and
@@ -101,7 +103,7 @@ func parseResultPath(rest string) (id string, isError, ok bool) {
 	return "", false, false
 }
 
-// leave ends a handler started by serveHTTP.
+// leave ends a connection goroutine started by Serve.
 func (s *Server) leave() {
 	s.mu.Lock()
 	s.handlers--
@@ -111,8 +113,11 @@ func (s *Server) leave() {
 	s.mu.Unlock()
 }
 
-// next serves GET /runtime/invocation/next.
-func (s *Server) next(w http.ResponseWriter, r *http.Request) {
+// next serves GET /runtime/invocation/next. A queued event is written at
+// once; otherwise the /next parks on c (parked is true) and Invoke writes
+// the event there, while c's goroutine goes on reading c, which is how a
+// runtime that hangs up is noticed.
+func (s *Server) next(c *conn, w http.ResponseWriter, r *http.Request) (parked bool) {
 	s.mu.Lock()
 	var refusal string
 	switch {
@@ -126,48 +131,62 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	if refusal != "" {
 		s.mu.Unlock()
 		s.fail(w, r, http.StatusForbidden, errInvalidStateTransition, refusal)
-		return
+		return false
 	}
 	if s.phase == phaseInit {
 		s.phase = phaseReady
 		close(s.initDone)
 	}
-	if s.state == invQueued {
-		inv := s.inv
-		s.inv = Invocation{} // the runtime owns the event now: do not retain it
-		s.state = invDelivered
+	if s.state != invQueued {
+		s.parked, s.parkedConn, c.nextClose = true, c, r.Close
 		s.mu.Unlock()
-		writeEvent(w, &inv)
-		return
+		return true
 	}
-	s.parked = true
+	inv := s.inv
+	s.inv = Invocation{} // the runtime owns the event now: do not retain it
+	s.state = invDelivered
+	c.wmu.Lock() // before mu is released: see deliver
 	s.mu.Unlock()
+	s.deliver(nil, c, &inv, r.Close)
+	return true // answered; the connection goes on (or is closed) as after a parked /next
+}
 
-	select {
-	case inv := <-s.wake:
-		if r.Context().Err() != nil {
-			// The runtime hung up (exited) just as the event arrived: it
-			// never sees it, so it goes back to the queue, where Invoke can
-			// withdraw it (ErrWithdrawn) and run it elsewhere.
-			s.mu.Lock()
-			s.requeueLocked(inv)
-			s.mu.Unlock()
-			return
-		}
-		writeEvent(w, &inv)
-	case <-r.Context().Done():
-		// The runtime hung up (or the server is closing).
-		s.mu.Lock()
-		if s.parked {
-			s.parked = false
+// deliver writes inv to c as the answer of its /next, the invocation being
+// invDelivered. The caller holds c.wmu, taken while it held s.mu, so no
+// later answer on c can overtake the event; deliver releases it. When the
+// write fails the runtime never got the whole event: it goes back to the
+// queue.
+//
+// ctx is Invoke's, which writes the event itself: if the runtime does not
+// read (the write blocks once the socket's buffers are full), ctx's end
+// must still end the write, or Invoke would outlive its deadline. A nil
+// ctx (the connection's goroutine writing a queued event) is not watched:
+// Invoke is then free to return on its own.
+func (s *Server) deliver(ctx context.Context, c *conn, inv *Invocation, closeAfter bool) {
+	var err error
+	if ctx == nil {
+		err = c.writeEvent(inv, closeAfter)
+	} else {
+		c.guard.Add(1)
+		stop := context.AfterFunc(ctx, c.expireWrite)
+		err = c.writeEvent(inv, closeAfter)
+		if stop() {
+			c.guard.Done()
 		} else {
-			// Invoke handed us an event after all. The send happened under
-			// mu, so it is in the channel.
-			s.requeueLocked(<-s.wake)
+			// expireWrite ran, maybe after the write succeeded: wait for
+			// it, then clear its deadline.
+			c.guard.Wait()
+			_ = c.nc.SetWriteDeadline(time.Time{})
+		}
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.nc.Close() // c's goroutine leaves; the runtime is gone or going
+		s.mu.Lock()
+		if s.state == invDelivered && s.id == inv.RequestID {
+			s.requeueLocked(*inv)
 		}
 		s.mu.Unlock()
-	case <-s.closed:
-		s.fail(w, r, http.StatusInternalServerError, errContainer, "The execution environment is shutting down.")
 	}
 }
 
@@ -179,41 +198,6 @@ func (s *Server) requeueLocked(inv Invocation) {
 	} else {
 		s.state, s.inv = invQueued, inv
 	}
-}
-
-// writeEvent answers /next with inv.
-func writeEvent(w http.ResponseWriter, inv *Invocation) {
-	h := w.Header()
-	hs := headerSetter{h: h, vals: make([]string, 0, 7)}
-	hs.set(hdrRequestID, inv.RequestID)
-	hs.set(hdrDeadlineMs, strconv.FormatInt(inv.Deadline.UnixMilli(), 10))
-	hs.set(hdrFunctionARN, inv.FunctionARN)
-	if inv.TraceID != "" {
-		hs.set(hdrTraceID, inv.TraceID)
-	}
-	if inv.ClientContext != "" {
-		hs.set(hdrClientContext, inv.ClientContext)
-	}
-	if inv.CognitoIdentity != "" {
-		hs.set(hdrCognitoIdentity, inv.CognitoIdentity)
-	}
-	hs.set("Content-Length", strconv.Itoa(len(inv.Payload)))
-	h["Content-Type"] = jsonContentType
-	w.WriteHeader(http.StatusOK)
-	w.Write(inv.Payload)
-}
-
-// headerSetter sets single-valued headers backed by one shared slice, so a
-// response's headers cost one allocation instead of one each.
-type headerSetter struct {
-	h    http.Header
-	vals []string // preallocated: set never grows it
-}
-
-func (hs *headerSetter) set(key, value string) {
-	hs.vals = append(hs.vals, value)
-	n := len(hs.vals)
-	hs.h[key] = hs.vals[n-1 : n : n]
 }
 
 // result serves POST /runtime/invocation/{id}/response and /error.
@@ -328,7 +312,7 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
 	close(s.initFailed)
 	close(s.initDone)
 	s.mu.Unlock()
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "runtime init failed", slog.String("errorType", ie.Type), slog.String("errorMessage", ie.Message))
+	s.log.LogAttrs(logCtx, slog.LevelInfo, "runtime init failed", slog.String("errorType", ie.Type), slog.String("errorMessage", ie.Message))
 
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusAccepted)
@@ -351,7 +335,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 // fail answers a refused request with Lambda's error object, and logs it:
 // a refusal is a runtime bug worth seeing.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, errType, msg string) {
-	s.log.LogAttrs(r.Context(), slog.LevelWarn, "runtime API request refused",
+	s.log.LogAttrs(logCtx, slog.LevelWarn, "runtime API request refused",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", status), slog.String("errorType", errType), slog.String("errorMessage", msg))
 	w.Header()["Content-Type"] = jsonContentType

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -140,13 +139,13 @@ const (
 // all under Server.mu:
 //
 //	invNone      → invQueued     Invoke, no /next parked
-//	invNone      → invDelivered  Invoke hands the event to the parked /next
+//	invNone      → invDelivered  Invoke writes the event to the parked /next
 //	invQueued    → invDelivered  /next takes the queued event
 //	invQueued    → invNone       Invoke's ctx ends, or init fails
 //	invDelivered → invReceiving  /response or /error of the id starts
 //	invReceiving → invDelivered  its body could not be read (the runtime may retry)
 //	invReceiving → invNone       its body was read: the outcome is final
-//	invDelivered → invQueued     the /next it was handed to hung up before taking it
+//	invDelivered → invQueued     writing the event to its /next failed (the runtime hung up)
 type invState uint8
 
 const (
@@ -164,14 +163,12 @@ type Server struct {
 	maxBody      int64
 	tooLargeBody []byte // the Outcome.Payload of ErrorTypeResponseSizeTooLarge
 	tooLargeMsg  string
-	http         *http.Server
 
 	// Channels are made by New and never replaced.
-	closed     chan struct{}   // closed by Close
-	initDone   chan struct{}   // closed at the first /next or at /init/error
-	initFailed chan struct{}   // closed at /init/error
-	wake       chan Invocation // Invoke → the parked /next; cap 1
-	done       chan Outcome    // result handler → Invoke; cap 1, empty between invocations
+	closed     chan struct{} // closed by Close
+	initDone   chan struct{} // closed at the first /next or at /init/error
+	initFailed chan struct{} // closed at /init/error
+	done       chan Outcome  // result handler → Invoke; cap 1, empty between invocations
 
 	closeOnce sync.Once
 	closeErr  error
@@ -179,14 +176,19 @@ type Server struct {
 	mu       sync.Mutex
 	idle     sync.Cond  // on mu; signalled when handlers and serving drop to 0 after Close
 	isClosed bool       // guarded by mu
-	handlers int        // guarded by mu: running HTTP handlers
+	handlers int        // guarded by mu: running connection goroutines
 	serving  int        // guarded by mu: running Serve calls
 	phase    phase      // guarded by mu
 	initErr  *InitError // guarded by mu; immutable once initFailed is closed
-	parked   bool       // guarded by mu: a /next waits on wake
-	state    invState   // guarded by mu
-	id       string     // guarded by mu: request id of the current invocation (state != invNone)
-	inv      Invocation // guarded by mu: the queued event (state == invQueued)
+	parked   bool       // guarded by mu: a /next waits on parkedConn
+	// parkedConn is the connection of the parked /next; Invoke writes the
+	// event there. Guarded by mu.
+	parkedConn *conn
+	listeners  map[net.Listener]struct{} // guarded by mu: those of running Serve calls
+	conns      map[*conn]struct{}        // guarded by mu: open runtime connections
+	state      invState                  // guarded by mu
+	id         string                    // guarded by mu: request id of the current invocation (state != invNone)
+	inv        Invocation                // guarded by mu: the queued event (state == invQueued)
 	// abandoned is set when Invoke gave up on a delivered invocation: its
 	// result is accepted and discarded. Guarded by mu.
 	abandoned bool
@@ -211,45 +213,14 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		closed:     make(chan struct{}),
 		initDone:   make(chan struct{}),
 		initFailed: make(chan struct{}),
-		wake:       make(chan Invocation, 1),
 		done:       make(chan Outcome, 1),
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*conn]struct{}{},
 	}
 	s.idle.L = &s.mu
 	s.tooLargeMsg = "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(maxBody, 10) + " bytes)."
 	s.tooLargeBody = errorJSON(s.tooLargeMsg, ErrorTypeResponseSizeTooLarge)
-	s.http = &http.Server{
-		Handler:                      http.HandlerFunc(s.serveHTTP),
-		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		DisableGeneralOptionsHandler: true,
-		// No read, write or idle timeouts: /next is a long poll without a
-		// deadline, and a runtime keeps its connection for its whole life.
-	}
 	return s, nil
-}
-
-// Serve accepts runtime connections on ln until Close, then returns nil. It
-// closes ln. It may be called before or after WaitReady/Invoke; calling it
-// after Close returns ErrClosed.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.isClosed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrClosed
-	}
-	s.serving++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.serving--
-		s.idle.Broadcast()
-		s.mu.Unlock()
-	}()
-	err := s.http.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }
 
 // Close closes the listener and all connections, makes pending and future
@@ -261,11 +232,15 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.isClosed = true
 		close(s.closed)
-		s.mu.Unlock()
-		// Parked /next handlers leave on s.closed; handlers reading a body
-		// leave when their connection is closed here.
-		s.closeErr = s.http.Close()
-		s.mu.Lock()
+		for ln := range s.listeners {
+			if err := ln.Close(); err != nil && s.closeErr == nil && !errors.Is(err, net.ErrClosed) {
+				s.closeErr = err
+			}
+		}
+		// Connection goroutines leave when their connection is closed here.
+		for c := range s.conns {
+			c.nc.Close()
+		}
 		for s.handlers > 0 || s.serving > 0 {
 			s.idle.Wait()
 		}
@@ -334,15 +309,20 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
 	}
 	s.id = inv.RequestID
 	s.abandoned = false
-	if s.parked {
-		s.parked = false
+	if c := s.parkedConn; c != nil {
+		// The event is written from this goroutine, with no hand-off to
+		// the connection's.
+		s.parked, s.parkedConn = false, nil
 		s.state = invDelivered
-		s.wake <- inv // never blocks: cap 1, and only one /next parks at a time
+		closeAfter := c.nextClose
+		c.wmu.Lock() // before mu is released: see deliver
+		s.mu.Unlock()
+		s.deliver(ctx, c, &inv, closeAfter)
 	} else {
 		s.state = invQueued
 		s.inv = inv
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 
 	select {
 	case out := <-s.done:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -226,17 +227,32 @@ func StartLine(requestID, version string) string {
 func EndLine(requestID string) string { return "END RequestId: " + requestID }
 
 // Line renders the tab-separated REPORT line exactly as Lambda does.
-func (r Report) Line() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
-		r.RequestID, ms(r.Duration), BilledMillis(r.Duration), r.MemoryMB, r.MaxMemoryMB)
+func (r Report) Line() string { return string(r.AppendLine(nil)) }
+
+// AppendLine appends Line to b. Every invocation formats one, so it uses
+// strconv rather than fmt; 'f' with precision 2 is what %.2f does.
+func (r Report) AppendLine(b []byte) []byte {
+	b = append(b, "REPORT RequestId: "...)
+	b = append(b, r.RequestID...)
+	b = append(b, "\tDuration: "...)
+	b = strconv.AppendFloat(b, ms(r.Duration), 'f', 2, 64)
+	b = append(b, " ms\tBilled Duration: "...)
+	b = strconv.AppendInt(b, BilledMillis(r.Duration), 10)
+	b = append(b, " ms\tMemory Size: "...)
+	b = strconv.AppendInt(b, int64(r.MemoryMB), 10)
+	b = append(b, " MB\tMax Memory Used: "...)
+	b = strconv.AppendInt(b, int64(r.MaxMemoryMB), 10)
+	b = append(b, " MB"...)
 	if r.InitDuration > 0 {
-		fmt.Fprintf(&b, "\tInit Duration: %.2f ms", ms(r.InitDuration))
+		b = append(b, "\tInit Duration: "...)
+		b = strconv.AppendFloat(b, ms(r.InitDuration), 'f', 2, 64)
+		b = append(b, " ms"...)
 	}
 	if r.ErrorType != "" {
-		fmt.Fprintf(&b, "\tStatus: error\tError Type: %s", r.ErrorType)
+		b = append(b, "\tStatus: error\tError Type: "...)
+		b = append(b, r.ErrorType...)
 	}
-	return b.String()
+	return b
 }
 
 // BilledMillis rounds a duration up to the next millisecond (at least 1).

@@ -42,30 +42,42 @@ type env struct {
 	provisioned bool
 
 	freezeMu    sync.Mutex  // serialises freezing and thawing
-	freezeTimer *time.Timer // guarded by freezeMu
+	freezeTimer *time.Timer // guarded by freezeMu; made by the first scheduleFreeze
+	idleMu      *sync.Mutex // Worker.mu, which guards idle; set with freezeTimer
 	frozen      atomic.Bool // written under freezeMu
 }
 
-// scheduleFreeze freezes the environment after d unless stillIdle says it
-// was taken meanwhile.
-func (e *env) scheduleFreeze(d time.Duration, stillIdle func() bool) {
+// scheduleFreeze freezes the environment after d unless it was taken
+// meanwhile (e.idle, read under idleMu: Worker.mu). The timer is made once
+// per environment and re-armed on every release, which happens once per
+// warm invocation: a new timer and closure each time were two allocations
+// and a timer creation on the warm path.
+func (e *env) scheduleFreeze(d time.Duration, idleMu *sync.Mutex) {
 	e.freezeMu.Lock()
 	defer e.freezeMu.Unlock()
-	if e.freezeTimer != nil {
-		e.freezeTimer.Stop()
+	if e.freezeTimer == nil {
+		e.idleMu = idleMu
+		e.freezeTimer = time.AfterFunc(d, e.freezeIfIdle)
+		return
 	}
-	e.freezeTimer = time.AfterFunc(d, func() {
-		e.freezeMu.Lock()
-		defer e.freezeMu.Unlock()
-		// Checked under freezeMu: an acquire that took the environment
-		// either saw idle=false before this, or thaws after this returns.
-		if e.frozen.Load() || !stillIdle() {
-			return
-		}
-		if err := e.sb.Freeze(); err == nil {
-			e.frozen.Store(true)
-		}
-	})
+	e.freezeTimer.Reset(d)
+}
+
+// freezeIfIdle is the freeze timer's function.
+func (e *env) freezeIfIdle() {
+	e.freezeMu.Lock()
+	defer e.freezeMu.Unlock()
+	// Checked under freezeMu: an acquire that took the environment
+	// either saw idle=false before this, or thaws after this returns.
+	e.idleMu.Lock()
+	idle := e.idle
+	e.idleMu.Unlock()
+	if e.frozen.Load() || !idle {
+		return
+	}
+	if err := e.sb.Freeze(); err == nil {
+		e.frozen.Store(true)
+	}
 }
 
 // thaw cancels a pending freeze and thaws a frozen environment.
@@ -73,8 +85,7 @@ func (e *env) thaw() error {
 	e.freezeMu.Lock()
 	defer e.freezeMu.Unlock()
 	if e.freezeTimer != nil {
-		e.freezeTimer.Stop()
-		e.freezeTimer = nil
+		e.freezeTimer.Stop() // kept for the next release to re-arm
 	}
 	if !e.frozen.Load() {
 		return nil

@@ -294,7 +294,7 @@ func (w *Worker) record(fn registry.Function, req Request, lines []string, rep t
 	}
 	b = append(b, telemetry.EndLine(req.RequestID)...)
 	b = append(b, '\n')
-	b = append(b, rep.Line()...)
+	b = rep.AppendLine(b)
 	b = append(b, '\n')
 	text := string(b)
 	if w.logs != nil {
@@ -387,11 +387,7 @@ func (w *Worker) release(e *env) {
 	e.idle = true
 	w.mu.Unlock()
 	if w.cfg.FreezeAfter > 0 {
-		e.scheduleFreeze(w.cfg.FreezeAfter, func() bool {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return e.idle
-		})
+		e.scheduleFreeze(w.cfg.FreezeAfter, &w.mu)
 	}
 }
 
