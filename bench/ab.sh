@@ -28,6 +28,8 @@ ROUNDS=${ROUNDS:-16}
 N1=${N1:-3000}
 D=${D:-3s}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 OUT=${OUT:-$(mktemp -d /tmp/owl-ab.XXXXXX)}
 TMP=$(mktemp -d /tmp/owl-ab-run.XXXXXX)
 declare -A PID ENDPOINT DATA
@@ -48,18 +50,11 @@ mkdir -p "$TMP/hello" "$OUT"
 
 # start SIDE BINARY: owl serve on a fresh data dir, the hello function deployed.
 start() {
-	local side=$1 bin=$2 addr=""
+	local side=$1 bin=$2
 	DATA[$side]=$TMP/data-$side
-	mkdir -p "${DATA[$side]}"
-	"$bin" serve --addr 127.0.0.1:0 --data "${DATA[$side]}" --log-level info >"$TMP/serve-$side.log" 2>&1 &
-	PID[$side]=$!
-	for _ in $(seq 1 300); do
-		addr=$(sed -n 's/.*msg="owl serving" addr=\([^ ]*\).*/\1/p' "$TMP/serve-$side.log" | head -1)
-		[[ -n $addr ]] && break
-		sleep 0.1
-	done
-	[[ -n $addr ]] || { cat "$TMP/serve-$side.log" >&2; exit 1; }
-	ENDPOINT[$side]=http://$addr
+	owl_serve "$bin" "${DATA[$side]}" "$TMP/serve-$side.log" --log-level info
+	PID[$side]=$OWL_SERVE_PID
+	ENDPOINT[$side]=$OWL_SERVE_ENDPOINT
 	OWL_ENDPOINT=${ENDPOINT[$side]} OWL_DATA=${DATA[$side]} \
 		"$bin" bench warm --deploy "$TMP/hello" -n 200 --warmup 0 >/dev/null
 }

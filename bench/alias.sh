@@ -20,11 +20,10 @@ FN=owl-bench-hello
 [[ $(id -u) == 0 ]] || { echo "bench/alias.sh: run me as root" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/owl-alias-bench.XXXXXX)
 SERVER_PID=""
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 cleanup() {
-	if [[ -n $SERVER_PID ]]; then
-		kill -TERM "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	[[ -z $SERVER_PID ]] || stop_owl "$SERVER_PID"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -35,11 +34,10 @@ CGO_ENABLED=0 go build -o "$TMP/owl" ./cmd/owl
 CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
 OWL=$TMP/owl
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export OWL_ENDPOINT=http://127.0.0.1:$PORT OWL_DATA=$TMP/data
-"$OWL" serve --addr "127.0.0.1:$PORT" --data "$OWL_DATA" >"$TMP/serve.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do "$OWL" ls >/dev/null 2>&1 && break; sleep 0.1; done
+export OWL_DATA=$TMP/data
+owl_serve "$OWL" "$OWL_DATA" "$TMP/serve.log"
+SERVER_PID=$OWL_SERVE_PID
+export OWL_ENDPOINT=$OWL_SERVE_ENDPOINT
 
 "$OWL" deploy "$TMP/hello" --name "$FN" --runtime provided.al2023 >/dev/null
 "$OWL" publish "$FN" >/dev/null

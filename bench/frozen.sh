@@ -19,11 +19,10 @@ FN=owl-bench-frozen
 [[ $(id -u) == 0 ]] || { echo "bench/frozen.sh: run me as root" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/owl-frozen-bench.XXXXXX)
 SERVER_PID=""
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 cleanup() {
-	if [[ -n $SERVER_PID ]]; then
-		kill -TERM "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	[[ -z $SERVER_PID ]] || stop_owl "$SERVER_PID"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -33,11 +32,10 @@ mkdir -p "$TMP/hello"
 CGO_ENABLED=0 go build -o "$TMP/owl" ./cmd/owl
 CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
 OWL=$TMP/owl
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export OWL_ENDPOINT=http://127.0.0.1:$PORT OWL_DATA=$TMP/data
-"$OWL" serve --addr "127.0.0.1:$PORT" --data "$OWL_DATA" --memory-overcommit 4 >"$TMP/serve.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do "$OWL" ls >/dev/null 2>&1 && break; sleep 0.1; done
+export OWL_DATA=$TMP/data
+owl_serve "$OWL" "$OWL_DATA" "$TMP/serve.log" --memory-overcommit 4
+SERVER_PID=$OWL_SERVE_PID
+export OWL_ENDPOINT=$OWL_SERVE_ENDPOINT
 INST=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:8])' "$OWL_DATA")
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
@@ -58,7 +56,7 @@ sleep 1
 before=$(rss_kb)
 "$OWL" bench burst -f "$FN" -n "$N" --fresh=false --data '{"sleep_ms":300}' >"$TMP/burst.txt" || { cat "$TMP/burst.txt"; exit 1; }
 sleep 2 # every environment idle past OWL_FREEZE_AFTER
-envs=$( (find /sys/fs/cgroup/freezer/owl/"$INST" /sys/fs/cgroup/owl/"$INST" -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true) | wc -l)
+envs=$( (find /sys/fs/cgroup/freezer/owl/"$INST" /sys/fs/cgroup/owl/"$INST" -mindepth 1 -maxdepth 1 -type d ! -name "prewarm-*" 2>/dev/null || true) | wc -l)
 frozen=$( (grep -l FROZEN /sys/fs/cgroup/freezer/owl/"$INST"/*/freezer.state 2>/dev/null || true; \
 	grep -l '^frozen 1' /sys/fs/cgroup/owl/"$INST"/*/cgroup.events 2>/dev/null || true) | wc -l)
 after=$(rss_kb)

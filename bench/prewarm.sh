@@ -21,9 +21,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "run me as root" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/owl-prewarm.XXXXXX)
 PIDS=()
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	stop_owl "${PIDS[@]}"
 	[[ -n ${KEEP_LOG:-} ]] && cp "$TMP/on.log" "$KEEP_LOG"
 	rm -rf "$TMP"
 }
@@ -33,17 +34,9 @@ go build -o "$TMP/owl" ./cmd/owl
 OWL=$TMP/owl
 
 start() { # name prewarm
-	mkdir -p "$TMP/$1"
-	OWL_PREWARM=$2 "$OWL" serve --addr 127.0.0.1:0 --data "$TMP/$1" --log-level debug >"$TMP/$1.log" 2>&1 &
-	PIDS+=($!)
-	local addr=""
-	for _ in $(seq 1 300); do
-		addr=$(sed -n 's/.*msg="owl serving" addr=\([^ ]*\).*/\1/p' "$TMP/$1.log" | head -1)
-		[[ -n $addr ]] && break
-		sleep 0.1
-	done
-	[[ -n $addr ]] || { cat "$TMP/$1.log" >&2; exit 1; }
-	echo "http://$addr" >"$TMP/$1.endpoint"
+	OWL_PREWARM=$2 owl_serve "$OWL" "$TMP/$1" "$TMP/$1.log" --log-level debug
+	PIDS+=("$OWL_SERVE_PID")
+	echo "$OWL_SERVE_ENDPOINT" >"$TMP/$1.endpoint"
 }
 owlat() { # name args...
 	local n=$1

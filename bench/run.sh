@@ -43,6 +43,8 @@ OVERCOMMIT=${OVERCOMMIT:-8}
 CHURN_BENCHTIME=${CHURN_BENCHTIME:-2s}
 QUIET_WAIT=${QUIET_WAIT:-0}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 OUT=${OUT:-$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 FUNCTION=owl-bench-hello
 BURST_FUNCTION=owl-bench-sleep # the same hello-go, invoked with {"sleep_ms":...}; its own environments
@@ -143,20 +145,11 @@ fi
 
 log "starting owl serve"
 export OWL_DATA=$TMP/data
-mkdir -p "$OWL_DATA"
 # The burst admits BURST_N × 128 MB environments: overcommit the memory budget enough for them
 # (the one-cgroup cap at the budget still protects the host).
-"$OWL" serve --addr 127.0.0.1:0 --data "$OWL_DATA" --log-level info --memory-overcommit "$OVERCOMMIT" >"$TMP/serve.log" 2>&1 &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 1 300); do
-	ADDR=$(sed -n 's/.*msg="owl serving" addr=\([^ ]*\).*/\1/p' "$TMP/serve.log" | head -1)
-	[[ -n $ADDR ]] && break
-	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "owl serve exited"; }
-	sleep 0.1
-done
-[[ -n $ADDR ]] || { cat "$TMP/serve.log" >&2; die "owl serve did not start in 30s"; }
-export OWL_ENDPOINT=http://$ADDR
+owl_serve "$OWL" "$OWL_DATA" "$TMP/serve.log" --log-level info --memory-overcommit "$OVERCOMMIT"
+SERVER_PID=$OWL_SERVE_PID
+export OWL_ENDPOINT=$OWL_SERVE_ENDPOINT
 log "owl serving at $OWL_ENDPOINT (data $OWL_DATA)"
 
 FAILED=${CHURN_FAILED:-0}
