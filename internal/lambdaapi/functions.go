@@ -3,7 +3,6 @@ package lambdaapi
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,11 +49,6 @@ type layerRef struct {
 	CodeSize int64  `json:"CodeSize"`
 }
 
-// codeSha256 is Lambda's CodeSha256: the base64 of the digest.
-func codeSha256(shaHex string) string {
-	sum, _ := hex.DecodeString(shaHex)
-	return base64.StdEncoding.EncodeToString(sum)
-}
 
 type environment struct {
 	Variables map[string]string `json:"Variables"`
@@ -82,7 +76,7 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 		Timeout:          f.Timeout,
 		MemorySize:       f.MemorySize,
 		LastModified:     f.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
-		CodeSha256:       codeSha256(f.CodeSha256Hex),
+		CodeSha256:       registry.CodeSha256(f.CodeSha256Hex),
 		Version:          version,
 		TracingConfig:    map[string]string{"Mode": "PassThrough"},
 		RevisionId:       f.RevisionID,

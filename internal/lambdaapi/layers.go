@@ -39,7 +39,7 @@ func (a *API) wireLayer(r *http.Request, l registry.Layer, withContent bool) lay
 		out.LayerArn = a.reg.LayerARN(l.Name, 0)
 		out.Content = &layerZip{
 			Location:   baseURL(r) + "/owl/v1/layers/" + l.Name + "/versions/" + strconv.FormatInt(l.Version, 10) + "/content",
-			CodeSha256: codeSha256(l.CodeSha256Hex),
+			CodeSha256: registry.CodeSha256(l.CodeSha256Hex),
 			CodeSize:   l.CodeSize,
 		}
 	}

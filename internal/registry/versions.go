@@ -262,7 +262,7 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 	if o.CodeSha256Hex != "" && o.CodeSha256Hex != latest.CodeSha256Hex {
 		return Function{}, lambdaerr.New(lambdaerr.InvalidParameterValue,
 			"CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the current CodeSHA256.",
-			b64Digest(o.CodeSha256Hex), b64Digest(latest.CodeSha256Hex))
+			CodeSha256(o.CodeSha256Hex), CodeSha256(latest.CodeSha256Hex))
 	}
 	if latest.LastVersion > 0 {
 		prev, err := r.Version(ctx, name, strconv.Itoa(latest.LastVersion))
@@ -306,8 +306,8 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 	return v, nil
 }
 
-// b64Digest is Lambda's CodeSha256 form (base64) of a hex digest.
-func b64Digest(shaHex string) string {
+// CodeSha256 is Lambda's form of a stored hex sha256 digest: base64.
+func CodeSha256(shaHex string) string {
 	sum, _ := hex.DecodeString(shaHex)
 	return base64.StdEncoding.EncodeToString(sum)
 }
