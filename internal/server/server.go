@@ -61,9 +61,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
 	s = &Server{cfg: cfg, logger: logger, serveErr: make(chan error, 1)}
+	built := s // the named result is nil on the error returns
 	defer func() {
 		if err != nil {
-			s.teardown()
+			built.teardown()
 		}
 	}()
 
