@@ -47,6 +47,7 @@ type Manager struct {
 	devNull *os.File // stdin of every sandbox
 	nonce   string   // names this Manager's spare cgroups (v2)
 	net     *network // the egress network; nil without Config.Egress
+	mem     *memWatcher
 
 	mu           sync.Mutex
 	closed       bool                // guarded by mu
@@ -122,6 +123,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		devNull:      devNull,
 		nonce:        hex.EncodeToString(nonce),
 		net:          netw,
+		mem:          newMemWatcher(h.v2, log.With("component", "sandbox")),
 		live:         map[string]*Sandbox{},
 		spareCgroups: map[string]bool{},
 		etcDirs:      map[[2]int]string{},
@@ -229,6 +231,7 @@ func (m *Manager) Close() error {
 		}
 		wg.Wait()
 		errs = append(errs, destroyErrs...)
+		m.mem.close()
 		if m.net != nil {
 			errs = append(errs, m.net.teardown())
 		}
@@ -398,6 +401,7 @@ func (m *Manager) createFrom(ctx context.Context, spec Spec, lim limits, p *init
 		return nil, err
 	}
 	s.slots = slots
+	s.armMemGuard(lim.memoryBytes)
 	return s, nil
 }
 

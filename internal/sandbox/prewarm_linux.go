@@ -307,6 +307,7 @@ func (s *Sandbox) specialize(sp Specialization) error {
 	if err := s.cg.setLimits(lim); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
 	}
+	s.armMemGuard(lim.memoryBytes)
 	if sp.Egress {
 		veth, err := s.m.net.attach(s.cmd.Process.Pid)
 		if err != nil {

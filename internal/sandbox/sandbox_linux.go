@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,9 @@ type Sandbox struct {
 	// Written by reap before done is closed, read only after.
 	exitErr   error
 	oomKilled bool
+
+	guard     *memGuard   // kills the sandbox when its memory is exhausted; nil until armed
+	memKilled atomic.Bool // the guard killed it
 
 	mu        sync.Mutex // serializes Freeze, Thaw and the start of Destroy
 	frozen    bool       // guarded by mu
@@ -60,7 +64,7 @@ func (s *Sandbox) reap(pidf *os.File) {
 	err := s.cmd.Wait()
 	n, _ := s.cg.oomKills()
 	s.exitErr = err
-	s.oomKilled = n > 0
+	s.oomKilled = n > 0 || s.memKilled.Load()
 	close(s.done)
 }
 
@@ -116,7 +120,20 @@ func (s *Sandbox) OOMKilled() bool {
 		return false
 	}
 	n, _ := s.cg.oomKills()
-	return n > 0
+	return n > 0 || s.memKilled.Load()
+}
+
+// armMemGuard starts (or re-arms, after a limit change) the sandbox's
+// memory guard (memguard_linux.go). Without it the kernel's OOM killer
+// still enforces the limit, only later: a failure is logged, once per
+// Manager.
+func (s *Sandbox) armMemGuard(limit uint64) {
+	if s.guard == nil {
+		s.guard = s.m.mem.guard(s.cg, func() { s.memKilled.Store(true) })
+	}
+	if err := s.guard.arm(limit); err != nil {
+		s.m.mem.warnOnce(err)
+	}
 }
 
 // MaxMemoryBytes returns the peak memory use of the sandbox's cgroup
@@ -184,7 +201,11 @@ func (s *Sandbox) destroy() error {
 	s.destroyed = true
 	frozen := s.frozen
 	s.cg.closePeak()
+	guard := s.guard
 	s.mu.Unlock()
+	if guard != nil {
+		guard.close()
+	}
 	var errs []error
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		errs = append(errs, fmt.Errorf("killing pid 1: %w", err))

@@ -1135,3 +1135,72 @@ func TestSetLimitsFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryGuard: a sandbox whose memory the kernel cannot reclaim (here
+// tmpfs, which without swap stays in memory) comes within the slack of its
+// limit is killed by Owl's guard, before the kernel's OOM killer ever acts;
+// one well below its limit is left alone.
+func TestMemoryGuard(t *testing.T) {
+	m := newTestManager(t)
+	code := probeCodeDir(t)
+	const limitMB = 256 // slack 8 MB: the guard acts from 248 MB on
+
+	spec := testSpec(t, code, "fill", "200")
+	spec.MemoryMB, spec.TmpMB = limitMB, 300
+	calm := create(t, m, spec)
+	r := bufio.NewReader(calm.Output())
+	if line := readLine(t, r, calm.Output()); line != "filled" {
+		t.Fatalf("fill 200: %q", line)
+	}
+	time.Sleep(3 * memGuardRecheck)
+	select {
+	case <-calm.Done():
+		t.Fatalf("a sandbox 50 MB below its limit was killed: %v", calm.ExitError())
+	default:
+	}
+
+	// 251 MB of tmpfs and the probe's own ~2 MB: past limit − slack, still
+	// short of the limit, so the kernel would never OOM-kill it.
+	spec = testSpec(t, code, "fill", "251")
+	spec.MemoryMB, spec.TmpMB = limitMB, 300
+	full := create(t, m, spec)
+	out := readOutput(t, full)
+	waitDone(t, full)
+	if err := full.ExitError(); err == nil || err.Error() != "signal: killed" {
+		t.Errorf("ExitError %v (output %q), want signal: killed", err, out)
+	}
+	if !full.OOMKilled() || !full.memKilled.Load() {
+		t.Errorf("OOMKilled %v, killed by the guard %v; want both", full.OOMKilled(), full.memKilled.Load())
+	}
+	if n, _ := full.cg.oomKills(); n != 0 {
+		t.Errorf("the kernel OOM-killed %d processes: the guard should have acted first", n)
+	}
+}
+
+func TestOutOfMemoryDecision(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		limit, usage, file uint64
+		want               bool
+	}{
+		{128 * mb, 100 * mb, 0, false},        // far from the limit
+		{128 * mb, 124 * mb, 0, true},         // within the 4 MB slack, nothing to reclaim
+		{128 * mb, 128 * mb, 0, true},         // at the limit
+		{128 * mb, 128 * mb, 20 * mb, false},  // at the limit, 20 MB of page cache to reclaim
+		{128 * mb, 128 * mb, 3 * mb, true},    // page cache squeezed below the slack: thrashing
+		{10240 * mb, 10000 * mb, 0, false},    // 10 GB: slack capped at 32 MB
+		{10240 * mb, 10210 * mb, 0, true},     // within 32 MB
+		{128 * mb, 127 * mb, 200 * mb, false}, // more file than usage (racy reads) is no underflow
+	} {
+		if got := outOfMemory(c.limit, c.usage, c.file); got != c.want {
+			t.Errorf("outOfMemory(limit %d MB, usage %d MB, file %d MB) = %v, want %v",
+				c.limit/mb, c.usage/mb, c.file/mb, got, c.want)
+		}
+	}
+	if s := memSlack(128 * mb); s != 4*mb {
+		t.Errorf("slack of 128 MB = %d", s)
+	}
+	if s := memSlack(1769 * mb); s != 32*mb {
+		t.Errorf("slack of 1769 MB = %d", s)
+	}
+}

@@ -244,6 +244,11 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	}
 	lines := append(initLines, e.logs.take()...)
 	maxMem := e.maxMemoryMB()
+	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
+		// Killed at its limit (the peak can stop a few pages short of it
+		// when Owl's memory guard is first): Lambda reports the limit.
+		maxMem = fn.MemorySize
+	}
 	if !reusable {
 		w.destroy(e)
 	} else {

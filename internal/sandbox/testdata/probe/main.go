@@ -59,17 +59,28 @@ func main() {
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
 		fmt.Printf("reply %s\n", buf[:n])
-	case "alloc": // alloc <MB>: touch that much memory
+	case "alloc": // alloc <MB> [progress]: touch that much memory (saying so after each MB)
 		mb, _ := strconv.Atoi(os.Args[2])
-		var chunks [][]byte
-		for i := 0; i < mb; i++ {
-			b := make([]byte, 1<<20)
-			for j := 0; j < len(b); j += 4096 {
-				b[j] = 1
-			}
-			chunks = append(chunks, b)
-		}
+		progress := len(os.Args) > 3 && os.Args[3] == "progress"
+		chunks := allocMB(mb, progress)
 		fmt.Printf("allocated %d MB\n", len(chunks))
+	case "fill": // fill <MB>: write that much to /tmp (tmpfs: memory), say so, then sleep
+		chunk := make([]byte, 1<<20)
+		f, err := os.Create("/tmp/fill")
+		if err != nil {
+			fail(err.Error())
+		}
+		for range atoi(os.Args[2]) {
+			if _, err := f.Write(chunk); err != nil {
+				fail(err.Error())
+			}
+		}
+		fmt.Println("filled")
+		sleepForever()
+	case "hold": // hold <MB>: touch that much memory, say so, then keep it
+		held = allocMB(atoi(os.Args[2]), false)
+		fmt.Printf("holding %d MB\n", len(held))
+		sleepForever()
 	case "tick":
 		for i := 0; ; i++ {
 			fmt.Printf("tick %d\n", i)
@@ -283,4 +294,32 @@ func hardening() {
 	_, err := os.Stat("/sys")
 	h.Sys = errString(err)
 	json.NewEncoder(os.Stdout).Encode(h)
+}
+
+// held keeps the memory of "hold" reachable.
+var held [][]byte
+
+// allocMB touches mb MB of memory, one write per page, optionally writing
+// "mb N" after each.
+func allocMB(mb int, progress bool) [][]byte {
+	var chunks [][]byte
+	for i := 0; i < mb; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		chunks = append(chunks, b)
+		if progress {
+			fmt.Printf("mb %d\n", i+1)
+		}
+	}
+	return chunks
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fail(err.Error())
+	}
+	return n
 }

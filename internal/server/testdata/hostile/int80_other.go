@@ -4,4 +4,4 @@ package main
 
 const int80Supported = false
 
-func int80(nr uintptr) uintptr { return 0 }
+func int80(nr, a1 uintptr) uintptr { return 0 }

@@ -55,16 +55,18 @@ func handle(ctx context.Context, e event) (any, error) {
 	case "flood":
 		return flood(e.Bytes), nil
 	case "x32":
-		// A syscall of the x32 ABI: the filter kills the process.
-		unix.RawSyscall(0x40000000|unix.SYS_GETPID, 0, 0, 0)
+		// exit_group(43) through the x32 ABI. Refused, however the host
+		// refuses it (Owl's filter kills the process), it never exits 43.
+		unix.RawSyscall(0x40000000|unix.SYS_EXIT_GROUP, foreignExitCode, 0, 0)
 		return "x32 syscall returned", nil
 	case "int80":
-		// An i386 syscall through int 0x80: a foreign architecture for the
-		// filter, which kills the process.
+		// exit_group(43) through int 0x80, an i386 syscall: a foreign
+		// architecture for the filter (which kills the process) or, on a
+		// kernel without IA32 emulation, a fault. It never exits 43.
 		if !int80Supported {
 			return "unsupported", nil
 		}
-		return fmt.Sprint("int 0x80 returned ", int80(20)), nil
+		return fmt.Sprint("int 0x80 returned ", int80(252, foreignExitCode)), nil
 	case "secret":
 		// Leave a secret behind in /tmp, keep a process running, and show
 		// the environment (whose SECRET variable the test set).
@@ -80,6 +82,10 @@ func handle(ctx context.Context, e event) (any, error) {
 	}
 	return nil, fmt.Errorf("unknown action %q", e.Action)
 }
+
+// foreignExitCode is the status the foreign-ABI probes would exit with if
+// their syscall took effect.
+const foreignExitCode = 43
 
 // errno names how an attempt ended: "ok" or the error.
 func errno(err error) string {

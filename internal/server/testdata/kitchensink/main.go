@@ -168,7 +168,9 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		var keep [][]byte
 		for i := 0; i < e.Bytes>>20; i++ {
 			b := make([]byte, 1<<20)
-			for j := range b {
+			// One write per page: what costs is the memory, not the CPU
+			// (a 128 MB function has 1/14 of a CPU).
+			for j := 0; j < len(b); j += 4096 {
 				b[j] = 1
 			}
 			keep = append(keep, b)
