@@ -49,7 +49,6 @@ type layerRef struct {
 	CodeSize int64  `json:"CodeSize"`
 }
 
-
 type environment struct {
 	Variables map[string]string `json:"Variables"`
 }
