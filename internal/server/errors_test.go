@@ -19,6 +19,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
 	"github.com/owl-project/owl/internal/config"
 )
 
@@ -270,7 +273,11 @@ func TestCodeStorageQuota(t *testing.T) {
 func TestInvokeErrors(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
-	ts.createKitchensink("target")
+	// The largest payload is 6 MB of JSON: a whole CPU (1769 MB) and a
+	// timeout that holds on a loaded machine.
+	ts.createKitchensink("target", func(in *lambda.CreateFunctionInput) {
+		in.MemorySize, in.Timeout = aws.Int32(1769), aws.Int32(60)
+	})
 	ran := ts.loggedInvocations("target")
 	before := ts.functionsSnapshot()
 

@@ -199,7 +199,10 @@ func TestFunctionFailures(t *testing.T) {
 	t.Run("response too large", func(t *testing.T) {
 		t.Parallel()
 		ts := ts.as(t)
-		ts.createKitchensink("fail-big")
+		// 7 MB of JSON: a whole CPU and a timeout that holds on a loaded machine.
+		ts.createKitchensink("fail-big", func(in *lambda.CreateFunctionInput) {
+			in.MemorySize, in.Timeout = aws.Int32(1769), aws.Int32(60)
+		})
 		for range 2 {
 			r := ts.invoke("fail-big", `{"action":"big","bytes":7000000}`)
 			wantFunctionError(t, r, "Function.ResponseSizeTooLarge", "6291556")

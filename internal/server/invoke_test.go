@@ -124,7 +124,11 @@ func startRequestID(log string) string {
 func TestInvokeForms(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
-	ts.createKitchensink("forms")
+	// Megabytes of JSON in and out: a whole CPU (1769 MB) and a timeout
+	// that holds on a loaded machine; 128 MB would get 1/14 of a CPU.
+	ts.createKitchensink("forms", func(in *lambda.CreateFunctionInput) {
+		in.MemorySize, in.Timeout = aws.Int32(1769), aws.Int32(60)
+	})
 	const arn = "arn:aws:lambda:us-east-1:000000000000:function:forms"
 
 	for _, path := range []string{
