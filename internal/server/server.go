@@ -43,6 +43,7 @@ type Server struct {
 	worker  *worker.Worker
 	httpSrv *http.Server
 	ln      net.Listener
+	lock    *os.File // the data dir's lock (lock.go), held until teardown
 
 	serveErr chan error
 }
@@ -67,6 +68,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 			built.teardown()
 		}
 	}()
+
+	// The lock comes before anything in the data dir is touched, and the
+	// listener before the sandboxes, cgroups and network are set up: the
+	// two commonest start-up failures (a second server, a port in use) then
+	// leave nothing to undo.
+	if s.lock, err = lockDataDir(dataDir); err != nil {
+		return nil, err
+	}
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w (stop what uses it, or choose another --addr/OWL_ADDR)", cfg.Addr, err)
+	}
 
 	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
 		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token,
@@ -144,10 +157,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	s.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr, err)
-	}
 	return s, nil
 }
 
@@ -215,5 +224,8 @@ func (s *Server) teardown() {
 		if err := s.sbm.Close(); err != nil {
 			s.logger.Warn("closing sandbox manager", "err", err)
 		}
+	}
+	if s.lock != nil {
+		_ = s.lock.Close() // releases the flock
 	}
 }
