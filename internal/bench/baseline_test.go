@@ -133,8 +133,10 @@ func TestStartBaselineServerFailures(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("StartBaselineServer(%q) = %v, want an error with %q", tt.argv, err, tt.want)
 			}
-			if d := time.Since(start); d > 4*time.Second {
-				t.Errorf("took %v to fail", d)
+			// Failing must not mean waiting out the 10 s listen timeout;
+			// anything shorter holds on a loaded machine.
+			if d := time.Since(start); d > 9*time.Second {
+				t.Errorf("took %v to fail (the listen timeout is 10 s)", d)
 			}
 		})
 	}
