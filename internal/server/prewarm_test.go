@@ -253,3 +253,55 @@ func TestPrewarmDisabled(t *testing.T) {
 		t.Errorf("slot mounts with pre-warming off: %v", m)
 	}
 }
+
+// TestPrewarmedOutOfMemory: a pre-warmed environment specialised to a
+// function's memory enforces that memory like a fresh one — exhausting it
+// ends in "signal: killed" at the limit — and the next invocation works.
+func TestPrewarmedOutOfMemory(t *testing.T) {
+	t.Parallel()
+	rts := prewarmRuntimes(t)
+	ts := startServer(t, "", func(c *config.Config) { c.Prewarm = 1 })
+	w := ts.Worker()
+	waitPrewarmed(t, w, len(worker.PrewarmRuntimes()))
+	rt := rts[0]
+	body := `import os
+def handler(event, context):
+    if event.get("mb"):
+        chunks = [bytearray(os.urandom(1)) * (1 << 20) for _ in range(event["mb"])]
+        return len(chunks)
+    return "ok"
+`
+	file := "app.py"
+	if strings.HasPrefix(rt.id, "nodejs") {
+		body = `export const handler = async (event) => {
+  if (event.mb) { const chunks = []; for (let i = 0; i < event.mb; i++) chunks.push(Buffer.alloc(1 << 20, 1)); return chunks.length; }
+  return "ok";
+};
+`
+		file = "index.mjs"
+	}
+	before := w.Stats().Specialized
+	_, err := ts.sdk().CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String("pw-oom"),
+		Runtime:      types.Runtime(rt.id),
+		Handler:      aws.String(rt.handler),
+		Role:         aws.String("arn:aws:iam::000000000000:role/owl"),
+		Code:         &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: file, body: body})},
+		MemorySize:   aws.Int32(128),
+		Timeout:      aws.Int32(120), // far beyond reaching the limit: it must end killed, not timed out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ts.invoke("pw-oom", `{"mb":400}`)
+	if w.Stats().Specialized != before+1 {
+		t.Fatalf("not served by a pre-warmed environment (specialized %d → %d)", before, w.Stats().Specialized)
+	}
+	wantFunctionError(t, r, "Runtime.ExitError", "Runtime exited with error: signal: killed")
+	if rep := parseReport(t, r.log); rep.maxMB != 128 || rep.errorType != "Runtime.ExitError" {
+		t.Errorf("REPORT of the OOM kill (want Max Memory Used 128, Status: error):\n%s", r.log)
+	}
+	if r := ts.invoke("pw-oom", `{}`); r.funcErr != "" || r.payload != `"ok"` {
+		t.Errorf("after the OOM kill: %s %s", r.funcErr, r.payload)
+	}
+}
