@@ -450,7 +450,11 @@ func (c *cgroup) procs() ([]int, error) {
 // kill SIGKILLs everything in the cgroup: cgroup.kill on v2 5.14+,
 // otherwise freeze (so nothing forks or exits and recycles a pid while we
 // read the list), kill each, thaw (frozen tasks die only once thawed on v1).
+// The CPU quota is lifted first: a task that used its quota cannot run —
+// so cannot freeze, nor act on SIGKILL — until the next period, up to a
+// second later.
 func (c *cgroup) kill() error {
+	c.unthrottle()
 	if c.h.v2 && c.h.killFile {
 		return writeFile(c.freezer, "cgroup.kill", "1")
 	}
@@ -465,6 +469,16 @@ func (c *cgroup) kill() error {
 		err = errors.Join(err, c.thaw())
 	}
 	return err
+}
+
+// unthrottle lifts the cgroup's CPU quota (best effort: it is about to be
+// killed).
+func (c *cgroup) unthrottle() {
+	if c.h.v2 {
+		_ = writeFile(c.cpu, "cpu.max", "max")
+		return
+	}
+	_ = writeFile(c.cpu, "cpu.cfs_quota_us", "-1")
 }
 
 // remove deletes the cgroup directories. A directory still holding tasks

@@ -207,6 +207,9 @@ func (s *Sandbox) destroy() error {
 		guard.close()
 	}
 	var errs []error
+	// A throttled sandbox (a busy loop that used its CPU quota) would act
+	// on SIGKILL only in the next quota period, up to a second later.
+	s.cg.unthrottle()
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		errs = append(errs, fmt.Errorf("killing pid 1: %w", err))
 	}
