@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/codezip"
@@ -65,6 +66,7 @@ type API struct {
 	logs    *telemetry.LogStore
 	logger  *slog.Logger
 	mux     *http.ServeMux
+	unknown http.Handler // the answer to a path that names no operation
 }
 
 // New builds the API handler.
@@ -120,15 +122,40 @@ func (a *API) routes() {
 	h("GET "+layers+"/{name}/versions/{version}", 0, a.getLayerVersion)
 	h("DELETE "+layers+"/{name}/versions/{version}", 0, a.deleteLayerVersion)
 	h("GET /owl/v1/layers/{name}/versions/{version}/content", 0, a.layerContent)
-	h("/", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	a.unknown = a.authenticated(0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
 	})
+	a.mux.Handle("/", a.unknown)
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", newRequestID())
+	if !cleanPath(r.URL.Path) {
+		// ServeMux would answer a redirect to the cleaned path: a path
+		// with "." or ".." segments or an empty one names no operation.
+		a.unknown.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// cleanPath reports whether p has no empty, "." or ".." segments (a
+// trailing slash is fine).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	p = strings.TrimSuffix(p[1:], "/")
+	if p == "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // errTooLarge marks a request body past its operation's limit.
@@ -145,7 +172,7 @@ func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
 				a.writeError(w, r, aerr)
 				return
 			}
-			a.writeError(w, r, tooLarge(r, limit))
+			a.writeError(w, r, tooLarge(r, effectiveLimit(limit)))
 			return
 		}
 		if err != nil {
@@ -169,14 +196,22 @@ func tooLarge(r *http.Request, limit int64) error {
 	return lambdaerr.New(lambdaerr.RequestEntityTooLarge, "Request must be smaller than %d bytes for the operation", limit)
 }
 
+// noBodyLimit is what an operation without a body reads at most.
+const noBodyLimit = 64 << 10
+
+func effectiveLimit(limit int64) int64 {
+	if limit <= 0 {
+		return noBodyLimit
+	}
+	return limit
+}
+
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
 	defer r.Body.Close()
-	if limit <= 0 {
-		limit = 64 << 10
-	}
+	limit = effectiveLimit(limit)
 	if r.ContentLength > limit {
 		return nil, errTooLarge
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
 )
 
 // writeError renders any error the way Lambda does: status, the error type
@@ -19,6 +20,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", ae.Error())
 		writeJSONError(w, ae.HTTPStatus(), ae.Code(), map[string]any{"message": ae.Message()})
 		return
+	}
+	if registry.IsInvalidKey(err) {
+		// A name that slipped past validation into a store key: the
+		// client's mistake, never a 500.
+		err = lambdaerr.Wrap(lambdaerr.InvalidParameterValue, err, "Invalid name in the request path.")
 	}
 	le := lambdaerr.As(err)
 	status := le.Status()

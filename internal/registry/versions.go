@@ -106,6 +106,12 @@ func (a Alias) Route(rnd float64) string {
 	return a.FunctionVersion
 }
 
+// IsInvalidKey reports whether err is the store refusing a key: a name
+// from a request that no validation caught.
+func IsInvalidKey(err error) bool {
+	return errors.Is(err, jetstream.ErrInvalidKey)
+}
+
 // ValidateAliasName checks an alias name: Lambda's pattern, and not a
 // version number or $LATEST.
 func ValidateAliasName(name string) error {
@@ -503,6 +509,9 @@ func (r *Registry) CreateAlias(ctx context.Context, name, aliasName string, in A
 // UpdateAlias changes an alias; a concurrent update gets
 // ResourceConflictException, a stale RevisionID PreconditionFailed.
 func (r *Registry) UpdateAlias(ctx context.Context, name, aliasName string, in AliasInput) (Alias, error) {
+	if err := ValidateAliasName(aliasName); err != nil {
+		return Alias{}, err
+	}
 	var a Alias
 	rev, err := r.read(ctx, aliasKey(name, aliasName), &a)
 	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
@@ -650,6 +659,9 @@ func (r *Registry) ListAliases(ctx context.Context, name string) ([]Alias, error
 // DeleteAlias deletes an alias; deleting a missing one is not an error
 // (as on Lambda).
 func (r *Registry) DeleteAlias(ctx context.Context, name, aliasName string) error {
+	if err := ValidateAliasName(aliasName); err != nil {
+		return err
+	}
 	if _, err := r.Get(ctx, name); err != nil {
 		return err
 	}

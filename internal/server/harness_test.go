@@ -134,6 +134,10 @@ func zipFiles(files map[string]string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// testHTTPClient never follows redirects: the API must answer, not send a
+// client elsewhere.
+var testHTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // testServer is a real Owl server with embedded NATS and real sandboxes.
 type testServer struct {
 	*server.Server
@@ -225,7 +229,7 @@ func (ts *testServer) do(method, path string, body []byte, hdr map[string]string
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTPClient.Do(req)
 	if err != nil {
 		ts.t.Fatalf("%s %s: %v", method, path, err)
 	}
