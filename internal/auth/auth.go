@@ -15,6 +15,7 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -82,14 +83,10 @@ func NewAuthenticator(creds []Credentials) (*Authenticator, error) {
 // body, already read by the caller; SigV4 covers its hash. Every failure is an
 // *Error (HTTP 403) wrapping one of the Err* sentinels.
 func (a *Authenticator) Authenticate(r *http.Request, body []byte) (Principal, error) {
-	values := r.Header.Values("Authorization")
-	switch {
-	case len(values) == 0 || values[0] == "":
-		return Principal{}, missingToken()
-	case len(values) > 1:
-		return Principal{}, incomplete("Only one Authorization header may be present.")
+	h, err := authorization(r)
+	if err != nil {
+		return Principal{}, err
 	}
-	h := values[0]
 	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return a.bearer(strings.TrimSpace(token))
 	}
@@ -97,6 +94,80 @@ func (a *Authenticator) Authenticate(r *http.Request, body []byte) (Principal, e
 		return a.sigV4(r, body, h)
 	}
 	return Principal{}, incomplete("Unsupported Authorization Type")
+}
+
+// AuthenticateHeaders authenticates r from its headers alone, before its
+// body is read, so that an unauthenticated client cannot make the server
+// read (and hold) a body.
+//
+// complete is true when the headers prove who sent r: a bearer token, or a
+// SigV4 signature over a payload hash the request declares in
+// X-Amz-Content-Sha256 (or UNSIGNED-PAYLOAD). The body must then still hash
+// to what was declared: call CheckBody once it is read.
+//
+// complete is false, with a nil error, for a SigV4 request whose signature
+// covers a payload hash it does not declare (what the AWS CLI, boto3 and
+// aws-sdk-go-v2 send for Lambda): everything the headers can prove — the
+// form, the scope, the signing time, a known access key — was checked, and
+// the caller must read the body and call Authenticate.
+//
+// Every failure is an *Error, as from Authenticate.
+func (a *Authenticator) AuthenticateHeaders(r *http.Request) (p Principal, complete bool, err error) {
+	h, err := authorization(r)
+	if err != nil {
+		return Principal{}, false, err
+	}
+	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		p, err := a.bearer(strings.TrimSpace(token))
+		return p, err == nil, err
+	}
+	if !strings.HasPrefix(h, algorithm+" ") {
+		return Principal{}, false, incomplete("Unsupported Authorization Type")
+	}
+	sr, err := a.sigV4Headers(r, h)
+	if err != nil {
+		return Principal{}, false, err
+	}
+	declared := declaredPayloadHash(r)
+	if declared == "" {
+		return Principal{}, false, nil
+	}
+	bodyLen := 0
+	if r.ContentLength > 0 {
+		bodyLen = int(r.ContentLength)
+	}
+	p, err = a.sigV4Verify(r, sr, declared, bodyLen)
+	return p, err == nil, err
+}
+
+// CheckBody verifies, for a request AuthenticateHeaders found complete,
+// that body hashes to the X-Amz-Content-Sha256 it declared (nothing to
+// check for a bearer token or UNSIGNED-PAYLOAD).
+func CheckBody(r *http.Request, body []byte) error {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), algorithm+" ") {
+		return nil
+	}
+	declared := declaredPayloadHash(r)
+	if declared == "" || declared == unsignedPayload {
+		return nil
+	}
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != declared {
+		return invalidSignature("X-Amz-Content-Sha256 does not match the body")
+	}
+	return nil
+}
+
+// authorization returns the one Authorization header.
+func authorization(r *http.Request) (string, error) {
+	values := r.Header.Values("Authorization")
+	switch {
+	case len(values) == 0 || values[0] == "":
+		return "", missingToken()
+	case len(values) > 1:
+		return "", incomplete("Only one Authorization header may be present.")
+	}
+	return values[0], nil
 }
 
 // bearer compares token with every known token in constant time. Comparing

@@ -439,3 +439,94 @@ func TestNewAuthenticatorRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthenticateHeaders: what the headers alone prove, before a body is
+// read.
+func TestAuthenticateHeaders(t *testing.T) {
+	a, err := NewAuthenticator([]Credentials{testCreds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"a":1}`)
+	sign := func(t *testing.T, akid, payloadHash string, declare bool) *http.Request {
+		req, err := http.NewRequest("POST", "http://127.0.0.1:8790/2015-03-31/functions/f/invocations", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if declare {
+			req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+		}
+		err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: testCreds.SecretAccessKey},
+			req, payloadHash, "lambda", "us-east-1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	bearer := func(token string) *http.Request {
+		req, _ := http.NewRequest("POST", "http://127.0.0.1:8790/x", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		return req
+	}
+
+	t.Run("bearer", func(t *testing.T) {
+		if p, complete, err := a.AuthenticateHeaders(bearer(testCreds.Token)); err != nil || !complete || p.Method != "bearer" {
+			t.Errorf("valid token: %+v complete %v err %v", p, complete, err)
+		}
+		if _, complete, err := a.AuthenticateHeaders(bearer("nope")); !errors.Is(err, ErrUnrecognizedClient) || complete {
+			t.Errorf("bad token: complete %v err %v", complete, err)
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", "http://127.0.0.1:8790/x", bytes.NewReader(body))
+		if _, complete, err := a.AuthenticateHeaders(req); err == nil || complete {
+			t.Errorf("no Authorization: complete %v err %v", complete, err)
+		}
+	})
+	t.Run("sigv4 over an undeclared body hash", func(t *testing.T) {
+		req := sign(t, testCreds.AccessKeyID, sha256Hex(body), false)
+		p, complete, err := a.AuthenticateHeaders(req)
+		if err != nil || complete {
+			t.Fatalf("undeclared hash: %+v complete %v err %v; want pending, no error", p, complete, err)
+		}
+		if _, err := a.Authenticate(req, body); err != nil {
+			t.Errorf("then with the body: %v", err)
+		}
+		if _, err := a.Authenticate(req, []byte(`{"a":2}`)); !errors.Is(err, ErrInvalidSignature) {
+			t.Errorf("then with another body: %v", err)
+		}
+	})
+	t.Run("sigv4 with an unknown key is refused before the body", func(t *testing.T) {
+		req := sign(t, "AKIAUNKNOWNKEY000000", sha256Hex(body), false)
+		if _, complete, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrUnrecognizedClient) || complete {
+			t.Errorf("unknown key: complete %v err %v", complete, err)
+		}
+	})
+	t.Run("sigv4 with a declared body hash", func(t *testing.T) {
+		req := sign(t, testCreds.AccessKeyID, sha256Hex(body), true)
+		p, complete, err := a.AuthenticateHeaders(req)
+		if err != nil || !complete || p.ID != testCreds.AccessKeyID {
+			t.Fatalf("declared hash: %+v complete %v err %v", p, complete, err)
+		}
+		if err := CheckBody(req, body); err != nil {
+			t.Errorf("the declared body: %v", err)
+		}
+		if err := CheckBody(req, []byte("other")); !errors.Is(err, ErrInvalidSignature) {
+			t.Errorf("another body: %v, want ErrInvalidSignature", err)
+		}
+		// A declared hash the signature does not cover.
+		req.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("other")))
+		if _, complete, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrInvalidSignature) || complete {
+			t.Errorf("swapped declared hash: complete %v err %v", complete, err)
+		}
+	})
+	t.Run("sigv4 unsigned payload", func(t *testing.T) {
+		req := sign(t, testCreds.AccessKeyID, "UNSIGNED-PAYLOAD", true)
+		if _, complete, err := a.AuthenticateHeaders(req); err != nil || !complete {
+			t.Fatalf("UNSIGNED-PAYLOAD: complete %v err %v", complete, err)
+		}
+		if err := CheckBody(req, []byte("anything")); err != nil {
+			t.Errorf("UNSIGNED-PAYLOAD body: %v", err)
+		}
+	})
+}

@@ -32,52 +32,74 @@ type sigV4Auth struct {
 // sigV4 verifies a header-signed SigV4 request the way AWS does: it rebuilds
 // the canonical request from the wire form of r and compares signatures.
 func (a *Authenticator) sigV4(r *http.Request, body []byte, header string) (Principal, error) {
-	p, err := parseSigV4(header)
+	sr, err := a.sigV4Headers(r, header)
 	if err != nil {
 		return Principal{}, err
 	}
-
-	amzDate, dateHeader, err := requestDate(r)
-	if err != nil {
-		return Principal{}, err
-	}
-	if !slices.Contains(p.signedHeaders, "host") {
-		return Principal{}, badScope("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-	}
-	if !slices.Contains(p.signedHeaders, strings.ToLower(dateHeader)) {
-		return Principal{}, badScope(fmt.Sprintf("'%s' must be a 'SignedHeader' in the AWS Authorization.", dateHeader))
-	}
-	if p.service != service {
-		return Principal{}, badScope(fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service))
-	}
-	if p.terminator != scopeTerm {
-		return Principal{}, badScope(fmt.Sprintf("Credential should be scoped with a valid terminator: '%s', not '%s'.", scopeTerm, p.terminator))
-	}
-	if p.date != amzDate[:8] {
-		return Principal{}, badScope(fmt.Sprintf(
-			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
-			p.date, amzDate[:8], dateHeader))
-	}
-	if err := a.checkSkew(amzDate); err != nil {
-		return Principal{}, err
-	}
-
-	secret, ok := a.secrets[p.accessKeyID]
-	if !ok {
-		return Principal{}, unrecognizedClient(fmt.Sprintf("unknown access key id %q", p.accessKeyID))
-	}
-
 	payloadHash, err := payloadHash(r, body)
 	if err != nil {
 		return Principal{}, err
 	}
-	headers := canonicalHeaders(r, p.signedHeaders, len(body))
+	return a.sigV4Verify(r, sr, payloadHash, len(body))
+}
+
+// signedRequest is what the headers of a SigV4 request give: the parsed
+// Authorization header, the signing time and the key's secret.
+type signedRequest struct {
+	p       sigV4Auth
+	amzDate string
+	secret  string
+}
+
+// sigV4Headers checks everything of a SigV4 request that its headers alone
+// prove: the header's form, the scope, the clock skew and a known key.
+func (a *Authenticator) sigV4Headers(r *http.Request, header string) (signedRequest, error) {
+	p, err := parseSigV4(header)
+	if err != nil {
+		return signedRequest{}, err
+	}
+	amzDate, dateHeader, err := requestDate(r)
+	if err != nil {
+		return signedRequest{}, err
+	}
+	if !slices.Contains(p.signedHeaders, "host") {
+		return signedRequest{}, badScope("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	if !slices.Contains(p.signedHeaders, strings.ToLower(dateHeader)) {
+		return signedRequest{}, badScope(fmt.Sprintf("'%s' must be a 'SignedHeader' in the AWS Authorization.", dateHeader))
+	}
+	if p.service != service {
+		return signedRequest{}, badScope(fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service))
+	}
+	if p.terminator != scopeTerm {
+		return signedRequest{}, badScope(fmt.Sprintf("Credential should be scoped with a valid terminator: '%s', not '%s'.", scopeTerm, p.terminator))
+	}
+	if p.date != amzDate[:8] {
+		return signedRequest{}, badScope(fmt.Sprintf(
+			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+			p.date, amzDate[:8], dateHeader))
+	}
+	if err := a.checkSkew(amzDate); err != nil {
+		return signedRequest{}, err
+	}
+	secret, ok := a.secrets[p.accessKeyID]
+	if !ok {
+		return signedRequest{}, unrecognizedClient(fmt.Sprintf("unknown access key id %q", p.accessKeyID))
+	}
+	return signedRequest{p: p, amzDate: amzDate, secret: secret}, nil
+}
+
+// sigV4Verify compares the signature with the one computed over the
+// canonical request whose last line is payloadHash.
+func (a *Authenticator) sigV4Verify(r *http.Request, sr signedRequest, payloadHash string, bodyLen int) (Principal, error) {
+	p := sr.p
+	headers := canonicalHeaders(r, p.signedHeaders, bodyLen)
 	query, err := canonicalQuery(r.URL.RawQuery)
 	if err != nil {
 		return Principal{}, err
 	}
 	scope := strings.Join([]string{p.date, p.region, p.service, scopeTerm}, "/")
-	key := signingKey(secret, p.date, p.region, p.service)
+	key := signingKey(sr.secret, p.date, p.region, p.service)
 
 	wirePath := requestPath(r)
 	for _, uri := range canonicalURIs(wirePath) {
@@ -85,13 +107,31 @@ func (a *Authenticator) sigV4(r *http.Request, body []byte, header string) (Prin
 			r.Method, uri, query, headers, strings.Join(p.signedHeaders, ";"), payloadHash,
 		}, "\n")
 		digest := sha256.Sum256([]byte(canonical))
-		toSign := algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(digest[:])
+		toSign := algorithm + "\n" + sr.amzDate + "\n" + scope + "\n" + hex.EncodeToString(digest[:])
 		want := hex.EncodeToString(hmacSHA256(key, toSign))
 		if hmac.Equal([]byte(want), []byte(p.signature)) {
 			return Principal{ID: p.accessKeyID, Method: "sigv4", Region: p.region}, nil
 		}
 	}
 	return Principal{}, invalidSignature(fmt.Sprintf("access key %q, %s %s", p.accessKeyID, r.Method, wirePath))
+}
+
+// declaredPayloadHash is a valid X-Amz-Content-Sha256 value: UNSIGNED-PAYLOAD
+// or 64 lower-case hex digits; "" when absent or malformed.
+func declaredPayloadHash(r *http.Request) string {
+	v := r.Header.Get("X-Amz-Content-Sha256")
+	if v == unsignedPayload {
+		return v
+	}
+	if len(v) != 2*sha256.Size {
+		return ""
+	}
+	for _, c := range v {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return v
 }
 
 func parseSigV4(header string) (sigV4Auth, error) {

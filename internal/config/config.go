@@ -76,6 +76,14 @@ type Config struct {
 	// host: each takes a free /22 of it. It must not overlap a network the
 	// host reaches.
 	NetworkCIDR string
+	// MaxConnections caps the API's concurrent connections
+	// (OWL_MAX_CONNECTIONS); one more is answered 503 and closed.
+	MaxConnections int
+	// MaxBodyMemoryMB caps the memory held by request bodies being read or
+	// handled at once (OWL_MAX_BODY_MEMORY, MB); a request past it gets 429.
+	// A sixteenth of it (at most 64 MB) may be held by bodies whose sender
+	// is not yet authenticated (SigV4 signing a body hash it did not declare).
+	MaxBodyMemoryMB int
 	// AccessKeyID, SecretAccessKey and Token are the first credentials
 	// (OWL_ACCESS_KEY_ID, OWL_SECRET_ACCESS_KEY, OWL_TOKEN); those left empty
 	// are generated on first start and stored in the data directory.
@@ -105,6 +113,8 @@ func Default() Config {
 		LogLevel:         "info",
 		NetworkEgress:    true,
 		NetworkCIDR:      DefaultNetworkCIDR,
+		MaxConnections:   4096,
+		MaxBodyMemoryMB:  1024,
 	}
 }
 
@@ -222,6 +232,8 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	float("OWL_MEMORY_OVERCOMMIT", &c.MemoryOvercommit)
 	boolean("OWL_NETWORK_EGRESS", &c.NetworkEgress)
 	str("OWL_NETWORK_CIDR", &c.NetworkCIDR)
+	integer("OWL_MAX_CONNECTIONS", &c.MaxConnections)
+	integer("OWL_MAX_BODY_MEMORY", &c.MaxBodyMemoryMB)
 	return errors.Join(errs...)
 }
 
@@ -289,6 +301,12 @@ func (c Config) Validate() error {
 	}
 	if c.CapacityWait < 0 {
 		errs = append(errs, fmt.Errorf("capacity wait %v: must not be negative", c.CapacityWait))
+	}
+	if c.MaxConnections < 16 {
+		errs = append(errs, fmt.Errorf("max connections %d: must be at least 16", c.MaxConnections))
+	}
+	if c.MaxBodyMemoryMB < 96 {
+		errs = append(errs, fmt.Errorf("max body memory %d MB: must be at least 96 MB (one 50 MB zip upload, base64-encoded in JSON, is 68 MB)", c.MaxBodyMemoryMB))
 	}
 	if c.SandboxUID <= 0 || c.SandboxGID <= 0 {
 		errs = append(errs, fmt.Errorf("sandbox uid/gid %d/%d: function code must not run as root", c.SandboxUID, c.SandboxGID))

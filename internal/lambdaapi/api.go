@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -54,8 +53,14 @@ type Options struct {
 	// NetworkEgress says whether functions may have network egress; it is
 	// then the default of functions that do not choose (see registry.CheckNetwork).
 	NetworkEgress bool
+	// MaxBodyMemory caps the bytes of request bodies held at once
+	// (DefaultMaxBodyMemory when 0).
+	MaxBodyMemory int64
 	Logger        *slog.Logger
 }
+
+// DefaultMaxBodyMemory is Options.MaxBodyMemory's default.
+const DefaultMaxBodyMemory = 1 << 30
 
 // API is the HTTP handler of Owl's API.
 type API struct {
@@ -67,11 +72,18 @@ type API struct {
 	logger  *slog.Logger
 	mux     *http.ServeMux
 	unknown http.Handler // the answer to a path that names no operation
+	bodies  *bodyBudget  // memory held by request bodies (bodies.go)
+	// authLogs rate-limits the log lines of unauthenticated requests.
+	authLogs logLimiter
 }
 
 // New builds the API handler.
 func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoker, logs *telemetry.LogStore) *API {
-	api := &API{opts: opts, auth: a, reg: reg, invoker: inv, logs: logs, logger: opts.Logger, mux: http.NewServeMux()}
+	if opts.MaxBodyMemory <= 0 {
+		opts.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	api := &API{opts: opts, auth: a, reg: reg, invoker: inv, logs: logs, logger: opts.Logger, mux: http.NewServeMux(),
+		bodies: newBodyBudget(opts.MaxBodyMemory)}
 	api.routes()
 	return api
 }
@@ -161,32 +173,62 @@ func cleanPath(p string) bool {
 // errTooLarge marks a request body past its operation's limit.
 var errTooLarge = errors.New("request body too large")
 
-// authenticated reads the body (up to limit bytes; 0 means the request
-// must have none worth reading), authenticates the request, then runs fn.
+// authenticated authenticates the request, reads its body (up to limit
+// bytes; 0 means the operation takes none worth reading: 64 KiB at most),
+// then runs fn. The headers are checked before a byte of the body is read
+// (bodies.go): a client that cannot authenticate costs the server its
+// headers, never a body.
 func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
+	limit = effectiveLimit(limit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(r, limit)
-		if errors.Is(err, errTooLarge) {
-			// Authenticate first so an anonymous client learns nothing.
-			if _, aerr := a.auth.Authenticate(r, nil); aerr != nil && !errors.Is(aerr, auth.ErrInvalidSignature) {
-				a.writeError(w, r, aerr)
-				return
-			}
-			a.writeError(w, r, tooLarge(r, effectiveLimit(limit)))
+		_, complete, err := a.auth.AuthenticateHeaders(r)
+		if err != nil {
+			a.refuse(w, r, err)
 			return
+		}
+		pending := !complete
+		body, held, err := a.readBody(w, r, limit, pending)
+		switch {
+		case errors.Is(err, errTooLarge):
+			a.refuse(w, r, tooLarge(r, limit))
+			return
+		case errors.Is(err, errBodyTooSlow):
+			a.refuse(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err,
+				"The request body arrived slower than %d bytes per second.", bodyMinRate))
+			return
+		case err != nil && lambdaerr.Is(err, lambdaerr.TooManyRequests):
+			a.refuse(w, r, err)
+			return
+		case err != nil:
+			a.refuse(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err, "Could not read the request body."))
+			return
+		}
+		if pending {
+			_, err = a.auth.Authenticate(r, body)
+		} else {
+			err = auth.CheckBody(r, body)
 		}
 		if err != nil {
-			a.writeError(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err, "Could not read the request body."))
+			a.bodies.give(held, pending)
+			a.refuse(w, r, err)
 			return
 		}
-		if _, err := a.auth.Authenticate(r, body); err != nil {
-			a.writeError(w, r, err)
-			return
+		if pending {
+			a.bodies.authenticatedNow(held)
 		}
+		defer a.bodies.give(held, false)
 		if err := fn(w, r, body); err != nil {
 			a.writeError(w, r, err)
 		}
 	})
+}
+
+// refuse answers err and closes the connection: a refused request's body
+// may be unread, and a client that was refused has no use for the
+// connection.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Connection", "close")
+	a.writeError(w, r, err)
 }
 
 func tooLarge(r *http.Request, limit int64) error {
@@ -204,29 +246,6 @@ func effectiveLimit(limit int64) int64 {
 		return noBodyLimit
 	}
 	return limit
-}
-
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if r.Body == nil {
-		return nil, nil
-	}
-	defer r.Body.Close()
-	limit = effectiveLimit(limit)
-	if r.ContentLength > limit {
-		return nil, errTooLarge
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > limit {
-		return nil, errTooLarge
-	}
-	return buf.Bytes(), nil
 }
 
 // newRequestID is a random (version 4) UUID. It is made for every request,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -17,7 +19,12 @@ import (
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *auth.Error
 	if errors.As(err, &ae) {
-		a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", ae.Error())
+		// At most one line a second: a flood of unauthenticated requests
+		// must not become a flood of log lines.
+		if n, ok := a.authLogs.allow(time.Now()); ok {
+			a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", ae.Error(),
+				"remote", r.RemoteAddr, "suppressed_since_last", n)
+		}
 		writeJSONError(w, ae.HTTPStatus(), ae.Code(), map[string]any{"message": ae.Message()})
 		return
 	}
@@ -66,4 +73,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
 }

@@ -419,7 +419,11 @@ func TestMemoryBudgetCgroup(t *testing.T) {
 func TestOvercommittedNodeKillsFunctionsNotOwl(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "", func(c *config.Config) { c.MemoryBudgetMB, c.MemoryOvercommit = 256, 4 })
-	ts.createKitchensink("hog", func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })
+	// The timeout is far beyond what reaching the budget takes on a loaded
+	// machine: the function must end killed, never timed out.
+	ts.createKitchensink("hog", func(in *lambda.CreateFunctionInput) {
+		in.MemorySize, in.Timeout = aws.Int32(512), aws.Int32(120)
+	})
 	r := ts.invoke("hog", `{"action":"alloc","bytes":419430400}`)
 	if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Runtime.ExitError" || !strings.Contains(fmt.Sprint(r.errorObj["errorMessage"]), "signal: killed") {
 		t.Errorf("allocating 400 MB under a 256 MB budget: %+v", r)

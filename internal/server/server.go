@@ -76,10 +76,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if s.lock, err = lockDataDir(dataDir); err != nil {
 		return nil, err
 	}
-	s.ln, err = net.Listen("tcp", cfg.Addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w (stop what uses it, or choose another --addr/OWL_ADDR)", cfg.Addr, err)
 	}
+	s.ln = newCapListener(ln, cfg.MaxConnections)
 
 	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
 		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token,
@@ -148,12 +149,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	api := lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
-		NetworkEgress: cfg.NetworkEgress,
-		Logger:        logger.With("component", "api"),
+		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
+		Logger: logger.With("component", "api"),
 	}, authn, s.reg, s.worker, s.logs)
 	s.httpSrv = &http.Server{
-		Handler:           api,
+		Handler: api,
+		// Headers must arrive within ReadHeaderTimeout and fit in
+		// MaxHeaderBytes; bodies are read at a minimum rate by the API
+		// (lambdaapi/bodies.go), only once the headers authenticated them.
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
