@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,19 +42,28 @@ profiles reveal memory contents and cost CPU.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
 	sc = bindServerConfig(cmd)
 	return cmd
 }
 
-func serve(ctx context.Context, cfg config.Config) error {
+// serve runs the platform until ctx ends. Before anything is set up it
+// validates cfg and runs the host checks of `owl doctor`: a failure stops
+// it there, with one line per failed check on stderr.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if err := checkHost(ctx, cfg, logger, stderr); err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	srv, err := server.New(startCtx, cfg, logger)
