@@ -76,6 +76,8 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		"Owl API endpoint (env OWL_ENDPOINT, default "+client.DefaultEndpoint+")")
 	root.AddCommand(
 		newServeCmd(),
+		newDoctorCmd(),
+		newCredentialsCmd(g),
 		newDeployCmd(g),
 		newInvokeCmd(g),
 		newListCmd(g),
