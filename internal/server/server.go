@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress,
+		Health:        s.health,
 		Logger:        logger.With("component", "api"),
 	}, authn, s.reg, s.worker, s.logs)
 	s.httpSrv = &http.Server{
