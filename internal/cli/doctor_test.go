@@ -219,3 +219,42 @@ func TestServeRefusesOnFailedCheck(t *testing.T) {
 		t.Errorf("owl doctor: %v\n%s", err, out)
 	}
 }
+
+// With egress on and no nft where the sandbox looks (PATH, /usr/sbin,
+// /sbin: hidden here by an empty directory mounted over them in a private
+// mount namespace), the real binary refuses to start, naming nft and how
+// to disable egress.
+func TestServeRefusesWithoutNft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the owl binary")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hide nft in a mount namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare command")
+	}
+	bin := builtOwl(t)
+	empty, data := t.TempDir(), filepath.Join(t.TempDir(), "data")
+	script := `mount --bind "$EMPTY" /usr/sbin || exit 97
+if [ -d /sbin ] && [ ! -L /sbin ]; then mount --bind "$EMPTY" /sbin || exit 97; fi
+exec "$OWL" serve --data "$DATA" --addr 127.0.0.1:0 --network-egress`
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(cleanEnv(), "PATH=/usr/bin:/bin", "EMPTY="+empty, "OWL="+bin, "DATA="+data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("owl serve without nft: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	want := "owl: cannot start: nft: network egress is on, but the nft command (package nftables) is not installed; " +
+		"fix: apt-get install nftables, or OWL_NETWORK_EGRESS=false"
+	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "goroutine ") {
+		t.Errorf("stderr:\n%s\nwant a line with\n%s", stderr.String(), want)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data dir was created before the refusal (stat: %v)", err)
+	}
+}
