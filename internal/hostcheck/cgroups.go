@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/owl-project/owl/internal/sandbox"
 )
 
 // cgroupMode is how the host mounts cgroups, decided as containerd's
@@ -55,32 +56,13 @@ func (h Host) mounts() ([]mount, error) {
 			continue
 		}
 		ms = append(ms, mount{
-			point:     unescapeMountinfo(pf[4]),
+			point:     sandbox.UnescapeMountinfo(pf[4]),
 			fstype:    sf[0],
 			superOpts: strings.Split(sf[2], ","),
 			readOnly:  slices.Contains(strings.Split(pf[5], ","), "ro"),
 		})
 	}
 	return ms, nil
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // cgroupModeOf finds the mode, the v2 mount (nil if none) and the v1
