@@ -1,6 +1,8 @@
 // Package cli implements the owl command line. The client commands (deploy, invoke, ls, get, rm,
 // logs) talk to an Owl API over HTTP through package client, exactly like any other client;
-// serve runs the platform itself. cmd/owl calls Execute and exits with its result.
+// serve runs the platform itself, after the host checks of doctor (package hostcheck) pass;
+// credentials prints the shell exports that point clients at the local server. cmd/owl calls
+// Execute and exits with its result.
 //
 // Errors are returned by the commands and printed in one place, Execute, as a single line
 // "owl: <error>". A command that has already told the user what went wrong (a function that
