@@ -62,7 +62,9 @@ func NewRootCmd() *cobra.Command {
 		Short: "Owl: a self-hosted serverless platform",
 		Long: `Owl runs functions (code, a handler and limits) in Lambda-like sandboxes.
 
-Run "owl serve" on a machine to start the platform; the other commands talk to it over HTTP.
+Run "owl doctor" on a machine to check that it can run the platform, "owl serve" to start it;
+the other commands talk to it over HTTP ("eval $(owl credentials)" points them and the AWS CLI
+at the local server).
 They find it at --endpoint (env OWL_ENDPOINT, default ` + client.DefaultEndpoint + `) and
 authenticate with OWL_TOKEN, or else with the credentials that "owl serve" wrote into its
 data dir (OWL_DATA, default $HOME/.owl).`,
