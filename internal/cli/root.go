@@ -63,7 +63,7 @@ func NewRootCmd() *cobra.Command {
 		Long: `Owl runs functions (code, a handler and limits) in Lambda-like sandboxes.
 
 Run "owl doctor" on a machine to check that it can run the platform, "owl serve" to start it;
-the other commands talk to it over HTTP ("eval $(owl credentials)" points them and the AWS CLI
+the other commands talk to it over HTTP (eval "$(owl credentials)" points them and the AWS CLI
 at the local server).
 They find it at --endpoint (env OWL_ENDPOINT, default ` + client.DefaultEndpoint + `) and
 authenticate with OWL_TOKEN, or else with the credentials that "owl serve" wrote into its
