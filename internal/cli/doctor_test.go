@@ -140,6 +140,15 @@ var (
 	owlBinErr  error
 )
 
+// TestMain removes the owl binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if owlBin != "" {
+		os.RemoveAll(filepath.Dir(owlBin))
+	}
+	os.Exit(code)
+}
+
 // builtOwl builds cmd/owl once per test run.
 func builtOwl(t *testing.T) string {
 	t.Helper()
