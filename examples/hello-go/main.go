@@ -2,14 +2,17 @@
 // handler. Build it as a static binary named bootstrap and deploy it with
 // the provided.al2023 runtime (see the README's tour).
 //
-// The event {"name":"owl"} greets owl; {"sleep_ms":1000} also makes the
-// invocation sleep that long first (cut short by the function's timeout),
-// which is the 1-second function of `owl bench burst`.
+// The event {"name":"owl"} greets owl ("Hello, owl!", or "$GREETING, owl!"
+// when the function's environment sets GREETING, as the README's canary
+// does); {"sleep_ms":1000} also makes the invocation sleep that long first
+// (cut short by the function's timeout), which is the 1-second function of
+// `owl bench burst`.
 package main
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -40,8 +43,12 @@ func handle(ctx context.Context, e event) (reply, error) {
 			return reply{}, ctx.Err()
 		}
 	}
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "Hello"
+	}
 	fmt.Printf("greeting %s\n", e.Name)
-	return reply{Message: "Hello, " + e.Name + "!", RequestID: lc.AwsRequestID}, nil
+	return reply{Message: greeting + ", " + e.Name + "!", RequestID: lc.AwsRequestID}, nil
 }
 
 func main() { lambda.Start(handle) }

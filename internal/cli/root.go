@@ -1,6 +1,8 @@
 // Package cli implements the owl command line. The client commands (deploy, invoke, ls, get, rm,
 // logs) talk to an Owl API over HTTP through package client, exactly like any other client;
-// serve runs the platform itself. cmd/owl calls Execute and exits with its result.
+// serve runs the platform itself, after the host checks of doctor (package hostcheck) pass;
+// credentials prints the shell exports that point clients at the local server. cmd/owl calls
+// Execute and exits with its result.
 //
 // Errors are returned by the commands and printed in one place, Execute, as a single line
 // "owl: <error>". A command that has already told the user what went wrong (a function that
@@ -60,7 +62,9 @@ func NewRootCmd() *cobra.Command {
 		Short: "Owl: a self-hosted serverless platform",
 		Long: `Owl runs functions (code, a handler and limits) in Lambda-like sandboxes.
 
-Run "owl serve" on a machine to start the platform; the other commands talk to it over HTTP.
+Run "owl doctor" on a machine to check that it can run the platform, "owl serve" to start it;
+the other commands talk to it over HTTP (eval "$(owl credentials)" points them and the AWS CLI
+at the local server).
 They find it at --endpoint (env OWL_ENDPOINT, default ` + client.DefaultEndpoint + `) and
 authenticate with OWL_TOKEN, or else with the credentials that "owl serve" wrote into its
 data dir (OWL_DATA, default $HOME/.owl).`,
@@ -76,6 +80,8 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		"Owl API endpoint (env OWL_ENDPOINT, default "+client.DefaultEndpoint+")")
 	root.AddCommand(
 		newServeCmd(),
+		newDoctorCmd(),
+		newCredentialsCmd(g),
 		newDeployCmd(g),
 		newInvokeCmd(g),
 		newListCmd(g),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 // newServeCmd is `owl serve`: the whole platform in this process, until
 // SIGINT/SIGTERM, then a graceful shutdown.
 func newServeCmd() *cobra.Command {
-	cfg := config.Default()
+	var sc *serverConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Owl platform (API, embedded NATS, sandboxes) on this machine",
@@ -37,61 +38,32 @@ OWL_PPROF_ADDR=127.0.0.1:6060 (off when unset) serves Go's net/http/pprof profil
 profiles reveal memory contents and cost CPU.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			flags := cmd.Flags()
-			// Flags win over the environment, which wins over defaults.
-			fromFlags := cfg
-			if err := cfg.FromEnv(os.Getenv); err != nil {
+			cfg, err := sc.resolve()
+			if err != nil {
 				return err
 			}
-			for name, apply := range map[string]func(){
-				"addr":              func() { cfg.Addr = fromFlags.Addr },
-				"data":              func() { cfg.DataDir = fromFlags.DataDir },
-				"shutdown-timeout":  func() { cfg.ShutdownTimeout = fromFlags.ShutdownTimeout },
-				"log-level":         func() { cfg.LogLevel = fromFlags.LogLevel },
-				"concurrency-limit": func() { cfg.ConcurrencyLimit = fromFlags.ConcurrencyLimit },
-				"memory-budget":     func() { cfg.MemoryBudgetMB = fromFlags.MemoryBudgetMB },
-				"memory-overcommit": func() { cfg.MemoryOvercommit = fromFlags.MemoryOvercommit },
-				"capacity-wait":     func() { cfg.CapacityWait = fromFlags.CapacityWait },
-				"idle-timeout":      func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
-				"max-lifetime":      func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
-				"freeze-after":      func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
-				"prewarm":           func() { cfg.Prewarm = fromFlags.Prewarm },
-				"network-egress":    func() { cfg.NetworkEgress = fromFlags.NetworkEgress },
-				"network-cidr":      func() { cfg.NetworkCIDR = fromFlags.NetworkCIDR },
-			} {
-				if flags.Changed(name) {
-					apply()
-				}
-			}
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "API listen address HOST:PORT (env OWL_ADDR)")
-	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (env OWL_DATA)")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight invocations may finish on SIGTERM (env OWL_SHUTDOWN_TIMEOUT)")
-	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env OWL_LOG_LEVEL)")
-	f.IntVar(&cfg.ConcurrencyLimit, "concurrency-limit", cfg.ConcurrencyLimit, "invocations running at once on this node (env OWL_CONCURRENCY_LIMIT)")
-	f.IntVar(&cfg.MemoryBudgetMB, "memory-budget", cfg.MemoryBudgetMB, "MB of memory for execution environments, all capped together by one cgroup (env OWL_MEMORY_BUDGET; default: RAM less a reserve)")
-	f.Float64Var(&cfg.MemoryOvercommit, "memory-overcommit", cfg.MemoryOvercommit, "admit environments whose memory adds up to budget × this factor (env OWL_MEMORY_OVERCOMMIT)")
-	f.DurationVar(&cfg.CapacityWait, "capacity-wait", cfg.CapacityWait, "how long an invocation waits for memory before 429 (env OWL_CAPACITY_WAIT)")
-	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive of an idle environment (env OWL_IDLE_TIMEOUT)")
-	f.DurationVar(&cfg.MaxLifetime, "max-lifetime", cfg.MaxLifetime, "retire environments older than this once idle (env OWL_MAX_LIFETIME)")
-	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "freeze idle environments after this; 0 never (env OWL_FREEZE_AFTER)")
-	f.IntVar(&cfg.Prewarm, "prewarm", cfg.Prewarm, "pre-warmed environments kept per Python/Node.js runtime; 0 disables (env OWL_PREWARM)")
-	f.BoolVar(&cfg.NetworkEgress, "network-egress", cfg.NetworkEgress,
-		"let functions reach the host's networks (Network egress, the default); false: loopback only (env OWL_NETWORK_EGRESS)")
-	f.StringVar(&cfg.NetworkCIDR, "network-cidr", cfg.NetworkCIDR,
-		"IPv4 range of the sandboxes' addresses, shared by the instances of the host (env OWL_NETWORK_CIDR)")
+	sc = bindServerConfig(cmd)
 	return cmd
 }
 
-func serve(ctx context.Context, cfg config.Config) error {
+// serve runs the platform until ctx ends. Before anything is set up it
+// validates cfg and runs the host checks of `owl doctor`: a failure stops
+// it there, with one line per failed check on stderr.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if err := checkHost(ctx, cfg, logger, stderr); err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	srv, err := server.New(startCtx, cfg, logger)

@@ -1,7 +1,8 @@
 // Package lambdaapi serves Owl's Lambda-compatible HTTP API (the paths,
 // shapes and errors real AWS clients use) plus Owl's /owl/v1 extensions.
-// Every request is authenticated before it reaches a handler; errors are
-// rendered in one place (writeError).
+// Every request is authenticated before it reaches a handler, except the
+// health probe GET /healthz (health.go), which reveals only which checks
+// failed; errors are rendered in one place (writeError).
 package lambdaapi
 
 import (
@@ -56,7 +57,10 @@ type Options struct {
 	// MaxBodyMemory caps the bytes of request bodies held at once
 	// (DefaultMaxBodyMemory when 0).
 	MaxBodyMemory int64
-	Logger        *slog.Logger
+	// Health says whether the node is ready, for GET /healthz; nil: the
+	// API answering is all it reports (200).
+	Health HealthFunc
+	Logger *slog.Logger
 }
 
 // DefaultMaxBodyMemory is Options.MaxBodyMemory's default.
@@ -91,6 +95,10 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
 
 func (a *API) routes() {
+	// Unauthenticated, before everything else: liveness and readiness
+	// probes carry no credentials, and the answer reveals only which
+	// checks failed.
+	a.mux.Handle("/healthz", newHealth(a.opts.Health, a.logger))
 	h := func(pattern string, limit int64, fn handlerFunc) {
 		a.mux.Handle(pattern, a.authenticated(limit, fn))
 	}

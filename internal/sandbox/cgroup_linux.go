@@ -131,25 +131,6 @@ func v1Mounts() (map[string]string, error) {
 	return mounts, nil
 }
 
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for space...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func newV2Hierarchy(root, instance string) (*hierarchy, error) {
 	avail, err := readFile(root, "cgroup.controllers")
 	if err != nil {

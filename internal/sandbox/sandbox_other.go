@@ -48,3 +48,9 @@ func (s *Sandbox) Freeze() error                      { return ErrUnsupported }
 func (s *Sandbox) Thaw() error                        { return ErrUnsupported }
 func (s *Sandbox) Destroy() error                     { return nil }
 func (s *Sandbox) Specialize(sp Specialization) error { return ErrUnsupported }
+
+// FindNft returns ErrUnsupported: there is no egress network here.
+func FindNft() (string, error) { return "", ErrUnsupported }
+
+// Check returns ErrUnsupported: no sandbox can be created here.
+func (m *Manager) Check() error { return ErrUnsupported }

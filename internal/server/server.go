@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, 1<<30, logger)
+	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, telemetry.LogStreamMaxBytes, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
+		Health: s.health,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, s.worker, s.logs)
 	s.httpSrv = &http.Server{

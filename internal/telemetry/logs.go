@@ -18,6 +18,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// LogStreamMaxBytes is the size cap `owl serve` gives the log stream
+// (server.New's maxBytes argument to OpenLogStore). JetStream reserves a
+// stream's MaxBytes in full when it creates the stream, out of 75 % of the
+// data dir's free space, so `owl doctor` checks the disk for it.
+const LogStreamMaxBytes = 1 << 30
+
 const (
 	logStream     = "OWL_LOGS"
 	logSubjectPfx = "owl.logs."

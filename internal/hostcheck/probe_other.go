@@ -1,0 +1,14 @@
+//go:build !linux
+
+package hostcheck
+
+import (
+	"context"
+	"errors"
+)
+
+var errNotLinux = errors.New("owl serve runs on Linux only")
+
+func probeNamespaces(context.Context) error { return errNotLinux }
+
+func freeBytes(string) (uint64, error) { return 0, errNotLinux }

@@ -1,0 +1,145 @@
+package hostcheck
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// LowDiskBytes is the free space under which the disk check warns: enough
+// to start, but code (up to OWL_CODE_STORAGE_LIMIT), its unpacked copies
+// and logs all grow in the data dir.
+const LowDiskBytes = 4 << 30
+
+// DiskFullBytes is the free space under which the data dir's disk counts
+// as full for /healthz: JetStream writes and code unpacking fail soon.
+const DiskFullBytes = 64 << 20
+
+// existingAncestor returns dir itself if it exists, else its nearest
+// existing ancestor, and whether dir exists.
+func existingAncestor(dir string) (string, os.FileInfo, bool, error) {
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			return p, fi, p == dir, nil
+		}
+		// ENOTDIR: a component is a file; the ancestor check says which.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return p, nil, false, err
+		}
+		if parent := filepath.Dir(p); parent == p {
+			return p, nil, false, err
+		}
+	}
+}
+
+// DataDir checks that the data dir is a writable directory, or can be
+// created: serve creates it (mode 0700) on start.
+func (h Host) DataDir(o Options) Result {
+	const name = "data dir"
+	const other = "choose another data dir with --data (OWL_DATA)"
+	if o.DataDir == "" {
+		return fail(name, "no data dir configured", "set --data (OWL_DATA)")
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s: %v", o.DataDir, err), other)
+	}
+	at, fi, exists, err := existingAncestor(dir)
+	switch {
+	case err != nil:
+		return fail(name, fmt.Sprintf("%s: %v", dir, err), other)
+	case !fi.IsDir() && exists:
+		return fail(name, dir+" exists and is not a directory", other)
+	case !fi.IsDir():
+		return fail(name, fmt.Sprintf("%s cannot be created: %s is not a directory", dir, at), other)
+	case !exists:
+		if err := unix.Access(at, unix.W_OK|unix.X_OK); err != nil {
+			return fail(name, fmt.Sprintf("%s cannot be created in %s: %v", dir, at, err),
+				"make "+at+" writable for the user running owl serve, or "+other)
+		}
+		return ok(name, "%s does not exist yet; owl serve will create it in %s", dir, at)
+	}
+	f, err := os.CreateTemp(dir, ".owl-doctor-*")
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s is not writable: %v", dir, err),
+			"make it writable for the user running owl serve, or "+other)
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return warn(name, fmt.Sprintf("%s is writable, but removing the test file failed: %v", dir, err), "remove "+f.Name())
+	}
+	return ok(name, "%s is writable", dir)
+}
+
+// jetStreamNeeds is the free space JetStream needs to create a stream of
+// streamBytes when its store already holds storeBytes: it reserves the
+// stream's MaxBytes out of 75 % of the free space plus 75 % of what it
+// already stores (nats-server's diskAvailable and
+// finalizeDynamicMaxStore).
+func jetStreamNeeds(streamBytes, storeBytes int64) int64 {
+	return max(0, streamBytes*4/3+1-storeBytes)
+}
+
+// Disk checks the free space of the data dir's filesystem: a fail when the
+// embedded JetStream store could not reserve the function log stream, a
+// warning below LowDiskBytes.
+func (h Host) Disk(o Options) Result {
+	const name = "disk space"
+	const fix = "free space on that filesystem, or put the data dir (--data, OWL_DATA) on a larger one"
+	if h.FreeBytes == nil || o.DataDir == "" {
+		return ok(name, "not checked")
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s: %v", o.DataDir, err), fix)
+	}
+	at, _, _, err := existingAncestor(dir)
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s: %v", dir, err), fix)
+	}
+	free, err := h.FreeBytes(at)
+	if err != nil {
+		return fail(name, err.Error(), fix)
+	}
+	need := uint64(jetStreamNeeds(o.LogStreamBytes, storeSize(filepath.Join(dir, "nats"))))
+	switch {
+	case free < need:
+		return fail(name, fmt.Sprintf("%s free on %s, too little for the embedded JetStream store: it reserves %s for the function log stream out of 75 %% of the free space (needs %s free)",
+			bytesText(free), at, bytesText(uint64(o.LogStreamBytes)), bytesText(need)), fix)
+	case free < LowDiskBytes:
+		return warn(name, fmt.Sprintf("%s free on %s: enough to start, but code, unpacked code and logs grow there",
+			bytesText(free), at), fix)
+	}
+	return ok(name, "%s free on %s", bytesText(free), at)
+}
+
+// storeSize is the size of the files under the JetStream store dir (0
+// when it does not exist): what a restart's JetStream counts back.
+func storeSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// DiskFull reports whether the filesystem holding dir has less than
+// DiskFullBytes free (for /healthz), with the free space.
+func DiskFull(dir string) (full bool, free uint64, err error) {
+	free, err = freeBytes(dir)
+	if err != nil {
+		return false, 0, err
+	}
+	return free < DiskFullBytes, free, nil
+}

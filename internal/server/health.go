@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/owl-project/owl/internal/hostcheck"
+	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/natsbus"
+)
+
+// health is the node's readiness, served unauthenticated at /healthz
+// (lambdaapi.Options.Health): the embedded NATS connection ("nats") and
+// JetStream ("jetstream") answer, the sandbox manager can still create
+// sandboxes ("sandbox"), and the data dir's disk is not full ("disk").
+// The errors go to the server's log only.
+func (s *Server) health(ctx context.Context) []lambdaapi.HealthProblem {
+	var problems []lambdaapi.HealthProblem
+	if err := s.bus.Check(ctx); err != nil {
+		check := "nats"
+		if errors.Is(err, natsbus.ErrNoJetStream) {
+			check = "jetstream"
+		}
+		problems = append(problems, lambdaapi.HealthProblem{Check: check, Err: err})
+	}
+	if err := s.sbm.Check(); err != nil {
+		problems = append(problems, lambdaapi.HealthProblem{Check: "sandbox", Err: err})
+	}
+	full, free, err := hostcheck.DiskFull(s.cfg.DataDir)
+	switch {
+	case err != nil:
+		problems = append(problems, lambdaapi.HealthProblem{Check: "disk", Err: err})
+	case full:
+		problems = append(problems, lambdaapi.HealthProblem{Check: "disk",
+			Err: fmt.Errorf("%s: %d bytes free, under %d", s.cfg.DataDir, free, hostcheck.DiskFullBytes)})
+	}
+	return problems
+}
