@@ -29,8 +29,9 @@ import (
 // So Owl watches for a sandbox reaching its limit — an event, not a poll:
 // a v1 memory threshold (cgroup.event_control with an eventfd, fired when
 // usage crosses limit − slack) or, on v2, an inotify IN_MODIFY on
-// memory.events (the kernel bumps its "max" count whenever a charge hits
-// memory.max). When that happens it reads the cgroup's usage and
+// memory.events (the kernel bumps its "high" count whenever usage passes
+// memory.high, which the guard sets to limit − slack, and its "max" count
+// whenever a charge hits memory.max). When that happens it reads the cgroup's usage and
 // memory.stat: if the memory the kernel cannot reclaim without swap (usage
 // less the file LRU pages: anonymous memory, tmpfs, kernel memory) is
 // within slack of the limit, the function is out of memory and its whole
@@ -99,7 +100,13 @@ func (g *memGuard) arm(limit uint64) error {
 	g.limit = limit
 	var err error
 	if g.cg.h.v2 {
-		if g.wd < 0 {
+		// v2 reports reaching memory.high (its "high" count), not a
+		// threshold: high at limit − slack makes the kernel report when
+		// the guard should look, as v1's threshold does. Above it the
+		// kernel reclaims page cache first; memory it cannot reclaim
+		// there is what the guard kills for anyway.
+		err = writeFile(g.cg.memory, "memory.high", strconv.FormatUint(limit-memSlack(limit), 10))
+		if err == nil && g.wd < 0 {
 			g.wd, err = g.w.watchV2(g)
 		}
 	} else {
