@@ -44,20 +44,22 @@ profiles reveal memory contents and cost CPU.`,
 				return err
 			}
 			for name, apply := range map[string]func(){
-				"addr":              func() { cfg.Addr = fromFlags.Addr },
-				"data":              func() { cfg.DataDir = fromFlags.DataDir },
-				"shutdown-timeout":  func() { cfg.ShutdownTimeout = fromFlags.ShutdownTimeout },
-				"log-level":         func() { cfg.LogLevel = fromFlags.LogLevel },
-				"concurrency-limit": func() { cfg.ConcurrencyLimit = fromFlags.ConcurrencyLimit },
-				"memory-budget":     func() { cfg.MemoryBudgetMB = fromFlags.MemoryBudgetMB },
-				"memory-overcommit": func() { cfg.MemoryOvercommit = fromFlags.MemoryOvercommit },
-				"capacity-wait":     func() { cfg.CapacityWait = fromFlags.CapacityWait },
-				"idle-timeout":      func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
-				"max-lifetime":      func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
-				"freeze-after":      func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
-				"prewarm":           func() { cfg.Prewarm = fromFlags.Prewarm },
-				"network-egress":    func() { cfg.NetworkEgress = fromFlags.NetworkEgress },
-				"network-cidr":      func() { cfg.NetworkCIDR = fromFlags.NetworkCIDR },
+				"addr":                   func() { cfg.Addr = fromFlags.Addr },
+				"data":                   func() { cfg.DataDir = fromFlags.DataDir },
+				"shutdown-timeout":       func() { cfg.ShutdownTimeout = fromFlags.ShutdownTimeout },
+				"log-level":              func() { cfg.LogLevel = fromFlags.LogLevel },
+				"concurrency-limit":      func() { cfg.ConcurrencyLimit = fromFlags.ConcurrencyLimit },
+				"memory-budget":          func() { cfg.MemoryBudgetMB = fromFlags.MemoryBudgetMB },
+				"memory-overcommit":      func() { cfg.MemoryOvercommit = fromFlags.MemoryOvercommit },
+				"capacity-wait":          func() { cfg.CapacityWait = fromFlags.CapacityWait },
+				"idle-timeout":           func() { cfg.IdleTimeout = fromFlags.IdleTimeout },
+				"max-lifetime":           func() { cfg.MaxLifetime = fromFlags.MaxLifetime },
+				"freeze-after":           func() { cfg.FreezeAfter = fromFlags.FreezeAfter },
+				"prewarm":                func() { cfg.Prewarm = fromFlags.Prewarm },
+				"network-egress":         func() { cfg.NetworkEgress = fromFlags.NetworkEgress },
+				"network-cidr":           func() { cfg.NetworkCIDR = fromFlags.NetworkCIDR },
+				"disk-reserve":           func() { cfg.DiskReserveMB = fromFlags.DiskReserveMB },
+				"store-collect-interval": func() { cfg.StoreCollectInterval = fromFlags.StoreCollectInterval },
 			} {
 				if flags.Changed(name) {
 					apply()
@@ -83,6 +85,10 @@ profiles reveal memory contents and cost CPU.`,
 		"let functions reach the host's networks (Network egress, the default); false: loopback only (env OWL_NETWORK_EGRESS)")
 	f.StringVar(&cfg.NetworkCIDR, "network-cidr", cfg.NetworkCIDR,
 		"IPv4 range of the sandboxes' addresses, shared by the instances of the host (env OWL_NETWORK_CIDR)")
+	f.IntVar(&cfg.DiskReserveMB, "disk-reserve", cfg.DiskReserveMB,
+		"MB kept free on the data dir's disk for deletions; writes needing space are refused below it (env OWL_DISK_RESERVE)")
+	f.DurationVar(&cfg.StoreCollectInterval, "store-collect-interval", cfg.StoreCollectInterval,
+		"how often unreferenced code, logs of deleted functions and orphaned uploads are collected (env OWL_STORE_COLLECT_INTERVAL)")
 	return cmd
 }
 
