@@ -108,8 +108,13 @@ func (g *Guard) Low() bool { return g.Check(0) != nil }
 // is set).
 func (g *Guard) WasLow() bool { return g.low.Load() }
 
-// MB renders bytes as megabytes (MiB) for messages.
-func MB(b int64) string { return fmt.Sprintf("%d MB", b>>20) }
+// MB renders bytes as megabytes (MiB) for messages, or kilobytes below one.
+func MB(b int64) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%d KB", (b+1023)>>10)
+	}
+	return fmt.Sprintf("%d MB", b>>20)
+}
 
 // Sizing of the store at start. The log stream's limit derives from the
 // space Owl may use (free space plus what its store already holds, less
