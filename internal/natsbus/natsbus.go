@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -203,4 +204,21 @@ func DirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// WriteErrors lists the streams JetStream stopped writing to after a
+// failed write (a disk that filled under it): such a stream refuses every
+// write until its store is reloaded, which today takes a restart. Owl
+// refuses writes below the disk reserve so that this does not happen; a
+// disk filled by someone else from under the reserve to zero can still
+// cause it, and the collector reports it.
+func (b *Bus) WriteErrors() []string {
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	var out []string
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error") {
+			out = append(out, e.Error)
+		}
+	}
+	return out
 }

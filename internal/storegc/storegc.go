@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,9 @@ type Stats struct {
 	// DroppedLogBytes counts log bytes not stored for lack of disk space
 	// since start.
 	DroppedLogBytes int64
+	// StreamWriteErrors lists streams JetStream stopped writing to after a
+	// failed write (natsbus.Bus.WriteErrors); they need a restart.
+	StreamWriteErrors []string
 	// Runs counts collections since start; Err is the last one's error.
 	Runs int
 	Err  error
@@ -168,6 +172,10 @@ func (c *Collector) Collect(ctx context.Context) (Stats, error) {
 		errs = append(errs, err)
 	}
 	st.DroppedLogBytes = c.logs.DroppedBytes()
+	if st.StreamWriteErrors = c.bus.WriteErrors(); len(st.StreamWriteErrors) > 0 {
+		c.logger.Error("the store stopped writing to a stream after a failed write (the disk filled from under the reserve); free disk space, then restart owl serve",
+			"streams", strings.Join(st.StreamWriteErrors, "; "))
+	}
 	st.Err = errors.Join(errs...)
 	st.At = time.Now()
 
