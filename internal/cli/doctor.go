@@ -11,7 +11,6 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/hostcheck"
-	"github.com/owl-project/owl/internal/telemetry"
 )
 
 // runHostChecks runs the host checks for a server configured as o (the
@@ -24,7 +23,7 @@ var runHostChecks = func(ctx context.Context, o hostcheck.Options) hostcheck.Rep
 func hostOptions(cfg config.Config) hostcheck.Options {
 	return hostcheck.Options{
 		DataDir: cfg.DataDir, Addr: cfg.Addr, NetworkEgress: cfg.NetworkEgress, Prewarm: cfg.Prewarm,
-		LogStreamBytes: telemetry.LogStreamMaxBytes,
+		DiskReserveBytes: int64(cfg.DiskReserveMB) << 20,
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/hostcheck"
-	"github.com/owl-project/owl/internal/telemetry"
 )
 
 // fakeChecks makes the host checks return rep and record the options they
@@ -51,7 +50,7 @@ func TestDoctorUsesServeConfig(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := hostcheck.Options{DataDir: "/srv/owl", Addr: "0.0.0.0:8790", NetworkEgress: false, Prewarm: 0, LogStreamBytes: telemetry.LogStreamMaxBytes}
+	want := hostcheck.Options{DataDir: "/srv/owl", Addr: "0.0.0.0:8790", NetworkEgress: false, Prewarm: 0, DiskReserveBytes: 128 << 20}
 	if *got != want {
 		t.Errorf("checks got %+v, want %+v", *got, want)
 	}

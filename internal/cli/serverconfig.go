@@ -66,6 +66,14 @@ var serverFlags = []serverFlag{
 		cmd.Flags().StringVar(&c.NetworkCIDR, "network-cidr", c.NetworkCIDR,
 			"IPv4 range of the sandboxes' addresses, shared by the instances of the host (env OWL_NETWORK_CIDR)")
 	}, func(d, s *config.Config) { d.NetworkCIDR = s.NetworkCIDR }},
+	{"disk-reserve", func(cmd *cobra.Command, c *config.Config) {
+		cmd.Flags().IntVar(&c.DiskReserveMB, "disk-reserve", c.DiskReserveMB,
+			"MB kept free on the data dir's disk for deletions; writes needing space are refused below it (env OWL_DISK_RESERVE)")
+	}, func(d, s *config.Config) { d.DiskReserveMB = s.DiskReserveMB }},
+	{"store-collect-interval", func(cmd *cobra.Command, c *config.Config) {
+		cmd.Flags().DurationVar(&c.StoreCollectInterval, "store-collect-interval", c.StoreCollectInterval,
+			"how often unreferenced code, logs of deleted functions and orphaned uploads are collected (env OWL_STORE_COLLECT_INTERVAL)")
+	}, func(d, s *config.Config) { d.StoreCollectInterval = s.StoreCollectInterval }},
 	{"max-connections", func(cmd *cobra.Command, c *config.Config) {
 		cmd.Flags().IntVar(&c.MaxConnections, "max-connections", c.MaxConnections,
 			"API connections open at once; one more is answered 503 (env OWL_MAX_CONNECTIONS)")

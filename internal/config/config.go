@@ -62,6 +62,15 @@ type Config struct {
 	CapacityWait time.Duration
 	// SandboxUID and SandboxGID are the identity function code runs as.
 	SandboxUID, SandboxGID int
+	// DiskReserveMB is the free space (MB) kept on the data dir's
+	// filesystem for deletions and the store's housekeeping
+	// (OWL_DISK_RESERVE): writes that need space are refused at once when
+	// they would go below it, instead of failing inside the store.
+	DiskReserveMB int
+	// StoreCollectInterval is how often the store collector runs
+	// (OWL_STORE_COLLECT_INTERVAL); it also runs at start and soon after a
+	// failed run.
+	StoreCollectInterval time.Duration
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
@@ -93,28 +102,30 @@ type Config struct {
 // Default returns the configuration for a single machine.
 func Default() Config {
 	return Config{
-		Addr:             DefaultAddr,
-		DataDir:          DefaultDataDir(),
-		Region:           "us-east-1",
-		AccountID:        "000000000000",
-		ShutdownTimeout:  30 * time.Second,
-		CodeStorageLimit: 75 << 30,
-		ConcurrencyLimit: 1000,
-		IdleTimeout:      10 * time.Minute,
-		FreezeAfter:      50 * time.Millisecond,
-		Prewarm:          1,
-		MaxLifetime:      2 * time.Hour,
-		MemoryBudgetMB:   DefaultMemoryBudgetMB(),
-		MemoryOvercommit: 1,
-		CapacityWait:     time.Second,
-		SandboxUID:       993,
-		SandboxGID:       990,
-		LogRetention:     7 * 24 * time.Hour,
-		LogLevel:         "info",
-		NetworkEgress:    true,
-		NetworkCIDR:      DefaultNetworkCIDR,
-		MaxConnections:   4096,
-		MaxBodyMemoryMB:  1024,
+		Addr:                 DefaultAddr,
+		DataDir:              DefaultDataDir(),
+		Region:               "us-east-1",
+		AccountID:            "000000000000",
+		ShutdownTimeout:      30 * time.Second,
+		CodeStorageLimit:     75 << 30,
+		ConcurrencyLimit:     1000,
+		IdleTimeout:          10 * time.Minute,
+		FreezeAfter:          50 * time.Millisecond,
+		Prewarm:              1,
+		MaxLifetime:          2 * time.Hour,
+		MemoryBudgetMB:       DefaultMemoryBudgetMB(),
+		MemoryOvercommit:     1,
+		CapacityWait:         time.Second,
+		SandboxUID:           993,
+		SandboxGID:           990,
+		DiskReserveMB:        128,
+		StoreCollectInterval: time.Minute,
+		LogRetention:         7 * 24 * time.Hour,
+		LogLevel:             "info",
+		NetworkEgress:        true,
+		NetworkCIDR:          DefaultNetworkCIDR,
+		MaxConnections:       4096,
+		MaxBodyMemoryMB:      1024,
 	}
 }
 
@@ -229,6 +240,8 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	dur("OWL_CAPACITY_WAIT", &c.CapacityWait)
 	integer("OWL_CONCURRENCY_LIMIT", &c.ConcurrencyLimit)
 	integer("OWL_MEMORY_BUDGET", &c.MemoryBudgetMB)
+	integer("OWL_DISK_RESERVE", &c.DiskReserveMB)
+	dur("OWL_STORE_COLLECT_INTERVAL", &c.StoreCollectInterval)
 	float("OWL_MEMORY_OVERCOMMIT", &c.MemoryOvercommit)
 	boolean("OWL_NETWORK_EGRESS", &c.NetworkEgress)
 	str("OWL_NETWORK_CIDR", &c.NetworkCIDR)
@@ -298,6 +311,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.MemoryOvercommit >= 1 && c.MemoryOvercommit <= 100) {
 		errs = append(errs, fmt.Errorf("memory overcommit %v: must be between 1 and 100", c.MemoryOvercommit))
+	}
+	if c.DiskReserveMB < 16 {
+		errs = append(errs, fmt.Errorf("disk reserve %d MB: must be at least 16 MB (deletions and compaction need room)", c.DiskReserveMB))
+	}
+	if c.StoreCollectInterval < time.Second {
+		errs = append(errs, fmt.Errorf("store collect interval %v: must be at least 1s", c.StoreCollectInterval))
 	}
 	if c.CapacityWait < 0 {
 		errs = append(errs, fmt.Errorf("capacity wait %v: must not be negative", c.CapacityWait))

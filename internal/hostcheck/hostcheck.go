@@ -132,9 +132,9 @@ type Options struct {
 	NetworkEgress bool
 	// Prewarm is --prewarm (OWL_PREWARM): > 0 needs mount_setattr (5.12).
 	Prewarm int
-	// LogStreamBytes is what JetStream reserves for the function log stream
-	// (telemetry.LogStreamMaxBytes): the disk must have room for it.
-	LogStreamBytes int64
+	// DiskReserveBytes is the free space owl serve keeps on the data dir's
+	// disk (--disk-reserve): a start needs it and the smallest store.
+	DiskReserveBytes int64
 }
 
 // Run runs every check on h for a server configured as o.

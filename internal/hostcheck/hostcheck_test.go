@@ -1,6 +1,8 @@
 package hostcheck
 
 import (
+	"github.com/owl-project/owl/internal/diskspace"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,7 +270,7 @@ func TestDataDir(t *testing.T) {
 
 func TestDisk(t *testing.T) {
 	dir := t.TempDir()
-	o := Options{DataDir: filepath.Join(dir, "data"), LogStreamBytes: 1 << 30}
+	o := Options{DataDir: filepath.Join(dir, "data"), DiskReserveBytes: 128 << 20}
 	free := func(n uint64) Host {
 		return Host{FreeBytes: func(p string) (uint64, error) {
 			if p != dir {
@@ -279,7 +281,7 @@ func TestDisk(t *testing.T) {
 	}
 	want(t, free(100<<30).Disk(o), OK, "100.0 GiB free on "+dir, "")
 	want(t, free(2<<30).Disk(o), Warn, "2.0 GiB free", "larger one")
-	want(t, free(1<<30).Disk(o), Fail, "reserves 1.0 GiB for the function log stream out of 75 % of the free space (needs 1.3 GiB free)", "--data")
+	want(t, free(150<<20).Disk(o), Fail, "too little to start: Owl needs 208.0 MiB there (128.0 MiB kept free for deletions", "--data")
 
 	// A restart counts back what the store holds already.
 	if err := os.MkdirAll(filepath.Join(dir, "data", "nats", "jetstream"), 0o700); err != nil {
@@ -288,8 +290,8 @@ func TestDisk(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "data", "nats", "jetstream", "blk"), make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := jetStreamNeeds(1<<30, 1<<20), int64(1<<30)*4/3+1-(1<<20); got != want {
-		t.Errorf("jetStreamNeeds = %d, want %d", got, want)
+	if got, want := startNeeds(128<<20, 1<<20), int64(128<<20)+diskspace.MinStartBytes-(1<<20); got != want {
+		t.Errorf("startNeeds = %d, want %d", got, want)
 	}
 	h := Host{FreeBytes: func(string) (uint64, error) { return 0, errors.New("statfs: input/output error") }}
 	want(t, h.Disk(o), Fail, "input/output error", "")

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	cgroups "github.com/containerd/cgroups/v3"
-
-	"github.com/owl-project/owl/internal/telemetry"
 )
 
 // The real checks on this host: every line has a status and a message,
@@ -17,7 +15,7 @@ import (
 func TestRealHost(t *testing.T) {
 	h := RealHost()
 	o := Options{DataDir: t.TempDir(), Addr: "127.0.0.1:0", NetworkEgress: true, Prewarm: 1,
-		LogStreamBytes: telemetry.LogStreamMaxBytes}
+		DiskReserveBytes: 128 << 20}
 	rep := Run(context.Background(), h, o)
 	if len(rep) != 11 {
 		t.Errorf("%d results, want 11", len(rep))

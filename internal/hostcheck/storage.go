@@ -1,6 +1,8 @@
 package hostcheck
 
 import (
+	"github.com/owl-project/owl/internal/diskspace"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -77,18 +79,16 @@ func (h Host) DataDir(o Options) Result {
 	return ok(name, "%s is writable", dir)
 }
 
-// jetStreamNeeds is the free space JetStream needs to create a stream of
-// streamBytes when its store already holds storeBytes: it reserves the
-// stream's MaxBytes out of 75 % of the free space plus 75 % of what it
-// already stores (nats-server's diskAvailable and
-// finalizeDynamicMaxStore).
-func jetStreamNeeds(streamBytes, storeBytes int64) int64 {
-	return max(0, streamBytes*4/3+1-storeBytes)
+// startNeeds is the free space a start needs when the store already holds
+// storeBytes: the same rule owl serve applies before it starts its store
+// (diskspace.PlanStart).
+func startNeeds(reserve, storeBytes int64) int64 {
+	return max(0, reserve+diskspace.MinStartBytes-storeBytes)
 }
 
-// Disk checks the free space of the data dir's filesystem: a fail when the
-// embedded JetStream store could not reserve the function log stream, a
-// warning below LowDiskBytes.
+// Disk checks the free space of the data dir's filesystem: a fail when
+// owl serve would refuse to start its store (less than the disk reserve
+// plus the smallest log and code space), a warning below LowDiskBytes.
 func (h Host) Disk(o Options) Result {
 	const name = "disk space"
 	const fix = "free space on that filesystem, or put the data dir (--data, OWL_DATA) on a larger one"
@@ -107,11 +107,11 @@ func (h Host) Disk(o Options) Result {
 	if err != nil {
 		return fail(name, err.Error(), fix)
 	}
-	need := uint64(jetStreamNeeds(o.LogStreamBytes, storeSize(filepath.Join(dir, "nats"))))
+	need := uint64(startNeeds(o.DiskReserveBytes, storeSize(filepath.Join(dir, "nats"))))
 	switch {
 	case free < need:
-		return fail(name, fmt.Sprintf("%s free on %s, too little for the embedded JetStream store: it reserves %s for the function log stream out of 75 %% of the free space (needs %s free)",
-			bytesText(free), at, bytesText(uint64(o.LogStreamBytes)), bytesText(need)), fix)
+		return fail(name, fmt.Sprintf("%s free on %s, too little to start: Owl needs %s there (%s kept free for deletions, --disk-reserve/OWL_DISK_RESERVE, plus %s for logs and code)",
+			bytesText(free), at, bytesText(need), bytesText(uint64(o.DiskReserveBytes)), bytesText(diskspace.MinStartBytes)), fix)
 	case free < LowDiskBytes:
 		return warn(name, fmt.Sprintf("%s free on %s: enough to start, but code, unpacked code and logs grow there",
 			bytesText(free), at), fix)

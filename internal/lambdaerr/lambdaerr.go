@@ -30,6 +30,10 @@ const (
 	MissingAuthenticationTok  = "MissingAuthenticationTokenException"
 	UnknownOperation          = "UnknownOperationException"
 	ProvisionedConfigNotFound = "ProvisionedConcurrencyConfigNotFoundException"
+	// ServiceUnavailable is Owl's own: the node cannot take a write now
+	// (its data directory is below the disk reserve) but will once space
+	// is freed. 503 with Retry-After, so SDKs retry it later.
+	ServiceUnavailable = "ServiceUnavailableException"
 )
 
 var statuses = map[string]int{
@@ -51,6 +55,7 @@ var statuses = map[string]int{
 	MissingAuthenticationTok:  403,
 	UnknownOperation:          404,
 	ProvisionedConfigNotFound: 404,
+	ServiceUnavailable:        503,
 }
 
 // Error is a Lambda service error.

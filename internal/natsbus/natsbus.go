@@ -1,38 +1,71 @@
 // Package natsbus owns Owl's connection to NATS: by default an embedded
 // nats-server with JetStream on, storing under the data directory and
-// listening on no network port; the client reaches it in process.
+// listening on no network port; the client reaches it in process. It also
+// measures the store (Usage) and sizes JetStream's limits so that the data
+// dir's free space, watched by internal/diskspace, is what decides.
 package natsbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/diskspace"
 )
+
+// CompactInterval is how often JetStream syncs its block files and
+// compacts those more than half of whose bytes are deleted messages (the
+// file store does both in one background pass per stream, its
+// "SyncInterval"; nats-server's default is 2 minutes). Deleting a code
+// object or a function's logs only marks messages deleted inside a block;
+// this pass is what gives the space back (docs/architecture.md).
+const CompactInterval = 10 * time.Second
 
 // Bus is a running embedded NATS server and a connection to it.
 type Bus struct {
-	srv *server.Server
-	NC  *nats.Conn
-	JS  jetstream.JetStream
+	srv      *server.Server
+	storeDir string
+	NC       *nats.Conn
+	JS       jetstream.JetStream
 }
+
+// StoreDir is where JetStream keeps its files for dataDir.
+func StoreDir(dataDir string) string { return filepath.Join(dataDir, "nats") }
 
 // StartEmbedded starts an embedded JetStream server storing under
 // dataDir/nats and connects to it in process.
 func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*Bus, error) {
+	// JetStream's own store limit defaults to 75 % of the free space at
+	// start, a number that is stale the moment anything else writes to
+	// the disk. The filesystem's size makes it never the one refusing:
+	// the data dir's actual free space, checked before every write that
+	// needs space (internal/diskspace), decides.
+	total, err := diskspace.TotalBytes(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("sizing the store: %w", err)
+	}
 	opts := &server.Options{
-		ServerName: "owl",
-		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, "nats"),
-		DontListen: true,
-		NoSigs:     true,
-		// JetStream sync on every write would cost ~ms per request; the
-		// default (periodic sync) matches NATS' own durability default.
+		ServerName:        "owl",
+		JetStream:         true,
+		StoreDir:          StoreDir(dataDir),
+		JetStreamMaxStore: total,
+		DontListen:        true,
+		NoSigs:            true,
+		// JetStream sync on every write would cost ~ms per request; a
+		// periodic sync matches NATS' own durability default, run more
+		// often than its default so that compaction follows deletions.
+		SyncInterval: CompactInterval,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -55,7 +88,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*B
 		return nil, fmt.Errorf("JetStream context: %w", err)
 	}
 	logger.Debug("embedded NATS ready", "store", opts.StoreDir)
-	return &Bus{srv: srv, NC: nc, JS: js}, nil
+	return &Bus{srv: srv, storeDir: opts.StoreDir, NC: nc, JS: js}, nil
 }
 
 // Close drains the connection and shuts the server down, waiting for it.
@@ -69,4 +102,123 @@ func (b *Bus) Close() {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
 	}
+}
+
+// StreamUsage is one stream's live data against its files on disk.
+type StreamUsage struct {
+	Name       string
+	LiveBytes  uint64 // bytes of the messages it holds
+	FileBytes  int64  // disk space its files take
+	Messages   uint64
+	NumDeleted int // deleted messages still inside its blocks
+}
+
+// Usage is the store's size: what its files take on disk, what of that is
+// live messages, and the difference, which compaction gives back.
+type Usage struct {
+	// StoreBytes is the disk space of every file under the store dir.
+	StoreBytes int64
+	// LiveBytes is the bytes of the messages every stream holds.
+	LiveBytes int64
+	// ReclaimableBytes is StoreBytes less LiveBytes (never negative):
+	// deleted messages still in block files, and the files' overhead.
+	ReclaimableBytes int64
+	Streams          []StreamUsage
+}
+
+// Usage measures the store: stream states from JetStream, file sizes
+// from the disk.
+func (b *Bus) Usage(ctx context.Context) (Usage, error) {
+	var u Usage
+	perStream := map[string]int64{}
+	streamsDir := filepath.Join(b.storeDir, "jetstream", "$G", "streams")
+	err := filepath.WalkDir(b.storeDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // files come and go while JetStream works
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		size := info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			size = st.Blocks * 512
+		}
+		u.StoreBytes += size
+		if rel, err := filepath.Rel(streamsDir, p); err == nil && rel != "" && rel[0] != '.' {
+			name, _, _ := cutSep(rel)
+			perStream[name] += size
+		}
+		return nil
+	})
+	if err != nil {
+		return u, fmt.Errorf("measuring %s: %w", b.storeDir, err)
+	}
+	lister := b.JS.ListStreams(ctx)
+	for info := range lister.Info() {
+		su := StreamUsage{
+			Name: info.Config.Name, LiveBytes: info.State.Bytes, Messages: info.State.Msgs,
+			NumDeleted: info.State.NumDeleted, FileBytes: perStream[info.Config.Name],
+		}
+		u.LiveBytes += int64(info.State.Bytes)
+		u.Streams = append(u.Streams, su)
+	}
+	if err := lister.Err(); err != nil {
+		return u, fmt.Errorf("listing streams: %w", err)
+	}
+	sort.Slice(u.Streams, func(i, j int) bool { return u.Streams[i].Name < u.Streams[j].Name })
+	u.ReclaimableBytes = max(0, u.StoreBytes-u.LiveBytes)
+	return u, nil
+}
+
+func cutSep(p string) (first, rest string, ok bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == filepath.Separator {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return p, "", false
+}
+
+// DirBytes is the disk space the files under dir take (0 when it does not
+// exist yet).
+func DirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			} else {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// WriteErrors lists the streams JetStream stopped writing to after a
+// failed write (a disk that filled under it): such a stream refuses every
+// write until its store is reloaded, which today takes a restart. Owl
+// refuses writes below the disk reserve so that this does not happen; a
+// disk filled by someone else from under the reserve to zero can still
+// cause it, and the collector reports it.
+func (b *Bus) WriteErrors() []string {
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	var out []string
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error") {
+			out = append(out, e.Error)
+		}
+	}
+	return out
 }

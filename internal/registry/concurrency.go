@@ -39,6 +39,9 @@ func (r *Registry) PutReservedConcurrency(ctx context.Context, name string, n, m
 	if err := lambdaerr.IntRange(n, "reservedConcurrentExecutions", 0, math.MaxInt32); err != nil {
 		return 0, err
 	}
+	if err := r.writable(); err != nil {
+		return 0, err
+	}
 	return n, r.changeLatest(ctx, name, func(f *Function) error {
 		others := r.ReservedTotal()
 		if f.ReservedConcurrency != nil {
@@ -127,6 +130,9 @@ func (r *Registry) PutProvisioned(ctx context.Context, name, qualifier string, n
 		return ProvisionedConfig{}, err
 	}
 	if err := r.checkProvisionable(ctx, name, qualifier); err != nil {
+		return ProvisionedConfig{}, err
+	}
+	if err := r.writable(); err != nil {
 		return ProvisionedConfig{}, err
 	}
 	old, _ := r.provisioned(name, qualifier)

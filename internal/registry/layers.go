@@ -74,6 +74,12 @@ func (r *Registry) PublishLayer(ctx context.Context, l Layer, zip []byte) (Layer
 	}
 	r.codeMu.Lock()
 	defer r.codeMu.Unlock()
+	if err := r.writable(); err != nil {
+		return Layer{}, err
+	}
+	if err := r.roomForCode(int64(len(zip))); err != nil {
+		return Layer{}, err // before a version number is taken
+	}
 	version, err := r.nextLayerVersion(ctx, l.Name)
 	if err != nil {
 		return Layer{}, err

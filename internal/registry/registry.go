@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +39,17 @@ type Options struct {
 	Logger           *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Space, when set, is asked before every write that needs disk space:
+	// code uploads must fit above its reserve, other writes are refused
+	// while the disk is below it. Deletions are never refused.
+	Space SpaceChecker
+}
+
+// SpaceChecker is the data dir's free-space guard (internal/diskspace).
+type SpaceChecker interface {
+	// Check returns an error (a *diskspace.LowSpaceError) when writing
+	// need bytes would leave less than the reserve free.
+	Check(need int64) error
 }
 
 // Registry stores functions and code in JetStream.
@@ -46,6 +58,8 @@ type Registry struct {
 	kv     jetstream.KeyValue
 	layers jetstream.KeyValue
 	code   jetstream.ObjectStore
+	// codeStream is the object store's stream, for purges by subject.
+	codeStream jetstream.Stream
 	// cache mirrors the bucket, fed by this node's writes and a watcher
 	// that sees every node's.
 	cache     *fnCache
@@ -61,6 +75,18 @@ type Registry struct {
 	// an object must not race a function starting to reference it. This
 	// holds within one node; a cluster needs a lock in NATS.
 	codeMu sync.Mutex
+
+	collectedMu sync.Mutex
+	collected   []func(shaHex string) // guarded by collectedMu
+
+	// codeUsed is the total size of the stored code objects, kept in
+	// memory (set at Open and by every collection, moved by this node's
+	// uploads and deletions under codeMu). Summing the object store's
+	// metadata instead reads a message from every block file that holds
+	// one, and each read keeps its whole block (up to 8 MB) cached: with
+	// the metadata spread over every block, each upload had the store
+	// load all of them.
+	codeUsed atomic.Int64
 }
 
 // Open creates (or opens) the buckets.
@@ -86,7 +112,16 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, fmt.Errorf("opening KV bucket %s: %w", layersBucket, err)
 	}
-	r := &Registry{opts: opts, kv: kv, layers: layers, code: obs, cache: newFnCache()}
+	codeStr, err := js.Stream(ctx, codeStream)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", codeStream, err)
+	}
+	r := &Registry{opts: opts, kv: kv, layers: layers, code: obs, codeStream: codeStr, cache: newFnCache()}
+	used, err := r.sumCode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.codeUsed.Store(used)
 	if err := r.startCacheWatch(); err != nil {
 		return nil, err
 	}
@@ -160,6 +195,9 @@ func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function
 	if _, _, err := r.get(ctx, f.Name); err == nil {
 		return Function{}, lambdaerr.New(lambdaerr.ResourceConflict, "Function already exist: %s", f.Name)
 	}
+	if err := r.writable(); err != nil {
+		return Function{}, err
+	}
 	if err := r.putCode(ctx, &f, zip); err != nil {
 		return Function{}, err
 	}
@@ -195,6 +233,9 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []by
 	if revisionID != "" && revisionID != f.RevisionID {
 		return Function{}, lambdaerr.New(lambdaerr.PreconditionFailed,
 			"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+	}
+	if err := r.writable(); err != nil {
+		return Function{}, err
 	}
 	oldSha := f.CodeSha256Hex
 	if change != nil {
@@ -291,6 +332,11 @@ func (r *Registry) Code(ctx context.Context, shaHex string) ([]byte, error) {
 
 // CodeStorageUsed is the total size of stored code zips.
 func (r *Registry) CodeStorageUsed(ctx context.Context) (int64, error) {
+	return r.codeUsed.Load(), nil
+}
+
+// sumCode adds up the stored objects' sizes from their metadata.
+func (r *Registry) sumCode(ctx context.Context) (int64, error) {
 	infos, err := r.code.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return 0, nil
@@ -325,42 +371,41 @@ func (r *Registry) putCode(ctx context.Context, f *Function, zip []byte) error {
 			"Code storage limit exceeded. The installation stores %d of %d bytes; this package needs %d more.",
 			used, r.opts.CodeStorageLimit, len(zip))
 	}
+	if err := r.roomForCode(int64(len(zip))); err != nil {
+		return err
+	}
 	if _, err := r.code.Put(ctx, jetstream.ObjectMeta{Name: shaHex}, bytes.NewReader(zip)); err != nil {
 		return fmt.Errorf("storing code %s: %w", shaHex, err)
 	}
+	r.codeUsed.Add(int64(len(zip)))
 	return nil
 }
 
-// collectCode deletes a code object no function version references any
-// more. Failure only leaks storage, so it is logged, not returned.
+// collectCode deletes a code object no function version or layer
+// references any more, right after the write that dropped the reference.
+// Failure only delays reclaiming it: it is logged, and the periodic
+// collection (Collect) retries.
 func (r *Registry) collectCode(ctx context.Context, shaHex string) {
-	fns, err := r.allRunnable(ctx)
+	refs, err := r.referencedCode(ctx)
 	if err != nil {
-		r.opts.Logger.Warn("code GC: listing functions", "err", err)
+		r.opts.Logger.Warn("code GC: finding referenced code; the next collection retries", "err", err)
 		return
 	}
-	for _, f := range fns {
-		if f.CodeSha256Hex == shaHex {
-			return
-		}
-		for _, l := range f.Layers {
-			if l.CodeSha256Hex == shaHex {
-				return // a function keeps using a layer version deleted since
-			}
-		}
-	}
-	layers, err := r.allLayers(ctx)
-	if err != nil {
-		r.opts.Logger.Warn("code GC: listing layers", "err", err)
+	if refs[shaHex] {
 		return
 	}
-	for _, l := range layers {
-		if l.CodeSha256Hex == shaHex {
-			return
-		}
+	info, err := r.code.GetInfo(ctx, shaHex)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return
 	}
-	if err := r.code.Delete(ctx, shaHex); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		r.opts.Logger.Warn("code GC: deleting", "sha256", shaHex, "err", err)
+	if err == nil {
+		err = r.deleteCode(ctx, shaHex, info.NUID)
+	}
+	if err == nil {
+		r.codeUsed.Add(-int64(info.Size))
+	}
+	if err != nil {
+		r.opts.Logger.Warn("code GC: deleting; the next collection retries", "sha256", shaHex, "err", err)
 	}
 }
 

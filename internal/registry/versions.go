@@ -270,6 +270,9 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 			"CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the current CodeSHA256.",
 			CodeSha256(o.CodeSha256Hex), CodeSha256(latest.CodeSha256Hex))
 	}
+	if err := r.writable(); err != nil {
+		return Function{}, err
+	}
 	if latest.LastVersion > 0 {
 		prev, err := r.Version(ctx, name, strconv.Itoa(latest.LastVersion))
 		switch {
@@ -486,6 +489,9 @@ func (r *Registry) CreateAlias(ctx context.Context, name, aliasName string, in A
 	if _, err := r.Get(ctx, name); err != nil {
 		return Alias{}, err
 	}
+	if err := r.writable(); err != nil {
+		return Alias{}, err
+	}
 	a := Alias{Name: aliasName, FunctionName: name}
 	if err := r.applyAlias(ctx, &a, in); err != nil {
 		return Alias{}, err
@@ -523,6 +529,9 @@ func (r *Registry) UpdateAlias(ctx context.Context, name, aliasName string, in A
 	if in.RevisionID != "" && in.RevisionID != a.RevisionID {
 		return Alias{}, lambdaerr.New(lambdaerr.PreconditionFailed,
 			"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+	}
+	if err := r.writable(); err != nil {
+		return Alias{}, err
 	}
 	if err := r.applyAlias(ctx, &a, in); err != nil {
 		return Alias{}, err

@@ -21,11 +21,13 @@ import (
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
+	"github.com/owl-project/owl/internal/storegc"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/worker"
 )
@@ -37,6 +39,8 @@ type Server struct {
 	creds  auth.Credentials
 
 	bus     *natsbus.Bus
+	space   *diskspace.Guard
+	gc      *storegc.Collector
 	reg     *registry.Registry
 	logs    *telemetry.LogStore
 	sbm     *sandbox.Manager
@@ -115,21 +119,32 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		logger.Warn("removed sandboxes left by a previous run", "count", n)
 	}
 
+	// The store's limits derive from the disk (a small one starts with a
+	// smaller log stream, or refuses with one line saying what it needs);
+	// the guard refuses writes below the reserve (docs/security.md).
+	s.space = diskspace.New(dataDir, int64(cfg.DiskReserveMB)<<20)
+	plan, err := diskspace.PlanStart(dataDir, natsbus.DirBytes(natsbus.StoreDir(dataDir)), s.space.Reserve())
+	if err != nil {
+		return nil, err
+	}
 	s.bus, err = natsbus.StartEmbedded(ctx, dataDir, logger)
 	if err != nil {
 		return nil, err
 	}
 	s.reg, err = registry.Open(ctx, s.bus.JS, registry.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
+		Space:  s.space,
 		Logger: logger.With("component", "registry"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, telemetry.LogStreamMaxBytes, logger)
+	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, plan.LogBytes, s.space, logger)
 	if err != nil {
 		return nil, err
 	}
+	logger.Info("store", "data", dataDir, "free_bytes", plan.Free, "store_bytes", plan.StoreBytes,
+		"reserve_bytes", plan.Reserve, "log_stream_max_bytes", plan.LogBytes)
 	runtimeDir := filepath.Join(dataDir, "runtime")
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err
@@ -140,11 +155,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
-		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm,
+		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 
 	s.reg.OnChange(s.worker.Retire)
+	s.reg.OnCodeCollected(s.worker.DropCode)
+	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
+	s.reg.OnChange(func(c registry.Change) {
+		if c.Revision == "" { // a deletion: its logs (and code) can go
+			s.gc.Kick()
+		}
+	})
 
 	api := lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
@@ -175,6 +197,7 @@ func instanceID(dataDir string) string {
 
 // Start serves the API in the background.
 func (s *Server) Start() {
+	s.gc.Start()
 	go func() { s.serveErr <- s.httpSrv.Serve(s.ln) }()
 	s.logger.Info("owl serving", "addr", s.Addr(), "data", s.cfg.DataDir)
 }
@@ -187,6 +210,14 @@ func (s *Server) Credentials() auth.Credentials { return s.creds }
 
 // Worker exposes the node's worker (tests and benchmarks inspect it).
 func (s *Server) Worker() *worker.Worker { return s.worker }
+
+// StoreStats is what the store's last collection found: its size on disk,
+// what of it is live and reclaimable, the free space and the reserve.
+func (s *Server) StoreStats() storegc.Stats { return s.gc.Stats() }
+
+// CollectStore runs a store collection now (tests, and an operator's
+// trigger later) and returns what it found.
+func (s *Server) CollectStore(ctx context.Context) (storegc.Stats, error) { return s.gc.Collect(ctx) }
 
 // Shutdown stops accepting requests, lets in-flight invocations finish until
 // ctx ends, then tears down every sandbox and the NATS server.
@@ -210,6 +241,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) teardown() {
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.gc != nil {
+		s.gc.Close() // before the worker: a collection notifies it
 	}
 	if s.worker != nil {
 		s.worker.Close()

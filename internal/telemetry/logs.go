@@ -13,16 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// LogStreamMaxBytes is the size cap `owl serve` gives the log stream
-// (server.New's maxBytes argument to OpenLogStore). JetStream reserves a
-// stream's MaxBytes in full when it creates the stream, out of 75 % of the
-// data dir's free space, so `owl doctor` checks the disk for it.
-const LogStreamMaxBytes = 1 << 30
 
 const (
 	logStream     = "OWL_LOGS"
@@ -38,6 +33,12 @@ type LogStore struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	logger *slog.Logger
+	space  SpaceChecker // nil: never refuse
+
+	// dropped counts log bytes not stored because the disk was below its
+	// reserve; dropping is logged once per low-space period.
+	dropped     atomic.Int64
+	droppingNow atomic.Bool
 
 	mu      sync.Mutex        // guards pending
 	pending map[string][]byte // function → log text not yet published
@@ -55,9 +56,17 @@ const (
 	maxLogMessage = 900 << 10
 )
 
+// SpaceChecker is the data dir's free-space guard (internal/diskspace):
+// Check fails when writing need bytes would go below the disk reserve.
+type SpaceChecker interface {
+	Check(need int64) error
+}
+
 // OpenLogStore creates or updates the log stream and starts the publisher;
-// Close stops it.
-func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Duration, maxBytes int64, logger *slog.Logger) (*LogStore, error) {
+// Close stops it. maxBytes bounds the stream (the oldest logs go first);
+// when space is not nil, logs are dropped rather than stored while the
+// data dir is below its disk reserve.
+func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Duration, maxBytes int64, space SpaceChecker, logger *slog.Logger) (*LogStore, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        logStream,
 		Description: "Owl function logs",
@@ -72,7 +81,7 @@ func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Durat
 		return nil, fmt.Errorf("opening log stream: %w", err)
 	}
 	l := &LogStore{
-		js: js, stream: s, logger: logger,
+		js: js, stream: s, logger: logger, space: space,
 		pending: map[string][]byte{},
 		kick:    make(chan struct{}, 1), flushReq: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -125,6 +134,9 @@ func (l *LogStore) publishPending() {
 	batches := l.pending
 	l.pending = make(map[string][]byte, len(batches))
 	l.mu.Unlock()
+	if !l.roomFor(batches) {
+		return
+	}
 	for fn, b := range batches {
 		for len(b) > 0 {
 			n := len(b)
@@ -140,6 +152,65 @@ func (l *LogStore) publishPending() {
 			b = b[n:]
 		}
 	}
+}
+
+// roomFor reports whether batches fit above the disk reserve; when they
+// do not they are dropped (counted, and logged once until space returns):
+// a store write that hits a full disk would break the stream until restart.
+func (l *LogStore) roomFor(batches map[string][]byte) bool {
+	if l.space == nil || len(batches) == 0 {
+		return true
+	}
+	var n int64
+	for _, b := range batches {
+		n += int64(len(b))
+	}
+	err := l.space.Check(n)
+	if err == nil {
+		if l.droppingNow.Swap(false) {
+			l.logger.Info("storing function logs again", "dropped_bytes", l.dropped.Load())
+		}
+		return true
+	}
+	l.dropped.Add(n)
+	if !l.droppingNow.Swap(true) {
+		l.logger.Warn("dropping function logs until disk space is freed", "err", err)
+	}
+	return false
+}
+
+// DroppedBytes is how many log bytes were dropped for lack of disk space.
+func (l *LogStore) DroppedBytes() int64 { return l.dropped.Load() }
+
+// PurgeExcept deletes the stored logs of every function that live does
+// not list (a deleted function's logs go with it) and returns how many
+// functions' logs it deleted. live is asked after the logs are listed, so
+// a function created meanwhile keeps its first lines.
+func (l *LogStore) PurgeExcept(ctx context.Context, live func(context.Context) (map[string]bool, error)) (int, error) {
+	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(logSubjectPfx+">"))
+	if err != nil {
+		return 0, fmt.Errorf("listing function logs: %w", err)
+	}
+	if len(info.State.Subjects) == 0 {
+		return 0, nil
+	}
+	names, err := live(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for subj := range info.State.Subjects {
+		if names[strings.TrimPrefix(subj, logSubjectPfx)] {
+			continue
+		}
+		if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			errs = append(errs, fmt.Errorf("deleting logs %s: %w", subj, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // Flush publishes what is pending and waits until the store acknowledged

@@ -20,7 +20,7 @@ func TestLogStoreBatchesAndTails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, logger)
+	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

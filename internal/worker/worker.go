@@ -80,7 +80,16 @@ type Config struct {
 	// rest is read and dropped, and one line says so. Zero means
 	// DefaultLogLimitBytes.
 	LogLimitBytes int
-	Logger        *slog.Logger
+	// Space, when set, is asked before code is unpacked: an unpack that
+	// would go below the data dir's disk reserve is refused with 503
+	// ServiceUnavailableException instead of failing half-way.
+	Space  SpaceChecker
+	Logger *slog.Logger
+}
+
+// SpaceChecker is the data dir's free-space guard (internal/diskspace).
+type SpaceChecker interface {
+	Check(need int64) error
 }
 
 // Worker runs invocations in sandboxes.
