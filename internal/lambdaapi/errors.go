@@ -44,7 +44,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body = map[string]any{"message": le.Message}
 	case lambdaerr.ResourceNotFound:
 		body = map[string]any{"Type": "User", "Message": le.Message}
-	case lambdaerr.Service:
+	case lambdaerr.Service, lambdaerr.ServiceUnavailable:
 		body["Type"] = "Service"
 	}
 	if le.Reason != "" {
