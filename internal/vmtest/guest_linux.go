@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,10 +24,31 @@ const guestRoot = "/newroot"
 // under systemd: the root cgroup keeps only the init.
 const testsCgroup = "/sys/fs/cgroup/v2guest-tests"
 
-// Guest is the guest's /init: it sets up the root, runs the plan's tests
-// and powers the machine off. It never returns. Everything it prints goes
-// to the serial console (the kernel gives pid 1 /dev/console).
+// roleEnv marks the init's child that runs the tests; its value is the
+// plan (JSON), which the child cannot read from the initramfs after the
+// switch. initUptimeEnv carries the init's start time to the report.
+const (
+	roleEnv       = "V2GUEST_RUNNER_PLAN"
+	initUptimeEnv = "V2GUEST_INIT_UPTIME"
+)
+
+// InGuest reports whether this process is the guest's init or its test
+// runner, which must call Guest instead of acting as the host command.
+func InGuest() bool {
+	return os.Getpid() == 1 || os.Getenv(roleEnv) != ""
+}
+
+// Guest is the guest's /init: as pid 1 it sets up the root, starts a copy
+// of itself that runs the plan's tests, reaps every orphan until that copy
+// exits, and powers the machine off; it never returns. Orphans are what a
+// crashed process leaves (the server tests kill owl serve on purpose), and
+// a pid 1 that does not reap them leaves zombies the tests count as leaks.
+// Everything goes to the serial console (the kernel gives pid 1
+// /dev/console).
 func Guest() {
+	if plan := os.Getenv(roleEnv); plan != "" {
+		os.Exit(runner(plan))
+	}
 	rep := &Report{InitUptime: uptime()}
 	fmt.Printf("v2guest: init started, uptime %.2fs\n", rep.InitUptime)
 	plan, err := setUp()
@@ -38,10 +60,58 @@ func Guest() {
 		}
 		powerOff()
 	}
-	rep.ReadyUptime = uptime()
-	fmt.Printf("v2guest: root switched, uptime %.2fs; running %d test binaries\n", rep.ReadyUptime, len(plan.Tests))
-	runTests(plan, rep)
+	if err := superviseRunner(plan, rep); err != nil {
+		fmt.Printf("v2guest: FAILED: %v\n", err)
+		rep.Err = err.Error()
+		_ = writeJSON(filepath.Join(plan.Shares[0].Path, reportFile), rep)
+	}
 	powerOff()
+}
+
+// superviseRunner starts the test runner (this binary, through
+// /proc/self/exe: /init is not in the new root) and reaps children until
+// it exits.
+func superviseRunner(plan *Plan, rep *Report) error {
+	pj, err := json.Marshal(plan)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{roleEnv + "=" + string(pj), initUptimeEnv + "=" + strconv.FormatFloat(rep.InitUptime, 'f', 3, 64)}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr // files: no copying goroutines to wait for
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the test runner: %w", err)
+	}
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for the test runner: %w", err)
+		}
+		if pid == cmd.Process.Pid {
+			if ws.Exited() && ws.ExitStatus() == 0 {
+				return nil
+			}
+			return fmt.Errorf("the test runner ended with status %v", ws)
+		}
+	}
+}
+
+// runner runs the tests of the plan in pjson and writes the report.
+func runner(pjson string) int {
+	var plan Plan
+	if err := json.Unmarshal([]byte(pjson), &plan); err != nil {
+		fmt.Printf("v2guest: runner: parsing the plan: %v\n", err)
+		return 1
+	}
+	rep := &Report{ReadyUptime: uptime()}
+	rep.InitUptime, _ = strconv.ParseFloat(os.Getenv(initUptimeEnv), 64)
+	fmt.Printf("v2guest: root switched, uptime %.2fs; running %d test binaries\n", rep.ReadyUptime, len(plan.Tests))
+	runTests(&plan, rep)
+	return 0
 }
 
 // setUp mounts what the tests need and switches into the host root. The
@@ -111,6 +181,17 @@ func setUp() (*Plan, error) {
 	}
 	if err := switchRoot(guestRoot); err != nil {
 		return &plan, err
+	}
+	if len(plan.Hide) > 0 {
+		const empty = "/run/v2guest-hidden"
+		if err := os.WriteFile(empty, nil, 0o444); err != nil {
+			return &plan, fmt.Errorf("hiding files: %w", err)
+		}
+		for _, p := range plan.Hide {
+			if err := mount(empty, p, "", unix.MS_BIND, ""); err != nil {
+				return &plan, fmt.Errorf("hiding %s: %w", p, err)
+			}
+		}
 	}
 	// Modules the tests need (veth, bridge, nf_tables...) are loaded on
 	// demand by the kernel through the host root's modprobe, which finds

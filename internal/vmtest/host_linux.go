@@ -130,8 +130,10 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		oc.Report = rep
 	}
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return oc, fmt.Errorf("the guest did not finish within %v (%s); console tail:\n%s", o.Timeout, progress(rep), tail)
+	case ctx.Err() != nil:
+		return oc, fmt.Errorf("interrupted (%s): %w", progress(rep), ctx.Err())
 	case runErr != nil:
 		return oc, fmt.Errorf("qemu failed: %w; console tail:\n%s", runErr, tail)
 	case repErr != nil:

@@ -29,6 +29,9 @@ type Plan struct {
 	Shares []Share
 	// Tmpfs are the directories that get an empty tmpfs (tests write there).
 	Tmpfs []string
+	// Hide are files the guest covers with an empty, non-executable file
+	// (a read-only bind mount), for programs the tests must not find there.
+	Hide []string
 	// Env is the environment of every test binary.
 	Env []string
 	// Tests run one after the other.
