@@ -36,48 +36,71 @@ import (
 // guestTest is one test binary run in the guest.
 type guestTest struct {
 	pkg string // package directory, relative to the module root
-	// run and skip are -test.run and -test.skip ("" for none).
-	run, skip string
+	// run is -test.run: under KVM, and under TCG unless tcgRun is set.
+	run, tcgRun string
+	// tcgSkip is -test.skip under TCG.
+	tcgSkip string
 	// parallel is -test.parallel (0: the default, GOMAXPROCS).
 	parallel int
 	timeout  time.Duration
 }
 
+// serverTests are the internal/server tests that reach cgroups: the limits
+// seen inside and the peak-memory REPORT, the freezer, OOM and other
+// kills, the fork bomb and memory exhaustion, pre-warming (limits raised on
+// specialisation), the memory budget cgroup and eviction, overcommit,
+// teardown after shutdown and after a crash, many concurrent clones into
+// cgroups, egress (nft in the guest).
+var serverTests = []string{
+	"TestSandboxFacts",
+	"TestConcurrentInvokes",
+	"TestIdleEnvironmentsAreFrozenAndThawedOnUse",
+	"TestFreezingCanBeTurnedOff",
+	"TestFunctionFailures",
+	"TestHostileFunctions",
+	"TestPrewarmedEnvironments",
+	"TestPrewarmDisabled",
+	"TestMemoryBudgetEvictsAndRefuses",
+	"TestMemoryBudgetCgroup",
+	"TestOvercommittedNodeKillsFunctionsNotOwl",
+	"TestKeepAliveAndMaxLifetime",
+	"TestNothingLeftAfterShutdown",
+	"TestOwlServeCrash",
+	"TestNetworkEgress",
+	"TestNetworkAfterCrash",
+}
+
+// serverTestsTCG are those of serverTests that hold under TCG. The others
+// start environments against Lambda's deadlines (10 s init, a 3 s function
+// timeout), which a guest ~20 times slower than the host misses: Go, Python
+// and Node.js cold starts time out there (measured: docs/benchmarks.md).
+var serverTestsTCG = []string{
+	"TestConcurrentInvokes",
+	"TestIdleEnvironmentsAreFrozenAndThawedOnUse",
+	"TestFreezingCanBeTurnedOff",
+	"TestMemoryBudgetEvictsAndRefuses",
+	"TestMemoryBudgetCgroup",
+	"TestKeepAliveAndMaxLifetime",
+	"TestNothingLeftAfterShutdown",
+}
+
+func anyOf(names []string) string { return "^(" + strings.Join(names, "|") + ")$" }
+
 // guestTests is what runs in the guest, chosen to cover every place Owl
-// touches cgroups while fitting CI's budget under TCG (docs/benchmarks.md
-// has the times). internal/worker has no test that creates sandboxes.
+// touches cgroups; under TCG cut to what fits CI's budget and the tests'
+// deadlines (docs/benchmarks.md has the times). internal/worker has no test
+// that creates sandboxes.
 var guestTests = []guestTest{
 	// The whole package: limits (TestMemoryLimit, TestCgroupSetup), the
 	// freezer, kill and removal (TestFreezeThaw, TestDestroy, TestCrashedOwl,
 	// TestCleanupStale), CLONE_INTO_CGROUP spares (TestSpares,
-	// TestConcurrentCreate), specialisation (TestSpecialize), egress.
-	{pkg: "internal/sandbox", timeout: 15 * time.Minute},
-	// The server paths that reach cgroups: the limits seen inside, the
-	// freezer, OOM and other kills, pre-warming (limits raised on
-	// specialisation), the memory budget cgroup, cleanup after shutdown and
-	// after a crash, many concurrent clones into cgroups, egress (nft).
-	{pkg: "internal/server", run: "^(" + strings.Join([]string{
-		"TestSandboxFacts",
-		"TestConcurrentInvokes",
-		"TestIdleEnvironmentsAreFrozenAndThawedOnUse",
-		"TestFreezingCanBeTurnedOff",
-		"TestFunctionFailures",
-		"TestHostileFunctions",
-		"TestPrewarmedEnvironments",
-		"TestPrewarmDisabled",
-		"TestMemoryBudgetEvictsAndRefuses",
-		"TestMemoryBudgetCgroup",
-		"TestOvercommittedNodeKillsFunctionsNotOwl",
-		"TestKeepAliveAndMaxLifetime",
-		"TestNothingLeftAfterShutdown",
-		"TestOwlServeCrash",
-		"TestNetworkEgress",
-		"TestNetworkAfterCrash",
-	}, "|") + ")$",
-		// One test at a time: under TCG the guest is ~20 times slower than
-		// the host, and the tests' own deadlines (a function's 3 s timeout,
-		// the 10 s init limit) assume a machine not shared with other tests.
-		parallel: 1, timeout: 20 * time.Minute},
+	// TestConcurrentCreate, TestCgroupV2), specialisation (TestSpecialize),
+	// egress. Under TCG without TestMemoryLimit: its process thrashes at the
+	// limit for longer than the test's 20 s output deadline before the OOM
+	// kill (it passes or not by seconds; the OOM path is being reworked).
+	{pkg: "internal/sandbox", tcgSkip: "^TestMemoryLimit$", timeout: 15 * time.Minute},
+	// One test at a time: the tests' deadlines assume a machine of their own.
+	{pkg: "internal/server", run: anyOf(serverTests), tcgRun: anyOf(serverTestsTCG), parallel: 1, timeout: 20 * time.Minute},
 }
 
 func main() {
@@ -235,14 +258,21 @@ func prepare(ctx context.Context, log *slog.Logger, root, scratch string, tests 
 	}
 	for _, t := range tests {
 		args := []string{"-test.count=1", "-test.v", "-test.timeout=" + t.timeout.String()}
-		if t.run != "" {
-			args = append(args, "-test.run="+t.run)
+		run, skip := t.run, ""
+		if !vmtest.KVMAvailable() {
+			if t.tcgRun != "" {
+				run = t.tcgRun
+			}
+			skip = t.tcgSkip
+		}
+		if run != "" {
+			args = append(args, "-test.run="+run)
+		}
+		if skip != "" {
+			args = append(args, "-test.skip="+skip)
 		}
 		if t.parallel > 0 {
 			args = append(args, "-test.parallel="+strconv.Itoa(t.parallel))
-		}
-		if t.skip != "" {
-			args = append(args, "-test.skip="+t.skip)
 		}
 		plan.Tests = append(plan.Tests, vmtest.TestRun{
 			Name: t.pkg, Binary: filepath.Join(bin, filepath.Base(t.pkg)+".test"), Dir: filepath.Join(root, t.pkg),
