@@ -246,9 +246,26 @@ func TestFunctionFailures(t *testing.T) {
 func functionProcesses(instance, name string) map[int]string {
 	out := map[int]string{}
 	for pid, p := range sandboxProcessCgroups(instance) {
-		if strings.HasPrefix(p.cgroup, strings.ToLower(name)+"-") {
+		// A sandbox's cgroup is named after it (<function>-...), except on
+		// cgroup v2 when it was made from a spare init (@spare-...): then
+		// the runtime's environment names the function.
+		if strings.HasPrefix(p.cgroup, strings.ToLower(name)+"-") || functionOfProcess(pid) == name {
 			out[pid] = p.comm
 		}
 	}
 	return out
+}
+
+// functionOfProcess is AWS_LAMBDA_FUNCTION_NAME in pid's environment.
+func functionOfProcess(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return ""
+	}
+	for kv := range strings.SplitSeq(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_FUNCTION_NAME="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -571,12 +571,13 @@ func instanceCgroups(t testing.TB, instance string) []string {
 
 // sandboxCgroupNames lists the sandbox cgroups (not the instance dirs) of
 // instance, once per name, but not those of pre-warmed environments
-// (prewarm-*: see prewarm_test.go), which come and go on their own.
+// (prewarm-*: see prewarm_test.go) nor, on cgroup v2, those of spare inits
+// still waiting for a sandbox, which come and go on their own.
 func sandboxCgroupNames(t testing.TB, instance string) []string {
 	t.Helper()
 	var names []string
 	for _, d := range instanceCgroups(t, instance) {
-		if strings.HasPrefix(filepath.Base(d), "prewarm-") {
+		if strings.HasPrefix(filepath.Base(d), "prewarm-") || idleSpareCgroup(d) {
 			continue
 		}
 		if filepath.Base(d) != instance && !slices.Contains(names, filepath.Base(d)) {
@@ -585,6 +586,18 @@ func sandboxCgroupNames(t testing.TB, instance string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// idleSpareCgroup reports whether dir is the cgroup v2 cgroup of a spare
+// init that no sandbox uses yet: spares are cloned into a cgroup named
+// @spare-... (a sandbox made from one keeps that name), and get limits
+// only when they become a sandbox, so their memory.max is still "max".
+func idleSpareCgroup(dir string) bool {
+	if !strings.HasPrefix(filepath.Base(dir), "@spare-") {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.max"))
+	return err == nil && strings.TrimSpace(string(b)) == "max"
 }
 
 // mountsUnder lists the mount points in this mount namespace that

@@ -1,0 +1,116 @@
+package vmtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCompareKernelVersions(t *testing.T) {
+	images := []string{
+		"/boot/vmlinuz-6.1.0-10-amd64", "/boot/vmlinuz-6.1.0-9-amd64",
+		"/boot/vmlinuz-5.10.0-28-amd64", "/boot/vmlinuz-6.12.1-amd64",
+	}
+	slices.SortFunc(images, compareVersions)
+	want := []string{
+		"/boot/vmlinuz-5.10.0-28-amd64", "/boot/vmlinuz-6.1.0-9-amd64",
+		"/boot/vmlinuz-6.1.0-10-amd64", "/boot/vmlinuz-6.12.1-amd64",
+	}
+	if !slices.Equal(images, want) {
+		t.Errorf("sorted = %v, want %v", images, want)
+	}
+}
+
+// TestWriteInitramfs builds an initramfs from a fake /lib/modules tree and
+// checks what the guest init relies on: /init, /dev/console, the mount
+// points, the modules in load order (decompressed) and the plan naming
+// them.
+func TestWriteInitramfs(t *testing.T) {
+	dir := t.TempDir()
+	mods := filepath.Join(dir, "modules")
+	files := map[string]string{
+		"kernel/net/9p/9pnet.ko":               "9pnet",
+		"kernel/net/9p/9pnet_virtio.ko":        "9pnet_virtio",
+		"kernel/drivers/virtio/virtio.ko":      "virtio",
+		"kernel/drivers/virtio/virtio_ring.ko": "virtio_ring",
+		"kernel/fs/9p/9p.ko":                   "9p",
+	}
+	for f, content := range files {
+		p := filepath.Join(mods, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep := "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko\nkernel/net/9p/9pnet.ko:\n" +
+		"kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko\n" +
+		"kernel/drivers/virtio/virtio.ko:\nkernel/drivers/virtio/virtio_ring.ko:\n"
+	if err := os.WriteFile(filepath.Join(mods, "modules.dep"), []byte(dep), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// virtio_pci is built into this kernel.
+	if err := os.WriteFile(filepath.Join(mods, "modules.builtin"), []byte("kernel/drivers/virtio/virtio_pci.ko\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	initBin := filepath.Join(dir, "init")
+	if err := os.WriteFile(initBin, []byte("\x7fELF init"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "initramfs.cpio")
+	plan := &Plan{Tests: []TestRun{{Name: "x", Binary: "/tmp/x.test", Dir: "/src/x"}}}
+	if err := writeInitramfs(out, initBin, mods, plan); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]cpioEntry{}
+	var order []string
+	for _, e := range parseNewc(t, b) {
+		entries[e.name] = e
+		order = append(order, e.name)
+	}
+	if e := entries["init"]; e.mode != modeReg|0o755 || string(e.data) != "\x7fELF init" {
+		t.Errorf("init = %+v", e)
+	}
+	if e := entries["dev/console"]; e.mode != modeChar|0o600 || e.rmajor != 5 || e.rminor != 1 {
+		t.Errorf("dev/console = %+v", e)
+	}
+	for _, d := range []string{"dev", "proc", "sys"} {
+		if entries[d].mode != modeDir|0o755 {
+			t.Errorf("mount point %s missing: %v", d, order)
+		}
+	}
+	var inPlan Plan
+	if err := json.Unmarshal(entries[initramfsPlan].data, &inPlan); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(inPlan.Modules, plan.Modules) || len(inPlan.Tests) != 1 {
+		t.Errorf("plan in the initramfs = %+v, written %+v", inPlan, plan)
+	}
+	var loaded []string
+	for _, m := range inPlan.Modules {
+		e, ok := entries[strings.TrimPrefix(m, "/")]
+		if !ok {
+			t.Fatalf("plan names %s, not in the archive %v", m, order)
+		}
+		loaded = append(loaded, string(e.data))
+	}
+	// 9pnet before 9pnet_virtio and 9p; virtio and virtio_ring before
+	// 9pnet_virtio; the built-in virtio_pci absent.
+	idx := func(s string) int { return slices.Index(loaded, s) }
+	if len(loaded) != 5 || idx("9pnet") > idx("9pnet_virtio") || idx("9pnet") > idx("9p") ||
+		idx("virtio") > idx("9pnet_virtio") || idx("virtio_ring") > idx("9pnet_virtio") {
+		t.Errorf("modules in load order = %v", loaded)
+	}
+	if bytes.Contains(b, []byte("virtio_pci")) {
+		t.Error("the built-in virtio_pci was packed")
+	}
+}
