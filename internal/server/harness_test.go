@@ -310,6 +310,10 @@ func wantError(t testing.TB, resp *http.Response, body []byte, status int, code,
 		if hasType {
 			t.Errorf("%s body has a Type: %s", code, body)
 		}
+	case status >= 500:
+		if e.body["Type"] != "Service" {
+			t.Errorf("%s body lacks \"Type\": \"Service\": %s", code, body)
+		}
 	case e.body["Type"] != "User":
 		t.Errorf("%s body lacks \"Type\": \"User\": %s", code, body)
 	}
