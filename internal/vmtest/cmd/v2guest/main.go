@@ -251,6 +251,14 @@ func prepare(ctx context.Context, log *slog.Logger, root, scratch string, tests 
 	}
 	plan.Shares = []vmtest.Share{{Tag: "gocache", Path: env["GOCACHE"]}}
 	plan.Tmpfs = []string{"/tmp", "/run", "/var/tmp"}
+	// A checkout under one of those (CI's clone may be in /tmp) would be
+	// hidden by its tmpfs: it comes as a share of its own, mounted over it.
+	for _, d := range plan.Tmpfs {
+		if root == d || strings.HasPrefix(root, d+"/") {
+			plan.Shares = append(plan.Shares, vmtest.Share{Tag: "src", Path: root})
+			break
+		}
+	}
 	// No Node.js in the guest: under TCG, V8's JIT needs more than
 	// Lambda's 10 s init limit to start, so every pre-warmed Node.js
 	// environment times out, and their retries starve the other tests.
