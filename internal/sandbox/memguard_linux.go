@@ -137,6 +137,9 @@ func (g *memGuard) waitV1(efd *os.File) {
 		if _, err := efd.Read(buf[:]); err != nil {
 			return // closed
 		}
+		if !exists(g.cg.memory) {
+			return // the cgroup is gone (removed by someone else): nothing to watch
+		}
 		g.check()
 	}
 }

@@ -120,6 +120,9 @@ func TestCleanupStaleSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// other stands for a crashed Owl and is never closed; its memory
+	// watcher (a goroutine on cgroup v2) goes as a crashed process's would.
+	t.Cleanup(other.mem.close)
 	orphan, err := other.Create(ctx, slotSpec(t))
 	if err != nil {
 		t.Fatal(err)
