@@ -100,47 +100,64 @@ func (a *Authenticator) Authenticate(r *http.Request, body []byte) (Principal, e
 // body is read, so that an unauthenticated client cannot make the server
 // read (and hold) a body.
 //
-// complete is true when the headers prove who sent r: a bearer token, or a
-// SigV4 signature over a payload hash the request declares in
-// X-Amz-Content-Sha256 (or UNSIGNED-PAYLOAD). The body must then still hash
-// to what was declared: call CheckBody once it is read.
+// With a nil *Pending and a nil error the headers prove who sent r: a
+// bearer token, or a SigV4 signature over a payload hash the request
+// declares in X-Amz-Content-Sha256 (or UNSIGNED-PAYLOAD). The body must
+// then still hash to what was declared: call CheckBody once it is read.
 //
-// complete is false, with a nil error, for a SigV4 request whose signature
-// covers a payload hash it does not declare (what the AWS CLI, boto3 and
-// aws-sdk-go-v2 send for Lambda): everything the headers can prove — the
-// form, the scope, the signing time, a known access key — was checked, and
-// the caller must read the body and call Authenticate.
+// A non-nil *Pending is a SigV4 request whose signature covers a payload
+// hash it does not declare (what the AWS CLI, boto3 and aws-sdk-go-v2 send
+// for Lambda): everything the headers can prove — the form, the scope, the
+// signing time, a known access key — was checked, and Pending.Verify
+// finishes with the body.
 //
 // Every failure is an *Error, as from Authenticate.
-func (a *Authenticator) AuthenticateHeaders(r *http.Request) (p Principal, complete bool, err error) {
+func (a *Authenticator) AuthenticateHeaders(r *http.Request) (Principal, *Pending, error) {
 	h, err := authorization(r)
 	if err != nil {
-		return Principal{}, false, err
+		return Principal{}, nil, err
 	}
 	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		p, err := a.bearer(strings.TrimSpace(token))
-		return p, err == nil, err
+		return p, nil, err
 	}
 	if !strings.HasPrefix(h, algorithm+" ") {
-		return Principal{}, false, incomplete("Unsupported Authorization Type")
+		return Principal{}, nil, incomplete("Unsupported Authorization Type")
 	}
 	sr, err := a.sigV4Headers(r, h)
 	if err != nil {
-		return Principal{}, false, err
+		return Principal{}, nil, err
 	}
 	declared := declaredPayloadHash(r)
 	if declared == "" {
-		return Principal{}, false, nil
+		return Principal{}, &Pending{a: a, r: r, sr: sr}, nil
 	}
 	bodyLen := 0
 	if r.ContentLength > 0 {
 		bodyLen = int(r.ContentLength)
 	}
-	p, err = a.sigV4Verify(r, sr, declared, bodyLen)
-	return p, err == nil, err
+	p, err := a.sigV4Verify(r, sr, declared, bodyLen)
+	return p, nil, err
 }
 
-// CheckBody verifies, for a request AuthenticateHeaders found complete,
+// Pending is a SigV4 request whose headers were checked and whose
+// signature covers its body (AuthenticateHeaders).
+type Pending struct {
+	a  *Authenticator
+	r  *http.Request
+	sr signedRequest
+}
+
+// Verify checks the signature over body, the request's complete body.
+func (p *Pending) Verify(body []byte) (Principal, error) {
+	hash, err := payloadHash(p.r, body)
+	if err != nil {
+		return Principal{}, err
+	}
+	return p.a.sigV4Verify(p.r, p.sr, hash, len(body))
+}
+
+// CheckBody verifies, for a request AuthenticateHeaders authenticated,
 // that body hashes to the X-Amz-Content-Sha256 it declared (nothing to
 // check for a bearer token or UNSIGNED-PAYLOAD).
 func CheckBody(r *http.Request, body []byte) error {

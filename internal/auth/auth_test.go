@@ -470,43 +470,43 @@ func TestAuthenticateHeaders(t *testing.T) {
 	}
 
 	t.Run("bearer", func(t *testing.T) {
-		if p, complete, err := a.AuthenticateHeaders(bearer(testCreds.Token)); err != nil || !complete || p.Method != "bearer" {
-			t.Errorf("valid token: %+v complete %v err %v", p, complete, err)
+		if p, pending, err := a.AuthenticateHeaders(bearer(testCreds.Token)); err != nil || pending != nil || p.Method != "bearer" {
+			t.Errorf("valid token: %+v pending %v err %v", p, pending, err)
 		}
-		if _, complete, err := a.AuthenticateHeaders(bearer("nope")); !errors.Is(err, ErrUnrecognizedClient) || complete {
-			t.Errorf("bad token: complete %v err %v", complete, err)
+		if _, _, err := a.AuthenticateHeaders(bearer("nope")); !errors.Is(err, ErrUnrecognizedClient) {
+			t.Errorf("bad token: err %v", err)
 		}
 	})
 	t.Run("no credentials", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", "http://127.0.0.1:8790/x", bytes.NewReader(body))
-		if _, complete, err := a.AuthenticateHeaders(req); err == nil || complete {
-			t.Errorf("no Authorization: complete %v err %v", complete, err)
+		if _, _, err := a.AuthenticateHeaders(req); err == nil {
+			t.Errorf("no Authorization: no error")
 		}
 	})
 	t.Run("sigv4 over an undeclared body hash", func(t *testing.T) {
 		req := sign(t, testCreds.AccessKeyID, sha256Hex(body), false)
-		p, complete, err := a.AuthenticateHeaders(req)
-		if err != nil || complete {
-			t.Fatalf("undeclared hash: %+v complete %v err %v; want pending, no error", p, complete, err)
+		p, pending, err := a.AuthenticateHeaders(req)
+		if err != nil || pending == nil {
+			t.Fatalf("undeclared hash: %+v pending %v err %v; want pending, no error", p, pending, err)
 		}
-		if _, err := a.Authenticate(req, body); err != nil {
-			t.Errorf("then with the body: %v", err)
+		if p, err := pending.Verify(body); err != nil || p.ID != testCreds.AccessKeyID {
+			t.Errorf("then with the body: %+v %v", p, err)
 		}
-		if _, err := a.Authenticate(req, []byte(`{"a":2}`)); !errors.Is(err, ErrInvalidSignature) {
+		if _, err := pending.Verify([]byte(`{"a":2}`)); !errors.Is(err, ErrInvalidSignature) {
 			t.Errorf("then with another body: %v", err)
 		}
 	})
 	t.Run("sigv4 with an unknown key is refused before the body", func(t *testing.T) {
 		req := sign(t, "AKIAUNKNOWNKEY000000", sha256Hex(body), false)
-		if _, complete, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrUnrecognizedClient) || complete {
-			t.Errorf("unknown key: complete %v err %v", complete, err)
+		if _, pending, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrUnrecognizedClient) || pending != nil {
+			t.Errorf("unknown key: pending %v err %v", pending, err)
 		}
 	})
 	t.Run("sigv4 with a declared body hash", func(t *testing.T) {
 		req := sign(t, testCreds.AccessKeyID, sha256Hex(body), true)
-		p, complete, err := a.AuthenticateHeaders(req)
-		if err != nil || !complete || p.ID != testCreds.AccessKeyID {
-			t.Fatalf("declared hash: %+v complete %v err %v", p, complete, err)
+		p, pending, err := a.AuthenticateHeaders(req)
+		if err != nil || pending != nil || p.ID != testCreds.AccessKeyID {
+			t.Fatalf("declared hash: %+v pending %v err %v", p, pending, err)
 		}
 		if err := CheckBody(req, body); err != nil {
 			t.Errorf("the declared body: %v", err)
@@ -516,14 +516,14 @@ func TestAuthenticateHeaders(t *testing.T) {
 		}
 		// A declared hash the signature does not cover.
 		req.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("other")))
-		if _, complete, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrInvalidSignature) || complete {
-			t.Errorf("swapped declared hash: complete %v err %v", complete, err)
+		if _, _, err := a.AuthenticateHeaders(req); !errors.Is(err, ErrInvalidSignature) {
+			t.Errorf("swapped declared hash: err %v", err)
 		}
 	})
 	t.Run("sigv4 unsigned payload", func(t *testing.T) {
 		req := sign(t, testCreds.AccessKeyID, "UNSIGNED-PAYLOAD", true)
-		if _, complete, err := a.AuthenticateHeaders(req); err != nil || !complete {
-			t.Fatalf("UNSIGNED-PAYLOAD: complete %v err %v", complete, err)
+		if _, pending, err := a.AuthenticateHeaders(req); err != nil || pending != nil {
+			t.Fatalf("UNSIGNED-PAYLOAD: pending %v err %v", pending, err)
 		}
 		if err := CheckBody(req, []byte("anything")); err != nil {
 			t.Errorf("UNSIGNED-PAYLOAD body: %v", err)

@@ -189,12 +189,12 @@ var errTooLarge = errors.New("request body too large")
 func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
 	limit = effectiveLimit(limit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, complete, err := a.auth.AuthenticateHeaders(r)
+		_, verify, err := a.auth.AuthenticateHeaders(r)
 		if err != nil {
 			a.refuse(w, r, err)
 			return
 		}
-		pending := !complete
+		pending := verify != nil
 		body, held, err := a.readBody(w, r, limit, pending)
 		switch {
 		case errors.Is(err, errTooLarge):
@@ -212,7 +212,7 @@ func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
 			return
 		}
 		if pending {
-			_, err = a.auth.Authenticate(r, body)
+			_, err = verify.Verify(body)
 		} else {
 			err = auth.CheckBody(r, body)
 		}
