@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
 )
@@ -48,7 +49,10 @@ func RealHost() Host {
 		FindNft:         sandbox.FindNft,
 		ProbeNft:        probeNft,
 		Runtimes:        interpretedRuntimes,
-		FreeBytes:       freeBytes,
+		FreeBytes: func(p string) (uint64, error) {
+			n, err := diskspace.FreeBytes(p)
+			return uint64(max(n, 0)), err
+		},
 		Listen: func(addr string) error {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {

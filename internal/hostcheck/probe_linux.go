@@ -32,13 +32,3 @@ func probeNamespaces(ctx context.Context) error {
 	}
 	return nil
 }
-
-// freeBytes is what statfs says unprivileged writers may still use on the
-// filesystem of path (what nats-server's JetStream counts too).
-func freeBytes(path string) (uint64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	return st.Bavail * uint64(st.Bsize), nil
-}

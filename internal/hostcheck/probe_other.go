@@ -10,5 +10,3 @@ import (
 var errNotLinux = errors.New("owl serve runs on Linux only")
 
 func probeNamespaces(context.Context) error { return errNotLinux }
-
-func freeBytes(string) (uint64, error) { return 0, errNotLinux }

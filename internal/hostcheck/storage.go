@@ -18,10 +18,6 @@ import (
 // and logs all grow in the data dir.
 const LowDiskBytes = 4 << 30
 
-// DiskFullBytes is the free space under which the data dir's disk counts
-// as full for /healthz: JetStream writes and code unpacking fail soon.
-const DiskFullBytes = 64 << 20
-
 // existingAncestor returns dir itself if it exists, else its nearest
 // existing ancestor, and whether dir exists.
 func existingAncestor(dir string) (string, os.FileInfo, bool, error) {
@@ -132,14 +128,4 @@ func storeSize(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// DiskFull reports whether the filesystem holding dir has less than
-// DiskFullBytes free (for /healthz), with the free space.
-func DiskFull(dir string) (full bool, free uint64, err error) {
-	free, err = freeBytes(dir)
-	if err != nil {
-		return false, 0, err
-	}
-	return free < DiskFullBytes, free, nil
 }

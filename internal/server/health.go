@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/owl-project/owl/internal/hostcheck"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/natsbus"
 )
@@ -13,7 +11,8 @@ import (
 // health is the node's readiness, served unauthenticated at /healthz
 // (lambdaapi.Options.Health): the embedded NATS connection ("nats") and
 // JetStream ("jetstream") answer, the sandbox manager can still create
-// sandboxes ("sandbox"), and the data dir's disk is not full ("disk").
+// sandboxes ("sandbox"), and the data dir's disk has more than the disk
+// reserve free ("disk"; below it the store refuses writes).
 // The errors go to the server's log only.
 func (s *Server) health(ctx context.Context) []lambdaapi.HealthProblem {
 	var problems []lambdaapi.HealthProblem
@@ -27,13 +26,9 @@ func (s *Server) health(ctx context.Context) []lambdaapi.HealthProblem {
 	if err := s.sbm.Check(); err != nil {
 		problems = append(problems, lambdaapi.HealthProblem{Check: "sandbox", Err: err})
 	}
-	full, free, err := hostcheck.DiskFull(s.cfg.DataDir)
-	switch {
-	case err != nil:
+	// The store's own disk guard: below the reserve, writes are refused.
+	if err := s.space.Check(0); err != nil {
 		problems = append(problems, lambdaapi.HealthProblem{Check: "disk", Err: err})
-	case full:
-		problems = append(problems, lambdaapi.HealthProblem{Check: "disk",
-			Err: fmt.Errorf("%s: %d bytes free, under %d", s.cfg.DataDir, free, hostcheck.DiskFullBytes)})
 	}
 	return problems
 }

@@ -382,6 +382,11 @@ func TestStoreDiskFull(t *testing.T) {
 		}
 	}
 	t.Logf("below the reserve: %d MB free", freeMB(t, dataDir))
+	noAuth := map[string]string{"Authorization": ""}
+	if resp, body := ts.do(http.MethodGet, "/healthz", nil, noAuth); resp.StatusCode != http.StatusServiceUnavailable ||
+		string(body) != `{"status":"unavailable","failed":["disk"]}` {
+		t.Errorf("/healthz below the disk reserve: %d %s", resp.StatusCode, body)
+	}
 	timed(t, "a configuration update on a full disk", func() {
 		resp, body := ts.do(http.MethodPut, "/2015-03-31/functions/warm/configuration", []byte(`{"Timeout":5}`), nil)
 		wantError(t, resp, body, http.StatusServiceUnavailable, "ServiceUnavailableException", "~storage is full")
@@ -424,6 +429,14 @@ func TestStoreDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
+	// Healthy again once the deletions' space is reclaimed too (the
+	// filler alone may leave the disk just at the reserve).
+	eventually(t, 60*time.Second, func() error {
+		if resp, body := ts.do(http.MethodGet, "/healthz", nil, noAuth); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/healthz after freeing space (%d MB free): %d %s", freeMB(t, dataDir), resp.StatusCode, body)
+		}
+		return nil
+	})
 	eventually(t, 60*time.Second, func() error {
 		resp, body := ts.do(http.MethodPut, "/2015-03-31/functions/warm/configuration", []byte(`{"Timeout":6}`), nil)
 		if resp.StatusCode != http.StatusOK {
