@@ -79,11 +79,27 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 		defer stop()
 	}
-	<-ctx.Done()
+	// Until a signal, or until the API stops serving on its own (its
+	// listener failed): then the node shuts down and exits non-zero, so a
+	// supervisor restarts it instead of it sitting there unreachable.
+	var died error
+	select {
+	case <-ctx.Done():
+	case <-srv.Done():
+		died = srv.Err()
+		if died == nil {
+			died = errors.New("the API stopped serving")
+		}
+		logger.Error("the API stopped serving; shutting down", "err", died)
+	}
 	logger.Info("shutting down", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel2 := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel2()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	if died != nil {
+		return fmt.Errorf("serving the API on %s: %w", cfg.Addr, died)
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped")

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/owl-project/owl/internal/auth"
@@ -49,7 +50,14 @@ type Server struct {
 	ln      net.Listener
 	lock    *os.File // the data dir's lock (lock.go), held until teardown
 
-	serveErr chan error
+	// The lifecycle: Start serves once; done closes when serving stops
+	// (the listener died, or Shutdown), with serveErr the reason;
+	// Shutdown runs once, in any state.
+	startOnce, shutdownOnce sync.Once
+	started                 bool // set by Start, read by Shutdown after startOnce
+	done                    chan struct{}
+	serveErr                error
+	shutdownErr             error
 }
 
 // New builds every component. On error, whatever was built is torn down.
@@ -65,7 +73,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	s = &Server{cfg: cfg, logger: logger, serveErr: make(chan error, 1)}
+	s = &Server{cfg: cfg, logger: logger, done: make(chan struct{})}
 	built := s // the named result is nil on the error returns
 	defer func() {
 		if err != nil {
@@ -195,11 +203,37 @@ func instanceID(dataDir string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// Start serves the API in the background.
+// Start serves the API in the background. A second call does nothing.
+// Done tells when serving stops.
 func (s *Server) Start() {
-	s.gc.Start()
-	go func() { s.serveErr <- s.httpSrv.Serve(s.ln) }()
-	s.logger.Info("owl serving", "addr", s.Addr(), "data", s.cfg.DataDir)
+	s.startOnce.Do(func() {
+		s.started = true
+		s.gc.Start()
+		go func() {
+			err := s.httpSrv.Serve(s.ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			s.serveErr = err
+			close(s.done)
+		}()
+		s.logger.Info("owl serving", "addr", s.Addr(), "data", s.cfg.DataDir)
+	})
+}
+
+// Done is closed when the API stops serving: after Shutdown, or when its
+// listener fails (then Err says why and the node should be shut down).
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is why serving stopped, once Done is closed: nil after Shutdown,
+// else the listener's error.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		return s.serveErr
+	default:
+		return nil
+	}
 }
 
 // Addr is the address the API listens on.
@@ -220,21 +254,29 @@ func (s *Server) StoreStats() storegc.Stats { return s.gc.Stats() }
 func (s *Server) CollectStore(ctx context.Context) (storegc.Stats, error) { return s.gc.Collect(ctx) }
 
 // Shutdown stops accepting requests, lets in-flight invocations finish until
-// ctx ends, then tears down every sandbox and the NATS server.
+// ctx ends, then tears down every sandbox and the NATS server. It works in
+// any state (started or not, serving or with a dead listener); later calls
+// return the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var errs []error
-	if s.httpSrv != nil {
-		if err := s.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("draining API: %w", err))
-			_ = s.httpSrv.Close()
+	s.shutdownOnce.Do(func() {
+		s.startOnce.Do(func() {}) // no Start after this
+		var errs []error
+		if s.started {
+			if err := s.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("draining API: %w", err))
+				_ = s.httpSrv.Close()
+			}
+			<-s.done
+			if s.serveErr != nil {
+				errs = append(errs, fmt.Errorf("serving: %w", s.serveErr))
+			}
+		} else {
+			close(s.done)
 		}
-		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, err)
-		}
-		s.httpSrv = nil
-	}
-	s.teardown()
-	return errors.Join(errs...)
+		s.teardown()
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
 }
 
 // teardown releases components in reverse order of construction.
