@@ -1,5 +1,5 @@
 // Package internal_test checks the shape of the code base: every package
-// says what it owns, and dependencies point one way (DESIGN.md §6).
+// says what it owns, and dependencies point one way (docs/architecture.md).
 package internal_test
 
 import (
@@ -62,6 +62,11 @@ var forbidden = map[string][]string{
 
 func TestDependenciesPointOneWay(t *testing.T) {
 	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			if strings.HasSuffix(imp, "/internal/testkit") {
+				t.Errorf("%s imports %s outside its tests: testkit is for tests only", p.ImportPath, imp)
+			}
+		}
 		for suffix, bad := range forbidden {
 			if !strings.HasSuffix(p.ImportPath, "/"+suffix) {
 				continue

@@ -1,7 +1,6 @@
 package lambdaapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/owl-project/owl/internal/auth"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // fakeHealth is a HealthFunc whose answer the test sets.
@@ -35,31 +36,13 @@ func (f *fakeHealth) check(context.Context) []HealthProblem {
 	return f.problems
 }
 
-// lockedBuffer collects log output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func testAPI(t *testing.T, hf HealthFunc) (*API, *lockedBuffer) {
+func testAPI(t *testing.T, hf HealthFunc) (*API, *testkit.Buffer) {
 	t.Helper()
 	authn, err := auth.NewAuthenticator([]auth.Credentials{{AccessKeyID: "AKIAOWLTEST", SecretAccessKey: "secret", Token: "token"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return New(Options{Region: "us-east-1", AccountID: "000000000000", Health: hf, Logger: logger}, authn, nil, nil, nil), logs
 }
@@ -103,7 +86,7 @@ func TestHealthz(t *testing.T) {
 // logged once, at WARN, and the recovery once, at INFO.
 func TestHealthzUnavailable(t *testing.T) {
 	f := &fakeHealth{}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	h := newHealth(f.check, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	h.ttl = 0
 

@@ -11,6 +11,8 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func testZip(t *testing.T, content string) []byte {
@@ -42,13 +44,7 @@ func open(t *testing.T, bus *natsbus.Bus) *registry.Registry {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, what, cond)
 }
 
 // twoNodes opens two registries on one embedded NATS; the second one's

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // functions are the testdata commands.
@@ -65,29 +67,11 @@ func functionBinary(t testing.TB, name string) string {
 	return filepath.Join(build.dir, name)
 }
 
-// syncBuffer collects a child's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // function is a running testdata command.
 type function struct {
 	exited  chan struct{} // closed when the process has exited
 	waitErr error         // cmd.Wait's result, set before exited is closed
-	output  *syncBuffer
+	output  *testkit.Buffer
 }
 
 // exitCode waits for the process to exit and returns its exit status.
@@ -128,7 +112,7 @@ func startFunction(t testing.TB, name, addr string) *function {
 	if addr != "" {
 		cmd.Env = append(cmd.Env, "AWS_LAMBDA_RUNTIME_API="+addr)
 	}
-	f := &function{exited: make(chan struct{}), output: &syncBuffer{}}
+	f := &function{exited: make(chan struct{}), output: &testkit.Buffer{}}
 	cmd.Stdout, cmd.Stderr = f.output, f.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 const apiBase = "/2018-06-01/runtime"
@@ -21,7 +23,12 @@ func checkGoroutines(t testing.TB) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		if !poll(10*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		if testkit.Poll(10*time.Second, func() error {
+			if runtime.NumGoroutine() > before {
+				return errors.New("goroutines left")
+			}
+			return nil
+		}) != nil {
 			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
 			t.Errorf("goroutines left behind: %d before the test, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
@@ -29,24 +36,10 @@ func checkGoroutines(t testing.TB) {
 	})
 }
 
-// poll reports whether cond became true within d.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
 // eventually fails t unless cond becomes true within 10 s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !poll(10*time.Second, cond) {
-		t.Fatalf("timed out waiting for %s", what)
-	}
+	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // testCtx is a context that ends with the test, or after 60 s so a hang

@@ -21,6 +21,8 @@ import (
 
 	cgroups "github.com/containerd/cgroups/v3"
 	"golang.org/x/sys/unix"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -105,13 +107,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // children lists the processes whose parent is the test process.

@@ -14,31 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/owl-project/owl/internal/worker"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
-
-// syncBuffer collects a child's output safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // owlEnv is the environment of owl processes: the test's credentials and
 // nothing from the developer's own Owl settings.
@@ -71,7 +54,7 @@ func freeAddr(t *testing.T) string {
 type owlProcess struct {
 	*testServer // Server is nil: only the HTTP helpers are used
 	cmd         *exec.Cmd
-	stderr      *syncBuffer
+	stderr      *testkit.Buffer
 	exited      chan struct{}
 	waitErr     error // valid once exited is closed
 }
@@ -84,7 +67,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	addr := freeAddr(t)
 	p := &owlProcess{
 		testServer: &testServer{t: t, dataDir: dataDir, URL: "http://" + addr},
-		stderr:     &syncBuffer{},
+		stderr:     &testkit.Buffer{},
 		exited:     make(chan struct{}),
 	}
 	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")

@@ -32,6 +32,8 @@ import (
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/server"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // Test credentials every test server accepts.
@@ -248,22 +250,7 @@ func (ts *testServer) as(t *testing.T) *testServer {
 
 // eventually polls cond until it returns nil, failing t with cond's last
 // error when timeout passes. Tests wait with it, never with bare sleeps.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still not true after %v: %v", timeout, err)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 200*time.Millisecond)
-	}
-}
+var eventually = testkit.Eventually
 
 // apiError is a Lambda service error as the wire carries it.
 type apiError struct {
