@@ -71,6 +71,8 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*B
 	if err != nil {
 		return nil, fmt.Errorf("creating embedded NATS server: %w", err)
 	}
+	nl := logger.With("component", "nats")
+	srv.SetLoggerV2(natsLogger{nl}, nl.Enabled(ctx, slog.LevelDebug-4), nl.Enabled(ctx, slog.LevelDebug-8), false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
