@@ -147,7 +147,7 @@ func (s *Server) next(c *conn, w http.ResponseWriter, r *http.Request) (parked b
 	s.state = invDelivered
 	c.wmu.Lock() // before mu is released: see deliver
 	s.mu.Unlock()
-	s.deliver(nil, c, &inv, r.Close)
+	s.deliver(context.Background(), c, &inv, r.Close)
 	return true // answered; the connection goes on (or is closed) as after a parked /next
 }
 
@@ -159,12 +159,13 @@ func (s *Server) next(c *conn, w http.ResponseWriter, r *http.Request) (parked b
 //
 // ctx is Invoke's, which writes the event itself: if the runtime does not
 // read (the write blocks once the socket's buffers are full), ctx's end
-// must still end the write, or Invoke would outlive its deadline. A nil
-// ctx (the connection's goroutine writing a queued event) is not watched:
-// Invoke is then free to return on its own.
+// must still end the write, or Invoke would outlive its deadline. A ctx
+// that never ends (the connection's goroutine writing a queued event
+// passes context.Background()) is not watched: Invoke is then free to
+// return on its own.
 func (s *Server) deliver(ctx context.Context, c *conn, inv *Invocation, closeAfter bool) {
 	var err error
-	if ctx == nil {
+	if ctx.Done() == nil {
 		err = c.writeEvent(inv, closeAfter)
 	} else {
 		c.guard.Add(1)

@@ -26,7 +26,7 @@ func TestNetworkNames(t *testing.T) {
 	if NetworkNamesOf("a") == NetworkNamesOf("b") {
 		t.Error("two instances share network names")
 	}
-	if NetworkNamesOf("a") != NetworkNamesOf("a") {
+	if a1, a2 := NetworkNamesOf("a"), NetworkNamesOf("a"); a1 != a2 {
 		t.Error("network names are not stable")
 	}
 }

@@ -231,11 +231,11 @@ func (s Spec) validate() error {
 		},
 		func() error {
 			if len(s.Argv) == 0 || !strings.HasPrefix(s.Argv[0], "/") {
-				return fmt.Errorf("Argv[0] must be an absolute path inside the sandbox, got %q", s.Argv)
+				return fmt.Errorf("the program (Argv[0]) must be an absolute path inside the sandbox, got %q", s.Argv)
 			}
 			for _, a := range s.Argv {
 				if strings.IndexByte(a, 0) >= 0 {
-					return fmt.Errorf("Argv contains a NUL byte: %q", a)
+					return fmt.Errorf("an argument (Argv) contains a NUL byte: %q", a)
 				}
 			}
 			return nil
@@ -243,7 +243,7 @@ func (s Spec) validate() error {
 		func() error {
 			for _, e := range s.Env {
 				if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
-					return fmt.Errorf("Env entry %q is not KEY=value", e)
+					return fmt.Errorf("environment entry %q is not KEY=value", e)
 				}
 			}
 			return nil
