@@ -18,6 +18,8 @@
 #   ROUNDS=16   pairs           N1=3000   invocations per c1 run        D=3s   t32 duration
 #   OUT=$(mktemp -d)            where each run's JSON and CPU figures go (kept)
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 
 [[ $# == 2 ]] || { echo "usage: bench/ab.sh OLD_OWL NEW_OWL" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench/ab.sh: run me as root (sandboxes)" >&2; exit 1; }

@@ -10,6 +10,8 @@
 #   bench/alias.sh                 # as root
 #   N=20000 ROUNDS=5 bench/alias.sh
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 
 N=${N:-10000}
 ROUNDS=${ROUNDS:-3}

@@ -10,6 +10,8 @@
 #   bench/frozen.sh                # as root
 #   N=200 SAMPLE=10 bench/frozen.sh
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 
 N=${N:-100}
 SAMPLE=${SAMPLE:-10}

@@ -8,6 +8,8 @@
 #   bash bench/preauth.sh            # builds ./cmd/owl
 #   BIN=/tmp/owl-old bash bench/preauth.sh
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 work=$(mktemp -d)

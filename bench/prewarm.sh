@@ -12,6 +12,8 @@
 #   bench/prewarm.sh                 ROUNDS=3 N=30 SETTLE=100ms ON_PREWARM=1 (OWL_PREWARM of "on")
 #   KEEP_LOG=file keeps the "on" server's log.
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 ROUNDS=${ROUNDS:-3}
 N=${N:-30}
 SETTLE=${SETTLE:-100ms}

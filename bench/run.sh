@@ -29,6 +29,8 @@
 #   QUIET_WAIT=0  seconds to wait for the machine to be idle (< 10% busy) before measuring
 # Exit status: 0 when every benchmark ran without a single failed invocation, 1 otherwise.
 set -euo pipefail
+# The Go release go.mod names (the machine's own go fetches it from the proxy).
+export GOTOOLCHAIN=go1.27.3
 
 N=${N:-20000}
 N32=${N32:-50000}
