@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/encoding/httpbinding"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 var testCreds = Credentials{
@@ -308,7 +310,7 @@ func TestGoLambdaClient(t *testing.T) {
 // against the verifier over real HTTP.
 func TestBotocore(t *testing.T) {
 	if err := exec.Command("python3", "-c", "import boto3, botocore").Run(); err != nil {
-		t.Skipf("python3 with boto3/botocore not available (%v): skipping botocore interoperability test", err)
+		testkit.Skipf(t, "python3 with boto3/botocore not available (%v): skipping botocore interoperability test", err)
 	}
 	srv := newAuthServer(t)
 	cmd := exec.Command("python3", "testdata/botocore_client.py", srv.URL, testCreds.AccessKeyID, testCreds.SecretAccessKey)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/owl-project/owl/internal/client"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // writeCreds writes a credentials file like the one owl serve keeps.
@@ -129,7 +131,7 @@ func TestCredentialsEvalInBash(t *testing.T) {
 	}
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash")
+		testkit.Skip(t, "no bash")
 	}
 	bin := builtOwl(t)
 	dir := t.TempDir()

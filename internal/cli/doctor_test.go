@@ -19,6 +19,8 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/hostcheck"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // fakeChecks makes the host checks return rep and record the options they
@@ -237,11 +239,11 @@ func TestServeRefusesWithoutNft(t *testing.T) {
 		t.Skip("builds the owl binary")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to hide nft in a mount namespace")
+		testkit.Skip(t, "needs root to hide nft in a mount namespace")
 	}
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		t.Skip("no unshare command")
+		testkit.Skip(t, "no unshare command")
 	}
 	bin := builtOwl(t)
 	empty, data := t.TempDir(), filepath.Join(t.TempDir(), "data")

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	cgroups "github.com/containerd/cgroups/v3"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // The real checks on this host: every line has a status and a message,
@@ -30,7 +32,7 @@ func TestRealHost(t *testing.T) {
 		}
 	}
 	if os.Geteuid() != 0 || cgroups.Mode() == cgroups.Unavailable {
-		t.Skip("the rest needs root and cgroups")
+		testkit.Skip(t, "the rest needs root and cgroups")
 	}
 	for _, r := range rep {
 		switch r.Name {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/runtimeapi"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 const (
@@ -57,7 +59,7 @@ func nodeRun(t *testing.T, root, handler string, env ...string) *nodeProc {
 func nodeStart(t *testing.T, root, handler string, o nodeOptions) *nodeProc {
 	t.Helper()
 	if _, err := os.Stat(nodeBin); err != nil {
-		t.Skipf("Node.js runtime tests need %s: %v", nodeBin, err)
+		testkit.Skipf(t, "Node.js runtime tests need %s: %v", nodeBin, err)
 	}
 	bootstrap, err := filepath.Abs(filepath.Join("node", "bootstrap.mjs"))
 	if err != nil {

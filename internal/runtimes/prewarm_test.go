@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/runtimeapi"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func TestPrewarmedBootstraps(t *testing.T) {
@@ -30,7 +32,7 @@ func TestPrewarmedBootstraps(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := os.Stat(tc.interp); err != nil {
-				t.Skipf("no %s", tc.interp)
+				testkit.Skipf(t, "no %s", tc.interp)
 			}
 			bootstrap, err := filepath.Abs(tc.bootstrap)
 			if err != nil {

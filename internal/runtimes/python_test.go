@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/runtimeapi"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // pyInterpreter is the interpreter Owl's python3.x runtimes run in the sandbox.
@@ -138,7 +140,7 @@ func pyBootstrapPath(t testing.TB) string {
 func pyNeedInterpreter(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(pyInterpreter); err != nil {
-		t.Skipf("skipping: the Python runtime tests need %s (%v)", pyInterpreter, err)
+		testkit.Skipf(t, "skipping: the Python runtime tests need %s (%v)", pyInterpreter, err)
 	}
 }
 

@@ -42,10 +42,10 @@ func TestMain(m *testing.M) {
 func requireSandboxes(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("sandbox tests need root (namespaces, mounts, cgroups)")
+		testkit.Skip(t, "sandbox tests need root (namespaces, mounts, cgroups)")
 	}
 	if cgroups.Mode() == cgroups.Unavailable {
-		t.Skip("sandbox tests need cgroups (none mounted at /sys/fs/cgroup)")
+		testkit.Skip(t, "sandbox tests need cgroups (none mounted at /sys/fs/cgroup)")
 	}
 }
 
@@ -168,7 +168,7 @@ func probeCodeDir(t testing.TB) string {
 		}
 	})
 	if probeErr != nil {
-		t.Skipf("cannot build the probe program: %v", probeErr)
+		testkit.Skipf(t, "cannot build the probe program: %v", probeErr)
 	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // defaultTestPool is Owl's default pool (internal/config).
@@ -24,7 +26,7 @@ func newEgressManager(t testing.TB, spares int) *Manager {
 	t.Helper()
 	requireSandboxes(t)
 	if _, err := findNft(); err != nil {
-		t.Skip(err)
+		testkit.Skip(t, err)
 	}
 	m := newTestManagerWith(t, Config{Spares: spares, Egress: &EgressConfig{Pool: defaultTestPool}})
 	names := m.net.names
@@ -171,7 +173,7 @@ func TestEgressNeedsConfig(t *testing.T) {
 func TestStaleNetwork(t *testing.T) {
 	requireSandboxes(t)
 	if _, err := findNft(); err != nil {
-		t.Skip(err)
+		testkit.Skip(t, err)
 	}
 	inst := randomName("test")
 	names := NetworkNamesOf(inst)

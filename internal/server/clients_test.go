@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // awsClientEnv is the environment for AWS tools: the test's key pair and
@@ -52,7 +54,7 @@ func pythonWithBoto3(t *testing.T) string {
 		}
 		tried = append(tried, py)
 	}
-	t.Skipf("no python3 with boto3 (tried %v): pip install boto3 to run this test", tried)
+	testkit.Skipf(t, "no python3 with boto3 (tried %v): pip install boto3 to run this test", tried)
 	return ""
 }
 
@@ -138,7 +140,7 @@ func findAWSCLI(t *testing.T) awsCLI {
 	t.Helper()
 	bin, err := exec.LookPath("aws")
 	if err != nil {
-		t.Skip("no AWS CLI on PATH (aws): install it to run this test")
+		testkit.Skip(t, "no AWS CLI on PATH (aws): install it to run this test")
 	}
 	cmd := exec.Command(bin, "--version")
 	cmd.Env = awsClientEnv()
@@ -276,7 +278,7 @@ func TestAWSCLIInterpretedRuntimes(t *testing.T) {
 		t.Run(tc.prefix, func(t *testing.T) {
 			i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, tc.prefix) })
 			if i < 0 {
-				t.Skipf("no %s interpreter on this machine", tc.prefix)
+				testkit.Skipf(t, "no %s interpreter on this machine", tc.prefix)
 			}
 			runtime, name := runtimes.IDs()[i], "cli-"+tc.prefix
 			zipPath := filepath.Join(dir, name+".zip")

@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: real sandboxes use namespaces and cgroups")
+		testkit.Skip(t, "needs root: real sandboxes use namespaces and cgroups")
 	}
 }
 

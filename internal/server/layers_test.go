@@ -15,6 +15,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/owl-project/owl/internal/runtimes"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func TestLayers(t *testing.T) {
@@ -70,7 +72,7 @@ func TestLayers(t *testing.T) {
 	t.Run("python imports from /opt/python", func(t *testing.T) {
 		i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, "python3") })
 		if i < 0 {
-			t.Skip("no python3 interpreter on this machine")
+			testkit.Skip(t, "no python3 interpreter on this machine")
 		}
 		ts := ts.as(t)
 		_, err := sdk.CreateFunction(ctx, &lambda.CreateFunctionInput{
@@ -93,7 +95,7 @@ func TestLayers(t *testing.T) {
 
 	t.Run("custom runtime's bootstrap from /opt", func(t *testing.T) {
 		if _, err := os.Stat("/usr/bin/curl"); err != nil {
-			t.Skip("the shell bootstrap needs /usr/bin/curl")
+			testkit.Skip(t, "the shell bootstrap needs /usr/bin/curl")
 		}
 		ts := ts.as(t)
 		ts.createZip("opt-bootstrap", "provided.al2023", "bootstrap", makeZip(t, zipEntry{name: "README", body: "code without a bootstrap"}))
@@ -131,7 +133,7 @@ func TestLayers(t *testing.T) {
 
 	t.Run("delete keeps users working", func(t *testing.T) {
 		if _, err := os.Stat("/usr/bin/curl"); err != nil {
-			t.Skip("the shell bootstrap needs /usr/bin/curl")
+			testkit.Skip(t, "the shell bootstrap needs /usr/bin/curl")
 		}
 		if _, err := sdk.DeleteLayerVersion(ctx, &lambda.DeleteLayerVersionInput{LayerName: aws.String("shared"), VersionNumber: aws.Int64(1)}); err != nil {
 			t.Fatal(err)

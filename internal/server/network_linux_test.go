@@ -30,6 +30,8 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/sandbox"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // requireNft skips tests of the egress network on hosts without nft
@@ -39,7 +41,7 @@ func requireNft(t *testing.T) {
 	requireRoot(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		if _, err := os.Stat("/usr/sbin/nft"); err != nil {
-			t.Skip("needs the nft command (apt-get install nftables) for the egress network")
+			testkit.Skip(t, "needs the nft command (apt-get install nftables) for the egress network")
 		}
 	}
 }
@@ -60,7 +62,7 @@ func ipCmd(t *testing.T, args ...string) {
 func outsideHost(t *testing.T) (server netip.AddrPort, hostLink string) {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
+		testkit.Skip(t, "needs the ip command (iproute2)")
 	}
 	var r [4]byte
 	rand.Read(r[:])

@@ -23,6 +23,8 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/worker"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 const prewarmPython = `import json, os
@@ -103,7 +105,7 @@ func prewarmRuntimes(t *testing.T) []prewarmRuntime {
 		}
 	}
 	if len(out) == 0 {
-		t.Skip("no Python or Node.js interpreter on this machine")
+		testkit.Skip(t, "no Python or Node.js interpreter on this machine")
 	}
 	return out
 }

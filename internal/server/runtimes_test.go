@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func (ts *testServer) createZip(name, runtime, handler string, zip []byte) {
@@ -93,7 +95,7 @@ func TestInterpretedRuntimes(t *testing.T) {
 			// Whichever version of the interpreter this machine has.
 			i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, tc.runtime) })
 			if i < 0 {
-				t.Skipf("no %s interpreter on this machine (runtimes: %v)", tc.runtime, runtimes.IDs())
+				testkit.Skipf(t, "no %s interpreter on this machine (runtimes: %v)", tc.runtime, runtimes.IDs())
 			}
 			tc.runtime = runtimes.IDs()[i]
 			ts := ts.as(t)
@@ -141,7 +143,7 @@ func TestInterpretedRuntimes(t *testing.T) {
 	t.Run("init failure", func(t *testing.T) {
 		i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, "python3") })
 		if i < 0 {
-			t.Skip("no python3 interpreter on this machine")
+			testkit.Skip(t, "no python3 interpreter on this machine")
 		}
 		ts := ts.as(t)
 		ts.createZip("py-missing", runtimes.IDs()[i], "nope.handler", makeZip(t, zipEntry{name: "app.py", body: pythonApp}))
@@ -167,7 +169,7 @@ func TestInterpretedRuntimes(t *testing.T) {
 
 	t.Run("shell bootstrap example", func(t *testing.T) {
 		if _, err := os.Stat("/usr/bin/curl"); err != nil {
-			t.Skip("the shell example needs /usr/bin/curl")
+			testkit.Skip(t, "the shell example needs /usr/bin/curl")
 		}
 		ts := ts.as(t)
 		body, err := os.ReadFile("../../examples/hello-shell/bootstrap")

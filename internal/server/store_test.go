@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/owl-project/owl/internal/config"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // storeCycles is how many deploy cycles TestStoreDeployCycles runs:
@@ -293,7 +295,7 @@ func mountTmpfs(t *testing.T, sizeMB int) string {
 		t.Fatal(err)
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dm,mode=0700", sizeMB)); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
+		testkit.Skipf(t, "cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, 0); err != nil {

@@ -6,6 +6,7 @@ package testkit
 
 import (
 	"bytes"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -83,3 +84,32 @@ type notYet struct{}
 func (notYet) Error() string { return "not yet" }
 
 var errNotYet error = notYet{}
+
+// NoSkipEnv names the environment variable under which Skip and Skipf fail
+// the test instead of skipping it. .ci/run sets it: CI runs as root on a
+// host with every tool the tests use installed, so a test that would skip
+// there (for want of root, cgroups, nft, an interpreter, a client) is a
+// failure, not a silent pass that tests nothing.
+const NoSkipEnv = "OWL_TEST_NO_SKIP"
+
+// Skip skips t for want of something on the host (args say what), unless
+// NoSkipEnv is set: then it fails t. Skips that depend on the kind of
+// host (a cgroup v1 test on a v2 host) use t.Skip.
+func Skip(t testing.TB, args ...any) {
+	t.Helper()
+	if os.Getenv(NoSkipEnv) != "" {
+		t.Fatal(append([]any{"would skip (" + NoSkipEnv + " is set):"}, args...)...)
+		return
+	}
+	t.Skip(args...)
+}
+
+// Skipf is Skip with a format.
+func Skipf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(NoSkipEnv) != "" {
+		t.Fatalf("would skip ("+NoSkipEnv+" is set): "+format, args...)
+		return
+	}
+	t.Skipf(format, args...)
+}

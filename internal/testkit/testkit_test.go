@@ -3,6 +3,7 @@ package testkit
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,5 +43,32 @@ func TestPoll(t *testing.T) {
 	want := errors.New("never")
 	if err := Poll(20*time.Millisecond, func() error { return want }); err != want {
 		t.Errorf("Poll of a condition that never holds: %v, want its last error", err)
+	}
+}
+
+// recorder is a testing.TB that records Fatal and Skip instead of acting.
+type recorder struct {
+	testing.TB
+	failed, skipped string
+}
+
+func (r *recorder) Helper()                      {}
+func (r *recorder) Fatal(args ...any)            { r.failed = fmt.Sprint(args...) }
+func (r *recorder) Fatalf(f string, args ...any) { r.failed = fmt.Sprintf(f, args...) }
+func (r *recorder) Skip(args ...any)             { r.skipped = fmt.Sprint(args...) }
+func (r *recorder) Skipf(f string, args ...any)  { r.skipped = fmt.Sprintf(f, args...) }
+
+func TestSkip(t *testing.T) {
+	t.Setenv(NoSkipEnv, "")
+	r := &recorder{TB: t}
+	Skip(r, "no nft")
+	if r.skipped != "no nft" || r.failed != "" {
+		t.Errorf("without %s: skipped %q, failed %q", NoSkipEnv, r.skipped, r.failed)
+	}
+	t.Setenv(NoSkipEnv, "1")
+	r = &recorder{TB: t}
+	Skipf(r, "no %s", "python3")
+	if r.skipped != "" || !strings.Contains(r.failed, "no python3") {
+		t.Errorf("with %s: skipped %q, failed %q", NoSkipEnv, r.skipped, r.failed)
 	}
 }
