@@ -12,6 +12,12 @@
 // not boot, did not finish or timed out (also on a set-up error). The same binary is the guest init: run as pid 1 (or as the init's
 // test runner) it calls vmtest.Guest. The tests and their filters are in the guestTests table
 // below; package vmtest has the design.
+//
+// Arguments after the flags go to the test binaries, after the table's own
+// (as go test -args; the last value of a flag wins), for instance a
+// benchmark instead of the tests:
+//
+//	bash .ci/v2guest -run sandbox -timeout 90m -- -test.run '^$' -test.bench OOMKill -test.benchtime 5x
 package main
 
 import (
@@ -114,7 +120,12 @@ func host() int {
 	run := flag.String("run", "", "only the test binaries whose package contains this string (e.g. sandbox)")
 	verbose := flag.Bool("v", false, "log the qemu command line")
 	full := flag.Bool("full", false, "under TCG too, run every test of the KVM list (they time out against Lambda's deadlines there)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: v2guest [flags] [-- test binary flags, e.g. -test.run '^$' -test.bench OOMKill]\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	extra := flag.Args()
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -142,14 +153,9 @@ func host() int {
 	} else {
 		defer os.RemoveAll(scratch)
 	}
-	var tests []guestTest
-	for _, t := range guestTests {
-		if strings.Contains(t.pkg, *run) {
-			tests = append(tests, t)
-		}
-	}
+	tests := selectTests(*run, extra, *timeout)
 	tcg := !vmtest.KVMAvailable() && !*full
-	plan, initBin, err := prepare(ctx, log, root, scratch, tests, tcg)
+	plan, initBin, err := prepare(ctx, log, root, scratch, tests, tcg, extra)
 	if err != nil {
 		log.Error("preparing the guest", "err", err)
 		return 2
@@ -174,6 +180,23 @@ func host() int {
 	return 0
 }
 
+// selectTests returns the guestTests whose package contains run. With
+// extra test binary flags, a binary's timeout is the whole run's: what it
+// runs is then the caller's choice (a benchmark, say), which the table's
+// budget for its tests does not bound.
+func selectTests(run string, extra []string, runTimeout time.Duration) []guestTest {
+	var tests []guestTest
+	for _, t := range guestTests {
+		if strings.Contains(t.pkg, run) {
+			if len(extra) > 0 {
+				t.timeout = runTimeout
+			}
+			tests = append(tests, t)
+		}
+	}
+	return tests
+}
+
 // summarize prints the times and each test binary's result.
 func summarize(oc *vmtest.Outcome) {
 	fmt.Printf("v2guest: %s, accel %s, qemu wall time %.1fs\n", oc.Kernel, oc.Accel, oc.Wall.Seconds())
@@ -193,8 +216,9 @@ func summarize(oc *vmtest.Outcome) {
 
 // prepare builds the test binaries and the guest init into scratch,
 // warms the Go build cache with what the tests build at run time (so the
-// guest, much slower under TCG, only links) and returns the plan.
-func prepare(ctx context.Context, log *slog.Logger, root, scratch string, tests []guestTest, tcg bool) (vmtest.Plan, string, error) {
+// guest, much slower under TCG, only links) and returns the plan. extra
+// are flags for every test binary.
+func prepare(ctx context.Context, log *slog.Logger, root, scratch string, tests []guestTest, tcg bool, extra []string) (vmtest.Plan, string, error) {
 	var plan vmtest.Plan
 	bin := filepath.Join(scratch, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
@@ -267,29 +291,37 @@ func prepare(ctx context.Context, log *slog.Logger, root, scratch string, tests 
 		plan.Hide = append(plan.Hide, "/usr/bin/node")
 	}
 	for _, t := range tests {
-		args := []string{"-test.count=1", "-test.v", "-test.timeout=" + t.timeout.String()}
-		run, skip := t.run, ""
-		if tcg {
-			if t.tcgRun != "" {
-				run = t.tcgRun
-			}
-			skip = t.tcgSkip
-		}
-		if run != "" {
-			args = append(args, "-test.run="+run)
-		}
-		if skip != "" {
-			args = append(args, "-test.skip="+skip)
-		}
-		if t.parallel > 0 {
-			args = append(args, "-test.parallel="+strconv.Itoa(t.parallel))
-		}
-		plan.Tests = append(plan.Tests, vmtest.TestRun{
-			Name: t.pkg, Binary: filepath.Join(bin, filepath.Base(t.pkg)+".test"), Dir: filepath.Join(root, t.pkg),
-			Args: args, TimeoutSeconds: int((t.timeout + 2*time.Minute).Seconds()),
-		})
+		plan.Tests = append(plan.Tests, testRun(t, root, bin, tcg, extra))
 	}
 	return plan, initBin, nil
+}
+
+// testRun is how the guest runs t's test binary (built into bin; its
+// source in root): the table's filters, under TCG its TCG ones, then extra,
+// which win over them (the flag package keeps a flag's last value).
+func testRun(t guestTest, root, bin string, tcg bool, extra []string) vmtest.TestRun {
+	args := []string{"-test.count=1", "-test.v", "-test.timeout=" + t.timeout.String()}
+	run, skip := t.run, ""
+	if tcg {
+		if t.tcgRun != "" {
+			run = t.tcgRun
+		}
+		skip = t.tcgSkip
+	}
+	if run != "" {
+		args = append(args, "-test.run="+run)
+	}
+	if skip != "" {
+		args = append(args, "-test.skip="+skip)
+	}
+	if t.parallel > 0 {
+		args = append(args, "-test.parallel="+strconv.Itoa(t.parallel))
+	}
+	args = append(args, extra...)
+	return vmtest.TestRun{
+		Name: t.pkg, Binary: filepath.Join(bin, filepath.Base(t.pkg)+".test"), Dir: filepath.Join(root, t.pkg),
+		Args: args, TimeoutSeconds: int((t.timeout + 2*time.Minute).Seconds()),
+	}
 }
 
 func goCmd(ctx context.Context, dir string, env []string, args ...string) error {
