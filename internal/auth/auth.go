@@ -4,8 +4,8 @@
 // <dataDir>/credentials.json) and verifies the two ways clients prove they hold
 // them: AWS Signature Version 4 (the AWS CLI, boto3 and aws-sdk-go-v2 sign for
 // service "lambda" in any region) and "Authorization: Bearer <token>" (Owl's
-// own CLI). Failures are *Error values that carry the AWS error code,
-// message and HTTP status the API server must answer with.
+// own CLI). Failures are *lambdaerr.Error values that carry the AWS error
+// code, message and HTTP status (403) the API server must answer with.
 //
 // Verification is against what came over the wire: the request target as the
 // client sent it (r.RequestURI) and the exact body bytes, so handlers must
@@ -81,7 +81,7 @@ func NewAuthenticator(creds []Credentials) (*Authenticator, error) {
 
 // Authenticate checks r's Authorization header. body is the complete request
 // body, already read by the caller; SigV4 covers its hash. Every failure is an
-// *Error (HTTP 403) wrapping one of the Err* sentinels.
+// *lambdaerr.Error (HTTP 403) wrapping one of the Err* sentinels.
 func (a *Authenticator) Authenticate(r *http.Request, body []byte) (Principal, error) {
 	h, err := authorization(r)
 	if err != nil {
@@ -111,7 +111,7 @@ func (a *Authenticator) Authenticate(r *http.Request, body []byte) (Principal, e
 // signing time, a known access key — was checked, and Pending.Verify
 // finishes with the body.
 //
-// Every failure is an *Error, as from Authenticate.
+// Every failure is a *lambdaerr.Error, as from Authenticate.
 func (a *Authenticator) AuthenticateHeaders(r *http.Request) (Principal, *Pending, error) {
 	h, err := authorization(r)
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"github.com/aws/smithy-go/encoding/httpbinding"
 
 	"github.com/owl-project/owl/internal/testkit"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 var testCreds = Credentials{
@@ -61,15 +63,15 @@ func newAuthServer(t *testing.T) *authServer {
 		s.mu.Lock()
 		s.lastErr, s.principal = err, p
 		s.mu.Unlock()
-		var ae *Error
+		var ae *lambdaerr.Error
 		if errors.As(err, &ae) {
-			w.Header().Set("X-Amzn-ErrorType", ae.Code())
-			w.WriteHeader(ae.HTTPStatus())
-			_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.Message(), "Type": "User"})
+			w.Header().Set("X-Amzn-ErrorType", ae.Code)
+			w.WriteHeader(ae.Status())
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.Message, "Type": "User"})
 			return
 		}
 		if err != nil {
-			t.Errorf("Authenticate returned a non-*Error: %v", err)
+			t.Errorf("Authenticate returned a non-*lambdaerr.Error: %v", err)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{}")
@@ -390,9 +392,9 @@ func TestBearer(t *testing.T) {
 			if c.want == nil && (p.ID != "token" || p.Method != "bearer") {
 				t.Errorf("principal = %+v", p)
 			}
-			var ae *Error
-			if c.want != nil && (!errors.As(err, &ae) || ae.HTTPStatus() != http.StatusForbidden) {
-				t.Errorf("want *Error with status 403, got %#v", err)
+			var ae *lambdaerr.Error
+			if c.want != nil && (!errors.As(err, &ae) || ae.Status() != http.StatusForbidden) {
+				t.Errorf("want *lambdaerr.Error with status 403, got %#v", err)
 			}
 		})
 	}
@@ -413,13 +415,13 @@ func TestClockSkewMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Authenticate(r, nil)
-	var ae *Error
+	var ae *lambdaerr.Error
 	if !errors.As(err, &ae) || !errors.Is(err, ErrSignatureExpired) {
 		t.Fatalf("err = %v, want signature expired", err)
 	}
 	want := "Signature expired: 20240101T002400Z is now earlier than 20240101T002500Z (20240101T003000Z - 5 min.)"
-	if ae.Code() != "InvalidSignatureException" || ae.Message() != want {
-		t.Errorf("got %s %q, want InvalidSignatureException %q", ae.Code(), ae.Message(), want)
+	if ae.Code != "InvalidSignatureException" || ae.Message != want {
+		t.Errorf("got %s %q, want InvalidSignatureException %q", ae.Code, ae.Message, want)
 	}
 	a.MaxClockSkew = DefaultMaxClockSkew
 	if _, err := a.Authenticate(r, nil); err != nil {

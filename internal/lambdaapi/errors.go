@@ -2,13 +2,11 @@ package lambdaapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 )
@@ -17,15 +15,14 @@ import (
 // in X-Amzn-ErrorType, and a JSON body botocore and aws-sdk-go-v2 parse.
 // This is the only place errors become HTTP.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *auth.Error
-	if errors.As(err, &ae) {
+	if le := lambdaerr.As(err); lambdaerr.IsAuthentication(le.Code) {
 		// At most one line a second: a flood of unauthenticated requests
 		// must not become a flood of log lines.
 		if n, ok := a.authLogs.allow(time.Now()); ok {
-			a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", ae.Error(),
+			a.logger.Info("request not authenticated", "method", r.Method, "path", r.URL.Path, "err", le.Error(),
 				"remote", r.RemoteAddr, "suppressed_since_last", n)
 		}
-		writeJSONError(w, ae.HTTPStatus(), ae.Code(), map[string]any{"message": ae.Message()})
+		writeJSONError(w, le.Status(), le.Code, map[string]any{"message": le.Message})
 		return
 	}
 	if registry.IsInvalidKey(err) {

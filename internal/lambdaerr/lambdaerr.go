@@ -5,6 +5,7 @@
 package lambdaerr
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -23,17 +24,19 @@ const (
 	TooManyRequests           = "TooManyRequestsException"
 	CodeStorageExceeded       = "CodeStorageExceededException"
 	Service                   = "ServiceException"
-	ResourceNotReady          = "ResourceNotReadyException"
-	UnsupportedMediaType      = "UnsupportedMediaTypeException"
-	UnrecognizedClient        = "UnrecognizedClientException"
-	InvalidSignature          = "InvalidSignatureException"
-	MissingAuthenticationTok  = "MissingAuthenticationTokenException"
 	UnknownOperation          = "UnknownOperationException"
 	ProvisionedConfigNotFound = "ProvisionedConcurrencyConfigNotFoundException"
 	// ServiceUnavailable is Owl's own: the node cannot take a write now
 	// (its data directory is below the disk reserve) but will once space
 	// is freed. 503 with Retry-After, so SDKs retry it later.
 	ServiceUnavailable = "ServiceUnavailableException"
+
+	// Authentication failures (internal/auth), all 403. AWS's body for
+	// them is {"message": ...} alone: IsAuthentication tells them apart.
+	MissingAuthenticationToken = "MissingAuthenticationTokenException"
+	UnrecognizedClient         = "UnrecognizedClientException"
+	IncompleteSignature        = "IncompleteSignatureException"
+	InvalidSignature           = "InvalidSignatureException"
 )
 
 var statuses = map[string]int{
@@ -48,14 +51,53 @@ var statuses = map[string]int{
 	TooManyRequests:           429,
 	CodeStorageExceeded:       400,
 	Service:                   500,
-	ResourceNotReady:          502,
-	UnsupportedMediaType:      415,
-	UnrecognizedClient:        403,
-	InvalidSignature:          403,
-	MissingAuthenticationTok:  403,
 	UnknownOperation:          404,
 	ProvisionedConfigNotFound: 404,
 	ServiceUnavailable:        503,
+
+	MissingAuthenticationToken: 403,
+	UnrecognizedClient:         403,
+	IncompleteSignature:        403,
+	InvalidSignature:           403,
+}
+
+// IsAuthentication reports whether code is an authentication failure's.
+func IsAuthentication(code string) bool {
+	switch code {
+	case MissingAuthenticationToken, UnrecognizedClient, IncompleteSignature, InvalidSignature:
+		return true
+	}
+	return false
+}
+
+// Function error types: the errorType of a failed invocation's payload
+// (answered 200 with X-Amz-Function-Error: Unhandled), as Lambda names
+// them. A runtime may report types of its own; these are the ones Owl
+// reports itself.
+const (
+	// FunctionUnhandled is a runtime's /error post that names no type.
+	FunctionUnhandled = "Unhandled"
+	// FunctionResponseSizeTooLarge is a result above the response limit.
+	FunctionResponseSizeTooLarge = "Function.ResponseSizeTooLarge"
+	// RuntimeUnknown is an /init/error post that names no type.
+	RuntimeUnknown = "Runtime.Unknown"
+	// RuntimeExitError is a runtime process that exited (or was killed,
+	// as on an out-of-memory) before it answered.
+	RuntimeExitError = "Runtime.ExitError"
+	// RuntimeInvalidEntrypoint is a runtime that could not be started.
+	RuntimeInvalidEntrypoint = "Runtime.InvalidEntrypoint"
+	// SandboxTimedout is an invocation (or init) past its timeout.
+	SandboxTimedout = "Sandbox.Timedout"
+)
+
+// ErrorBody is the payload of a function error Owl reports:
+// Lambda's {"errorType": ..., "errorMessage": ...}.
+func ErrorBody(errorType, message string) []byte {
+	b, _ := json.Marshal(struct { // two strings: cannot fail
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{message, errorType})
+	return b
 }
 
 // Error is a Lambda service error.

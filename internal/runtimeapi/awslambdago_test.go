@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/testkit"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 // functions are the testdata commands.
@@ -320,7 +322,7 @@ func TestAWSLambdaGoStream(t *testing.T) {
 			}
 		}, false},
 		{"response over the limit", `{"size":6291557}`, func(t *testing.T, out Outcome, err error) {
-			if err != nil || !out.IsError || out.ErrorType != ErrorTypeResponseSizeTooLarge {
+			if err != nil || !out.IsError || out.ErrorType != lambdaerr.FunctionResponseSizeTooLarge {
 				t.Fatalf("Invoke = %+v (%.200s), %v; want ResponseSizeTooLarge", out, out.Payload, err)
 			}
 		}, true}, // aws-lambda-go dies of any status but 202

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 // Tests of the HTTP connection handling itself (conn.go), over raw
@@ -131,7 +133,7 @@ func TestConnExpectContinue(t *testing.T) {
 		t.Fatalf("status %d, close %v; want 413 and a close", resp.StatusCode, resp.Close)
 	}
 	wantClosed(t, br)
-	if res := receive(t, invCh); res.err != nil || res.out.ErrorType != ErrorTypeResponseSizeTooLarge {
+	if res := receive(t, invCh); res.err != nil || res.out.ErrorType != lambdaerr.FunctionResponseSizeTooLarge {
 		t.Fatalf("Invoke = %+v, %v", res.out, res.err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 const pathPrefix = "/2018-06-01/runtime/"
@@ -230,7 +232,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request, id string, isErr
 		return
 	}
 	if tooLarge {
-		s.finish(id, Outcome{Payload: s.tooLargeBody, ErrorType: ErrorTypeResponseSizeTooLarge, IsError: true})
+		s.finish(id, Outcome{Payload: s.tooLargeBody, ErrorType: lambdaerr.FunctionResponseSizeTooLarge, IsError: true})
 		s.fail(w, r, http.StatusRequestEntityTooLarge, errRequestEntityTooLarge, s.tooLargeMsg)
 		return
 	}
@@ -257,7 +259,7 @@ func makeOutcome(r *http.Request, body []byte, isError bool) Outcome {
 			if isError {
 				payload = body
 			} else {
-				payload = errorJSON("The runtime reported "+t+" in a trailer.", t)
+				payload = lambdaerr.ErrorBody(t, "The runtime reported "+t+" in a trailer.")
 			}
 		}
 		return Outcome{Payload: payload, ErrorType: t, IsError: true}
@@ -270,7 +272,7 @@ func makeOutcome(r *http.Request, body []byte, isError bool) Outcome {
 		t = parseErrorObject(body).ErrorType
 	}
 	if t == "" {
-		t = ErrorTypeUnhandled
+		t = lambdaerr.FunctionUnhandled
 	}
 	return Outcome{Payload: body, ErrorType: t, IsError: true}
 }
@@ -299,7 +301,7 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
 		ie.Type = obj.ErrorType
 	}
 	if ie.Type == "" {
-		ie.Type = ErrorTypeRuntimeUnknown
+		ie.Type = lambdaerr.RuntimeUnknown
 	}
 
 	s.mu.Lock()
@@ -341,17 +343,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, errTyp
 		slog.Int("status", status), slog.String("errorType", errType), slog.String("errorMessage", msg))
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
-	w.Write(errorJSON(msg, errType))
+	w.Write(lambdaerr.ErrorBody(errType, msg))
 }
 
 type errorObject struct {
 	ErrorMessage string `json:"errorMessage"`
 	ErrorType    string `json:"errorType"`
-}
-
-func errorJSON(msg, errType string) []byte {
-	b, _ := json.Marshal(errorObject{ErrorMessage: msg, ErrorType: errType}) // cannot fail
-	return b
 }
 
 // parseErrorObject extracts errorType and errorMessage from an error body;

@@ -9,22 +9,13 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 // DefaultMaxResponseBytes is Lambda's limit on a synchronous response
 // payload, and the default of Config.MaxResponseBytes.
 const DefaultMaxResponseBytes = 6291556
-
-// Error types this package puts in an Outcome or InitError of its own accord.
-const (
-	// ErrorTypeUnhandled is the type of an /error post that names none.
-	ErrorTypeUnhandled = "Unhandled"
-	// ErrorTypeResponseSizeTooLarge is the outcome of a result body above
-	// Config.MaxResponseBytes.
-	ErrorTypeResponseSizeTooLarge = "Function.ResponseSizeTooLarge"
-	// ErrorTypeRuntimeUnknown is the type of an /init/error post that names none.
-	ErrorTypeRuntimeUnknown = "Runtime.Unknown"
-)
 
 var (
 	// ErrClosed is returned by Invoke and WaitReady after Close.
@@ -161,7 +152,7 @@ const (
 type Server struct {
 	log          *slog.Logger
 	maxBody      int64
-	tooLargeBody []byte // the Outcome.Payload of ErrorTypeResponseSizeTooLarge
+	tooLargeBody []byte // the Outcome.Payload of lambdaerr.FunctionResponseSizeTooLarge
 	tooLargeMsg  string
 
 	// Channels are made by New and never replaced.
@@ -219,7 +210,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.idle.L = &s.mu
 	s.tooLargeMsg = "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(maxBody, 10) + " bytes)."
-	s.tooLargeBody = errorJSON(s.tooLargeMsg, ErrorTypeResponseSizeTooLarge)
+	s.tooLargeBody = lambdaerr.ErrorBody(lambdaerr.FunctionResponseSizeTooLarge, s.tooLargeMsg)
 	return s, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 func TestNextDeliversInvocation(t *testing.T) {
@@ -150,7 +152,7 @@ func TestSequentialInvokes(t *testing.T) {
 			t.Fatalf("invoke %d: %v", i, err)
 		}
 		wantErr := i%5 == 4
-		if string(out.Payload) != "echo:"+payload || out.IsError != wantErr || (wantErr && out.ErrorType != ErrorTypeUnhandled) {
+		if string(out.Payload) != "echo:"+payload || out.IsError != wantErr || (wantErr && out.ErrorType != lambdaerr.FunctionUnhandled) {
 			t.Fatalf("invoke %d = %+v (%q), want echo:%s, IsError %v", i, out, out.Payload, payload, wantErr)
 		}
 	}
@@ -206,7 +208,7 @@ func TestResultRules(t *testing.T) {
 		want  Outcome // the outcome of req-1
 	}{
 		{"response", []step{{"req-1", "response", 202, ""}}, Outcome{Payload: []byte("r")}},
-		{"error", []step{{"req-1", "error", 202, ""}}, Outcome{Payload: []byte("e"), ErrorType: ErrorTypeUnhandled, IsError: true}},
+		{"error", []step{{"req-1", "error", 202, ""}}, Outcome{Payload: []byte("e"), ErrorType: lambdaerr.FunctionUnhandled, IsError: true}},
 		{"unknown id, then response", []step{
 			{"req-0", "response", 400, errInvalidRequestID},
 			{"req-2", "error", 400, errInvalidRequestID},
@@ -219,7 +221,7 @@ func TestResultRules(t *testing.T) {
 		{"response after error", []step{
 			{"req-1", "error", 202, ""},
 			{"req-1", "response", 403, errInvalidStateTransition},
-		}, Outcome{Payload: []byte("e"), ErrorType: ErrorTypeUnhandled, IsError: true}},
+		}, Outcome{Payload: []byte("e"), ErrorType: lambdaerr.FunctionUnhandled, IsError: true}},
 		{"error after response", []step{
 			{"req-1", "response", 202, ""},
 			{"req-1", "error", 403, errInvalidStateTransition},
@@ -294,7 +296,7 @@ func TestResultOutcome(t *testing.T) {
 			Outcome{Payload: []byte(trailerBody), ErrorType: "streamBroken", IsError: true}},
 		{"response failed mid-stream, trailer body not base64", "response", `{"partial":`, true, nil,
 			http.Header{hdrErrorType: {"streamBroken"}, hdrErrorBody: {"%%%"}},
-			Outcome{Payload: errorJSON("The runtime reported streamBroken in a trailer.", "streamBroken"), ErrorType: "streamBroken", IsError: true}},
+			Outcome{Payload: lambdaerr.ErrorBody("streamBroken", "The runtime reported streamBroken in a trailer."), ErrorType: "streamBroken", IsError: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
@@ -616,7 +618,7 @@ func TestConfig(t *testing.T) {
 		r := c.request(ctx, http.MethodPost, apiBase+"/invocation/req-1/response", chunked{strings.NewReader("01234567890")}, nil, nil)
 		wantStatus(t, r, http.StatusRequestEntityTooLarge, errRequestEntityTooLarge)
 		res := receive(t, invCh)
-		if res.out.ErrorType != ErrorTypeResponseSizeTooLarge || !bytes.Contains(res.out.Payload, []byte("(10 bytes)")) {
+		if res.out.ErrorType != lambdaerr.FunctionResponseSizeTooLarge || !bytes.Contains(res.out.Payload, []byte("(10 bytes)")) {
 			t.Fatalf("Invoke = %+v (%q), want ResponseSizeTooLarge naming 10 bytes", res.out, res.out.Payload)
 		}
 	})
@@ -632,7 +634,7 @@ func TestConfig(t *testing.T) {
 		// smaller one, or call /next.
 		wantAccepted(t, c.request(ctx, http.MethodPost, apiBase+"/init/error", strings.NewReader("{}"), nil, nil))
 		var ie *InitError
-		if err := s.WaitReady(ctx); !errors.As(err, &ie) || ie.Type != ErrorTypeRuntimeUnknown {
+		if err := s.WaitReady(ctx); !errors.As(err, &ie) || ie.Type != lambdaerr.RuntimeUnknown {
 			t.Fatalf("WaitReady = %v, want a Runtime.Unknown InitError", err)
 		}
 	})

@@ -25,6 +25,8 @@ import (
 	"github.com/owl-project/owl/internal/runtimeapi"
 
 	"github.com/owl-project/owl/internal/testkit"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 const (
@@ -916,8 +918,8 @@ exports.handler = async (event) => event.big ? 'z'.repeat(7 << 20) : 'small';
 `})
 	p := nodeRun(t, root, "app.handler")
 	out, _ := p.invoke(`{"big":true}`)
-	if !out.IsError || out.ErrorType != runtimeapi.ErrorTypeResponseSizeTooLarge {
-		t.Errorf("7 MiB result: %+v, want %s", out, runtimeapi.ErrorTypeResponseSizeTooLarge)
+	if !out.IsError || out.ErrorType != lambdaerr.FunctionResponseSizeTooLarge {
+		t.Errorf("7 MiB result: %+v, want %s", out, lambdaerr.FunctionResponseSizeTooLarge)
 	}
 	// The runtime survives the refusal and serves the next invocation.
 	nodeWantResult(t, p.invokeOK(`{}`), `"small"`)

@@ -23,6 +23,8 @@ import (
 	"github.com/owl-project/owl/internal/runtimeapi"
 
 	"github.com/owl-project/owl/internal/testkit"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
 // pyInterpreter is the interpreter Owl's python3.x runtimes run in the sandbox.
@@ -793,8 +795,8 @@ func TestPythonResponseTooLarge(t *testing.T) {
 	})
 	p.ready(t)
 	_, out := p.invoke(t, pyInvocation{payload: `{"n":1000000}`})
-	if out.ErrorType != runtimeapi.ErrorTypeResponseSizeTooLarge {
-		t.Fatalf("outcome = %+v, want %s", out, runtimeapi.ErrorTypeResponseSizeTooLarge)
+	if out.ErrorType != lambdaerr.FunctionResponseSizeTooLarge {
+		t.Fatalf("outcome = %+v, want %s", out, lambdaerr.FunctionResponseSizeTooLarge)
 	}
 	// The runtime carries on after the platform refused its response.
 	var s string

@@ -180,8 +180,8 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
 		// The code has no runnable bootstrap: the function's fault, reported
 		// as Lambda does, not a platform error.
-		return nil, 0, nil, &initFailed{dur: time.Since(t0), errType: "Runtime.InvalidEntrypoint",
-			body: errorBody("Runtime.InvalidEntrypoint", fmt.Sprintf("Error: %v", err))}
+		return nil, 0, nil, &initFailed{dur: time.Since(t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
+			body: lambdaerr.ErrorBody(lambdaerr.RuntimeInvalidEntrypoint, fmt.Sprintf("Error: %v", err))}
 	}
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
@@ -238,11 +238,11 @@ func (w *Worker) serve(ctx context.Context, sb *sandbox.Sandbox, key poolKey, id
 	case errors.As(err, &ie):
 		fail.errType = ie.Type
 		if fail.errType == "" {
-			fail.errType = "Runtime.Unknown"
+			fail.errType = lambdaerr.RuntimeUnknown
 		}
 		fail.body = ie.Body
 		if !json.Valid(fail.body) || len(fail.body) == 0 {
-			fail.body = errorBody(fail.errType, ie.Message)
+			fail.body = lambdaerr.ErrorBody(fail.errType, ie.Message)
 		}
 	case exited.Err() != nil:
 		<-sb.Done()
@@ -252,8 +252,8 @@ func (w *Worker) serve(ctx context.Context, sb *sandbox.Sandbox, key poolKey, id
 		w.destroy(e)
 		return nil, 0, nil, fmt.Errorf("starting %s: %w", id, ctx.Err())
 	default:
-		fail.errType = "Sandbox.Timedout"
-		fail.body = errorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
+		fail.errType = lambdaerr.SandboxTimedout
+		fail.body = lambdaerr.ErrorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
 	}
 	fail.maxMemMB = e.maxMemoryMB()
 	lines := e.logs.take()

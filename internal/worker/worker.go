@@ -10,7 +10,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -243,7 +242,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 			<-e.sb.Done()
 			res = exitResult(req.RequestID, e.sb)
 		case ctx.Err() == nil && time.Now().After(deadline.Add(-time.Millisecond)):
-			res = &Result{FunctionError: true, ErrorType: "Sandbox.Timedout", Payload: errorBody("Sandbox.Timedout",
+			res = &Result{FunctionError: true, ErrorType: lambdaerr.SandboxTimedout, Payload: lambdaerr.ErrorBody(lambdaerr.SandboxTimedout,
 				fmt.Sprintf("RequestId: %s Error: Task timed out after %d.00 seconds", req.RequestID, fn.Timeout))}
 		default:
 			// The caller went away; the environment's state is unknown.
@@ -322,16 +321,8 @@ func exitResult(requestID string, sb *sandbox.Sandbox) *Result {
 	if err := sb.ExitError(); err != nil {
 		reason = err.Error()
 	}
-	return &Result{FunctionError: true, ErrorType: "Runtime.ExitError", Payload: errorBody("Runtime.ExitError",
+	return &Result{FunctionError: true, ErrorType: lambdaerr.RuntimeExitError, Payload: lambdaerr.ErrorBody(lambdaerr.RuntimeExitError,
 		fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", requestID, reason))}
-}
-
-func errorBody(typ, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{typ, msg})
-	return b
 }
 
 // initFailed is a runtime that failed before it was ready.
