@@ -29,7 +29,7 @@ func newServeCmd() *cobra.Command {
 NATS server with JetStream storing under --data, and the sandboxes functions run in.
 
 Every flag has an environment variable: --addr is OWL_ADDR, --memory-budget is
-OWL_MEMORY_BUDGET, and so on; flags win over the environment.
+OWL_MEMORY_BUDGET, and so on; flags win over the environment (docs/settings.md).
 Credentials come from OWL_ACCESS_KEY_ID/OWL_SECRET_ACCESS_KEY and OWL_TOKEN; those
 unset are generated on first start and stored (mode 0600) in <data>/credentials.json.
 

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting is one of `owl serve`'s settings: the one place that names it. The
+// flag (--Name), the environment variable (Env), the --help text and the
+// settings list in docs/settings.md all come from this table, so a new
+// setting is one row here, its Config field and its check in Validate.
+type Setting struct {
+	// Name is the flag's name, e.g. "memory-budget".
+	Name string
+	// Help is the one-line description for --help and the docs.
+	Help string
+	// Field points at the Config field the setting sets: a *string, *int,
+	// *int64, *float64, *bool or *time.Duration.
+	Field func(c *Config) any
+	// EnvOnly settings have no flag: secrets, which a command line would
+	// show to every user of the host (ps, /proc/PID/cmdline).
+	EnvOnly bool
+}
+
+// Env is the setting's environment variable: OWL_ and the name in upper
+// snake case (memory-budget: OWL_MEMORY_BUDGET).
+func (s Setting) Env() string {
+	return "OWL_" + strings.ToUpper(strings.ReplaceAll(s.Name, "-", "_"))
+}
+
+// Settings is every setting of `owl serve`, in the order --help and the
+// docs list them.
+var Settings = []Setting{
+	{Name: "addr", Help: "API listen address HOST:PORT", Field: func(c *Config) any { return &c.Addr }},
+	{Name: "data", Help: "data directory: the store, the code cache, the credentials", Field: func(c *Config) any { return &c.DataDir }},
+	{Name: "region", Help: "the region in ARNs", Field: func(c *Config) any { return &c.Region }},
+	{Name: "account-id", Help: "the 12-digit account ID in ARNs", Field: func(c *Config) any { return &c.AccountID }},
+	{Name: "shutdown-timeout", Help: "how long in-flight invocations may finish on SIGTERM", Field: func(c *Config) any { return &c.ShutdownTimeout }},
+	{Name: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
+	{Name: "code-storage-limit", Help: "bytes of code (functions, versions, layers) the installation may store", Field: func(c *Config) any { return &c.CodeStorageLimit }},
+	{Name: "concurrency-limit", Help: "invocations running at once on this node", Field: func(c *Config) any { return &c.ConcurrencyLimit }},
+	{Name: "memory-budget", Help: "MB of memory for execution environments, all capped together by one cgroup (default: RAM less a reserve)", Field: func(c *Config) any { return &c.MemoryBudgetMB }},
+	{Name: "memory-overcommit", Help: "admit environments whose memory adds up to budget × this factor", Field: func(c *Config) any { return &c.MemoryOvercommit }},
+	{Name: "capacity-wait", Help: "how long an invocation waits for memory before 429", Field: func(c *Config) any { return &c.CapacityWait }},
+	{Name: "idle-timeout", Help: "keep-alive of an idle environment", Field: func(c *Config) any { return &c.IdleTimeout }},
+	{Name: "max-lifetime", Help: "retire environments older than this once idle", Field: func(c *Config) any { return &c.MaxLifetime }},
+	{Name: "freeze-after", Help: "freeze idle environments after this; 0 never", Field: func(c *Config) any { return &c.FreezeAfter }},
+	{Name: "prewarm", Help: "pre-warmed environments kept per Python/Node.js runtime; 0 disables", Field: func(c *Config) any { return &c.Prewarm }},
+	{Name: "network-egress", Help: "let functions reach the host's networks (Network egress, the default); false: loopback only", Field: func(c *Config) any { return &c.NetworkEgress }},
+	{Name: "network-cidr", Help: "IPv4 range of the sandboxes' addresses, shared by the instances of the host", Field: func(c *Config) any { return &c.NetworkCIDR }},
+	{Name: "disk-reserve", Help: "MB kept free on the data dir's disk for deletions; writes needing space are refused below it", Field: func(c *Config) any { return &c.DiskReserveMB }},
+	{Name: "store-collect-interval", Help: "how often unreferenced code, logs of deleted functions and orphaned uploads are collected", Field: func(c *Config) any { return &c.StoreCollectInterval }},
+	{Name: "max-connections", Help: "API connections open at once; one more is answered 503", Field: func(c *Config) any { return &c.MaxConnections }},
+	{Name: "max-body-memory", Help: "MB of request bodies held at once; past it requests get 429", Field: func(c *Config) any { return &c.MaxBodyMemoryMB }},
+	{Name: "access-key-id", Help: "the access key ID SigV4 clients sign with (generated and stored in the data dir when unset)", Field: func(c *Config) any { return &c.AccessKeyID }, EnvOnly: true},
+	{Name: "secret-access-key", Help: "its secret key (generated with it when unset)", Field: func(c *Config) any { return &c.SecretAccessKey }, EnvOnly: true},
+	{Name: "token", Help: "the bearer token Owl's own client sends (generated when unset)", Field: func(c *Config) any { return &c.Token }, EnvOnly: true},
+}
+
+// Lookup returns the setting named name.
+func Lookup(name string) (Setting, bool) {
+	for _, s := range Settings {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// Set parses v into c's field for s, the one parser of flags and
+// environment alike. The error says what was wanted, not where v came
+// from: the caller names the flag or variable.
+func (s Setting) Set(c *Config, v string) error {
+	switch p := s.Field(c).(type) {
+	case *string:
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q: not an integer", v)
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q: not an integer", v)
+		}
+		*p = n
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q: not a number", v)
+		}
+		*p = f
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q: not a boolean (true or false)", v)
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q: not a duration (like 30s)", v)
+		}
+		*p = d
+	default:
+		panic(fmt.Sprintf("config: setting %s has a field of type %T", s.Name, p))
+	}
+	return nil
+}
+
+// Get is c's value of s, as Set would parse it (and --help shows it).
+func (s Setting) Get(c *Config) string {
+	switch p := s.Field(c).(type) {
+	case *string:
+		return *p
+	case *int:
+		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	case *float64:
+		return strconv.FormatFloat(*p, 'g', -1, 64)
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *time.Duration:
+		return p.String()
+	default:
+		panic(fmt.Sprintf("config: setting %s has a field of type %T", s.Name, p))
+	}
+}
+
+// FromEnv applies the OWL_* environment variables on top of c. Bad values
+// are errors naming the variable, all of them at once.
+func (c *Config) FromEnv(getenv func(string) string) error {
+	var errs []error
+	for _, s := range Settings {
+		if v := getenv(s.Env()); v != "" {
+			if err := s.Set(c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%w", s.Env(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SettingsMarkdown is the settings list of docs/settings.md: every setting
+// with its flag, variable, default and description. Defaults that depend
+// on the host (the data dir, the memory budget) are described, not shown.
+func SettingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | what it sets |\n|---|---|---|---|\n")
+	def := Default()
+	for _, s := range Settings {
+		flag := "`--" + s.Name + "`"
+		if s.EnvOnly {
+			flag = "(none: a secret)"
+		}
+		d := "`" + s.Get(&def) + "`"
+		switch s.Name {
+		case "data":
+			d = "`$OWL_DATA` or `~/.owl`"
+		case "memory-budget":
+			d = "RAM less max(512 MB, RAM/10)"
+		}
+		if s.Get(&def) == "" {
+			d = "(generated)"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flag, s.Env(), d, s.Help)
+	}
+	return b.String()
+}
