@@ -187,31 +187,49 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 		return nil, err
 	}
 	defer w.leave(fn.Name)
+	d, failed, err := w.deliver(ctx, fn, req)
+	if failed != nil || err != nil {
+		return failed, err
+	}
+	return w.conclude(fn, req, d)
+}
 
-	var (
-		e               *env
-		initDur         time.Duration
-		initLines       []string
-		out             runtimeapi.Outcome
-		ierr            error
-		start, deadline time.Time
-	)
+// delivery is one invocation handed to an environment, and how it ended.
+type delivery struct {
+	e         *env
+	initDur   time.Duration // the cold start's, when this delivery made e
+	initLines []string      // the log lines of that start
+	start     time.Time
+	dur       time.Duration
+	out       runtimeapi.Outcome
+	err       error // the Runtime API's: no outcome (see conclude)
+	// timedOut: the function's own deadline ended it, not the caller
+	// leaving and not the runtime exiting.
+	timedOut bool
+}
+
+// deliver acquires an environment of fn (starting one if need be) and
+// runs req on it, up to fn's timeout. A runtime that exited between two
+// invocations before taking this one gets it redelivered to a fresh
+// environment. A runtime that failed to initialise is a function error
+// Result (failed); err is a platform or admission error.
+func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request) (d *delivery, failed *Result, err error) {
 	for attempt := 1; ; attempt++ {
-		var err error
-		e, initDur, initLines, err = w.acquire(ctx, fn)
+		d = &delivery{}
+		d.e, d.initDur, d.initLines, err = w.acquire(ctx, fn)
 		var initFailure *initFailed
 		if errors.As(err, &initFailure) {
-			return w.failedInit(fn, req, initFailure, initLines), nil
+			return nil, w.failedInit(fn, req, initFailure, d.initLines), nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 
-		start = time.Now()
-		deadline = start.Add(time.Duration(fn.Timeout) * time.Second)
+		d.start = time.Now()
+		deadline := d.start.Add(time.Duration(fn.Timeout) * time.Second)
 		ictx, cancel := context.WithDeadline(ctx, deadline)
-		stop := context.AfterFunc(e.exited, cancel)
-		out, ierr = e.api.Invoke(ictx, runtimeapi.Invocation{
+		stop := context.AfterFunc(d.e.exited, cancel)
+		d.out, d.err = d.e.api.Invoke(ictx, runtimeapi.Invocation{
 			RequestID:     req.RequestID,
 			Deadline:      deadline,
 			FunctionARN:   invokedARN(w.cfg.Region, w.cfg.AccountID, fn, req),
@@ -219,38 +237,49 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 			ClientContext: req.ClientContext,
 			Payload:       req.Payload,
 		})
+		d.dur = time.Since(d.start)
+		// The deadline was the function's (the caller's own deadline or
+		// departure ends ctx too) and it ended the invocation, not the
+		// runtime's exit (which cancels ictx first).
+		d.timedOut = d.err != nil && errors.Is(ictx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		stop()
 		cancel()
-		if errors.Is(ierr, runtimeapi.ErrWithdrawn) && e.exited.Err() != nil && ctx.Err() == nil && attempt < maxDeliveries {
+		if errors.Is(d.err, runtimeapi.ErrWithdrawn) && d.e.exited.Err() != nil && ctx.Err() == nil && attempt < maxDeliveries {
 			// The runtime exited between two invocations (aws-lambda-go
 			// does right after reporting a panic or a refused response),
 			// before it took this event: the function never saw it, so it
 			// goes to a fresh environment, as Lambda re-initialises a
 			// sandbox whose runtime exited.
-			w.destroy(e)
+			w.destroy(d.e)
 			continue
 		}
-		break
+		return d, nil, nil
 	}
-	dur := time.Since(start)
+}
 
-	res := &Result{Payload: out.Payload, FunctionError: out.IsError, ErrorType: out.ErrorType}
-	reusable := ierr == nil
-	if ierr != nil {
+// conclude turns a delivery into the invocation's Result and REPORT, and
+// gives its environment back (or destroys it, when the invocation did not
+// end with an outcome: the runtime exited, timed out, or the caller left
+// and the environment's state is unknown).
+func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Result, error) {
+	e := d.e
+	res := &Result{Payload: d.out.Payload, FunctionError: d.out.IsError, ErrorType: d.out.ErrorType}
+	reusable := d.err == nil
+	if d.err != nil {
 		switch {
 		case e.exited.Err() != nil:
 			<-e.sb.Done()
 			res = exitResult(req.RequestID, e.sb)
-		case ctx.Err() == nil && time.Now().After(deadline.Add(-time.Millisecond)):
+		case d.timedOut:
 			res = &Result{FunctionError: true, ErrorType: lambdaerr.SandboxTimedout, Payload: lambdaerr.ErrorBody(lambdaerr.SandboxTimedout,
 				fmt.Sprintf("RequestId: %s Error: Task timed out after %d.00 seconds", req.RequestID, fn.Timeout))}
 		default:
 			// The caller went away; the environment's state is unknown.
 			w.destroy(e)
-			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, ierr)
+			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
 	}
-	lines := append(initLines, e.logs.take()...)
+	lines := append(d.initLines, e.logs.take()...)
 	maxMem := e.maxMemoryMB()
 	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
 		// Killed at its limit (the peak can stop a few pages short of it
@@ -262,7 +291,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	} else {
 		w.release(e)
 	}
-	rep := telemetry.Report{RequestID: req.RequestID, Duration: dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: initDur}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: d.initDur}
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
