@@ -4,7 +4,12 @@ package internal_test
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -78,6 +83,48 @@ func TestDependenciesPointOneWay(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// maxFuncLines is the longest a function may be without its doc comment
+// saying why ("It is long because ...").
+const maxFuncLines = 80
+
+// TestLongFunctionsSayWhy: a function over maxFuncLines lines is usually
+// several functions; one that is not says why in its doc comment.
+func TestLongFunctionsSayWhy(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, root := range []string{".", "../cmd"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
+			if err != nil {
+				return err
+			}
+			for _, decl := range f.Decls {
+				fd, ok := decl.(*ast.FuncDecl)
+				if !ok || fd.Body == nil {
+					continue
+				}
+				n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+				if n > maxFuncLines && (fd.Doc == nil || !strings.Contains(fd.Doc.Text(), "long because")) {
+					t.Errorf("%s: %s is %d lines and its doc comment does not say why (\"It is long because ...\"); split it or say why",
+						fset.Position(fd.Pos()), fd.Name.Name, n)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -64,6 +64,9 @@ func sleepMS(payload []byte) int {
 // without any environment: every invocation has to find or make one, which
 // is what scaling from zero costs. The original environment is restored at
 // the end. Without Fresh, the burst runs against whatever is warm.
+//
+// It is long because it is one measurement's script (check, prepare,
+// burst, collect, restore), read in the order it runs.
 func Burst(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := cfg.Validate(ModeBurst); err != nil {
 		return nil, err

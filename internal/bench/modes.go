@@ -238,6 +238,9 @@ const updateWait = time.Minute
 // Settle has passed, then times one invocation and checks, from its log
 // tail, that the platform reports an Init Duration. The function's original
 // environment is restored at the end.
+//
+// It is long because it is one measurement's script (prepare, iterate,
+// check each cold start, restore), read in the order it runs.
 func Cold(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := cfg.Validate(ModeCold); err != nil {
 		return nil, err

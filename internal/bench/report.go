@@ -72,6 +72,8 @@ type Comparison struct {
 // Compare pairs every Owl result with the baseline of the same mode and
 // connection count measured closest in time (cold starts with the exec
 // baseline closest in time) and checks PERF.md's targets.
+//
+// It is long because it is the list of targets, one check a target.
 func Compare(results []Result) Report {
 	// Rows in a fixed order whatever the order of the files: warm, then
 	// throughput, then cold; fewer connections first; then by time.

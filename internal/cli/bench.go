@@ -45,6 +45,8 @@ type benchOptions struct {
 }
 
 // newBenchCmd is `owl bench`: Owl's own load generator (package bench).
+// It is long because it is the command's flag table: one line a flag, read
+// as a list.
 func newBenchCmd() *cobra.Command {
 	o := &benchOptions{cfg: bench.DefaultConfig()}
 	cmd := &cobra.Command{

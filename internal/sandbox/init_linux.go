@@ -228,6 +228,9 @@ const (
 // setupSandbox runs in the init, in its fresh mount/pid/uts/ipc/net
 // namespaces, as root. Everything it mounts lives only in the private mount
 // namespace and disappears with it.
+//
+// It is long because the order of its mounts and pivot is the security
+// argument (docs/security.md): one function reads as that sequence.
 func setupSandbox(cfg *initConfig) error {
 	if err := joinCgroups(cfg.JoinCgroups); err != nil {
 		return err

@@ -486,6 +486,9 @@ func (p *initProc) kill() {
 }
 
 // configure turns the init into the sandbox: config, listener, go, exec.
+// It is long because it is one exchange with the init, step by step, each
+// step's failure undoing the same things; split, the steps would pass that
+// state around.
 func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initProc, slots string) (_ *Sandbox, err error) {
 	etc, err := m.etcDir(spec.UID, spec.GID)
 	if err != nil {

@@ -61,6 +61,9 @@ type Server struct {
 }
 
 // New builds every component. On error, whatever was built is torn down.
+// It is long because it is the node's wiring, in dependency order, read top
+// to bottom: each step uses the ones above it, and teardown undoes them in
+// reverse.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

@@ -117,6 +117,9 @@ func runner(pjson string) int {
 // setUp mounts what the tests need and switches into the host root. The
 // plan is returned as soon as it is read, so a later failure can still be
 // reported on the scratch share if that is mounted.
+//
+// It is long because it is the guest's boot script, one mount after the
+// other in the order the kernel allows them.
 func setUp() (*Plan, error) {
 	for _, m := range []struct{ src, dst, typ string }{
 		{"devtmpfs", "/dev", "devtmpfs"}, {"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"},

@@ -65,6 +65,10 @@ type Outcome struct {
 // error is non-nil when the guest did not boot, did not finish, timed out
 // or a test binary failed; the outcome is returned whenever the guest
 // reported anything. qemu never outlives Run.
+//
+// It is long because booting, watching and reaping qemu share its
+// process and scratch directory; one function keeps their cleanup in one
+// place.
 func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if o.QEMU == "" {
 		o.QEMU = "qemu-system-x86_64"
