@@ -94,7 +94,7 @@
 // listener overlap with the init. A spare init skips the clone and the
 // start-up: Create then takes ~1.5 ms. The hardening (capabilities,
 // seccomp, rlimits, /proc masks, read-only /dev) adds ~0.3-0.5 ms to
-// either (docs/benchmarks.md). Keep package-level initialization
+// either (docs/benchmarks-history.md). Keep package-level initialization
 // in the owl binary light, and use spares (or pre-created sandboxes) on the
 // cold-start path.
 //
