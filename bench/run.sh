@@ -10,7 +10,7 @@
 #   burst: 1000 invocations of a 1 s function  vs the bare server sleeping 1 s, same burst
 #          started at once (fresh revision)
 # and, once, the sandbox package's create+destroy benchmark (go test -bench), then prints the
-# comparison table (`owl bench report`), with ratios and PERF.md's targets.
+# comparison table (`owl bench report`), with ratios and Owl's targets (docs/benchmarks.md).
 # Everything temporary (server, data dir, binaries) is removed on exit; results stay in $OUT.
 #
 # Run it as root (sandboxes need namespaces and cgroups) on an otherwise idle machine:

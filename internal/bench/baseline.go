@@ -26,7 +26,7 @@ var sleepKey = []byte(`"sleep_ms"`)
 // event without allocating.
 var bodyBufs = sync.Pool{New: func() any { return new([512]byte) }}
 
-// BaselineHandler is the bare Go net/http hello server of PERF.md: it reads
+// BaselineHandler is the bare Go net/http hello server: it reads
 // the request body and answers 200 with a small JSON document, whatever the
 // path. It is what Owl's latency and throughput are compared with. Like
 // hello-go, it first sleeps sleep_ms when the event (its first 512 bytes)

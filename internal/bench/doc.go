@@ -31,8 +31,8 @@
 //     of a one-program OCI bundle, a container's cold start.
 //
 // Compare (`owl bench report`) sets Owl's results beside the baselines and
-// PERF.md's targets; ReadResults also reads `go test -bench` output, for
-// the sandbox churn benchmark.
+// Owl's targets (report.go); ReadResults also reads `go test -bench` output,
+// for the sandbox churn benchmark.
 //
 // Every response that is not 200, carries X-Amz-Function-Error or fails in
 // transport counts as an error; errors are grouped by kind in the Result,

@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// PERF.md's targets for Owl on this kind of machine, compared in the same
-// run with a bare Go net/http server.
+// Owl's performance targets on this kind of machine (2 vCPUs), set from its
+// peers' published figures (a bare Go net/http server, a container's `runc
+// run`, Lambda) and checked against baselines measured in the same run.
+// docs/benchmarks.md has each beside Owl's current figure.
 const (
 	TargetWarmP50       = 150 * time.Microsecond // warm p50 at 1 connection
 	TargetWarmRatio     = 2.0                    // warm p50 at most 2× the bare server's
@@ -55,7 +57,7 @@ type Comparison struct {
 	Baseline   *float64 `json:"baseline,omitempty"`
 	BaselineOf string   `json:"baseline_of,omitempty"`
 	Ratio      *float64 `json:"ratio,omitempty"` // Owl / Baseline
-	// Target is PERF.md's target for this figure, if it has one, and Met
+	// Target is Owl's target for this figure, if it has one, and Met
 	// whether Owl meets it (the ratio part only when there is a baseline).
 	Target string `json:"target,omitempty"`
 	Met    *bool  `json:"met,omitempty"`
@@ -71,7 +73,7 @@ type Comparison struct {
 
 // Compare pairs every Owl result with the baseline of the same mode and
 // connection count measured closest in time (cold starts with the exec
-// baseline closest in time) and checks PERF.md's targets.
+// baseline closest in time) and checks Owl's targets (the Target* constants).
 //
 // It is long because it is the list of targets, one check a target.
 func Compare(results []Result) Report {
@@ -178,7 +180,7 @@ func Compare(results []Result) Report {
 	return Report{Results: results, Comparisons: withMedians(rows)}
 }
 
-// target is one of PERF.md's targets: its text and its check of a row.
+// target is one of Owl's targets: its text and its check of a row.
 // A clean target is missed by a row with errors; a target whose check needs
 // the ratio has no verdict without a baseline.
 type target struct {

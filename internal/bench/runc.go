@@ -29,7 +29,8 @@ type RuncOptions struct {
 	Runc string
 	// Binary is a static executable copied into the rootfs as /bootstrap
 	// and run there with Args; empty uses ExitZeroELF, a program that only
-	// exits 0 (the "runc run of /bin/true" of PERF.md, without a libc).
+	// exits 0 (a container's cold start, `runc run` of /bin/true, without a
+	// libc).
 	Binary string
 	Args   []string
 }

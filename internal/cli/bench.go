@@ -68,7 +68,7 @@ is an error: errors are listed by kind and make the command exit 1.
               server in a child process, (--mode exec) fork+exec+wait of --exec, the cold-start
               floor, or (--mode runc) runc run of a one-program OCI bundle
   report      compare result files (and go test -bench output): Owl's figures next to the
-              baselines, with PERF.md's targets
+              baselines, with Owl's targets (docs/benchmarks.md)
 
 --deploy DIR|ZIP creates or updates the function (runtime ` + bench.DeployRuntime + `) first: a zip, or a
 directory holding an executable bootstrap; nothing is built. The endpoint is --endpoint (env
@@ -165,7 +165,7 @@ install runc) and root.`,
 
 	report := &cobra.Command{
 		Use:   "report FILE...",
-		Short: "Compare result files: Owl's figures next to the baselines, with PERF.md's targets",
+		Short: "Compare result files: Owl's figures next to the baselines, with Owl's targets",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			results, err := bench.ReadResults(args...)

@@ -88,13 +88,13 @@
 // Measured on the 2-vCPU CI VM (BenchmarkCreateDestroy): Create takes
 // ~3.5-4 ms from scratch with the small test binary, of which ~1.5-2 ms is
 // the re-executed binary's Go runtime start-up and package initialization
-// before MaybeRunInit runs; the whole owl binary (NATS server, AWS SDK)
+// before MaybeRunInit runs; the whole owl binary (with the NATS server)
 // needs ~3-5 ms more for that alone. The rest: clone with five namespaces
 // ~0.6 ms, mounts and identity ~0.5 ms, exec ~0.5 ms; the cgroup and the
 // listener overlap with the init. A spare init skips the clone and the
 // start-up: Create then takes ~1.5 ms. The hardening (capabilities,
 // seccomp, rlimits, /proc masks, read-only /dev) adds ~0.3-0.5 ms to
-// either (docs/benchmarks.md). Keep package-level initialization
+// either (docs/benchmarks-history.md). Keep package-level initialization
 // in the owl binary light, and use spares (or pre-created sandboxes) on the
 // cold-start path.
 //

@@ -32,7 +32,7 @@ import (
 )
 
 // storeCycles is how many deploy cycles TestStoreDeployCycles runs:
-// OWL_STORE_CYCLES (docs/benchmarks.md runs 1000), else 200.
+// OWL_STORE_CYCLES (docs/benchmarks-history.md runs 1000), else 200.
 func storeCycles(t *testing.T) int {
 	if v := os.Getenv("OWL_STORE_CYCLES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -45,7 +45,7 @@ func storeCycles(t *testing.T) int {
 }
 
 // storeInvokeEvery: cycles invoke their function on every cycle, or on
-// every n-th with OWL_STORE_INVOKE_EVERY=n (docs/benchmarks.md's 1000
+// every n-th with OWL_STORE_INVOKE_EVERY=n (docs/benchmarks-history.md's 1000
 // cycles use 10, to stay within minutes: cold starts dominate a cycle).
 func storeInvokeEvery(t *testing.T) int {
 	if v := os.Getenv("OWL_STORE_INVOKE_EVERY"); v != "" {

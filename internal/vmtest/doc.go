@@ -21,6 +21,7 @@
 //
 // The host fails the run when the guest does not boot, when it reports no
 // results, when a test binary fails, or on a timeout; qemu is killed and
-// the scratch directory removed on every path. docs/architecture.md
-// ("Testing on a cgroup v2 host") says what runs and why.
+// the scratch directory removed on every path. What runs, and why, is the
+// guestTests table of cmd/v2guest; docs/architecture.md ("Testing on a
+// cgroup v2 host") places it in Owl's testing.
 package vmtest

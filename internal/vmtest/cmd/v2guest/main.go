@@ -80,14 +80,14 @@ var serverTests = []string{
 // environments against Lambda's deadlines (10 s init, a function's 3 s
 // timeout), which a guest ~20 times slower than the host misses: Go, Python
 // and Node.js cold starts time out there, the more so on a loaded machine
-// (docs/benchmarks.md). -full runs serverTests anyway.
+// (docs/benchmarks-history.md). -full runs serverTests anyway.
 var serverTestsTCG = []string{"TestMemoryBudgetCgroup"}
 
 func anyOf(names []string) string { return "^(" + strings.Join(names, "|") + ")$" }
 
 // guestTests is what runs in the guest, chosen to cover every place Owl
 // touches cgroups; under TCG cut to what fits CI's budget and the tests'
-// deadlines (docs/benchmarks.md has the times). internal/worker has no test
+// deadlines (docs/benchmarks-history.md has the times). internal/worker has no test
 // that creates sandboxes.
 var guestTests = []guestTest{
 	// The whole package: limits (TestMemoryLimit, TestCgroupSetup), the
