@@ -150,26 +150,46 @@ type Pending struct {
 
 // Verify checks the signature over body, the request's complete body.
 func (p *Pending) Verify(body []byte) (Principal, error) {
-	hash, err := payloadHash(p.r, body)
+	return p.VerifySum(sha256.Sum256(body), int64(len(body)))
+}
+
+// VerifySum is Verify for a body that was streamed rather than held: sum
+// is its SHA-256, size its length.
+func (p *Pending) VerifySum(sum [sha256.Size]byte, size int64) (Principal, error) {
+	hash, err := payloadHash(p.r, sum)
 	if err != nil {
 		return Principal{}, err
 	}
-	return p.a.sigV4Verify(p.r, p.sr, hash, len(body))
+	return p.a.sigV4Verify(p.r, p.sr, hash, int(size))
 }
 
 // CheckBody verifies, for a request AuthenticateHeaders authenticated,
 // that body hashes to the X-Amz-Content-Sha256 it declared (nothing to
 // check for a bearer token or UNSIGNED-PAYLOAD).
 func CheckBody(r *http.Request, body []byte) error {
-	if !strings.HasPrefix(r.Header.Get("Authorization"), algorithm+" ") {
+	if !NeedsBodySum(r) {
 		return nil
+	}
+	return CheckBodySum(r, sha256.Sum256(body))
+}
+
+// NeedsBodySum reports whether CheckBody has a hash to compare for r, a
+// request AuthenticateHeaders authenticated: a streamed body needs its
+// SHA-256 only then (or for a Pending).
+func NeedsBodySum(r *http.Request) bool {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), algorithm+" ") {
+		return false
 	}
 	declared := declaredPayloadHash(r)
-	if declared == "" || declared == unsignedPayload {
+	return declared != "" && declared != unsignedPayload
+}
+
+// CheckBodySum is CheckBody for a streamed body whose SHA-256 is sum.
+func CheckBodySum(r *http.Request, sum [sha256.Size]byte) error {
+	if !NeedsBodySum(r) {
 		return nil
 	}
-	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != declared {
+	if hex.EncodeToString(sum[:]) != declaredPayloadHash(r) {
 		return invalidSignature("X-Amz-Content-Sha256 does not match the body")
 	}
 	return nil

@@ -499,6 +499,16 @@ func TestAuthenticateHeaders(t *testing.T) {
 		if _, err := pending.Verify([]byte(`{"a":2}`)); !errors.Is(err, ErrInvalidSignature) {
 			t.Errorf("then with another body: %v", err)
 		}
+		// A streamed body: its hash and length.
+		if p, err := pending.VerifySum(sha256.Sum256(body), int64(len(body))); err != nil || p.ID != testCreds.AccessKeyID {
+			t.Errorf("then with the body's sum: %+v %v", p, err)
+		}
+		if _, err := pending.VerifySum(sha256.Sum256([]byte(`{"a":2}`)), int64(len(body))); !errors.Is(err, ErrInvalidSignature) {
+			t.Errorf("then with another body's sum: %v", err)
+		}
+		if NeedsBodySum(req) {
+			t.Errorf("NeedsBodySum of a Pending's request: it has no declared hash to compare")
+		}
 	})
 	t.Run("sigv4 with an unknown key is refused before the body", func(t *testing.T) {
 		req := sign(t, "AKIAUNKNOWNKEY000000", sha256Hex(body), false)
@@ -517,6 +527,12 @@ func TestAuthenticateHeaders(t *testing.T) {
 		}
 		if err := CheckBody(req, []byte("other")); !errors.Is(err, ErrInvalidSignature) {
 			t.Errorf("another body: %v, want ErrInvalidSignature", err)
+		}
+		if !NeedsBodySum(req) || CheckBodySum(req, sha256.Sum256(body)) != nil {
+			t.Errorf("a streamed body's sum: NeedsBodySum %v, CheckBodySum %v", NeedsBodySum(req), CheckBodySum(req, sha256.Sum256(body)))
+		}
+		if err := CheckBodySum(req, sha256.Sum256([]byte("other"))); !errors.Is(err, ErrInvalidSignature) {
+			t.Errorf("another body's sum: %v, want ErrInvalidSignature", err)
 		}
 		// A declared hash the signature does not cover.
 		req.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte("other")))

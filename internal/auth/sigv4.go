@@ -36,7 +36,7 @@ func (a *Authenticator) sigV4(r *http.Request, body []byte, header string) (Prin
 	if err != nil {
 		return Principal{}, err
 	}
-	payloadHash, err := payloadHash(r, body)
+	payloadHash, err := payloadHash(r, sha256.Sum256(body))
 	if err != nil {
 		return Principal{}, err
 	}
@@ -221,9 +221,9 @@ func (a *Authenticator) checkSkew(amzDate string) error {
 
 // payloadHash is the last line of the canonical request. Signers send
 // X-Amz-Content-Sha256 for some services; when present it must be the real
-// hash of body or UNSIGNED-PAYLOAD. Otherwise the hash is computed from body.
-func payloadHash(r *http.Request, body []byte) (string, error) {
-	sum := sha256.Sum256(body)
+// hash of the body (whose SHA-256 is sum) or UNSIGNED-PAYLOAD. Otherwise
+// the hash is the body's.
+func payloadHash(r *http.Request, sum [sha256.Size]byte) (string, error) {
 	actual := hex.EncodeToString(sum[:])
 	declared := r.Header.Get("X-Amz-Content-Sha256")
 	switch declared {

@@ -119,7 +119,14 @@ const (
 // and the contents must really inflate to their declared sizes (all of them
 // are decompressed and checksummed, so Extract will not find a corrupt entry).
 func Inspect(zipBytes []byte, lim Limits) (Info, error) {
-	s, err := scan(zipBytes, lim)
+	return InspectAt(bytes.NewReader(zipBytes), int64(len(zipBytes)), lim)
+}
+
+// InspectAt is Inspect of a zip of size bytes read from r (a file, for a
+// zip too large to hold in memory). An error reading r is returned
+// wrapped, not as an [*Error]: it is not the zip's fault.
+func InspectAt(r io.ReaderAt, size int64, lim Limits) (Info, error) {
+	s, err := scan(r, size, lim)
 	if err != nil {
 		return Info{}, err
 	}
@@ -144,15 +151,15 @@ type scanned struct {
 
 // scan checks everything short of inflating file contents: sizes from the
 // headers, names, duplicates, and where each link really leads.
-func scan(zipBytes []byte, lim Limits) (*scanned, error) {
+func scan(r io.ReaderAt, size int64, lim Limits) (*scanned, error) {
 	if err := lim.validate(); err != nil {
 		return nil, err
 	}
-	if int64(len(zipBytes)) > lim.MaxZipped {
+	if size > lim.MaxZipped {
 		return nil, &Error{Kind: ErrZippedTooLarge, Limit: lim.MaxZipped,
-			Detail: fmt.Sprintf("zip is %d bytes", len(zipBytes))}
+			Detail: fmt.Sprintf("zip is %d bytes", size)}
 	}
-	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
+	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // our own name checks are stricter
 		return nil, &Error{Kind: ErrNotZip, Err: err}
 	}
@@ -163,7 +170,7 @@ func scan(zipBytes []byte, lim Limits) (*scanned, error) {
 
 	s := &scanned{
 		info: Info{
-			ZippedSize: int64(len(zipBytes)),
+			ZippedSize: size,
 			Entries:    make([]Entry, 0, len(zr.File)),
 		},
 		files: make([]*zip.File, 0, len(zr.File)),
@@ -200,7 +207,11 @@ func scan(zipBytes []byte, lim Limits) (*scanned, error) {
 			return nil, err
 		}
 	}
-	s.info.Sha256 = sha256.Sum256(zipBytes)
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return nil, fmt.Errorf("codezip: reading the zip: %w", err)
+	}
+	h.Sum(s.info.Sha256[:0])
 	return s, nil
 }
 

@@ -361,7 +361,8 @@ func TestRefused(t *testing.T) {
 			parent := t.TempDir()
 			dest := filepath.Join(parent, "code")
 			_, xerr := Extract(c.zip, dest, c.lim)
-			for fn, err := range map[string]error{"Inspect": ierr, "Extract": xerr} {
+			_, ferr := InspectAt(zipFile(t, c.zip), int64(len(c.zip)), c.lim)
+			for fn, err := range map[string]error{"Inspect": ierr, "Extract": xerr, "InspectAt": ferr} {
 				if !errors.Is(err, c.kind) {
 					t.Fatalf("%s: error %v, want %v", fn, err, c.kind)
 				}
@@ -591,5 +592,39 @@ func TestErrorString(t *testing.T) {
 		if got := c.e.Error(); got != c.want {
 			t.Errorf("Error() = %q, want %q", got, c.want)
 		}
+	}
+}
+
+// zipFile writes b to a temporary file, open for reading.
+func zipFile(t testing.TB, b []byte) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "code.zip")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestInspectAtIsInspect(t *testing.T) {
+	z := mkzip(t, file("bootstrap", "#!/bin/sh\n", 0o755), dir("lib/"), file("lib/a.py", strings.Repeat("a", 100000), 0o644), link("l", "lib/a.py"))
+	want, err := Inspect(z, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := InspectAt(zipFile(t, z), int64(len(z)), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Sha256 != sha256.Sum256(z) || got.Sha256 != want.Sha256 || got.ZippedSize != want.ZippedSize ||
+		got.UnzippedSize != want.UnzippedSize || len(got.Entries) != len(want.Entries) {
+		t.Errorf("InspectAt = %+v\nInspect = %+v", got, want)
+	}
+	if e, ok := got.Stat("l"); !ok || e.Name != "lib/a.py" {
+		t.Errorf("Stat(l) through InspectAt's tree: %+v %v", e, ok)
 	}
 }

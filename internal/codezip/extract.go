@@ -2,6 +2,7 @@ package codezip
 
 import (
 	"archive/zip"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,7 +25,7 @@ import (
 //
 // Refusals are [*Error]; other errors are the platform's.
 func Extract(zipBytes []byte, dir string, lim Limits) (Info, error) {
-	s, err := scan(zipBytes, lim)
+	s, err := scan(bytes.NewReader(zipBytes), int64(len(zipBytes)), lim)
 	if err != nil {
 		return Info{}, err
 	}

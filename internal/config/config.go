@@ -92,6 +92,8 @@ type Config struct {
 	// handled at once (OWL_MAX_BODY_MEMORY, MB); a request past it gets 429.
 	// A sixteenth of it (at most 64 MB) may be held by bodies whose sender
 	// is not yet authenticated (SigV4 signing a body hash it did not declare).
+	// Code uploads count only the JSON around their zip: the zip is
+	// decoded into a file in the data dir as it arrives.
 	MaxBodyMemoryMB int
 	// AccessKeyID, SecretAccessKey and Token are the first credentials
 	// (OWL_ACCESS_KEY_ID, OWL_SECRET_ACCESS_KEY, OWL_TOKEN); those left empty
@@ -244,8 +246,8 @@ func (c Config) Validate() error {
 	if c.MaxConnections < 16 {
 		errs = append(errs, fmt.Errorf("max connections %d: must be at least 16", c.MaxConnections))
 	}
-	if c.MaxBodyMemoryMB < 96 {
-		errs = append(errs, fmt.Errorf("max body memory %d MB: must be at least 96 MB (one 50 MB zip upload, base64-encoded in JSON, is 68 MB)", c.MaxBodyMemoryMB))
+	if c.MaxBodyMemoryMB < 32 {
+		errs = append(errs, fmt.Errorf("max body memory %d MB: must be at least 32 MB (invoke bodies are up to 6 MB; code uploads hold only the JSON around their zip, which goes to disk)", c.MaxBodyMemoryMB))
 	}
 	if c.SandboxUID <= 0 || c.SandboxGID <= 0 {
 		errs = append(errs, fmt.Errorf("sandbox uid/gid %d/%d: function code must not run as root", c.SandboxUID, c.SandboxGID))

@@ -10,6 +10,7 @@ package diskspace
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -19,10 +20,16 @@ import (
 // filesystem without going below the reserve. It reads the filesystem's
 // free space (statfs, a few µs) on every check, so space freed by anyone
 // is usable at once: there is no state to recover.
+//
+// Writers that stream a file of a size known only as it arrives (request
+// bodies spooled to disk) claim space ahead of their writes (Claim, or a
+// Writer); every check counts what is claimed and not yet written as
+// used, so that such writers together stay above the reserve too.
 type Guard struct {
 	dir     string
 	reserve int64
-	low     atomic.Bool // the last check found less than the reserve free
+	low     atomic.Bool  // the last check found less than the reserve free
+	claimed atomic.Int64 // bytes claimed by writers and not yet written
 }
 
 // New returns a guard of the filesystem holding dir that keeps reserve
@@ -86,17 +93,85 @@ func IsLow(err error) bool {
 }
 
 // Check returns a *LowSpaceError when writing need bytes would leave less
-// than the reserve free. A statfs failure is returned as is (wrapped).
+// than the reserve free, counting claimed space as used. A statfs failure
+// is returned as is (wrapped).
 func (g *Guard) Check(need int64) error {
 	free, err := g.Free()
 	if err != nil {
 		return err
 	}
+	free -= g.claimed.Load()
 	if free-need < g.reserve {
 		g.low.Store(true)
-		return &LowSpaceError{Dir: g.dir, Free: free, Need: need, Reserve: g.reserve}
+		return &LowSpaceError{Dir: g.dir, Free: max(free, 0), Need: need, Reserve: g.reserve}
 	}
 	g.low.Store(false)
+	return nil
+}
+
+// Claim reserves n bytes for a write about to happen, or returns a
+// *LowSpaceError when they do not fit above the reserve with every other
+// claim. The claimant gives the bytes back with Release as it writes them
+// (the filesystem then counts them) or once it no longer needs them.
+func (g *Guard) Claim(n int64) error {
+	free, err := g.Free()
+	if err != nil {
+		return err
+	}
+	if claimed := g.claimed.Add(n); free-claimed < g.reserve {
+		g.claimed.Add(-n)
+		return &LowSpaceError{Dir: g.dir, Free: max(free-claimed+n, 0), Need: n, Reserve: g.reserve}
+	}
+	return nil
+}
+
+// Release gives back n claimed bytes.
+func (g *Guard) Release(n int64) { g.claimed.Add(-n) }
+
+// claimStep is the least a Writer claims at a time: one statfs per MiB
+// written at most.
+const claimStep = 1 << 20
+
+// Writer writes to a file on the guarded filesystem, claiming the space
+// of its writes before making them. Close gives back what it claimed and
+// did not write; it does not close the file.
+type Writer struct {
+	g       *Guard
+	w       io.Writer
+	claimed int64 // claimed and not yet written
+}
+
+// NewWriter returns a Writer of w, a file on g's filesystem.
+func (g *Guard) NewWriter(w io.Writer) *Writer { return &Writer{g: g, w: w} }
+
+// Claim claims n more bytes ahead of the writes, e.g. a size announced in
+// advance, so that a write that cannot fit is refused before it starts.
+func (w *Writer) Claim(n int64) error {
+	if err := w.g.Claim(n); err != nil {
+		return err
+	}
+	w.claimed += n
+	return nil
+}
+
+// Write writes p once its space is claimed; a refusal is a
+// *LowSpaceError, and nothing of p is written then.
+func (w *Writer) Write(p []byte) (int, error) {
+	if more := int64(len(p)) - w.claimed; more > 0 {
+		if err := w.Claim(max(more, claimStep)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.w.Write(p)
+	w.claimed -= int64(n)
+	w.g.Release(int64(n))
+	return n, err
+}
+
+// Close gives back the space claimed and not written.
+func (w *Writer) Close() error {
+	w.g.Release(w.claimed)
+	w.claimed = 0
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package diskspace
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -50,5 +51,59 @@ func TestPlanStart(t *testing.T) {
 	_, err = PlanStart(dir, 0, free-MinStartBytes+1<<20)
 	if err == nil || !strings.Contains(err.Error(), "Owl needs at least") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("below the minimum: %v, want one line saying what is needed", err)
+	}
+}
+
+func TestClaims(t *testing.T) {
+	dir := t.TempDir()
+	free, err := FreeBytes(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free < 256<<20 {
+		t.Skipf("%s free: too little to test claims", MB(free))
+	}
+	// Room for 64 MB above the reserve (give or take what others write
+	// meanwhile).
+	g := New(dir, free-64<<20)
+	if err := g.Claim(40 << 20); err != nil {
+		t.Fatalf("claiming 40 of 64 MB: %v", err)
+	}
+	if err := g.Claim(40 << 20); !IsLow(err) {
+		t.Errorf("a second claim of 40 MB: %v, want a LowSpaceError", err)
+	}
+	if err := g.Check(40 << 20); !IsLow(err) {
+		t.Errorf("a 40 MB write beside a 40 MB claim: %v, want a LowSpaceError", err)
+	}
+	g.Release(40 << 20)
+	if err := g.Check(40 << 20); err != nil {
+		t.Errorf("a 40 MB write once the claim is released: %v", err)
+	}
+
+	// A Writer claims ahead of its writes and gives back the rest.
+	f, err := os.CreateTemp(dir, "w-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := g.NewWriter(f)
+	if err := w.Claim(30 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if c := g.claimed.Load(); c != 29<<20 {
+		t.Errorf("claimed after writing 1 of 30 MB: %d, want 29 MB", c)
+	}
+	if _, err := w.Write(make([]byte, 80<<20)); !IsLow(err) {
+		t.Errorf("writing 80 MB: %v, want a LowSpaceError", err)
+	}
+	if st, _ := f.Stat(); st.Size() != 1<<20 {
+		t.Errorf("a refused write wrote: the file has %d bytes", st.Size())
+	}
+	w.Close()
+	if c := g.claimed.Load(); c != 0 {
+		t.Errorf("claimed after Close: %d", c)
 	}
 }

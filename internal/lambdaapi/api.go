@@ -7,18 +7,22 @@ package lambdaapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/codezip"
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
@@ -55,8 +59,16 @@ type Options struct {
 	// then the default of functions that do not choose (see registry.CheckNetwork).
 	NetworkEgress bool
 	// MaxBodyMemory caps the bytes of request bodies held at once
-	// (DefaultMaxBodyMemory when 0).
+	// (DefaultMaxBodyMemory when 0). Code uploads hold only the JSON
+	// around their zip (upload.go).
 	MaxBodyMemory int64
+	// UploadDir is where code uploads spool their zips (the system's
+	// temporary directory when empty); the files are unlinked as soon as
+	// they are created.
+	UploadDir string
+	// Space, when set, is the disk guard of UploadDir's filesystem, which
+	// spooled zips claim their space from.
+	Space *diskspace.Guard
 	// Health says whether the node is ready, for GET /healthz; nil: the
 	// API answering is all it reports (200).
 	Health HealthFunc
@@ -77,6 +89,10 @@ type API struct {
 	mux     *http.ServeMux
 	unknown http.Handler // the answer to a path that names no operation
 	bodies  *bodyBudget  // memory held by request bodies (bodies.go)
+	// uploads counts the code upload bodies of senders not yet
+	// authenticated, which go to disk (upload.go).
+	uploads   *bodyBudget
+	uploadDir string
 	// authLogs rate-limits the log lines of unauthenticated requests.
 	authLogs logLimiter
 }
@@ -87,7 +103,9 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 		opts.MaxBodyMemory = DefaultMaxBodyMemory
 	}
 	api := &API{opts: opts, auth: a, reg: reg, invoker: inv, logs: logs, logger: opts.Logger, mux: http.NewServeMux(),
-		bodies: newBodyBudget(opts.MaxBodyMemory)}
+		bodies:    newBodyBudget(opts.MaxBodyMemory),
+		uploads:   &bodyBudget{max: math.MaxInt64 / 2, pendingMax: maxPendingUploads},
+		uploadDir: cmp.Or(opts.UploadDir, os.TempDir())}
 	api.routes()
 	return api
 }
@@ -105,13 +123,17 @@ func (a *API) routes() {
 	const fns = "/2015-03-31/functions"
 	// "{$}" matches the trailing-slash form exactly: a bare "/" suffix
 	// would make every unknown path below it a create or a list.
-	h("POST "+fns, maxManagementBody, a.createFunction)
-	h("POST "+fns+"/{$}", maxManagementBody, a.createFunction)
+	// Code uploads stream their bodies (upload.go).
+	u := func(pattern string, path []string, fn uploadFunc) {
+		a.mux.Handle(pattern, a.uploading(maxManagementBody, path, fn))
+	}
+	u("POST "+fns, createZipPath, a.createFunction)
+	u("POST "+fns+"/{$}", createZipPath, a.createFunction)
 	h("GET "+fns, 0, a.listFunctions)
 	h("GET "+fns+"/{$}", 0, a.listFunctions)
 	h("GET "+fns+"/{name}", 0, a.getFunction)
 	h("GET "+fns+"/{name}/configuration", 0, a.getFunctionConfiguration)
-	h("PUT "+fns+"/{name}/code", maxManagementBody, a.updateFunctionCode)
+	u("PUT "+fns+"/{name}/code", updateZipPath, a.updateFunctionCode)
 	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
@@ -137,7 +159,7 @@ func (a *API) routes() {
 	const layers = "/2018-10-31/layers"
 	h("GET "+layers, 0, a.listLayers)
 	h("GET "+layers+"/{$}", 0, a.listLayers)
-	h("POST "+layers+"/{name}/versions", maxManagementBody, a.publishLayerVersion)
+	u("POST "+layers+"/{name}/versions", layerZipPath, a.publishLayerVersion)
 	h("GET "+layers+"/{name}/versions", 0, a.listLayerVersions)
 	h("GET "+layers+"/{name}/versions/{version}", 0, a.getLayerVersion)
 	h("DELETE "+layers+"/{name}/versions/{version}", 0, a.deleteLayerVersion)
@@ -196,19 +218,8 @@ func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
 		}
 		pending := verify != nil
 		body, held, err := a.readBody(w, r, limit, pending)
-		switch {
-		case errors.Is(err, errTooLarge):
-			a.refuse(w, r, tooLarge(r, limit))
-			return
-		case errors.Is(err, errBodyTooSlow):
-			a.refuse(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err,
-				"The request body arrived slower than %d bytes per second.", bodyMinRate))
-			return
-		case err != nil && lambdaerr.Is(err, lambdaerr.TooManyRequests):
-			a.refuse(w, r, err)
-			return
-		case err != nil:
-			a.refuse(w, r, lambdaerr.Wrap(lambdaerr.InvalidRequestContent, err, "Could not read the request body."))
+		if err != nil {
+			a.refuseBody(w, r, err, limit)
 			return
 		}
 		if pending {

@@ -76,6 +76,44 @@ func busy() error {
 	return e
 }
 
+// bodyReader reads a request body at the minimum rate: each read's
+// deadline allows bodyGrace plus the time the bytes so far take at
+// bodyMinRate. Past limit bytes it fails with errTooLarge, too slow with
+// errBodyTooSlow.
+type bodyReader struct {
+	body  io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	limit int64
+	n     int64 // bytes read so far
+}
+
+func newBodyReader(w http.ResponseWriter, r *http.Request, limit int64) *bodyReader {
+	return &bodyReader{body: r.Body, rc: http.NewResponseController(w), start: time.Now(), limit: limit}
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.n > b.limit {
+		return 0, errTooLarge
+	}
+	if room := b.limit + 1 - b.n; int64(len(p)) > room {
+		p = p[:room]
+	}
+	deadline := b.start.Add(bodyGrace + time.Duration(b.n*int64(time.Second)/bodyMinRate))
+	_ = b.rc.SetReadDeadline(deadline)
+	n, err := b.body.Read(p)
+	b.n += int64(n)
+	switch {
+	case b.n > b.limit:
+		return n, errTooLarge
+	case err == io.EOF:
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil && !time.Now().Before(deadline):
+		err = errBodyTooSlow
+	}
+	return n, err
+}
+
 // readBody reads r's body, at most limit bytes, at the minimum rate,
 // reserving what it reads in the budget (pending: for a sender not yet
 // authenticated). On success the caller owns held bytes of the budget and
@@ -103,15 +141,11 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64, pend
 		}
 		held = r.ContentLength
 	}
-	rc := http.NewResponseController(w)
-	start := time.Now()
+	br := newBodyReader(w, r, limit)
 	buf := make([]byte, 0, max(r.ContentLength, 0)+1)
 	for {
 		if len(buf) == cap(buf) {
 			grow := min(max(int64(cap(buf)), 32<<10), limit+1-int64(len(buf)))
-			if grow <= 0 {
-				return nil, held, errTooLarge
-			}
 			if more := int64(len(buf)) + grow - held; more > 0 {
 				if !a.bodies.take(more, pending) {
 					return nil, held, busy()
@@ -122,22 +156,57 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64, pend
 			copy(nb, buf)
 			buf = nb
 		}
-		deadline := start.Add(bodyGrace + time.Duration(int64(len(buf))*int64(time.Second)/bodyMinRate))
-		_ = rc.SetReadDeadline(deadline)
-		n, rerr := r.Body.Read(buf[len(buf):cap(buf)])
+		n, rerr := br.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			return nil, held, errTooLarge
-		}
 		if rerr == io.EOF {
-			_ = rc.SetReadDeadline(time.Time{})
 			return buf, held, nil
 		}
 		if rerr != nil {
-			if !time.Now().Before(deadline) {
-				return nil, held, errBodyTooSlow
-			}
 			return nil, held, rerr
 		}
 	}
+}
+
+// heldBytes is a body (or the part of one) held in memory within the
+// budget: it reserves its capacity before growing. The owner gives back
+// held once done.
+type heldBytes struct {
+	budget  *bodyBudget
+	pending bool
+	buf     []byte
+	held    int64
+}
+
+// grow makes room for n more bytes, or fails with busy().
+func (h *heldBytes) grow(n int) error {
+	if len(h.buf)+n <= cap(h.buf) {
+		return nil
+	}
+	c := max(2*cap(h.buf), len(h.buf)+n, 4<<10)
+	if more := int64(c) - h.held; more > 0 {
+		if !h.budget.take(more, h.pending) {
+			return busy()
+		}
+		h.held += more
+	}
+	nb := make([]byte, len(h.buf), c)
+	copy(nb, h.buf)
+	h.buf = nb
+	return nil
+}
+
+func (h *heldBytes) Write(p []byte) (int, error) {
+	if err := h.grow(len(p)); err != nil {
+		return 0, err
+	}
+	h.buf = append(h.buf, p...)
+	return len(p), nil
+}
+
+func (h *heldBytes) WriteByte(c byte) error {
+	if err := h.grow(1); err != nil {
+		return err
+	}
+	h.buf = append(h.buf, c)
+	return nil
 }

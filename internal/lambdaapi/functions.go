@@ -141,12 +141,20 @@ func (a *API) network(f registry.Function) string {
 
 func decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return lambdaerr.New(lambdaerr.InvalidRequestContent, "The request body is empty; a JSON object is required.")
+		return errEmptyBody()
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return lambdaerr.New(lambdaerr.InvalidRequestContent, "Could not parse request body into json: %v", err)
+		return errNotJSON(err)
 	}
 	return nil
+}
+
+func errEmptyBody() error {
+	return lambdaerr.New(lambdaerr.InvalidRequestContent, "The request body is empty; a JSON object is required.")
+}
+
+func errNotJSON(err error) error {
+	return lambdaerr.New(lambdaerr.InvalidRequestContent, "Could not parse request body into json: %v", err)
 }
 
 func hostArch() string {
@@ -170,8 +178,9 @@ func checkArchitectures(archs []string) error {
 }
 
 // checkCode validates an uploaded zip the way Lambda does, mapping
-// codezip's findings to Lambda's errors.
-func (a *API) checkCode(c *codeInput) ([]byte, error) {
+// codezip's findings to Lambda's errors. The zip is up's spooled file
+// when c.ZipFile holds its marker.
+func (a *API) checkCode(c *codeInput, up *upload) (*registry.Zip, error) {
 	if c == nil {
 		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code is required: provide Code.ZipFile (a base64-encoded zip).")
 	}
@@ -181,19 +190,26 @@ func (a *API) checkCode(c *codeInput) ([]byte, error) {
 	if c.S3Bucket != nil || c.S3Key != nil {
 		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code from S3 (S3Bucket/S3Key) is not supported yet; upload the zip in Code.ZipFile.")
 	}
-	if len(c.ZipFile) == 0 {
-		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code.ZipFile is required and must not be empty.")
-	}
-	if err := inspectZip(c.ZipFile, a.opts.ZipLimits); err != nil {
+	data, size, err := up.code(c.ZipFile)
+	if err != nil {
 		return nil, err
 	}
-	return c.ZipFile, nil
+	if size == 0 {
+		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code.ZipFile is required and must not be empty.")
+	}
+	info, err := codezip.InspectAt(data, size, a.opts.ZipLimits)
+	if err != nil {
+		return nil, zipError(err)
+	}
+	return &registry.Zip{Sha256: info.Sha256, Size: size, Data: data}, nil
 }
 
-func inspectZip(zip []byte, lim codezip.Limits) error {
-	_, err := codezip.Inspect(zip, lim)
-	if err == nil {
-		return nil
+// zipError is Lambda's answer to codezip's finding err; an error that is
+// not the zip's (reading the spooled file) is the service's.
+func zipError(err error) error {
+	var ze *codezip.Error
+	if !errors.As(err, &ze) {
+		return fmt.Errorf("inspecting the uploaded zip: %w", err)
 	}
 	msg := err.Error()
 	var m interface{ Message() string }
@@ -210,9 +226,9 @@ func inspectZip(zip []byte, lim codezip.Limits) error {
 	}
 }
 
-func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte) error {
+func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload) error {
 	var req createRequest
-	if err := decode(body, &req); err != nil {
+	if err := up.decode(&req); err != nil {
 		return err
 	}
 	if req.PackageType != "" && req.PackageType != "Zip" {
@@ -258,7 +274,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, body []byte
 		return err
 	}
 	f.Layers = layers
-	zip, err := a.checkCode(req.Code)
+	zip, err := a.checkCode(req.Code, up)
 	if err != nil {
 		return err
 	}
@@ -400,7 +416,7 @@ func listOrder(f registry.Function) string {
 	return fmt.Sprintf("%s\x00%010d", f.Name, n)
 }
 
-func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []byte) error {
+func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upload) error {
 	var req struct {
 		codeInput
 		Publish       bool     `json:"Publish"`
@@ -408,7 +424,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []
 		RevisionId    string   `json:"RevisionId"`
 		Architectures []string `json:"Architectures"`
 	}
-	if err := decode(body, &req); err != nil {
+	if err := up.decode(&req); err != nil {
 		return err
 	}
 	fn, err := a.unqualified(r, "updating code")
@@ -418,7 +434,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, body []
 	if err := checkArchitectures(req.Architectures); err != nil {
 		return err
 	}
-	zip, err := a.checkCode(&req.codeInput)
+	zip, err := a.checkCode(&req.codeInput, up)
 	if err != nil {
 		return err
 	}

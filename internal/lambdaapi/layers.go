@@ -69,7 +69,7 @@ func layerPath(r *http.Request) (string, int64, error) {
 	return name, v, nil
 }
 
-func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, body []byte) error {
+func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, up *upload) error {
 	name, _, err := layerPath(r)
 	if err != nil {
 		return err
@@ -80,10 +80,10 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, body [
 		CompatibleRuntimes []string   `json:"CompatibleRuntimes"`
 		LicenseInfo        string     `json:"LicenseInfo"`
 	}
-	if err := decode(body, &req); err != nil {
+	if err := up.decode(&req); err != nil {
 		return err
 	}
-	zip, err := a.checkCode(req.Content)
+	zip, err := a.checkCode(req.Content, up)
 	if err != nil {
 		return err
 	}

@@ -193,11 +193,7 @@ func (r *Registry) writable() error {
 		return nil
 	}
 	if err := r.opts.Space.Check(0); err != nil {
-		if diskspace.IsLow(err) {
-			return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 30, Err: err,
-				Message: "Owl's storage is full: " + err.Error() + ". Delete functions, versions or layers, or free disk space, then retry."}
-		}
-		return fmt.Errorf("checking free disk space: %w", err)
+		return storageFull(err)
 	}
 	return nil
 }
@@ -210,13 +206,38 @@ func (r *Registry) roomForCode(size int64) error {
 	}
 	// Chunk headers and the metadata add well under 1 %.
 	if err := r.opts.Space.Check(size + size/64 + 64<<10); err != nil {
-		if diskspace.IsLow(err) {
-			return lambdaerr.Wrap(lambdaerr.CodeStorageExceeded, err,
-				"Code storage exceeded: not enough disk space for this package: %s. Delete unused functions, versions or layers, or free disk space.", err.Error())
-		}
-		return fmt.Errorf("checking free disk space: %w", err)
+		return noRoomForCode(err)
 	}
 	return nil
+}
+
+// UploadSpaceError is the answer to a code upload that the disk guard
+// refused before it reached the registry (err from diskspace: the API
+// spools large uploads to the data dir): what writable or roomForCode
+// would have answered, ServiceUnavailable below the reserve, else
+// CodeStorageExceeded.
+func UploadSpaceError(err error) error {
+	var le *diskspace.LowSpaceError
+	if errors.As(err, &le) && le.Free < le.Reserve {
+		return storageFull(err)
+	}
+	return noRoomForCode(err)
+}
+
+func storageFull(err error) error {
+	if !diskspace.IsLow(err) {
+		return fmt.Errorf("checking free disk space: %w", err)
+	}
+	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 30, Err: err,
+		Message: "Owl's storage is full: " + err.Error() + ". Delete functions, versions or layers, or free disk space, then retry."}
+}
+
+func noRoomForCode(err error) error {
+	if !diskspace.IsLow(err) {
+		return fmt.Errorf("checking free disk space: %w", err)
+	}
+	return lambdaerr.Wrap(lambdaerr.CodeStorageExceeded, err,
+		"Code storage exceeded: not enough disk space for this package: %s. Delete unused functions, versions or layers, or free disk space.", err.Error())
 }
 
 // FunctionNames is the set of every function's name (for collecting the

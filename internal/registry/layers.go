@@ -68,7 +68,7 @@ func layerKey(name string, version int64) string {
 }
 
 // PublishLayer stores zip as the next version of layer l.Name.
-func (r *Registry) PublishLayer(ctx context.Context, l Layer, zip []byte) (Layer, error) {
+func (r *Registry) PublishLayer(ctx context.Context, l Layer, zip *Zip) (Layer, error) {
 	if err := ValidateLayerName(l.Name); err != nil {
 		return Layer{}, err
 	}
@@ -77,7 +77,7 @@ func (r *Registry) PublishLayer(ctx context.Context, l Layer, zip []byte) (Layer
 	if err := r.writable(); err != nil {
 		return Layer{}, err
 	}
-	if err := r.roomForCode(int64(len(zip))); err != nil {
+	if err := r.roomForCode(zip.Size); err != nil {
 		return Layer{}, err // before a version number is taken
 	}
 	version, err := r.nextLayerVersion(ctx, l.Name)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -186,7 +187,7 @@ func (r *Registry) List(ctx context.Context) ([]Function, error) {
 }
 
 // Create stores a new function with its (already validated) code zip.
-func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function, error) {
+func (r *Registry) Create(ctx context.Context, f Function, zip *Zip) (Function, error) {
 	r.codeMu.Lock()
 	defer r.codeMu.Unlock()
 	if err := f.Validate(); err != nil {
@@ -223,7 +224,7 @@ func (r *Registry) Create(ctx context.Context, f Function, zip []byte) (Function
 // revisionID is not empty it must match the stored RevisionId. zip, when
 // not nil, replaces the code. The write is a compare-and-set on the KV
 // revision: a concurrent update gets ResourceConflictException.
-func (r *Registry) Update(ctx context.Context, name, revisionID string, zip []byte, change func(*Function)) (Function, error) {
+func (r *Registry) Update(ctx context.Context, name, revisionID string, zip *Zip, change func(*Function)) (Function, error) {
 	r.codeMu.Lock()
 	defer r.codeMu.Unlock()
 	f, rev, err := r.get(ctx, name)
@@ -351,12 +352,28 @@ func (r *Registry) sumCode(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
+// Zip is a code zip to store: its SHA-256 and size, known before it is
+// stored (the API learns them inspecting it), and its bytes, read only
+// when no identical code is stored yet. The registry trusts Sha256 to be
+// Data's: it names the stored object.
+type Zip struct {
+	Sha256 [sha256.Size]byte
+	Size   int64
+	// Data holds the zip's Size bytes: in memory, or a file for a zip
+	// that was streamed to disk rather than held.
+	Data io.ReaderAt
+}
+
+// ZipBytes is a Zip of b.
+func ZipBytes(b []byte) *Zip {
+	return &Zip{Sha256: sha256.Sum256(b), Size: int64(len(b)), Data: bytes.NewReader(b)}
+}
+
 // putCode stores zip (unless identical code is stored) and records its
 // digest and size in f, enforcing the installation's storage quota.
-func (r *Registry) putCode(ctx context.Context, f *Function, zip []byte) error {
-	sum := sha256.Sum256(zip)
-	shaHex := hex.EncodeToString(sum[:])
-	f.CodeSha256Hex, f.CodeSize = shaHex, int64(len(zip))
+func (r *Registry) putCode(ctx context.Context, f *Function, zip *Zip) error {
+	shaHex := hex.EncodeToString(zip.Sha256[:])
+	f.CodeSha256Hex, f.CodeSize = shaHex, zip.Size
 	if _, err := r.code.GetInfo(ctx, shaHex); err == nil {
 		return nil
 	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -366,18 +383,18 @@ func (r *Registry) putCode(ctx context.Context, f *Function, zip []byte) error {
 	if err != nil {
 		return err
 	}
-	if used+int64(len(zip)) > r.opts.CodeStorageLimit {
+	if used+zip.Size > r.opts.CodeStorageLimit {
 		return lambdaerr.New(lambdaerr.CodeStorageExceeded,
 			"Code storage limit exceeded. The installation stores %d of %d bytes; this package needs %d more.",
-			used, r.opts.CodeStorageLimit, len(zip))
+			used, r.opts.CodeStorageLimit, zip.Size)
 	}
-	if err := r.roomForCode(int64(len(zip))); err != nil {
+	if err := r.roomForCode(zip.Size); err != nil {
 		return err
 	}
-	if _, err := r.code.Put(ctx, jetstream.ObjectMeta{Name: shaHex}, bytes.NewReader(zip)); err != nil {
+	if _, err := r.code.Put(ctx, jetstream.ObjectMeta{Name: shaHex}, io.NewSectionReader(zip.Data, 0, zip.Size)); err != nil {
 		return fmt.Errorf("storing code %s: %w", shaHex, err)
 	}
-	r.codeUsed.Add(int64(len(zip)))
+	r.codeUsed.Add(zip.Size)
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/owl-project/owl/internal/testkit"
 )
 
-func testZip(t *testing.T, content string) []byte {
+func testZip(t *testing.T, content string) *registry.Zip {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -27,7 +27,7 @@ func testZip(t *testing.T, content string) []byte {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return registry.ZipBytes(buf.Bytes())
 }
 
 func open(t *testing.T, bus *natsbus.Bus) *registry.Registry {
@@ -218,7 +218,7 @@ func BenchmarkResolveForInvoke(b *testing.B) {
 	w, _ := zw.Create("bootstrap")
 	w.Write([]byte("x"))
 	zw.Close()
-	if _, err := r.Create(ctx, f, buf.Bytes()); err != nil {
+	if _, err := r.Create(ctx, f, registry.ZipBytes(buf.Bytes())); err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {

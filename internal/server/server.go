@@ -179,10 +179,20 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		}
 	})
 
+	// Code uploads spool their zips here, unlinked at once; a crash
+	// between creating and unlinking one leaves it, so start empty.
+	uploadDir := filepath.Join(dataDir, "uploads")
+	if err := os.RemoveAll(uploadDir); err != nil {
+		return nil, fmt.Errorf("clearing the upload directory: %w", err)
+	}
+	if err := os.Mkdir(uploadDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the upload directory: %w", err)
+	}
 	api := lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
+		UploadDir: uploadDir, Space: s.space,
 		Health: s.health,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, s.worker, s.logs)
