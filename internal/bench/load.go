@@ -242,9 +242,12 @@ func countStop(n int) stop {
 	return func() bool { return issued.Add(1) > int64(n) }
 }
 
-// deadlineStop allows requests to start until the deadline.
-func deadlineStop(deadline time.Time) stop {
-	return func() bool { return !time.Now().Before(deadline) }
+// durationStop allows requests to start for d from the first time it is
+// asked, which is after run started its clock: the run's elapsed time is
+// then at least d.
+func durationStop(d time.Duration) stop {
+	deadline := sync.OnceValue(func() time.Time { return time.Now().Add(d) })
+	return func() bool { return !time.Now().Before(deadline()) }
 }
 
 // run drives conns workers, each sending invocations back to back on its

@@ -199,7 +199,7 @@ func Throughput(ctx context.Context, cfg Config) (*Result, error) {
 	// Room for 50k/s per connection's share, so appends rarely grow.
 	capacity := int(cfg.Duration.Seconds()*50000)/cfg.Connections + 1
 	before := takeCPU()
-	ts, elapsed := l.run(ctx, cfg.Connections, deadlineStop(time.Now().Add(cfg.Duration)), true, capacity)
+	ts, elapsed := l.run(ctx, cfg.Connections, durationStop(cfg.Duration), true, capacity)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -243,7 +243,7 @@ func (s Spec) validate() error {
 		func() error {
 			for _, e := range s.Env {
 				if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
-					return fmt.Errorf("environment entry %q is not KEY=value", e)
+					return fmt.Errorf("an environment entry (Env) %q is not KEY=value", e)
 				}
 			}
 			return nil
