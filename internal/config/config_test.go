@@ -53,6 +53,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"network cidr too small", func(c *Config) { c.NetworkCIDR = "10.213.0.0/31" }, "/30 or larger"},
 		{"prewarm negative", func(c *Config) { c.Prewarm = -1 }, "prewarm"},
 		{"prewarm too many", func(c *Config) { c.Prewarm = MaxPrewarm + 1 }, "prewarm"},
+		{"spare inits negative", func(c *Config) { c.SpareInits = -1 }, "spare inits"},
+		{"spare inits too many", func(c *Config) { c.SpareInits = MaxSpareInits + 1 }, "spare inits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

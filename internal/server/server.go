@@ -109,10 +109,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	}
 
 	sbCfg := sandbox.Config{
-		Instance: instanceID(dataDir),
-		RootDir:  filepath.Join(dataDir, "sandboxes"),
-		// Spare inits hide the owl binary's own start-up from cold starts.
-		Spares:         2,
+		Instance:       instanceID(dataDir),
+		RootDir:        filepath.Join(dataDir, "sandboxes"),
+		Spares:         cfg.SpareInits,
 		MemoryBudgetMB: cfg.MemoryBudgetMB,
 		Logger:         logger.With("component", "sandbox"),
 	}
