@@ -14,10 +14,22 @@
 // shares (the scratch directory for results, the Go build cache), tmpfs
 // where tests write, proc, sys, devtmpfs and cgroup2, switches root into
 // it, runs each test binary in its package's source directory with the
-// output on the serial console and in a log file on the scratch share,
-// writes the exit codes and powers off. After the switch the kernel loads
-// further modules (veth, bridge, nf_tables) through the host root's
-// /sbin/modprobe, which finds the guest kernel's /lib/modules there.
+// console as its output, prints the report on the console after each
+// (reportLinePrefix; a copy goes to the scratch share), and powers off.
+// After the switch the kernel loads further modules (veth, bridge,
+// nf_tables) through the host root's /sbin/modprobe, which finds the guest
+// kernel's /lib/modules there.
+//
+// The report travels on the serial console, not only over 9p: a guest in
+// CI once went silent mid-test for the rest of its 40 minutes, the test
+// binary's own timeout never printed, and no result came back — the
+// signature of a stalled 9p write under the old copy of the test output
+// to a log on the share, which stood between the tests and the console. Every write to, or sync of, a
+// share is bounded in the guest; a test binary past its timeout, or a
+// share that does not answer, has the kernel print its blocked tasks
+// (sysrq w) on the console before the guest goes on; the host stops a
+// guest that reported its end but does not power off. The host keeps the
+// whole console in the scratch directory (test.log).
 //
 // The host fails the run when the guest does not boot, when it reports no
 // results, when a test binary fails, or on a timeout; qemu is killed and

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,17 +54,74 @@ func Guest() {
 	if err != nil {
 		fmt.Printf("v2guest: FAILED to set up the guest: %v\n", err)
 		rep.Err = err.Error()
-		if plan != nil && len(plan.Shares) > 0 {
-			_ = writeJSON(filepath.Join(plan.Shares[0].Path, reportFile), rep)
-		}
+		publish(plan, rep)
 		powerOff()
 	}
 	if err := superviseRunner(plan, rep); err != nil {
 		fmt.Printf("v2guest: FAILED: %v\n", err)
 		rep.Err = err.Error()
-		_ = writeJSON(filepath.Join(plan.Shares[0].Path, reportFile), rep)
+		publish(plan, rep)
 	}
 	powerOff()
+}
+
+// shareBound is how long the guest waits for a write to, or a sync of, a
+// 9p share before going on without it.
+const shareBound = time.Minute
+
+// publish prints rep on the console, where the host reads it, then copies
+// it to the scratch share (for a kept scratch directory) if plan has one,
+// waiting at most shareBound for 9p.
+func publish(plan *Plan, rep *Report) {
+	os.Stdout.Write(reportLine(rep))
+	if plan == nil || len(plan.Shares) == 0 {
+		return
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return
+	}
+	path := filepath.Join(plan.Shares[0].Path, reportFile)
+	bounded("writing the report to the scratch share", func() error { return writeFile(path, b) })
+}
+
+// bounded runs f and waits for it at most shareBound; past that, f is
+// left to finish (or not) in the background, the kernel is asked which
+// tasks are blocked, and the guest goes on: a stalled 9p request must not
+// stop the tests, the report or the power-off.
+func bounded(what string, f func() error) {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			fmt.Printf("v2guest: %s: %v\n", what, err)
+		}
+	case <-time.After(shareBound):
+		fmt.Printf("v2guest: %s: no answer after %v; going on without it\n", what, shareBound)
+		dumpBlockedTasks()
+	}
+}
+
+// dumpBlockedTasks has the kernel print every task in uninterruptible or
+// killable sleep, with its kernel stack, on the console (sysrq w), with
+// the console's log level raised for it (the guest boots with
+// loglevel=4, which would hide it): the diagnosis of a guest that stopped
+// making progress.
+func dumpBlockedTasks() {
+	const printk = "/proc/sys/kernel/printk"
+	old, err := os.ReadFile(printk)
+	if err == nil {
+		_ = os.WriteFile(printk, []byte("7"), 0)
+	}
+	fmt.Println("v2guest: blocked tasks (sysrq w):")
+	if err := os.WriteFile("/proc/sysrq-trigger", []byte("w"), 0); err != nil {
+		fmt.Printf("v2guest: sysrq w: %v\n", err)
+	}
+	if f := strings.Fields(string(old)); len(f) > 0 {
+		time.Sleep(time.Second) // the console drains what was printed at the raised level
+		_ = os.WriteFile(printk, []byte(f[0]), 0)
+	}
 }
 
 // superviseRunner starts the test runner (this binary, through
@@ -297,42 +353,33 @@ func loopbackUp() error {
 }
 
 // runTests runs the plan's test binaries one after the other, their output
-// on the console and in the log on the scratch share, and writes the
-// report after each.
+// straight on the console (the host keeps a copy in the scratch
+// directory), and publishes the report after each.
 func runTests(plan *Plan, rep *Report) {
-	scratch := plan.Shares[0].Path
-	reportPath := filepath.Join(scratch, reportFile)
-	logf, err := os.OpenFile(filepath.Join(scratch, testLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		rep.Err = fmt.Sprintf("opening the test log: %v", err)
-		_ = writeJSON(reportPath, rep)
-		return
-	}
-	defer logf.Close()
-	out := io.MultiWriter(os.Stdout, logf)
 	cg, err := unix.Open(testsCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		rep.Err = fmt.Sprintf("opening the tests' cgroup: %v", err)
-		_ = writeJSON(reportPath, rep)
+		publish(plan, rep)
 		return
 	}
 	defer unix.Close(cg)
 	for _, t := range plan.Tests {
-		fmt.Fprintf(out, "v2guest: === %s: %s %s (in %s)\n", t.Name, t.Binary, strings.Join(t.Args, " "), t.Dir)
-		res := runTest(t, plan.Env, cg, out)
-		fmt.Fprintf(out, "v2guest: === %s: exit %d after %.1fs %s\n", t.Name, res.ExitCode, res.Seconds, res.Err)
+		fmt.Printf("v2guest: === %s: %s %s (in %s)\n", t.Name, t.Binary, strings.Join(t.Args, " "), t.Dir)
+		res := runTest(t, plan.Env, cg)
+		fmt.Printf("v2guest: === %s: exit %d after %.1fs %s\n", t.Name, res.ExitCode, res.Seconds, res.Err)
 		rep.Results = append(rep.Results, res)
-		if err := writeJSON(reportPath, rep); err != nil {
-			fmt.Printf("v2guest: writing the report: %v\n", err)
-		}
+		publish(plan, rep)
 	}
 	rep.Done = true
-	if err := writeJSON(reportPath, rep); err != nil {
-		fmt.Printf("v2guest: writing the report: %v\n", err)
-	}
+	publish(plan, rep)
 }
 
-func runTest(t TestRun, env []string, cgroupFD int, out io.Writer) Result {
+// runTest runs one test binary with the console as its stdout and stderr:
+// files, so no copying goroutine stands between the test and the console
+// (an earlier copy to a log on the 9p share stalled once and silenced the
+// guest). Past its timeout the kernel's blocked tasks are printed and the
+// binary's process group killed.
+func runTest(t TestRun, env []string, cgroupFD int) Result {
 	res := Result{Name: t.Name, ExitCode: -1}
 	timeout := time.Duration(t.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
@@ -341,10 +388,14 @@ func runTest(t TestRun, env []string, cgroupFD int, out io.Writer) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, t.Binary, t.Args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = t.Dir, env, out, out
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = t.Dir, env, os.Stdout, os.Stdout
 	// In a process group of its own, so a timeout kills what it started too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: true, CgroupFD: cgroupFD}
-	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.Cancel = func() error {
+		fmt.Printf("v2guest: %s ran past its %v timeout\n", t.Name, timeout)
+		dumpBlockedTasks()
+		return unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+	}
 	start := time.Now()
 	err := cmd.Run()
 	res.Seconds = time.Since(start).Seconds()
@@ -372,9 +423,10 @@ func uptime() float64 {
 	return float64(ts.Nano()) / 1e9
 }
 
-// powerOff flushes the shares and stops the machine (qemu then exits).
+// powerOff flushes the shares (waiting at most shareBound for them) and
+// stops the machine (qemu then exits).
 func powerOff() {
-	unix.Sync()
+	bounded("syncing the shares", func() error { unix.Sync(); return nil })
 	fmt.Println("v2guest: powering off")
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
 		fmt.Printf("v2guest: power off: %v\n", err)

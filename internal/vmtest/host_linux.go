@@ -117,22 +117,53 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, args...)
-	// The console is kept (the last 64 kB) for the error of a guest that
-	// did not boot, besides going to o.Console as it comes.
+	// The console goes to o.Console as it comes and to the test log in the
+	// scratch directory; its last 64 kB are kept for the error of a guest
+	// that did not boot, and the report is read off it.
+	logf, err := os.Create(filepath.Join(o.Scratch, testLogFile))
+	if err != nil {
+		return nil, fmt.Errorf("creating the test log: %w", err)
+	}
+	defer logf.Close()
 	tail := &tailBuffer{max: 64 << 10}
-	out := io.MultiWriter(o.Console, tail)
+	watch := newConsoleWatch()
+	out := io.MultiWriter(o.Console, tail, watch, logf)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, out, out
 	// qemu dies with this process, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	runErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var runErr error
+	select {
+	case runErr = <-exited:
+	case <-watch.final:
+		// The guest has said its last word; it powers off next. A power-off
+		// that hangs (a sync on a stalled share) costs powerOffGrace, not
+		// the rest of the timeout.
+		select {
+		case runErr = <-exited:
+		case <-time.After(powerOffGrace):
+			o.Log.Warn("the guest reported its end but did not power off; stopping qemu", "waited", powerOffGrace)
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
 	oc := &Outcome{Wall: time.Since(start), Accel: accel, Kernel: kernel}
-	rep, repErr := ReadReport(o.Scratch)
+	rep, repErr := watch.lastReport(), error(nil)
+	if rep == nil {
+		rep, repErr = ReadReport(o.Scratch)
+	}
 	if repErr == nil {
 		oc.Report = rep
 	}
 	switch {
+	case rep.final():
+		// Whatever ended qemu, the guest finished and reported.
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return oc, fmt.Errorf("the guest did not finish within %v (%s); console tail:\n%s", o.Timeout, progress(rep), tail)
 	case ctx.Err() != nil:
@@ -141,10 +172,11 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return oc, fmt.Errorf("qemu failed: %w; console tail:\n%s", runErr, tail)
 	case repErr != nil:
 		return oc, fmt.Errorf("the guest did not boot or did not report (%w); console tail:\n%s", repErr, tail)
-	case rep.Err != "":
-		return oc, fmt.Errorf("the guest init failed: %s", rep.Err)
-	case !rep.Done:
+	default:
 		return oc, fmt.Errorf("the guest stopped before running every test (%s); console tail:\n%s", progress(rep), tail)
+	}
+	if rep.Err != "" {
+		return oc, fmt.Errorf("the guest init failed: %s", rep.Err)
 	}
 	var failed []string
 	for _, r := range rep.Results {
@@ -298,6 +330,55 @@ func writeInitramfs(path, initBin, modDir string, plan *Plan) error {
 		return fmt.Errorf("writing the initramfs: %w", err)
 	}
 	return nil
+}
+
+// powerOffGrace is how long Run waits for qemu to exit after the guest's
+// final report.
+const powerOffGrace = 2 * time.Minute
+
+// consoleWatch reads the report lines (reportLinePrefix) off the guest's
+// console as it comes, and closes final at the guest's last word.
+type consoleWatch struct {
+	mu      sync.Mutex
+	line    []byte // the console since the last newline
+	report  *Report
+	final   chan struct{}
+	finaled bool
+}
+
+func newConsoleWatch() *consoleWatch { return &consoleWatch{final: make(chan struct{})} }
+
+func (c *consoleWatch) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.line = append(c.line, p...)
+	start := 0
+	for {
+		i := bytes.IndexByte(c.line[start:], '\n')
+		if i < 0 {
+			break
+		}
+		if r, ok := parseReportLine(string(c.line[start : start+i])); ok {
+			c.report = r
+			if r.final() && !c.finaled {
+				c.finaled = true
+				close(c.final)
+			}
+		}
+		start += i + 1
+	}
+	c.line = append(c.line[:0], c.line[start:]...)
+	if len(c.line) > 1<<20 { // no report is this long: a line of something else
+		c.line = c.line[:0]
+	}
+	return len(p), nil
+}
+
+// lastReport is the last report the guest printed, nil if none.
+func (c *consoleWatch) lastReport() *Report {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.report
 }
 
 // tailBuffer keeps the last max bytes written to it.

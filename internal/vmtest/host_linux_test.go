@@ -114,3 +114,43 @@ func TestWriteInitramfs(t *testing.T) {
 		t.Error("the built-in virtio_pci was packed")
 	}
 }
+
+// TestConsoleWatch feeds a console in odd chunks — carriage returns, a
+// kernel message ahead of a report on its line, a broken report — and
+// checks the last report wins and final closes only at the last word.
+func TestConsoleWatch(t *testing.T) {
+	first := &Report{InitUptime: 2.5, Results: []Result{{Name: "internal/sandbox", ExitCode: 0, Seconds: 250}}}
+	last := &Report{InitUptime: 2.5, Results: []Result{first.Results[0], {Name: "internal/server", ExitCode: 1, Seconds: 90}}, Done: true}
+	console := "v2guest: init started\r\n" + string(reportLine(first)) +
+		"[  12.5] some kernel message " + strings.TrimSuffix(string(reportLine(first)), "\n") + "\r\n" +
+		reportLinePrefix + "{not json\n" + "=== RUN TestX\n"
+	w := newConsoleWatch()
+	for i := 0; i < len(console); i += 7 {
+		if _, err := w.Write([]byte(console[i:min(i+7, len(console))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-w.final:
+		t.Fatal("final closed before the last report")
+	default:
+	}
+	if got := w.lastReport(); got == nil || len(got.Results) != 1 || got.Results[0].Seconds != 250 || got.Done {
+		t.Fatalf("report after the first lines = %+v", got)
+	}
+	line := reportLine(last)
+	w.Write(line[:10])
+	w.Write(line[10:])
+	select {
+	case <-w.final:
+	default:
+		t.Fatal("final not closed after the Done report")
+	}
+	if got := w.lastReport(); got == nil || !got.Done || len(got.Results) != 2 || !got.Results[1].Failed() {
+		t.Fatalf("last report = %+v", got)
+	}
+	w.Write(reportLine(&Report{Err: "again"})) // a second last word closes nothing twice
+	if failed := (&Report{Err: "mount failed"}); !failed.final() || (&Report{}).final() || (*Report)(nil).final() {
+		t.Error("final() wrong")
+	}
+}

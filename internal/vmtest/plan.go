@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Where things are in the initramfs, and the file names on the scratch
@@ -16,6 +17,41 @@ const (
 	testLogFile      = "test.log"
 	rootTag          = "hostroot"
 )
+
+// reportLinePrefix starts the console line that carries the report (as
+// one line of JSON). The host reads the report from the console, which
+// needs nothing of the guest but its serial port: the copy on the
+// scratch share goes through 9p, which can stall (a stalled 9p write
+// once silenced a whole CI run until its 40-minute timeout).
+const reportLinePrefix = "v2guest-report: "
+
+// reportLine is rep as a console line, newline included.
+func reportLine(rep *Report) []byte {
+	b, err := json.Marshal(rep)
+	if err != nil { // a Report always marshals; keep the line well formed anyway
+		b = []byte(`{"Err":"marshalling the report failed"}`)
+	}
+	return append(append([]byte(reportLinePrefix), b...), '\n')
+}
+
+// parseReportLine returns the report a console line carries, if any. The
+// serial console may add a carriage return, and kernel messages may
+// precede the prefix on the same line.
+func parseReportLine(line string) (*Report, bool) {
+	i := strings.Index(line, reportLinePrefix)
+	if i < 0 {
+		return nil, false
+	}
+	var r Report
+	if err := json.Unmarshal([]byte(strings.TrimSpace(line[i+len(reportLinePrefix):])), &r); err != nil {
+		return nil, false
+	}
+	return &r, true
+}
+
+// final reports whether r is the guest's last word: every test ran, or
+// the init failed.
+func (r *Report) final() bool { return r != nil && (r.Done || r.Err != "") }
 
 // Plan is what the guest init does, written by the host into the
 // initramfs as plan.json.
@@ -55,8 +91,8 @@ type TestRun struct {
 	TimeoutSeconds int
 }
 
-// Report is what the guest writes to the scratch share: after each test,
-// and once more at the end.
+// Report is what the guest prints on the console (reportLinePrefix) and
+// writes to the scratch share: after each test, and once more at the end.
 type Report struct {
 	// InitUptime is the guest's uptime when the init started (kernel boot),
 	// ReadyUptime when the root was switched and the first test started.
@@ -92,13 +128,9 @@ func ReadReport(scratch string) (*Report, error) {
 	return &r, nil
 }
 
-// writeJSON writes v to path through a temporary file and a rename, so a
+// writeFile writes b to path through a temporary file and a rename, so a
 // reader never sees half a file.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
+func writeFile(path string, b []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
