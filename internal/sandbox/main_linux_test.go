@@ -104,10 +104,18 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// waitFor polls cond until it holds or a deadline passes.
+// patience bounds every wait for something that should happen (a sandbox
+// created, a line of output, an exit). It only decides how long a broken
+// test takes to fail, so it is generous: the tests run on loaded 2-vCPU
+// machines and in the cgroup v2 guest under qemu's CPU emulation (TCG),
+// some 20 times slower than the host. Waits that check something does
+// NOT happen keep their short windows.
+const patience = 2 * time.Minute
+
+// waitFor polls cond until it holds or patience runs out.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	testkit.WaitFor(t, 10*time.Second, what, cond)
+	testkit.WaitFor(t, patience, what, cond)
 }
 
 // children lists the processes whose parent is the test process.
@@ -197,7 +205,7 @@ func testSpec(t testing.TB, codeDir string, args ...string) Spec {
 
 func create(t testing.TB, m *Manager, spec Spec) *Sandbox {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	sb, err := m.Create(ctx, spec)
 	if err != nil {
@@ -210,7 +218,7 @@ func create(t testing.TB, m *Manager, spec Spec) *Sandbox {
 // readOutput reads the sandbox output to EOF (every writer exited).
 func readOutput(t testing.TB, sb *Sandbox) string {
 	t.Helper()
-	sb.Output().SetReadDeadline(time.Now().Add(20 * time.Second))
+	sb.Output().SetReadDeadline(time.Now().Add(patience))
 	b, err := io.ReadAll(sb.Output())
 	if err != nil {
 		t.Fatalf("reading output: %v (got %q)", err, b)
@@ -221,7 +229,7 @@ func readOutput(t testing.TB, sb *Sandbox) string {
 // readLine reads one line of output with a deadline.
 func readLine(t testing.TB, r *bufio.Reader, f *os.File) string {
 	t.Helper()
-	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f.SetReadDeadline(time.Now().Add(patience))
 	line, err := r.ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading output line: %v (got %q)", err, line)
@@ -233,7 +241,7 @@ func waitDone(t testing.TB, sb *Sandbox) {
 	t.Helper()
 	select {
 	case <-sb.Done():
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		t.Fatalf("sandbox %s did not exit", sb.ID())
 	}
 }

@@ -181,13 +181,13 @@ func TestRuntimeAPIListener(t *testing.T) {
 		if got := sb.Listener().Addr().String(); got != DefaultRuntimeAPIAddr {
 			t.Errorf("listener address %s, want %s", got, DefaultRuntimeAPIAddr)
 		}
-		sb.Listener().(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+		sb.Listener().(*net.TCPListener).SetDeadline(time.Now().Add(patience))
 		c, err := sb.Listener().Accept()
 		if err != nil {
 			t.Fatalf("sandbox %d: accept: %v", i, err)
 		}
 		buf := make([]byte, 32)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(patience))
 		n, err := c.Read(buf)
 		if err != nil {
 			t.Fatal(err)
@@ -1177,7 +1177,7 @@ func TestMemoryGuard(t *testing.T) {
 	}
 	select {
 	case <-full.Done():
-	case <-time.After(time.Minute):
+	case <-time.After(patience):
 		t.Fatalf("fill 251: the sandbox did not exit (output %q)", out)
 	}
 	if err := full.ExitError(); err == nil || err.Error() != "signal: killed" {

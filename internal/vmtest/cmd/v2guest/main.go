@@ -94,12 +94,9 @@ var guestTests = []guestTest{
 	// freezer, kill and removal (TestFreezeThaw, TestDestroy, TestCrashedOwl,
 	// TestCleanupStale), CLONE_INTO_CGROUP spares (TestSpares,
 	// TestConcurrentCreate, TestCgroupV2), specialisation (TestSpecialize),
-	// egress. Under TCG without TestMemoryLimit: its process thrashes at the
-	// limit for longer than the test's 20 s output deadline before the OOM
-	// kill (it passes or not by seconds; the OOM path is being reworked).
-	// TestSpecialize waits 10 s for a spare's first output line, which TCG
-	// misses now and then.
-	{pkg: "internal/sandbox", tcgSkip: "^(TestMemoryLimit|TestSpecialize)$", timeout: 15 * time.Minute},
+	// egress. Its waits are generous (internal/sandbox's patience), so it
+	// runs whole under TCG too.
+	{pkg: "internal/sandbox", timeout: 15 * time.Minute},
 	// One test at a time: the tests' deadlines assume a machine of their own.
 	{pkg: "internal/server", run: anyOf(serverTests), tcgRun: anyOf(serverTestsTCG), parallel: 1, timeout: 20 * time.Minute},
 }
