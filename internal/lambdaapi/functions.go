@@ -446,7 +446,6 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upl
 	if err != nil {
 		return err
 	}
-	a.retireLatest(updated)
 	if req.Publish {
 		if updated, err = a.reg.Publish(r.Context(), fn.Name, registry.PublishOptions{}); err != nil {
 			return err
@@ -470,12 +469,6 @@ func (a *API) unqualified(r *http.Request, what string) (registry.Function, erro
 		return registry.Function{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "Qualifiers are not allowed when %s.", what)
 	}
 	return fn, nil
-}
-
-// retireLatest retires this node's environments of $LATEST revisions
-// older than f at once (the registry's watcher would, a moment later).
-func (a *API) retireLatest(f registry.Function) {
-	a.invoker.Retire(registry.Change{Name: f.Name, Version: registry.Latest, Revision: f.RevisionID})
 }
 
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request, body []byte) error {
@@ -535,7 +528,6 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	a.retireLatest(updated)
 	writeJSON(w, http.StatusOK, a.wire(updated))
 	return nil
 }
@@ -558,12 +550,10 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ []byte) e
 		if err := a.reg.Delete(r.Context(), name); err != nil {
 			return err
 		}
-		a.invoker.Retire(registry.Change{Name: name})
 	case registry.IsVersion(q):
 		if err := a.reg.DeleteVersion(r.Context(), name, q); err != nil {
 			return err
 		}
-		a.invoker.Retire(registry.Change{Name: name, Version: q})
 	default:
 		if _, err := a.reg.GetAlias(r.Context(), name, q); err != nil {
 			return err

@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health,
 		Logger: logger.With("component", "api"),
-	}, authn, s.reg, s.worker, s.logs)
+	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
 		Handler: api,
 		// Headers must arrive within ReadHeaderTimeout and fit in
