@@ -63,6 +63,7 @@ var forbidden = map[string][]string{
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},
 	"internal/lambdaapi":  {"internal/server", "internal/sandbox", "internal/worker"},
 	"internal/client":     {"internal/server", "internal/worker", "internal/registry"},
+	"internal/lambdawire": {"nats-io", "internal/"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

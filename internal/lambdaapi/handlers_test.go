@@ -22,6 +22,7 @@ import (
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/testkit"
@@ -237,9 +238,9 @@ func zipOf(t *testing.T, content string) []byte {
 	return testkit.Zip(t, map[string]string{"bootstrap": content})
 }
 
-func (h *harness) create(name string) lambdaapi.FunctionConfiguration {
+func (h *harness) create(name string) lambdawire.FunctionConfiguration {
 	h.t.Helper()
-	var fc lambdaapi.FunctionConfiguration
+	var fc lambdawire.FunctionConfiguration
 	h.do("POST", fns, map[string]any{
 		"FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
 		"Role": "arn:aws:iam::000000000000:role/test", "Code": map[string]any{"ZipFile": zipOf(h.t, "v1")},
@@ -268,7 +269,7 @@ func TestFunctionLifecycle(t *testing.T) {
 	}).fails(t, lambdaerr.ResourceConflict)
 
 	var got struct {
-		Configuration lambdaapi.FunctionConfiguration
+		Configuration lambdawire.FunctionConfiguration
 		Code          struct{ RepositoryType string }
 	}
 	h.do("GET", fns+"/fn", nil).ok(t, http.StatusOK, &got)
@@ -276,14 +277,14 @@ func TestFunctionLifecycle(t *testing.T) {
 		t.Errorf("GetFunction = %+v", got)
 	}
 	var list struct {
-		Functions []lambdaapi.FunctionConfiguration
+		Functions []lambdawire.FunctionConfiguration
 	}
 	h.do("GET", fns, nil).ok(t, http.StatusOK, &list)
 	if len(list.Functions) != 1 || list.Functions[0].FunctionName != "fn" {
 		t.Errorf("ListFunctions = %+v", list)
 	}
 
-	var updated lambdaapi.FunctionConfiguration
+	var updated lambdawire.FunctionConfiguration
 	h.do("PUT", fns+"/fn/configuration", map[string]any{"Timeout": 9, "Environment": map[string]any{"Variables": map[string]string{"GREETING": "hi"}}}).
 		ok(t, http.StatusOK, &updated)
 	if updated.Timeout != 9 || updated.Environment == nil || updated.Environment.Variables["GREETING"] != "hi" || updated.RevisionId == created.RevisionId {
@@ -293,7 +294,7 @@ func TestFunctionLifecycle(t *testing.T) {
 		fails(t, lambdaerr.PreconditionFailed)
 	h.do("PUT", fns+"/fn/configuration", map[string]any{"Timeout": 0}).fails(t, lambdaerr.Validation)
 
-	var recoded lambdaapi.FunctionConfiguration
+	var recoded lambdawire.FunctionConfiguration
 	h.do("PUT", fns+"/fn/code", map[string]any{"ZipFile": zipOf(t, "v2")}).ok(t, http.StatusOK, &recoded)
 	if recoded.CodeSha256 == updated.CodeSha256 || recoded.Timeout != 9 {
 		t.Errorf("UpdateFunctionCode = %+v", recoded)
@@ -318,12 +319,12 @@ func TestInvokeRightAfterUpdateRunsTheNewCode(t *testing.T) {
 		t.Fatalf("first invocation ran code %s, want %s", got.CodeSha256, created.CodeSha256)
 	}
 	for i := range 5 {
-		var recoded lambdaapi.FunctionConfiguration
+		var recoded lambdawire.FunctionConfiguration
 		h.do("PUT", fns+"/fn/code", map[string]any{"ZipFile": zipOf(t, "v"+string(rune('2'+i)))}).ok(t, http.StatusOK, &recoded)
 		if got := h.invoke("fn"); got.CodeSha256 != recoded.CodeSha256 || got.RevisionID != recoded.RevisionId {
 			t.Fatalf("invocation right after UpdateFunctionCode ran %+v, want code %s revision %s", got, recoded.CodeSha256, recoded.RevisionId)
 		}
-		var reconfigured lambdaapi.FunctionConfiguration
+		var reconfigured lambdawire.FunctionConfiguration
 		h.do("PUT", fns+"/fn/configuration", map[string]any{"Timeout": 3 + i}).ok(t, http.StatusOK, &reconfigured)
 		if got := h.invoke("fn"); got.RevisionID != reconfigured.RevisionId {
 			t.Fatalf("invocation right after UpdateFunctionConfiguration ran revision %s, want %s", got.RevisionID, reconfigured.RevisionId)
@@ -334,21 +335,21 @@ func TestInvokeRightAfterUpdateRunsTheNewCode(t *testing.T) {
 func TestVersionsAndAliases(t *testing.T) {
 	h := newHarness(t)
 	h.create("fn")
-	var v1 lambdaapi.FunctionConfiguration
+	var v1 lambdawire.FunctionConfiguration
 	h.do("POST", fns+"/fn/versions", map[string]any{"Description": "first"}).ok(t, http.StatusCreated, &v1)
 	if v1.Version != "1" || v1.FunctionArn != "arn:aws:lambda:us-east-1:000000000000:function:fn:1" {
 		t.Fatalf("PublishVersion = %+v", v1)
 	}
 	h.do("PUT", fns+"/fn/code", map[string]any{"ZipFile": zipOf(t, "v2"), "Publish": true}).ok(t, http.StatusOK, nil)
 	var versions struct {
-		Versions []lambdaapi.FunctionConfiguration
+		Versions []lambdawire.FunctionConfiguration
 	}
 	h.do("GET", fns+"/fn/versions", nil).ok(t, http.StatusOK, &versions)
 	if len(versions.Versions) != 3 || versions.Versions[0].Version != registry.Latest || versions.Versions[2].Version != "2" {
 		t.Fatalf("ListVersionsByFunction = %+v", versions)
 	}
 
-	var alias lambdaapi.AliasConfiguration
+	var alias lambdawire.AliasConfiguration
 	h.do("POST", fns+"/fn/aliases", map[string]any{"Name": "live", "FunctionVersion": "1"}).ok(t, http.StatusCreated, &alias)
 	if alias.AliasArn != "arn:aws:lambda:us-east-1:000000000000:function:fn:live" || alias.FunctionVersion != "1" {
 		t.Fatalf("CreateAlias = %+v", alias)
@@ -373,7 +374,7 @@ func TestVersionsAndAliases(t *testing.T) {
 		t.Errorf("GetAlias after UpdateAlias = %+v", alias)
 	}
 	var aliases struct {
-		Aliases []lambdaapi.AliasConfiguration
+		Aliases []lambdawire.AliasConfiguration
 	}
 	h.do("GET", fns+"/fn/aliases", nil).ok(t, http.StatusOK, &aliases)
 	if len(aliases.Aliases) != 1 {
@@ -408,7 +409,7 @@ func TestConcurrencySettings(t *testing.T) {
 	if settings.AccountLimit.UnreservedConcurrentExecutions != 995 {
 		t.Errorf("account settings: %+v", settings)
 	}
-	var latest lambdaapi.FunctionConfiguration
+	var latest lambdawire.FunctionConfiguration
 	h.do("GET", fns+"/fn/configuration", nil).ok(t, http.StatusOK, &latest)
 	if latest.RevisionId != created.RevisionId {
 		t.Errorf("reserving concurrency changed $LATEST's RevisionId")
