@@ -61,8 +61,9 @@ var forbidden = map[string][]string{
 	"internal/lambdaerr":  {"nats-io", "internal/"},
 	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},
-	"internal/lambdaapi":  {"internal/server", "internal/sandbox"},
+	"internal/lambdaapi":  {"internal/server", "internal/sandbox", "internal/worker"},
 	"internal/client":     {"internal/server", "internal/worker", "internal/registry"},
+	"internal/lambdawire": {"nats-io", "internal/"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

@@ -1,40 +1,32 @@
 package client
 
+import "github.com/owl-project/owl/internal/lambdawire"
+
 // The types below mirror the JSON shapes of the AWS Lambda API (2015-03-31) as Owl serves them.
 // Field names are the wire names, so the structs marshal to exactly what the server sent, minus
 // fields Owl does not implement.
 
-// FunctionConfiguration describes one function version, as returned by CreateFunction,
-// UpdateFunctionCode, UpdateFunctionConfiguration, GetFunction and ListFunctions.
-type FunctionConfiguration struct {
-	FunctionName               string            `json:"FunctionName"`
-	FunctionArn                string            `json:"FunctionArn,omitempty"`
-	Runtime                    string            `json:"Runtime,omitempty"`
-	Role                       string            `json:"Role,omitempty"`
-	Handler                    string            `json:"Handler,omitempty"`
-	CodeSize                   int64             `json:"CodeSize"`
-	CodeSha256                 string            `json:"CodeSha256,omitempty"` // base64 of the zip's sha256
-	Description                string            `json:"Description"`
-	Timeout                    int               `json:"Timeout,omitempty"`    // seconds
-	MemorySize                 int               `json:"MemorySize,omitempty"` // MB
-	LastModified               string            `json:"LastModified,omitempty"`
-	Version                    string            `json:"Version,omitempty"`
-	Environment                *EnvironmentState `json:"Environment,omitempty"`
-	TracingConfig              *TracingConfig    `json:"TracingConfig,omitempty"`
-	RevisionId                 string            `json:"RevisionId,omitempty"`
-	State                      string            `json:"State,omitempty"`
-	StateReason                string            `json:"StateReason,omitempty"`
-	StateReasonCode            string            `json:"StateReasonCode,omitempty"`
-	LastUpdateStatus           string            `json:"LastUpdateStatus,omitempty"`
-	LastUpdateStatusReason     string            `json:"LastUpdateStatusReason,omitempty"`
-	LastUpdateStatusReasonCode string            `json:"LastUpdateStatusReasonCode,omitempty"`
-	PackageType                string            `json:"PackageType,omitempty"`
-	Architectures              []string          `json:"Architectures,omitempty"`
-	EphemeralStorage           *EphemeralStorage `json:"EphemeralStorage,omitempty"`
-	LoggingConfig              *LoggingConfig    `json:"LoggingConfig,omitempty"`
-	// Network is Owl's extension: "egress" or "none".
-	Network string `json:"Network,omitempty"`
-}
+// The function's wire shapes are the server's own (internal/lambdawire),
+// so what the server sends and what the client decodes cannot drift apart.
+type (
+	// FunctionConfiguration describes one function version, as returned by CreateFunction,
+	// UpdateFunctionCode, UpdateFunctionConfiguration, GetFunction and ListFunctions.
+	FunctionConfiguration = lambdawire.FunctionConfiguration
+	// Environment is the environment of a function as sent in create and update requests.
+	Environment = lambdawire.Environment
+	// EnvironmentState is the environment of a function as the server reports it.
+	EnvironmentState = lambdawire.EnvironmentState
+	// EnvironmentError reports why a function's environment could not be applied.
+	EnvironmentError = lambdawire.EnvironmentError
+	// EphemeralStorage is the size of a function's /tmp in MB.
+	EphemeralStorage = lambdawire.EphemeralStorage
+	// TracingConfig is a function's tracing mode ("PassThrough" or "Active").
+	TracingConfig = lambdawire.TracingConfig
+	// LoggingConfig is where and how a function's logs are written.
+	LoggingConfig = lambdawire.LoggingConfig
+	// Layer is a layer version a function uses.
+	Layer = lambdawire.Layer
+)
 
 // Function states and update statuses reported in FunctionConfiguration.
 const (
@@ -47,41 +39,6 @@ const (
 	UpdateSuccessful = "Successful"
 	UpdateFailed     = "Failed"
 )
-
-// Environment is the environment of a function as sent in create and update requests.
-type Environment struct {
-	Variables map[string]string `json:"Variables"`
-}
-
-// EnvironmentState is the environment of a function as the server reports it.
-type EnvironmentState struct {
-	Variables map[string]string `json:"Variables,omitempty"`
-	Error     *EnvironmentError `json:"Error,omitempty"`
-}
-
-// EnvironmentError reports why a function's environment could not be applied.
-type EnvironmentError struct {
-	ErrorCode string `json:"ErrorCode,omitempty"`
-	Message   string `json:"Message,omitempty"`
-}
-
-// EphemeralStorage is the size of a function's /tmp in MB.
-type EphemeralStorage struct {
-	Size int `json:"Size"`
-}
-
-// TracingConfig is a function's tracing mode ("PassThrough" or "Active").
-type TracingConfig struct {
-	Mode string `json:"Mode,omitempty"`
-}
-
-// LoggingConfig is where and how a function's logs are written.
-type LoggingConfig struct {
-	LogFormat           string `json:"LogFormat,omitempty"`
-	ApplicationLogLevel string `json:"ApplicationLogLevel,omitempty"`
-	SystemLogLevel      string `json:"SystemLogLevel,omitempty"`
-	LogGroup            string `json:"LogGroup,omitempty"`
-}
 
 // FunctionCodeLocation says where a function's deployment package can be downloaded.
 type FunctionCodeLocation struct {

@@ -6,23 +6,16 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
-// AliasConfiguration is an alias as the API returns it.
-type AliasConfiguration struct {
-	AliasArn        string         `json:"AliasArn"`
-	Name            string         `json:"Name"`
-	FunctionVersion string         `json:"FunctionVersion"`
-	Description     string         `json:"Description"`
-	RoutingConfig   *RoutingConfig `json:"RoutingConfig,omitempty"`
-	RevisionId      string         `json:"RevisionId"`
-}
-
-// RoutingConfig sends a share of an alias's invocations to another version.
-type RoutingConfig struct {
-	// AdditionalVersionWeights maps a published version to its share (0.0–1.0).
-	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
-}
+type (
+	// AliasConfiguration is an alias as the API returns it.
+	AliasConfiguration = lambdawire.AliasConfiguration
+	// RoutingConfig sends a share of an alias's invocations to another version.
+	RoutingConfig = lambdawire.RoutingConfig
+)
 
 // AliasInput is the body of CreateAlias and UpdateAlias. A nil RoutingConfig leaves the routing
 // as it is on update; an empty one removes it.

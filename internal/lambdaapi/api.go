@@ -27,7 +27,6 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/telemetry"
-	"github.com/owl-project/owl/internal/worker"
 )
 
 // Payload limits (Lambda's).
@@ -38,15 +37,41 @@ const (
 	maxManagementBody = 52428800*4/3 + 1<<20
 )
 
-// Invoker runs invocations: the local worker, later a remote one.
+// Invoker is the API's one seam to what runs functions: this node's worker
+// today (the server's adapter), a remote one later. It only runs
+// invocations and answers one read-only question; changes to functions
+// reach the worker through the registry's change feed, never through here.
 type Invoker interface {
-	Invoke(ctx context.Context, fn registry.Function, req worker.Request) (*worker.Result, error)
-	Retire(c registry.Change)
+	// Invoke runs one invocation. Errors are platform or admission errors
+	// (lambdaerr); a function's own failure is a result with FunctionError.
+	Invoke(ctx context.Context, req InvokeRequest) (*InvokeResult, error)
 	// Provisioned reports the provisioned environments of a version that
 	// exist and the last failure starting one.
 	Provisioned(name, version string) (ready int, failure string)
-	// Reprovision reconciles provisioned environments now.
-	Reprovision()
+}
+
+// InvokeRequest is one invocation of a resolved function configuration.
+type InvokeRequest struct {
+	// Function is the configuration to run: $LATEST or a published
+	// version, as the registry resolved the caller's qualifier.
+	Function      registry.Function
+	RequestID     string
+	Payload       []byte
+	ClientContext string // decoded JSON
+	TraceID       string
+	// InvokedARN is the ARN the caller used, qualifier included.
+	InvokedARN string
+}
+
+// InvokeResult is the outcome of an invocation that reached a runtime.
+type InvokeResult struct {
+	Payload []byte
+	// FunctionError is true when Payload is an error object (the API sets
+	// X-Amz-Function-Error: Unhandled).
+	FunctionError bool
+	ErrorType     string
+	// Log is this invocation's log text, START to REPORT.
+	Log string
 }
 
 // Options configures the API.

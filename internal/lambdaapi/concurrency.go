@@ -134,7 +134,6 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request, body []byte
 	if err != nil {
 		return err
 	}
-	a.invoker.Reprovision()
 	out := a.wireProvisioned(r, pc)
 	out.FunctionArn = ""
 	writeJSON(w, http.StatusAccepted, out)
@@ -191,7 +190,6 @@ func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ []byte
 	if err := a.reg.DeleteProvisioned(r.Context(), name, q); err != nil {
 		return err
 	}
-	a.invoker.Reprovision()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -13,58 +13,18 @@ import (
 
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 )
 
-// FunctionConfiguration is Lambda's wire shape of a function.
-type FunctionConfiguration struct {
-	FunctionName     string            `json:"FunctionName"`
-	FunctionArn      string            `json:"FunctionArn"`
-	Runtime          string            `json:"Runtime"`
-	Role             string            `json:"Role"`
-	Handler          string            `json:"Handler"`
-	CodeSize         int64             `json:"CodeSize"`
-	Description      string            `json:"Description"`
-	Timeout          int               `json:"Timeout"`
-	MemorySize       int               `json:"MemorySize"`
-	LastModified     string            `json:"LastModified"`
-	CodeSha256       string            `json:"CodeSha256"`
-	Version          string            `json:"Version"`
-	Environment      *environment      `json:"Environment,omitempty"`
-	TracingConfig    map[string]string `json:"TracingConfig"`
-	RevisionId       string            `json:"RevisionId"`
-	State            string            `json:"State"`
-	LastUpdateStatus string            `json:"LastUpdateStatus"`
-	PackageType      string            `json:"PackageType"`
-	Architectures    []string          `json:"Architectures"`
-	EphemeralStorage ephemeralStorage  `json:"EphemeralStorage"`
-	LoggingConfig    map[string]string `json:"LoggingConfig"`
-	Layers           []layerRef        `json:"Layers,omitempty"`
-	// Network is Owl's extension: "egress" or "none" (AWS SDKs ignore it).
-	Network string `json:"Network,omitempty"`
-}
-
-type layerRef struct {
-	Arn      string `json:"Arn"`
-	CodeSize int64  `json:"CodeSize"`
-}
-
-type environment struct {
-	Variables map[string]string `json:"Variables"`
-}
-
-type ephemeralStorage struct {
-	Size int `json:"Size"`
-}
-
 // wire renders a $LATEST or published version configuration; a
 // version's ARN carries its number.
-func (a *API) wire(f registry.Function) FunctionConfiguration {
+func (a *API) wire(f registry.Function) lambdawire.FunctionConfiguration {
 	version, q := f.Version, f.Version
 	if version == "" || version == registry.Latest {
 		version, q = registry.Latest, ""
 	}
-	c := FunctionConfiguration{
+	c := lambdawire.FunctionConfiguration{
 		FunctionName:     f.Name,
 		FunctionArn:      a.reg.ARN(f.Name, q),
 		Runtime:          f.Runtime,
@@ -77,21 +37,21 @@ func (a *API) wire(f registry.Function) FunctionConfiguration {
 		LastModified:     f.LastModified.UTC().Format("2006-01-02T15:04:05.000-0700"),
 		CodeSha256:       registry.CodeSha256(f.CodeSha256Hex),
 		Version:          version,
-		TracingConfig:    map[string]string{"Mode": "PassThrough"},
+		TracingConfig:    &lambdawire.TracingConfig{Mode: "PassThrough"},
 		RevisionId:       f.RevisionID,
 		State:            "Active",
 		LastUpdateStatus: "Successful",
 		PackageType:      f.PackageType,
 		Architectures:    f.Architectures,
-		EphemeralStorage: ephemeralStorage{Size: f.EphemeralStorage},
-		LoggingConfig:    map[string]string{"LogFormat": "Text", "LogGroup": "/aws/lambda/" + f.Name},
+		EphemeralStorage: &lambdawire.EphemeralStorage{Size: f.EphemeralStorage},
+		LoggingConfig:    &lambdawire.LoggingConfig{LogFormat: "Text", LogGroup: "/aws/lambda/" + f.Name},
 		Network:          a.network(f),
 	}
 	if f.Environment != nil {
-		c.Environment = &environment{Variables: f.Environment}
+		c.Environment = &lambdawire.EnvironmentState{Variables: f.Environment}
 	}
 	for _, l := range f.Layers {
-		c.Layers = append(c.Layers, layerRef{Arn: l.ARN, CodeSize: l.CodeSize})
+		c.Layers = append(c.Layers, lambdawire.Layer{Arn: l.ARN, CodeSize: l.CodeSize})
 	}
 	return c
 }
@@ -105,22 +65,22 @@ type codeInput struct {
 }
 
 type createRequest struct {
-	FunctionName     string            `json:"FunctionName"`
-	Runtime          string            `json:"Runtime"`
-	Role             string            `json:"Role"`
-	Handler          string            `json:"Handler"`
-	Code             *codeInput        `json:"Code"`
-	Description      string            `json:"Description"`
-	Timeout          *int              `json:"Timeout"`
-	MemorySize       *int              `json:"MemorySize"`
-	Publish          bool              `json:"Publish"`
-	PackageType      string            `json:"PackageType"`
-	Environment      *environment      `json:"Environment"`
-	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
-	Architectures    []string          `json:"Architectures"`
-	Tags             map[string]string `json:"Tags"`
-	Layers           []string          `json:"Layers"`
-	Network          *string           `json:"Network"`
+	FunctionName     string                       `json:"FunctionName"`
+	Runtime          string                       `json:"Runtime"`
+	Role             string                       `json:"Role"`
+	Handler          string                       `json:"Handler"`
+	Code             *codeInput                   `json:"Code"`
+	Description      string                       `json:"Description"`
+	Timeout          *int                         `json:"Timeout"`
+	MemorySize       *int                         `json:"MemorySize"`
+	Publish          bool                         `json:"Publish"`
+	PackageType      string                       `json:"PackageType"`
+	Environment      *lambdawire.Environment      `json:"Environment"`
+	EphemeralStorage *lambdawire.EphemeralStorage `json:"EphemeralStorage"`
+	Architectures    []string                     `json:"Architectures"`
+	Tags             map[string]string            `json:"Tags"`
+	Layers           []string                     `json:"Layers"`
+	Network          *string                      `json:"Network"`
 }
 
 // defaultNetwork is the network mode of functions that do not choose one.
@@ -293,7 +253,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 
 // wireTarget renders what a qualified request resolved to: through an
 // alias, the ARN carries the alias.
-func (a *API) wireTarget(t registry.Target) FunctionConfiguration {
+func (a *API) wireTarget(t registry.Target) lambdawire.FunctionConfiguration {
 	c := a.wire(t.Function)
 	if t.Alias != nil {
 		c.FunctionArn = a.reg.ARN(t.Name, t.Alias.Name)
@@ -366,9 +326,9 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ []byte) er
 		return err
 	}
 	out := struct {
-		Functions  []FunctionConfiguration `json:"Functions"`
-		NextMarker *string                 `json:"NextMarker,omitempty"`
-	}{Functions: make([]FunctionConfiguration, 0, len(items)), NextMarker: next}
+		Functions  []lambdawire.FunctionConfiguration `json:"Functions"`
+		NextMarker *string                            `json:"NextMarker,omitempty"`
+	}{Functions: make([]lambdawire.FunctionConfiguration, 0, len(items)), NextMarker: next}
 	for _, f := range items {
 		out.Functions = append(out.Functions, a.wire(f))
 	}
@@ -446,7 +406,6 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upl
 	if err != nil {
 		return err
 	}
-	a.retireLatest(updated)
 	if req.Publish {
 		if updated, err = a.reg.Publish(r.Context(), fn.Name, registry.PublishOptions{}); err != nil {
 			return err
@@ -472,25 +431,19 @@ func (a *API) unqualified(r *http.Request, what string) (registry.Function, erro
 	return fn, nil
 }
 
-// retireLatest retires this node's environments of $LATEST revisions
-// older than f at once (the registry's watcher would, a moment later).
-func (a *API) retireLatest(f registry.Function) {
-	a.invoker.Retire(registry.Change{Name: f.Name, Version: registry.Latest, Revision: f.RevisionID})
-}
-
 func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request, body []byte) error {
 	var req struct {
-		Role             *string           `json:"Role"`
-		Handler          *string           `json:"Handler"`
-		Description      *string           `json:"Description"`
-		Timeout          *int              `json:"Timeout"`
-		MemorySize       *int              `json:"MemorySize"`
-		Environment      *environment      `json:"Environment"`
-		Runtime          *string           `json:"Runtime"`
-		EphemeralStorage *ephemeralStorage `json:"EphemeralStorage"`
-		RevisionId       string            `json:"RevisionId"`
-		Layers           *[]string         `json:"Layers"`
-		Network          *string           `json:"Network"`
+		Role             *string                      `json:"Role"`
+		Handler          *string                      `json:"Handler"`
+		Description      *string                      `json:"Description"`
+		Timeout          *int                         `json:"Timeout"`
+		MemorySize       *int                         `json:"MemorySize"`
+		Environment      *lambdawire.Environment      `json:"Environment"`
+		Runtime          *string                      `json:"Runtime"`
+		EphemeralStorage *lambdawire.EphemeralStorage `json:"EphemeralStorage"`
+		RevisionId       string                       `json:"RevisionId"`
+		Layers           *[]string                    `json:"Layers"`
+		Network          *string                      `json:"Network"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
@@ -535,7 +488,6 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	a.retireLatest(updated)
 	writeJSON(w, http.StatusOK, a.wire(updated))
 	return nil
 }
@@ -558,12 +510,10 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ []byte) e
 		if err := a.reg.Delete(r.Context(), name); err != nil {
 			return err
 		}
-		a.invoker.Retire(registry.Change{Name: name})
 	case registry.IsVersion(q):
 		if err := a.reg.DeleteVersion(r.Context(), name, q); err != nil {
 			return err
 		}
-		a.invoker.Retire(registry.Change{Name: name, Version: q})
 	default:
 		if _, err := a.reg.GetAlias(r.Context(), name, q); err != nil {
 			return err

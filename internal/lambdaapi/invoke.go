@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/worker"
 )
 
 // maxClientContext is Lambda's limit on X-Amz-Client-Context (base64).
@@ -69,7 +68,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		return nil
 	}
 
-	res, err := a.invoker.Invoke(r.Context(), fn, worker.Request{
+	res, err := a.invoker.Invoke(r.Context(), InvokeRequest{
+		Function:      fn,
 		RequestID:     w.Header().Get("x-amzn-RequestId"),
 		Payload:       body,
 		ClientContext: clientContext,

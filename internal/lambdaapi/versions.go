@@ -6,30 +6,17 @@ import (
 	"net/http"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 )
 
-// AliasConfiguration is Lambda's wire shape of an alias.
-type AliasConfiguration struct {
-	AliasArn        string         `json:"AliasArn"`
-	Name            string         `json:"Name"`
-	FunctionVersion string         `json:"FunctionVersion"`
-	Description     string         `json:"Description"`
-	RoutingConfig   *routingConfig `json:"RoutingConfig,omitempty"`
-	RevisionId      string         `json:"RevisionId"`
-}
-
-type routingConfig struct {
-	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
-}
-
-func (a *API) wireAlias(al registry.Alias) AliasConfiguration {
-	c := AliasConfiguration{
+func (a *API) wireAlias(al registry.Alias) lambdawire.AliasConfiguration {
+	c := lambdawire.AliasConfiguration{
 		AliasArn: a.reg.ARN(al.FunctionName, al.Name), Name: al.Name, FunctionVersion: al.FunctionVersion,
 		Description: al.Description, RevisionId: al.RevisionID,
 	}
 	if len(al.AdditionalVersionWeights) > 0 {
-		c.RoutingConfig = &routingConfig{AdditionalVersionWeights: al.AdditionalVersionWeights}
+		c.RoutingConfig = &lambdawire.RoutingConfig{AdditionalVersionWeights: al.AdditionalVersionWeights}
 	}
 	return c
 }
@@ -94,9 +81,9 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ []byte) err
 		return err
 	}
 	out := struct {
-		Versions   []FunctionConfiguration `json:"Versions"`
-		NextMarker *string                 `json:"NextMarker,omitempty"`
-	}{Versions: make([]FunctionConfiguration, 0, len(items)), NextMarker: next}
+		Versions   []lambdawire.FunctionConfiguration `json:"Versions"`
+		NextMarker *string                            `json:"NextMarker,omitempty"`
+	}{Versions: make([]lambdawire.FunctionConfiguration, 0, len(items)), NextMarker: next}
 	for _, v := range items {
 		c := a.wire(v)
 		// ListVersionsByFunction qualifies $LATEST's ARN too.
@@ -109,11 +96,11 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ []byte) err
 
 // aliasRequest is the body of CreateAlias and UpdateAlias.
 type aliasRequest struct {
-	Name            string         `json:"Name"`
-	FunctionVersion *string        `json:"FunctionVersion"`
-	Description     *string        `json:"Description"`
-	RoutingConfig   *routingConfig `json:"RoutingConfig"`
-	RevisionId      string         `json:"RevisionId"`
+	Name            string                    `json:"Name"`
+	FunctionVersion *string                   `json:"FunctionVersion"`
+	Description     *string                   `json:"Description"`
+	RoutingConfig   *lambdawire.RoutingConfig `json:"RoutingConfig"`
+	RevisionId      string                    `json:"RevisionId"`
 }
 
 func (req aliasRequest) input() registry.AliasInput {
@@ -212,9 +199,9 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request, _ []byte) erro
 		return err
 	}
 	out := struct {
-		Aliases    []AliasConfiguration `json:"Aliases"`
-		NextMarker *string              `json:"NextMarker,omitempty"`
-	}{Aliases: make([]AliasConfiguration, 0, len(items)), NextMarker: next}
+		Aliases    []lambdawire.AliasConfiguration `json:"Aliases"`
+		NextMarker *string                         `json:"NextMarker,omitempty"`
+	}{Aliases: make([]lambdawire.AliasConfiguration, 0, len(items)), NextMarker: next}
 	for _, al := range items {
 		out.Aliases = append(out.Aliases, a.wireAlias(al))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -99,20 +100,34 @@ func (c *fnCache) index(key string, v any) {
 	}
 }
 
-// Change describes one change to a function's runnable configurations.
+// Change describes one change to a function's runnable configurations or
+// to one of its provisioned concurrency configs.
 type Change struct {
 	Name string
-	// Version is Latest or a published version number.
+	// Version is Latest or a published version number; for a provisioned
+	// concurrency change, the config's qualifier (a version or an alias).
 	Version string
 	// Revision is the configuration's RevisionId now; "" when it was
-	// deleted. Environments of any other revision are stale.
+	// deleted. Environments of any other revision are stale. It is always
+	// "" for a provisioned concurrency change.
 	Revision string
+	// Provisioned says a provisioned concurrency config was put or
+	// deleted: what runs did not change, only how many environments of it
+	// to keep ready.
+	Provisioned bool
 }
 
+// Deleted reports whether the change deleted a function or one of its
+// published versions.
+func (c Change) Deleted() bool { return !c.Provisioned && c.Revision == "" }
+
 // OnChange calls fn for every change (by any node, from now on) of a
-// function's $LATEST or a deletion of one of its versions. Workers use it
-// to retire the execution environments of stale configurations. fn runs on
-// the watcher goroutine and must not block for long.
+// function's $LATEST, a deletion of one of its versions, or a put or
+// deletion of a provisioned concurrency config. It is the one path by
+// which changes reach this node's worker: a write by this node returns
+// only once its watcher has called every fn (see settle), so a caller that
+// invokes right after an update runs the new configuration. fn runs on the
+// watcher goroutine: it must not block for long, nor write to the registry.
 func (r *Registry) OnChange(fn func(Change)) {
 	r.subsMu.Lock()
 	r.subs = append(r.subs, fn)
@@ -128,6 +143,64 @@ func (r *Registry) notify(c Change) {
 	}
 }
 
+// settleTimeout bounds how long a write waits for this node's watcher to
+// see it: the write itself is done by then, so a watcher that lags (a slow
+// subscriber) delays the caller but never fails the write.
+const settleTimeout = 10 * time.Second
+
+// settle returns once this node's watcher has applied, and told its
+// OnChange subscribers of, the bucket's entry at KV revision rev and every
+// one before it; rev 0 means every write made so far (a deletion's own
+// revision is not returned by NATS). Writes call it last, so that the
+// caller's next step sees the change's effects on this node (its old
+// environments retired, its provisioned environments reconciled).
+func (r *Registry) settle(ctx context.Context, rev uint64) {
+	if rev == 0 {
+		st, err := r.kv.Status(ctx)
+		if err != nil {
+			r.opts.Logger.Warn("registry: reading the bucket's last revision; not waiting for the watcher", "err", err)
+			return
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		if !ok {
+			return
+		}
+		rev = bs.StreamInfo().State.LastSeq
+	}
+	timeout := time.NewTimer(settleTimeout)
+	defer timeout.Stop()
+	for {
+		r.seenMu.Lock()
+		seen, advanced := r.seen, r.advanced
+		r.seenMu.Unlock()
+		if seen >= rev {
+			return
+		}
+		select {
+		case <-advanced:
+		case <-r.watchDone:
+			return
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			r.opts.Logger.Warn("registry: the watcher has not seen this node's write yet; going on",
+				"revision", rev, "seen", seen, "waited", settleTimeout)
+			return
+		}
+	}
+}
+
+// markSeen records that the watcher has handled every entry up to rev.
+func (r *Registry) markSeen(rev uint64) {
+	r.seenMu.Lock()
+	if rev > r.seen {
+		r.seen = rev
+		close(r.advanced)
+		r.advanced = make(chan struct{})
+	}
+	r.seenMu.Unlock()
+}
+
 // startCacheWatch keeps the cache in step with the bucket until Close, and
 // tells OnChange subscribers about every change after the initial replay.
 func (r *Registry) startCacheWatch() error {
@@ -138,6 +211,7 @@ func (r *Registry) startCacheWatch() error {
 		return fmt.Errorf("watching functions: %w", err)
 	}
 	r.stopWatch, r.watchDone = cancel, make(chan struct{})
+	r.advanced = make(chan struct{})
 	go func() {
 		defer close(r.watchDone)
 		defer w.Stop()
@@ -158,6 +232,7 @@ func (r *Registry) startCacheWatch() error {
 				if ok && replayed {
 					r.notify(c)
 				}
+				r.markSeen(e.Revision())
 			}
 		}
 	}()
@@ -174,12 +249,15 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 		return Change{}, false
 	}
 	c = Change{Name: k.name, Version: Latest}
-	if k.kind == keyVersion {
+	switch k.kind {
+	case keyVersion:
 		c.Version = k.qualifier
+	case keyProvisioned:
+		c.Version, c.Provisioned = k.qualifier, true
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		r.cache.remove(key, e.Revision())
-		return c, k.kind == keyFunction || k.kind == keyVersion
+		return c, k.kind != keyAlias
 	}
 	var v any
 	switch k.kind {
@@ -189,7 +267,8 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 			r.opts.Logger.Warn("function cache: undecodable provisioned concurrency", "key", key, "err", err)
 			return Change{}, false
 		}
-		v = pc
+		r.cache.put(key, pc, e.Revision())
+		return c, true
 	case keyAlias:
 		var a Alias
 		err := json.Unmarshal(e.Value(), &a)

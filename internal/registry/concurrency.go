@@ -86,6 +86,7 @@ func (r *Registry) changeLatest(ctx context.Context, name string, change func(*F
 		return err
 	}
 	r.cache.put(functionKey(name), f, newRev)
+	r.settle(ctx, newRev)
 	return nil
 }
 
@@ -155,6 +156,7 @@ func (r *Registry) PutProvisioned(ctx context.Context, name, qualifier string, n
 		return ProvisionedConfig{}, fmt.Errorf("storing provisioned concurrency of %s:%s: %w", name, qualifier, err)
 	}
 	r.cache.put(key, pc, rev)
+	r.settle(ctx, rev)
 	return pc, nil
 }
 
@@ -260,7 +262,11 @@ func (r *Registry) DeleteProvisioned(ctx context.Context, name, qualifier string
 	if _, err := r.GetProvisioned(ctx, name, qualifier); err != nil {
 		return err
 	}
-	return r.deleteKey(ctx, provisionedKey(name, qualifier))
+	if err := r.deleteKey(ctx, provisionedKey(name, qualifier)); err != nil {
+		return err
+	}
+	r.settle(ctx, 0)
+	return nil
 }
 
 // ProvisionedTarget is one version to keep N environments of.

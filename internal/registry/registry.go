@@ -66,6 +66,12 @@ type Registry struct {
 	cache     *fnCache
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	// seen is the KV revision up to which the watcher has applied the
+	// bucket's entries and told the subscribers; advanced is closed (and
+	// replaced) whenever it moves (settle waits on it).
+	seenMu   sync.Mutex
+	seen     uint64        // guarded by seenMu
+	advanced chan struct{} // guarded by seenMu
 
 	subsMu sync.Mutex
 	subs   []func(Change) // guarded by subsMu
@@ -217,6 +223,7 @@ func (r *Registry) Create(ctx context.Context, f Function, zip *Zip) (Function, 
 		return Function{}, fmt.Errorf("storing function %s: %w", f.Name, err)
 	}
 	r.cache.put(functionKey(f.Name), f, newRev)
+	r.settle(ctx, newRev)
 	return f, nil
 }
 
@@ -272,6 +279,7 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip *Zip
 	if zip != nil && oldSha != f.CodeSha256Hex {
 		r.collectCode(ctx, oldSha)
 	}
+	r.settle(ctx, newRev)
 	return f, nil
 }
 
@@ -319,6 +327,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	for sha := range shas {
 		r.collectCode(ctx, sha)
 	}
+	r.settle(ctx, 0)
 	return nil
 }
 

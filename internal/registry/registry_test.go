@@ -17,17 +17,7 @@ import (
 
 func testZip(t *testing.T, content string) *registry.Zip {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.Create("bootstrap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte(content))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return registry.ZipBytes(buf.Bytes())
+	return registry.ZipBytes(testkit.Zip(t, map[string]string{"bootstrap": content}))
 }
 
 func open(t *testing.T, bus *natsbus.Bus) *registry.Registry {

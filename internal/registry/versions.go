@@ -312,6 +312,7 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 		return Function{}, fmt.Errorf("storing version %s:%d: %w", name, n, err)
 	}
 	r.cache.put(versionKey(name, v.Version), v, vrev)
+	r.settle(ctx, vrev)
 	return v, nil
 }
 
@@ -448,6 +449,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 		return err
 	}
 	r.collectCode(ctx, v.CodeSha256Hex)
+	r.settle(ctx, 0)
 	return nil
 }
 

@@ -169,14 +169,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sbm)
 
-	s.reg.OnChange(s.worker.Retire)
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
-	s.reg.OnChange(func(c registry.Change) {
-		if c.Revision == "" { // a deletion: its logs (and code) can go
-			s.gc.Kick()
-		}
-	})
+	s.reg.OnChange(applyChange(s.worker, s.gc)) // the one path from the registry to the worker (changes.go)
 
 	// Code uploads spool their zips here, unlinked at once; a crash
 	// between creating and unlinking one leaves it, so start empty.
@@ -194,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health,
 		Logger: logger.With("component", "api"),
-	}, authn, s.reg, s.worker, s.logs)
+	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
 		Handler: api,
 		// Headers must arrive within ReadHeaderTimeout and fit in

@@ -1,0 +1,101 @@
+// Package lambdawire holds the JSON shapes of the Lambda API (2015-03-31)
+// that both ends use: the server (lambdaapi) renders them and the client
+// (client) decodes them, so the two cannot drift apart. Field names are
+// the wire names. A field the server always sends has no omitempty; a
+// field only some responses carry has. It imports nothing of Owl's.
+package lambdawire
+
+// FunctionConfiguration describes one function version, as CreateFunction,
+// UpdateFunctionCode, UpdateFunctionConfiguration, GetFunction,
+// GetFunctionConfiguration, PublishVersion and the list operations return
+// it. The fields are in the order the server writes them.
+type FunctionConfiguration struct {
+	FunctionName string            `json:"FunctionName"`
+	FunctionArn  string            `json:"FunctionArn"`
+	Runtime      string            `json:"Runtime"`
+	Role         string            `json:"Role"`
+	Handler      string            `json:"Handler"`
+	CodeSize     int64             `json:"CodeSize"`
+	Description  string            `json:"Description"`
+	Timeout      int               `json:"Timeout"`    // seconds
+	MemorySize   int               `json:"MemorySize"` // MB
+	LastModified string            `json:"LastModified"`
+	CodeSha256   string            `json:"CodeSha256"` // base64 of the zip's sha256
+	Version      string            `json:"Version"`
+	Environment  *EnvironmentState `json:"Environment,omitempty"`
+	// TracingConfig, EphemeralStorage and LoggingConfig are always sent
+	// by Owl; they are pointers for other servers that leave them out.
+	TracingConfig              *TracingConfig    `json:"TracingConfig,omitempty"`
+	RevisionId                 string            `json:"RevisionId"`
+	State                      string            `json:"State"`
+	StateReason                string            `json:"StateReason,omitempty"`
+	StateReasonCode            string            `json:"StateReasonCode,omitempty"`
+	LastUpdateStatus           string            `json:"LastUpdateStatus"`
+	LastUpdateStatusReason     string            `json:"LastUpdateStatusReason,omitempty"`
+	LastUpdateStatusReasonCode string            `json:"LastUpdateStatusReasonCode,omitempty"`
+	PackageType                string            `json:"PackageType"`
+	Architectures              []string          `json:"Architectures"`
+	EphemeralStorage           *EphemeralStorage `json:"EphemeralStorage,omitempty"`
+	LoggingConfig              *LoggingConfig    `json:"LoggingConfig,omitempty"`
+	Layers                     []Layer           `json:"Layers,omitempty"`
+	// Network is Owl's extension: "egress" or "none" (AWS SDKs ignore it).
+	Network string `json:"Network,omitempty"`
+}
+
+// Environment is a function's environment as create and update requests
+// send it.
+type Environment struct {
+	Variables map[string]string `json:"Variables"`
+}
+
+// EnvironmentState is a function's environment as the server reports it.
+type EnvironmentState struct {
+	Variables map[string]string `json:"Variables"`
+	Error     *EnvironmentError `json:"Error,omitempty"`
+}
+
+// EnvironmentError reports why a function's environment could not be applied.
+type EnvironmentError struct {
+	ErrorCode string `json:"ErrorCode,omitempty"`
+	Message   string `json:"Message,omitempty"`
+}
+
+// EphemeralStorage is the size of a function's /tmp in MB.
+type EphemeralStorage struct {
+	Size int `json:"Size"`
+}
+
+// TracingConfig is a function's tracing mode ("PassThrough" or "Active").
+type TracingConfig struct {
+	Mode string `json:"Mode,omitempty"`
+}
+
+// LoggingConfig is where and how a function's logs are written.
+type LoggingConfig struct {
+	LogFormat           string `json:"LogFormat,omitempty"`
+	ApplicationLogLevel string `json:"ApplicationLogLevel,omitempty"`
+	SystemLogLevel      string `json:"SystemLogLevel,omitempty"`
+	LogGroup            string `json:"LogGroup,omitempty"`
+}
+
+// Layer is a layer version a function uses.
+type Layer struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
+}
+
+// AliasConfiguration is an alias, as the alias operations return it.
+type AliasConfiguration struct {
+	AliasArn        string         `json:"AliasArn"`
+	Name            string         `json:"Name"`
+	FunctionVersion string         `json:"FunctionVersion"`
+	Description     string         `json:"Description"`
+	RoutingConfig   *RoutingConfig `json:"RoutingConfig,omitempty"`
+	RevisionId      string         `json:"RevisionId"`
+}
+
+// RoutingConfig sends a share of an alias's invocations to another version.
+type RoutingConfig struct {
+	// AdditionalVersionWeights maps a published version to its share (0.0–1.0).
+	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
+}
