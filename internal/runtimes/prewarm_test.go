@@ -25,7 +25,7 @@ func TestPrewarmedBootstraps(t *testing.T) {
 	for _, tc := range []struct {
 		name, interp, bootstrap, file, handler, code string
 	}{
-		{"python", pyInterpreter, "python/bootstrap.py", "app.py", "app.handler",
+		{"python", pythonRuntime.interp, "python/bootstrap.py", "app.py", "app.handler",
 			"import os\ndef handler(event, context):\n    return {'env': dict(os.environ), 'cwd': os.getcwd()}\n"},
 		{"node", "/usr/bin/node", "node/bootstrap.mjs", "index.mjs", "index.handler",
 			"export const handler = async () => ({ env: { ...process.env }, cwd: process.cwd() });\n"},
