@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -9,10 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/owl-project/owl/internal/testkit"
 )
@@ -224,36 +221,7 @@ func BenchmarkCreateDestroyNetwork(b *testing.B) {
 		for _, egress := range []bool{false, true} {
 			name := map[bool]string{false: "fresh", true: "spare"}[spares > 0] + "/" + map[bool]string{false: "none", true: "egress"}[egress]
 			b.Run(name, func(b *testing.B) {
-				m := newEgressManager(b, spares)
-				code := b.TempDir()
-				os.Chmod(code, 0o755)
-				ctx := context.Background()
-				var creating, destroying time.Duration
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := range b.N {
-					if spares > 0 {
-						b.StopTimer()
-						for len(m.spares) < spares {
-							time.Sleep(100 * time.Microsecond)
-						}
-						b.StartTimer()
-					}
-					start := time.Now()
-					sb, err := m.Create(ctx, Spec{ID: "bench" + strconv.Itoa(i), CodeDir: code, Argv: []string{"/usr/bin/true"}, MemoryMB: 128, Egress: egress})
-					if err != nil {
-						b.Fatal(err)
-					}
-					creating += time.Since(start)
-					<-sb.Done()
-					start = time.Now()
-					if err := sb.Destroy(); err != nil {
-						b.Fatal(err)
-					}
-					destroying += time.Since(start)
-				}
-				b.ReportMetric(float64(creating.Nanoseconds())/float64(b.N), "create-ns/op")
-				b.ReportMetric(float64(destroying.Nanoseconds())/float64(b.N), "destroy-ns/op")
+				benchCreateDestroy(b, newEgressManager(b, spares), spares, Spec{Egress: egress})
 			})
 		}
 	}
