@@ -92,10 +92,7 @@ func TestConnPipelinedBehindParkedNext(t *testing.T) {
 	c := newRuntimeClient(t, addr)
 	invCh := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 	wantStatus(t, c.next(ctx), http.StatusOK, "")
-	wantAccepted(t, c.post(ctx, "req-1", "response", []byte(`"ok"`)))
-	if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != `"ok"` {
-		t.Fatalf("Invoke = %+v, %v", res.out, res.err)
-	}
+	c.respond(t, ctx, invCh, "req-1", `"ok"`)
 }
 
 // A client that sends Expect: 100-continue gets it before its body is read;
@@ -119,9 +116,7 @@ func TestConnExpectContinue(t *testing.T) {
 	if resp := readRawResp(t, br); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", resp.StatusCode)
 	}
-	if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != `"ok"` {
-		t.Fatalf("Invoke = %+v, %v", res.out, res.err)
-	}
+	wantResult(t, invCh, `"ok"`)
 
 	invCh = invokeAsync(ctx, s, testInvocation("req-2", "{}"))
 	io.WriteString(nc, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n")

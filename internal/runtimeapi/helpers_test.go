@@ -94,6 +94,15 @@ type runtimeClient struct {
 	hc   *http.Client
 }
 
+// newTestEnv is the start of most tests: it checks that t leaks no
+// goroutines, and starts a Server with cfg and a runtime's client of it.
+func newTestEnv(t *testing.T, cfg Config) (*Server, *runtimeClient, context.Context) {
+	t.Helper()
+	checkGoroutines(t)
+	s, addr := startServer(t, cfg)
+	return s, newRuntimeClient(t, addr), testCtx(t)
+}
+
 func newRuntimeClient(t testing.TB, addr string) *runtimeClient {
 	tr := &http.Transport{Proxy: nil}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -211,6 +220,23 @@ func wantStatus(t *testing.T, r reply, status int, errType string) {
 	obj := r.errorObject(t)
 	if obj.ErrorType != errType || obj.ErrorMessage == "" {
 		t.Errorf("error object %+v, want errorType %q and a message", obj, errType)
+	}
+}
+
+// respond posts body as the response to invocation id and checks that
+// the Invoke whose result arrives on invCh returns it.
+func (c *runtimeClient) respond(t *testing.T, ctx context.Context, invCh <-chan invokeResult, id, body string) {
+	t.Helper()
+	wantAccepted(t, c.post(ctx, id, "response", []byte(body)))
+	wantResult(t, invCh, body)
+}
+
+// wantResult fails t unless the Invoke whose result arrives on invCh
+// succeeded with payload.
+func wantResult(t *testing.T, invCh <-chan invokeResult, payload string) {
+	t.Helper()
+	if res := receive(t, invCh); res.err != nil || res.out.IsError || res.out.ErrorType != "" || string(res.out.Payload) != payload {
+		t.Fatalf("Invoke = %+v (%q), %v; want the payload %q", res.out, res.out.Payload, res.err, payload)
 	}
 }
 

@@ -42,10 +42,7 @@ func TestNextDeliversInvocation(t *testing.T) {
 		{"1 MiB payload", large, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			var nextCh <-chan reply
 			var invCh <-chan invokeResult
@@ -85,20 +82,13 @@ func TestNextDeliversInvocation(t *testing.T) {
 				}
 			}
 
-			wantAccepted(t, c.post(ctx, tc.inv.RequestID, "response", []byte(`{"ok":1}`)))
-			res := receive(t, invCh)
-			if res.err != nil || res.out.IsError || string(res.out.Payload) != `{"ok":1}` || res.out.ErrorType != "" {
-				t.Errorf("Invoke = %+v, %v; want payload {\"ok\":1}", res.out, res.err)
-			}
+			c.respond(t, ctx, invCh, tc.inv.RequestID, `{"ok":1}`)
 		})
 	}
 }
 
 func TestWaitReady(t *testing.T) {
-	checkGoroutines(t)
-	s, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	s, c, ctx := newTestEnv(t, Config{})
 
 	short, cancel := context.WithCancel(ctx)
 	cancel()
@@ -117,10 +107,7 @@ func TestWaitReady(t *testing.T) {
 }
 
 func TestSequentialInvokes(t *testing.T) {
-	checkGoroutines(t)
-	s, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	s, c, ctx := newTestEnv(t, Config{})
 
 	// A runtime loop over one keep-alive connection.
 	loopDone := make(chan error, 1)
@@ -169,10 +156,7 @@ func TestSecondNextRefused(t *testing.T) {
 		{"while an invocation is active", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			first := c.nextAsync(ctx)
 			eventually(t, "/next to park", isParked(s))
@@ -188,10 +172,7 @@ func TestSecondNextRefused(t *testing.T) {
 				invCh = invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 				wantStatus(t, receive(t, first), http.StatusOK, "")
 			}
-			wantAccepted(t, c.post(ctx, "req-1", "response", []byte("done")))
-			if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != "done" {
-				t.Fatalf("Invoke = %+v, %v", res.out, res.err)
-			}
+			c.respond(t, ctx, invCh, "req-1", "done")
 		})
 	}
 }
@@ -228,10 +209,7 @@ func TestResultRules(t *testing.T) {
 		}, Outcome{Payload: []byte("r")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			// Before anything is delivered every id is unknown.
 			wantStatus(t, c.post(ctx, "req-1", "response", nil), http.StatusBadRequest, errInvalidRequestID)
@@ -299,10 +277,7 @@ func TestResultOutcome(t *testing.T) {
 			Outcome{Payload: lambdaerr.ErrorBody("streamBroken", "The runtime reported streamBroken in a trailer."), ErrorType: "streamBroken", IsError: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			invCh := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 			wantStatus(t, c.next(ctx), http.StatusOK, "")
@@ -341,10 +316,7 @@ func TestResultTooLarge(t *testing.T) {
 		{"error over", "error", max + 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			invCh := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 			wantStatus(t, c.next(ctx), http.StatusOK, "")
@@ -394,10 +366,7 @@ func TestInitError(t *testing.T) {
 		{"no type", nil, `not json`, InitError{Type: "Runtime.Unknown"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			s, addr := startServer(t, Config{})
-			c := newRuntimeClient(t, addr)
-			ctx := testCtx(t)
+			s, c, ctx := newTestEnv(t, Config{})
 
 			queued := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 			eventually(t, "the invocation to queue", func() bool { _, st := serverState(s); return st == invQueued })
@@ -427,10 +396,7 @@ func TestInitError(t *testing.T) {
 	}
 
 	t.Run("after init", func(t *testing.T) {
-		checkGoroutines(t)
-		s, addr := startServer(t, Config{})
-		c := newRuntimeClient(t, addr)
-		ctx := testCtx(t)
+		s, c, ctx := newTestEnv(t, Config{})
 		c.nextAsync(ctx)
 		if err := s.WaitReady(ctx); err != nil {
 			t.Fatal(err)
@@ -444,10 +410,7 @@ func TestInitError(t *testing.T) {
 }
 
 func TestRouting(t *testing.T) {
-	checkGoroutines(t)
-	_, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	_, c, ctx := newTestEnv(t, Config{})
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -488,10 +451,7 @@ func TestRouting(t *testing.T) {
 
 func TestInvokeCancel(t *testing.T) {
 	t.Run("queued invocation is withdrawn", func(t *testing.T) {
-		checkGoroutines(t)
-		s, addr := startServer(t, Config{})
-		c := newRuntimeClient(t, addr)
-		ctx := testCtx(t)
+		s, c, ctx := newTestEnv(t, Config{})
 
 		ictx, cancel := context.WithCancel(ctx)
 		invCh := invokeAsync(ictx, s, testInvocation("req-1", "withdrawn"))
@@ -509,17 +469,11 @@ func TestInvokeCancel(t *testing.T) {
 			t.Fatalf("/next delivered %q %q, want req-2", r.header.Get(hdrRequestID), r.body)
 		}
 		wantStatus(t, c.post(ctx, "req-1", "response", nil), http.StatusBadRequest, errInvalidRequestID)
-		wantAccepted(t, c.post(ctx, "req-2", "response", []byte("ok")))
-		if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != "ok" {
-			t.Fatalf("Invoke = %+v, %v", res.out, res.err)
-		}
+		c.respond(t, ctx, invCh, "req-2", "ok")
 	})
 
 	t.Run("delivered invocation is abandoned", func(t *testing.T) {
-		checkGoroutines(t)
-		s, addr := startServer(t, Config{})
-		c := newRuntimeClient(t, addr)
-		ctx := testCtx(t)
+		s, c, ctx := newTestEnv(t, Config{})
 
 		ictx, cancel := context.WithCancel(ctx)
 		invCh := invokeAsync(ictx, s, testInvocation("req-1", "slow"))
@@ -536,10 +490,7 @@ func TestInvokeCancel(t *testing.T) {
 		wantAccepted(t, c.post(ctx, "req-1", "response", []byte("late")))
 		invCh = invokeAsync(ctx, s, testInvocation("req-2", "{}"))
 		wantStatus(t, c.next(ctx), http.StatusOK, "")
-		wantAccepted(t, c.post(ctx, "req-2", "response", []byte("fresh")))
-		if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != "fresh" {
-			t.Fatalf("Invoke = %+v (%q), %v; want fresh", res.out, res.out.Payload, res.err)
-		}
+		c.respond(t, ctx, invCh, "req-2", "fresh")
 	})
 
 	t.Run("ctx already done", func(t *testing.T) {
@@ -557,10 +508,7 @@ func TestInvokeCancel(t *testing.T) {
 }
 
 func TestInvokeBusy(t *testing.T) {
-	checkGoroutines(t)
-	s, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	s, c, ctx := newTestEnv(t, Config{})
 
 	invCh := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 	eventually(t, "the invocation to queue", func() bool { _, st := serverState(s); return st == invQueued })
@@ -609,10 +557,7 @@ func TestConfig(t *testing.T) {
 	}
 
 	t.Run("custom limit", func(t *testing.T) {
-		checkGoroutines(t)
-		s, addr := startServer(t, Config{MaxResponseBytes: 10})
-		c := newRuntimeClient(t, addr)
-		ctx := testCtx(t)
+		s, c, ctx := newTestEnv(t, Config{MaxResponseBytes: 10})
 		invCh := invokeAsync(ctx, s, testInvocation("req-1", "{}"))
 		wantStatus(t, c.next(ctx), http.StatusOK, "")
 		r := c.request(ctx, http.MethodPost, apiBase+"/invocation/req-1/response", chunked{strings.NewReader("01234567890")}, nil, nil)
@@ -624,10 +569,7 @@ func TestConfig(t *testing.T) {
 	})
 
 	t.Run("custom limit on init error", func(t *testing.T) {
-		checkGoroutines(t)
-		s, addr := startServer(t, Config{MaxResponseBytes: 10})
-		c := newRuntimeClient(t, addr)
-		ctx := testCtx(t)
+		s, c, ctx := newTestEnv(t, Config{MaxResponseBytes: 10})
 		r := c.request(ctx, http.MethodPost, apiBase+"/init/error", strings.NewReader("01234567890"), nil, nil)
 		wantStatus(t, r, http.StatusRequestEntityTooLarge, errRequestEntityTooLarge)
 		// Refused, so init has not ended: the runtime may still post a
@@ -641,10 +583,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestParkedNextHangsUp(t *testing.T) {
-	checkGoroutines(t)
-	s, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	s, c, ctx := newTestEnv(t, Config{})
 
 	nctx, hangUp := context.WithCancel(ctx)
 	nextCh := c.nextAsync(nctx)
@@ -660,17 +599,11 @@ func TestParkedNextHangsUp(t *testing.T) {
 	eventually(t, "the invocation to queue", func() bool { _, st := serverState(s); return st == invQueued })
 	r := c.next(ctx)
 	wantStatus(t, r, http.StatusOK, "")
-	wantAccepted(t, c.post(ctx, "req-1", "response", []byte("ok")))
-	if res := receive(t, invCh); res.err != nil || string(res.out.Payload) != "ok" {
-		t.Fatalf("Invoke = %+v, %v", res.out, res.err)
-	}
+	c.respond(t, ctx, invCh, "req-1", "ok")
 }
 
 func TestClose(t *testing.T) {
-	checkGoroutines(t)
-	s, addr := startServer(t, Config{})
-	c := newRuntimeClient(t, addr)
-	ctx := testCtx(t)
+	s, c, ctx := newTestEnv(t, Config{})
 
 	ready := make(chan error, 1)
 	go func() { ready <- s.WaitReady(ctx) }()
