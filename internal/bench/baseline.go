@@ -265,10 +265,19 @@ func Exec(ctx context.Context, argv []string, n int) (*Result, error) {
 		Mode: ModeExec, Target: TargetBaseline, Command: strings.Join(argv, " "),
 		Started: time.Now().UTC(), Host: ThisHost(),
 	}
-	const warmup = 5
+	if err := timeRuns(ctx, r, "exec "+r.Command, 5, n, run); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// timeRuns runs run warmup times untimed (a failure is an error, what
+// naming the command), then n times into r, stopping early, with ctx's
+// error, when ctx ends.
+func timeRuns(ctx context.Context, r *Result, what string, warmup, n int, run func() outcome) error {
 	for range warmup {
 		if o := run(); o.fail != nil {
-			return nil, fmt.Errorf("exec %s: %s: %s", r.Command, o.fail.kind, o.fail.example)
+			return fmt.Errorf("%s: %s: %s", what, o.fail.kind, o.fail.example)
 		}
 	}
 	r.Warmup = warmup
@@ -276,10 +285,10 @@ func Exec(ctx context.Context, argv []string, n int) (*Result, error) {
 	start := time.Now()
 	for range n {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		t.add(run(), true)
 	}
 	r.fill(t, time.Since(start))
-	return r, nil
+	return nil
 }

@@ -158,32 +158,25 @@ func warmUp(ctx context.Context, l *loader, cfg Config, conns int, r *Result) {
 
 // Warm measures N invocations of a warm function over C connections.
 func Warm(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.Validate(ModeWarm); err != nil {
-		return nil, err
-	}
-	l, err := newLoader(ctx, cfg, cfg.Connections, false)
-	if err != nil {
-		return nil, err
-	}
-	defer l.close()
-	if err := probe(l, cfg); err != nil {
-		return nil, err
-	}
-	r := cfg.newResult(ModeWarm, cfg.Connections)
-	warmUp(ctx, l, cfg, cfg.Connections, r)
-	before := takeCPU()
-	ts, elapsed := l.run(ctx, cfg.Connections, countStop(cfg.Requests), true, cfg.Requests/cfg.Connections+1)
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	r.fill(merged(ts), elapsed)
-	r.CPU = cpuBetween(before, takeCPU(), r.Requests)
-	return r, nil
+	return measureLoad(ctx, cfg, ModeWarm, func() (stop, int) {
+		return countStop(cfg.Requests), cfg.Requests/cfg.Connections + 1
+	})
 }
 
 // Throughput measures how many invocations C connections complete in D.
 func Throughput(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.Validate(ModeThroughput); err != nil {
+	return measureLoad(ctx, cfg, ModeThroughput, func() (stop, int) {
+		// Room for 50k/s per connection's share, so appends rarely grow.
+		return durationStop(cfg.Duration), int(cfg.Duration.Seconds()*50000)/cfg.Connections + 1
+	})
+}
+
+// measureLoad is what Warm and Throughput share: validate cfg for mode,
+// connect and probe, warm up, then run C connections until the stop that
+// plan returns (plan also says how many samples to make room for per
+// connection; it is called once cfg is valid) and measure the run's CPU.
+func measureLoad(ctx context.Context, cfg Config, mode string, plan func() (stop, int)) (*Result, error) {
+	if err := cfg.Validate(mode); err != nil {
 		return nil, err
 	}
 	l, err := newLoader(ctx, cfg, cfg.Connections, false)
@@ -194,12 +187,11 @@ func Throughput(ctx context.Context, cfg Config) (*Result, error) {
 	if err := probe(l, cfg); err != nil {
 		return nil, err
 	}
-	r := cfg.newResult(ModeThroughput, cfg.Connections)
+	r := cfg.newResult(mode, cfg.Connections)
 	warmUp(ctx, l, cfg, cfg.Connections, r)
-	// Room for 50k/s per connection's share, so appends rarely grow.
-	capacity := int(cfg.Duration.Seconds()*50000)/cfg.Connections + 1
+	done, capacity := plan()
 	before := takeCPU()
-	ts, elapsed := l.run(ctx, cfg.Connections, durationStop(cfg.Duration), true, capacity)
+	ts, elapsed := l.run(ctx, cfg.Connections, done, true, capacity)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

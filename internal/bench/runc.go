@@ -101,22 +101,9 @@ func Runc(ctx context.Context, opts RuncOptions, n int) (*Result, error) {
 		what += " (" + filepath.Base(opts.Binary) + ")"
 	}
 	r := &Result{Mode: ModeRunc, Target: TargetBaseline, Command: what, Started: time.Now().UTC(), Host: ThisHost()}
-	const warmup = 3
-	for range warmup {
-		if o := run(); o.fail != nil {
-			return nil, fmt.Errorf("%s: %s: %s", what, o.fail.kind, o.fail.example)
-		}
+	if err := timeRuns(ctx, r, what, 3, n, run); err != nil {
+		return nil, err
 	}
-	r.Warmup = warmup
-	t := newTally(n)
-	start := time.Now()
-	for range n {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		t.add(run(), true)
-	}
-	r.fill(t, time.Since(start))
 	r.Notes = append(r.Notes, "each run: runc run --bundle (create, start, wait for the program, delete) of a one-program rootfs, read-only, namespaces of runc spec's default")
 	return r, nil
 }
