@@ -22,7 +22,6 @@ set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
 [[ $# == 2 ]] || { echo "usage: bench/ab.sh OLD_OWL NEW_OWL" >&2; exit 2; }
-[[ $(id -u) == 0 ]] || { echo "bench/ab.sh: run me as root (sandboxes)" >&2; exit 1; }
 A=$(realpath "$1")
 B=$(realpath "$2")
 MODE=${MODE:-c1}
@@ -32,6 +31,7 @@ D=${D:-3s}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
+need_root
 OUT=${OUT:-$(mktemp -d /tmp/owl-ab.XXXXXX)}
 TMP=$(mktemp -d /tmp/owl-ab-run.XXXXXX)
 declare -A PID ENDPOINT DATA
@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$TMP/hello" "$OUT"
-(cd "$REPO" && CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go)
+(cd "$REPO" && hello_build "$TMP/hello")
 
 # start SIDE BINARY: owl serve on a fresh data dir, the hello function deployed.
 start() {

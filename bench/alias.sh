@@ -19,26 +19,20 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$REPO/bench/results/alias-$(date -u +%Y%m%dT%H%M%SZ)}
 FN=owl-bench-hello
 
-[[ $(id -u) == 0 ]] || { echo "bench/alias.sh: run me as root" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/owl-alias-bench.XXXXXX)
-SERVER_PID=""
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
-cleanup() {
-	[[ -z $SERVER_PID ]] || stop_owl "$SERVER_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+need_root
+bench_workdir owl-alias-bench
+TMP=$BENCH_TMP
 
 cd "$REPO"
-mkdir -p "$OUT" "$TMP/hello"
-CGO_ENABLED=0 go build -o "$TMP/owl" ./cmd/owl
-CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
-OWL=$TMP/owl
+mkdir -p "$OUT"
+CGO_ENABLED=0 owl_build "$TMP"
+hello_build "$TMP/hello"
+OWL=$OWL_BIN
 
 export OWL_DATA=$TMP/data
 owl_serve "$OWL" "$OWL_DATA" "$TMP/serve.log"
-SERVER_PID=$OWL_SERVE_PID
 export OWL_ENDPOINT=$OWL_SERVE_ENDPOINT
 
 "$OWL" deploy "$TMP/hello" --name "$FN" --runtime provided.al2023 >/dev/null

@@ -18,22 +18,16 @@ SAMPLE=${SAMPLE:-10}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FN=owl-bench-frozen
 
-[[ $(id -u) == 0 ]] || { echo "bench/frozen.sh: run me as root" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/owl-frozen-bench.XXXXXX)
-SERVER_PID=""
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
-cleanup() {
-	[[ -z $SERVER_PID ]] || stop_owl "$SERVER_PID"
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+need_root
+bench_workdir owl-frozen-bench
+TMP=$BENCH_TMP
 
 cd "$REPO"
-mkdir -p "$TMP/hello"
-CGO_ENABLED=0 go build -o "$TMP/owl" ./cmd/owl
-CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
-OWL=$TMP/owl
+CGO_ENABLED=0 owl_build "$TMP"
+hello_build "$TMP/hello"
+OWL=$OWL_BIN
 export OWL_DATA=$TMP/data
 owl_serve "$OWL" "$OWL_DATA" "$TMP/serve.log" --memory-overcommit 4
 SERVER_PID=$OWL_SERVE_PID

@@ -12,13 +12,10 @@ set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-work=$(mktemp -d)
-trap 'stop_owl ${OWL_SERVE_PID:-}; rm -rf "$work"' EXIT
-bin=${BIN:-}
-if [[ -z $bin ]]; then
-	bin=$work/owl
-	go build -o "$bin" ./cmd/owl
-fi
+bench_workdir owl-preauth
+work=$BENCH_TMP
+owl_build "$work"
+bin=$OWL_BIN
 owl_serve "$bin" "$work/data" "$work/serve.log" --prewarm 0
 addr=${OWL_SERVE_ENDPOINT#http://}
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$OWL_SERVE_PID/status"; }

@@ -20,11 +20,11 @@ SETTLE=${SETTLE:-100ms}
 PY=${PY:-python3.11}
 NODE=${NODE:-nodejs20.x}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[[ $(id -u) == 0 ]] || { echo "run me as root" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/owl-prewarm.XXXXXX)
-PIDS=()
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
+need_root
+TMP=$(mktemp -d /tmp/owl-prewarm.XXXXXX)
+PIDS=()
 cleanup() {
 	stop_owl "${PIDS[@]}"
 	[[ -n ${KEEP_LOG:-} ]] && cp "$TMP/on.log" "$KEEP_LOG"

@@ -86,8 +86,7 @@ mkdir -p "$OUT"
 log "building owl and examples/hello-go"
 OWL=$TMP/owl
 CGO_ENABLED=0 go build -o "$OWL" ./cmd/owl
-mkdir -p "$TMP/hello"
-CGO_ENABLED=0 go build -o "$TMP/hello/bootstrap" ./examples/hello-go
+hello_build "$TMP/hello"
 
 # The machine, as the results will be read with it.
 {

@@ -13,13 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 n=${N:-4}
-work=$(mktemp -d)
-trap 'stop_owl ${OWL_SERVE_PID:-}; rm -rf "$work"' EXIT
-bin=${BIN:-}
-if [[ -z $bin ]]; then
-	bin=$work/owl
-	go build -o "$bin" ./cmd/owl
-fi
+bench_workdir owl-uploads
+work=$BENCH_TMP
+owl_build "$work"
+bin=$OWL_BIN
 export OWL_ACCESS_KEY_ID=AKIAOWLBENCHKEY00001 OWL_SECRET_ACCESS_KEY=owl-bench-secret-0123456789abcdefghijklm
 export OWL_TOKEN=owl_bench_token_0123456789abcdefghijklmn
 for mode in bearer sigv4; do
