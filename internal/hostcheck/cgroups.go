@@ -167,13 +167,7 @@ func (h Host) cgroupsV2(m mount) Result {
 	if err != nil {
 		return fail(name, fmt.Sprintf("v2: %v", err), "mount cgroup2 on "+cgroupRoot)
 	}
-	have := strings.Fields(string(avail))
-	var missing []string
-	for _, c := range v2Controllers {
-		if !slices.Contains(have, c) {
-			missing = append(missing, c)
-		}
-	}
+	missing := notListed(v2Controllers, avail)
 	if len(missing) > 0 {
 		return fail(name, fmt.Sprintf("v2: controller %s not available in %s/cgroup.controllers", strings.Join(missing, ", "), cgroupRoot),
 			"enable it for this cgroup in its parent's cgroup.subtree_control (a container needs them delegated), or use a kernel that has it")

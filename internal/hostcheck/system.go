@@ -80,13 +80,7 @@ func (h Host) Seccomp() Result {
 		return fail(name, "the kernel has no seccomp (CONFIG_SECCOMP_FILTER)",
 			"use a kernel with seccomp filters (every distribution kernel has them)")
 	}
-	have := strings.Fields(string(b))
-	var missing []string
-	for _, a := range seccompActions {
-		if !slices.Contains(have, a) {
-			missing = append(missing, a)
-		}
-	}
+	missing := notListed(seccompActions, b)
 	if len(missing) > 0 {
 		return fail(name, "seccomp filter action "+strings.Join(missing, ", ")+" unavailable",
 			"upgrade the kernel to 4.14 or later")
@@ -162,4 +156,17 @@ func (h Host) Swap() Result {
 	return warn(name, fmt.Sprintf("%s of swap: functions never swap (their limits exclude it: a function is OOM-killed at its MemorySize, as on Lambda), but Owl and the host's other processes may, which slows invocations under memory pressure",
 		bytesText(total)),
 		"turn swap off for predictable latency (swapoff -a, and remove it from /etc/fstab), or keep it knowing this")
+}
+
+// notListed is what of want is not among the whitespace-separated words
+// of list (a kernel file such as cgroup.controllers or actions_avail).
+func notListed(want []string, list []byte) []string {
+	have := strings.Fields(string(list))
+	var missing []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			missing = append(missing, w)
+		}
+	}
+	return missing
 }
