@@ -154,30 +154,23 @@ func (s *Sandbox) MaxMemoryBytes() (uint64, error) {
 
 // Freeze stops every process of the sandbox (cgroup freezer) and returns
 // once they are all stopped. A frozen sandbox uses no CPU.
-func (s *Sandbox) Freeze() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.destroyed {
-		return fmt.Errorf("sandbox %s: %w", s.id, ErrDestroyed)
-	}
-	if err := s.cg.freeze(); err != nil {
-		return fmt.Errorf("sandbox %s: %w", s.id, err)
-	}
-	s.frozen = true
-	return nil
-}
+func (s *Sandbox) Freeze() error { return s.setFrozen(s.cg.freeze, true) }
 
 // Thaw resumes a frozen sandbox.
-func (s *Sandbox) Thaw() error {
+func (s *Sandbox) Thaw() error { return s.setFrozen(s.cg.thaw, false) }
+
+// setFrozen runs the cgroup's freeze or thaw (op) unless the sandbox is
+// destroyed, and records the state it leaves the sandbox in.
+func (s *Sandbox) setFrozen(op func() error, frozen bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
 		return fmt.Errorf("sandbox %s: %w", s.id, ErrDestroyed)
 	}
-	if err := s.cg.thaw(); err != nil {
+	if err := op(); err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.id, err)
 	}
-	s.frozen = false
+	s.frozen = frozen
 	return nil
 }
 
