@@ -410,7 +410,7 @@ var invocationCases = []conformanceCase{
 		},
 		steps: warmReuseSteps(6),
 		after: func(t *testing.T, p *proc) {
-			if n := p.ln.connections(); n != 1 {
+			if n := p.ln.accepted.Load(); n != 1 {
 				t.Errorf("the runtime opened %d connections to the Runtime API, want 1 kept alive", n)
 			}
 		},
@@ -753,72 +753,46 @@ func warmReuseSteps(n int) []step {
 	return steps
 }
 
+// initFails is a case whose init fails: each runtime's code, and the
+// error it must report.
+func initFails(name string, python impl, pythonWant want, node impl, nodeWant want) conformanceCase {
+	return conformanceCase{
+		name:      name,
+		code:      map[string]impl{"python": python, "node": node},
+		initError: map[string]want{"python": pythonWant, "node": nodeWant},
+	}
+}
+
 // initErrorCases are the ways a runtime's init fails.
 var initErrorCases = []conformanceCase{
-	{
-		name: "module not found",
-		code: map[string]impl{"python": {handler: "app.handler"}, "node": {handler: "app.handler"}},
-		initError: map[string]want{
-			"python": fails("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'app'"),
-			"node":   fails("Runtime.ImportModuleError", "Error: Cannot find module 'app'…"),
-		},
-	},
-	{
-		name: "dependency not found",
-		code: map[string]impl{
-			"python": py("app.handler", "import owl_not_installed_xyz\n"),
-			"node":   js("app.handler", "require('owl_not_installed_xyz'); exports.handler = async () => 1;\n"),
-		},
-		initError: map[string]want{
-			"python": fails("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'owl_not_installed_xyz'"),
-			"node":   fails("Runtime.ImportModuleError", "Error: Cannot find module 'owl_not_installed_xyz'…"),
-		},
-	},
-	{
-		name: "syntax error",
-		code: map[string]impl{
-			"python": py("app.handler", "def handler(event, context:\n    return 1\n"),
-			"node":   js("app.handler", "exports.handler = async () => {\n"),
-		},
-		initError: map[string]want{
-			"python": {errorType: "Runtime.UserCodeSyntaxError", message: "Syntax error in module 'app': …",
-				check: wantOneTraceEntry(`app.py" Line 1`)}, // the file and line of the error
-			"node": fails("Runtime.UserCodeSyntaxError", "SyntaxError: …"),
-		},
-	},
-	{
-		name: "raises at import",
-		code: map[string]impl{
-			"python": py("app.handler", "x = 1\nraise RuntimeError('no config')\n"),
-			"node":   js("app.handler", "throw new RangeError('no config');\n"),
-		},
-		initError: map[string]want{
-			// Owl's Python runtime reports any exception at import as
-			// Runtime.ImportModuleError (docs/runtimes.md), with the
-			// module's frame as the trace; Node's, as Lambda's, reports
-			// the error thrown under its own type.
-			"python": {errorType: "Runtime.ImportModuleError", message: "Unable to import module 'app': RuntimeError: no config",
-				check: wantOneTraceEntry(`app.py", line 2, in <module>`)},
-			"node": fails("RangeError", "no config"),
-		},
-	},
-	{
-		name: "handler not found",
-		code: map[string]impl{
-			"python": py("app.nope", "def handler(event, context):\n    return 1\n"),
-			"node":   js("app.nope", "exports.handler = async () => 1;\n"),
-		},
-		initError: map[string]want{
-			"python": fails("Runtime.HandlerNotFound", "Handler 'nope' missing on module 'app'"),
-			"node":   fails("Runtime.HandlerNotFound", "app.nope is undefined or not exported"),
-		},
-	},
+	initFails("module not found",
+		impl{handler: "app.handler"}, fails("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'app'"),
+		impl{handler: "app.handler"}, fails("Runtime.ImportModuleError", "Error: Cannot find module 'app'…")),
+	initFails("dependency not found",
+		py("app.handler", "import owl_not_installed_xyz\n"),
+		fails("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'owl_not_installed_xyz'"),
+		js("app.handler", "require('owl_not_installed_xyz'); exports.handler = async () => 1;\n"),
+		fails("Runtime.ImportModuleError", "Error: Cannot find module 'owl_not_installed_xyz'…")),
+	initFails("syntax error",
+		py("app.handler", "def handler(event, context:\n    return 1\n"),
+		want{errorType: "Runtime.UserCodeSyntaxError", message: "Syntax error in module 'app': …",
+			check: wantOneTraceEntry(`app.py" Line 1`)}, // the file and line of the error
+		js("app.handler", "exports.handler = async () => {\n"), fails("Runtime.UserCodeSyntaxError", "SyntaxError: …")),
+	// Owl's Python runtime reports any exception at import as
+	// Runtime.ImportModuleError (docs/runtimes.md), with the module's frame
+	// as the trace; Node's, as Lambda's, reports the error thrown under its
+	// own type.
+	initFails("raises at import",
+		py("app.handler", "x = 1\nraise RuntimeError('no config')\n"),
+		want{errorType: "Runtime.ImportModuleError", message: "Unable to import module 'app': RuntimeError: no config",
+			check: wantOneTraceEntry(`app.py", line 2, in <module>`)},
+		js("app.handler", "throw new RangeError('no config');\n"), fails("RangeError", "no config")),
+	initFails("handler not found",
+		py("app.nope", "def handler(event, context):\n    return 1\n"), fails("Runtime.HandlerNotFound", "Handler 'nope' missing on module 'app'"),
+		js("app.nope", "exports.handler = async () => 1;\n"), fails("Runtime.HandlerNotFound", "app.nope is undefined or not exported")),
 	{
 		name: "handler not a function",
-		code: map[string]impl{
-			"python": py("app.value", "value = 42\n"),
-			"node":   js("app.value", "exports.value = 42;\n"),
-		},
+		code: map[string]impl{"python": py("app.value", "value = 42\n"), "node": js("app.value", "exports.value = 42;\n")},
 		initError: map[string]want{
 			"node": fails("Runtime.HandlerNotFound", "app.value is not a function"),
 		},
@@ -826,51 +800,25 @@ var initErrorCases = []conformanceCase{
 		// the handler; the Node.js runtime checks at init.
 		steps: []step{{in: invocation{payload: `{}`}, want: fails("TypeError", "'int' object is not callable")}},
 	},
-	{
-		name: "handler without a dot",
-		code: map[string]impl{"python": py("app", ""), "node": js("app", "exports.handler = async () => 1;\n")},
-		initError: map[string]want{
-			"python": fails("Runtime.MalformedHandlerName", "Bad handler 'app': …"),
-			"node":   fails("Runtime.MalformedHandlerName", "Bad handler…"),
-		},
-	},
-	{
-		name: "handler with an empty function name",
-		code: map[string]impl{"python": py("app.", ""), "node": js("app.", "")},
-		initError: map[string]want{
-			"python": fails("Runtime.MalformedHandlerName", "Bad handler 'app.': …"),
-			"node":   fails("Runtime.MalformedHandlerName", "Bad handler…"),
-		},
-	},
-	{
-		name: "empty handler",
-		code: map[string]impl{"python": {handler: ""}, "node": {handler: ""}},
-		initError: map[string]want{
-			"python": fails("Runtime.MalformedHandlerName", "Bad handler '': …"),
-			"node":   fails("Runtime.MalformedHandlerName", "Bad handler…"),
-		},
-	},
-	{
-		name: "handler with an empty path segment",
-		code: map[string]impl{
-			"python": {files: map[string]string{"pkg/app.py": ""}, handler: "pkg//app.handler"},
-			"node":   {files: map[string]string{"pkg/app.js": ""}, handler: "pkg//app.handler"},
-		},
-		initError: map[string]want{
-			"python": fails("Runtime.MalformedHandlerName", "Bad handler 'pkg//app.handler': …"),
-			// Owl's Node.js runtime takes the empty segment as part of a
-			// module path it then does not find.
-			"node": fails("Runtime.HandlerNotFound", "pkg//app.handler is undefined or not exported"),
-		},
-	},
-	{
-		name: "handler outside the task root",
-		code: map[string]impl{"python": {handler: "../app.handler"}, "node": {handler: "../app.handler"}},
-		initError: map[string]want{
-			"python": fails("Runtime.MalformedHandlerName", "…"),
-			"node":   fails("Runtime.MalformedHandlerName", "'../app.handler' is not a valid handler name. Use absolute paths…"),
-		},
-	},
+	initFails("handler without a dot",
+		py("app", ""), fails("Runtime.MalformedHandlerName", "Bad handler 'app': …"),
+		js("app", "exports.handler = async () => 1;\n"), fails("Runtime.MalformedHandlerName", "Bad handler…")),
+	initFails("handler with an empty function name",
+		py("app.", ""), fails("Runtime.MalformedHandlerName", "Bad handler 'app.': …"),
+		js("app.", ""), fails("Runtime.MalformedHandlerName", "Bad handler…")),
+	initFails("empty handler",
+		impl{handler: ""}, fails("Runtime.MalformedHandlerName", "Bad handler '': …"),
+		impl{handler: ""}, fails("Runtime.MalformedHandlerName", "Bad handler…")),
+	// Owl's Node.js runtime takes the empty segment as part of a module
+	// path it then does not find.
+	initFails("handler with an empty path segment",
+		impl{files: map[string]string{"pkg/app.py": ""}, handler: "pkg//app.handler"},
+		fails("Runtime.MalformedHandlerName", "Bad handler 'pkg//app.handler': …"),
+		impl{files: map[string]string{"pkg/app.js": ""}, handler: "pkg//app.handler"},
+		fails("Runtime.HandlerNotFound", "pkg//app.handler is undefined or not exported")),
+	initFails("handler outside the task root",
+		impl{handler: "../app.handler"}, fails("Runtime.MalformedHandlerName", "Bad handler '../app.handler': …"),
+		impl{handler: "../app.handler"}, fails("Runtime.MalformedHandlerName", "'../app.handler' is not a valid handler name. Use absolute paths…")),
 }
 
 // helloExamples are the examples each runtime's benchmarks run.

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,24 +124,15 @@ type proc struct {
 // countingListener counts the connections the runtime opens.
 type countingListener struct {
 	net.Listener
-	mu       sync.Mutex
-	accepted int
+	accepted atomic.Int64
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
-		l.mu.Lock()
-		l.accepted++
-		l.mu.Unlock()
+		l.accepted.Add(1)
 	}
 	return c, err
-}
-
-func (l *countingListener) connections() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.accepted
 }
 
 // output is a child's stdout or stderr, written straight into a file by
