@@ -22,29 +22,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/owl-project/owl/internal/sandbox/probereport"
 )
 
-// Facts mirrors testdata/probe.
-type Facts struct {
-	UID, GID, EUID, EGID int
-	Groups               []int
-	Pid, PPid            int
-	Hostname             string
-	Cwd                  string
-	Env                  []string
-	Procs                []int
-	WriteErrs            map[string]string
-	TmpBytes             uint64
-	Interfaces           []string
-	LoUp                 bool
-	HostDial             string
-	DevNull              string
-	Urandom              string
-	FDs                  []string
-	CapEff               string
-	RootEntries          []string
-	Mountpoints          []string
-}
+// Facts and Hardening are what testdata/probe reports.
+type (
+	Facts     = probereport.Facts
+	Hardening = probereport.Hardening
+)
 
 func TestIsolation(t *testing.T) {
 	m := newTestManager(t)
@@ -991,19 +977,6 @@ func benchCreateDestroy(b *testing.B, m *Manager, spares int, spec Spec) {
 	}
 	b.ReportMetric(float64(creating.Nanoseconds())/float64(b.N), "create-ns/op")
 	b.ReportMetric(float64(destroying.Nanoseconds())/float64(b.N), "destroy-ns/op")
-}
-
-// Hardening mirrors testdata/probe.
-type Hardening struct {
-	Status   map[string]string
-	Rlimits  map[string][2]uint64
-	Syscalls map[string]string
-	Etc      []string
-	Dev      []string
-	Passwd   string
-	Reads    map[string]string
-	Writes   map[string]string
-	Sys      string
 }
 
 // TestHardening looks at the privilege and filesystem hardening from

@@ -14,29 +14,15 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/owl-project/owl/internal/sandbox/probereport"
 )
 
-// Facts is decoded by the tests (keep in sync with sandbox_linux_test.go).
-type Facts struct {
-	UID, GID, EUID, EGID int
-	Groups               []int
-	Pid, PPid            int
-	Hostname             string
-	Cwd                  string
-	Env                  []string
-	Procs                []int
-	WriteErrs            map[string]string
-	TmpBytes             uint64
-	Interfaces           []string
-	LoUp                 bool
-	HostDial             string
-	DevNull              string
-	Urandom              string
-	FDs                  []string
-	CapEff               string
-	RootEntries          []string
-	Mountpoints          []string
-}
+// Facts and Hardening are what the tests decode.
+type (
+	Facts     = probereport.Facts
+	Hardening = probereport.Hardening
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -213,20 +199,6 @@ func facts() {
 		}
 	}
 	json.NewEncoder(os.Stdout).Encode(f)
-}
-
-// Hardening mirrors sandbox_linux_test.go's: what the privilege and
-// filesystem hardening leaves the function.
-type Hardening struct {
-	Status   map[string]string // Cap*, NoNewPrivs, Seccomp from /proc/self/status
-	Rlimits  map[string][2]uint64
-	Syscalls map[string]string // errno of each refused attempt ("" = it worked)
-	Etc      []string
-	Dev      []string
-	Passwd   string
-	Reads    map[string]string // path → "n bytes" or the error
-	Writes   map[string]string // path → error ("" = it worked)
-	Sys      string            // stat /sys
 }
 
 func hardening() {
