@@ -18,11 +18,7 @@ func newListCmd(g *globals) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List functions",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			fns, err := c.ListFunctions(cmd.Context())
 			if err != nil {
 				return err
@@ -37,7 +33,7 @@ func newListCmd(g *globals) *cobra.Command {
 					f.MemorySize, f.Timeout, humanSize(f.CodeSize), orDash(f.LastModified))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -54,11 +50,7 @@ func newGetCmd(g *globals) *cobra.Command {
 		Short:             "Show a function's configuration as JSON",
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			out, err := c.GetFunction(cmd.Context(), args[0])
 			if err != nil {
 				return functionErr(args[0], err)
@@ -69,7 +61,7 @@ func newGetCmd(g *globals) *cobra.Command {
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
 			return err
-		},
+		}),
 	}
 }
 
@@ -85,11 +77,7 @@ func newRemoveCmd(g *globals) *cobra.Command {
 			return nil
 		},
 		ValidArgsFunction: completeFunctionNames(g, true),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			for _, name := range args {
 				if err := c.DeleteFunction(cmd.Context(), name); err != nil {
 					return functionErr(name, err)
@@ -97,7 +85,7 @@ func newRemoveCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", name)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

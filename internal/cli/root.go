@@ -116,6 +116,17 @@ type globals struct {
 }
 
 // client returns an API client for the configured endpoint and token.
+// withClient is a command's RunE that makes the API client first.
+func withClient(g *globals, run func(cmd *cobra.Command, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
+	}
+}
+
 func (g *globals) client() (*client.Client, error) {
 	token, err := client.TokenFromEnv()
 	if err != nil {

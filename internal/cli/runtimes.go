@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/owl-project/owl/internal/client"
 )
 
 // newRuntimesCmd is `owl runtimes`: the runtimes the server can run.
@@ -16,11 +18,7 @@ func newRuntimesCmd(g *globals) *cobra.Command {
 (provided*, a bootstrap of yours) and Owl's own Python and Node.js runtimes for the
 interpreters installed on the server's machine.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			rts, err := c.Runtimes(cmd.Context())
 			if err != nil {
 				return err
@@ -35,6 +33,6 @@ interpreters installed on the server's machine.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Kind, env)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }

@@ -23,18 +23,14 @@ or point an alias at it ("owl alias set"). Publishing an unchanged function retu
 version instead of making another.`,
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			v, err := c.PublishVersion(cmd.Context(), args[0], description)
 			if err != nil {
 				return functionErr(args[0], err)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s version %s (code %s)\n", args[0], v.Version, shortSha(v.CodeSha256))
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&description, "description", "", "a description of this version")
 	return cmd
@@ -46,11 +42,7 @@ func newVersionsCmd(g *globals) *cobra.Command {
 		Short:             "List a function's versions and the aliases that point at them",
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			versions, err := c.ListVersions(cmd.Context(), args[0])
 			if err != nil {
 				return functionErr(args[0], err)
@@ -83,7 +75,7 @@ func newVersionsCmd(g *globals) *cobra.Command {
 					orDash(strings.Join(names, ", ")), orDash(v.Description))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -184,11 +176,7 @@ func newAliasListCmd(g *globals) *cobra.Command {
 		Short:             "List a function's aliases",
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			aliases, err := c.ListAliases(cmd.Context(), args[0])
 			if err != nil {
 				return functionErr(args[0], err)
@@ -205,7 +193,7 @@ func newAliasListCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, a.FunctionVersion, orDash(routing), orDash(a.Description))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -220,16 +208,12 @@ func newAliasRemoveCmd(g *globals) *cobra.Command {
 			return nil
 		},
 		ValidArgsFunction: completeFunctionNames(g, false),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
 			if err := c.DeleteAlias(cmd.Context(), args[0], args[1]); err != nil {
 				return functionErr(args[0], err)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted %s:%s\n", args[0], args[1])
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted %s:%s\n", args[0], args[1])
 			return err
-		},
+		}),
 	}
 }
