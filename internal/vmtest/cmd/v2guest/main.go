@@ -96,9 +96,9 @@ var guestTests = []guestTest{
 	// TestConcurrentCreate, TestCgroupV2), specialisation (TestSpecialize),
 	// egress. Its waits are generous (internal/sandbox's patience), so it
 	// runs whole under TCG too.
-	{pkg: "internal/sandbox", timeout: 15 * time.Minute},
+	{pkg: "internal/sandbox", timeout: 10 * time.Minute},
 	// One test at a time: the tests' deadlines assume a machine of their own.
-	{pkg: "internal/server", run: anyOf(serverTests), tcgRun: anyOf(serverTestsTCG), parallel: 1, timeout: 20 * time.Minute},
+	{pkg: "internal/server", run: anyOf(serverTests), tcgRun: anyOf(serverTestsTCG), parallel: 1, timeout: 10 * time.Minute},
 }
 
 func main() {
@@ -109,7 +109,10 @@ func main() {
 }
 
 func host() int {
-	timeout := flag.Duration("timeout", 40*time.Minute, "bound on the guest's boot and run")
+	// 30 minutes: the binaries' own timeouts (10 min each, then 2 min of
+	// grace) and the boot, so a hung guest costs CI at most that, twice
+	// under TCG (.ci/run runs a failed TCG guest once more).
+	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the guest's boot and run")
 	memMB := flag.Int("memory", 6144, "guest memory in MB")
 	cpus := flag.Int("smp", 2, "guest CPUs")
 	kernel := flag.String("kernel", "", "guest kernel image (default: newest /boot/vmlinuz-* with modules)")
