@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Logger: logger.With("component", "worker"),
-	}, s.reg, s.logs, s.sbm)
+	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))

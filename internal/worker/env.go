@@ -27,7 +27,7 @@ const runtimeAPIAddr = "127.0.0.1:9001"
 // its log capture.
 type env struct {
 	key      poolKey
-	sb       *sandbox.Sandbox
+	sb       Sandbox
 	api      *runtimeapi.Server
 	logs     *logCapture
 	exited   context.Context // done when the sandbox's runtime exited
@@ -191,7 +191,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 
 // serve runs the Runtime API of a new environment's sandbox and waits for
 // its runtime's first /next; the second half of start.
-func (w *Worker) serve(ctx context.Context, sb *sandbox.Sandbox, key poolKey, id string, t0 time.Time, fn registry.Function,
+func (w *Worker) serve(ctx context.Context, sb Sandbox, key poolKey, id string, t0 time.Time, fn registry.Function,
 	opts startOptions, dirs []string, accounted *bool) (*env, time.Duration, []string, error) {
 	logs, err := newLogCapture(sb.Output(), w.cfg.LogLimitBytes)
 	if err != nil {

@@ -63,7 +63,7 @@ var startupSensitive = []string{"PYTHON", "NODE_", "UV_", "LD_", "MALLOC_", "GLI
 
 // runtimeSpare is a pre-warmed environment waiting for its function.
 type runtimeSpare struct {
-	sb  *sandbox.Sandbox
+	sb  Sandbox
 	req *runtimeapi.SpecializeRequest
 }
 
@@ -308,7 +308,7 @@ func (p *prewarmPool) take(id string) *runtimeSpare {
 // function's environment. It returns nil (and the caller creates a sandbox
 // as usual) when there is no spare, fn cannot use one, or specialising
 // failed.
-func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, codeDir, optDir string, egress bool, env []string) *sandbox.Sandbox {
+func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, codeDir, optDir string, egress bool, env []string) Sandbox {
 	if p.per <= 0 || p.disabled.Load() || !prewarmEligible(fn, rt) {
 		return nil
 	}

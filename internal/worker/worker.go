@@ -20,7 +20,6 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
-	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/telemetry"
 )
 
@@ -96,7 +95,7 @@ type Worker struct {
 	cfg      Config
 	code     CodeSource
 	logs     *telemetry.LogStore
-	sandbox  *sandbox.Manager
+	sandbox  Sandboxes
 	inflight atomic.Int64
 
 	admitMu   sync.Mutex // guards admission
@@ -139,8 +138,9 @@ type pool struct {
 	retired bool
 }
 
-// New creates a worker. sb is the node's sandbox manager.
-func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb *sandbox.Manager) *Worker {
+// New creates a worker. sb creates the node's sandboxes: on a host,
+// SandboxManager of its *sandbox.Manager.
+func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb Sandboxes) *Worker {
 	if cfg.LogLimitBytes <= 0 {
 		cfg.LogLimitBytes = DefaultLogLimitBytes
 	}
@@ -345,7 +345,7 @@ func (w *Worker) record(fn registry.Function, req Request, lines []string, rep t
 	return text
 }
 
-func exitResult(requestID string, sb *sandbox.Sandbox) *Result {
+func exitResult(requestID string, sb Sandbox) *Result {
 	reason := "exit status 0"
 	if err := sb.ExitError(); err != nil {
 		reason = err.Error()
