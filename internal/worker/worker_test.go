@@ -1,0 +1,244 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
+)
+
+// These tests run the worker on fake sandboxes (fake_test.go): no root.
+
+func invoke(t *testing.T, w *Worker, fn registry.Function, payload string) *Result {
+	t.Helper()
+	res, err := w.Invoke(t.Context(), fn, Request{RequestID: "req-" + payload, Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("invoke %q: %v", payload, err)
+	}
+	return res
+}
+
+// errorType reads the errorType of an error payload.
+func wantFunctionError(t *testing.T, res *Result, errType, inMessage string) {
+	t.Helper()
+	if !res.FunctionError || res.ErrorType != errType {
+		t.Fatalf("result %+v: want function error %s", res, errType)
+	}
+	if !strings.Contains(string(res.Payload), `"errorType":"`+errType+`"`) || !strings.Contains(string(res.Payload), inMessage) {
+		t.Errorf("payload %s: want errorType %s and %q", res.Payload, errType, inMessage)
+	}
+}
+
+// TestInvokeOutcomes: what an invocation returns for each way it can end,
+// and whether its environment serves again.
+func TestInvokeOutcomes(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	fn := testFunction("outcomes", nil)
+
+	res := invoke(t, w, fn, `{"n":1}`)
+	if res.FunctionError || string(res.Payload) != `{"n":1}` {
+		t.Fatalf("success: %+v", res)
+	}
+	for _, want := range []string{"START RequestId: req-", "init done", `got {"n":1}`, "END RequestId: req-", "REPORT RequestId: req-", "Init Duration", "Max Memory Used: 10 MB"} {
+		if !strings.Contains(res.Log, want) {
+			t.Errorf("cold start log lacks %q:\n%s", want, res.Log)
+		}
+	}
+
+	res = invoke(t, w, fn, "fail")
+	if !res.FunctionError || res.ErrorType != "Oops" {
+		t.Fatalf("function error: %+v", res)
+	}
+	if len(sbs.created()) != 1 {
+		t.Fatalf("a function error must leave the environment in service: %d sandboxes", len(sbs.created()))
+	}
+
+	for _, tc := range []struct {
+		payload, errType, message string
+	}{
+		{"sleep", lambdaerr.SandboxTimedout, "Task timed out after 1.00 seconds"},
+		{"exit", lambdaerr.RuntimeExitError, "Runtime exited with error: exit status 2"},
+		{"oom", lambdaerr.RuntimeExitError, "Runtime exited with error: signal: killed"},
+	} {
+		before := len(sbs.created())
+		res := invoke(t, w, fn, tc.payload)
+		wantFunctionError(t, res, tc.errType, tc.message)
+		if !strings.Contains(res.Log, "REPORT RequestId: req-"+tc.payload) {
+			t.Errorf("%s: no REPORT:\n%s", tc.payload, res.Log)
+		}
+		if tc.payload == "oom" && !strings.Contains(res.Log, "Max Memory Used: 128 MB") {
+			t.Errorf("an OOM kill reports the memory limit as used:\n%s", res.Log)
+		}
+		eventually(t, tc.payload+": the environment destroyed", func() bool { return sbs.created()[before-1].isDestroyed() })
+		if s := w.Stats(); s.Environments != 0 {
+			t.Errorf("%s: %d environments left, want none reused", tc.payload, s.Environments)
+		}
+		// The next invocation starts afresh.
+		if res := invoke(t, w, fn, "again"); res.FunctionError {
+			t.Fatalf("after %s: %+v", tc.payload, res)
+		}
+		if got := len(sbs.created()); got != before+1 {
+			t.Fatalf("after %s: %d sandboxes, want %d", tc.payload, got, before+1)
+		}
+	}
+}
+
+// TestInitFailures: a runtime that cannot become ready is the function's
+// error, reported as Lambda does, and leaves no environment.
+func TestInitFailures(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	for _, tc := range []struct {
+		init, errType, message string
+	}{
+		{"error", "Runtime.HandlerNotFound", "no handler"},
+		{"exit", lambdaerr.RuntimeExitError, "exit status 3"},
+		{"noentry", lambdaerr.RuntimeInvalidEntrypoint, "no such file"},
+	} {
+		res := invoke(t, w, testFunction("init-"+tc.init, map[string]string{"FAKE_INIT": tc.init}), "x")
+		wantFunctionError(t, res, tc.errType, tc.message)
+		if tc.init == "exit" && !strings.Contains(res.Log, "dying at init") {
+			t.Errorf("the init's output is not in the log:\n%s", res.Log)
+		}
+		if s := w.Stats(); s.Environments != 0 {
+			t.Errorf("init %s: %d environments left", tc.init, s.Environments)
+		}
+	}
+	eventually(t, "every sandbox destroyed", func() bool { return sbs.live() == 0 })
+}
+
+// TestWarmReuse: an idle environment serves the next invocation of its
+// configuration, and only of its configuration.
+func TestWarmReuse(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	fn := testFunction("warm", nil)
+	invoke(t, w, fn, "one")
+	res := invoke(t, w, fn, "two")
+	if strings.Contains(res.Log, "Init Duration") {
+		t.Errorf("a warm invocation reports an init:\n%s", res.Log)
+	}
+	if n := len(sbs.created()); n != 1 {
+		t.Fatalf("%d sandboxes for two sequential invocations, want 1", n)
+	}
+	if s := w.Stats(); s.Environments != 1 || s.Idle != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	other := fn
+	other.RevisionID = "rev-2"
+	invoke(t, w, other, "three")
+	if n := len(sbs.created()); n != 2 {
+		t.Fatalf("another revision reused an environment: %d sandboxes", n)
+	}
+}
+
+// TestFreezeAndThaw: an environment idle for FreezeAfter is frozen; the
+// next invocation thaws it; one that cannot be thawed is replaced.
+func TestFreezeAndThaw(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{FreezeAfter: 20 * time.Millisecond})
+	fn := testFunction("freeze", nil)
+	invoke(t, w, fn, "one")
+	sb := sbs.created()[0]
+	eventually(t, "frozen", func() bool { return sb.isFrozen() && w.Stats().Frozen == 1 })
+
+	invoke(t, w, fn, "two")
+	if sb.isFrozen() || len(sbs.created()) != 1 {
+		t.Fatalf("not thawed and reused: frozen %v, %d sandboxes", sb.isFrozen(), len(sbs.created()))
+	}
+	eventually(t, "frozen again", func() bool { return sb.isFrozen() })
+
+	sb.mu.Lock()
+	sb.thawErr = errors.New("thaw refused")
+	sb.mu.Unlock()
+	res := invoke(t, w, fn, "three")
+	if res.FunctionError || len(sbs.created()) != 2 {
+		t.Fatalf("a failed thaw: %+v, %d sandboxes, want a fresh environment", res, len(sbs.created()))
+	}
+	eventually(t, "the unthawable environment destroyed", sb.isDestroyed)
+}
+
+// TestRetire: changed configurations lose their idle environments at once
+// and their busy ones when the invocation ends; the new revision keeps its.
+func TestRetire(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	old := testFunction("retire", nil)
+	done := make(chan *Result)
+	go func() {
+		res, _ := w.Invoke(context.Background(), old, Request{RequestID: "busy", Payload: []byte("hold:500")})
+		done <- res
+	}()
+	eventually(t, "a busy environment", func() bool { return len(sbs.created()) == 1 && w.Stats().Inflight == 1 })
+	busySB := sbs.created()[0]
+	invoke(t, w, old, "idle-one")
+	idleSB := sbs.created()[1]
+
+	w.Retire(registry.Change{Name: "retire", Version: registry.Latest, Revision: "rev-2"})
+	eventually(t, "the idle environment destroyed", idleSB.isDestroyed)
+	if busySB.isDestroyed() {
+		t.Fatal("a busy environment was destroyed under its invocation")
+	}
+	if res := <-done; res == nil || res.FunctionError {
+		t.Fatalf("the busy invocation: %+v", res)
+	}
+	eventually(t, "the busy environment destroyed when it finished", busySB.isDestroyed)
+
+	updated := old
+	updated.RevisionID = "rev-2"
+	invoke(t, w, updated, "new")
+	w.Retire(registry.Change{Name: "retire", Version: registry.Latest, Revision: "rev-2"})
+	if s := w.Stats(); s.Idle != 1 {
+		t.Errorf("the current revision lost its environment: %+v", s)
+	}
+	w.Retire(registry.Change{Name: "retire"}) // deleted
+	eventually(t, "everything destroyed on deletion", func() bool { return sbs.live() == 0 })
+}
+
+// TestEviction: an environment that does not fit the memory budget evicts
+// the least recently used idle one; with every environment busy it is
+// refused.
+func TestEviction(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{MemoryBudgetMB: 256, MemoryOvercommit: 1})
+	a, b, c := testFunction("a", nil), testFunction("b", nil), testFunction("c", nil)
+	invoke(t, w, a, "x")
+	invoke(t, w, b, "x")
+	invoke(t, w, c, "x") // evicts a's, the least recently used
+	all := sbs.created()
+	eventually(t, "a's environment evicted", all[0].isDestroyed)
+	if all[1].isDestroyed() || all[2].isDestroyed() {
+		t.Fatal("evicted more than the least recently used")
+	}
+
+	hold := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, fn := range []registry.Function{b, c} {
+		wg.Go(func() {
+			<-hold
+			invoke(t, w, fn, "hold:500")
+		})
+	}
+	close(hold)
+	eventually(t, "both environments busy", func() bool { return w.Stats().Idle == 0 })
+	_, err := w.Invoke(t.Context(), a, Request{RequestID: "no-room", Payload: []byte("x")})
+	if e := lambdaerr.As(err); e == nil || e.Code != lambdaerr.TooManyRequests || !strings.Contains(e.Message, "no memory") {
+		t.Errorf("with every environment busy: %v, want TooManyRequests for memory", err)
+	}
+	wg.Wait()
+}
+
+// TestIdleCollection: environments idle past the idle timeout go; so do
+// those older than MaxLifetime.
+func TestIdleCollection(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{IdleTimeout: 200 * time.Millisecond})
+	invoke(t, w, testFunction("idle", nil), "x")
+	eventually(t, "the idle environment collected", func() bool { return sbs.live() == 0 && w.Stats().Environments == 0 })
+
+	w2, sbs2 := newTestWorker(t, Config{MaxLifetime: 150 * time.Millisecond})
+	fn := testFunction("old", nil)
+	invoke(t, w2, fn, "x")
+	time.Sleep(200 * time.Millisecond)
+	invoke(t, w2, fn, "x") // it served once more, and is then too old to pool
+	eventually(t, "the expired environment collected", func() bool { return sbs2.live() == 0 })
+}
