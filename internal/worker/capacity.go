@@ -104,13 +104,17 @@ func (w *Worker) reserveMemory(ctx context.Context, mb int, wait bool) error {
 			return nil
 		}
 		victim := w.lruIdleLocked()
+		waiting := victim == nil && wait && w.cfg.CapacityWait > 0
+		if waiting {
+			w.memWaiters++ // release wakes it: an idle environment can be evicted
+		}
 		freed := w.memFreed
 		w.mu.Unlock()
 		if victim != nil {
 			w.destroy(victim) // releases its memory before returning
 			continue
 		}
-		if !wait || w.cfg.CapacityWait <= 0 {
+		if !waiting {
 			return w.capacityError(mb)
 		}
 		if deadline == nil {
@@ -118,12 +122,19 @@ func (w *Worker) reserveMemory(ctx context.Context, mb int, wait bool) error {
 			defer t.Stop()
 			deadline = t.C
 		}
+		var err error
 		select {
 		case <-freed:
 		case <-deadline:
-			return w.capacityError(mb)
+			err = w.capacityError(mb)
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		w.mu.Lock()
+		w.memWaiters--
+		w.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -144,6 +155,13 @@ func (w *Worker) releaseMemoryLocked(mb int) {
 		return
 	}
 	w.memUsed -= mb
+	w.wakeMemoryWaitersLocked()
+}
+
+// wakeMemoryWaitersLocked wakes the invocations waiting in reserveMemory:
+// memory was released, or an environment became idle (evictable).
+// Worker.mu must be held.
+func (w *Worker) wakeMemoryWaitersLocked() {
 	close(w.memFreed)
 	w.memFreed = make(chan struct{})
 }

@@ -112,6 +112,9 @@ type Worker struct {
 	// included; memFreed is closed (and replaced) whenever it drops.
 	memUsed  int
 	memFreed chan struct{}
+	// memWaiters counts the invocations waiting in reserveMemory, which a
+	// release wakes.
+	memWaiters int
 
 	// provisionNow wakes the provisioning loop; provisionDone is closed
 	// when it stopped; provisionStatus holds the last failure per key
@@ -419,6 +422,9 @@ func (w *Worker) release(e *env) {
 	}
 	p.idle = append(p.idle, e)
 	e.idle = true
+	if w.memWaiters > 0 {
+		w.wakeMemoryWaitersLocked() // e can be evicted for one of them
+	}
 	w.mu.Unlock()
 	if w.cfg.FreezeAfter > 0 {
 		e.scheduleFreeze(w.cfg.FreezeAfter, &w.mu)

@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +243,65 @@ func TestIdleCollection(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	invoke(t, w2, fn, "x") // it served once more, and is then too old to pool
 	eventually(t, "the expired environment collected", func() bool { return sbs2.live() == 0 })
+}
+
+// TestConcurrentAccounting: many invocations at once never hold more
+// memory than the budget, all succeed within the capacity wait, and every
+// megabyte comes back.
+func TestConcurrentAccounting(t *testing.T) {
+	const budget = 512
+	w, sbs := newTestWorker(t, Config{MemoryBudgetMB: budget, MemoryOvercommit: 1, CapacityWait: 5 * time.Second})
+	fns := []registry.Function{testFunction("p", nil), testFunction("q", nil), testFunction("r", nil)}
+
+	var over atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if used := memoryInUse(w); used > budget {
+				over.Store(int64(used))
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 24 {
+		wg.Go(func() {
+			res, err := w.Invoke(t.Context(), fns[i%len(fns)], Request{RequestID: fmt.Sprint("c", i), Payload: []byte("hold:20")})
+			if err != nil || res.FunctionError {
+				failed.Add(1)
+				t.Errorf("invocation %d: %v %+v", i, err, res)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	if n := over.Load(); n != 0 {
+		t.Errorf("memory in use reached %d MB, over the %d MB budget", n, budget)
+	}
+	if s := w.Stats(); s.Environments > budget/128 || s.Inflight != 0 {
+		t.Errorf("stats after the burst: %+v", s)
+	}
+	if got, want := memoryInUse(w), 128*w.Stats().Environments; got != want {
+		t.Errorf("memory in use %d MB for %d environments, want %d", got, w.Stats().Environments, want)
+	}
+	w.Retire(registry.Change{Name: "p"})
+	w.Retire(registry.Change{Name: "q"})
+	w.Retire(registry.Change{Name: "r"})
+	eventually(t, "all memory back", func() bool { return memoryInUse(w) == 0 && sbs.live() == 0 })
+}
+
+// memoryInUse is the worker's memory accounting, in MB.
+func memoryInUse(w *Worker) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.memUsed
 }
