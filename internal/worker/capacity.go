@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -19,9 +20,9 @@ type Reservations interface {
 
 // admission counts running invocations against the account's limit and
 // the functions' reservations. A function with a reservation of N runs at
-// most N at once; the others share what the reservations leave. Guarded
-// by Worker.admitMu.
+// most N at once; the others share what the reservations leave.
 type admission struct {
+	mu          sync.Mutex     // guards the fields below
 	perFunction map[string]int // running invocations by function
 	unreserved  int            // running invocations of functions without a reservation
 	total       int
@@ -36,9 +37,9 @@ func (w *Worker) admit(name string) error {
 		reserved, hasReservation = w.cfg.Reservations.Reserved(name)
 		reservedTotal = w.cfg.Reservations.ReservedTotal()
 	}
-	w.admitMu.Lock()
-	defer w.admitMu.Unlock()
 	a := &w.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	switch {
 	case hasReservation && a.perFunction[name] >= reserved:
 		return throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
@@ -63,9 +64,9 @@ func (w *Worker) leave(name string) {
 	if w.cfg.Reservations != nil {
 		_, hasReservation = w.cfg.Reservations.Reserved(name)
 	}
-	w.admitMu.Lock()
-	defer w.admitMu.Unlock()
 	a := &w.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.perFunction[name]--; a.perFunction[name] <= 0 {
 		delete(a.perFunction, name)
 	}
@@ -80,114 +81,123 @@ func throttled(reason string) error {
 	return &lambdaerr.Error{Code: lambdaerr.TooManyRequests, Message: "Rate Exceeded.", Reason: reason, RetryAfter: 1}
 }
 
-// memoryCap is how many MB of environments may exist at once: the budget
-// times the overcommit factor.
-func (w *Worker) memoryCap() int {
-	return int(float64(w.cfg.MemoryBudgetMB) * w.cfg.MemoryOvercommit)
+// memoryBudget accounts the MemorySize of every environment (starting ones
+// included) against the node's budget × overcommit. A zero budget does not
+// limit (and accounts nothing).
+type memoryBudget struct {
+	// Fixed at creation (no lock).
+	budgetMB   int
+	overcommit float64
+	capMB      int           // budgetMB × overcommit
+	wait       time.Duration // CapacityWait
+
+	mu      sync.Mutex // guards used, waiters and freed
+	used    int
+	waiters int           // reservations waiting (or about to) for memory
+	freed   chan struct{} // closed and replaced to wake the waiters
 }
 
-// reserveMemory accounts mb for a new environment. When it does not fit,
-// idle environments are evicted least recently used first (provisioned
-// ones never); when nothing can be evicted it waits up to CapacityWait for
-// memory to be released, then refuses with TooManyRequestsException.
-// wait=false refuses at once (provisioning never queues).
-func (w *Worker) reserveMemory(ctx context.Context, mb int, wait bool) error {
-	if w.cfg.MemoryBudgetMB <= 0 {
+func newMemoryBudget(budgetMB int, overcommit float64, wait time.Duration) *memoryBudget {
+	return &memoryBudget{budgetMB: budgetMB, overcommit: overcommit, capMB: int(float64(budgetMB) * overcommit),
+		wait: wait, freed: make(chan struct{})}
+}
+
+func (m *memoryBudget) limited() bool { return m.budgetMB > 0 }
+
+// reserve accounts mb for a new environment. When it does not fit, evict
+// is called to tear down an idle environment (least recently used first,
+// provisioned ones never; see envPool.takeLRU) and reports whether it
+// found one; when nothing can be evicted it waits up to CapacityWait for
+// memory to be released or an environment to go idle, then refuses with
+// TooManyRequestsException. wait=false refuses at once (provisioning
+// never queues).
+func (m *memoryBudget) reserve(ctx context.Context, mb int, wait bool, evict func() bool) error {
+	if !m.limited() {
 		return nil
 	}
 	var deadline <-chan time.Time
 	for {
-		w.mu.Lock()
-		if w.memUsed+mb <= w.memoryCap() {
-			w.memUsed += mb
-			w.mu.Unlock()
+		m.mu.Lock()
+		if m.used+mb <= m.capMB {
+			m.used += mb
+			m.mu.Unlock()
 			return nil
 		}
-		victim := w.lruIdleLocked()
-		waiting := victim == nil && wait && w.cfg.CapacityWait > 0
-		if waiting {
-			w.memWaiters++ // release wakes it: an idle environment can be evicted
-		}
-		freed := w.memFreed
-		w.mu.Unlock()
-		if victim != nil {
-			w.destroy(victim) // releases its memory before returning
-			continue
-		}
-		if !waiting {
-			return w.capacityError(mb)
-		}
-		if deadline == nil {
-			t := time.NewTimer(w.cfg.CapacityWait)
-			defer t.Stop()
-			deadline = t.C
-		}
-		var err error
-		select {
-		case <-freed:
-		case <-deadline:
-			err = w.capacityError(mb)
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		w.mu.Lock()
-		w.memWaiters--
-		w.mu.Unlock()
+		// Counted as a waiter before looking for a victim: an environment
+		// going idle after the look wakes it.
+		m.waiters++
+		freed := m.freed
+		m.mu.Unlock()
+		err := m.awaitRoom(ctx, mb, wait, evict, freed, &deadline)
+		m.mu.Lock()
+		m.waiters--
+		m.mu.Unlock()
 		if err != nil {
 			return err
 		}
 	}
 }
 
-func (w *Worker) capacityError(mb int) error {
-	w.mu.Lock()
-	used := w.memUsed
-	w.mu.Unlock()
+// awaitRoom evicts an idle environment or waits for a change, for
+// reserve; nil means try again.
+func (m *memoryBudget) awaitRoom(ctx context.Context, mb int, wait bool, evict func() bool, freed <-chan struct{}, deadline *<-chan time.Time) error {
+	if evict() {
+		return nil // its memory is released
+	}
+	if !wait || m.wait <= 0 {
+		return m.full(mb)
+	}
+	if *deadline == nil {
+		*deadline = time.After(m.wait)
+	}
+	select {
+	case <-freed:
+		return nil
+	case <-*deadline:
+		return m.full(mb)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *memoryBudget) full(mb int) error {
 	return &lambdaerr.Error{Code: lambdaerr.TooManyRequests, Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: 1,
 		Message: fmt.Sprintf("Rate Exceeded. This node has no memory for another %d MB environment: %d of %d MB (budget %d MB × overcommit %g) are in use by busy environments.",
-			mb, used, w.memoryCap(), w.cfg.MemoryBudgetMB, w.cfg.MemoryOvercommit)}
+			mb, m.inUse(), m.capMB, m.budgetMB, m.overcommit)}
 }
 
-// releaseMemory gives back an environment's memory and wakes waiters.
-// Worker.mu must be held.
-func (w *Worker) releaseMemoryLocked(mb int) {
-	if w.cfg.MemoryBudgetMB <= 0 || mb == 0 {
+// release gives back an environment's memory and wakes the waiters.
+func (m *memoryBudget) release(mb int) {
+	if !m.limited() || mb == 0 {
 		return
 	}
-	w.memUsed -= mb
-	w.wakeMemoryWaitersLocked()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.used -= mb
+	m.wakeLocked()
 }
 
-// wakeMemoryWaitersLocked wakes the invocations waiting in reserveMemory:
-// memory was released, or an environment became idle (evictable).
-// Worker.mu must be held.
-func (w *Worker) wakeMemoryWaitersLocked() {
-	close(w.memFreed)
-	w.memFreed = make(chan struct{})
+// evictable wakes the waiters: an environment went idle, and can be
+// evicted for one of them.
+func (m *memoryBudget) evictable() {
+	if !m.limited() {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wakeLocked()
 }
 
-// lruIdleLocked takes the least recently used idle environment that is
-// not provisioned out of its pool, or returns nil. Worker.mu must be held.
-func (w *Worker) lruIdleLocked() *env {
-	var (
-		best    *env
-		bestIdx int
-		bestP   *pool
-	)
-	for _, p := range w.pools {
-		for i, e := range p.idle {
-			if e.provisioned {
-				continue
-			}
-			if best == nil || e.lastUsed.Before(best.lastUsed) {
-				best, bestIdx, bestP = e, i, p
-			}
-		}
+func (m *memoryBudget) wakeLocked() {
+	if m.waiters > 0 {
+		close(m.freed)
+		m.freed = make(chan struct{})
 	}
-	if best == nil {
-		return nil
-	}
-	bestP.idle = append(bestP.idle[:bestIdx], bestP.idle[bestIdx+1:]...)
-	best.idle = false
-	return best
+}
+
+// inUse is the memory accounted, in MB.
+func (m *memoryBudget) inUse() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
 }

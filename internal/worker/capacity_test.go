@@ -69,7 +69,7 @@ func TestAdmission(t *testing.T) {
 	for _, fn := range []string{"reserved", "reserved", "a", "b", "c"} {
 		w.leave(fn)
 	}
-	if a := w.admission; a.total != 0 || a.unreserved != 0 || len(a.perFunction) != 0 || w.inflight.Load() != 0 {
-		t.Errorf("counts after everything left: %+v, inflight %d", a, w.inflight.Load())
+	if a := &w.admission; a.total != 0 || a.unreserved != 0 || len(a.perFunction) != 0 || w.inflight.Load() != 0 {
+		t.Errorf("counts after everything left: total %d, unreserved %d, per function %v, inflight %d", a.total, a.unreserved, a.perFunction, w.inflight.Load())
 	}
 }

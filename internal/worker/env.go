@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -24,76 +23,79 @@ import (
 const runtimeAPIAddr = "127.0.0.1:9001"
 
 // env is one execution environment: a sandbox, its Runtime API server and
-// its log capture.
+// its log capture. Where it is in its life is its state (state.go).
 type env struct {
+	// Set when it is made, then read-only (no lock).
+	id       string
 	key      poolKey
 	sb       Sandbox
 	api      *runtimeapi.Server
 	logs     *logCapture
 	exited   context.Context // done when the sandbox's runtime exited
 	serveErr chan error
-	lastUsed time.Time // guarded by Worker.mu while idle
-	idle     bool      // in its pool's idle list; guarded by Worker.mu
 	created  time.Time
-	memMB    int      // accounted in Worker.memUsed until destroyed
-	dirs     []string // code cache directories it binds; unref'd when destroyed
+	memMB    int      // accounted in Worker.memory until torn down
+	dirs     []string // code cache directories it binds; unref'd at teardown
+
+	// Guarded by envPool.mu.
+	state    envState
+	lastUsed time.Time
 	// provisioned environments are kept initialised by provisioning: never
-	// evicted for idleness or memory. Guarded by Worker.mu.
+	// evicted for idleness or memory.
 	provisioned bool
 
-	freezeMu    sync.Mutex  // serialises freezing and thawing
-	freezeTimer *time.Timer // guarded by freezeMu; made by the first scheduleFreeze
-	idleMu      *sync.Mutex // Worker.mu, which guards idle; set with freezeTimer
-	frozen      atomic.Bool // written under freezeMu
+	// freezeMu serialises freezing and thawing the sandbox; it guards
+	// freezeTimer (made by the first scheduleFreeze) and sbFrozen (the
+	// sandbox is frozen: Freeze succeeded, no Thaw since).
+	freezeMu    sync.Mutex
+	freezeTimer *time.Timer
+	sbFrozen    bool
 }
 
-// scheduleFreeze freezes the environment after d unless it was taken
-// meanwhile (e.idle, read under idleMu: Worker.mu). The timer is made once
-// per environment and re-armed on every release, which happens once per
-// warm invocation: a new timer and closure each time were two allocations
-// and a timer creation on the warm path.
-func (e *env) scheduleFreeze(d time.Duration, idleMu *sync.Mutex) {
+// scheduleFreeze freezes e after FreezeAfter unless it was taken
+// meanwhile. The timer is made once per environment and re-armed on every
+// release, which happens once per warm invocation: a new timer and closure
+// each time were two allocations and a timer creation on the warm path.
+func (w *Worker) scheduleFreeze(e *env) {
 	e.freezeMu.Lock()
 	defer e.freezeMu.Unlock()
 	if e.freezeTimer == nil {
-		e.idleMu = idleMu
-		e.freezeTimer = time.AfterFunc(d, e.freezeIfIdle)
+		e.freezeTimer = time.AfterFunc(w.cfg.FreezeAfter, func() { w.freezeIfIdle(e) })
 		return
 	}
-	e.freezeTimer.Reset(d)
+	e.freezeTimer.Reset(w.cfg.FreezeAfter)
 }
 
-// freezeIfIdle is the freeze timer's function.
-func (e *env) freezeIfIdle() {
+// freezeIfIdle is the freeze timer's function. The state moves to frozen
+// under freezeMu before the sandbox freezes: an acquire that took e either
+// did so before (and this does nothing) or thaws after this returns.
+func (w *Worker) freezeIfIdle(e *env) {
 	e.freezeMu.Lock()
 	defer e.freezeMu.Unlock()
-	// Checked under freezeMu: an acquire that took the environment
-	// either saw idle=false before this, or thaws after this returns.
-	e.idleMu.Lock()
-	idle := e.idle
-	e.idleMu.Unlock()
-	if e.frozen.Load() || !idle {
+	if !w.envs.beginFreeze(e) {
 		return
 	}
-	if err := e.sb.Freeze(); err == nil {
-		e.frozen.Store(true)
+	if err := e.sb.Freeze(); err != nil {
+		w.envs.freezeFailed(e)
+		return
 	}
+	e.sbFrozen = true
 }
 
-// thaw cancels a pending freeze and thaws a frozen environment.
+// thaw cancels a pending freeze and thaws a frozen sandbox.
 func (e *env) thaw() error {
 	e.freezeMu.Lock()
 	defer e.freezeMu.Unlock()
 	if e.freezeTimer != nil {
 		e.freezeTimer.Stop() // kept for the next release to re-arm
 	}
-	if !e.frozen.Load() {
+	if !e.sbFrozen {
 		return nil
 	}
 	if err := e.sb.Thaw(); err != nil {
 		return err
 	}
-	e.frozen.Store(false)
+	e.sbFrozen = false
 	return nil
 }
 
@@ -113,58 +115,90 @@ type startOptions struct {
 	provisioned bool
 }
 
+// coldStart is what starting an environment adds to its first
+// invocation's log and REPORT.
+type coldStart struct {
+	dur   time.Duration
+	lines []string // what the runtime logged while initialising
+}
+
 // start creates an environment for fn and waits for its runtime's first
-// /next. A runtime that fails to initialise yields *initFailed.
-func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, opts startOptions) (*env, time.Duration, []string, error) {
+// /next; the environment is busy, for the caller. A runtime that fails to
+// initialise yields *initFailed.
+func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, opts startOptions) (*env, coldStart, error) {
 	rt, ok := runtimes.Lookup(fn.Runtime)
 	if !ok {
-		return nil, 0, nil, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
+		return nil, coldStart{}, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
 	}
 	egress := fn.Network == registry.NetworkEgress || fn.Network == "" && w.cfg.Egress
 	if egress && !w.cfg.Egress {
 		// Never run it without the network it was configured with; like
 		// Lambda's answer for a function in a Failed state.
-		return nil, 0, nil, lambdaerr.New(lambdaerr.ResourceConflict,
+		return nil, coldStart{}, lambdaerr.New(lambdaerr.ResourceConflict,
 			"The function %s has Network %s, which this Owl server has disabled (OWL_NETWORK_EGRESS=false): "+
 				"enable egress, or update the function to Network %s.", fn.Name, registry.NetworkEgress, registry.NetworkNone)
 	}
-	if err := w.reserveMemory(ctx, fn.MemorySize, opts.waitForMemory); err != nil {
-		return nil, 0, nil, err
+	if err := w.memory.reserve(ctx, fn.MemorySize, opts.waitForMemory, w.evictIdle); err != nil {
+		return nil, coldStart{}, err
 	}
-	var dirs []string  // code cache references, given back by destroy
-	accounted := false // once true, destroy releases the memory and dirs
+	spec := envSpec{key: key, memMB: fn.MemorySize, provisioned: opts.provisioned}
+	handedOver := false // once the environment exists, its teardown releases the memory and dirs
 	defer func() {
-		if !accounted {
-			w.mu.Lock()
-			w.releaseMemoryLocked(fn.MemorySize)
-			w.mu.Unlock()
-			w.unref(dirs...)
+		if !handedOver {
+			w.memory.release(fn.MemorySize)
+			w.unref(spec.dirs...)
 		}
 	}()
+	sb, err := w.createSandbox(ctx, fn, rt, egress, &spec)
+	if err != nil {
+		return nil, coldStart{}, err
+	}
+	e, err := w.serve(sb, spec)
+	if err != nil {
+		return nil, coldStart{}, err
+	}
+	handedOver = true
+	return w.awaitReady(ctx, e)
+}
+
+// envSpec is what serve makes an environment of, besides its sandbox.
+type envSpec struct {
+	key         poolKey
+	id          string
+	t0          time.Time // when its sandbox began to start (code unpacked)
+	memMB       int
+	provisioned bool
+	dirs        []string // code cache references it takes over
+}
+
+// createSandbox unpacks fn's code and layers (their references go into
+// spec.dirs) and creates its sandbox: a pre-warmed one specialised for fn
+// when one is ready, else a new one.
+func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (Sandbox, error) {
 	dir, err := w.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, err
 	}
-	dirs = append(dirs, dir)
+	spec.dirs = append(spec.dirs, dir)
 	optDir, err := w.layersDir(ctx, fn.Layers)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, err
 	}
 	if optDir != "" {
-		dirs = append(dirs, optDir)
+		spec.dirs = append(spec.dirs, optDir)
 	}
-	t0 := time.Now()
-	id := fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
-	environ := w.environ(fn, rt, opts.provisioned)
+	spec.t0 = time.Now()
+	spec.id = fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
+	environ := w.environ(fn, rt, spec.provisioned)
 	if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
 		// A pre-warmed environment (prewarm.go): its refill waits until
 		// this one is ready, not competing with it for CPU.
 		defer w.prewarm.kickRefill()
-		id = sb.ID()
-		return w.serve(ctx, sb, key, id, t0, fn, opts, dirs, &accounted)
+		spec.id = sb.ID()
+		return sb, nil
 	}
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
-		ID:             id,
+		ID:             spec.id,
 		CodeDir:        dir,
 		RuntimeDir:     w.cfg.RuntimeDir,
 		OptDir:         optDir,
@@ -180,59 +214,62 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
 		// The code has no runnable bootstrap: the function's fault, reported
 		// as Lambda does, not a platform error.
-		return nil, 0, nil, &initFailed{dur: time.Since(t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
+		return nil, &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
 			body: lambdaerr.ErrorBody(lambdaerr.RuntimeInvalidEntrypoint, fmt.Sprintf("Error: %v", err))}
 	}
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
+		return nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 	}
-	return w.serve(ctx, sb, key, id, t0, fn, opts, dirs, &accounted)
+	return sb, nil
 }
 
-// serve runs the Runtime API of a new environment's sandbox and waits for
-// its runtime's first /next; the second half of start.
-func (w *Worker) serve(ctx context.Context, sb Sandbox, key poolKey, id string, t0 time.Time, fn registry.Function,
-	opts startOptions, dirs []string, accounted *bool) (*env, time.Duration, []string, error) {
+// serve makes a starting environment of sb: it captures its output, runs
+// its Runtime API and puts it in the pool, which from then on owns the
+// memory and directories spec accounts (its teardown gives them back).
+// On failure sb is destroyed and the caller still owns them.
+func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	logs, err := newLogCapture(sb.Output(), w.cfg.LogLimitBytes)
 	if err != nil {
 		_ = sb.Destroy()
-		return nil, 0, nil, fmt.Errorf("capturing output of %s: %w", id, err)
+		return nil, fmt.Errorf("capturing output of %s: %w", spec.id, err)
 	}
-	api, err := runtimeapi.New(runtimeapi.Config{}, w.cfg.Logger.With("env", id))
+	api, err := runtimeapi.New(runtimeapi.Config{}, w.cfg.Logger.With("env", spec.id))
 	if err != nil {
 		logs.close()
 		_ = sb.Destroy()
-		return nil, 0, nil, fmt.Errorf("runtime API for %s: %w", id, err)
+		return nil, fmt.Errorf("runtime API for %s: %w", spec.id, err)
 	}
 	exited, markExited := context.WithCancel(context.Background())
-	e := &env{key: key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
-		created: t0, memMB: fn.MemorySize, provisioned: opts.provisioned, dirs: dirs}
+	e := &env{id: spec.id, key: spec.key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
+		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting}
 	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
 	go func() {
 		<-sb.Done()
 		markExited()
 	}()
+	w.envs.add(e)
+	return e, nil
+}
 
-	w.mu.Lock()
-	w.all[e] = struct{}{}
-	*accounted = true
-	if w.pools[key] == nil {
-		w.pools[key] = &pool{}
-	}
-	w.mu.Unlock()
-
+// awaitReady waits for a starting environment's runtime to ask for its
+// first event, and marks it busy. When the runtime does not become ready,
+// e is destroyed and the error says why, like Lambda does.
+func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error) {
 	ictx, cancel := context.WithTimeout(ctx, initTimeout)
-	stop := context.AfterFunc(exited, cancel)
-	err = e.api.WaitReady(ictx)
+	stop := context.AfterFunc(e.exited, cancel)
+	err := e.api.WaitReady(ictx)
 	stop()
 	cancel()
-	initDur := time.Since(t0)
+	cs := coldStart{dur: time.Since(e.created), lines: e.logs.take()}
 	if err == nil {
-		return e, initDur, e.logs.take(), nil
+		if err := w.envs.ready(e); err != nil {
+			w.destroy(e)
+			return nil, coldStart{}, err
+		}
+		return e, cs, nil
 	}
 
-	// The runtime did not become ready: report why, like Lambda does.
-	fail := &initFailed{dur: initDur}
+	fail := &initFailed{dur: cs.dur}
 	var ie *runtimeapi.InitError
 	switch {
 	case errors.As(err, &ie):
@@ -244,21 +281,21 @@ func (w *Worker) serve(ctx context.Context, sb Sandbox, key poolKey, id string, 
 		if !json.Valid(fail.body) || len(fail.body) == 0 {
 			fail.body = lambdaerr.ErrorBody(fail.errType, ie.Message)
 		}
-	case exited.Err() != nil:
-		<-sb.Done()
-		r := exitResult("", sb)
+	case e.exited.Err() != nil:
+		<-e.sb.Done()
+		r := exitResult("", e.sb)
 		fail.errType, fail.body = r.ErrorType, r.Payload
 	case ctx.Err() != nil:
 		w.destroy(e)
-		return nil, 0, nil, fmt.Errorf("starting %s: %w", id, ctx.Err())
+		return nil, coldStart{}, fmt.Errorf("starting %s: %w", e.id, ctx.Err())
 	default:
 		fail.errType = lambdaerr.SandboxTimedout
 		fail.body = lambdaerr.ErrorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
 	}
 	fail.maxMemMB = e.maxMemoryMB()
-	lines := e.logs.take()
+	fail.lines = append(cs.lines, e.logs.take()...)
 	w.destroy(e)
-	return nil, initDur, lines, fail
+	return nil, coldStart{}, fail
 }
 
 // argv is the command a runtime starts with: Owl's interpreter and
@@ -333,31 +370,48 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 	return envv
 }
 
-// destroy tears an environment down in the background; Close waits for
-// every teardown.
+// destroy retires e and tears it down in the background (unless it is
+// retiring already); Close waits for every teardown.
 func (w *Worker) destroy(e *env) {
-	w.mu.Lock()
-	if _, ok := w.all[e]; !ok {
-		w.mu.Unlock()
-		return
+	if w.envs.retire(e) {
+		w.teardown(e)
 	}
-	delete(w.all, e)
-	w.releaseMemoryLocked(e.memMB)
-	w.wg.Add(1)
-	w.mu.Unlock()
+}
+
+// teardown gives back the memory of an environment the pool retired, at
+// once, and destroys its sandbox in the background.
+func (w *Worker) teardown(e *env) {
+	w.memory.release(e.memMB)
 	go func() {
-		defer w.wg.Done()
+		defer w.envs.teardowns.Done()
 		e.freezeMu.Lock()
 		if e.freezeTimer != nil {
 			e.freezeTimer.Stop()
 		}
 		e.freezeMu.Unlock()
 		if err := e.sb.Destroy(); err != nil {
-			w.cfg.Logger.Warn("destroying sandbox", "sandbox", e.sb.ID(), "err", err)
+			w.cfg.Logger.Warn("destroying sandbox", "sandbox", e.id, "err", err)
 		}
 		_ = e.api.Close()
 		<-e.serveErr
 		e.logs.close()
 		w.unref(e.dirs...)
 	}()
+}
+
+func (w *Worker) teardownAll(envs []*env) {
+	for _, e := range envs {
+		w.teardown(e)
+	}
+}
+
+// evictIdle tears down the least recently used idle environment to make
+// room (memoryBudget.reserve); false when there is none.
+func (w *Worker) evictIdle() bool {
+	e := w.envs.takeLRU()
+	if e == nil {
+		return false
+	}
+	w.teardown(e)
+	return true
 }

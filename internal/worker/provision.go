@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/owl-project/owl/internal/registry"
@@ -23,22 +24,52 @@ func (w *Worker) Reprovision() {
 	}
 }
 
-// Provisioned reports how many provisioned environments of name's version
-// exist (busy or idle) and the last error starting one, if any.
-func (w *Worker) Provisioned(name, version string) (ready int, failure string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for e := range w.all {
-		if e.provisioned && e.key.name == name && e.key.version == version {
-			ready++
-		}
+// provisionStatus holds the last failure to start a provisioned
+// environment, per configuration.
+type provisionStatus struct {
+	mu    sync.Mutex // guards byKey
+	byKey map[poolKey]string
+}
+
+// set records err (nil: success) for key.
+func (ps *provisionStatus) set(key poolKey, err error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if err != nil {
+		ps.byKey[key] = err.Error()
+	} else {
+		delete(ps.byKey, key)
 	}
-	for k, msg := range w.provisionStatus {
+}
+
+// failure is the last failure of name's version, if any.
+func (ps *provisionStatus) failure(name, version string) string {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	failure := ""
+	for k, msg := range ps.byKey {
 		if k.name == name && k.version == version {
 			failure = msg
 		}
 	}
-	return ready, failure
+	return failure
+}
+
+// keepOnly forgets the keys that are not in want.
+func (ps *provisionStatus) keepOnly(want map[poolKey]int) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for k := range ps.byKey {
+		if _, ok := want[k]; !ok {
+			delete(ps.byKey, k)
+		}
+	}
+}
+
+// Provisioned reports how many provisioned environments of name's version
+// exist (busy or idle) and the last error starting one, if any.
+func (w *Worker) Provisioned(name, version string) (ready int, failure string) {
+	return w.envs.provisioned(name, version), w.provisionStatus.failure(name, version)
 }
 
 // provisionLoop keeps provisioned environments at their targets: on every
@@ -88,43 +119,21 @@ func (w *Worker) reconcileProvisioned(ctx context.Context) {
 		return
 	}
 	want := map[poolKey]provisionTarget{}
+	wantN := map[poolKey]int{}
 	for _, t := range targets {
-		key := poolKey{t.Function.Name, fnVersion(t.Function), t.Function.RevisionID}
+		key := keyOf(t.Function)
 		pt := want[key]
 		pt.fn, pt.n = t.Function, pt.n+t.N
 		want[key] = pt
+		wantN[key] = pt.n
 	}
-
-	w.mu.Lock()
-	have := map[poolKey]int{}
-	for e := range w.all {
-		if !e.provisioned {
-			continue
-		}
-		if have[e.key] < want[e.key].n {
-			have[e.key]++
-		} else {
-			e.provisioned = false // surplus: on-demand from now on
-			e.lastUsed = time.Now()
-		}
-	}
-	for k := range w.provisionStatus {
-		if _, ok := want[k]; !ok {
-			delete(w.provisionStatus, k)
-		}
-	}
-	w.mu.Unlock()
+	have := w.envs.keepProvisioned(wantN, time.Now())
+	w.provisionStatus.keepOnly(wantN)
 
 	for key, t := range want {
 		for i := have[key]; i < t.n && ctx.Err() == nil; i++ {
-			e, _, _, err := w.start(ctx, t.fn, key, startOptions{provisioned: true})
-			w.mu.Lock()
-			if err != nil {
-				w.provisionStatus[key] = err.Error()
-			} else {
-				delete(w.provisionStatus, key)
-			}
-			w.mu.Unlock()
+			e, _, err := w.start(ctx, t.fn, key, startOptions{provisioned: true})
+			w.provisionStatus.set(key, err)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.cfg.Logger.Warn("provisioned concurrency: starting an environment", "function", key.name, "version", key.version, "err", err)

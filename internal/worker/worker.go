@@ -1,11 +1,3 @@
-// Package worker owns execution environments on one node: per function
-// version pools of sandboxes with a running runtime, reused warm for the next
-// invocation, created cold when none is idle, and torn down on failure,
-// configuration change, idleness or shutdown.
-//
-// One environment serves one invocation at a time (Lambda's model); scaling
-// is more environments. An environment whose runtime timed out, crashed or
-// left an invocation unanswered is never reused.
 package worker
 
 import (
@@ -90,7 +82,17 @@ type SpaceChecker interface {
 	Check(need int64) error
 }
 
-// Worker runs invocations in sandboxes.
+// Worker runs invocations in sandboxes. Its parts each keep their own
+// lock (none is held while taking another's, except envPool.mu, which may
+// call Staleness):
+//
+//   - admission (capacity.go): concurrency slots per function and account;
+//   - memory (capacity.go): the memory budget of all environments;
+//   - envs (pool.go, state.go): every environment, its state, the idle
+//     pools; env.go starts and tears environments down;
+//   - the code cache (codecache.go, layers.go): unpacked code and layers;
+//   - prewarm (prewarm.go): sandboxes whose runtime waits for a function;
+//   - provisioning (provision.go): provisioned concurrency.
 type Worker struct {
 	cfg      Config
 	code     CodeSource
@@ -98,47 +100,25 @@ type Worker struct {
 	sandbox  Sandboxes
 	inflight atomic.Int64
 
-	admitMu   sync.Mutex // guards admission
 	admission admission
+	memory    *memoryBudget
+	envs      *envPool
 
 	codeMu  sync.Mutex         // serialises the code cache: unpacking, refs, collection
 	dirRefs map[string]*dirRef // guarded by codeMu; see codecache.go
 
-	mu     sync.Mutex // guards pools, closed, all, memUsed, memFreed
-	pools  map[poolKey]*pool
-	all    map[*env]struct{}
-	closed bool
-	// memUsed is the MemorySize of every environment, starting ones
-	// included; memFreed is closed (and replaced) whenever it drops.
-	memUsed  int
-	memFreed chan struct{}
-	// memWaiters counts the invocations waiting in reserveMemory, which a
-	// release wakes.
-	memWaiters int
-
 	// provisionNow wakes the provisioning loop; provisionDone is closed
-	// when it stopped; provisionStatus holds the last failure per key
-	// (guarded by mu).
+	// when it stopped; provisionStatus holds the last failure per key.
 	provisionNow    chan struct{}
 	provisionDone   chan struct{}
-	provisionStatus map[poolKey]string
+	provisionStatus provisionStatus
 
 	prewarm *prewarmPool // pre-warmed environments per runtime
 
 	envSeq  atomic.Uint64
 	stopGC  chan struct{}
 	gcDone  chan struct{}
-	wg      sync.WaitGroup // environment teardowns in flight
 	started time.Time
-}
-
-// poolKey identifies one configuration: two versions of a function never
-// share an environment, nor two revisions of $LATEST.
-type poolKey struct{ name, version, revision string }
-
-type pool struct {
-	idle    []*env // most recently used last
-	retired bool
 }
 
 // New creates a worker. sb creates the node's sandboxes: on a host,
@@ -149,12 +129,14 @@ func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb Sandboxes) *W
 	}
 	w := &Worker{
 		cfg: cfg, code: code, logs: logs, sandbox: sb,
-		pools: map[poolKey]*pool{}, all: map[*env]struct{}{}, memFreed: make(chan struct{}), dirRefs: map[string]*dirRef{},
 		admission: admission{perFunction: map[string]int{}},
+		memory:    newMemoryBudget(cfg.MemoryBudgetMB, cfg.MemoryOvercommit, cfg.CapacityWait),
+		dirRefs:   map[string]*dirRef{},
 		stopGC:    make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
 		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
-		provisionStatus: map[poolKey]string{},
+		provisionStatus: provisionStatus{byKey: map[poolKey]string{}},
 	}
+	w.envs = newEnvPool(cfg.MaxLifetime, w.stale)
 	w.prewarm = newPrewarmPool(w, cfg.Prewarm)
 	go w.collectIdle()
 	go w.provisionLoop()
@@ -199,13 +181,12 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 
 // delivery is one invocation handed to an environment, and how it ended.
 type delivery struct {
-	e         *env
-	initDur   time.Duration // the cold start's, when this delivery made e
-	initLines []string      // the log lines of that start
-	start     time.Time
-	dur       time.Duration
-	out       runtimeapi.Outcome
-	err       error // the Runtime API's: no outcome (see conclude)
+	e     *env
+	cold  coldStart // when this delivery started e
+	start time.Time
+	dur   time.Duration
+	out   runtimeapi.Outcome
+	err   error // the Runtime API's: no outcome (see conclude)
 	// timedOut: the function's own deadline ended it, not the caller
 	// leaving and not the runtime exiting.
 	timedOut bool
@@ -219,10 +200,10 @@ type delivery struct {
 func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request) (d *delivery, failed *Result, err error) {
 	for attempt := 1; ; attempt++ {
 		d = &delivery{}
-		d.e, d.initDur, d.initLines, err = w.acquire(ctx, fn)
+		d.e, d.cold, err = w.acquire(ctx, fn)
 		var initFailure *initFailed
 		if errors.As(err, &initFailure) {
-			return nil, w.failedInit(fn, req, initFailure, d.initLines), nil
+			return nil, w.failedInit(fn, req, initFailure), nil
 		}
 		if err != nil {
 			return nil, nil, err
@@ -282,7 +263,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
 	}
-	lines := append(d.initLines, e.logs.take()...)
+	lines := append(d.cold.lines, e.logs.take()...)
 	maxMem := e.maxMemoryMB()
 	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
 		// Killed at its limit (the peak can stop a few pages short of it
@@ -294,7 +275,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 	} else {
 		w.release(e)
 	}
-	rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: d.initDur}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: d.cold.dur}
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
@@ -316,10 +297,10 @@ const maxDeliveries = 3
 
 // failedInit turns a runtime that could not initialise into the function
 // error Lambda returns for it.
-func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed, lines []string) *Result {
+func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed) *Result {
 	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
 	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(f.maxMemMB, fn), ErrorType: f.errType}
-	res.Log = w.record(fn, req, lines, rep)
+	res.Log = w.record(fn, req, f.lines, rep)
 	return res
 }
 
@@ -363,72 +344,57 @@ type initFailed struct {
 	body     []byte
 	dur      time.Duration
 	maxMemMB int
+	lines    []string // what the runtime logged while initialising
 }
 
 func (f *initFailed) Error() string { return "init failed: " + f.errType }
 
-// acquire returns an idle environment of fn, or starts one. On a cold
-// start it returns the init duration and the lines the runtime logged
-// while initialising.
-func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, time.Duration, []string, error) {
-	key := poolKey{fn.Name, fnVersion(fn), fn.RevisionID}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil, 0, nil, lambdaerr.New(lambdaerr.Service, "Owl is shutting down.")
-	}
-	p := w.pools[key]
-	var dead []*env
-	for p != nil && len(p.idle) > 0 {
-		e := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		if e.exited.Err() != nil {
-			// The runtime exited while idle: its exit belongs to no
-			// invocation, and the next one gets a fresh environment.
-			dead = append(dead, e)
-			continue
+// acquire returns an idle environment of fn, thawed, or starts one; it is
+// busy, for the caller. A cold start's duration and log lines come back
+// in coldStart.
+func (w *Worker) acquire(ctx context.Context, fn registry.Function) (*env, coldStart, error) {
+	key := keyOf(fn)
+	for {
+		e, dead, err := w.envs.takeIdle(key)
+		w.teardownAll(dead)
+		if err != nil {
+			return nil, coldStart{}, w.bug(err)
 		}
-		e.idle = false
-		w.mu.Unlock()
-		w.destroyAll(dead)
+		if e == nil {
+			return w.start(ctx, fn, key, startOptions{waitForMemory: true})
+		}
 		if err := e.thaw(); err != nil {
-			w.cfg.Logger.Warn("thawing environment", "sandbox", e.sb.ID(), "err", err)
+			w.cfg.Logger.Warn("thawing environment", "sandbox", e.id, "err", err)
 			w.destroy(e)
-			return w.acquire(ctx, fn)
+			continue // the next idle one, or a cold start
 		}
-		return e, 0, nil, nil
-	}
-	w.mu.Unlock()
-	w.destroyAll(dead)
-	return w.start(ctx, fn, key, startOptions{waitForMemory: true})
-}
-
-func (w *Worker) destroyAll(envs []*env) {
-	for _, e := range envs {
-		w.destroy(e)
+		return e, coldStart{}, nil
 	}
 }
 
-// release returns a healthy environment to its pool, unless it outlived
-// MaxLifetime.
+// release returns a healthy busy environment to its pool, unless it
+// outlived MaxLifetime or its configuration changed.
 func (w *Worker) release(e *env) {
-	e.lastUsed = time.Now()
-	w.mu.Lock()
-	p := w.pools[e.key]
-	if w.closed || p == nil || p.retired || w.expired(e, e.lastUsed) || w.stale(e.key) {
-		w.mu.Unlock()
+	pooled, err := w.envs.release(e, time.Now())
+	if !pooled {
+		w.bug(err)
 		w.destroy(e)
 		return
 	}
-	p.idle = append(p.idle, e)
-	e.idle = true
-	if w.memWaiters > 0 {
-		w.wakeMemoryWaitersLocked() // e can be evicted for one of them
-	}
-	w.mu.Unlock()
+	w.memory.evictable()
 	if w.cfg.FreezeAfter > 0 {
-		e.scheduleFreeze(w.cfg.FreezeAfter, &w.mu)
+		w.scheduleFreeze(e)
 	}
+}
+
+// bug logs err when it is an illegal state change (a bug in the worker,
+// state.go), and returns err.
+func (w *Worker) bug(err error) error {
+	var te *transitionError
+	if errors.As(err, &te) {
+		w.cfg.Logger.Error("illegal environment state change", "err", err)
+	}
+	return err
 }
 
 func invokedARN(region, account string, fn registry.Function, req Request) string {
@@ -442,21 +408,7 @@ func invokedARN(region, account string, fn registry.Function, req Request) strin
 // of c.Name's version c.Version (every version when empty) whose revision
 // is not c.Revision. They must not serve again.
 func (w *Worker) Retire(c registry.Change) {
-	var victims []*env
-	w.mu.Lock()
-	for k, p := range w.pools {
-		if k.name != c.Name || (c.Version != "" && k.version != c.Version) || (c.Revision != "" && k.revision == c.Revision) {
-			continue
-		}
-		p.retired = true
-		victims = append(victims, p.idle...)
-		p.idle = nil
-		delete(w.pools, k)
-	}
-	w.mu.Unlock()
-	for _, e := range victims {
-		w.destroy(e)
-	}
+	w.teardownAll(w.envs.retireConfig(c))
 }
 
 // Staleness tells which configurations are gone (the registry).
@@ -469,11 +421,6 @@ type Staleness interface {
 // again.
 func (w *Worker) stale(key poolKey) bool {
 	return w.cfg.Staleness != nil && w.cfg.Staleness.Stale(key.name, key.version, key.revision)
-}
-
-// expired reports whether e has outlived MaxLifetime.
-func (w *Worker) expired(e *env, now time.Time) bool {
-	return w.cfg.MaxLifetime > 0 && now.Sub(e.created) > w.cfg.MaxLifetime
 }
 
 // collectIdle evicts environments idle longer than the idle timeout
@@ -491,24 +438,7 @@ func (w *Worker) collectIdle() {
 		case <-w.stopGC:
 			return
 		case now := <-t.C:
-			var victims []*env
-			w.mu.Lock()
-			for _, p := range w.pools {
-				kept := p.idle[:0]
-				for _, e := range p.idle {
-					if (!e.provisioned && now.Sub(e.lastUsed) > w.cfg.IdleTimeout) || w.expired(e, now) {
-						victims = append(victims, e)
-					} else {
-						kept = append(kept, e)
-					}
-				}
-				clear(p.idle[len(kept):])
-				p.idle = kept
-			}
-			w.mu.Unlock()
-			for _, e := range victims {
-				w.destroy(e)
-			}
+			w.teardownAll(w.envs.collect(now, w.cfg.IdleTimeout))
 			w.collectDirs(now)
 		}
 	}
@@ -527,42 +457,22 @@ type Stats struct {
 
 // Stats reports how many environments exist and how many are idle.
 func (w *Worker) Stats() Stats {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := Stats{Environments: len(w.all), Inflight: int(w.inflight.Load()),
+	ps := w.envs.stats()
+	return Stats{Environments: ps.all, Idle: ps.idle, Frozen: ps.frozen, Inflight: int(w.inflight.Load()),
 		PrewarmReady: w.prewarm.readyCount(), Specialized: w.prewarm.specialized.Load(), PrewarmFallbacks: w.prewarm.fallbacks.Load()}
-	for _, p := range w.pools {
-		s.Idle += len(p.idle)
-		for _, e := range p.idle {
-			if e.frozen.Load() {
-				s.Frozen++
-			}
-		}
-	}
-	return s
 }
 
 // Close destroys every environment; invocations still running fail. The
 // caller stops admitting and drains before calling it.
 func (w *Worker) Close() {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	all, first := w.envs.close()
+	if !first {
 		return
 	}
-	w.closed = true
-	var all []*env
-	for e := range w.all {
-		all = append(all, e)
-	}
-	w.pools = map[poolKey]*pool{}
-	w.mu.Unlock()
 	w.prewarm.close()
 	close(w.stopGC)
 	<-w.gcDone
 	<-w.provisionDone
-	for _, e := range all {
-		w.destroy(e)
-	}
-	w.wg.Wait()
+	w.teardownAll(all)
+	w.envs.teardowns.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // These tests run the worker on fake sandboxes (fake_test.go): no root.
@@ -300,8 +302,115 @@ func TestConcurrentAccounting(t *testing.T) {
 }
 
 // memoryInUse is the worker's memory accounting, in MB.
-func memoryInUse(w *Worker) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.memUsed
+func memoryInUse(w *Worker) int { return w.memory.inUse() }
+
+// TestStateTransitions: the state machine allows exactly the changes
+// state.go draws.
+func TestStateTransitions(t *testing.T) {
+	legal := map[[2]envState]bool{
+		{stateStarting, stateBusy}: true, {stateStarting, stateRetiring}: true,
+		{stateBusy, stateIdle}: true, {stateBusy, stateRetiring}: true,
+		{stateIdle, stateBusy}: true, {stateIdle, stateFrozen}: true, {stateIdle, stateRetiring}: true,
+		{stateFrozen, stateBusy}: true, {stateFrozen, stateIdle}: true, {stateFrozen, stateRetiring}: true,
+	}
+	all := []envState{stateStarting, stateBusy, stateIdle, stateFrozen, stateRetiring}
+	for _, from := range all {
+		for _, to := range all {
+			e := &env{id: "e", state: from}
+			err := e.moveLocked(to)
+			if legal[[2]envState{from, to}] {
+				if err != nil || e.state != to {
+					t.Errorf("%s to %s: %v, state %s", from, to, err, e.state)
+				}
+				continue
+			}
+			var te *transitionError
+			if !errors.As(err, &te) || e.state != from {
+				t.Errorf("%s to %s: err %v, state %s; want a transitionError and no change", from, to, err, e.state)
+			}
+		}
+	}
+	if s := envState(9).String(); s != "envState(9)" {
+		t.Errorf("unknown state prints as %q", s)
+	}
+}
+
+// TestIllegalReleaseIsReported: releasing an environment that is not busy
+// is a worker bug: logged as an error, and the environment is not pooled
+// twice.
+func TestIllegalReleaseIsReported(t *testing.T) {
+	var logs testkit.Buffer
+	w, _ := newTestWorker(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	fn := testFunction("twice", nil)
+	invoke(t, w, fn, "x")
+	e, _, err := w.envs.takeIdle(keyOf(fn))
+	if err != nil || e == nil {
+		t.Fatalf("takeIdle: %v %v", e, err)
+	}
+	w.release(e)
+	if _, err := w.envs.release(e, time.Now()); !errors.As(err, new(*transitionError)) {
+		t.Fatalf("a second release: %v, want a transitionError", err)
+	}
+	w.release(e)
+	if !strings.Contains(logs.String(), "illegal environment state change") || !strings.Contains(logs.String(), "idle to idle") {
+		t.Errorf("the illegal release was not logged:\n%s", logs.String())
+	}
+	if s := w.Stats(); s.Idle != 0 || s.Environments != 0 {
+		t.Errorf("after an illegal release: %+v, want the environment gone, not pooled twice", s)
+	}
+}
+
+// TestCloseWhileBusy: Close ends running invocations and leaves nothing
+// behind; invocations after it are refused.
+func TestCloseWhileBusy(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	fn := testFunction("closing", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Invoke(context.Background(), fn, Request{RequestID: "busy", Payload: []byte("sleep")})
+		done <- err
+	}()
+	eventually(t, "a busy environment", func() bool { return w.Stats().Inflight == 1 && len(sbs.created()) == 1 })
+	w.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the running invocation did not end on Close")
+	}
+	if n := sbs.live(); n != 0 {
+		t.Errorf("%d sandboxes alive after Close", n)
+	}
+	if _, err := w.Invoke(t.Context(), fn, Request{RequestID: "late"}); lambdaerr.As(err) == nil {
+		t.Errorf("an invocation after Close: %v, want a service error", err)
+	}
+}
+
+// fakeProvisioning asks for n environments of fn.
+type fakeProvisioning struct {
+	fn registry.Function
+	n  atomic.Int64
+}
+
+func (p *fakeProvisioning) ProvisionedTargets(context.Context) ([]registry.ProvisionedTarget, error) {
+	return []registry.ProvisionedTarget{{Function: p.fn, N: int(p.n.Load())}}, nil
+}
+
+// TestProvisioned: provisioning keeps its environments initialised, idle
+// collection spares them, and a lowered target hands the surplus back.
+func TestProvisioned(t *testing.T) {
+	fn := testFunction("prov", nil)
+	fn.Version = "1"
+	prov := &fakeProvisioning{fn: fn}
+	prov.n.Store(2)
+	w, sbs := newTestWorker(t, Config{Provisioning: prov, ProvisionEvery: 20 * time.Millisecond, IdleTimeout: 100 * time.Millisecond})
+	eventually(t, "two provisioned environments", func() bool { n, _ := w.Provisioned("prov", "1"); return n == 2 })
+	time.Sleep(300 * time.Millisecond) // past the idle timeout
+	if n, _ := w.Provisioned("prov", "1"); n != 2 || len(sbs.created()) != 2 {
+		t.Fatalf("provisioned %d, created %d: idle collection took provisioned environments", n, len(sbs.created()))
+	}
+	if !strings.Contains(envValue(sbs.created()[0].spec.Env, "AWS_LAMBDA_INITIALIZATION_TYPE"), "provisioned-concurrency") {
+		t.Errorf("environment: %v", sbs.created()[0].spec.Env)
+	}
+	prov.n.Store(1)
+	eventually(t, "the surplus collected", func() bool { n, _ := w.Provisioned("prov", "1"); return n == 1 && sbs.live() == 1 })
 }
