@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +23,24 @@ import (
 // does not pile up. Directories left by an earlier run are found and
 // collected the same way.
 
+// codeCache is the node's unpacked code and layers.
+type codeCache struct {
+	// Fixed at creation (no lock).
+	dataDir     string
+	idleTimeout time.Duration
+	code        CodeSource
+	space       SpaceChecker // nil: no disk reserve to check
+	logger      *slog.Logger
+
+	mu      sync.Mutex         // serialises the cache: unpacking, refs, collection; guards dirRefs
+	dirRefs map[string]*dirRef // by directory
+}
+
+func newCodeCache(cfg Config, code CodeSource) *codeCache {
+	return &codeCache{dataDir: cfg.DataDir, idleTimeout: cfg.IdleTimeout, code: code, space: cfg.Space, logger: cfg.Logger,
+		dirRefs: map[string]*dirRef{}}
+}
+
 // dirRef counts the users of one cache directory.
 type dirRef struct {
 	n        int
@@ -31,27 +51,27 @@ type dirRef struct {
 	dropped bool
 }
 
-// refLocked takes a reference on dir; w.codeMu held.
-func (w *Worker) refLocked(dir string) {
-	r := w.dirRefs[dir]
+// refLocked takes a reference on dir; c.mu held.
+func (c *codeCache) refLocked(dir string) {
+	r := c.dirRefs[dir]
 	if r == nil {
 		r = &dirRef{}
-		w.dirRefs[dir] = r
+		c.dirRefs[dir] = r
 	}
 	r.n++
 	r.lastUsed = time.Now()
 }
 
 // unref gives back references taken by codeDir or layersDir.
-func (w *Worker) unref(dirs ...string) {
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
+func (c *codeCache) unref(dirs ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, dir := range dirs {
-		if r := w.dirRefs[dir]; r != nil && r.n > 0 {
+		if r := c.dirRefs[dir]; r != nil && r.n > 0 {
 			r.n--
 			r.lastUsed = time.Now()
 			if r.n == 0 && r.dropped {
-				w.removeDirLocked(dir)
+				c.removeDirLocked(dir)
 			}
 		}
 	}
@@ -60,52 +80,54 @@ func (w *Worker) unref(dirs ...string) {
 // DropCode is told that code shaHex was deleted from the store: its
 // unpacked copy is removed now, or when the last environment using it is
 // gone. (Should the same code be uploaded again, it is unpacked again.)
-func (w *Worker) DropCode(shaHex string) {
-	dir := filepath.Join(w.cfg.DataDir, "code", shaHex)
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
-	r := w.dirRefs[dir]
+func (w *Worker) DropCode(shaHex string) { w.cache.drop(shaHex) }
+
+func (c *codeCache) drop(shaHex string) {
+	dir := filepath.Join(c.dataDir, "code", shaHex)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.dirRefs[dir]
 	if r != nil && r.n > 0 {
 		r.dropped = true
 		return
 	}
-	w.removeDirLocked(dir)
+	c.removeDirLocked(dir)
 }
 
-// removeDirLocked deletes a cache directory; w.codeMu held.
-func (w *Worker) removeDirLocked(dir string) {
+// removeDirLocked deletes a cache directory; c.mu held.
+func (c *codeCache) removeDirLocked(dir string) {
 	if err := os.RemoveAll(dir); err != nil {
-		w.cfg.Logger.Warn("code cache: removing a directory; the idle collection retries", "dir", dir, "err", err)
+		c.logger.Warn("code cache: removing a directory; the idle collection retries", "dir", dir, "err", err)
 		return
 	}
-	delete(w.dirRefs, dir)
+	delete(c.dirRefs, dir)
 }
 
 // codeDir returns the unpacked code of sha, unpacking it on first use, and
 // holds a reference on it for the caller (release with unref).
-func (w *Worker) codeDir(ctx context.Context, shaHex string) (string, error) {
-	dir := filepath.Join(w.cfg.DataDir, "code", shaHex)
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
+func (c *codeCache) codeDir(ctx context.Context, shaHex string) (string, error) {
+	dir := filepath.Join(c.dataDir, "code", shaHex)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
-		if r := w.dirRefs[dir]; r != nil {
+		if r := c.dirRefs[dir]; r != nil {
 			r.dropped = false // in use again: its code was stored again
 		}
-		w.refLocked(dir)
+		c.refLocked(dir)
 		return dir, nil
 	}
-	zip, err := w.code.Code(ctx, shaHex)
+	zip, err := c.code.Code(ctx, shaHex)
 	if err != nil {
 		return "", err
 	}
-	if w.cfg.Space != nil {
+	if c.space != nil {
 		info, err := codezip.Inspect(zip, codezip.DefaultLimits())
 		if err != nil {
 			return "", fmt.Errorf("inspecting code %s: %w", shaHex, err)
 		}
 		// Files take whole blocks: allow for that on many small files.
 		need := info.UnzippedSize + int64(len(info.Entries))*4096
-		if err := w.cfg.Space.Check(need); err != nil {
+		if err := c.space.Check(need); err != nil {
 			return "", noRoomToUnpack(shaHex, err)
 		}
 	}
@@ -134,7 +156,7 @@ func (w *Worker) codeDir(ctx context.Context, shaHex string) (string, error) {
 		}
 		return "", fmt.Errorf("unpacking code %s: %w", shaHex, err)
 	}
-	w.refLocked(dir)
+	c.refLocked(dir)
 	return dir, nil
 }
 
@@ -146,25 +168,25 @@ func noRoomToUnpack(shaHex string, cause error) error {
 		Message: fmt.Sprintf("Cannot start the function: no disk space to unpack its code (%s). Free disk space or delete unused functions, then retry.", cause)}
 }
 
-// collectDirs deletes cache directories nobody has used for the idle
+// collect deletes cache directories nobody has used for the idle
 // timeout. Directories it has not seen before (left by an earlier run)
 // start their count now.
-func (w *Worker) collectDirs(now time.Time) {
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
+func (c *codeCache) collect(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, sub := range []string{"code", "opt"} {
-		entries, _ := os.ReadDir(filepath.Join(w.cfg.DataDir, sub))
+		entries, _ := os.ReadDir(filepath.Join(c.dataDir, sub))
 		for _, e := range entries {
-			dir := filepath.Join(w.cfg.DataDir, sub, e.Name())
-			if w.dirRefs[dir] == nil {
-				w.dirRefs[dir] = &dirRef{lastUsed: now}
+			dir := filepath.Join(c.dataDir, sub, e.Name())
+			if c.dirRefs[dir] == nil {
+				c.dirRefs[dir] = &dirRef{lastUsed: now}
 			}
 		}
 	}
-	for dir, r := range w.dirRefs {
-		if r.n > 0 || now.Sub(r.lastUsed) <= w.cfg.IdleTimeout {
+	for dir, r := range c.dirRefs {
+		if r.n > 0 || now.Sub(r.lastUsed) <= c.idleTimeout {
 			continue
 		}
-		w.removeDirLocked(dir)
+		c.removeDirLocked(dir)
 	}
 }

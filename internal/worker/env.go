@@ -146,7 +146,7 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 	defer func() {
 		if !handedOver {
 			w.memory.release(fn.MemorySize)
-			w.unref(spec.dirs...)
+			w.cache.unref(spec.dirs...)
 		}
 	}()
 	sb, err := w.createSandbox(ctx, fn, rt, egress, &spec)
@@ -175,12 +175,12 @@ type envSpec struct {
 // spec.dirs) and creates its sandbox: a pre-warmed one specialised for fn
 // when one is ready, else a new one.
 func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (Sandbox, error) {
-	dir, err := w.codeDir(ctx, fn.CodeSha256Hex)
+	dir, err := w.cache.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
 		return nil, err
 	}
 	spec.dirs = append(spec.dirs, dir)
-	optDir, err := w.layersDir(ctx, fn.Layers)
+	optDir, err := w.cache.layersDir(ctx, fn.Layers)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (w *Worker) teardown(e *env) {
 		_ = e.api.Close()
 		<-e.serveErr
 		e.logs.close()
-		w.unref(e.dirs...)
+		w.cache.unref(e.dirs...)
 	}()
 }
 

@@ -18,7 +18,7 @@ import (
 // each layer is unpacked once per node (like code, by sha256) and the
 // layers are merged in order, later ones overriding earlier files, into a
 // read-only directory named by the list. "" when the function has none.
-func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer) (string, error) {
+func (c *codeCache) layersDir(ctx context.Context, layers []registry.FunctionLayer) (string, error) {
 	if len(layers) == 0 {
 		return "", nil
 	}
@@ -26,20 +26,20 @@ func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer)
 	for _, l := range layers {
 		h.Write([]byte(l.CodeSha256Hex + "\n"))
 	}
-	dir := filepath.Join(w.cfg.DataDir, "opt", hex.EncodeToString(h.Sum(nil)))
+	dir := filepath.Join(c.dataDir, "opt", hex.EncodeToString(h.Sum(nil)))
 	srcs := make([]string, 0, len(layers))
-	defer func() { w.unref(srcs...) }() // the merged tree links to their files
+	defer func() { c.unref(srcs...) }() // the merged tree links to their files
 	for _, l := range layers {
-		src, err := w.codeDir(ctx, l.CodeSha256Hex)
+		src, err := c.codeDir(ctx, l.CodeSha256Hex)
 		if err != nil {
 			return "", fmt.Errorf("layer %s: %w", l.ARN, err)
 		}
 		srcs = append(srcs, src)
 	}
-	w.codeMu.Lock()
-	defer w.codeMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
-		w.refLocked(dir)
+		c.refLocked(dir)
 		return dir, nil
 	}
 	tmp := dir + ".partial"
@@ -57,7 +57,7 @@ func (w *Worker) layersDir(ctx context.Context, layers []registry.FunctionLayer)
 		_ = os.RemoveAll(tmp)
 		return "", fmt.Errorf("merging layers: %w", err)
 	}
-	w.refLocked(dir)
+	c.refLocked(dir)
 	return dir, nil
 }
 

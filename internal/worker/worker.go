@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,17 +94,14 @@ type SpaceChecker interface {
 //   - provisioning (provision.go): provisioned concurrency.
 type Worker struct {
 	cfg      Config
-	code     CodeSource
 	logs     *telemetry.LogStore
 	sandbox  Sandboxes
 	inflight atomic.Int64
 
-	admission admission
-	memory    *memoryBudget
-	envs      *envPool
-
-	codeMu  sync.Mutex         // serialises the code cache: unpacking, refs, collection
-	dirRefs map[string]*dirRef // guarded by codeMu; see codecache.go
+	admission admission     // concurrency slots
+	memory    *memoryBudget // memory of all environments
+	envs      *envPool      // the environments and their states
+	cache     *codeCache    // unpacked code and layers
 
 	// provisionNow wakes the provisioning loop; provisionDone is closed
 	// when it stopped; provisionStatus holds the last failure per key.
@@ -128,10 +124,10 @@ func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb Sandboxes) *W
 		cfg.LogLimitBytes = DefaultLogLimitBytes
 	}
 	w := &Worker{
-		cfg: cfg, code: code, logs: logs, sandbox: sb,
+		cfg: cfg, logs: logs, sandbox: sb,
 		admission: admission{perFunction: map[string]int{}},
 		memory:    newMemoryBudget(cfg.MemoryBudgetMB, cfg.MemoryOvercommit, cfg.CapacityWait),
-		dirRefs:   map[string]*dirRef{},
+		cache:     newCodeCache(cfg, code),
 		stopGC:    make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
 		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
 		provisionStatus: provisionStatus{byKey: map[poolKey]string{}},
@@ -439,7 +435,7 @@ func (w *Worker) collectIdle() {
 			return
 		case now := <-t.C:
 			w.teardownAll(w.envs.collect(now, w.cfg.IdleTimeout))
-			w.collectDirs(now)
+			w.cache.collect(now)
 		}
 	}
 }

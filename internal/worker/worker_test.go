@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -413,4 +415,28 @@ func TestProvisioned(t *testing.T) {
 	}
 	prov.n.Store(1)
 	eventually(t, "the surplus collected", func() bool { n, _ := w.Provisioned("prov", "1"); return n == 1 && sbs.live() == 1 })
+}
+
+// TestCodeCache: code is unpacked once per node; dropped code stays while
+// an environment binds it and goes with the last one.
+func TestCodeCache(t *testing.T) {
+	w, _ := newTestWorker(t, Config{})
+	fn := testFunction("cached", nil)
+	other := testFunction("cached-too", nil) // the same code
+	invoke(t, w, fn, "x")
+	invoke(t, w, other, "x")
+	dir := filepath.Join(w.cfg.DataDir, "code", fn.CodeSha256Hex)
+	if _, err := os.Stat(filepath.Join(dir, "bootstrap")); err != nil {
+		t.Fatalf("unpacked code: %v", err)
+	}
+	w.DropCode(fn.CodeSha256Hex)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("code in use was removed: %v", err)
+	}
+	w.Retire(registry.Change{Name: fn.Name})
+	w.Retire(registry.Change{Name: other.Name})
+	eventually(t, "the dropped code removed with its last environment", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
 }
