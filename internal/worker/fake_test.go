@@ -1,8 +1,6 @@
 package worker
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,17 +111,18 @@ func (s *fakeSandbox) Listener() net.Listener { return s.ln }
 func (s *fakeSandbox) Output() *os.File       { return s.outR }
 func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
 
-func (s *fakeSandbox) ExitError() error {
+// locked runs f under s.mu.
+func (s *fakeSandbox) locked(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.exitErr
+	f()
 }
 
-func (s *fakeSandbox) OOMKilled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.oom
-}
+func (s *fakeSandbox) ExitError() (err error) { s.locked(func() { err = s.exitErr }); return err }
+func (s *fakeSandbox) OOMKilled() (oom bool)  { s.locked(func() { oom = s.oom }); return oom }
+func (s *fakeSandbox) isDestroyed() (d bool)  { s.locked(func() { d = s.destroyed }); return d }
+func (s *fakeSandbox) isFrozen() (f bool)     { s.locked(func() { f = s.frozen }); return f }
+func (s *fakeSandbox) hasExited() (x bool)    { s.locked(func() { x = s.exited }); return x }
 
 func (s *fakeSandbox) MaxMemoryBytes() (uint64, error) {
 	s.mu.Lock()
@@ -169,18 +168,6 @@ func (s *fakeSandbox) Destroy() error {
 	return nil
 }
 
-func (s *fakeSandbox) isDestroyed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.destroyed
-}
-
-func (s *fakeSandbox) isFrozen() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.frozen
-}
-
 // dial connects the runtime to its Runtime API, keeping the connection to
 // close when the runtime exits (as a process's sockets are).
 func (s *fakeSandbox) dial(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -217,12 +204,6 @@ func (s *fakeSandbox) exit(err error, oom bool) {
 	}
 	s.outW.Close()
 	close(s.done)
-}
-
-func (s *fakeSandbox) hasExited() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exited
 }
 
 const fakeAPI = "http://runtime/2018-06-01/runtime/"
@@ -303,24 +284,10 @@ func envValue(env []string, key string) string {
 	return ""
 }
 
-// fakeCode is a CodeSource whose every zip holds one bootstrap.
-type fakeCode struct{}
+// fakeCode is a CodeSource whose every code is the same zip.
+type fakeCode struct{ zip []byte }
 
-func (fakeCode) Code(context.Context, string) ([]byte, error) {
-	var b bytes.Buffer
-	zw := zip.NewWriter(&b)
-	f, err := zw.Create("bootstrap")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write([]byte("#!/bin/sh\n")); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
+func (c fakeCode) Code(context.Context, string) ([]byte, error) { return c.zip, nil }
 
 // newTestWorker is a worker on fake sandboxes, closed when the test ends;
 // cfg's zero fields get test defaults.
@@ -342,7 +309,7 @@ func newTestWorker(t *testing.T, cfg Config) (*Worker, *fakeSandboxes) {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	sbs := &fakeSandboxes{}
-	w := New(cfg, fakeCode{}, nil, sbs)
+	w := New(cfg, fakeCode{testkit.Zip(t, map[string]string{"bootstrap": "#!/bin/sh\n"})}, nil, sbs)
 	t.Cleanup(func() {
 		w.Close()
 		if n := sbs.live(); n != 0 {
