@@ -149,9 +149,14 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 			w.cache.unref(spec.dirs...)
 		}
 	}()
-	sb, err := w.createSandbox(ctx, fn, rt, egress, &spec)
+	sb, prewarmed, err := w.createSandbox(ctx, fn, rt, egress, &spec)
 	if err != nil {
 		return nil, coldStart{}, err
+	}
+	if prewarmed {
+		// Its refill waits until this one is ready, not competing with it
+		// for CPU.
+		defer w.prewarm.kickRefill()
 	}
 	e, err := w.serve(sb, spec)
 	if err != nil {
@@ -173,16 +178,16 @@ type envSpec struct {
 
 // createSandbox unpacks fn's code and layers (their references go into
 // spec.dirs) and creates its sandbox: a pre-warmed one specialised for fn
-// when one is ready, else a new one.
-func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (Sandbox, error) {
+// when one is ready (prewarmed), else a new one.
+func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (_ Sandbox, prewarmed bool, _ error) {
 	dir, err := w.cache.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	spec.dirs = append(spec.dirs, dir)
 	optDir, err := w.cache.layersDir(ctx, fn.Layers)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if optDir != "" {
 		spec.dirs = append(spec.dirs, optDir)
@@ -191,11 +196,8 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 	spec.id = fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
 	environ := w.environ(fn, rt, spec.provisioned)
 	if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
-		// A pre-warmed environment (prewarm.go): its refill waits until
-		// this one is ready, not competing with it for CPU.
-		defer w.prewarm.kickRefill()
-		spec.id = sb.ID()
-		return sb, nil
+		spec.id = sb.ID() // a pre-warmed environment (prewarm.go)
+		return sb, true, nil
 	}
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
 		ID:             spec.id,
@@ -214,13 +216,13 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
 		// The code has no runnable bootstrap: the function's fault, reported
 		// as Lambda does, not a platform error.
-		return nil, &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
+		return nil, false, &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
 			body: lambdaerr.ErrorBody(lambdaerr.RuntimeInvalidEntrypoint, fmt.Sprintf("Error: %v", err))}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
+		return nil, false, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 	}
-	return sb, nil
+	return sb, false, nil
 }
 
 // serve makes a starting environment of sb: it captures its output, runs

@@ -51,8 +51,8 @@ func newEnvPool(maxLifetime time.Duration, stale func(poolKey) bool) *envPool {
 	return &envPool{maxLifetime: maxLifetime, stale: stale, byKey: map[poolKey]*keyPool{}, all: map[*env]struct{}{}}
 }
 
-// errShuttingDown is the answer to an invocation during Close.
-var errShuttingDown = lambdaerr.New(lambdaerr.Service, "Owl is shutting down.")
+// shuttingDown is the answer to an invocation during Close.
+func shuttingDown() error { return lambdaerr.New(lambdaerr.Service, "Owl is shutting down.") }
 
 // add registers a starting environment.
 func (p *envPool) add(e *env) {
@@ -65,12 +65,12 @@ func (p *envPool) add(e *env) {
 }
 
 // ready marks a started environment busy (its first invocation's). It
-// fails with errShuttingDown when Close retired it meanwhile.
+// fails with shuttingDown() when Close retired it meanwhile.
 func (p *envPool) ready(e *env) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e.state == stateRetiring {
-		return errShuttingDown
+		return shuttingDown()
 	}
 	return e.moveLocked(stateBusy)
 }
@@ -83,7 +83,7 @@ func (p *envPool) takeIdle(key poolKey) (e *env, dead []*env, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, nil, errShuttingDown
+		return nil, nil, shuttingDown()
 	}
 	kp := p.byKey[key]
 	for kp != nil && len(kp.idle) > 0 {
