@@ -77,7 +77,7 @@ type prewarmPool struct {
 	w   *Worker
 	per int
 
-	mu     sync.Mutex
+	mu     sync.Mutex                 // guards ready and closed
 	ready  map[string][]*runtimeSpare // by runtime ID; guarded by mu
 	closed bool                       // guarded by mu
 

@@ -440,3 +440,20 @@ func TestCodeCache(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 }
+
+// TestExitWhileIdle: a runtime that exits while idle is not handed to the
+// next invocation, which gets a fresh environment and no error.
+func TestExitWhileIdle(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	fn := testFunction("quitter", nil)
+	invoke(t, w, fn, "x")
+	first := sbs.created()[0]
+	first.exit(errors.New("exit status 0"), false)
+	if res := invoke(t, w, fn, "y"); res.FunctionError || string(res.Payload) != "y" {
+		t.Fatalf("after the idle runtime exited: %+v", res)
+	}
+	if n := len(sbs.created()); n != 2 {
+		t.Fatalf("%d sandboxes, want a fresh one", n)
+	}
+	eventually(t, "the exited environment destroyed", first.isDestroyed)
+}
