@@ -149,21 +149,32 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 			w.cache.unref(spec.dirs...)
 		}
 	}()
-	sb, prewarmed, err := w.createSandbox(ctx, fn, rt, egress, &spec)
+	e, prewarmed, err := w.makeEnv(ctx, fn, rt, egress, &spec)
 	if err != nil {
 		return nil, coldStart{}, err
 	}
+	handedOver = true
 	if prewarmed {
 		// Its refill waits until this one is ready, not competing with it
 		// for CPU.
 		defer w.prewarm.kickRefill()
 	}
-	e, err := w.serve(sb, spec)
-	if err != nil {
-		return nil, coldStart{}, err
-	}
-	handedOver = true
 	return w.awaitReady(ctx, e)
+}
+
+// makeEnv creates fn's sandbox and serves it as a starting environment;
+// Close waits for it (envPool.beginStart).
+func (w *Worker) makeEnv(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (_ *env, prewarmed bool, _ error) {
+	if err := w.envs.beginStart(); err != nil {
+		return nil, false, err
+	}
+	defer w.envs.endStart()
+	sb, prewarmed, err := w.createSandbox(ctx, fn, rt, egress, spec)
+	if err != nil {
+		return nil, false, err
+	}
+	e, err := w.serve(sb, *spec)
+	return e, prewarmed, err
 }
 
 // envSpec is what serve makes an environment of, besides its sandbox.
@@ -244,12 +255,18 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	exited, markExited := context.WithCancel(context.Background())
 	e := &env{id: spec.id, key: spec.key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
 		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting}
+	if err := w.envs.add(e); err != nil { // closed meanwhile
+		markExited()
+		_ = api.Close()
+		logs.close()
+		_ = sb.Destroy()
+		return nil, err
+	}
 	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
 	go func() {
 		<-sb.Done()
 		markExited()
 	}()
-	w.envs.add(e)
 	return e, nil
 }
 

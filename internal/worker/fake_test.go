@@ -40,11 +40,20 @@ import (
 
 // fakeSandboxes is the fake Sandboxes.
 type fakeSandboxes struct {
+	// gate, when set, holds every Create until it is closed; entered gets
+	// a value as each Create reaches it.
+	gate    chan struct{}
+	entered chan struct{}
+
 	mu  sync.Mutex
 	all []*fakeSandbox
 }
 
 func (f *fakeSandboxes) Create(ctx context.Context, spec sandbox.Spec) (Sandbox, error) {
+	if f.gate != nil {
+		f.entered <- struct{}{}
+		<-f.gate
+	}
 	init := envValue(spec.Env, "FAKE_INIT")
 	if init == "noentry" {
 		return nil, fmt.Errorf("%w: exec /var/task/bootstrap: no such file", sandbox.ErrInvalidEntrypoint)
@@ -83,6 +92,11 @@ func (f *fakeSandboxes) live() int {
 		}
 	}
 	return n
+}
+
+// gated makes every Create wait for gate (see fakeSandboxes).
+func gated(f *fakeSandboxes) {
+	f.gate, f.entered = make(chan struct{}), make(chan struct{}, 1)
 }
 
 // fakeSandbox is the fake Sandbox.
@@ -290,8 +304,8 @@ type fakeCode struct{ zip []byte }
 func (c fakeCode) Code(context.Context, string) ([]byte, error) { return c.zip, nil }
 
 // newTestWorker is a worker on fake sandboxes, closed when the test ends;
-// cfg's zero fields get test defaults.
-func newTestWorker(t *testing.T, cfg Config) (*Worker, *fakeSandboxes) {
+// cfg's zero fields get test defaults, and opts change the fake.
+func newTestWorker(t *testing.T, cfg Config, opts ...func(*fakeSandboxes)) (*Worker, *fakeSandboxes) {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -309,6 +323,9 @@ func newTestWorker(t *testing.T, cfg Config) (*Worker, *fakeSandboxes) {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	sbs := &fakeSandboxes{}
+	for _, o := range opts {
+		o(sbs)
+	}
 	w := New(cfg, fakeCode{testkit.Zip(t, map[string]string{"bootstrap": "#!/bin/sh\n"})}, nil, sbs)
 	t.Cleanup(func() {
 		w.Close()

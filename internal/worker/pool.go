@@ -42,9 +42,11 @@ type envPool struct {
 	all    map[*env]struct{} // every environment not retiring
 	closed bool
 
-	// teardowns counts the retired environments not yet torn down; Add is
-	// called under mu, so Close's wait sees every retirement before it.
+	// teardowns counts the retired environments not yet torn down, starts
+	// the starts between beginStart and endStart; Add is called under mu,
+	// so Close's waits see everything before it closed the pool.
 	teardowns sync.WaitGroup
+	starts    sync.WaitGroup
 }
 
 func newEnvPool(maxLifetime time.Duration, stale func(poolKey) bool) *envPool {
@@ -54,14 +56,34 @@ func newEnvPool(maxLifetime time.Duration, stale func(poolKey) bool) *envPool {
 // shuttingDown is the answer to an invocation during Close.
 func shuttingDown() error { return lambdaerr.New(lambdaerr.Service, "Owl is shutting down.") }
 
-// add registers a starting environment.
-func (p *envPool) add(e *env) {
+// beginStart counts a start (its sandbox being created) that Close waits
+// for; it fails once the pool is closed. endStart ends it, once the
+// environment was added (and is Close's to tear down) or not made.
+func (p *envPool) beginStart() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return shuttingDown()
+	}
+	p.starts.Add(1)
+	return nil
+}
+
+func (p *envPool) endStart() { p.starts.Done() }
+
+// add registers a starting environment; it fails once the pool is closed
+// (the caller destroys what it made).
+func (p *envPool) add(e *env) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return shuttingDown()
+	}
 	p.all[e] = struct{}{}
 	if p.byKey[e.key] == nil {
 		p.byKey[e.key] = &keyPool{}
 	}
+	return nil
 }
 
 // ready marks a started environment busy (its first invocation's). It

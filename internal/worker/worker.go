@@ -470,5 +470,6 @@ func (w *Worker) Close() {
 	<-w.gcDone
 	<-w.provisionDone
 	w.teardownAll(all)
+	w.envs.starts.Wait() // a start in progress fails (envPool.add) and destroys its sandbox
 	w.envs.teardowns.Wait()
 }

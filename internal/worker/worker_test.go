@@ -457,3 +457,38 @@ func TestExitWhileIdle(t *testing.T) {
 	}
 	eventually(t, "the exited environment destroyed", first.isDestroyed)
 }
+
+// TestCloseDuringStart: Close waits for a sandbox being created, which
+// then never serves: the invocation that started it is refused and no
+// sandbox is left when Close returns.
+func TestCloseDuringStart(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{}, gated)
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Invoke(context.Background(), testFunction("late", nil), Request{RequestID: "late", Payload: []byte("x")})
+		done <- err
+	}()
+	<-sbs.entered
+	closed := make(chan struct{})
+	go func() {
+		w.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a sandbox was being created")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(sbs.gate)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if n := sbs.live(); n != 0 {
+		t.Errorf("%d sandboxes alive when Close returned", n)
+	}
+	if err := <-done; lambdaerr.As(err) == nil {
+		t.Errorf("the invocation that was starting: %v, want refused (shutting down)", err)
+	}
+}
