@@ -118,6 +118,7 @@ type fakeSandbox struct {
 	thaws     int
 	thawErr   error
 	destroyed bool
+	events    int // events the runtime took
 }
 
 func (s *fakeSandbox) ID() string             { return s.spec.ID }
@@ -137,6 +138,7 @@ func (s *fakeSandbox) OOMKilled() (oom bool)  { s.locked(func() { oom = s.oom })
 func (s *fakeSandbox) isDestroyed() (d bool)  { s.locked(func() { d = s.destroyed }); return d }
 func (s *fakeSandbox) isFrozen() (f bool)     { s.locked(func() { f = s.frozen }); return f }
 func (s *fakeSandbox) hasExited() (x bool)    { s.locked(func() { x = s.exited }); return x }
+func (s *fakeSandbox) eventsTaken() (n int)   { s.locked(func() { n = s.events }); return n }
 
 func (s *fakeSandbox) MaxMemoryBytes() (uint64, error) {
 	s.mu.Lock()
@@ -254,6 +256,7 @@ func (s *fakeSandbox) run(init string) {
 
 // handle acts on one event; false when the runtime is gone.
 func (s *fakeSandbox) handle(id, payload string) bool {
+	s.locked(func() { s.events++ })
 	switch {
 	case payload == "fail":
 		s.post("invocation/"+id+"/error", `{"errorMessage":"it failed","errorType":"Oops"}`)

@@ -176,7 +176,7 @@ func TestRetire(t *testing.T) {
 		res, _ := w.Invoke(context.Background(), old, Request{RequestID: "busy", Payload: []byte("hold:500")})
 		done <- res
 	}()
-	eventually(t, "a busy environment", func() bool { return len(sbs.created()) == 1 && w.Stats().Inflight == 1 })
+	eventually(t, "a busy environment", func() bool { return len(sbs.created()) == 1 && sbs.created()[0].eventsTaken() == 1 })
 	busySB := sbs.created()[0]
 	invoke(t, w, old, "idle-one")
 	idleSB := sbs.created()[1]
@@ -222,7 +222,7 @@ func TestEviction(t *testing.T) {
 	for _, fn := range []registry.Function{b, c} {
 		wg.Go(func() {
 			<-hold
-			invoke(t, w, fn, "hold:500")
+			invoke(t, w, fn, "hold:1500")
 		})
 	}
 	close(hold)
@@ -372,7 +372,7 @@ func TestCloseWhileBusy(t *testing.T) {
 		_, err := w.Invoke(context.Background(), fn, Request{RequestID: "busy", Payload: []byte("sleep")})
 		done <- err
 	}()
-	eventually(t, "a busy environment", func() bool { return w.Stats().Inflight == 1 && len(sbs.created()) == 1 })
+	eventually(t, "a busy environment", func() bool { return len(sbs.created()) == 1 && sbs.created()[0].eventsTaken() == 1 })
 	w.Close()
 	select {
 	case <-done:
@@ -448,7 +448,11 @@ func TestExitWhileIdle(t *testing.T) {
 	fn := testFunction("quitter", nil)
 	invoke(t, w, fn, "x")
 	first := sbs.created()[0]
+	e := envOf(w, first)
 	first.exit(errors.New("exit status 0"), false)
+	// Once the worker saw the exit (an invocation racing with it gets
+	// redelivered, or Runtime.ExitError when the event was written first).
+	eventually(t, "the exit noticed", func() bool { return e.exited.Err() != nil })
 	if res := invoke(t, w, fn, "y"); res.FunctionError || string(res.Payload) != "y" {
 		t.Fatalf("after the idle runtime exited: %+v", res)
 	}
@@ -491,4 +495,16 @@ func TestCloseDuringStart(t *testing.T) {
 	if err := <-done; lambdaerr.As(err) == nil {
 		t.Errorf("the invocation that was starting: %v, want refused (shutting down)", err)
 	}
+}
+
+// envOf is the environment of sandbox sb.
+func envOf(w *Worker, sb Sandbox) *env {
+	w.envs.mu.Lock()
+	defer w.envs.mu.Unlock()
+	for e := range w.envs.all {
+		if e.sb == sb {
+			return e
+		}
+	}
+	return nil
 }
