@@ -82,8 +82,9 @@ type SpaceChecker interface {
 }
 
 // Worker runs invocations in sandboxes. Its parts each keep their own
-// lock (none is held while taking another's, except envPool.mu, which may
-// call Staleness):
+// lock, and none is held while taking another's but for two orders:
+// env.freezeMu before envPool.mu (freezeIfIdle), and envPool.mu before
+// what Staleness takes (the registry's):
 //
 //   - admission (capacity.go): concurrency slots per function and account;
 //   - memory (capacity.go): the memory budget of all environments;
