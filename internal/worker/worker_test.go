@@ -367,18 +367,10 @@ func TestIllegalReleaseIsReported(t *testing.T) {
 func TestCloseWhileBusy(t *testing.T) {
 	w, sbs := newTestWorker(t, Config{})
 	fn := testFunction("closing", nil)
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.Invoke(context.Background(), fn, Request{RequestID: "busy", Payload: []byte("sleep")})
-		done <- err
-	}()
+	done := goInvoke(w, fn, "sleep")
 	eventually(t, "a busy environment", func() bool { return len(sbs.created()) == 1 && sbs.created()[0].eventsTaken() == 1 })
 	w.Close()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the running invocation did not end on Close")
-	}
+	within(t, done, "the running invocation to end on Close")
 	if n := sbs.live(); n != 0 {
 		t.Errorf("%d sandboxes alive after Close", n)
 	}
@@ -467,11 +459,7 @@ func TestExitWhileIdle(t *testing.T) {
 // sandbox is left when Close returns.
 func TestCloseDuringStart(t *testing.T) {
 	w, sbs := newTestWorker(t, Config{}, gated)
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.Invoke(context.Background(), testFunction("late", nil), Request{RequestID: "late", Payload: []byte("x")})
-		done <- err
-	}()
+	done := goInvoke(w, testFunction("late", nil), "x")
 	<-sbs.entered
 	closed := make(chan struct{})
 	go func() {
@@ -484,15 +472,11 @@ func TestCloseDuringStart(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	close(sbs.gate)
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
-	}
+	within(t, closed, "Close to return")
 	if n := sbs.live(); n != 0 {
 		t.Errorf("%d sandboxes alive when Close returned", n)
 	}
-	if err := <-done; lambdaerr.As(err) == nil {
+	if err := within(t, done, "the invocation to end"); lambdaerr.As(err) == nil {
 		t.Errorf("the invocation that was starting: %v, want refused (shutting down)", err)
 	}
 }
@@ -507,4 +491,28 @@ func envOf(w *Worker, sb Sandbox) *env {
 		}
 	}
 	return nil
+}
+
+// goInvoke runs an invocation of payload in the background; its error
+// comes on the channel.
+func goInvoke(w *Worker, fn registry.Function, payload string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Invoke(context.Background(), fn, Request{RequestID: "req-" + payload, Payload: []byte(payload)})
+		done <- err
+	}()
+	return done
+}
+
+// within waits for ch to deliver (or close), failing t after 10 s.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out after 10s waiting for %s", what)
+		var zero T
+		return zero
+	}
 }
