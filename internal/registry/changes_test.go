@@ -42,12 +42,7 @@ func TestWritesReturnOnceTheirChangeIsHeard(t *testing.T) {
 		h.changes = append(h.changes, c)
 		h.mu.Unlock()
 	})
-	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
-		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
-	created, err := r.Create(ctx, f, testZip(t, "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createFn(t, r, "v1")
 	if want := (registry.Change{Name: "fn", Version: registry.Latest, Revision: created.RevisionID}); !h.has(want) {
 		t.Errorf("Create returned before its subscribers heard %+v", want)
 	}

@@ -20,6 +20,22 @@ func testZip(t *testing.T, content string) *registry.Zip {
 	return registry.ZipBytes(testkit.Zip(t, map[string]string{"bootstrap": content}))
 }
 
+// testFunction is a minimal provided.al2023 function named "fn".
+func testFunction() registry.Function {
+	return registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
+		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
+}
+
+// createFn creates testFunction on r with the code content.
+func createFn(t *testing.T, r *registry.Registry, content string) registry.Function {
+	t.Helper()
+	created, err := r.Create(context.Background(), testFunction(), testZip(t, content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created
+}
+
 func open(t *testing.T, bus *natsbus.Bus) *registry.Registry {
 	t.Helper()
 	r, err := registry.Open(context.Background(), bus.JS, registry.Options{
@@ -57,12 +73,7 @@ func twoNodes(t *testing.T) (a, b *registry.Registry, changed chan registry.Chan
 func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 	ctx := context.Background()
 	a, b, changed := twoNodes(t)
-	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
-		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
-	created, err := a.Create(ctx, f, testZip(t, "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createFn(t, a, "v1")
 	if got, err := b.Get(ctx, "fn"); err != nil || got.RevisionID != created.RevisionID {
 		t.Fatalf("other node Get = %v, %v; want revision %s", got.RevisionID, err, created.RevisionID)
 	}
@@ -111,10 +122,7 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 	})
 
 	// A new function of the same name comes back on both.
-	again, err := a.Create(ctx, f, testZip(t, "v2"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := createFn(t, a, "v2")
 	eventually(t, "the re-created function on the other node", func() bool {
 		got, err := b.Get(ctx, "fn")
 		return err == nil && got.RevisionID == again.RevisionID
@@ -126,12 +134,7 @@ func TestCacheFollowsWritesOfEveryNode(t *testing.T) {
 func TestVersionsAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	a, b, changed := twoNodes(t)
-	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
-		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
-	created, err := a.Create(ctx, f, testZip(t, "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createFn(t, a, "v1")
 	v1, err := a.Publish(ctx, "fn", registry.PublishOptions{})
 	if err != nil || v1.Version != "1" {
 		t.Fatalf("Publish = %q, %v", v1.Version, err)
@@ -201,8 +204,7 @@ func BenchmarkResolveForInvoke(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	f := registry.Function{Name: "fn", Runtime: "provided.al2023", Handler: "bootstrap", MemorySize: 128, Timeout: 3,
-		EphemeralStorage: 512, PackageType: "Zip", Architectures: []string{"x86_64"}}
+	f := testFunction()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	w, _ := zw.Create("bootstrap")

@@ -495,13 +495,9 @@ func (r *Registry) CreateAlias(ctx context.Context, name, aliasName string, in A
 		return Alias{}, err
 	}
 	a := Alias{Name: aliasName, FunctionName: name}
-	if err := r.applyAlias(ctx, &a, in); err != nil {
-		return Alias{}, err
-	}
-	a.RevisionID = newRevisionID()
-	data, err := json.Marshal(a)
+	data, err := r.changeAlias(ctx, &a, in)
 	if err != nil {
-		return Alias{}, fmt.Errorf("encoding alias %s:%s: %w", name, aliasName, err)
+		return Alias{}, err
 	}
 	rev, err := r.kv.Create(ctx, aliasKey(name, aliasName), data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -512,6 +508,20 @@ func (r *Registry) CreateAlias(ctx context.Context, name, aliasName string, in A
 	}
 	r.cache.put(aliasKey(name, aliasName), a, rev)
 	return a, nil
+}
+
+// changeAlias applies in to a, gives it a new RevisionID and encodes it
+// for the store.
+func (r *Registry) changeAlias(ctx context.Context, a *Alias, in AliasInput) ([]byte, error) {
+	if err := r.applyAlias(ctx, a, in); err != nil {
+		return nil, err
+	}
+	a.RevisionID = newRevisionID()
+	data, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("encoding alias %s:%s: %w", a.FunctionName, a.Name, err)
+	}
+	return data, nil
 }
 
 // UpdateAlias changes an alias; a concurrent update gets
@@ -535,13 +545,9 @@ func (r *Registry) UpdateAlias(ctx context.Context, name, aliasName string, in A
 	if err := r.writable(); err != nil {
 		return Alias{}, err
 	}
-	if err := r.applyAlias(ctx, &a, in); err != nil {
-		return Alias{}, err
-	}
-	a.RevisionID = newRevisionID()
-	data, err := json.Marshal(a)
+	data, err := r.changeAlias(ctx, &a, in)
 	if err != nil {
-		return Alias{}, fmt.Errorf("encoding alias %s:%s: %w", name, aliasName, err)
+		return Alias{}, err
 	}
 	newRev, err := r.kv.Update(ctx, aliasKey(name, aliasName), data, rev)
 	if err != nil {

@@ -144,17 +144,7 @@ func owlCLI(t *testing.T, endpoint string, args ...string) (stdout, stderr strin
 	cmd := exec.Command(owlBinary, args...)
 	// OWL_DATA points nowhere: the token must come from OWL_TOKEN.
 	cmd.Env = owlEnv("OWL_ENDPOINT="+endpoint, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("owl %v: %v", args, err)
-	}
-	return so.String(), se.String(), code
+	return runCmd(t, cmd)
 }
 
 // functionDir is a directory holding the kitchensink as bootstrap.

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"github.com/owl-project/owl/internal/runtimes"
 	"os"
 	"os/exec"
@@ -165,17 +164,7 @@ func (c awsCLI) run(t *testing.T, dir string, args ...string) (stdout, stderr st
 	cmd := exec.Command(c.bin, full...)
 	cmd.Env = awsClientEnv()
 	cmd.Dir = dir
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("aws %v: %v", args, err)
-	}
-	return so.String(), se.String(), code
+	return runCmd(t, cmd)
 }
 
 func TestAWSCLI(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -91,6 +92,23 @@ func build(t *testing.T) {
 	if buildErr != nil {
 		t.Fatalf("building test binaries: %v", buildErr)
 	}
+}
+
+// runCmd runs cmd and returns its stdout, stderr and exit status; a
+// command that could not run at all fails the test.
+func runCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	return so.String(), se.String(), code
 }
 
 func goBuild(out, pkg string) error {
