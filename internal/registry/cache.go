@@ -128,20 +128,7 @@ func (c Change) Deleted() bool { return !c.Provisioned && c.Revision == "" }
 // only once its watcher has called every fn (see settle), so a caller that
 // invokes right after an update runs the new configuration. fn runs on the
 // watcher goroutine: it must not block for long, nor write to the registry.
-func (r *Registry) OnChange(fn func(Change)) {
-	r.subsMu.Lock()
-	r.subs = append(r.subs, fn)
-	r.subsMu.Unlock()
-}
-
-func (r *Registry) notify(c Change) {
-	r.subsMu.Lock()
-	subs := r.subs
-	r.subsMu.Unlock()
-	for _, fn := range subs {
-		fn(c)
-	}
-}
+func (r *Registry) OnChange(fn func(Change)) { r.changed.add(fn) }
 
 // settleTimeout bounds how long a write waits for this node's watcher to
 // see it: the write itself is done by then, so a watcher that lags (a slow
@@ -230,7 +217,7 @@ func (r *Registry) startCacheWatch() error {
 				}
 				c, ok := r.apply(e)
 				if ok && replayed {
-					r.notify(c)
+					r.changed.call(c)
 				}
 				r.markSeen(e.Revision())
 			}

@@ -44,20 +44,7 @@ type CollectReport struct {
 // OnCodeCollected calls fn with the sha256 of every code object the
 // registry deletes because nothing references it any more; the worker
 // drops its unpacked copy.
-func (r *Registry) OnCodeCollected(fn func(shaHex string)) {
-	r.collectedMu.Lock()
-	r.collected = append(r.collected, fn)
-	r.collectedMu.Unlock()
-}
-
-func (r *Registry) notifyCollected(shaHex string) {
-	r.collectedMu.Lock()
-	subs := r.collected
-	r.collectedMu.Unlock()
-	for _, fn := range subs {
-		fn(shaHex)
-	}
-}
+func (r *Registry) OnCodeCollected(fn func(shaHex string)) { r.collected.add(fn) }
 
 // Collect removes from the store everything no function, version or
 // layer references: unreferenced code objects, the chunks of uploads that
@@ -154,7 +141,7 @@ func (r *Registry) deleteCode(ctx context.Context, shaHex, nuid string) error {
 	if err := r.purgeSubject(ctx, codeChunksPfx+nuid); err != nil {
 		return fmt.Errorf("deleting code %s's chunks: %w", shaHex, err)
 	}
-	r.notifyCollected(shaHex)
+	r.collected.call(shaHex)
 	return nil
 }
 

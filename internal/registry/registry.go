@@ -73,8 +73,7 @@ type Registry struct {
 	seen     uint64        // guarded by seenMu
 	advanced chan struct{} // guarded by seenMu
 
-	subsMu sync.Mutex
-	subs   []func(Change) // guarded by subsMu
+	changed subscribers[Change] // OnChange
 
 	// codeMu serialises the writes that store or collect code (Create,
 	// Update, Delete). Two Puts of the same content-addressed object would
@@ -83,8 +82,7 @@ type Registry struct {
 	// holds within one node; a cluster needs a lock in NATS.
 	codeMu sync.Mutex
 
-	collectedMu sync.Mutex
-	collected   []func(shaHex string) // guarded by collectedMu
+	collected subscribers[string] // OnCodeCollected: a code object's sha256, hex
 
 	// codeUsed is the total size of the stored code objects, kept in
 	// memory (set at Open and by every collection, moved by this node's
@@ -466,4 +464,26 @@ func newRevisionID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// subscribers is a list of callbacks that may grow while it is called.
+type subscribers[T any] struct {
+	mu  sync.Mutex
+	fns []func(T) // guarded by mu
+}
+
+func (s *subscribers[T]) add(fn func(T)) {
+	s.mu.Lock()
+	s.fns = append(s.fns, fn)
+	s.mu.Unlock()
+}
+
+// call calls each callback with v, outside the lock.
+func (s *subscribers[T]) call(v T) {
+	s.mu.Lock()
+	fns := s.fns
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(v)
+	}
 }
