@@ -256,6 +256,10 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 	}
+	// The consumer goes with the read. Left to expire, a client polling
+	// the log (owl logs in a loop, a console) piled up a thousand of them
+	// within seconds, and JetStream refused the next read.
+	defer l.deleteConsumer(cons)
 	remaining := info.State.Subjects[subj]
 	var lines []string
 	for remaining > 0 {
@@ -283,6 +287,18 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 		lines = lines[len(lines)-limit:]
 	}
 	return lines, nil
+}
+
+func (l *LogStore) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		l.logger.Debug("deleting a log reader's consumer", "consumer", info.Name, "err", err)
+	}
 }
 
 // Report is what one invocation's REPORT line says.

@@ -77,3 +77,38 @@ func TestReportLine(t *testing.T) {
 		t.Errorf("Line() = %q", got)
 	}
 }
+
+// TestTailLeavesNoConsumers reads a log many times in a row, as a client
+// polling `owl logs` does: each read's consumer goes with it, so the
+// stream never reaches JetStream's consumer limit.
+func TestTailLeavesNoConsumers(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	logs.Append("fn", "START\nEND\n")
+	for i := range 2000 {
+		if lines, err := logs.Tail(ctx, "fn", 10); err != nil || len(lines) != 2 {
+			t.Fatalf("read %d: %q, %v", i, lines, err)
+		}
+	}
+	s, err := bus.JS.Stream(ctx, "OWL_LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers > 1 {
+		t.Errorf("%d consumers left on the log stream after 2000 reads", info.State.Consumers)
+	}
+}
