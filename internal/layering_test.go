@@ -64,6 +64,7 @@ var forbidden = map[string][]string{
 	"internal/lambdaapi":  {"internal/server", "internal/sandbox", "internal/worker"},
 	"internal/client":     {"internal/server", "internal/worker", "internal/registry"},
 	"internal/lambdawire": {"nats-io", "internal/"},
+	"internal/events":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

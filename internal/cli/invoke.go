@@ -12,8 +12,9 @@ import (
 
 func newInvokeCmd(g *globals) *cobra.Command {
 	var (
-		data string
-		logs bool
+		data  string
+		logs  bool
+		async bool
 	)
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
@@ -22,9 +23,14 @@ func newInvokeCmd(g *globals) *cobra.Command {
 
 The event is --data: inline JSON, @FILE for a file's contents, or - to read stdin ({} when not
 given). With --logs the tail of the invocation's log goes to stderr. When the function fails,
-its error object is printed on stderr and owl exits with status 1.`,
+its error object is printed on stderr and owl exits with status 1.
+
+With --async the event is stored and delivered later (Lambda's Event invocation type): owl
+prints the invocation's request id once Owl has stored it; the function's log ("owl logs")
+shows the run under that id, retried up to twice if the function fails.`,
 		Example: `  owl invoke hello --data '{"name":"owl"}'
   owl invoke hello --data @event.json --logs
+  owl invoke hello --async --data '{"name":"later"}'
   echo '{}' | owl invoke hello --data -`,
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
@@ -37,6 +43,17 @@ its error object is printed on stderr and owl exits with status 1.`,
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if async {
+				if logs {
+					return fmt.Errorf("invoke: --logs needs a synchronous invocation; an --async one runs later (see owl logs %s)", name)
+				}
+				res, err := c.Invoke(cmd.Context(), name, payload, client.InvokeOptions{InvocationType: "Event"})
+				if err != nil {
+					return functionErr(name, err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), res.RequestID)
+				return nil
 			}
 			res, err := c.Invoke(cmd.Context(), name, payload, client.InvokeOptions{LogTail: logs})
 			if err != nil {
@@ -58,6 +75,7 @@ its error object is printed on stderr and owl exits with status 1.`,
 	f.StringVarP(&data, "data", "d", "{}", "event: JSON, @FILE, or - for stdin")
 	f.BoolVarP(&logs, "logs", "l", false, "print the tail of the invocation's log on stderr")
 	f.BoolVar(&logs, "tail", false, "same as --logs")
+	f.BoolVar(&async, "async", false, "store the event and return its request id; the function runs later (Lambda's Event invocation type)")
 	return cmd
 }
 

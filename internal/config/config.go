@@ -75,6 +75,17 @@ type Config struct {
 	// (OWL_STORE_COLLECT_INTERVAL); it also runs at start and soon after a
 	// failed run.
 	StoreCollectInterval time.Duration
+	// AsyncDeliveries bounds the asynchronous invocations delivered at
+	// once on this node (OWL_ASYNC_DELIVERIES).
+	AsyncDeliveries int
+	// AsyncRetryDelay is the wait before an asynchronous invocation's
+	// first retry after a function error; the second waits twice as long
+	// (OWL_ASYNC_RETRY_DELAY; Lambda waits about 1 and 2 minutes).
+	AsyncRetryDelay time.Duration
+	// AsyncThrottleBackoff is the longest wait between the tries of a
+	// throttled asynchronous invocation, which start a second apart and
+	// double (OWL_ASYNC_THROTTLE_BACKOFF; Lambda: up to 5 minutes).
+	AsyncThrottleBackoff time.Duration
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
@@ -127,6 +138,9 @@ func Default() Config {
 		SandboxGID:           990,
 		DiskReserveMB:        128,
 		StoreCollectInterval: time.Minute,
+		AsyncDeliveries:      64,
+		AsyncRetryDelay:      time.Minute,
+		AsyncThrottleBackoff: 5 * time.Minute,
 		LogRetention:         7 * 24 * time.Hour,
 		LogLevel:             "info",
 		NetworkEgress:        true,
@@ -138,6 +152,10 @@ func Default() Config {
 
 // MaxPrewarm bounds Config.Prewarm (per runtime).
 const MaxPrewarm = 16
+
+// MaxAsyncDeliveries bounds Config.AsyncDeliveries: each is a goroutine
+// and an environment at most.
+const MaxAsyncDeliveries = 4096
 
 // MaxSpareInits bounds Config.SpareInits: each spare is a process and a
 // few MB held while idle.
@@ -201,7 +219,11 @@ func (c Config) NetworkPool() (netip.Prefix, error) {
 	return p, nil
 }
 
-// Validate fails loudly on any value Owl cannot run with.
+// Validate fails loudly on any value Owl cannot run with, naming every
+// bad setting at once.
+//
+// It is long because it is the list of the settings' rules, one check
+// after the other, each independent of the rest.
 func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
@@ -227,6 +249,15 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.IdleTimeout))
+	}
+	if c.AsyncDeliveries < 1 || c.AsyncDeliveries > MaxAsyncDeliveries {
+		errs = append(errs, fmt.Errorf("async deliveries %d: must be between 1 and %d", c.AsyncDeliveries, MaxAsyncDeliveries))
+	}
+	if c.AsyncRetryDelay <= 0 || c.AsyncRetryDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("async retry delay %v: must be positive and at most 1h", c.AsyncRetryDelay))
+	}
+	if c.AsyncThrottleBackoff < time.Second || c.AsyncThrottleBackoff > time.Hour {
+		errs = append(errs, fmt.Errorf("async throttle backoff %v: must be between 1s and 1h", c.AsyncThrottleBackoff))
 	}
 	if c.SpareInits < 0 || c.SpareInits > MaxSpareInits {
 		errs = append(errs, fmt.Errorf("spare inits %d: must be between 0 (off) and %d", c.SpareInits, MaxSpareInits))

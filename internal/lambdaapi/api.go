@@ -23,6 +23,7 @@ import (
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/diskspace"
+	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
@@ -97,7 +98,16 @@ type Options struct {
 	// Health says whether the node is ready, for GET /healthz; nil: the
 	// API answering is all it reports (200).
 	Health HealthFunc
+	// Events stores asynchronous invocations (internal/events); nil: the
+	// Event invocation type is refused.
+	Events EventQueue
 	Logger *slog.Logger
+}
+
+// EventQueue stores an accepted asynchronous invocation durably; the API
+// answers 202 only once Enqueue returned nil.
+type EventQueue interface {
+	Enqueue(ctx context.Context, ev events.Event) error
 }
 
 // DefaultMaxBodyMemory is Options.MaxBodyMemory's default.
@@ -162,6 +172,8 @@ func (a *API) routes() {
 	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
+	h("POST /2014-11-13/functions/{name}/invoke-async/{$}", events.MaxPayload, a.invokeAsyncLegacy)
+	h("POST /2014-11-13/functions/{name}/invoke-async", events.MaxPayload, a.invokeAsyncLegacy)
 	h("POST "+fns+"/{name}/versions", 1<<20, a.publishVersion)
 	h("GET "+fns+"/{name}/versions", 0, a.listVersions)
 	h("POST "+fns+"/{name}/aliases", 1<<20, a.createAlias)

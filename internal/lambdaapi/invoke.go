@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
@@ -18,38 +19,13 @@ const maxClientContext = 3583
 const logTailBytes = 4096
 
 func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error {
-	invType := r.Header.Get("X-Amz-Invocation-Type")
-	switch invType {
-	case "", "RequestResponse", "DryRun":
-	case "Event":
-		return lambdaerr.New(lambdaerr.InvalidParameterValue,
-			"Asynchronous invocation (InvocationType Event) is not available in this Owl version yet; use RequestResponse.")
-	default:
-		return lambdaerr.ValidationFailed(invType, "invocationType", "Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+	invType, logType, clientContext, err := invokeHeaders(r)
+	if err != nil {
+		return err
 	}
-	logType := r.Header.Get("X-Amz-Log-Type")
-	switch logType {
-	case "", "None", "Tail":
-	default:
-		return lambdaerr.ValidationFailed(logType, "logType", "Member must satisfy enum value set: [None, Tail]")
-	}
-	var clientContext string
-	if cc := r.Header.Get("X-Amz-Client-Context"); cc != "" {
-		if len(cc) > maxClientContext {
-			return lambdaerr.New(lambdaerr.InvalidParameterValue, "Client context must be no larger than %d bytes.", maxClientContext)
-		}
-		raw, err := base64.StdEncoding.DecodeString(cc)
-		if err != nil || !json.Valid(raw) {
-			return lambdaerr.New(lambdaerr.InvalidParameterValue, "Client context must be a valid Base64-encoded JSON object.")
-		}
-		clientContext = string(raw)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		body = []byte("{}")
-	} else if !json.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		return lambdaerr.New(lambdaerr.InvalidRequestContent, "Could not parse request body into json: %v", err)
+	body, err = eventPayload(body)
+	if err != nil {
+		return err
 	}
 
 	name, q, err := qualified(r)
@@ -62,6 +38,13 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 	}
 	fn := t.Function
 	version := fn.Version
+	if invType == "Event" {
+		if err := a.accept(w, r, name, q, body); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
 	if invType == "DryRun" {
 		w.Header().Set("X-Amz-Executed-Version", version)
 		w.WriteHeader(http.StatusNoContent)
@@ -96,4 +79,89 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
 	return nil
+}
+
+// invokeHeaders reads and checks Invoke's headers: the invocation type,
+// the log type and the client context (decoded).
+func invokeHeaders(r *http.Request) (invType, logType, clientContext string, err error) {
+	invType = r.Header.Get("X-Amz-Invocation-Type")
+	switch invType {
+	case "", "RequestResponse", "DryRun", "Event":
+	default:
+		return "", "", "", lambdaerr.ValidationFailed(invType, "invocationType", "Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+	}
+	logType = r.Header.Get("X-Amz-Log-Type")
+	switch logType {
+	case "", "None", "Tail":
+	default:
+		return "", "", "", lambdaerr.ValidationFailed(logType, "logType", "Member must satisfy enum value set: [None, Tail]")
+	}
+	if cc := r.Header.Get("X-Amz-Client-Context"); cc != "" {
+		if len(cc) > maxClientContext {
+			return "", "", "", lambdaerr.New(lambdaerr.InvalidParameterValue, "Client context must be no larger than %d bytes.", maxClientContext)
+		}
+		raw, err := base64.StdEncoding.DecodeString(cc)
+		if err != nil || !json.Valid(raw) {
+			return "", "", "", lambdaerr.New(lambdaerr.InvalidParameterValue, "Client context must be a valid Base64-encoded JSON object.")
+		}
+		clientContext = string(raw)
+	}
+	return invType, logType, clientContext, nil
+}
+
+// accept stores an asynchronous invocation of name:q (already resolved,
+// so an unknown function or qualifier was a 404); the caller answers 202
+// once it returns nil. Delivery (internal/events) runs it later, with
+// this response's request id.
+func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, body []byte) error {
+	if a.opts.Events == nil {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Asynchronous invocation (InvocationType Event) is not enabled on this node.")
+	}
+	if len(body) > events.MaxPayload {
+		return lambdaerr.New(lambdaerr.RequestTooLarge,
+			"Request must be smaller than %d bytes for the Event invocation type.", events.MaxPayload)
+	}
+	return a.opts.Events.Enqueue(r.Context(), events.Event{
+		RequestID: w.Header().Get("x-amzn-RequestId"),
+		Function:  name,
+		Qualifier: q,
+		Payload:   body,
+		TraceID:   r.Header.Get("X-Amzn-Trace-Id"),
+	})
+}
+
+// invokeAsyncLegacy is Lambda's deprecated InvokeAsync
+// (POST /2014-11-13/functions/NAME/invoke-async/): the same as an Event
+// invocation of $LATEST, answered {"Status": 202}.
+func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, body []byte) error {
+	body, err := eventPayload(body)
+	if err != nil {
+		return err
+	}
+	name, q, err := qualified(r)
+	if err != nil {
+		return err
+	}
+	if _, err := a.reg.ResolveForInvoke(r.Context(), name, q, 0); err != nil {
+		return err
+	}
+	if err := a.accept(w, r, name, q, body); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"Status": http.StatusAccepted})
+	return nil
+}
+
+// eventPayload is an invocation's body as the function gets it: JSON, and
+// {} for an empty body.
+func eventPayload(body []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		return nil, lambdaerr.New(lambdaerr.InvalidRequestContent, "Could not parse request body into json: %v", err)
+	}
+	return body, nil
 }

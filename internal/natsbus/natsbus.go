@@ -62,6 +62,9 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*B
 		JetStreamMaxStore: total,
 		DontListen:        true,
 		NoSigs:            true,
+		// An asynchronous invocation's record holds up to 1 MB of payload
+		// and its envelope, past nats-server's default of 1 MB.
+		MaxPayload: 8 << 20,
 		// JetStream sync on every write would cost ~ms per request; a
 		// periodic sync matches NATS' own durability default, run more
 		// often than its default so that compaction follows deletions.

@@ -163,7 +163,7 @@ func functionDir(t *testing.T) string {
 
 // inFlight waits until an invocation of function name that wrote marker
 // (the sleep action's path) is running in one of its sandboxes.
-func inFlight(t *testing.T, dataDir, name, marker string) {
+func inFlight(t testing.TB, dataDir, name, marker string) {
 	t.Helper()
 	inst := instanceOf(t, dataDir)
 	eventually(t, 10*time.Second, func() error {

@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 }
 
 // requireRoot skips tests that need real sandboxes when not root.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testkit.Skip(t, "needs root: real sandboxes use namespaces and cgroups")
@@ -71,7 +71,7 @@ func requireRoot(t *testing.T) {
 }
 
 // build compiles the test function and the owl binary once per run.
-func build(t *testing.T) {
+func build(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "owl-test-build-")
@@ -161,7 +161,7 @@ var testHTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Req
 // testServer is a real Owl server with embedded NATS and real sandboxes.
 type testServer struct {
 	*server.Server
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	URL     string
 }
@@ -177,7 +177,7 @@ func testConfig(dataDir string) config.Config {
 
 // startServer starts a server on dataDir (a fresh temp dir when empty) and
 // shuts it down when the test ends.
-func startServer(t *testing.T, dataDir string, mutate ...func(*config.Config)) *testServer {
+func startServer(t testing.TB, dataDir string, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
 	requireRoot(t)
 	build(t)
@@ -215,7 +215,7 @@ func (ts *testServer) stop() {
 
 // testWriter sends server logs to the test log, dropping them after the
 // test ends (late background logs must not panic).
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	defer func() { _ = recover() }()

@@ -46,7 +46,7 @@ func buildHostile(t *testing.T) {
 }
 
 // hostileZip is the hostile function as bootstrap, plus extra host files.
-func hostileZip(t *testing.T, extra map[string]string) []byte {
+func hostileZip(t testing.TB, extra map[string]string) []byte {
 	t.Helper()
 	files := map[string]string{"bootstrap": hostileBin}
 	for name, path := range extra {

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 
+	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -30,4 +32,18 @@ func (i workerInvoker) Invoke(ctx context.Context, req lambdaapi.InvokeRequest) 
 
 func (i workerInvoker) Provisioned(name, version string) (ready int, failure string) {
 	return i.w.Provisioned(name, version)
+}
+
+// eventInvoker puts the worker behind asynchronous delivery's seam
+// (events.Invoker).
+type eventInvoker struct{ w *worker.Worker }
+
+func (i eventInvoker) Invoke(ctx context.Context, fn registry.Function, req events.Request) (events.Outcome, error) {
+	res, err := i.w.Invoke(ctx, fn, worker.Request{
+		RequestID: req.RequestID, Payload: req.Payload, TraceID: req.TraceID, InvokedARN: req.InvokedARN,
+	})
+	if res == nil {
+		return events.Outcome{}, err
+	}
+	return events.Outcome{FunctionError: res.FunctionError, ErrorType: res.ErrorType}, err
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/diskspace"
+	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
@@ -44,6 +45,8 @@ type Server struct {
 	gc      *storegc.Collector
 	reg     *registry.Registry
 	logs    *telemetry.LogStore
+	events  *events.Queue
+	deliver *events.Delivery // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
 	httpSrv *http.Server
@@ -172,6 +175,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
 	s.reg.OnChange(applyChange(s.worker, s.gc)) // the one path from the registry to the worker (changes.go)
+	// Accepted asynchronous invocations wait here until delivered; the
+	// stream is sized like the log stream.
+	s.events, err = events.Open(ctx, s.bus.JS, events.Options{
+		MaxBytes: plan.LogBytes, Space: s.space, Logger: logger.With("component", "events"),
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	// Code uploads spool their zips here, unlinked at once; a crash
 	// between creating and unlinking one leaves it, so start empty.
@@ -187,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health,
+		Health: s.health, Events: s.events,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
@@ -216,6 +227,16 @@ func (s *Server) Start() {
 	s.startOnce.Do(func() {
 		s.started = true
 		s.gc.Start()
+		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.worker}, events.DeliveryOptions{
+			Concurrency: s.cfg.AsyncDeliveries, RetryDelay: s.cfg.AsyncRetryDelay, ThrottleBackoff: s.cfg.AsyncThrottleBackoff,
+			Settled: s.logs.Flush, Logger: s.logger.With("component", "events"),
+		})
+		if err != nil {
+			// The API still accepts events (they are stored); the next
+			// start delivers them.
+			s.logger.Error("asynchronous invocations will not be delivered until a restart", "err", err)
+		}
+		s.deliver = d
 		go func() {
 			err := s.httpSrv.Serve(s.ln)
 			if errors.Is(err, http.ErrServerClosed) {
@@ -251,6 +272,15 @@ func (s *Server) Credentials() auth.Credentials { return s.creds }
 
 // Worker exposes the node's worker (tests and benchmarks inspect it).
 func (s *Server) Worker() *worker.Worker { return s.worker }
+
+// EventStats counts the asynchronous invocations accepted, delivered,
+// retried, throttled and dropped since the start.
+func (s *Server) EventStats() events.Stats {
+	if s.deliver == nil {
+		return events.Stats{Accepted: s.events.Accepted()}
+	}
+	return s.deliver.Stats()
+}
 
 // StoreStats is what the store's last collection found: its size on disk,
 // what of it is live and reclaimable, the free space and the reserve.
@@ -290,6 +320,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) teardown() {
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.deliver != nil {
+		s.deliver.Close() // before the worker: deliveries run on it
 	}
 	if s.gc != nil {
 		s.gc.Close() // before the worker: a collection notifies it

@@ -49,6 +49,10 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return map[string]string{"message": "hello " + name}, nil
 	case "echo":
 		return raw, nil
+	case "now":
+		// When the handler started, for event-to-start latency.
+		fmt.Printf("now=%d\n", time.Now().UnixNano())
+		return nil, nil
 	case "context":
 		dl, _ := ctx.Deadline()
 		return map[string]any{

@@ -1,0 +1,321 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
+)
+
+const consumerName = "owl-delivery"
+
+// Request is one delivery of an event to a resolved function.
+type Request struct {
+	RequestID  string
+	Payload    []byte
+	TraceID    string
+	InvokedARN string
+}
+
+// Outcome is what a delivery that reached the function's runtime got.
+type Outcome struct {
+	FunctionError bool
+	ErrorType     string
+}
+
+// Invoker runs one invocation (the server adapts its worker). An error is
+// an invocation that did not run: a throttle (TooManyRequestsException),
+// no capacity, or a failure of Owl's own.
+type Invoker interface {
+	Invoke(ctx context.Context, fn registry.Function, req Request) (Outcome, error)
+}
+
+// Functions is what delivery reads of the registry.
+type Functions interface {
+	ResolveForInvoke(ctx context.Context, name, qualifier string, rnd float64) (registry.Target, error)
+	ARN(name, qualifier string) string
+}
+
+// DeliveryOptions configure delivery.
+type DeliveryOptions struct {
+	// Concurrency bounds the events being delivered at once on this node.
+	Concurrency int
+	// RetryDelay is the wait before the first retry of a function error;
+	// each further retry waits twice the one before (Lambda: about 1 and
+	// 2 minutes).
+	RetryDelay time.Duration
+	// ThrottleBackoff is the longest wait between tries of an event that
+	// was throttled or found no capacity; the waits start at a second and
+	// double up to it (Lambda: 1 s to 5 min).
+	ThrottleBackoff time.Duration
+	// Retries is how many times a function error is retried, and MaxAge
+	// how old an event may get before it is dropped (Lambda's defaults: 2
+	// and 6 hours; a function's event invoke config overrides them).
+	Retries func(name, qualifier string) (retries int, maxAge time.Duration)
+	// Settled, when set, runs before an event that ran is acknowledged,
+	// so what the invocation wrote is stored first (the server flushes
+	// the function log: a delivered event's START..REPORT outlive a crash
+	// right after).
+	Settled func(ctx context.Context)
+	Logger  *slog.Logger
+}
+
+// Stats count what the queue and delivery did since they started.
+type Stats struct {
+	// Accepted counts events stored (first attempts).
+	Accepted int64
+	// Delivered counts events whose function ran and succeeded.
+	Delivered int64
+	// Retried counts function errors given another attempt.
+	Retried int64
+	// Dropped counts events given up: retries exhausted, too old, their
+	// function deleted, or unreadable.
+	Dropped int64
+	// Throttled counts tries that were throttled and put back to wait.
+	Throttled int64
+}
+
+// Delivery hands the queue's events to functions.
+type Delivery struct {
+	q     *Queue
+	fns   Functions
+	inv   Invoker
+	opts  DeliveryOptions
+	log   *slog.Logger
+	cc    jetstream.ConsumeContext
+	slots chan struct{}
+	wg    sync.WaitGroup
+	// ctx ends running deliveries at Close; what they held is redelivered.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	delivered, retried, dropped, throttled atomic.Int64
+}
+
+// ackWait is how long JetStream waits for an acknowledgement before it
+// redelivers; a running delivery says it is still at work every third of
+// it, so only a crashed node's events come back.
+const ackWait = 30 * time.Second
+
+// StartDelivery starts delivering q's events. Close stops it.
+func StartDelivery(ctx context.Context, q *Queue, fns Functions, inv Invoker, opts DeliveryOptions) (*Delivery, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 64
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Minute
+	}
+	if opts.ThrottleBackoff <= 0 {
+		opts.ThrottleBackoff = 5 * time.Minute
+	}
+	if opts.Retries == nil {
+		opts.Retries = func(string, string) (int, time.Duration) { return 2, 6 * time.Hour }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "delivers accepted asynchronous invocations to their functions",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: opts.Concurrency,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the event delivery consumer: %w", err)
+	}
+	d := &Delivery{q: q, fns: fns, inv: inv, opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency)}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.cc, err = cons.Consume(d.receive, jetstream.PullMaxMessages(opts.Concurrency))
+	if err != nil {
+		d.cancel()
+		return nil, fmt.Errorf("consuming events: %w", err)
+	}
+	return d, nil
+}
+
+// receive runs on the consumer's goroutine: it waits for a free slot (so
+// at most Concurrency events run) and delivers msg on a goroutine of its
+// own.
+func (d *Delivery) receive(msg jetstream.Msg) {
+	if d.ctx.Err() != nil {
+		_ = msg.Nak() // closing: back to the queue, for the next start
+		return
+	}
+	select {
+	case d.slots <- struct{}{}:
+	case <-d.ctx.Done():
+		_ = msg.Nak() // back to the queue, for the next start
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.slots }()
+		d.deliver(msg)
+	}()
+}
+
+// deliver takes one event to its final outcome, or puts it back for later.
+func (d *Delivery) deliver(msg jetstream.Msg) {
+	var ev Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.RequestID == "" || ev.Function == "" {
+		d.drop(msg, ev, fmt.Sprintf("unreadable event record: %v", err))
+		return
+	}
+	now := time.Now()
+	if wait := ev.NotBefore.Sub(now); wait > 0 {
+		_ = msg.NakWithDelay(wait) // a retry's delay; not an attempt
+		return
+	}
+	retries, maxAge := d.opts.Retries(ev.Function, ev.Qualifier)
+	if now.Sub(ev.Accepted) > maxAge {
+		d.drop(msg, ev, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
+		return
+	}
+	t, err := d.fns.ResolveForInvoke(d.ctx, ev.Function, ev.Qualifier, rand.Float64())
+	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+		d.drop(msg, ev, "its function or qualifier no longer exists")
+		return
+	}
+	if err != nil {
+		d.later(msg, ev, err)
+		return
+	}
+	out, err := d.invoke(msg, t.Function, ev)
+	switch {
+	case err != nil:
+		d.later(msg, ev, err)
+	case !out.FunctionError:
+		d.delivered.Add(1)
+		d.settle()
+		d.ack(msg, ev)
+	case ev.Attempt <= retries:
+		d.settle()
+		d.retry(msg, ev, out)
+	default:
+		d.settle()
+		d.drop(msg, ev, fmt.Sprintf("function error (%s) on attempt %d, retries exhausted", out.ErrorType, ev.Attempt))
+	}
+}
+
+// invoke runs the event, telling JetStream the delivery is in progress
+// while it does.
+func (d *Delivery) invoke(msg jetstream.Msg, fn registry.Function, ev Event) (Outcome, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return d.inv.Invoke(d.ctx, fn, Request{
+		RequestID: ev.RequestID, Payload: ev.Payload, TraceID: ev.TraceID,
+		InvokedARN: d.fns.ARN(ev.Function, ev.Qualifier),
+	})
+}
+
+// retry stores the event's next attempt, due after the retry delay, then
+// finishes this one. A crash between the two delivers the next attempt
+// twice at most (at least once).
+func (d *Delivery) retry(msg jetstream.Msg, ev Event, out Outcome) {
+	next := ev
+	next.NotBefore = time.Now().Add(d.opts.RetryDelay << (ev.Attempt - 1))
+	next.Attempt++
+	if err := d.q.Enqueue(d.ctx, next); err != nil {
+		d.later(msg, ev, fmt.Errorf("storing the retry: %w", err))
+		return
+	}
+	d.retried.Add(1)
+	d.log.Info("asynchronous invocation failed; retrying", "request_id", ev.RequestID, "function", ev.Function,
+		"attempt", ev.Attempt, "error_type", out.ErrorType, "retry_at", next.NotBefore.Format(time.RFC3339Nano))
+	d.ack(msg, ev)
+}
+
+// later puts the event back for another try of the same attempt: it was
+// throttled, found no capacity, or Owl failed to run it. The waits double
+// from a second up to ThrottleBackoff; the maximum event age still holds.
+func (d *Delivery) later(msg jetstream.Msg, ev Event, err error) {
+	if d.ctx.Err() != nil {
+		_ = msg.Nak() // closing: back to the queue, for the next start
+		return
+	}
+	n := 1
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		n = int(min(md.NumDelivered, 20))
+	}
+	wait := min(d.opts.ThrottleBackoff, time.Second<<(n-1))
+	if lambdaerr.Is(err, lambdaerr.TooManyRequests) {
+		d.throttled.Add(1)
+		d.log.Debug("asynchronous invocation throttled; waiting", "request_id", ev.RequestID, "function", ev.Function, "wait", wait)
+	} else {
+		d.log.Warn("asynchronous invocation did not run; trying again", "request_id", ev.RequestID, "function", ev.Function,
+			"err", err, "wait", wait)
+	}
+	_ = msg.NakWithDelay(wait)
+}
+
+func (d *Delivery) settle() {
+	if d.opts.Settled != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.opts.Settled(ctx)
+	}
+}
+
+func (d *Delivery) drop(msg jetstream.Msg, ev Event, reason string) {
+	d.dropped.Add(1)
+	d.log.Warn("asynchronous invocation dropped", "request_id", ev.RequestID, "function", ev.Function,
+		"attempt", ev.Attempt, "reason", reason)
+	d.ack(msg, ev)
+}
+
+func (d *Delivery) ack(msg jetstream.Msg, ev Event) {
+	// DoubleAck: the record is gone from the work queue when it returns,
+	// so a restart right after does not deliver it again.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Warn("acknowledging an asynchronous invocation", "request_id", ev.RequestID, "err", err)
+	}
+}
+
+// Stats returns the counts so far.
+func (d *Delivery) Stats() Stats {
+	return Stats{Accepted: d.q.Accepted(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load()}
+}
+
+// Close stops taking events and ends the running deliveries; their events
+// stay in the queue, unacknowledged, and are delivered again by the next
+// start (at least once).
+func (d *Delivery) Close() {
+	d.cancel()
+	// Drain, not Stop: the messages already pulled reach receive, which
+	// hands them back at once; dropped from the buffer, they would wait
+	// out ackWait before the next start saw them.
+	d.cc.Drain()
+	select {
+	case <-d.cc.Closed():
+	case <-time.After(10 * time.Second):
+	}
+	d.wg.Wait()
+}

@@ -1,0 +1,161 @@
+// Package events owns asynchronous invocation: the durable queue of the
+// events Owl accepted (X-Amz-Invocation-Type: Event, and Lambda's legacy
+// InvokeAsync) in a JetStream stream, and the delivery loop that hands
+// them to functions at least once, retrying function errors and waiting
+// out throttles, within each function's event invoke config.
+//
+// An event is accepted (the API answers 202) only once the stream has
+// stored it (Enqueue returns after JetStream's acknowledgement). Delivery
+// acknowledges it only when it has a final outcome — success, retries
+// exhausted, too old, or its function gone — so an Owl killed at any
+// moment delivers what it had accepted after its restart, keeping each
+// event's request id (a function can deduplicate on it).
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/diskspace"
+	"github.com/owl-project/owl/internal/lambdaerr"
+)
+
+const (
+	streamName    = "OWL_EVENTS"
+	subjectPrefix = "owl.events." // owl.events.<function>
+	// MaxPayload is Lambda's limit on an asynchronous invocation's payload.
+	MaxPayload = 1 << 20
+)
+
+// fullStore are the JetStream errors of a stream or store with no room:
+// storing failed (a full stream with DiscardNew: "maximum bytes
+// exceeded"), insufficient resources, insufficient storage.
+var fullStore = map[jetstream.ErrorCode]bool{10077: true, 10023: true, 10047: true}
+
+// Event is one accepted asynchronous invocation, as the stream stores it.
+type Event struct {
+	// RequestID is the invocation's request id, the same on every delivery.
+	RequestID string `json:"request_id"`
+	Function  string `json:"function"`
+	// Qualifier is the version or alias invoked ("" for $LATEST); an
+	// alias is resolved, its weights drawn, at each delivery.
+	Qualifier string          `json:"qualifier,omitempty"`
+	Payload   json.RawMessage `json:"payload"`
+	TraceID   string          `json:"trace_id,omitempty"`
+	// Accepted is when the API accepted it; the event's age counts from it.
+	Accepted time.Time `json:"accepted"`
+	// Attempt is the delivery attempt this record is for: 1, then 2 and 3
+	// for the retries of a function error (each a record of its own).
+	Attempt int `json:"attempt"`
+	// NotBefore delays a retry's delivery.
+	NotBefore time.Time `json:"not_before,omitzero"`
+}
+
+// Options configure the queue.
+type Options struct {
+	// MaxBytes bounds the stream; when it is full, Enqueue fails (the API
+	// refuses the event) rather than drop an accepted one.
+	MaxBytes int64
+	// Space refuses new events when the disk is below its reserve.
+	Space  *diskspace.Guard
+	Logger *slog.Logger
+}
+
+// Queue is the durable store of accepted events.
+type Queue struct {
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	opts     Options
+	accepted atomic.Int64 // events stored by Enqueue (first attempts)
+}
+
+// Open creates or updates the event stream.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Queue, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "Owl's accepted asynchronous invocations, until delivered",
+		Subjects:    []string{subjectPrefix + ">"},
+		// A work queue: a record goes when delivery acknowledges it. It
+		// never ages out and a full stream refuses new records, so nothing
+		// accepted is dropped by the store.
+		Retention:  jetstream.WorkQueuePolicy,
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   opts.MaxBytes,
+		MaxMsgSize: MaxPayload + 64<<10,
+		Storage:    jetstream.FileStorage,
+		// Enqueue's message id (request id and attempt) makes a client's
+		// or a retry's second publish of the same record a no-op.
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the event stream: %w", err)
+	}
+	return &Queue{js: js, stream: s, opts: opts}, nil
+}
+
+// Enqueue stores ev and returns once the stream has it. An error means
+// the event was not accepted: a full disk or stream is a 503 the client
+// may retry.
+func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	if ev.Attempt == 0 {
+		ev.Attempt = 1
+	}
+	if ev.Accepted.IsZero() {
+		ev.Accepted = time.Now()
+	}
+	if len(ev.Payload) > MaxPayload {
+		return lambdaerr.New(lambdaerr.RequestTooLarge, "%d byte payload is too large for the Event invocation type (limit %d bytes)", len(ev.Payload), MaxPayload)
+	}
+	if q.opts.Space != nil {
+		if err := q.opts.Space.Check(int64(len(ev.Payload))); err != nil {
+			if diskspace.IsLow(err) {
+				return unavailable("Owl's storage is full: " + err.Error() + "; the event was not accepted")
+			}
+			return fmt.Errorf("checking free disk space: %w", err)
+		}
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
+	}
+	_, err = q.js.Publish(ctx, subjectPrefix+ev.Function, data,
+		jetstream.WithMsgID(fmt.Sprintf("%s/%d", ev.RequestID, ev.Attempt)))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && fullStore[apiErr.ErrorCode] {
+		return unavailable("the event queue is full (" + apiErr.Description + "); the event was not accepted")
+	}
+	if err != nil {
+		return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
+	}
+	if ev.Attempt == 1 {
+		q.accepted.Add(1)
+	}
+	return nil
+}
+
+// Accepted is how many events Enqueue stored since Open (retries not
+// counted).
+func (q *Queue) Accepted() int64 { return q.accepted.Load() }
+
+// Pending is the number of events stored and not yet finished.
+func (q *Queue) Pending(ctx context.Context) (uint64, error) {
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the event stream: %w", err)
+	}
+	return info.State.Msgs, nil
+}
+
+func unavailable(msg string) error {
+	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 5, Message: msg}
+}

@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+// asyncConns is how many connections the accept benchmarks use (issue 13:
+// "at 32 connections").
+const asyncConns = 32
+
+// BenchmarkAsync measures, in one run: the durable accept rate of Event
+// invocations through the API over 32 keep-alive connections (events/s;
+// the function has reserved concurrency 0, so delivery only holds them);
+// a bare JetStream publish loop of the same payload from 32 goroutines
+// into a file stream of its own embedded server (the baseline); and the
+// event-to-start latency of a warm function (p50/p99, sequential events).
+//
+//	go test -run '^$' -bench BenchmarkAsync -benchtime 20000x ./internal/server
+func BenchmarkAsync(b *testing.B) {
+	b.Run("accept-api", func(b *testing.B) {
+		ts := startServer(b, "")
+		ts.createKitchensink("bench-async")
+		if _, err := ts.sdk().PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{
+			FunctionName: aws.String("bench-async"), ReservedConcurrentExecutions: aws.Int32(0),
+		}); err != nil {
+			b.Fatal(err)
+		}
+		tr := &http.Transport{MaxIdleConnsPerHost: asyncConns, MaxConnsPerHost: asyncConns}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr}
+		url := ts.URL + "/2015-03-31/functions/bench-async/invocations"
+		var failed atomic.Int64
+		b.ResetTimer()
+		start := time.Now()
+		parallel(b.N, func() {
+			req, _ := http.NewRequest("POST", url, strings.NewReader(`{"name":"owl"}`))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("X-Amz-Invocation-Type", "Event")
+			resp, err := hc.Do(req)
+			if err != nil || resp.StatusCode != http.StatusAccepted {
+				failed.Add(1)
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		if failed.Load() > 0 {
+			b.Fatalf("%d of %d events not accepted", failed.Load(), b.N)
+		}
+	})
+	b.Run("bare-jetstream-publish", func(b *testing.B) {
+		bus, err := natsbus.StartEmbedded(context.Background(), b.TempDir(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bus.Close()
+		ctx := context.Background()
+		if _, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{
+			Name: "BARE", Subjects: []string{"bare.>"}, Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+		}); err != nil {
+			b.Fatal(err)
+		}
+		payload := []byte(`{"request_id":"00000000-0000-0000-0000-000000000000","function":"bench-async","payload":{"name":"owl"},"accepted":"2026-12-06T00:00:00Z","attempt":1}`)
+		var failed atomic.Int64
+		b.ResetTimer()
+		start := time.Now()
+		parallel(b.N, func() {
+			if _, err := bus.JS.Publish(ctx, "bare.bench-async", payload); err != nil {
+				failed.Add(1)
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		if failed.Load() > 0 {
+			b.Fatalf("%d publishes failed", failed.Load())
+		}
+	})
+	b.Run("event-to-start", func(b *testing.B) {
+		ts := startServer(b, "")
+		ts.createKitchensink("bench-latency")
+		ts.invoke("bench-latency", `{}`) // warm
+		now := regexp.MustCompile(`now=(\d+)`)
+		var lat []time.Duration
+		b.ResetTimer()
+		for range b.N {
+			sent := time.Now()
+			id := ts.invokeEvent("bench-latency", `{"action":"now"}`)
+			var line string
+			testkit.WaitFor(b, time.Minute, "the event to run", func() bool {
+				log := ts.logText("bench-latency")
+				at := strings.Index(log, "START RequestId: "+id+" ")
+				if at < 0 {
+					return false
+				}
+				m := now.FindStringSubmatch(log[at:])
+				if m == nil {
+					return false
+				}
+				line = m[1]
+				return true
+			})
+			ns, _ := strconv.ParseInt(line, 10, 64)
+			lat = append(lat, time.Unix(0, ns).Sub(sent))
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	})
+}
+
+// parallel runs fn n times from asyncConns goroutines.
+func parallel(n int, fn func()) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range asyncConns {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				fn()
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,268 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+// runs counts the invocations of name that ran with requestID (their
+// START lines in the function's log).
+func (ts *testServer) runs(name, requestID string) int {
+	return strings.Count(ts.logText(name), "START RequestId: "+requestID+" ")
+}
+
+// waitRuns waits until name ran requestID n times.
+func (ts *testServer) waitRuns(name, requestID string, n int) {
+	ts.t.Helper()
+	testkit.WaitFor(ts.t, 2*time.Minute, fmt.Sprintf("%s to run %s %d times", name, requestID, n), func() bool {
+		return ts.runs(name, requestID) >= n
+	})
+}
+
+// invokeEvent invokes name asynchronously with aws-sdk-go-v2 and returns
+// the request id of the 202.
+func (ts *testServer) invokeEvent(name, payload string) string {
+	ts.t.Helper()
+	out, err := ts.sdk().Invoke(context.Background(), &lambda.InvokeInput{
+		FunctionName: aws.String(name), InvocationType: types.InvocationTypeEvent, Payload: []byte(payload),
+	})
+	if err != nil {
+		ts.t.Fatalf("Invoke %s (Event): %v", name, err)
+	}
+	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	if out.StatusCode != http.StatusAccepted || id == "" {
+		ts.t.Fatalf("Invoke %s (Event): status %d, request id %q; want 202 and an id", name, out.StatusCode, id)
+	}
+	return id
+}
+
+func asyncConfig(c *config.Config) {
+	c.AsyncRetryDelay = 100 * time.Millisecond
+	c.AsyncThrottleBackoff = time.Second
+}
+
+// TestAsyncInvoke: Event invocations through aws-sdk-go-v2, boto3 (Invoke
+// and the legacy InvokeAsync) and the AWS CLI are answered 202 and run
+// later with their request id; function errors are retried twice; a
+// function with reserved concurrency 0 keeps its events until it has
+// room; bad input is refused before anything is stored.
+//
+// It is long because it runs its cases as subtests of one server, which
+// starts once for all of them.
+func TestAsyncInvoke(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", asyncConfig)
+	ts.createKitchensink("async")
+
+	t.Run("aws-sdk-go-v2", func(t *testing.T) {
+		ts := ts.as(t)
+		id := ts.invokeEvent("async", `{"print":"from the sdk"}`)
+		ts.waitRuns("async", id, 1)
+		if log := ts.logText("async"); !strings.Contains(log, "from the sdk") {
+			t.Errorf("the event's output is not in the log:\n%s", log)
+		}
+	})
+
+	t.Run("boto3", func(t *testing.T) {
+		ts := ts.as(t)
+		py := pythonWithBoto3(t)
+		script := `
+import boto3, json, sys
+c = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+r = c.invoke(FunctionName="async", InvocationType="Event", Payload=b'{"print":"from boto3"}')
+legacy = c.invoke_async(FunctionName="async", InvokeArgs=b'{"print":"from invoke_async"}')
+print(json.dumps({"status": r["StatusCode"], "id": r["ResponseMetadata"]["RequestId"],
+                  "legacy": legacy["Status"], "legacy_id": legacy["ResponseMetadata"]["RequestId"]}))
+`
+		cmd := exec.Command(py, "-c", script, ts.URL, testKeyID, testSecret)
+		cmd.Env = awsClientEnv()
+		stdout, stderr, code := runCmd(t, cmd)
+		var out struct {
+			Status, Legacy int
+			ID             string `json:"id"`
+			LegacyID       string `json:"legacy_id"`
+		}
+		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil {
+			t.Fatalf("boto3: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if out.Status != 202 || out.Legacy != 202 || out.ID == "" || out.LegacyID == "" {
+			t.Fatalf("boto3 answered %+v, want 202 twice with request ids", out)
+		}
+		ts.waitRuns("async", out.ID, 1)
+		ts.waitRuns("async", out.LegacyID, 1)
+	})
+
+	t.Run("AWS CLI", func(t *testing.T) {
+		ts := ts.as(t)
+		cli := findAWSCLI(t)
+		cli.endpoint = ts.URL
+		dir := t.TempDir()
+		stdout, stderr, code := cli.run(t, dir, "invoke", "--function-name", "async", "--invocation-type", "Event",
+			"--payload", `{"print":"from the aws cli"}`, filepath.Join(dir, "out.json"))
+		var out struct{ StatusCode int }
+		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil || out.StatusCode != 202 {
+			t.Fatalf("aws lambda invoke --invocation-type Event: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		testkit.WaitFor(t, 2*time.Minute, "the CLI's event to run", func() bool {
+			return strings.Contains(ts.logText("async"), "from the aws cli")
+		})
+	})
+
+	t.Run("function errors are retried twice", func(t *testing.T) {
+		ts := ts.as(t)
+		ts.createKitchensink("async-fail")
+		id := ts.invokeEvent("async-fail", `{"action":"error"}`)
+		ts.waitRuns("async-fail", id, 3)
+		testkit.WaitFor(t, 30*time.Second, "the event to be given up", func() bool { return ts.EventStats().Dropped >= 1 })
+		time.Sleep(time.Second) // no fourth attempt comes
+		if n := ts.runs("async-fail", id); n != 3 {
+			t.Errorf("a failing event ran %d times, want 1 + 2 retries", n)
+		}
+	})
+
+	t.Run("reserved concurrency 0 holds events", func(t *testing.T) {
+		ts := ts.as(t)
+		ts.createKitchensink("async-held")
+		ctx := context.Background()
+		if _, err := ts.sdk().PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+			FunctionName: aws.String("async-held"), ReservedConcurrentExecutions: aws.Int32(0),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := ts.invokeEvent("async-held", `{}`)
+		testkit.WaitFor(t, 30*time.Second, "the event to be throttled", func() bool { return ts.EventStats().Throttled >= 1 })
+		if n := ts.runs("async-held", id); n != 0 {
+			t.Fatalf("an event of a function with reserved concurrency 0 ran %d times", n)
+		}
+		if _, err := ts.sdk().DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String("async-held")}); err != nil {
+			t.Fatal(err)
+		}
+		ts.waitRuns("async-held", id, 1)
+	})
+
+	t.Run("bad input is refused before it is stored", func(t *testing.T) {
+		ts := ts.as(t)
+		event := map[string]string{"X-Amz-Invocation-Type": "Event"}
+		big := `"` + strings.Repeat("x", 1<<20) + `"`
+		for _, c := range []struct {
+			name, path, body string
+			status           int
+			code             string
+		}{
+			{"over 1 MB", "/2015-03-31/functions/async/invocations", big, 413, "RequestTooLargeException"},
+			{"unknown function", "/2015-03-31/functions/nope/invocations", "{}", 404, "ResourceNotFoundException"},
+			{"unknown version", "/2015-03-31/functions/async/invocations?Qualifier=7", "{}", 404, "ResourceNotFoundException"},
+			{"not JSON", "/2015-03-31/functions/async/invocations", "{", 400, "InvalidRequestContentException"},
+			{"legacy, unknown function", "/2014-11-13/functions/nope/invoke-async/", "{}", 404, "ResourceNotFoundException"},
+			{"legacy, over 1 MB", "/2014-11-13/functions/async/invoke-async/", big, 413, ""},
+		} {
+			before := ts.EventStats()
+			resp, body := ts.do("POST", c.path, []byte(c.body), event)
+			if resp.StatusCode != c.status || (c.code != "" && resp.Header.Get("X-Amzn-Errortype") != c.code) {
+				t.Errorf("%s: %d %s %.200s, want %d %s", c.name, resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), body, c.status, c.code)
+			}
+			if after := ts.EventStats(); after.Accepted != before.Accepted {
+				t.Errorf("%s: an event was stored", c.name)
+			}
+		}
+		resp, body := ts.do("POST", "/2015-03-31/functions/async/invocations", []byte("{}"), map[string]string{"X-Amz-Invocation-Type": "Later"})
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "Event, RequestResponse, DryRun") {
+			t.Errorf("an unknown invocation type: %d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+// TestAsyncSurvivesKill9 streams events at a real owl serve, kills it with
+// SIGKILL while they arrive and run, restarts it on the same data dir and
+// checks that every event it answered 202 ran, with its request id.
+func TestAsyncSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	env := []string{"OWL_ASYNC_RETRY_DELAY=100ms", "OWL_ASYNC_THROTTLE_BACKOFF=1s"}
+	first := startOwl(t, dataDir, env...)
+	first.createKitchensink("survivor")
+
+	// Senders go on until the kill (or a cap); the kill comes once a few
+	// hundred events are in and some have run.
+	const senders, perSender, killAfter = 8, 1000, 300
+	var (
+		mu       sync.Mutex
+		accepted []string
+		wg       sync.WaitGroup
+	)
+	killed := make(chan struct{})
+	for s := range senders {
+		wg.Go(func() {
+			for i := range perSender {
+				req, _ := http.NewRequest("POST", first.URL+"/2015-03-31/functions/survivor/invocations",
+					strings.NewReader(fmt.Sprintf(`{"print":"event %d-%d"}`, s, i)))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("X-Amz-Invocation-Type", "Event")
+				resp, err := testHTTPClient.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					mu.Lock()
+					accepted = append(accepted, resp.Header.Get("x-amzn-RequestId"))
+					mu.Unlock()
+				}
+				select {
+				case <-killed:
+					return
+				default:
+				}
+			}
+		})
+	}
+	// Kill while events arrive and some have run.
+	testkit.WaitFor(t, 2*time.Minute, "events accepted and some run", func() bool {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		return n >= killAfter && strings.Count(first.logText("survivor"), "START RequestId: ") > 0
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	close(killed)
+	first.waitExit(t, 30*time.Second)
+	wg.Wait()
+	if len(accepted) == 0 {
+		t.Fatal("no event was accepted before the kill")
+	}
+
+	second := startOwl(t, dataDir, env...)
+	testkit.WaitFor(t, 3*time.Minute, fmt.Sprintf("all %d accepted events to run", len(accepted)), func() bool {
+		log := second.logText("survivor")
+		for _, id := range accepted {
+			if !strings.Contains(log, "START RequestId: "+id+" ") {
+				return false
+			}
+		}
+		return true
+	})
+	if len(accepted) == senders*perSender {
+		t.Fatalf("every event was accepted before the kill: it came too late to test anything")
+	}
+	t.Logf("%d events accepted before the kill, every one delivered after the restart", len(accepted))
+}
