@@ -291,7 +291,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.deleteProvisionedOf(ctx, name, ""); err != nil {
+	if err := r.deleteConfigsOf(ctx, name, ""); err != nil {
 		return err
 	}
 	aliasKeys, err := r.keys(ctx, aliasPrefix+name+".*")

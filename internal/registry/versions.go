@@ -26,10 +26,14 @@ import (
 //	ver.<name>.<n>         published version n (immutable)
 //	alias.<name>.<alias>   an alias
 //	pc.<name>.<qualifier>  a provisioned concurrency config
+//	eic.<name>.<qualifier> an event (asynchronous) invoke config; $LATEST's
+//	                       qualifier token is "=latest" ('$' may not be
+//	                       in a key; '=' is in no alias name)
 const (
 	versionPrefix     = "ver."
 	aliasPrefix       = "alias."
 	provisionedPrefix = "pc."
+	eventConfigPrefix = "eic."
 )
 
 type keyKind int
@@ -39,6 +43,7 @@ const (
 	keyVersion
 	keyAlias
 	keyProvisioned
+	keyEventConfig
 )
 
 type parsedKey struct {
@@ -62,6 +67,8 @@ func parseKey(key string) (parsedKey, bool) {
 		return parsedKey{kind: keyAlias, name: parts[1], qualifier: parts[2]}, true
 	case len(parts) == 3 && parts[0]+"." == provisionedPrefix:
 		return parsedKey{kind: keyProvisioned, name: parts[1], qualifier: parts[2]}, true
+	case len(parts) == 3 && parts[0]+"." == eventConfigPrefix:
+		return parsedKey{kind: keyEventConfig, name: parts[1], qualifier: parts[2]}, true
 	}
 	return parsedKey{}, false
 }
@@ -445,6 +452,10 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 		return lambdaerr.New(lambdaerr.ResourceConflict,
 			"Unable to delete version %s because it has a provisioned concurrency config; delete that first.", version)
 	}
+	// Its event invoke config goes with it, as on Lambda.
+	if err := r.deleteConfigsOf(ctx, name, version); err != nil {
+		return err
+	}
 	if err := r.deleteKey(ctx, versionKey(name, version)); err != nil {
 		return err
 	}
@@ -682,8 +693,8 @@ func (r *Registry) DeleteAlias(ctx context.Context, name, aliasName string) erro
 	if _, err := r.Get(ctx, name); err != nil {
 		return err
 	}
-	// An alias's provisioned concurrency goes with it, as on Lambda.
-	if err := r.deleteProvisionedOf(ctx, name, aliasName); err != nil {
+	// An alias's provisioned concurrency and event invoke configs go with it, as on Lambda.
+	if err := r.deleteConfigsOf(ctx, name, aliasName); err != nil {
 		return err
 	}
 	return r.deleteKey(ctx, aliasKey(name, aliasName))
