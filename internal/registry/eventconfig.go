@@ -280,7 +280,7 @@ func (r *Registry) DeleteEventInvokeConfig(ctx context.Context, name, qualifier 
 
 // putConfig stores v under key (with rev not 0, only if key is still at
 // that revision), mirrors it in the cache and waits for the watcher.
-func (r *Registry) putConfig(ctx context.Context, key string, v any, rev uint64) error {
+func (r *Registry) putConfig(ctx context.Context, key string, v perQualifier, rev uint64) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", key, err)
@@ -290,6 +290,9 @@ func (r *Registry) putConfig(ctx context.Context, key string, v any, rev uint64)
 		newRev, err = r.kv.Put(ctx, key, data)
 	} else {
 		newRev, err = r.kv.Update(ctx, key, data, rev)
+	}
+	if conflict(err) {
+		return r.updateInProgress(r.ARN(v.owner()))
 	}
 	if err != nil {
 		return fmt.Errorf("storing %s: %w", key, err)

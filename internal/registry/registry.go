@@ -266,10 +266,8 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip *Zip
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return Function{}, r.notFound(name)
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return Function{}, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(name, ""))
+		if conflict(err) {
+			return Function{}, r.updateInProgress(r.ARN(name, ""))
 		}
 		return Function{}, fmt.Errorf("updating function %s: %w", name, err)
 	}

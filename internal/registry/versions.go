@@ -356,14 +356,26 @@ func (r *Registry) casFunction(ctx context.Context, f Function, rev uint64) (uin
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return 0, r.notFound(f.Name)
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return 0, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(f.Name, ""))
+		if conflict(err) {
+			return 0, r.updateInProgress(r.ARN(f.Name, ""))
 		}
 		return 0, fmt.Errorf("updating function %s: %w", f.Name, err)
 	}
 	return newRev, nil
+}
+
+// conflict reports whether a compare-and-set write failed because the
+// key moved on since it was read (another writer got there first).
+func conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// updateInProgress is Lambda's answer to a write that lost a race with
+// another write of arn.
+func (r *Registry) updateInProgress(arn string) error {
+	return lambdaerr.New(lambdaerr.ResourceConflict,
+		"The operation cannot be performed at this time. An update is in progress for resource: %s", arn)
 }
 
 // ListVersions returns $LATEST followed by the published versions in
@@ -562,10 +574,8 @@ func (r *Registry) UpdateAlias(ctx context.Context, name, aliasName string, in A
 	}
 	newRev, err := r.kv.Update(ctx, aliasKey(name, aliasName), data, rev)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return Alias{}, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(name, aliasName))
+		if conflict(err) {
+			return Alias{}, r.updateInProgress(r.ARN(name, aliasName))
 		}
 		return Alias{}, fmt.Errorf("updating alias %s:%s: %w", name, aliasName, err)
 	}
