@@ -98,30 +98,37 @@ func TestEventInvokeConfigValidation(t *testing.T) {
 		{"age 59", registry.EventInvokeConfigInput{MaximumEventAgeInSeconds: ptr(59)}, lambdaerr.Validation,
 			"Value '59' at 'maximumEventAgeInSeconds'"},
 		{"age 21601", registry.EventInvokeConfigInput{MaximumEventAgeInSeconds: ptr(21601)}, lambdaerr.Validation, "less than or equal to 21600"},
-		{"itself", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:aws:lambda:us-east-1:000000000000:function:fn:1")},
-			lambdaerr.InvalidParameterValue, "event loop"},
-		{"missing function", registry.EventInvokeConfigInput{OnFailure: ptr("arn:aws:lambda:us-east-1:000000000000:function:nope")},
-			lambdaerr.InvalidParameterValue, "arn:aws:lambda:us-east-1:000000000000:function:nope does not exist"},
-		{"missing qualifier", registry.EventInvokeConfigInput{OnFailure: ptr("arn:aws:lambda:us-east-1:000000000000:function:other:7")},
-			lambdaerr.InvalidParameterValue, "does not exist"},
-		{"another account", registry.EventInvokeConfigInput{OnFailure: ptr("arn:aws:lambda:us-east-1:111111111111:function:other")},
-			lambdaerr.InvalidParameterValue, "does not exist"},
-		{"sqs", registry.EventInvokeConfigInput{OnFailure: ptr("arn:aws:sqs:us-east-1:000000000000:q")},
-			lambdaerr.InvalidParameterValue, "Owl does not support destination type sqs"},
-		{"sns", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:aws:sns:us-east-1:000000000000:t")},
-			lambdaerr.InvalidParameterValue, "use a function ARN or arn:owl:nats:::<subject>"},
-		{"not an ARN", registry.EventInvokeConfigInput{OnSuccess: ptr("somewhere")}, lambdaerr.Validation, "regular expression"},
-		{"wildcard *", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::orders.*")}, lambdaerr.InvalidParameterValue, "not a valid NATS subject"},
-		{"wildcard >", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::orders.>")}, lambdaerr.InvalidParameterValue, "not a valid NATS subject"},
-		{"system subject", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::$JS.API")}, lambdaerr.InvalidParameterValue, "'$'"},
-		{"Owl's subject", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::owl.events")}, lambdaerr.InvalidParameterValue, "Owl's own"},
-		{"empty token", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::a..b")}, lambdaerr.InvalidParameterValue, "empty token"},
-		{"empty subject", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::")}, lambdaerr.InvalidParameterValue, "empty token"},
-		{"too long", registry.EventInvokeConfigInput{OnSuccess: ptr("arn:owl:nats:::" + strings.Repeat("a", 256))}, lambdaerr.InvalidParameterValue, "255"},
 	} {
 		err := put("", tc.in)
 		if !lambdaerr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: err = %v, want %s containing %q", tc.what, err, tc.code, tc.msg)
+		}
+	}
+	// Bad destinations, each as OnSuccess and as OnFailure: what the
+	// error says about it.
+	const fnARN = "arn:aws:lambda:us-east-1:000000000000:function:"
+	badDestinations := map[string]string{
+		fnARN + "fn:1":    "event loop",
+		fnARN + "nope":    fnARN + "nope does not exist",
+		fnARN + "other:7": "does not exist",
+		"arn:aws:lambda:us-east-1:111111111111:function:other": "does not exist",
+		"arn:aws:sqs:us-east-1:000000000000:q":                 "Owl does not support destination type sqs",
+		"arn:aws:sns:us-east-1:000000000000:t":                 "use a function ARN or arn:owl:nats:::<subject>",
+		"somewhere":                                            "regular expression",
+		"arn:owl:nats:::orders.*":                              "not a valid NATS subject",
+		"arn:owl:nats:::orders.>":                              "not a valid NATS subject",
+		"arn:owl:nats:::$JS.API":                               "'$'",
+		"arn:owl:nats:::owl.events":                            "Owl's own",
+		"arn:owl:nats:::a..b":                                  "empty token",
+		"arn:owl:nats:::":                                      "empty token",
+		"arn:owl:nats:::" + strings.Repeat("a", 256):           "255",
+	}
+	for dest, msg := range badDestinations {
+		for _, in := range []registry.EventInvokeConfigInput{{OnSuccess: &dest}, {OnFailure: &dest}} {
+			err := put("", in)
+			if e := lambdaerr.As(err); e == nil || e.Status() != 400 || !strings.Contains(err.Error(), msg) {
+				t.Errorf("destination %s: err = %v, want a 400 containing %q", dest, err, msg)
+			}
 		}
 	}
 	for _, ok := range []string{"arn:aws:lambda:us-east-1:000000000000:function:other", "arn:aws:lambda:us-east-1:000000000000:function:other:$LATEST",
