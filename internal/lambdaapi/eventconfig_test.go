@@ -52,9 +52,15 @@ func TestEventInvokeConfigOperations(t *testing.T) {
 		t.Errorf("Put = %+v", got)
 	}
 	// Update: only what is given changes.
+	resp = h.do("POST", "/2019-09-25/functions/fn:$LATEST/event-invoke-config", map[string]any{"MaximumRetryAttempts": 2,
+		"DestinationConfig": map[string]any{"OnSuccess": map[string]any{"Destination": "arn:owl:nats:::orders.done"}}})
+	if got := number.ReplaceAllString(string(resp.body), `"LastModified":X,`); got != `{"LastModified":X,`+
+		`"FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:fn:$LATEST","MaximumRetryAttempts":2,"MaximumEventAgeInSeconds":120,`+
+		`"DestinationConfig":{"OnSuccess":{"Destination":"arn:owl:nats:::orders.done"},"OnFailure":{"Destination":"`+sink+`"}}}` {
+		t.Errorf("Update answered %s", got)
+	}
 	got = lambdawire.FunctionEventInvokeConfig{}
-	h.do("POST", "/2019-09-25/functions/fn:$LATEST/event-invoke-config", map[string]any{"MaximumRetryAttempts": 2,
-		"DestinationConfig": map[string]any{"OnSuccess": map[string]any{"Destination": "arn:owl:nats:::orders.done"}}}).ok(t, http.StatusOK, &got)
+	resp.ok(t, http.StatusOK, &got)
 	if *got.MaximumRetryAttempts != 2 || *got.MaximumEventAgeInSeconds != 120 || *got.DestinationConfig.OnFailure.Destination != sink ||
 		*got.DestinationConfig.OnSuccess.Destination != "arn:owl:nats:::orders.done" {
 		t.Errorf("Update = %+v", got)
