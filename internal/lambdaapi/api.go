@@ -188,6 +188,12 @@ func (a *API) routes() {
 	h("PUT "+pc, 1<<16, a.putProvisioned)
 	h("GET "+pc, 0, a.getProvisioned)
 	h("DELETE "+pc, 0, a.deleteProvisioned)
+	const eic = "/2019-09-25/functions/{name}/event-invoke-config"
+	h("PUT "+eic, 1<<16, a.putEventInvokeConfig)
+	h("POST "+eic, 1<<16, a.updateEventInvokeConfig)
+	h("GET "+eic, 0, a.getEventInvokeConfig)
+	h("DELETE "+eic, 0, a.deleteEventInvokeConfig)
+	h("GET "+eic+"/list", 0, a.listEventInvokeConfigs)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)

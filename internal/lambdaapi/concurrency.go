@@ -159,37 +159,19 @@ func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request, _ []byte) e
 }
 
 func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
-	name, err := functionName(r)
+	configs, next, err := listPage(r, a.reg.ListProvisioned,
+		func(pc registry.ProvisionedConfig) string { return pc.Qualifier },
+		func(pc registry.ProvisionedConfig) provisionedConfig { return a.wireProvisioned(r, pc) })
 	if err != nil {
 		return err
 	}
-	pcs, err := a.reg.ListProvisioned(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	items, next, err := page(r.URL.Query(), pcs, func(pc registry.ProvisionedConfig) string { return pc.Qualifier })
-	if err != nil {
-		return err
-	}
-	out := struct {
+	writeJSON(w, http.StatusOK, struct {
 		ProvisionedConcurrencyConfigs []provisionedConfig `json:"ProvisionedConcurrencyConfigs"`
 		NextMarker                    *string             `json:"NextMarker,omitempty"`
-	}{ProvisionedConcurrencyConfigs: make([]provisionedConfig, 0, len(items)), NextMarker: next}
-	for _, pc := range items {
-		out.ProvisionedConcurrencyConfigs = append(out.ProvisionedConcurrencyConfigs, a.wireProvisioned(r, pc))
-	}
-	writeJSON(w, http.StatusOK, out)
+	}{configs, next})
 	return nil
 }
 
 func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	name, q, err := provisionedQualifier(r)
-	if err != nil {
-		return err
-	}
-	if err := a.reg.DeleteProvisioned(r.Context(), name, q); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteQualified(w, r, provisionedQualifier, a.reg.DeleteProvisioned)
 }

@@ -1,6 +1,7 @@
 package lambdaapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
@@ -68,30 +69,43 @@ func (a *API) publishVersion(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ []byte) error {
-	name, err := functionName(r)
-	if err != nil {
-		return err
-	}
-	vs, err := a.reg.ListVersions(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	items, next, err := page(r.URL.Query(), vs, listOrder)
-	if err != nil {
-		return err
-	}
-	out := struct {
-		Versions   []lambdawire.FunctionConfiguration `json:"Versions"`
-		NextMarker *string                            `json:"NextMarker,omitempty"`
-	}{Versions: make([]lambdawire.FunctionConfiguration, 0, len(items)), NextMarker: next}
-	for _, v := range items {
+	versions, next, err := listPage(r, a.reg.ListVersions, listOrder, func(v registry.Function) lambdawire.FunctionConfiguration {
 		c := a.wire(v)
 		// ListVersionsByFunction qualifies $LATEST's ARN too.
 		c.FunctionArn = a.reg.ARN(v.Name, c.Version)
-		out.Versions = append(out.Versions, c)
+		return c
+	})
+	if err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, struct {
+		Versions   []lambdawire.FunctionConfiguration `json:"Versions"`
+		NextMarker *string                            `json:"NextMarker,omitempty"`
+	}{versions, next})
 	return nil
+}
+
+// listPage is one page (by the request's Marker and MaxItems) of what
+// list returns for the request's unqualified function, in the order that
+// markers carry, each item rendered for the wire.
+func listPage[T, W any](r *http.Request, list func(context.Context, string) ([]T, error), order func(T) string, render func(T) W) ([]W, *string, error) {
+	name, err := functionName(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := list(r.Context(), name)
+	if err != nil {
+		return nil, nil, err
+	}
+	items, next, err := page(r.URL.Query(), all, order)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]W, 0, len(items))
+	for _, it := range items {
+		out = append(out, render(it))
+	}
+	return out, next, nil
 }
 
 // aliasRequest is the body of CreateAlias and UpdateAlias.

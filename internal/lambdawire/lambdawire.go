@@ -99,3 +99,36 @@ type RoutingConfig struct {
 	// AdditionalVersionWeights maps a published version to its share (0.0–1.0).
 	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
 }
+
+// FunctionEventInvokeConfig is a function's (qualifier's) asynchronous
+// invocation configuration, as the event invoke config operations
+// (2019-09-25) return it and Put and Update send it (without FunctionArn
+// and LastModified). Settings not set are left out, as Lambda does;
+// DestinationConfig is always sent, with an empty object for a missing
+// destination.
+type FunctionEventInvokeConfig struct {
+	LastModified             float64            `json:"LastModified,omitempty"` // seconds since the epoch, with a fraction
+	FunctionArn              string             `json:"FunctionArn,omitempty"`  // qualified, $LATEST included
+	MaximumRetryAttempts     *int               `json:"MaximumRetryAttempts,omitempty"`
+	MaximumEventAgeInSeconds *int               `json:"MaximumEventAgeInSeconds,omitempty"`
+	DestinationConfig        *DestinationConfig `json:"DestinationConfig,omitempty"`
+}
+
+// DestinationConfig says where the outcome of an asynchronous invocation
+// is sent.
+type DestinationConfig struct {
+	OnSuccess *OnDestination `json:"OnSuccess,omitempty"`
+	OnFailure *OnDestination `json:"OnFailure,omitempty"`
+}
+
+// OnDestination is one destination: an ARN, or none when Destination is
+// missing or empty.
+type OnDestination struct {
+	Destination *string `json:"Destination,omitempty"`
+}
+
+// FunctionEventInvokeConfigList is a page of ListFunctionEventInvokeConfigs.
+type FunctionEventInvokeConfigList struct {
+	FunctionEventInvokeConfigs []FunctionEventInvokeConfig `json:"FunctionEventInvokeConfigs"`
+	NextMarker                 *string                     `json:"NextMarker,omitempty"`
+}

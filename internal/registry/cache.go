@@ -21,10 +21,12 @@ type fnCache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry // guarded by mu
 	// Indexes, guarded by mu: the reserved concurrency of every function
-	// that has one and their sum; every provisioned concurrency config.
+	// that has one and their sum; every provisioned concurrency config;
+	// every event invoke config.
 	reserved      map[string]int
 	reservedTotal int
 	provisioned   map[string]ProvisionedConfig
+	eventConfigs  map[string]EventInvokeConfig
 }
 
 type cacheEntry struct {
@@ -34,7 +36,8 @@ type cacheEntry struct {
 }
 
 func newFnCache() *fnCache {
-	return &fnCache{entries: map[string]cacheEntry{}, reserved: map[string]int{}, provisioned: map[string]ProvisionedConfig{}}
+	return &fnCache{entries: map[string]cacheEntry{}, reserved: map[string]int{}, provisioned: map[string]ProvisionedConfig{},
+		eventConfigs: map[string]EventInvokeConfig{}}
 }
 
 // get returns a live entry. A miss (or a tombstone) sends the caller to
@@ -91,12 +94,15 @@ func (c *fnCache) index(key string, v any) {
 		}
 	case ProvisionedConfig:
 		c.provisioned[key] = v
+	case EventInvokeConfig:
+		c.eventConfigs[key] = v
 	case nil:
 		if k, ok := parseKey(key); ok && k.kind == keyFunction {
 			c.reservedTotal -= c.reserved[k.name]
 			delete(c.reserved, k.name)
 		}
 		delete(c.provisioned, key)
+		delete(c.eventConfigs, key)
 	}
 }
 
@@ -227,7 +233,7 @@ func (r *Registry) startCacheWatch() error {
 }
 
 // apply feeds one watched entry to the cache and says which runnable
-// configuration changed (ok is false for aliases: they only point).
+// configuration changed (ok is false for aliases and event invoke configs).
 func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 	key := e.Key()
 	k, valid := parseKey(key)
@@ -242,38 +248,43 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 	case keyProvisioned:
 		c.Version, c.Provisioned = k.qualifier, true
 	}
+	// Aliases only point, and event invoke configs are read where events
+	// are delivered: neither changes what this node's worker runs.
+	told := k.kind != keyAlias && k.kind != keyEventConfig
 	if e.Operation() != jetstream.KeyValuePut {
 		r.cache.remove(key, e.Revision())
-		return c, k.kind != keyAlias
+		return c, told
 	}
 	var v any
 	switch k.kind {
 	case keyProvisioned:
-		var pc ProvisionedConfig
-		if err := json.Unmarshal(e.Value(), &pc); err != nil {
-			r.opts.Logger.Warn("function cache: undecodable provisioned concurrency", "key", key, "err", err)
-			return Change{}, false
-		}
-		r.cache.put(key, pc, e.Revision())
-		return c, true
+		v, ok = decodeEntry[ProvisionedConfig](r, e, "provisioned concurrency")
+	case keyEventConfig:
+		v, ok = decodeEntry[EventInvokeConfig](r, e, "event invoke config")
 	case keyAlias:
-		var a Alias
-		err := json.Unmarshal(e.Value(), &a)
-		v = a
-		if err != nil {
-			r.opts.Logger.Warn("function cache: undecodable alias", "key", key, "err", err)
-			return Change{}, false
-		}
+		v, ok = decodeEntry[Alias](r, e, "alias")
 	default:
 		var f Function
-		if err := json.Unmarshal(e.Value(), &f); err != nil {
-			r.opts.Logger.Warn("function cache: undecodable entry", "key", key, "err", err)
-			return Change{}, false
-		}
+		f, ok = decodeEntry[Function](r, e, "entry")
 		v, c.Revision = f, f.RevisionID
 	}
+	if !ok {
+		return Change{}, false
+	}
 	r.cache.put(key, v, e.Revision())
-	return c, k.kind == keyFunction
+	// A published version is immutable: only its deletion is news.
+	return c, k.kind == keyFunction || k.kind == keyProvisioned
+}
+
+// decodeEntry decodes a watched entry's value; what names it in the
+// warning about one that does not decode.
+func decodeEntry[T any](r *Registry, e jetstream.KeyValueEntry, what string) (T, bool) {
+	var v T
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		r.opts.Logger.Warn("function cache: undecodable "+what, "key", e.Key(), "err", err)
+		return v, false
+	}
+	return v, true
 }
 
 // Close stops the registry's watcher and waits for it.

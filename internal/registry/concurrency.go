@@ -2,15 +2,9 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 )
@@ -146,17 +140,9 @@ func (r *Registry) PutProvisioned(ctx context.Context, name, qualifier string, n
 			"Specified ConcurrentExecutions for function is greater than account's unreserved concurrency [%d].", maxUnreserved)
 	}
 	pc := ProvisionedConfig{FunctionName: name, Qualifier: qualifier, Requested: n, LastModified: r.opts.Now().UTC()}
-	data, err := json.Marshal(pc)
-	if err != nil {
-		return ProvisionedConfig{}, fmt.Errorf("encoding provisioned concurrency of %s:%s: %w", name, qualifier, err)
+	if err := r.putConfig(ctx, provisionedKey(name, qualifier), pc, 0); err != nil {
+		return ProvisionedConfig{}, err
 	}
-	key := provisionedKey(name, qualifier)
-	rev, err := r.kv.Put(ctx, key, data)
-	if err != nil {
-		return ProvisionedConfig{}, fmt.Errorf("storing provisioned concurrency of %s:%s: %w", name, qualifier, err)
-	}
-	r.cache.put(key, pc, rev)
-	r.settle(ctx, rev)
 	return pc, nil
 }
 
@@ -224,19 +210,12 @@ func (r *Registry) GetProvisioned(ctx context.Context, name, qualifier string) (
 	if _, err := r.Resolve(ctx, name, qualifier); err != nil {
 		return ProvisionedConfig{}, err
 	}
-	pc, ok := r.provisioned(name, qualifier)
-	if !ok {
-		var stored ProvisionedConfig
-		if _, err := r.read(ctx, provisionedKey(name, qualifier), &stored); err != nil {
-			if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-				return ProvisionedConfig{}, lambdaerr.New(lambdaerr.ProvisionedConfigNotFound,
-					"No Provisioned Concurrency Config found for this function")
-			}
-			return ProvisionedConfig{}, err
-		}
-		pc = stored
+	pc, err := loadConfig(ctx, r, provisionedKey(name, qualifier), r.cache.provisioned)
+	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+		return ProvisionedConfig{}, lambdaerr.New(lambdaerr.ProvisionedConfigNotFound,
+			"No Provisioned Concurrency Config found for this function")
 	}
-	return pc, nil
+	return pc, err
 }
 
 // ListProvisioned returns a function's provisioned concurrency configs,
@@ -245,16 +224,7 @@ func (r *Registry) ListProvisioned(ctx context.Context, name string) ([]Provisio
 	if _, err := r.Get(ctx, name); err != nil {
 		return nil, err
 	}
-	r.cache.mu.RLock()
-	var out []ProvisionedConfig
-	for _, pc := range r.cache.provisioned {
-		if pc.FunctionName == name {
-			out = append(out, pc)
-		}
-	}
-	r.cache.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Qualifier < out[j].Qualifier })
-	return out, nil
+	return configsOf(&r.cache.mu, r.cache.provisioned, name), nil
 }
 
 // DeleteProvisioned removes a provisioned concurrency config.
@@ -262,11 +232,7 @@ func (r *Registry) DeleteProvisioned(ctx context.Context, name, qualifier string
 	if _, err := r.GetProvisioned(ctx, name, qualifier); err != nil {
 		return err
 	}
-	if err := r.deleteKey(ctx, provisionedKey(name, qualifier)); err != nil {
-		return err
-	}
-	r.settle(ctx, 0)
-	return nil
+	return r.deleteConfig(ctx, provisionedKey(name, qualifier))
 }
 
 // ProvisionedTarget is one version to keep N environments of.
@@ -332,19 +298,4 @@ func (r *Registry) SplitProvisioned(ctx context.Context, pc ProvisionedConfig) (
 	return out, nil
 }
 
-// deleteProvisionedOf deletes the configs of name (all of them when
-// qualifier is empty).
-func (r *Registry) deleteProvisionedOf(ctx context.Context, name, qualifier string) error {
-	keys, err := r.keys(ctx, provisionedPrefix+name+".*")
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if qualifier == "" || strings.HasSuffix(k, "."+qualifier) {
-			if err := r.deleteKey(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return err
-			}
-		}
-	}
-	return nil
-}
+func (pc ProvisionedConfig) owner() (name, qualifier string) { return pc.FunctionName, pc.Qualifier }

@@ -266,10 +266,8 @@ func (r *Registry) Update(ctx context.Context, name, revisionID string, zip *Zip
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return Function{}, r.notFound(name)
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return Function{}, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(name, ""))
+		if conflict(err) {
+			return Function{}, r.updateInProgress(r.ARN(name, ""))
 		}
 		return Function{}, fmt.Errorf("updating function %s: %w", name, err)
 	}
@@ -291,7 +289,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.deleteProvisionedOf(ctx, name, ""); err != nil {
+	if err := r.deleteConfigsOf(ctx, name, ""); err != nil {
 		return err
 	}
 	aliasKeys, err := r.keys(ctx, aliasPrefix+name+".*")

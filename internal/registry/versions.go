@@ -26,10 +26,14 @@ import (
 //	ver.<name>.<n>         published version n (immutable)
 //	alias.<name>.<alias>   an alias
 //	pc.<name>.<qualifier>  a provisioned concurrency config
+//	eic.<name>.<qualifier> an event (asynchronous) invoke config; $LATEST's
+//	                       qualifier token is "=latest" ('$' may not be
+//	                       in a key; '=' is in no alias name)
 const (
 	versionPrefix     = "ver."
 	aliasPrefix       = "alias."
 	provisionedPrefix = "pc."
+	eventConfigPrefix = "eic."
 )
 
 type keyKind int
@@ -39,6 +43,7 @@ const (
 	keyVersion
 	keyAlias
 	keyProvisioned
+	keyEventConfig
 )
 
 type parsedKey struct {
@@ -62,6 +67,8 @@ func parseKey(key string) (parsedKey, bool) {
 		return parsedKey{kind: keyAlias, name: parts[1], qualifier: parts[2]}, true
 	case len(parts) == 3 && parts[0]+"." == provisionedPrefix:
 		return parsedKey{kind: keyProvisioned, name: parts[1], qualifier: parts[2]}, true
+	case len(parts) == 3 && parts[0]+"." == eventConfigPrefix:
+		return parsedKey{kind: keyEventConfig, name: parts[1], qualifier: parts[2]}, true
 	}
 	return parsedKey{}, false
 }
@@ -349,14 +356,26 @@ func (r *Registry) casFunction(ctx context.Context, f Function, rev uint64) (uin
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return 0, r.notFound(f.Name)
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return 0, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(f.Name, ""))
+		if conflict(err) {
+			return 0, r.updateInProgress(r.ARN(f.Name, ""))
 		}
 		return 0, fmt.Errorf("updating function %s: %w", f.Name, err)
 	}
 	return newRev, nil
+}
+
+// conflict reports whether a compare-and-set write failed because the
+// key moved on since it was read (another writer got there first).
+func conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// updateInProgress is Lambda's answer to a write that lost a race with
+// another write of arn.
+func (r *Registry) updateInProgress(arn string) error {
+	return lambdaerr.New(lambdaerr.ResourceConflict,
+		"The operation cannot be performed at this time. An update is in progress for resource: %s", arn)
 }
 
 // ListVersions returns $LATEST followed by the published versions in
@@ -444,6 +463,10 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 	if _, ok := r.provisioned(name, version); ok {
 		return lambdaerr.New(lambdaerr.ResourceConflict,
 			"Unable to delete version %s because it has a provisioned concurrency config; delete that first.", version)
+	}
+	// Its event invoke config goes with it, as on Lambda.
+	if err := r.deleteConfigsOf(ctx, name, version); err != nil {
+		return err
 	}
 	if err := r.deleteKey(ctx, versionKey(name, version)); err != nil {
 		return err
@@ -551,10 +574,8 @@ func (r *Registry) UpdateAlias(ctx context.Context, name, aliasName string, in A
 	}
 	newRev, err := r.kv.Update(ctx, aliasKey(name, aliasName), data, rev)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return Alias{}, lambdaerr.New(lambdaerr.ResourceConflict,
-				"The operation cannot be performed at this time. An update is in progress for resource: %s", r.ARN(name, aliasName))
+		if conflict(err) {
+			return Alias{}, r.updateInProgress(r.ARN(name, aliasName))
 		}
 		return Alias{}, fmt.Errorf("updating alias %s:%s: %w", name, aliasName, err)
 	}
@@ -682,8 +703,8 @@ func (r *Registry) DeleteAlias(ctx context.Context, name, aliasName string) erro
 	if _, err := r.Get(ctx, name); err != nil {
 		return err
 	}
-	// An alias's provisioned concurrency goes with it, as on Lambda.
-	if err := r.deleteProvisionedOf(ctx, name, aliasName); err != nil {
+	// An alias's provisioned concurrency and event invoke configs go with it, as on Lambda.
+	if err := r.deleteConfigsOf(ctx, name, aliasName); err != nil {
 		return err
 	}
 	return r.deleteKey(ctx, aliasKey(name, aliasName))

@@ -57,6 +57,21 @@ func pythonWithBoto3(t *testing.T) string {
 	return ""
 }
 
+// runBoto3 runs the script testdata/clients/<script> with py and returns
+// what it printed; a failure (its traceback) fails the test.
+func runBoto3(t *testing.T, py, script string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(py, append([]string{filepath.Join("testdata/clients", script)}, args...)...)
+	cmd.Env = awsClientEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("boto3 script %s: %v\n%s", script, err, stderr.String())
+	}
+	return stdout
+}
+
 func TestBoto3(t *testing.T) {
 	t.Parallel()
 	py := pythonWithBoto3(t)
@@ -66,14 +81,7 @@ func TestBoto3(t *testing.T) {
 	if err := os.WriteFile(zipPath, kitchenZip, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "testdata/clients/boto3_client.py", ts.URL, testKeyID, testSecret, zipPath, "from-boto3")
-	cmd.Env = awsClientEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("boto3 script: %v\n%s", err, stderr.String())
-	}
+	stdout := runBoto3(t, py, "boto3_client.py", ts.URL, testKeyID, testSecret, zipPath, "from-boto3")
 	var out struct {
 		Create map[string]any
 		Invoke struct {
@@ -92,7 +100,7 @@ func TestBoto3(t *testing.T) {
 		Deleted     bool
 	}
 	if err := json.Unmarshal(stdout, &out); err != nil {
-		t.Fatalf("boto3 script output: %v\n%s\n%s", err, stdout, stderr.String())
+		t.Fatalf("boto3 script output: %v\n%s", err, stdout)
 	}
 	if out.Create["FunctionName"] != "from-boto3" || out.Create["State"] != "Active" || out.Create["CodeSha256"] != codeSha256(kitchenZip) ||
 		out.Create["MemorySize"] != float64(128) || out.Create["FunctionArn"] != "arn:aws:lambda:us-east-1:000000000000:function:from-boto3" {

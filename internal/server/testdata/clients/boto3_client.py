@@ -13,19 +13,10 @@ import base64
 import json
 import sys
 
-import boto3
-import botocore.config
+import owl_client
 
 endpoint, key_id, secret, zip_path, name = sys.argv[1:6]
-client = boto3.client(
-    "lambda",
-    endpoint_url=endpoint,
-    region_name="us-east-1",
-    aws_access_key_id=key_id,
-    aws_secret_access_key=secret,
-    # A retried invoke would run twice: the test must see every first answer.
-    config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-)
+client = owl_client.client(endpoint, key_id, secret)
 out = {}
 
 with open(zip_path, "rb") as f:
