@@ -29,6 +29,7 @@ type Request struct {
 
 // Outcome is what a delivery that reached the function's runtime got.
 type Outcome struct {
+	Payload       []byte
 	FunctionError bool
 	ErrorType     string
 }
@@ -58,10 +59,13 @@ type DeliveryOptions struct {
 	// was throttled or found no capacity; the waits start at a second and
 	// double up to it (Lambda: 1 s to 5 min).
 	ThrottleBackoff time.Duration
-	// Retries is how many times a function error is retried, and MaxAge
-	// how old an event may get before it is dropped (Lambda's defaults: 2
-	// and 6 hours; a function's event invoke config overrides them).
-	Retries func(name, qualifier string) (retries int, maxAge time.Duration)
+	// Config is the event invoke config of name:qualifier: how many times
+	// a function error is retried and how old an event may get (Lambda's
+	// defaults: 2 and 6 hours), and where records of successes and
+	// failures go. Nil: the defaults, no destinations.
+	Config func(name, qualifier string) registry.EventInvokeConfig
+	// Publish sends a record to a NATS destination (arn:owl:nats:::subject).
+	Publish func(subject string, data []byte) error
 	// Settled, when set, runs before an event that ran is acknowledged,
 	// so what the invocation wrote is stored first (the server flushes
 	// the function log: a delivered event's START..REPORT outlive a crash
@@ -83,6 +87,9 @@ type Stats struct {
 	Dropped int64
 	// Throttled counts tries that were throttled and put back to wait.
 	Throttled int64
+	// Destined counts records sent to destinations, DestinationFailed
+	// those a destination kept refusing (logged and given up).
+	Destined, DestinationFailed int64
 }
 
 // Delivery hands the queue's events to functions.
@@ -100,6 +107,7 @@ type Delivery struct {
 	cancel context.CancelFunc
 
 	delivered, retried, dropped, throttled atomic.Int64
+	destined, destinationFailed            atomic.Int64
 }
 
 // ackWait is how long JetStream waits for an acknowledgement before it
@@ -118,8 +126,10 @@ func StartDelivery(ctx context.Context, q *Queue, fns Functions, inv Invoker, op
 	if opts.ThrottleBackoff <= 0 {
 		opts.ThrottleBackoff = 5 * time.Minute
 	}
-	if opts.Retries == nil {
-		opts.Retries = func(string, string) (int, time.Duration) { return 2, 6 * time.Hour }
+	if opts.Config == nil {
+		opts.Config = func(name, qualifier string) registry.EventInvokeConfig {
+			return registry.EventInvokeConfig{FunctionName: name, Qualifier: qualifier}
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -180,9 +190,9 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait) // a retry's delay; not an attempt
 		return
 	}
-	retries, maxAge := d.opts.Retries(ev.Function, ev.Qualifier)
-	if now.Sub(ev.Accepted) > maxAge {
-		d.drop(msg, ev, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
+	cfg := d.opts.Config(ev.Function, ev.Qualifier)
+	if maxAge := cfg.MaxAge(); now.Sub(ev.Accepted) > maxAge {
+		d.fail(msg, ev, cfg, conditionAge, nil, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
 		return
 	}
 	t, err := d.fns.ResolveForInvoke(d.ctx, ev.Function, ev.Qualifier, rand.Float64())
@@ -195,20 +205,30 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 		return
 	}
 	out, err := d.invoke(msg, t.Function, ev)
-	switch {
-	case err != nil:
+	if err != nil {
 		d.later(msg, ev, err)
+		return
+	}
+	d.settle()
+	res := &result{out: out, version: t.Function.Version}
+	switch {
 	case !out.FunctionError:
 		d.delivered.Add(1)
-		d.settle()
+		d.toDestination(ev, cfg.OnSuccess, record(ev, d.fns.ARN(ev.Function, ev.Qualifier), conditionSuccess, res))
 		d.ack(msg, ev)
-	case ev.Attempt <= retries:
-		d.settle()
+	case ev.Attempt <= cfg.Retries():
 		d.retry(msg, ev, out)
 	default:
-		d.settle()
-		d.drop(msg, ev, fmt.Sprintf("function error (%s) on attempt %d, retries exhausted", out.ErrorType, ev.Attempt))
+		d.fail(msg, ev, cfg, conditionRetries, res,
+			fmt.Sprintf("function error (%s) on attempt %d, retries exhausted", out.ErrorType, ev.Attempt))
 	}
+}
+
+// fail gives an event up, sending its record to the OnFailure destination
+// if there is one.
+func (d *Delivery) fail(msg jetstream.Msg, ev Event, cfg registry.EventInvokeConfig, condition string, res *result, reason string) {
+	d.toDestination(ev, cfg.OnFailure, record(ev, d.fns.ARN(ev.Function, ev.Qualifier), condition, res))
+	d.drop(msg, ev, reason)
 }
 
 // invoke runs the event, telling JetStream the delivery is in progress
@@ -301,7 +321,8 @@ func (d *Delivery) ack(msg jetstream.Msg, ev Event) {
 
 // Stats returns the counts so far.
 func (d *Delivery) Stats() Stats {
-	return Stats{Accepted: d.q.Accepted(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load()}
+	return Stats{Accepted: d.q.Accepted(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load(),
+		Destined: d.destined.Load(), DestinationFailed: d.destinationFailed.Load()}
 }
 
 // Close stops taking events and ends the running deliveries; their events

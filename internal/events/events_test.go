@@ -75,6 +75,16 @@ func (f *fakeInvoker) count(id string) int {
 	return n
 }
 
+// configWith is an event invoke config source giving every function
+// these settings.
+func configWith(retries int, maxAge time.Duration, onSuccess, onFailure string) func(name, qualifier string) registry.EventInvokeConfig {
+	secs := int(maxAge.Seconds())
+	return func(name, qualifier string) registry.EventInvokeConfig {
+		return registry.EventInvokeConfig{FunctionName: name, Qualifier: qualifier,
+			MaximumRetryAttempts: &retries, MaximumEventAgeInSeconds: &secs, OnSuccess: onSuccess, OnFailure: onFailure}
+	}
+}
+
 type harness struct {
 	t   *testing.T
 	bus *natsbus.Bus
@@ -160,8 +170,7 @@ func TestFunctionErrorsRetriedThenDropped(t *testing.T) {
 		}
 		return Outcome{FunctionError: true, ErrorType: "Handled"}, nil
 	}}
-	retries := map[string]int{"fn": 2}
-	d := h.start(inv, DeliveryOptions{Retries: func(name, _ string) (int, time.Duration) { return retries[name], time.Hour }})
+	d := h.start(inv, DeliveryOptions{Config: configWith(2, time.Hour, "", "")})
 	h.enqueue("doomed", "fn")
 	h.enqueue("flaky", "fn")
 	h.waitEmpty()
@@ -194,7 +203,7 @@ func TestThrottledEventsWait(t *testing.T) {
 		}
 		return Outcome{}, nil
 	}}
-	d := h.start(inv, DeliveryOptions{Retries: func(string, string) (int, time.Duration) { return 0, time.Hour }})
+	d := h.start(inv, DeliveryOptions{Config: configWith(0, time.Hour, "", "")})
 	h.enqueue("waiting", "fn")
 	testkit.WaitFor(t, 10*time.Second, "a throttled try", func() bool { return d.Stats().Throttled >= 2 })
 	mu.Lock()
@@ -209,7 +218,7 @@ func TestThrottledEventsWait(t *testing.T) {
 func TestDroppedWhenTooOldOrGone(t *testing.T) {
 	h := newHarness(t, 1<<20)
 	inv := &fakeInvoker{}
-	d := h.start(inv, DeliveryOptions{Retries: func(string, string) (int, time.Duration) { return 2, time.Minute }})
+	d := h.start(inv, DeliveryOptions{Config: configWith(2, time.Minute, "", "")})
 	old := Event{RequestID: "old", Function: "fn", Payload: json.RawMessage(`{}`), Accepted: time.Now().Add(-2 * time.Minute)}
 	if err := h.q.Enqueue(context.Background(), old); err != nil {
 		t.Fatal(err)
@@ -269,5 +278,72 @@ func TestEnqueueRefusals(t *testing.T) {
 	}
 	if n, _ := h.q.Pending(context.Background()); n != uint64(accepted) {
 		t.Errorf("%d events stored, %d accepted: every accepted one must be kept", n, accepted)
+	}
+}
+
+// Records of successes and failures reach their destinations in Lambda's
+// format: a function (as an asynchronous invocation of it) and a NATS
+// subject.
+func TestDestinations(t *testing.T) {
+	h := newHarness(t, 1<<20)
+	inv := &fakeInvoker{outcome: func(req Request, _ int) (Outcome, error) {
+		if string(req.Payload) == `{"fail":true}` {
+			return Outcome{FunctionError: true, ErrorType: "Handled", Payload: []byte(`{"errorMessage":"no"}`)}, nil
+		}
+		return Outcome{Payload: []byte(`{"ok":1}`)}, nil
+	}}
+	var mu sync.Mutex
+	published := map[string][]byte{}
+	sink := "arn:aws:lambda:us-east-1:0:function:sink"
+	cfg := configWith(1, time.Hour, "arn:owl:nats:::results.ok", sink)
+	d, err := StartDelivery(context.Background(), h.q, fakeFunctions{"fn": true, "sink": true}, inv, DeliveryOptions{
+		RetryDelay: 10 * time.Millisecond,
+		Config: func(name, q string) registry.EventInvokeConfig {
+			if name == "sink" {
+				return registry.EventInvokeConfig{FunctionName: name}
+			}
+			return cfg(name, q)
+		},
+		Publish: func(subject string, data []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			published[subject] = data
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	for id, payload := range map[string]string{"good": `{"n":1}`, "bad": `{"fail":true}`} {
+		if err := h.q.Enqueue(context.Background(), Event{RequestID: id, Function: "fn", Payload: json.RawMessage(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, 30*time.Second, "both records delivered", func() bool { return d.Stats().Destined == 2 && d.Stats().Delivered >= 2 })
+	h.waitEmpty()
+
+	var ok Record
+	mu.Lock()
+	err = json.Unmarshal(published["results.ok"], &ok)
+	mu.Unlock()
+	if err != nil || ok.Version != "1.0" || ok.RequestContext.RequestID != "good" || ok.RequestContext.Condition != "Success" ||
+		ok.RequestContext.ApproximateInvokeCount != 1 || string(ok.RequestPayload) != `{"n":1}` ||
+		ok.ResponseContext == nil || ok.ResponseContext.StatusCode != 200 || string(ok.ResponsePayload) != `{"ok":1}` {
+		t.Errorf("the success record on results.ok: %+v (%v)", ok, err)
+	}
+	// The failure record was delivered to the sink function as an event.
+	inv.mu.Lock()
+	var fail Record
+	for _, c := range inv.calls {
+		if c.InvokedARN == "arn:aws:lambda:us-east-1:0:function:sink" {
+			_ = json.Unmarshal(c.Payload, &fail)
+		}
+	}
+	inv.mu.Unlock()
+	if fail.RequestContext.RequestID != "bad" || fail.RequestContext.Condition != "RetriesExhausted" ||
+		fail.RequestContext.ApproximateInvokeCount != 2 || fail.ResponseContext == nil ||
+		fail.ResponseContext.FunctionError != "Unhandled" || string(fail.ResponsePayload) != `{"errorMessage":"no"}` {
+		t.Errorf("the failure record at the sink: %+v", fail)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/telemetry"
@@ -215,7 +214,7 @@ func (a *API) routes() {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("x-amzn-RequestId", newRequestID())
+	w.Header().Set("x-amzn-RequestId", lambdawire.NewRequestID())
 	if !cleanPath(r.URL.Path) {
 		// ServeMux would answer a redirect to the cleaned path: a path
 		// with "." or ".." segments or an empty one names no operation.
@@ -308,27 +307,6 @@ func effectiveLimit(limit int64) int64 {
 		return noBodyLimit
 	}
 	return limit
-}
-
-// newRequestID is a random (version 4) UUID. It is made for every request,
-// so it is hex-encoded straight into its 36 bytes: one allocation, where
-// EncodeToString and concatenation made three.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var u [36]byte
-	hex.Encode(u[0:8], b[0:4])
-	u[8] = '-'
-	hex.Encode(u[9:13], b[4:6])
-	u[13] = '-'
-	hex.Encode(u[14:18], b[6:8])
-	u[18] = '-'
-	hex.Encode(u[19:23], b[8:10])
-	u[23] = '-'
-	hex.Encode(u[24:], b[10:])
-	return string(u[:])
 }
 
 // qualified parses the {name} path value (name, name:qualifier or an ARN)

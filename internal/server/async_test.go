@@ -138,6 +138,60 @@ print(json.dumps({"status": r["StatusCode"], "id": r["ResponseMetadata"]["Reques
 		}
 	})
 
+	t.Run("destinations get Lambda's records", func(t *testing.T) {
+		ts := ts.as(t)
+		// The sink prints every record it is given, one JSON line each.
+		sink := makeZip(t, zipEntry{name: "sink.py", body: "import json\n\ndef handler(event, context):\n    print('RECORD ' + json.dumps(event))\n"})
+		ts.createZip("async-sink", "python3.11", "sink.handler", sink)
+		ts.createKitchensink("async-dest")
+		sinkARN := "arn:aws:lambda:us-east-1:000000000000:function:async-sink"
+		if _, err := ts.sdk().PutFunctionEventInvokeConfig(context.Background(), &lambda.PutFunctionEventInvokeConfigInput{
+			FunctionName: aws.String("async-dest"), MaximumRetryAttempts: aws.Int32(1),
+			DestinationConfig: &types.DestinationConfig{
+				OnSuccess: &types.OnSuccess{Destination: aws.String(sinkARN)},
+				OnFailure: &types.OnFailure{Destination: aws.String(sinkARN)},
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		good := ts.invokeEvent("async-dest", `{"name":"dest"}`)
+		bad := ts.invokeEvent("async-dest", `{"action":"error"}`)
+		records := map[string]map[string]any{}
+		testkit.WaitFor(t, 2*time.Minute, "both records at the sink", func() bool {
+			for _, line := range strings.Split(ts.logText("async-sink"), "\n") {
+				_, js, ok := strings.Cut(line, "RECORD ")
+				var rec map[string]any
+				if ok && json.Unmarshal([]byte(js), &rec) == nil {
+					rc, _ := rec["requestContext"].(map[string]any)
+					if id, _ := rc["requestId"].(string); id != "" {
+						records[id] = rec
+					}
+				}
+			}
+			return records[good] != nil && records[bad] != nil
+		})
+		ctxOf := func(id string) (map[string]any, map[string]any) {
+			rc, _ := records[id]["requestContext"].(map[string]any)
+			resp, _ := records[id]["responseContext"].(map[string]any)
+			return rc, resp
+		}
+		if rc, resp := ctxOf(good); rc["condition"] != "Success" || rc["approximateInvokeCount"] != float64(1) ||
+			rc["functionArn"] != "arn:aws:lambda:us-east-1:000000000000:function:async-dest" ||
+			resp["statusCode"] != float64(200) || records[good]["version"] != "1.0" {
+			t.Errorf("success record: %v", records[good])
+		}
+		if p, _ := records[good]["responsePayload"].(map[string]any); p["message"] != "hello dest" {
+			t.Errorf("success record's response payload: %v", records[good]["responsePayload"])
+		}
+		if rc, resp := ctxOf(bad); rc["condition"] != "RetriesExhausted" || rc["approximateInvokeCount"] != float64(2) ||
+			resp["functionError"] != "Unhandled" {
+			t.Errorf("failure record: %v", records[bad])
+		}
+		if req, _ := records[bad]["requestPayload"].(map[string]any); req["action"] != "error" {
+			t.Errorf("failure record's request payload: %v", records[bad]["requestPayload"])
+		}
+	})
+
 	t.Run("reserved concurrency 0 holds events", func(t *testing.T) {
 		ts := ts.as(t)
 		ts.createKitchensink("async-held")

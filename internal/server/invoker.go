@@ -45,5 +45,5 @@ func (i eventInvoker) Invoke(ctx context.Context, fn registry.Function, req even
 	if res == nil {
 		return events.Outcome{}, err
 	}
-	return events.Outcome{FunctionError: res.FunctionError, ErrorType: res.ErrorType}, err
+	return events.Outcome{Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType}, err
 }
