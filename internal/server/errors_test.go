@@ -296,8 +296,6 @@ func TestInvokeErrors(t *testing.T) {
 			"~Could not parse request body into json"},
 		{"payload too large", "target/invocations", tooLarge, nil, 413, "RequestTooLargeException",
 			"Request must be smaller than 6291556 bytes for the InvokeFunction operation"},
-		{"async", "target/invocations", `{}`, map[string]string{"X-Amz-Invocation-Type": "Event"}, 400, "InvalidParameterValueException",
-			"~Asynchronous invocation (InvocationType Event) is not available"},
 		{"unknown invocation type", "target/invocations", `{}`, map[string]string{"X-Amz-Invocation-Type": "Later"}, 400, "ValidationException",
 			"1 validation error detected: Value 'Later' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"},
 		{"bad log type", "target/invocations", `{}`, map[string]string{"X-Amz-Log-Type": "Full"}, 400, "ValidationException",
