@@ -190,11 +190,6 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(wait) // a retry's delay; not an attempt
 		return
 	}
-	cfg := d.opts.Config(ev.Function, ev.Qualifier)
-	if maxAge := cfg.MaxAge(); now.Sub(ev.Accepted) > maxAge {
-		d.fail(msg, ev, cfg, conditionAge, nil, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
-		return
-	}
 	t, err := d.fns.ResolveForInvoke(d.ctx, ev.Function, ev.Qualifier, rand.Float64())
 	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
 		d.drop(msg, ev, "its function or qualifier no longer exists")
@@ -204,13 +199,19 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 		d.later(msg, ev, err)
 		return
 	}
-	out, err := d.invoke(msg, t.Function, ev)
+	fn := t.Function
+	cfg := d.opts.Config(ev.Function, ev.Qualifier)
+	if maxAge := cfg.MaxAge(); now.Sub(ev.Accepted) > maxAge {
+		d.fail(msg, ev, fn, cfg, conditionAge, nil, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
+		return
+	}
+	out, err := d.invoke(msg, fn, ev)
 	if err != nil {
 		d.later(msg, ev, err)
 		return
 	}
 	d.settle()
-	res := &result{out: out, version: t.Function.Version}
+	res := &result{out: out, version: fn.Version}
 	switch {
 	case !out.FunctionError:
 		d.delivered.Add(1)
@@ -219,15 +220,16 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 	case ev.Attempt <= cfg.Retries():
 		d.retry(msg, ev, out)
 	default:
-		d.fail(msg, ev, cfg, conditionRetries, res,
+		d.fail(msg, ev, fn, cfg, conditionRetries, res,
 			fmt.Sprintf("function error (%s) on attempt %d, retries exhausted", out.ErrorType, ev.Attempt))
 	}
 }
 
-// fail gives an event up, sending its record to the OnFailure destination
-// if there is one.
-func (d *Delivery) fail(msg jetstream.Msg, ev Event, cfg registry.EventInvokeConfig, condition string, res *result, reason string) {
+// fail gives an event up: its record goes to the OnFailure destination,
+// its payload to the function's dead-letter target, if they are set.
+func (d *Delivery) fail(msg jetstream.Msg, ev Event, fn registry.Function, cfg registry.EventInvokeConfig, condition string, res *result, reason string) {
 	d.toDestination(ev, cfg.OnFailure, record(ev, d.fns.ARN(ev.Function, ev.Qualifier), condition, res))
+	d.toDeadLetter(ev, fn.DeadLetterTarget)
 	d.drop(msg, ev, reason)
 }
 

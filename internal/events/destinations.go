@@ -85,29 +85,50 @@ func record(ev Event, functionARN, condition string, res *result) Record {
 const destinationTries = 3
 
 // toDestination sends rec to dest (a function ARN: as an asynchronous
-// invocation of it; arn:owl:nats:::subject: published on the subject),
-// trying a few times; "" is no destination. A destination that keeps
-// failing is logged and counted, never retried forever: other events
-// must not wait on it.
+// invocation of it; arn:owl:nats:::subject: published on the subject);
+// "" is no destination.
 func (d *Delivery) toDestination(ev Event, dest string, rec Record) {
 	if dest == "" {
 		return
 	}
 	data, err := json.Marshal(rec)
-	if err == nil {
-		for try := range destinationTries {
-			if err = d.send(dest, data); err == nil {
-				d.destined.Add(1)
-				return
-			}
-			if try+1 < destinationTries {
-				time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
-			}
+	if err != nil {
+		d.offerFailed(ev, dest, "record", err)
+		return
+	}
+	d.offer(ev, dest, "record", data)
+}
+
+// toDeadLetter sends the payload of an event given up to the function's
+// dead-letter target, as Lambda sends it to a dead-letter queue; "" is
+// none.
+func (d *Delivery) toDeadLetter(ev Event, target string) {
+	if target != "" {
+		d.offer(ev, target, "dead letter", ev.Payload)
+	}
+}
+
+// offer sends data to dest, trying a few times. A destination that keeps
+// failing is logged and counted, never retried forever: other events
+// must not wait on it.
+func (d *Delivery) offer(ev Event, dest, what string, data []byte) {
+	var err error
+	for try := range destinationTries {
+		if err = d.send(dest, data); err == nil {
+			d.destined.Add(1)
+			return
+		}
+		if try+1 < destinationTries {
+			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 		}
 	}
+	d.offerFailed(ev, dest, what, err)
+}
+
+func (d *Delivery) offerFailed(ev Event, dest, what string, err error) {
 	d.destinationFailed.Add(1)
-	d.log.Warn("a destination refused an asynchronous invocation's record", "request_id", ev.RequestID,
-		"function", ev.Function, "destination", dest, "condition", rec.RequestContext.Condition, "err", err)
+	d.log.Warn("a destination refused an asynchronous invocation's "+what, "request_id", ev.RequestID,
+		"function", ev.Function, "destination", dest, "err", err)
 }
 
 func (d *Delivery) send(dest string, data []byte) error {

@@ -347,3 +347,49 @@ func TestDestinations(t *testing.T) {
 		t.Errorf("the failure record at the sink: %+v", fail)
 	}
 }
+
+// withDeadLetter gives every function of fakeFunctions a dead-letter target.
+type withDeadLetter struct {
+	fakeFunctions
+	target string
+}
+
+func (w withDeadLetter) ResolveForInvoke(ctx context.Context, name, qualifier string, rnd float64) (registry.Target, error) {
+	t, err := w.fakeFunctions.ResolveForInvoke(ctx, name, qualifier, rnd)
+	t.Function.DeadLetterTarget = w.target
+	return t, err
+}
+
+// An event given up sends its payload, as it came, to the function's
+// dead-letter target; one delivered does not.
+func TestDeadLetter(t *testing.T) {
+	h := newHarness(t, 1<<20)
+	inv := &fakeInvoker{outcome: func(req Request, _ int) (Outcome, error) {
+		return Outcome{FunctionError: string(req.Payload) == `{"fail":true}`}, nil
+	}}
+	var mu sync.Mutex
+	var letters []string
+	d, err := StartDelivery(context.Background(), h.q, withDeadLetter{fakeFunctions{"fn": true}, "arn:owl:nats:::dead.letters"}, inv,
+		DeliveryOptions{Config: configWith(0, time.Hour, "", ""), Publish: func(subject string, data []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			letters = append(letters, subject+" "+string(data))
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	for id, payload := range map[string]string{"ok": `{"n":1}`, "doomed": `{"fail":true}`} {
+		if err := h.q.Enqueue(context.Background(), Event{RequestID: id, Function: "fn", Payload: json.RawMessage(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitEmpty()
+	testkit.WaitFor(t, 10*time.Second, "the dead letter", func() bool { return d.Stats().Destined == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(letters, []string{`dead.letters {"fail":true}`}) {
+		t.Errorf("dead letters %q, want the failed event's payload only", letters)
+	}
+}

@@ -53,7 +53,24 @@ func (a *API) wire(f registry.Function) lambdawire.FunctionConfiguration {
 	for _, l := range f.Layers {
 		c.Layers = append(c.Layers, lambdawire.Layer{Arn: l.ARN, CodeSize: l.CodeSize})
 	}
+	if f.DeadLetterTarget != "" {
+		c.DeadLetterConfig = &lambdawire.DeadLetterConfig{TargetArn: f.DeadLetterTarget}
+	}
 	return c
+}
+
+// deadLetterTarget checks a DeadLetterConfig of function name; nil leaves
+// the target as it is (ok false), an empty TargetArn removes it.
+func (a *API) deadLetterTarget(r *http.Request, name string, dl *lambdawire.DeadLetterConfig) (target string, ok bool, err error) {
+	if dl == nil {
+		return "", false, nil
+	}
+	if dl.TargetArn != "" {
+		if err := a.reg.CheckDestination(r.Context(), name, dl.TargetArn); err != nil {
+			return "", false, err
+		}
+	}
+	return dl.TargetArn, true, nil
 }
 
 type codeInput struct {
@@ -81,6 +98,7 @@ type createRequest struct {
 	Tags             map[string]string            `json:"Tags"`
 	Layers           []string                     `json:"Layers"`
 	Network          *string                      `json:"Network"`
+	DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
 }
 
 // defaultNetwork is the network mode of functions that do not choose one.
@@ -226,6 +244,11 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	if req.Environment != nil && req.Environment.Variables != nil {
 		f.Environment = req.Environment.Variables
 	}
+	deadLetter, _, err := a.deadLetterTarget(r, f.Name, req.DeadLetterConfig)
+	if err != nil {
+		return err
+	}
+	f.DeadLetterTarget = deadLetter
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -444,6 +467,7 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		RevisionId       string                       `json:"RevisionId"`
 		Layers           *[]string                    `json:"Layers"`
 		Network          *string                      `json:"Network"`
+		DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
@@ -464,6 +488,10 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
+	deadLetter, setDeadLetter, err := a.deadLetterTarget(r, fn.Name, req.DeadLetterConfig)
+	if err != nil {
+		return err
+	}
 	updated, err := a.reg.Update(r.Context(), fn.Name, req.RevisionId, nil, func(f *registry.Function) {
 		set(&f.Role, req.Role)
 		set(&f.Handler, req.Handler)
@@ -478,6 +506,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 			f.Layers = layers
 		}
 		set(&f.Network, req.Network)
+		if setDeadLetter {
+			f.DeadLetterTarget = deadLetter
+		}
 		if req.Environment != nil {
 			f.Environment = req.Environment.Variables
 			if len(f.Environment) == 0 {

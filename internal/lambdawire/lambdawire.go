@@ -38,6 +38,7 @@ type FunctionConfiguration struct {
 	EphemeralStorage           *EphemeralStorage `json:"EphemeralStorage,omitempty"`
 	LoggingConfig              *LoggingConfig    `json:"LoggingConfig,omitempty"`
 	Layers                     []Layer           `json:"Layers,omitempty"`
+	DeadLetterConfig           *DeadLetterConfig `json:"DeadLetterConfig,omitempty"`
 	// Network is Owl's extension: "egress" or "none" (AWS SDKs ignore it).
 	Network string `json:"Network,omitempty"`
 }
@@ -63,6 +64,11 @@ type EnvironmentError struct {
 // EphemeralStorage is the size of a function's /tmp in MB.
 type EphemeralStorage struct {
 	Size int `json:"Size"`
+}
+
+// DeadLetterConfig is where a function's given-up asynchronous events go.
+type DeadLetterConfig struct {
+	TargetArn string `json:"TargetArn,omitempty"`
 }
 
 // TracingConfig is a function's tracing mode ("PassThrough" or "Active").

@@ -115,7 +115,7 @@ func (r *Registry) PutEventInvokeConfig(ctx context.Context, name, qualifier str
 	}
 	for _, d := range []*string{in.OnSuccess, in.OnFailure} {
 		if d != nil && *d != "" {
-			if err := r.checkDestination(ctx, name, *d); err != nil {
+			if err := r.CheckDestination(ctx, name, *d); err != nil {
 				return EventInvokeConfig{}, err
 			}
 		}
@@ -183,10 +183,11 @@ func (r *Registry) noEventConfig(name, qualifier string) error {
 	return lambdaerr.New(lambdaerr.ResourceNotFound, "The function %s doesn't have an EventInvokeConfig", r.ARN(name, qualifier))
 }
 
-// checkDestination accepts, as where to send an event's outcome, an
+// CheckDestination accepts, as where to send an event's outcome (an event
+// invoke config's destination, a function's dead-letter target), an
 // existing function of Owl's other than name itself, or a NATS subject
 // outside Owl's own.
-func (r *Registry) checkDestination(ctx context.Context, name, dest string) error {
+func (r *Registry) CheckDestination(ctx context.Context, name, dest string) error {
 	if subject, ok := NATSSubject(dest); ok {
 		return checkSubject(dest, subject)
 	}

@@ -33,6 +33,11 @@ type Function struct {
 	// NetworkEgress or NetworkNone; "" (functions stored before it
 	// existed) means the server's default.
 	Network string `json:"network,omitempty"`
+	// DeadLetterTarget is where the payload of an asynchronous invocation
+	// that was given up goes (DeadLetterConfig.TargetArn): a function's ARN
+	// or arn:owl:nats:::<subject>, checked like an event invoke config's
+	// destinations (Registry.CheckDestination); "" for none.
+	DeadLetterTarget string `json:"dead_letter_target,omitempty"`
 	// Layers are resolved when configured: layer versions are immutable,
 	// and a function keeps a layer version deleted after it was attached.
 	Layers        []FunctionLayer `json:"layers,omitempty"`

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -190,6 +191,37 @@ print(json.dumps({"status": r["StatusCode"], "id": r["ResponseMetadata"]["Reques
 		if req, _ := records[bad]["requestPayload"].(map[string]any); req["action"] != "error" {
 			t.Errorf("failure record's request payload: %v", records[bad]["requestPayload"])
 		}
+	})
+
+	t.Run("dead-letter target gets the payload", func(t *testing.T) {
+		ts := ts.as(t) // after the destinations case: async-sink exists
+		ctx := context.Background()
+		sinkARN := "arn:aws:lambda:us-east-1:000000000000:function:async-sink"
+		ts.createKitchensink("async-dlq", func(in *lambda.CreateFunctionInput) {
+			in.DeadLetterConfig = &types.DeadLetterConfig{TargetArn: aws.String(sinkARN)}
+		})
+		got, err := ts.sdk().GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("async-dlq")})
+		if err != nil || got.DeadLetterConfig == nil || aws.ToString(got.DeadLetterConfig.TargetArn) != sinkARN {
+			t.Fatalf("GetFunctionConfiguration's DeadLetterConfig: %+v, %v", got.DeadLetterConfig, err)
+		}
+		for _, bad := range []string{"arn:aws:sqs:us-east-1:000000000000:dlq", sinkARN + "-nope", "arn:aws:lambda:us-east-1:000000000000:function:async-dlq"} {
+			_, err := ts.sdk().UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+				FunctionName: aws.String("async-dlq"), DeadLetterConfig: &types.DeadLetterConfig{TargetArn: aws.String(bad)},
+			})
+			var ipv *types.InvalidParameterValueException
+			if !errors.As(err, &ipv) {
+				t.Errorf("dead-letter target %s: %v, want InvalidParameterValueException", bad, err)
+			}
+		}
+		if _, err := ts.sdk().PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{
+			FunctionName: aws.String("async-dlq"), MaximumRetryAttempts: aws.Int32(0),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ts.invokeEvent("async-dlq", `{"action":"error","name":"dead letter 7"}`)
+		testkit.WaitFor(t, 2*time.Minute, "the payload at the dead-letter target", func() bool {
+			return strings.Contains(ts.logText("async-sink"), `RECORD {"action": "error", "name": "dead letter 7"}`)
+		})
 	})
 
 	t.Run("reserved concurrency 0 holds events", func(t *testing.T) {
