@@ -76,7 +76,7 @@ type DeliveryOptions struct {
 
 // Stats count what the queue and delivery did since they started.
 type Stats struct {
-	// Accepted counts events stored (first attempts).
+	// Accepted counts the events clients invoked that were stored.
 	Accepted int64
 	// Delivered counts events whose function ran and succeeded.
 	Delivered int64
@@ -263,7 +263,7 @@ func (d *Delivery) retry(msg jetstream.Msg, ev Event, out Outcome) {
 	next := ev
 	next.NotBefore = time.Now().Add(d.opts.RetryDelay << (ev.Attempt - 1))
 	next.Attempt++
-	if err := d.q.Enqueue(d.ctx, next); err != nil {
+	if err := d.q.store(d.ctx, next); err != nil {
 		d.later(msg, ev, fmt.Errorf("storing the retry: %w", err))
 		return
 	}

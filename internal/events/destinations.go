@@ -144,5 +144,5 @@ func (d *Delivery) send(dest string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return d.q.Enqueue(ctx, Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data})
+	return d.q.store(ctx, Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data})
 }

@@ -73,7 +73,7 @@ type Queue struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	opts     Options
-	accepted atomic.Int64 // events stored by Enqueue (first attempts)
+	accepted atomic.Int64 // clients' events stored by Enqueue
 }
 
 // Open creates or updates the event stream.
@@ -103,10 +103,20 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Queue, er
 	return &Queue{js: js, stream: s, opts: opts}, nil
 }
 
-// Enqueue stores ev and returns once the stream has it. An error means
-// the event was not accepted: a full disk or stream is a 503 the client
-// may retry.
+// Enqueue stores ev, an event a client invoked, and returns once the
+// stream has it. An error means the event was not accepted: a full disk
+// or stream is a 503 the client may retry.
 func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	if err := q.store(ctx, ev); err != nil {
+		return err
+	}
+	q.accepted.Add(1)
+	return nil
+}
+
+// store stores ev: a client's event, a retry, or a record for a
+// destination.
+func (q *Queue) store(ctx context.Context, ev Event) error {
 	if ev.Attempt == 0 {
 		ev.Attempt = 1
 	}
@@ -137,14 +147,11 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
 	}
-	if ev.Attempt == 1 {
-		q.accepted.Add(1)
-	}
 	return nil
 }
 
-// Accepted is how many events Enqueue stored since Open (retries not
-// counted).
+// Accepted is how many events clients invoked that Enqueue stored since
+// Open (not retries, not records sent to destinations).
 func (q *Queue) Accepted() int64 { return q.accepted.Load() }
 
 // Pending is the number of events stored and not yet finished.
