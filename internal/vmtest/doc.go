@@ -20,16 +20,24 @@
 // nf_tables) through the host root's /sbin/modprobe, which finds the guest
 // kernel's /lib/modules there.
 //
-// The report travels on the serial console, not only over 9p: a guest in
-// CI once went silent mid-test for the rest of its 40 minutes, the test
-// binary's own timeout never printed, and no result came back — the
-// signature of a stalled 9p write under the old copy of the test output
-// to a log on the share, which stood between the tests and the console. Every write to, or sync of, a
-// share is bounded in the guest; a test binary past its timeout, or a
-// share that does not answer, has the kernel print its blocked tasks
-// (sysrq w) on the console before the guest goes on; the host stops a
-// guest that reported its end but does not power off. The host keeps the
-// whole console in the scratch directory (test.log).
+// The report travels on the serial console, not only over 9p, and test
+// output goes straight to the console: no copy to a share stands between
+// a test and the host. Every write to, or sync of, a share is bounded in
+// the guest; a test binary past its timeout, or a share that does not
+// answer, has the kernel print its blocked tasks (sysrq w) on the console
+// before the guest goes on; the host stops a guest that reported its end
+// but does not power off. The host keeps the whole console in the scratch
+// directory (test.log).
+//
+// A TCG guest with two vCPUs twice stopped running user space mid-test
+// (once in TestRuntimeAPIListener, once in TestFreezeThaw, both right
+// after a sandbox was created): qemu kept both vCPU threads busy, but
+// neither the test binary's own timeout, nor the init's, nor the kernel's
+// lockup detectors printed anything, for 40 and 12 minutes. The cause is
+// not known. So the init prints a heartbeat every HeartbeatInterval, and
+// the host stops a guest silent for Options.Silence and fails the run
+// (exit 2, which .ci/run retries once under TCG); and a TCG guest gets
+// one vCPU unless asked for more.
 //
 // The host fails the run when the guest does not boot, when it reports no
 // results, when a test binary fails, or on a timeout; qemu is killed and

@@ -65,6 +65,19 @@ func Guest() {
 	powerOff()
 }
 
+// HeartbeatInterval is how often the guest init says it is alive on the
+// console; a host that hears nothing for a few of them knows the guest is
+// hung (Options.Silence).
+const HeartbeatInterval = 30 * time.Second
+
+// heartbeat prints a line every HeartbeatInterval: the init's, so it goes
+// on whatever the tests do, as long as the guest kernel runs user space.
+func heartbeat() {
+	for range time.Tick(HeartbeatInterval) {
+		fmt.Printf("v2guest: alive, uptime %.0fs\n", uptime())
+	}
+}
+
 // shareBound is how long the guest waits for a write to, or a sync of, a
 // 9p share before going on without it.
 const shareBound = time.Minute
@@ -138,6 +151,7 @@ func superviseRunner(plan *Plan, rep *Report) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the test runner: %w", err)
 	}
+	go heartbeat()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)

@@ -40,6 +40,10 @@ type Options struct {
 	Plan Plan
 	// Timeout bounds the whole boot and run (40 minutes when zero).
 	Timeout time.Duration
+	// Silence is how long the console may stay quiet before the guest is
+	// taken for hung and stopped (10 heartbeats when zero): its init
+	// prints a line every HeartbeatInterval whatever the tests do.
+	Silence time.Duration
 	// Console receives the guest's serial console as it comes.
 	Console io.Writer
 	Log     *slog.Logger
@@ -81,6 +85,9 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 40 * time.Minute
+	}
+	if o.Silence == 0 {
+		o.Silence = 10 * HeartbeatInterval
 	}
 	if o.Console == nil {
 		o.Console = io.Discard
@@ -138,9 +145,20 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
 	var runErr error
+	hung := false
 	select {
 	case runErr = <-exited:
+	case <-watch.silent(o.Silence, stopWatch):
+		// The guest kernel stopped running user space: even the init's
+		// heartbeat is gone. Seen twice under TCG, mid-test, with qemu
+		// busy; nothing in the guest reports it, so the host must.
+		hung = true
+		o.Log.Error("the guest is silent; stopping qemu", "silent_for", o.Silence)
+		_ = cmd.Process.Kill()
+		runErr = <-exited
 	case <-watch.final:
 		// The guest has said its last word; it powers off next. A power-off
 		// that hangs (a sync on a stalled share) costs powerOffGrace, not
@@ -164,6 +182,8 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	switch {
 	case rep.final():
 		// Whatever ended qemu, the guest finished and reported.
+	case hung:
+		return oc, fmt.Errorf("the guest hung: no console output for %v, its init's heartbeat included (%s); console tail:\n%s", o.Silence, progress(rep), tail)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return oc, fmt.Errorf("the guest did not finish within %v (%s); console tail:\n%s", o.Timeout, progress(rep), tail)
 	case ctx.Err() != nil:
@@ -344,13 +364,44 @@ type consoleWatch struct {
 	report  *Report
 	final   chan struct{}
 	finaled bool
+	last    time.Time // when the console last said anything
 }
 
-func newConsoleWatch() *consoleWatch { return &consoleWatch{final: make(chan struct{})} }
+func newConsoleWatch() *consoleWatch {
+	return &consoleWatch{final: make(chan struct{}), last: time.Now()}
+}
+
+// silent returns a channel closed once the console has said nothing for
+// d; its watch ends with stop, or at the guest's last word.
+func (c *consoleWatch) silent(d time.Duration, stop <-chan struct{}) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d / 8)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-c.final:
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			quiet := time.Since(c.last)
+			c.mu.Unlock()
+			if quiet >= d {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
+}
 
 func (c *consoleWatch) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.last = time.Now()
 	c.line = append(c.line, p...)
 	start := 0
 	for {

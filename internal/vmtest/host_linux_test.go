@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCompareKernelVersions(t *testing.T) {
@@ -152,5 +153,36 @@ func TestConsoleWatch(t *testing.T) {
 	w.Write(reportLine(&Report{Err: "again"})) // a second last word closes nothing twice
 	if failed := (&Report{Err: "mount failed"}); !failed.final() || (&Report{}).final() || (*Report)(nil).final() {
 		t.Error("final() wrong")
+	}
+}
+
+// TestConsoleWatchSilence: the silence channel closes only after a quiet
+// spell as long as asked, and not once the guest has said its last word.
+func TestConsoleWatchSilence(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	w := newConsoleWatch()
+	quiet := w.silent(200*time.Millisecond, stop)
+	for range 5 { // talking keeps it open
+		time.Sleep(80 * time.Millisecond)
+		w.Write([]byte("v2guest: alive\n"))
+	}
+	select {
+	case <-quiet:
+		t.Fatal("silent while the console talked")
+	default:
+	}
+	select {
+	case <-quiet:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not silent after the console stopped")
+	}
+	done := newConsoleWatch()
+	after := done.silent(50*time.Millisecond, stop)
+	done.Write(reportLine(&Report{Done: true}))
+	select {
+	case <-after:
+		t.Error("silent after the guest's last word")
+	case <-time.After(300 * time.Millisecond):
 	}
 }
