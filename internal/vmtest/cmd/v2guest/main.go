@@ -155,23 +155,13 @@ func host() int {
 	}
 	tests := selectTests(*run, extra, *timeout)
 	tcg := !vmtest.KVMAvailable() && !*full
-	if *cpus == 0 {
-		// One vCPU under TCG: twice a TCG guest with two stopped running
-		// user space mid-test while both vCPU threads stayed busy (package
-		// vmtest); with one, a livelock between emulated CPUs cannot be
-		// the cause.
-		*cpus = 2
-		if !vmtest.KVMAvailable() {
-			*cpus = 1
-		}
-	}
 	plan, initBin, err := prepare(ctx, log, root, scratch, tests, tcg, extra)
 	if err != nil {
 		log.Error("preparing the guest", "err", err)
 		return 2
 	}
 	oc, err := vmtest.Run(ctx, vmtest.Options{
-		Kernel: *kernel, MemoryMB: *memMB, CPUs: *cpus, Init: initBin, Scratch: scratch,
+		Kernel: *kernel, MemoryMB: *memMB, CPUs: guestCPUs(*cpus, vmtest.KVMAvailable()), Init: initBin, Scratch: scratch,
 		Plan: plan, Timeout: *timeout, Console: os.Stdout, Log: log,
 	})
 	if oc != nil {
@@ -188,6 +178,20 @@ func host() int {
 	}
 	fmt.Println("v2guest: PASS")
 	return 0
+}
+
+// guestCPUs is the guest's vCPU count: asked (n > 0), else 2 with KVM
+// and 1 under TCG. Twice a TCG guest with two stopped running user space
+// mid-test while both vCPU threads stayed busy (package vmtest); with
+// one, a livelock between emulated CPUs cannot be the cause.
+func guestCPUs(n int, kvm bool) int {
+	switch {
+	case n > 0:
+		return n
+	case kvm:
+		return 2
+	}
+	return 1
 }
 
 // selectTests returns the guestTests whose package contains run. With

@@ -54,3 +54,9 @@ func TestSelectTests(t *testing.T) {
 		t.Errorf("selectTests changed the table: %+v", guestTests[0])
 	}
 }
+
+func TestGuestCPUs(t *testing.T) {
+	if guestCPUs(0, true) != 2 || guestCPUs(0, false) != 1 || guestCPUs(4, false) != 4 {
+		t.Errorf("guestCPUs: kvm %d, tcg %d, asked 4 under tcg %d", guestCPUs(0, true), guestCPUs(0, false), guestCPUs(4, false))
+	}
+}
