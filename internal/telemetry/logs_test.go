@@ -12,19 +12,28 @@ import (
 	"github.com/owl-project/owl/internal/telemetry"
 )
 
-func TestLogStoreBatchesAndTails(t *testing.T) {
+// newLogStore opens a log store on an embedded NATS of its own, closed
+// when the test ends.
+func newLogStore(t *testing.T) (*natsbus.Bus, *telemetry.LogStore) {
+	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bus.Close()
+	t.Cleanup(bus.Close)
 	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logs.Close()
+	t.Cleanup(logs.Close)
+	return bus, logs
+}
+
+func TestLogStoreBatchesAndTails(t *testing.T) {
+	ctx := context.Background()
+	_, logs := newLogStore(t)
 
 	for i := range 50 {
 		logs.Append("fn", fmt.Sprintf("START %d\nline %d\nEND %d\n", i, i, i))
@@ -83,17 +92,7 @@ func TestReportLine(t *testing.T) {
 // stream never reaches JetStream's consumer limit.
 func TestTailLeavesNoConsumers(t *testing.T) {
 	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, nil, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	bus, logs := newLogStore(t)
 	logs.Append("fn", "START\nEND\n")
 	for i := range 2000 {
 		if lines, err := logs.Tail(ctx, "fn", 10); err != nil || len(lines) != 2 {
