@@ -108,18 +108,34 @@ func newHarness(t *testing.T, maxBytes int64) *harness {
 
 func (h *harness) start(inv Invoker, opts DeliveryOptions) *Delivery {
 	h.t.Helper()
+	return h.startWith(fakeFunctions{"fn": true}, inv, opts)
+}
+
+// startWith starts delivery on fns, closed when the test ends.
+func (h *harness) startWith(fns Functions, inv Invoker, opts DeliveryOptions) *Delivery {
+	h.t.Helper()
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 10 * time.Millisecond
 	}
 	if opts.ThrottleBackoff == 0 {
 		opts.ThrottleBackoff = time.Second
 	}
-	d, err := StartDelivery(context.Background(), h.q, fakeFunctions{"fn": true}, inv, opts)
+	d, err := StartDelivery(context.Background(), h.q, fns, inv, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(d.Close)
 	return d
+}
+
+// enqueuePayloads enqueues an event of fn per request id, with its payload.
+func (h *harness) enqueuePayloads(payloads map[string]string) {
+	h.t.Helper()
+	for id, payload := range payloads {
+		if err := h.q.Enqueue(context.Background(), Event{RequestID: id, Function: "fn", Payload: json.RawMessage(payload)}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 }
 
 func (h *harness) enqueue(id, fn string) {
@@ -296,8 +312,7 @@ func TestDestinations(t *testing.T) {
 	published := map[string][]byte{}
 	sink := "arn:aws:lambda:us-east-1:0:function:sink"
 	cfg := configWith(1, time.Hour, "arn:owl:nats:::results.ok", sink)
-	d, err := StartDelivery(context.Background(), h.q, fakeFunctions{"fn": true, "sink": true}, inv, DeliveryOptions{
-		RetryDelay: 10 * time.Millisecond,
+	d := h.startWith(fakeFunctions{"fn": true, "sink": true}, inv, DeliveryOptions{
 		Config: func(name, q string) registry.EventInvokeConfig {
 			if name == "sink" {
 				return registry.EventInvokeConfig{FunctionName: name}
@@ -311,21 +326,13 @@ func TestDestinations(t *testing.T) {
 			return nil
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	for id, payload := range map[string]string{"good": `{"n":1}`, "bad": `{"fail":true}`} {
-		if err := h.q.Enqueue(context.Background(), Event{RequestID: id, Function: "fn", Payload: json.RawMessage(payload)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.enqueuePayloads(map[string]string{"good": `{"n":1}`, "bad": `{"fail":true}`})
 	testkit.WaitFor(t, 30*time.Second, "both records delivered", func() bool { return d.Stats().Destined == 2 && d.Stats().Delivered >= 2 })
 	h.waitEmpty()
 
 	var ok Record
 	mu.Lock()
-	err = json.Unmarshal(published["results.ok"], &ok)
+	err := json.Unmarshal(published["results.ok"], &ok)
 	mu.Unlock()
 	if err != nil || ok.Version != "1.0" || ok.RequestContext.RequestID != "good" || ok.RequestContext.Condition != "Success" ||
 		ok.RequestContext.ApproximateInvokeCount != 1 || string(ok.RequestPayload) != `{"n":1}` ||
@@ -369,22 +376,14 @@ func TestDeadLetter(t *testing.T) {
 	}}
 	var mu sync.Mutex
 	var letters []string
-	d, err := StartDelivery(context.Background(), h.q, withDeadLetter{fakeFunctions{"fn": true}, "arn:owl:nats:::dead.letters"}, inv,
+	d := h.startWith(withDeadLetter{fakeFunctions{"fn": true}, "arn:owl:nats:::dead.letters"}, inv,
 		DeliveryOptions{Config: configWith(0, time.Hour, "", ""), Publish: func(subject string, data []byte) error {
 			mu.Lock()
 			defer mu.Unlock()
 			letters = append(letters, subject+" "+string(data))
 			return nil
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	for id, payload := range map[string]string{"ok": `{"n":1}`, "doomed": `{"fail":true}`} {
-		if err := h.q.Enqueue(context.Background(), Event{RequestID: id, Function: "fn", Payload: json.RawMessage(payload)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.enqueuePayloads(map[string]string{"ok": `{"n":1}`, "doomed": `{"fail":true}`})
 	h.waitEmpty()
 	testkit.WaitFor(t, 10*time.Second, "the dead letter", func() bool { return d.Stats().Destined == 1 })
 	mu.Lock()
