@@ -29,14 +29,18 @@
 // but does not power off. The host keeps the whole console in the scratch
 // directory (test.log).
 //
-// A TCG guest with two vCPUs twice stopped running user space mid-test
-// (once in TestRuntimeAPIListener, once in TestFreezeThaw, both right
-// after a sandbox was created): qemu kept both vCPU threads busy, but
-// neither the test binary's own timeout, nor the init's, nor the kernel's
-// lockup detectors printed anything, for 40 and 12 minutes. The cause is
-// not known. So the init prints a heartbeat every HeartbeatInterval, and
-// the host stops a guest silent for Options.Silence and fails the run
-// (exit 2, which .ci/run retries once under TCG); and a TCG guest gets
+// A TCG guest twice went silent mid-test (once in TestRuntimeAPIListener,
+// once in TestFreezeThaw, both right after a sandbox was created): qemu
+// kept its vCPU threads busy, but neither the test binary's own timeout,
+// nor the init's, printed anything, for 40 and 12 minutes. A third run
+// showed why: the guest's monotonic clock leapt 6 h 13 min forward
+// mid-test, and every timeout fired at once. The guest kept time by the
+// emulated TSC; a clock that can leap forward can stand still, which the
+// silent runs look like. Under TCG the kernel is now told the TSC is
+// unstable (tsc=unstable: it keeps time by the HPET). In case anything
+// else stops a guest, the init prints a heartbeat every HeartbeatInterval
+// and the host stops a guest silent for Options.Silence and fails the run
+// (exit 2, which .ci/run retries once under TCG); a TCG guest also gets
 // one vCPU unless asked for more.
 //
 // The host fails the run when the guest does not boot, when it reports no

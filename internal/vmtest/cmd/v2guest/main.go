@@ -181,9 +181,9 @@ func host() int {
 }
 
 // guestCPUs is the guest's vCPU count: asked (n > 0), else 2 with KVM
-// and 1 under TCG. Twice a TCG guest with two stopped running user space
-// mid-test while both vCPU threads stayed busy (package vmtest); with
-// one, a livelock between emulated CPUs cannot be the cause.
+// and 1 under TCG, where one ran the tests as fast as two and leaves
+// fewer emulated parts to go wrong (package vmtest has the hangs that
+// led to it).
 func guestCPUs(n int, kvm bool) int {
 	switch {
 	case n > 0:
