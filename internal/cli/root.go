@@ -94,6 +94,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newPublishCmd(g),
 		newVersionsCmd(g),
 		newAliasCmd(g),
+		newEventsCmd(g),
 	)
 	return root
 }

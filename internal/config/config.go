@@ -86,6 +86,13 @@ type Config struct {
 	// throttled asynchronous invocation, which start a second apart and
 	// double (OWL_ASYNC_THROTTLE_BACKOFF; Lambda: up to 5 minutes).
 	AsyncThrottleBackoff time.Duration
+	// EventLogAge is how long the event log keeps a record
+	// (OWL_EVENT_LOG_AGE).
+	EventLogAge time.Duration
+	// EventLogBytes bounds the event log's size; the oldest records go
+	// first (OWL_EVENT_LOG_BYTES; 0: sized from the disk like the log
+	// stream).
+	EventLogBytes int64
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
@@ -141,6 +148,7 @@ func Default() Config {
 		AsyncDeliveries:      64,
 		AsyncRetryDelay:      time.Minute,
 		AsyncThrottleBackoff: 5 * time.Minute,
+		EventLogAge:          7 * 24 * time.Hour,
 		LogRetention:         7 * 24 * time.Hour,
 		LogLevel:             "info",
 		NetworkEgress:        true,
@@ -258,6 +266,12 @@ func (c Config) Validate() error {
 	}
 	if c.AsyncThrottleBackoff < time.Second || c.AsyncThrottleBackoff > time.Hour {
 		errs = append(errs, fmt.Errorf("async throttle backoff %v: must be between 1s and 1h", c.AsyncThrottleBackoff))
+	}
+	if c.EventLogAge < time.Minute {
+		errs = append(errs, fmt.Errorf("event log age %v: must be at least 1m", c.EventLogAge))
+	}
+	if c.EventLogBytes != 0 && c.EventLogBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("event log bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.EventLogBytes))
 	}
 	if c.SpareInits < 0 || c.SpareInits > MaxSpareInits {
 		errs = append(errs, fmt.Errorf("spare inits %d: must be between 0 (off) and %d", c.SpareInits, MaxSpareInits))

@@ -57,6 +57,8 @@ var Settings = []Setting{
 	{Name: "async-deliveries", Help: "asynchronous invocations delivered at once on this node", Field: func(c *Config) any { return &c.AsyncDeliveries }},
 	{Name: "async-retry-delay", Help: "wait before retrying an asynchronous invocation's function error; the second retry waits twice as long", Field: func(c *Config) any { return &c.AsyncRetryDelay }},
 	{Name: "async-throttle-backoff", Help: "longest wait between tries of a throttled asynchronous invocation (they start 1s apart and double)", Field: func(c *Config) any { return &c.AsyncThrottleBackoff }},
+	{Name: "event-log-age", Help: "how long the event log keeps an accepted event for listing and replay", Field: func(c *Config) any { return &c.EventLogAge }},
+	{Name: "event-log-bytes", Help: "bytes the event log may hold before its oldest records go (0: an eighth of the disk's free space, 16 MiB to 1 GiB, like the function log)", Field: func(c *Config) any { return &c.EventLogBytes }},
 	{Name: "max-connections", Help: "API connections open at once; one more is answered 503", Field: func(c *Config) any { return &c.MaxConnections }},
 	{Name: "max-body-memory", Help: "MB of request bodies held at once; past it requests get 429", Field: func(c *Config) any { return &c.MaxBodyMemoryMB }},
 	{Name: "access-key-id", Help: "the access key ID SigV4 clients sign with (generated and stored in the data dir when unset)", Field: func(c *Config) any { return &c.AccessKeyID }, EnvOnly: true},

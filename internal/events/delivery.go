@@ -78,6 +78,9 @@ type DeliveryOptions struct {
 type Stats struct {
 	// Accepted counts the events clients invoked that were stored.
 	Accepted int64
+	// Unrecorded counts accepted events missing from the event log (its
+	// write failed); Replayed the events replays stored.
+	Unrecorded, Replayed int64
 	// Delivered counts events whose function ran and succeeded.
 	Delivered int64
 	// Retried counts function errors given another attempt.
@@ -323,7 +326,7 @@ func (d *Delivery) ack(msg jetstream.Msg, ev Event) {
 
 // Stats returns the counts so far.
 func (d *Delivery) Stats() Stats {
-	return Stats{Accepted: d.q.Accepted(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load(),
+	return Stats{Accepted: d.q.Accepted(), Unrecorded: d.q.unrecorded.Load(), Replayed: d.q.replayed.Load(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load(),
 		Destined: d.destined.Load(), DestinationFailed: d.destinationFailed.Load()}
 }
 

@@ -112,9 +112,10 @@ func (d *Delivery) toDeadLetter(ev Event, target string) {
 // failing is logged and counted, never retried forever: other events
 // must not wait on it.
 func (d *Delivery) offer(ev Event, dest, what string, data []byte) {
+	source := d.fns.ARN(ev.Function, ev.Qualifier) // the destination event came from its outcome
 	var err error
 	for try := range destinationTries {
-		if err = d.send(dest, data); err == nil {
+		if err = d.send(dest, source, data); err == nil {
 			d.destined.Add(1)
 			return
 		}
@@ -131,7 +132,7 @@ func (d *Delivery) offerFailed(ev Event, dest, what string, err error) {
 		"function", ev.Function, "destination", dest, "err", err)
 }
 
-func (d *Delivery) send(dest string, data []byte) error {
+func (d *Delivery) send(dest, source string, data []byte) error {
 	if subject, ok := registry.NATSSubject(dest); ok {
 		if d.opts.Publish == nil {
 			return fmt.Errorf("no NATS connection for %s", dest)
@@ -144,5 +145,10 @@ func (d *Delivery) send(dest string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return d.q.store(ctx, Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data})
+	ev := Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data, Accepted: time.Now()}
+	if err := d.q.store(ctx, ev); err != nil {
+		return err
+	}
+	d.q.record(ctx, ev, origin{typ: TypeDestination, source: source})
+	return nil
 }

@@ -64,7 +64,9 @@ type Options struct {
 	// refuses the event) rather than drop an accepted one.
 	MaxBytes int64
 	// Space refuses new events when the disk is below its reserve.
-	Space  *diskspace.Guard
+	Space *diskspace.Guard
+	// Log bounds the event log (eventlog.go).
+	Log    LogOptions
 	Logger *slog.Logger
 }
 
@@ -72,8 +74,12 @@ type Options struct {
 type Queue struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
+	log      jetstream.Stream // the event log (eventlog.go)
 	opts     Options
 	accepted atomic.Int64 // clients' events stored by Enqueue
+	// unrecorded counts accepted events the log has no record of;
+	// replayed counts the events replays stored.
+	unrecorded, replayed atomic.Int64
 }
 
 // Open creates or updates the event stream.
@@ -100,17 +106,25 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Queue, er
 	if err != nil {
 		return nil, fmt.Errorf("opening the event stream: %w", err)
 	}
-	return &Queue{js: js, stream: s, opts: opts}, nil
+	l, err := openLog(ctx, js, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Queue{js: js, stream: s, log: l, opts: opts}, nil
 }
 
 // Enqueue stores ev, an event a client invoked, and returns once the
-// stream has it. An error means the event was not accepted: a full disk
-// or stream is a 503 the client may retry.
+// stream has it and the event log its record. An error means the event
+// was not accepted: a full disk or stream is a 503 the client may retry.
 func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	if ev.Accepted.IsZero() {
+		ev.Accepted = time.Now()
+	}
 	if err := q.store(ctx, ev); err != nil {
 		return err
 	}
 	q.accepted.Add(1)
+	q.record(ctx, ev, origin{typ: TypeInvoke, source: sourceAPI})
 	return nil
 }
 

@@ -100,7 +100,10 @@ type Options struct {
 	// Events stores asynchronous invocations (internal/events); nil: the
 	// Event invocation type is refused.
 	Events EventQueue
-	Logger *slog.Logger
+	// EventLog lists, shows and replays accepted events (/owl/v1/events);
+	// nil: those operations are refused.
+	EventLog EventLog
+	Logger   *slog.Logger
 }
 
 // EventQueue stores an accepted asynchronous invocation durably; the API
@@ -198,6 +201,9 @@ func (a *API) routes() {
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
+	h("GET /owl/v1/events", 0, a.listEvents)
+	h("GET /owl/v1/events/{id}", 0, a.getEvent)
+	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)
 	const layers = "/2018-10-31/layers"
 	h("GET "+layers, 0, a.listLayers)
 	h("GET "+layers+"/{$}", 0, a.listLayers)

@@ -175,10 +175,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
 	s.reg.OnChange(applyChange(s.worker, s.gc)) // the one path from the registry to the worker (changes.go)
-	// Accepted asynchronous invocations wait here until delivered; the
-	// stream is sized like the log stream.
+	// Accepted asynchronous invocations wait here until delivered, and
+	// are kept in the event log for replay; both streams are sized like
+	// the log stream unless the event log is given a size.
+	eventLog := events.LogOptions{MaxAge: cfg.EventLogAge, MaxBytes: cfg.EventLogBytes}
+	if eventLog.MaxBytes == 0 {
+		eventLog.MaxBytes = plan.LogBytes
+	}
 	s.events, err = events.Open(ctx, s.bus.JS, events.Options{
-		MaxBytes: plan.LogBytes, Space: s.space, Logger: logger.With("component", "events"),
+		MaxBytes: plan.LogBytes, Log: eventLog, Space: s.space, Logger: logger.With("component", "events"),
 	})
 	if err != nil {
 		return nil, err
@@ -198,7 +203,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events,
+		Health: s.health, Events: s.events, EventLog: s.events,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{

@@ -1,0 +1,88 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/owl-project/owl/internal/lambdawire"
+)
+
+// EventFilter selects records of the event log.
+type EventFilter struct {
+	// Function selects one function's events; "" all.
+	Function string
+	// Since and Until bound the records' times; zero: unbounded.
+	Since, Until time.Time
+	// Limit bounds a page (0: the server's default, 100); Marker is a
+	// previous page's NextMarker.
+	Limit  int
+	Marker string
+}
+
+// EventPage is a page of the event log, oldest first.
+type EventPage struct {
+	Events []lambdawire.CloudEvent
+	// Raw holds each record as the server sent it (CloudEvents JSON).
+	Raw        []json.RawMessage
+	NextMarker string
+}
+
+// ListEvents lists a page of the event log (Owl's GET /owl/v1/events).
+func (c *Client) ListEvents(ctx context.Context, f EventFilter) (EventPage, error) {
+	q := url.Values{}
+	if f.Function != "" {
+		q.Set("function", f.Function)
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Marker != "" {
+		q.Set("marker", f.Marker)
+	}
+	var out lambdawire.EventList
+	if err := c.doJSON(ctx, http.MethodGet, "/owl/v1/events", q, nil, nil, &out); err != nil {
+		return EventPage{}, err
+	}
+	page := EventPage{Raw: out.Events, NextMarker: out.NextMarker}
+	for _, raw := range out.Events {
+		var ce lambdawire.CloudEvent
+		if err := json.Unmarshal(raw, &ce); err != nil {
+			return EventPage{}, fmt.Errorf("decoding an event log record: %w", err)
+		}
+		page.Events = append(page.Events, ce)
+	}
+	return page, nil
+}
+
+// GetEvent returns one record of the event log: decoded, and as the
+// server sent it (CloudEvents JSON).
+func (c *Client) GetEvent(ctx context.Context, id string) (lambdawire.CloudEvent, json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.doJSON(ctx, http.MethodGet, "/owl/v1/events/"+url.PathEscape(id), nil, nil, nil, &raw); err != nil {
+		return lambdawire.CloudEvent{}, nil, err
+	}
+	var ce lambdawire.CloudEvent
+	if err := json.Unmarshal(raw, &ce); err != nil {
+		return ce, nil, fmt.Errorf("decoding event %s: %w", id, err)
+	}
+	return ce, raw, nil
+}
+
+// ReplayEvents re-delivers the events of a function in a time range
+// (Owl's POST /owl/v1/events/replay).
+func (c *Client) ReplayEvents(ctx context.Context, in lambdawire.ReplayInput) (lambdawire.ReplayOutput, error) {
+	var out lambdawire.ReplayOutput
+	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/events/replay", nil, in, nil, &out)
+	return out, err
+}

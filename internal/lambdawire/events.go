@@ -1,0 +1,56 @@
+package lambdawire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Owl's event log API (/owl/v1/events): the records of accepted events,
+// in CloudEvents 1.0's JSON format, and their replay (docs/events.md).
+
+// CloudEvent is one record of the event log as the client reads it: the
+// CloudEvents 1.0 attributes in their JSON format, and Owl's extensions.
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	// Qualifier is the version or alias the event invoked.
+	Qualifier string `json:"owlqualifier,omitempty"`
+	// ReplayOf is, on a replay, the id of the event it replays.
+	ReplayOf string `json:"owlreplayof,omitempty"`
+}
+
+// EventList is a page of the event log (GET /owl/v1/events), oldest
+// first; NextMarker, when set, lists the next page (?marker=).
+type EventList struct {
+	Events     []json.RawMessage `json:"Events"`
+	NextMarker string            `json:"NextMarker,omitempty"`
+}
+
+// ReplayInput asks to re-deliver the events Function received from Since
+// to Until (RFC 3339; Until empty: up to now), to To (a function name,
+// name:qualifier or ARN; empty: Function itself).
+type ReplayInput struct {
+	Function string `json:"Function"`
+	Since    string `json:"Since"`
+	Until    string `json:"Until,omitempty"`
+	To       string `json:"To,omitempty"`
+}
+
+// ReplayOutput lists the events a replay stored, each a new asynchronous
+// invocation (Id, its request id) of the event ReplayOf.
+type ReplayOutput struct {
+	Count    int             `json:"Count"`
+	Replayed []ReplayedEvent `json:"Replayed"`
+}
+
+// ReplayedEvent is one event a replay re-delivered.
+type ReplayedEvent struct {
+	ID       string `json:"Id"`
+	ReplayOf string `json:"ReplayOf"`
+}
