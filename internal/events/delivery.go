@@ -266,7 +266,7 @@ func (d *Delivery) retry(msg jetstream.Msg, ev Event, out Outcome) {
 	next := ev
 	next.NotBefore = time.Now().Add(d.opts.RetryDelay << (ev.Attempt - 1))
 	next.Attempt++
-	if err := d.q.store(d.ctx, next); err != nil {
+	if err := d.q.store(d.ctx, next, nil); err != nil {
 		d.later(msg, ev, fmt.Errorf("storing the retry: %w", err))
 		return
 	}

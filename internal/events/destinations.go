@@ -146,9 +146,5 @@ func (d *Delivery) send(dest, source string, data []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ev := Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data, Accepted: time.Now()}
-	if err := d.q.store(ctx, ev); err != nil {
-		return err
-	}
-	d.q.record(ctx, ev, origin{typ: TypeDestination, source: source})
-	return nil
+	return d.q.store(ctx, ev, &origin{typ: TypeDestination, source: source})
 }

@@ -111,32 +111,52 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 	return ce, nil
 }
 
-// record appends ev's record to the log. ev is stored in the queue by
-// then (it was accepted), so a record that cannot be written is logged
-// and counted, not returned: the event is delivered all the same.
-func (q *Queue) record(ctx context.Context, ev Event, o origin) {
-	err := q.appendRecord(ctx, ev, o)
+// record sends ev's record to the log without waiting; recorded awaits
+// it. A record that cannot be written is logged and counted, not
+// returned: the event is delivered all the same.
+func (q *Queue) record(ev Event, o origin) jetstream.PubAckFuture {
+	ce, err := cloudEvent(ev, o)
+	var data []byte
+	if err == nil {
+		data, err = json.Marshal(ce)
+	}
+	var f jetstream.PubAckFuture
+	if err == nil {
+		f, err = q.js.PublishAsync(logSubjectPrefix+ev.Function+"."+ev.RequestID, data, jetstream.WithMsgID(ev.RequestID))
+	}
 	if err != nil {
-		q.unrecorded.Add(1)
-		q.opts.Logger.Warn("an accepted event is missing from the event log", "request_id", ev.RequestID,
-			"function", ev.Function, "err", err)
+		q.unrecordedBecause(ev, err)
+		return nil
+	}
+	return f
+}
+
+// recorded waits for ev's record; stored says whether the queue took ev
+// (if not, the record goes: the log holds accepted events only).
+func (q *Queue) recorded(ctx context.Context, ev Event, f jetstream.PubAckFuture, stored bool) {
+	select {
+	case ack := <-f.Ok():
+		if !stored {
+			if err := q.log.DeleteMsg(context.WithoutCancel(ctx), ack.Sequence); err != nil {
+				q.opts.Logger.Warn("the event log keeps the record of an event that was not accepted",
+					"request_id", ev.RequestID, "err", err)
+			}
+		}
+	case err := <-f.Err():
+		if stored {
+			q.unrecordedBecause(ev, err)
+		}
+	case <-ctx.Done():
+		if stored {
+			q.unrecordedBecause(ev, ctx.Err())
+		}
 	}
 }
 
-func (q *Queue) appendRecord(ctx context.Context, ev Event, o origin) error {
-	ce, err := cloudEvent(ev, o)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(ce)
-	if err != nil {
-		return fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
-	}
-	if _, err := q.js.Publish(ctx, logSubjectPrefix+ev.Function+"."+ev.RequestID, data,
-		jetstream.WithMsgID(ev.RequestID)); err != nil {
-		return fmt.Errorf("logging event %s: %w", ev.RequestID, err)
-	}
-	return nil
+func (q *Queue) unrecordedBecause(ev Event, err error) {
+	q.unrecorded.Add(1)
+	q.opts.Logger.Warn("an accepted event is missing from the event log", "request_id", ev.RequestID,
+		"function", ev.Function, "err", err)
 }
 
 // Unrecorded counts accepted events whose log record could not be written.
@@ -321,10 +341,9 @@ func (q *Queue) Replay(ctx context.Context, r ReplayRequest) ([]lambdawire.Repla
 			ev.Function = r.Function
 			ev.Qualifier, _ = e.Event.Extensions()[extQualifier].(string)
 		}
-		if stop = q.store(ctx, ev); stop != nil {
+		if stop = q.store(ctx, ev, &origin{typ: TypeReplay, source: sourceReplay, replayOf: e.Event.ID()}); stop != nil {
 			return false
 		}
-		q.record(ctx, ev, origin{typ: TypeReplay, source: sourceReplay, replayOf: e.Event.ID()})
 		done = append(done, lambdawire.ReplayedEvent{ID: ev.RequestID, ReplayOf: e.Event.ID()})
 		return true
 	})

@@ -165,6 +165,14 @@ func TestReplayStopsAtAFullQueue(t *testing.T) {
 			break
 		}
 	}
+	// The event the full queue refused has no record: the log holds
+	// accepted events only.
+	if _, err := h.q.Get(ctx, fmt.Sprintf("e%d", n)); !lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+		t.Fatalf("the refused event's record: %v, want none", err)
+	}
+	if all, _, err := h.q.List(ctx, Filter{}); err != nil || len(all) != n {
+		t.Fatalf("the log has %d records (%v), want the %d accepted events", len(all), err, n)
+	}
 	done, err := h.q.Replay(ctx, ReplayRequest{Function: "fn"})
 	var le *lambdaerr.Error
 	if !errors.As(err, &le) || le.Code != lambdaerr.ServiceUnavailable || len(done) != 0 {

@@ -120,17 +120,19 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 	if ev.Accepted.IsZero() {
 		ev.Accepted = time.Now()
 	}
-	if err := q.store(ctx, ev); err != nil {
+	if err := q.store(ctx, ev, &origin{typ: TypeInvoke, source: sourceAPI}); err != nil {
 		return err
 	}
 	q.accepted.Add(1)
-	q.record(ctx, ev, origin{typ: TypeInvoke, source: sourceAPI})
 	return nil
 }
 
-// store stores ev: a client's event, a retry, or a record for a
-// destination.
-func (q *Queue) store(ctx context.Context, ev Event) error {
+// store stores ev: a client's event, a retry, a record for a destination
+// function, or a replayed event. A new event (o set) gets its record in
+// the event log too: both writes go out at once and are awaited together
+// (one round trip, not two, before the API's 202); a record whose event
+// the queue refused is deleted again.
+func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 	if ev.Attempt == 0 {
 		ev.Attempt = 1
 	}
@@ -152,8 +154,15 @@ func (q *Queue) store(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
 	}
+	var rec jetstream.PubAckFuture
+	if o != nil {
+		rec = q.record(ev, *o)
+	}
 	_, err = q.js.Publish(ctx, subjectPrefix+ev.Function, data,
 		jetstream.WithMsgID(fmt.Sprintf("%s/%d", ev.RequestID, ev.Attempt)))
+	if rec != nil {
+		q.recorded(ctx, ev, rec, err == nil)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && fullStore[apiErr.ErrorCode] {
 		return unavailable("the event queue is full (" + apiErr.Description + "); the event was not accepted")
