@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -288,7 +289,7 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 
 	// Senders go on until the kill (or a cap); the kill comes once a few
 	// hundred events are in and some have run.
-	const senders, perSender, killAfter = 8, 1000, 300
+	const senders, perSender, killAfter = 8, 2000, 1000
 	var (
 		mu       sync.Mutex
 		accepted []string
@@ -350,5 +351,83 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	if len(accepted) == senders*perSender {
 		t.Fatalf("every event was accepted before the kill: it came too late to test anything")
 	}
-	t.Logf("%d events accepted before the kill, every one delivered after the restart", len(accepted))
+	// The 202 waited for the event log too: every accepted event has its
+	// record after the kill.
+	logged := map[string]bool{}
+	for _, e := range second.eventLog("survivor") {
+		logged[e.ID] = true
+	}
+	for _, id := range accepted {
+		if !logged[id] {
+			t.Fatalf("accepted event %s has no record in the event log after the kill (%d records)", id, len(logged))
+		}
+	}
+	t.Logf("%d events accepted before the kill, every one delivered and logged after the restart", len(accepted))
+}
+
+// eventLog returns every record of function fn in the event log, through
+// /owl/v1/events page by page.
+func (ts *testServer) eventLog(fn string) []lambdawire.CloudEvent {
+	ts.t.Helper()
+	var all []lambdawire.CloudEvent
+	marker := ""
+	for {
+		resp, body := ts.do("GET", "/owl/v1/events?limit=1000&function="+fn+"&marker="+marker, nil, nil)
+		var page lambdawire.EventList
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &page) != nil {
+			ts.t.Fatalf("GET /owl/v1/events: %d %.300s", resp.StatusCode, body)
+		}
+		for _, raw := range page.Events {
+			var e lambdawire.CloudEvent
+			if err := json.Unmarshal(raw, &e); err != nil {
+				ts.t.Fatalf("an event log record: %v: %s", err, raw)
+			}
+			all = append(all, e)
+		}
+		if page.NextMarker == "" {
+			return all
+		}
+		marker = page.NextMarker
+	}
+}
+
+// TestAsyncSIGTERM: SIGTERM while an asynchronous invocation runs makes
+// owl serve exit 0, and the event still runs to its end: finished before
+// the exit, or handed back and delivered again after the restart with
+// its request id. The OnSuccess record, found in the event log, proves it.
+func TestAsyncSIGTERM(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	first := startOwl(t, dataDir, "OWL_ASYNC_RETRY_DELAY=100ms", "OWL_ASYNC_THROTTLE_BACKOFF=1s")
+	first.createKitchensink("sink")
+	first.createKitchensink("slowpoke", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(60) })
+	if _, err := first.sdk().PutFunctionEventInvokeConfig(context.Background(), &lambda.PutFunctionEventInvokeConfigInput{
+		FunctionName: aws.String("slowpoke"),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{
+			Destination: aws.String("arn:aws:lambda:us-east-1:000000000000:function:sink")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	id := first.invokeEvent("slowpoke", `{"action":"sleep","ms":3000,"path":"/tmp/in-flight"}`)
+	inFlight(t, dataDir, "slowpoke", "/tmp/in-flight")
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("owl serve exited %d after SIGTERM\n%s", code, first.stderr.String())
+	}
+
+	second := startOwl(t, dataDir, "OWL_ASYNC_RETRY_DELAY=100ms", "OWL_ASYNC_THROTTLE_BACKOFF=1s")
+	testkit.WaitFor(t, 2*time.Minute, "the OnSuccess record of the event in flight at SIGTERM", func() bool {
+		for _, e := range second.eventLog("sink") {
+			var rec struct {
+				RequestContext struct{ RequestID, Condition string }
+			}
+			if json.Unmarshal(e.Data, &rec) == nil && rec.RequestContext.RequestID == id && rec.RequestContext.Condition == "Success" {
+				return e.Type == "owl.invoke.destination"
+			}
+		}
+		return false
+	})
+	t.Logf("the event in flight at SIGTERM ran %d times in all", second.runs("slowpoke", id))
 }
