@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -430,4 +431,42 @@ func TestAsyncSIGTERM(t *testing.T) {
 		return false
 	})
 	t.Logf("the event in flight at SIGTERM ran %d times in all", second.runs("slowpoke", id))
+}
+
+// TestAsyncDoesNotBlockSync: while a function's events keep its
+// deliveries busy and more wait behind them, a synchronous invoke of the
+// same function gets an environment of its own and answers at once, not
+// after the backlog.
+func TestAsyncDoesNotBlockSync(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", asyncConfig, func(c *config.Config) { c.AsyncDeliveries = 2 })
+	ts.createKitchensink("busy", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(120) })
+	// Six events of 60 s each: two run at a time, a backlog of minutes.
+	for range 6 {
+		ts.invokeEvent("busy", `{"action":"sleep","ms":60000,"path":"/tmp/busy"}`)
+	}
+	inst := instanceOf(t, ts.dataDir)
+	running := func() (pids []int) {
+		for pid := range functionProcesses(inst, "busy") {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/tmp/busy", pid)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	testkit.WaitFor(t, 2*time.Minute, "two events running", func() bool { return len(running()) >= 2 })
+
+	if r := ts.invoke("busy", `{"name":"sync"}`); r.funcErr != "" || !strings.Contains(r.payload, "hello sync") {
+		t.Fatalf("a synchronous invoke during the backlog: %+v", r)
+	}
+	if s := ts.EventStats(); s.Delivered > 0 {
+		t.Fatalf("the synchronous invoke answered only after %d events of the backlog were delivered", s.Delivered)
+	}
+
+	// End the sleeps (in the running sandboxes, and in the next events
+	// any sandbox of busy takes) so the test does not wait out the backlog.
+	for pid := range functionProcesses(inst, "busy") {
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/root/tmp/busy.release", pid), nil, 0o644)
+	}
+	testkit.WaitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return ts.EventStats().Delivered >= 6 })
 }
