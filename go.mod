@@ -3,6 +3,7 @@ module github.com/owl-project/owl
 go 1.27.3
 
 require (
+	github.com/adhocore/gronx v1.20.4
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0

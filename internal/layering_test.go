@@ -65,6 +65,8 @@ var forbidden = map[string][]string{
 	"internal/client":     {"internal/server", "internal/worker", "internal/registry"},
 	"internal/lambdawire": {"nats-io", "internal/"},
 	"internal/events":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/triggers":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/schedule":   {"nats-io", "internal/"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

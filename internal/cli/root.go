@@ -95,6 +95,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newVersionsCmd(g),
 		newAliasCmd(g),
 		newEventsCmd(g),
+		newTriggerCmd(g),
 	)
 	return root
 }

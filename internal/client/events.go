@@ -86,3 +86,22 @@ func (c *Client) ReplayEvents(ctx context.Context, in lambdawire.ReplayInput) (l
 	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/events/replay", nil, in, nil, &out)
 	return out, err
 }
+
+// CreateTrigger creates a schedule (Owl's POST /owl/v1/triggers).
+func (c *Client) CreateTrigger(ctx context.Context, in lambdawire.TriggerInput) (lambdawire.Trigger, error) {
+	var out lambdawire.Trigger
+	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/triggers", nil, in, nil, &out)
+	return out, err
+}
+
+// Triggers lists the schedules.
+func (c *Client) Triggers(ctx context.Context) ([]lambdawire.Trigger, error) {
+	var out lambdawire.TriggerList
+	err := c.doJSON(ctx, http.MethodGet, "/owl/v1/triggers", nil, nil, nil, &out)
+	return out.Triggers, err
+}
+
+// DeleteTrigger deletes the schedule named name.
+func (c *Client) DeleteTrigger(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/owl/v1/triggers/"+url.PathEscape(name), nil, nil, nil, nil)
+}

@@ -36,6 +36,9 @@ const (
 	// TypeReplay is an event re-delivered by a replay; its replayof
 	// extension is the id of the event it replays.
 	TypeReplay = "owl.invoke.replay"
+	// TypeSchedule is a firing of a schedule (internal/triggers); its
+	// source is the schedule's ARN.
+	TypeSchedule = "owl.schedule"
 )
 
 // The log's extension attributes (CloudEvents names: lower-case letters
@@ -214,6 +217,15 @@ func (q *Queue) Get(ctx context.Context, id string) (cloudevent.Event, error) {
 		return ce, fmt.Errorf("decoding event %s: %w", id, err)
 	}
 	return ce, nil
+}
+
+// Has says whether the log has a record of the event with id.
+func (q *Queue) Has(ctx context.Context, id string) (bool, error) {
+	_, err := q.Get(ctx, id)
+	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // validID says whether id can be a token of the log's subjects (event ids

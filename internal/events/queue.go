@@ -117,10 +117,17 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Queue, er
 // stream has it and the event log its record. An error means the event
 // was not accepted: a full disk or stream is a 503 the client may retry.
 func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	return q.EnqueueFrom(ctx, ev, TypeInvoke, sourceAPI)
+}
+
+// EnqueueFrom is Enqueue for an event a trigger made: its log record
+// says its type (TypeSchedule, …) and source (the trigger's ARN). The
+// same request id stored twice within two minutes is stored once.
+func (q *Queue) EnqueueFrom(ctx context.Context, ev Event, typ, source string) error {
 	if ev.Accepted.IsZero() {
 		ev.Accepted = time.Now()
 	}
-	if err := q.store(ctx, ev, &origin{typ: TypeInvoke, source: sourceAPI}); err != nil {
+	if err := q.store(ctx, ev, &origin{typ: typ, source: source}); err != nil {
 		return err
 	}
 	q.accepted.Add(1)

@@ -103,6 +103,8 @@ type Options struct {
 	// EventLog lists, shows and replays accepted events (/owl/v1/events);
 	// nil: those operations are refused.
 	EventLog EventLog
+	// Triggers keeps the schedules (/owl/v1/triggers); nil: refused.
+	Triggers Triggers
 	Logger   *slog.Logger
 }
 
@@ -204,6 +206,10 @@ func (a *API) routes() {
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)
+	h("POST /owl/v1/triggers", events.MaxPayload+1<<16, a.createTrigger)
+	h("GET /owl/v1/triggers", 0, a.listTriggers)
+	h("GET /owl/v1/triggers/{name}", 0, a.getTrigger)
+	h("DELETE /owl/v1/triggers/{name}", 0, a.deleteTrigger)
 	const layers = "/2018-10-31/layers"
 	h("GET "+layers, 0, a.listLayers)
 	h("GET "+layers+"/{$}", 0, a.listLayers)

@@ -54,3 +54,41 @@ type ReplayedEvent struct {
 	ID       string `json:"Id"`
 	ReplayOf string `json:"ReplayOf"`
 }
+
+// TriggerInput creates a schedule (POST /owl/v1/triggers).
+type TriggerInput struct {
+	Name string `json:"Name"`
+	// Schedule is rate(…), cron(…) or at(…), in Timezone (IANA; UTC when
+	// empty).
+	Schedule string `json:"Schedule"`
+	Timezone string `json:"Timezone,omitempty"`
+	// Function is a name, name:qualifier or function ARN.
+	Function string `json:"Function"`
+	// Input, when set, is the event of every firing; else EventBridge's
+	// Scheduled Event.
+	Input json.RawMessage `json:"Input,omitempty"`
+	// CatchUp is "last" (fire the latest firing missed while Owl was
+	// down; the default) or "none".
+	CatchUp string `json:"CatchUp,omitempty"`
+}
+
+// Trigger is a schedule as the API shows it.
+type Trigger struct {
+	Name        string          `json:"Name"`
+	Arn         string          `json:"Arn"`
+	Schedule    string          `json:"Schedule"`
+	Timezone    string          `json:"Timezone,omitempty"`
+	Function    string          `json:"Function"`
+	Input       json.RawMessage `json:"Input,omitempty"`
+	CatchUp     string          `json:"CatchUp"`
+	State       string          `json:"State"`
+	StateReason string          `json:"StateReason,omitempty"`
+	CreatedAt   time.Time       `json:"CreatedAt"`
+	LastFiring  *time.Time      `json:"LastFiring,omitempty"`
+	NextFiring  *time.Time      `json:"NextFiring,omitempty"`
+}
+
+// TriggerList is GET /owl/v1/triggers.
+type TriggerList struct {
+	Triggers []Trigger `json:"Triggers"`
+}

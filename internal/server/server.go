@@ -31,6 +31,7 @@ import (
 	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/storegc"
 	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/triggers"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -46,7 +47,8 @@ type Server struct {
 	reg     *registry.Registry
 	logs    *telemetry.LogStore
 	events  *events.Queue
-	deliver *events.Delivery // started by Start
+	sched   *triggers.Scheduler // schedules, started by Start
+	deliver *events.Delivery    // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
 	httpSrv *http.Server
@@ -189,6 +191,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, err
 	}
 
+	s.sched, err = triggers.Open(ctx, s.bus.JS, s.reg, s.events, triggers.Options{
+		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "triggers"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	// Code uploads spool their zips here, unlinked at once; a crash
 	// between creating and unlinking one leaves it, so start empty.
 	uploadDir := filepath.Join(dataDir, "uploads")
@@ -203,7 +212,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events,
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
@@ -243,6 +252,7 @@ func (s *Server) Start() {
 			s.logger.Error("asynchronous invocations will not be delivered until a restart", "err", err)
 		}
 		s.deliver = d
+		s.sched.Start()
 		go func() {
 			err := s.httpSrv.Serve(s.ln)
 			if errors.Is(err, http.ErrServerClosed) {
@@ -288,6 +298,9 @@ func (s *Server) EventStats() events.Stats {
 	return s.deliver.Stats()
 }
 
+// TriggerStats counts the schedules' firings since the start.
+func (s *Server) TriggerStats() triggers.Stats { return s.sched.Stats() }
+
 // StoreStats is what the store's last collection found: its size on disk,
 // what of it is live and reclaimable, the free space and the reserve.
 func (s *Server) StoreStats() storegc.Stats { return s.gc.Stats() }
@@ -326,6 +339,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) teardown() {
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.sched != nil {
+		s.sched.Close() // before the queue it stores firings in
 	}
 	if s.deliver != nil {
 		s.deliver.Close() // before the worker: deliveries run on it
