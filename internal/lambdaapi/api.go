@@ -198,6 +198,14 @@ func (a *API) routes() {
 	h("GET "+eic, 0, a.getEventInvokeConfig)
 	h("DELETE "+eic, 0, a.deleteEventInvokeConfig)
 	h("GET "+eic+"/list", 0, a.listEventInvokeConfigs)
+	const fu = "/2021-10-31/functions/{name}/url"
+	h("POST "+fu, 1<<16, a.createURLConfig)
+	h("GET "+fu, 0, a.getURLConfig)
+	h("PUT "+fu, 1<<16, a.updateURLConfig)
+	h("DELETE "+fu, 0, a.deleteURLConfig)
+	h("GET /2021-10-31/functions/{name}/urls", 0, a.listURLConfigs)
+	// The function URLs themselves: public or SigV4, as each is configured.
+	a.mux.Handle(urlPathPrefix, http.HandlerFunc(a.serveFunctionURL))
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)

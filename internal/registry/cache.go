@@ -27,6 +27,8 @@ type fnCache struct {
 	reservedTotal int
 	provisioned   map[string]ProvisionedConfig
 	eventConfigs  map[string]EventInvokeConfig
+	urlConfigs    map[string]URLConfig
+	urlByID       map[string]string // function URL id → its key
 }
 
 type cacheEntry struct {
@@ -37,7 +39,7 @@ type cacheEntry struct {
 
 func newFnCache() *fnCache {
 	return &fnCache{entries: map[string]cacheEntry{}, reserved: map[string]int{}, provisioned: map[string]ProvisionedConfig{},
-		eventConfigs: map[string]EventInvokeConfig{}}
+		eventConfigs: map[string]EventInvokeConfig{}, urlConfigs: map[string]URLConfig{}, urlByID: map[string]string{}}
 }
 
 // get returns a live entry. A miss (or a tombstone) sends the caller to
@@ -96,6 +98,12 @@ func (c *fnCache) index(key string, v any) {
 		c.provisioned[key] = v
 	case EventInvokeConfig:
 		c.eventConfigs[key] = v
+	case URLConfig:
+		if old, ok := c.urlConfigs[key]; ok {
+			delete(c.urlByID, old.URLID)
+		}
+		c.urlConfigs[key] = v
+		c.urlByID[v.URLID] = key
 	case nil:
 		if k, ok := parseKey(key); ok && k.kind == keyFunction {
 			c.reservedTotal -= c.reserved[k.name]
@@ -103,6 +111,10 @@ func (c *fnCache) index(key string, v any) {
 		}
 		delete(c.provisioned, key)
 		delete(c.eventConfigs, key)
+		if old, ok := c.urlConfigs[key]; ok {
+			delete(c.urlByID, old.URLID)
+			delete(c.urlConfigs, key)
+		}
 	}
 }
 
@@ -250,7 +262,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 	}
 	// Aliases only point, and event invoke configs are read where events
 	// are delivered: neither changes what this node's worker runs.
-	told := k.kind != keyAlias && k.kind != keyEventConfig
+	told := k.kind != keyAlias && k.kind != keyEventConfig && k.kind != keyURLConfig
 	if e.Operation() != jetstream.KeyValuePut {
 		r.cache.remove(key, e.Revision())
 		return c, told
@@ -261,6 +273,8 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) (c Change, ok bool) {
 		v, ok = decodeEntry[ProvisionedConfig](r, e, "provisioned concurrency")
 	case keyEventConfig:
 		v, ok = decodeEntry[EventInvokeConfig](r, e, "event invoke config")
+	case keyURLConfig:
+		v, ok = decodeEntry[URLConfig](r, e, "function URL config")
 	case keyAlias:
 		v, ok = decodeEntry[Alias](r, e, "alias")
 	default:

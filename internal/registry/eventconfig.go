@@ -350,10 +350,11 @@ func configsOf[T perQualifier](mu *sync.RWMutex, index map[string]T, name string
 	return out
 }
 
-// deleteConfigsOf deletes name's provisioned concurrency and event invoke
-// configs of qualifier (every qualifier's when it is empty).
+// deleteConfigsOf deletes name's provisioned concurrency, event invoke
+// and function URL configs of qualifier (every qualifier's when it is
+// empty).
 func (r *Registry) deleteConfigsOf(ctx context.Context, name, qualifier string) error {
-	for _, prefix := range []string{provisionedPrefix, eventConfigPrefix} {
+	for _, prefix := range []string{provisionedPrefix, eventConfigPrefix, urlPrefix} {
 		keys, err := r.keys(ctx, prefix+name+".*")
 		if err != nil {
 			return err

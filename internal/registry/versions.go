@@ -29,11 +29,13 @@ import (
 //	eic.<name>.<qualifier> an event (asynchronous) invoke config; $LATEST's
 //	                       qualifier token is "=latest" ('$' may not be
 //	                       in a key; '=' is in no alias name)
+//	url.<name>.<qualifier> a function URL ($LATEST's token "=latest" too)
 const (
 	versionPrefix     = "ver."
 	aliasPrefix       = "alias."
 	provisionedPrefix = "pc."
 	eventConfigPrefix = "eic."
+	urlPrefix         = "url."
 )
 
 type keyKind int
@@ -44,6 +46,7 @@ const (
 	keyAlias
 	keyProvisioned
 	keyEventConfig
+	keyURLConfig
 )
 
 type parsedKey struct {
@@ -69,6 +72,8 @@ func parseKey(key string) (parsedKey, bool) {
 		return parsedKey{kind: keyProvisioned, name: parts[1], qualifier: parts[2]}, true
 	case len(parts) == 3 && parts[0]+"." == eventConfigPrefix:
 		return parsedKey{kind: keyEventConfig, name: parts[1], qualifier: parts[2]}, true
+	case len(parts) == 3 && parts[0]+"." == urlPrefix:
+		return parsedKey{kind: keyURLConfig, name: parts[1], qualifier: parts[2]}, true
 	}
 	return parsedKey{}, false
 }
