@@ -297,4 +297,3 @@ func cors(w http.ResponseWriter, r *http.Request, c *registry.Cors) {
 		h.Set("Access-Control-Expose-Headers", strings.Join(c.ExposeHeaders, ","))
 	}
 }
-
