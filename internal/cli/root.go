@@ -96,6 +96,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newAliasCmd(g),
 		newEventsCmd(g),
 		newTriggerCmd(g),
+		newRouteCmd(g),
 	)
 	return root
 }

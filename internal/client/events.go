@@ -105,3 +105,22 @@ func (c *Client) Triggers(ctx context.Context) ([]lambdawire.Trigger, error) {
 func (c *Client) DeleteTrigger(ctx context.Context, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/owl/v1/triggers/"+url.PathEscape(name), nil, nil, nil, nil)
 }
+
+// AddRoute adds a route to Owl's HTTP API (POST /owl/v1/routes).
+func (c *Client) AddRoute(ctx context.Context, in lambdawire.RouteInput) (lambdawire.Route, error) {
+	var out lambdawire.Route
+	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/routes", nil, in, nil, &out)
+	return out, err
+}
+
+// Routes lists the HTTP API's routes.
+func (c *Client) Routes(ctx context.Context) ([]lambdawire.Route, error) {
+	var out lambdawire.RouteList
+	err := c.doJSON(ctx, http.MethodGet, "/owl/v1/routes", nil, nil, nil, &out)
+	return out.Routes, err
+}
+
+// DeleteRoute deletes a route, by id or by key.
+func (c *Client) DeleteRoute(ctx context.Context, idOrKey string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/owl/v1/routes/"+url.PathEscape(idOrKey), nil, nil, nil, nil)
+}

@@ -105,6 +105,9 @@ type Options struct {
 	EventLog EventLog
 	// Triggers keeps the schedules (/owl/v1/triggers); nil: refused.
 	Triggers Triggers
+	// Routes is the HTTP API's route table (served under /http/, managed
+	// at /owl/v1/routes); nil: refused.
+	Routes Routes
 	Logger   *slog.Logger
 }
 
@@ -204,8 +207,13 @@ func (a *API) routes() {
 	h("PUT "+fu, 1<<16, a.updateURLConfig)
 	h("DELETE "+fu, 0, a.deleteURLConfig)
 	h("GET /2021-10-31/functions/{name}/urls", 0, a.listURLConfigs)
-	// The function URLs themselves: public or SigV4, as each is configured.
+	// The function URLs and routes themselves: public or SigV4, as each is
+	// configured.
 	a.mux.Handle(urlPathPrefix, http.HandlerFunc(a.serveFunctionURL))
+	a.mux.Handle(routesPrefix+"/", http.HandlerFunc(a.serveRoutes))
+	h("POST /owl/v1/routes", 1<<16, a.addRoute)
+	h("GET /owl/v1/routes", 0, a.listRoutes)
+	h("DELETE /owl/v1/routes/{id}", 0, a.deleteRoute)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)

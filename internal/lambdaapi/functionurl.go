@@ -28,6 +28,19 @@ import (
 // APIGatewayV2HTTPRequest: Lambda's function URL event is that format
 // (routeKey and stage "$default"), which LambdaFunctionURLRequest trims.
 
+// httpTarget is where an HTTP request goes (a function URL's or a
+// route's function) and what its event says of how it got there.
+type httpTarget struct {
+	function, qualifier string // qualifier as stored ($LATEST or an alias)
+	authType            string
+	cors                *registry.Cors
+	// apiID and routeKey are the event's requestContext.apiId and
+	// routeKey ("$default" for a URL); params names the path parameters.
+	apiID, routeKey string
+	params          []string
+	path            string // the path the function sees
+}
+
 // serveFunctionURL is the handler of every request under /lambda-url/.
 func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, urlPathPrefix)
@@ -37,7 +50,14 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 		urlMessage(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	public := c.AuthType == registry.AuthNone
+	a.serveHTTPEvent(w, r, httpTarget{function: c.FunctionName, qualifier: c.Qualifier, authType: c.AuthType,
+		cors: c.Cors, apiID: c.URLID, routeKey: "$default", path: "/" + path})
+}
+
+// serveHTTPEvent authenticates r as t asks, reads its body, answers a
+// CORS preflight itself, else runs t's function on the request.
+func (a *API) serveHTTPEvent(w http.ResponseWriter, r *http.Request, t httpTarget) {
+	public := t.authType == registry.AuthNone
 	var principal auth.Principal
 	var verify *auth.Pending
 	if !public {
@@ -47,8 +67,9 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// A public URL's body is a stranger's: it counts against the budget
-	// of bodies not yet authenticated, as any request's does until then.
+	// A public endpoint's body is a stranger's: it counts against the
+	// budget of bodies not yet authenticated, as any request's does until
+	// then.
 	pending := public || verify != nil
 	body, held, err := a.readBody(w, r, MaxSyncPayload, pending)
 	if err != nil {
@@ -62,30 +83,29 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if c.Cors != nil && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		preflight(w, r, c.Cors)
+	if t.cors != nil && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		preflight(w, r, t.cors)
 		return
 	}
-	a.invokeURL(w, r, c, "/"+path, body, principal)
+	a.invokeHTTP(w, r, t, body, principal)
 }
 
-// invokeURL runs the function behind c on the request and writes its
-// answer.
-func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, c registry.URLConfig, path string, body []byte, p auth.Principal) {
+// invokeHTTP runs t's function on the request and writes its answer.
+func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, body []byte, p auth.Principal) {
 	requestID := w.Header().Get("x-amzn-RequestId")
-	payload, err := json.Marshal(a.urlEvent(r, c, path, body, p, requestID))
+	payload, err := json.Marshal(a.httpEvent(r, t, body, p, requestID))
 	if err != nil {
 		urlMessage(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
-	q := qualifierOf(c.Qualifier)
-	t, err := a.reg.ResolveForInvoke(r.Context(), c.FunctionName, q, rand.Float64())
+	q := qualifierOf(t.qualifier)
+	target, err := a.reg.ResolveForInvoke(r.Context(), t.function, q, rand.Float64())
 	if err == nil {
 		var res *InvokeResult
-		res, err = a.invoker.Invoke(r.Context(), InvokeRequest{Function: t.Function, RequestID: requestID, Payload: payload,
-			TraceID: r.Header.Get("X-Amzn-Trace-Id"), InvokedARN: a.reg.ARN(c.FunctionName, q)})
+		res, err = a.invoker.Invoke(r.Context(), InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
+			TraceID: r.Header.Get("X-Amzn-Trace-Id"), InvokedARN: a.reg.ARN(t.function, q)})
 		if err == nil {
-			cors(w, r, c.Cors)
+			cors(w, r, t.cors)
 			if res.FunctionError {
 				urlMessage(w, http.StatusBadGateway, "Internal Server Error")
 				return
@@ -94,28 +114,29 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, c registry.URLCo
 			return
 		}
 	}
-	cors(w, r, c.Cors)
+	cors(w, r, t.cors)
 	switch e := lambdaerr.As(err); {
 	case e.Code == lambdaerr.TooManyRequests:
 		urlMessage(w, http.StatusTooManyRequests, "Rate Exceeded.")
 	case e.Code == lambdaerr.ResourceNotFound:
 		urlMessage(w, http.StatusNotFound, "Not Found")
 	default:
-		a.logger.Warn("a function URL's invocation failed", "function", c.FunctionName, "request_id", requestID, "err", err)
+		a.logger.Warn("an HTTP invocation failed", "function", t.function, "request_id", requestID, "err", err)
 		urlMessage(w, http.StatusBadGateway, "Internal Server Error")
 	}
 }
 
-// urlEvent is the request as the function gets it: payload format 2.0.
-func (a *API) urlEvent(r *http.Request, c registry.URLConfig, path string, body []byte, p auth.Principal, requestID string) lambdaevents.APIGatewayV2HTTPRequest {
+// httpEvent is the request as the function gets it: payload format 2.0.
+func (a *API) httpEvent(r *http.Request, t httpTarget, body []byte, p auth.Principal, requestID string) lambdaevents.APIGatewayV2HTTPRequest {
 	now := time.Now().UTC()
+	path := t.path
 	ev := lambdaevents.APIGatewayV2HTTPRequest{
-		Version: "2.0", RouteKey: "$default", RawPath: path, RawQueryString: r.URL.RawQuery,
+		Version: "2.0", RouteKey: t.routeKey, RawPath: path, RawQueryString: r.URL.RawQuery,
 		Headers: map[string]string{},
 		RequestContext: lambdaevents.APIGatewayV2HTTPRequestContext{
-			RouteKey: "$default", Stage: "$default",
-			AccountID: "anonymous", RequestID: requestID, APIID: c.URLID,
-			DomainName: r.Host, DomainPrefix: c.URLID,
+			RouteKey: t.routeKey, Stage: "$default",
+			AccountID: "anonymous", RequestID: requestID, APIID: t.apiID,
+			DomainName: r.Host, DomainPrefix: t.apiID,
 			Time: now.Format("02/Jan/2006:15:04:05 -0700"), TimeEpoch: now.UnixMilli(),
 			HTTP: lambdaevents.APIGatewayV2HTTPRequestContextHTTPDescription{
 				Method: r.Method, Path: path, Protocol: r.Proto, SourceIP: sourceIP(r), UserAgent: r.UserAgent(),
@@ -152,7 +173,13 @@ func (a *API) urlEvent(r *http.Request, c registry.URLConfig, path string, body 
 			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
 		}
 	}
-	if c.AuthType == registry.AuthIAM {
+	for _, name := range t.params {
+		if ev.PathParameters == nil {
+			ev.PathParameters = map[string]string{}
+		}
+		ev.PathParameters[name] = r.PathValue(name)
+	}
+	if t.authType == registry.AuthIAM {
 		ev.RequestContext.AccountID = a.opts.AccountID
 		ev.RequestContext.Authorizer = &lambdaevents.APIGatewayV2HTTPRequestContextAuthorizerDescription{
 			IAM: &lambdaevents.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{

@@ -36,3 +36,27 @@ type FunctionURLConfigList struct {
 	FunctionUrlConfigs []FunctionURLConfig `json:"FunctionUrlConfigs"`
 	NextMarker         *string             `json:"NextMarker,omitempty"`
 }
+
+// RouteInput adds a route to Owl's HTTP API (POST /owl/v1/routes).
+type RouteInput struct {
+	// RouteKey is "METHOD /path" (path parameters {name}, a greedy last
+	// {name+}; METHOD ANY for all) or "$default".
+	RouteKey string `json:"RouteKey"`
+	// Function is a name, name:qualifier or function ARN.
+	Function string `json:"Function"`
+	AuthType string `json:"AuthType,omitempty"` // NONE (default) or AWS_IAM
+}
+
+// Route is one route of Owl's HTTP API.
+type Route struct {
+	ID        string `json:"Id"`
+	RouteKey  string `json:"RouteKey"`
+	Function  string `json:"Function"`
+	AuthType  string `json:"AuthType"`
+	CreatedAt string `json:"CreatedAt"`
+}
+
+// RouteList is GET /owl/v1/routes.
+type RouteList struct {
+	Routes []Route `json:"Routes"`
+}

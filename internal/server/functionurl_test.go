@@ -40,6 +40,17 @@ def handler(event, context):
 const urlNode = `export const handler = async (event) => ({statusCode: 201, body: "node " + event.rawPath});
 `
 
+// interpreter is the runtime id of this machine's interpreter whose id
+// starts with prefix (python3, nodejs); the test skips without one.
+func interpreter(t *testing.T, prefix string) string {
+	t.Helper()
+	i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, prefix) })
+	if i < 0 {
+		testkit.Skipf(t, "no %s interpreter here (runtimes: %v)", prefix, runtimes.IDs())
+	}
+	return runtimes.IDs()[i]
+}
+
 // httpDo sends a plain HTTP request (no Owl credentials) and returns the
 // response with its body read.
 func httpDo(t *testing.T, method, url string, body []byte, hdr map[string]string) (*http.Response, []byte) {
@@ -74,16 +85,9 @@ func TestFunctionURL(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
 	ctx := context.Background()
-	interp := func(prefix string) string {
-		i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, prefix) })
-		if i < 0 {
-			testkit.Skipf(t, "no %s interpreter here (runtimes: %v)", prefix, runtimes.IDs())
-		}
-		return runtimes.IDs()[i]
-	}
 	ts.createKitchensink("url-go")
-	ts.createZip("url-py", interp("python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: urlPython}))
-	ts.createZip("url-node", interp("nodejs"), "index.handler", makeZip(t, zipEntry{name: "index.mjs", body: urlNode}))
+	ts.createZip("url-py", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: urlPython}))
+	ts.createZip("url-node", interpreter(t, "nodejs"), "index.handler", makeZip(t, zipEntry{name: "index.mjs", body: urlNode}))
 
 	// url-py through the AWS CLI, with CORS.
 	cli := findAWSCLI(t)

@@ -27,6 +27,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/routes"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/storegc"
@@ -48,7 +49,8 @@ type Server struct {
 	logs    *telemetry.LogStore
 	events  *events.Queue
 	sched   *triggers.Scheduler // schedules, started by Start
-	deliver *events.Delivery    // started by Start
+	routes  *routes.Table
+	deliver *events.Delivery // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
 	httpSrv *http.Server
@@ -207,12 +209,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := os.Mkdir(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
-	api := lambdaapi.New(lambdaapi.Options{
+	// The route table serves through the API, which takes the table: the
+	// table calls the API once both exist.
+	var api *lambdaapi.API
+	s.routes, err = routes.Open(ctx, s.bus.JS, s.reg, func(w http.ResponseWriter, r *http.Request, rt routes.Route) {
+		api.ServeRoute(w, r, rt)
+	}, logger.With("component", "routes"))
+	if err != nil {
+		return nil, err
+	}
+	api = lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched,
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
@@ -342,6 +353,9 @@ func (s *Server) teardown() {
 	}
 	if s.sched != nil {
 		s.sched.Close() // before the queue it stores firings in
+	}
+	if s.routes != nil {
+		s.routes.Close()
 	}
 	if s.deliver != nil {
 		s.deliver.Close() // before the worker: deliveries run on it
