@@ -108,7 +108,7 @@ type Options struct {
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // EventQueue stores an accepted asynchronous invocation durably; the API
@@ -207,15 +207,27 @@ func (a *API) routes() {
 	h("PUT "+fu, 1<<16, a.updateURLConfig)
 	h("DELETE "+fu, 0, a.deleteURLConfig)
 	h("GET /2021-10-31/functions/{name}/urls", 0, a.listURLConfigs)
-	// The function URLs and routes themselves: public or SigV4, as each is
-	// configured.
-	a.mux.Handle(urlPathPrefix, http.HandlerFunc(a.serveFunctionURL))
-	a.mux.Handle(routesPrefix+"/", http.HandlerFunc(a.serveRoutes))
-	h("POST /owl/v1/routes", 1<<16, a.addRoute)
-	h("GET /owl/v1/routes", 0, a.listRoutes)
-	h("DELETE /owl/v1/routes/{id}", 0, a.deleteRoute)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
+	const layers = "/2018-10-31/layers"
+	h("GET "+layers, 0, a.listLayers)
+	h("GET "+layers+"/{$}", 0, a.listLayers)
+	u("POST "+layers+"/{name}/versions", layerZipPath, a.publishLayerVersion)
+	h("GET "+layers+"/{name}/versions", 0, a.listLayerVersions)
+	h("GET "+layers+"/{name}/versions/{version}", 0, a.getLayerVersion)
+	h("DELETE "+layers+"/{name}/versions/{version}", 0, a.deleteLayerVersion)
+	a.owlRoutes(h)
+	a.unknown = a.authenticated(0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
+	})
+	a.mux.Handle("/", a.unknown)
+}
+
+// owlRoutes registers Owl's own operations (/owl/v1) and the HTTP
+// endpoints functions have (function URLs, the route table); h registers
+// an authenticated operation.
+func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
+	h("GET /owl/v1/layers/{name}/versions/{version}/content", 0, a.layerContent)
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
@@ -226,18 +238,13 @@ func (a *API) routes() {
 	h("GET /owl/v1/triggers", 0, a.listTriggers)
 	h("GET /owl/v1/triggers/{name}", 0, a.getTrigger)
 	h("DELETE /owl/v1/triggers/{name}", 0, a.deleteTrigger)
-	const layers = "/2018-10-31/layers"
-	h("GET "+layers, 0, a.listLayers)
-	h("GET "+layers+"/{$}", 0, a.listLayers)
-	u("POST "+layers+"/{name}/versions", layerZipPath, a.publishLayerVersion)
-	h("GET "+layers+"/{name}/versions", 0, a.listLayerVersions)
-	h("GET "+layers+"/{name}/versions/{version}", 0, a.getLayerVersion)
-	h("DELETE "+layers+"/{name}/versions/{version}", 0, a.deleteLayerVersion)
-	h("GET /owl/v1/layers/{name}/versions/{version}/content", 0, a.layerContent)
-	a.unknown = a.authenticated(0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
-		return lambdaerr.New(lambdaerr.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path)
-	})
-	a.mux.Handle("/", a.unknown)
+	h("POST /owl/v1/routes", 1<<16, a.addRoute)
+	h("GET /owl/v1/routes", 0, a.listRoutes)
+	h("DELETE /owl/v1/routes/{id}", 0, a.deleteRoute)
+	// The function URLs and routes themselves: public or SigV4, as each is
+	// configured.
+	a.mux.Handle(urlPathPrefix, http.HandlerFunc(a.serveFunctionURL))
+	a.mux.Handle(routesPrefix+"/", http.HandlerFunc(a.serveRoutes))
 }
 
 // ServeHTTP implements http.Handler.
