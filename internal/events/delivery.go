@@ -66,6 +66,10 @@ type DeliveryOptions struct {
 	Config func(name, qualifier string) registry.EventInvokeConfig
 	// Publish sends a record to a NATS destination (arn:owl:nats:::subject).
 	Publish func(subject string, data []byte) error
+	// RecursionAllowed says whether function name lets a chain of events
+	// come back to it past registry.MaxChainDepth hops (its recursion
+	// config is Allow); nil: no function does.
+	RecursionAllowed func(name string) bool
 	// Settled, when set, runs before an event that ran is acknowledged,
 	// so what the invocation wrote is stored first (the server flushes
 	// the function log: a delivered event's START..REPORT outlive a crash
@@ -81,6 +85,8 @@ type Stats struct {
 	// Unrecorded counts accepted events missing from the event log (its
 	// write failed); Replayed the events replays stored.
 	Unrecorded, Replayed int64
+	// Loops counts events stopped as recursive loops.
+	Loops int64
 	// Delivered counts events whose function ran and succeeded.
 	Delivered int64
 	// Retried counts function errors given another attempt.
@@ -111,6 +117,7 @@ type Delivery struct {
 
 	delivered, retried, dropped, throttled atomic.Int64
 	destined, destinationFailed            atomic.Int64
+	loops                                  atomic.Int64 // chains stopped as recursive loops
 }
 
 // ackWait is how long JetStream waits for an acknowledgement before it
@@ -206,6 +213,11 @@ func (d *Delivery) deliver(msg jetstream.Msg) {
 	cfg := d.opts.Config(ev.Function, ev.Qualifier)
 	if maxAge := cfg.MaxAge(); now.Sub(ev.Accepted) > maxAge {
 		d.fail(msg, ev, fn, cfg, conditionAge, nil, fmt.Sprintf("older than its maximum event age (%v)", maxAge))
+		return
+	}
+	if ev.Depth >= registry.MaxChainDepth && (d.opts.RecursionAllowed == nil || !d.opts.RecursionAllowed(ev.Function)) {
+		d.loops.Add(1)
+		d.fail(msg, ev, fn, cfg, conditionLoop, nil, fmt.Sprintf("a recursive loop: %d hops from event %s (the function's recursion config is Terminate)", ev.Depth, ev.Origin))
 		return
 	}
 	out, err := d.invoke(msg, fn, ev)
@@ -326,7 +338,7 @@ func (d *Delivery) ack(msg jetstream.Msg, ev Event) {
 
 // Stats returns the counts so far.
 func (d *Delivery) Stats() Stats {
-	return Stats{Accepted: d.q.Accepted(), Unrecorded: d.q.unrecorded.Load(), Replayed: d.q.replayed.Load(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load(),
+	return Stats{Accepted: d.q.Accepted(), Unrecorded: d.q.unrecorded.Load(), Replayed: d.q.replayed.Load(), Loops: d.loops.Load(), Delivered: d.delivered.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Throttled: d.throttled.Load(),
 		Destined: d.destined.Load(), DestinationFailed: d.destinationFailed.Load()}
 }
 

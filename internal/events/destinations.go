@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ const (
 	conditionSuccess = "Success"
 	conditionRetries = "RetriesExhausted"
 	conditionAge     = "EventAgeExceeded"
+	// conditionLoop is Owl's: the event was stopped as a recursive loop.
+	conditionLoop = "RecursiveInvocationDetected"
 )
 
 // result is what the last attempt of an event returned.
@@ -115,7 +118,7 @@ func (d *Delivery) offer(ev Event, dest, what string, data []byte) {
 	source := d.fns.ARN(ev.Function, ev.Qualifier) // the destination event came from its outcome
 	var err error
 	for try := range destinationTries {
-		if err = d.send(dest, source, data); err == nil {
+		if err = d.send(ev, dest, source, data); err == nil {
 			d.destined.Add(1)
 			return
 		}
@@ -132,7 +135,7 @@ func (d *Delivery) offerFailed(ev Event, dest, what string, err error) {
 		"function", ev.Function, "destination", dest, "err", err)
 }
 
-func (d *Delivery) send(dest, source string, data []byte) error {
+func (d *Delivery) send(parent Event, dest, source string, data []byte) error {
 	if subject, ok := registry.NATSSubject(dest); ok {
 		if d.opts.Publish == nil {
 			return fmt.Errorf("no NATS connection for %s", dest)
@@ -145,6 +148,7 @@ func (d *Delivery) send(dest, source string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ev := Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data, Accepted: time.Now()}
+	ev := Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: qualifier, Payload: data, Accepted: time.Now(),
+		Depth: parent.Depth + 1, Origin: cmp.Or(parent.Origin, parent.RequestID)}
 	return d.q.store(ctx, ev, &origin{typ: TypeDestination, source: source})
 }

@@ -46,6 +46,8 @@ const (
 const (
 	extQualifier = "owlqualifier" // the version or alias invoked
 	extReplayOf  = "owlreplayof"  // a replay's original event id
+	extDepth     = "owldepth"     // hops from the chain's first event
+	extOrigin    = "owlorigin"    // the chain's first event id
 )
 
 // Sources of the events in the log, by how they came (a destination
@@ -103,6 +105,10 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 	}
 	if o.replayOf != "" {
 		ce.SetExtension(extReplayOf, o.replayOf)
+	}
+	if ev.Depth > 0 {
+		ce.SetExtension(extDepth, ev.Depth)
+		ce.SetExtension(extOrigin, ev.Origin)
 	}
 	// RawMessage, not []byte: the SDK would carry bytes as data_base64.
 	if err := ce.SetData(cloudevent.ApplicationJSON, json.RawMessage(ev.Payload)); err != nil {

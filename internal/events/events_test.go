@@ -392,3 +392,44 @@ func TestDeadLetter(t *testing.T) {
 		t.Errorf("dead letters %q, want the failed event's payload only", letters)
 	}
 }
+
+// pingPong is an event invoke config source in which a's successes go to
+// b and b's to a: a loop.
+func pingPong(name, q string) registry.EventInvokeConfig {
+	other := map[string]string{"a": "b", "b": "a"}[name]
+	return registry.EventInvokeConfig{FunctionName: name, OnSuccess: "arn:aws:lambda:us-east-1:0:function:" + other}
+}
+
+// TestRecursiveLoopStopped: a chain of events that loops (a's successes
+// go to b, b's to a) runs registry.MaxChainDepth invocations, then the
+// next event is stopped, counted and sent to OnFailure; with the
+// functions' recursion config Allow it goes on.
+func TestRecursiveLoopStopped(t *testing.T) {
+	h := newHarness(t, 1<<20)
+	inv := &fakeInvoker{}
+	d := h.startWith(fakeFunctions{"a": true, "b": true}, inv, DeliveryOptions{Config: pingPong})
+	h.enqueue("first", "a")
+	testkit.WaitFor(t, time.Minute, "the loop to be stopped", func() bool { return d.Stats().Loops == 1 })
+	h.waitEmpty()
+	inv.mu.Lock()
+	n := len(inv.calls)
+	inv.mu.Unlock()
+	if n != registry.MaxChainDepth {
+		t.Fatalf("the loop ran %d invocations, want %d", n, registry.MaxChainDepth)
+	}
+
+	h2 := newHarness(t, 1<<20)
+	inv2 := &fakeInvoker{}
+	d2 := h2.startWith(fakeFunctions{"a": true, "b": true}, inv2, DeliveryOptions{Config: pingPong,
+		RecursionAllowed: func(string) bool { return true }})
+	h2.enqueue("first", "a")
+	testkit.WaitFor(t, time.Minute, "the allowed loop to pass the depth", func() bool {
+		inv2.mu.Lock()
+		defer inv2.mu.Unlock()
+		return len(inv2.calls) > registry.MaxChainDepth+4
+	})
+	d2.Close() // the loop would go on forever
+	if d2.Stats().Loops != 0 {
+		t.Fatal("an allowed loop was stopped")
+	}
+}

@@ -56,6 +56,12 @@ type Event struct {
 	Attempt int `json:"attempt"`
 	// NotBefore delays a retry's delivery.
 	NotBefore time.Time `json:"not_before,omitzero"`
+	// Depth counts the hops from the event that began the chain (0: a
+	// client's invocation, a trigger's firing, a replay); a destination
+	// record or dead letter sent to a function is one hop further. Origin
+	// is the request id of the chain's first event.
+	Depth  int    `json:"depth,omitempty"`
+	Origin string `json:"origin,omitempty"`
 }
 
 // Options configure the queue.

@@ -191,6 +191,8 @@ func (a *API) routes() {
 	h("PUT /2017-10-31/functions/{name}/concurrency", 1<<16, a.putFunctionConcurrency)
 	h("GET /2019-09-30/functions/{name}/concurrency", 0, a.getFunctionConcurrency)
 	h("DELETE /2017-10-31/functions/{name}/concurrency", 0, a.deleteFunctionConcurrency)
+	h("PUT /2024-08-31/functions/{name}/recursion-config", 1<<16, a.putRecursionConfig)
+	h("GET /2024-08-31/functions/{name}/recursion-config", 0, a.getRecursionConfig)
 	const pc = "/2019-09-30/functions/{name}/provisioned-concurrency"
 	h("PUT "+pc, 1<<16, a.putProvisioned)
 	h("GET "+pc, 0, a.getProvisioned)

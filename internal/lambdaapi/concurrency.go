@@ -175,3 +175,44 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	return deleteQualified(w, r, provisionedQualifier, a.reg.DeleteProvisioned)
 }
+
+// The recursion config (2024-08-31): whether Owl stops a chain of events
+// that loops back to the function past registry.MaxChainDepth hops.
+
+func (a *API) putRecursionConfig(w http.ResponseWriter, r *http.Request, body []byte) error {
+	var req struct {
+		RecursiveLoop *string `json:"RecursiveLoop"`
+	}
+	if err := decode(body, &req); err != nil {
+		return err
+	}
+	name, err := functionName(r)
+	if err != nil {
+		return err
+	}
+	if req.RecursiveLoop == nil {
+		return lambdaerr.ValidationFailed("null", "recursiveLoop", "Member must not be null")
+	}
+	if err := a.reg.PutRecursiveLoop(r.Context(), name, *req.RecursiveLoop); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"RecursiveLoop": *req.RecursiveLoop})
+	return nil
+}
+
+func (a *API) getRecursionConfig(w http.ResponseWriter, r *http.Request, _ []byte) error {
+	name, err := functionName(r)
+	if err != nil {
+		return err
+	}
+	fn, err := a.reg.Get(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	setting := registry.RecursionTerminate
+	if fn.RecursiveLoop == registry.RecursionAllow {
+		setting = registry.RecursionAllow
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"RecursiveLoop": setting})
+	return nil
+}

@@ -23,6 +23,11 @@ type CloudEvent struct {
 	Qualifier string `json:"owlqualifier,omitempty"`
 	// ReplayOf is, on a replay, the id of the event it replays.
 	ReplayOf string `json:"owlreplayof,omitempty"`
+	// Depth and Origin place an event in a chain: the hops from its first
+	// event (a destination record sent to a function is one hop) and
+	// that event's id; absent on a chain's first event.
+	Depth  int    `json:"owldepth,omitempty"`
+	Origin string `json:"owlorigin,omitempty"`
 }
 
 // EventList is a page of the event log (GET /owl/v1/events), oldest

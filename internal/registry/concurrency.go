@@ -299,3 +299,41 @@ func (r *Registry) SplitProvisioned(ctx context.Context, pc ProvisionedConfig) (
 }
 
 func (pc ProvisionedConfig) owner() (name, qualifier string) { return pc.FunctionName, pc.Qualifier }
+
+// Recursive loop settings (PutFunctionRecursionConfig).
+const (
+	RecursionAllow     = "Allow"
+	RecursionTerminate = "Terminate"
+	// MaxChainDepth is how many hops a chain of events may take before
+	// the next one is stopped as a recursive loop (Lambda: about 16).
+	MaxChainDepth = 16
+)
+
+// PutRecursiveLoop sets whether a function's recursive loops are stopped
+// (Terminate) or allowed (Allow). $LATEST's RevisionId does not change.
+func (r *Registry) PutRecursiveLoop(ctx context.Context, name, setting string) error {
+	if setting != RecursionAllow && setting != RecursionTerminate {
+		return lambdaerr.ValidationFailed(setting, "recursiveLoop", "Member must satisfy enum value set: [Terminate, Allow]")
+	}
+	if err := r.writable(); err != nil {
+		return err
+	}
+	return r.changeLatest(ctx, name, func(f *Function) error {
+		f.RecursiveLoop = ""
+		if setting == RecursionAllow {
+			f.RecursiveLoop = RecursionAllow
+		}
+		return nil
+	})
+}
+
+// RecursionAllowed says whether the function named name lets chains of
+// events loop past MaxChainDepth, from the in-memory mirror.
+func (r *Registry) RecursionAllowed(name string) bool {
+	v, ok := r.cache.get(functionKey(name))
+	if !ok {
+		return false
+	}
+	f, _ := v.(Function)
+	return f.RecursiveLoop == RecursionAllow
+}

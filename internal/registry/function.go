@@ -57,6 +57,10 @@ type Function struct {
 	// function's reserved share of the account's concurrency: at most this
 	// many invocations at once, and never fewer available. nil: none.
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+	// RecursiveLoop (on $LATEST; it applies to every version) is
+	// RecursionAllow when a chain of events may come back to the function
+	// past MaxChainDepth hops; "" stops it there (Lambda's Terminate).
+	RecursiveLoop string `json:"recursive_loop,omitempty"`
 }
 
 // Network modes of a function (Owl's extension field Network).

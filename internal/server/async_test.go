@@ -470,3 +470,59 @@ func TestAsyncDoesNotBlockSync(t *testing.T) {
 	}
 	testkit.WaitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return ts.EventStats().Delivered >= 6 })
 }
+
+// TestAsyncLoopStopped: two functions whose successes go to each other
+// are a loop; Owl runs 16 invocations of the chain, then stops it, counts
+// it and logs it. The recursion config (aws-sdk-go-v2's
+// Get/PutFunctionRecursionConfig) reads Terminate by default and refuses
+// anything but Terminate and Allow.
+func TestAsyncLoopStopped(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", asyncConfig)
+	ctx := context.Background()
+	ts.createKitchensink("ping")
+	ts.createKitchensink("pong")
+	for name, other := range map[string]string{"ping": "pong", "pong": "ping"} {
+		if _, err := ts.sdk().PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{
+			FunctionName: aws.String(name),
+			DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{
+				Destination: aws.String("arn:aws:lambda:us-east-1:000000000000:function:" + other)}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ts.sdk().GetFunctionRecursionConfig(ctx, &lambda.GetFunctionRecursionConfigInput{FunctionName: aws.String("ping")})
+	if err != nil || got.RecursiveLoop != types.RecursiveLoopTerminate {
+		t.Fatalf("GetFunctionRecursionConfig: %+v, %v", got, err)
+	}
+	first := ts.invokeEvent("ping", `{}`)
+	testkit.WaitFor(t, 2*time.Minute, "the loop to be stopped", func() bool { return ts.EventStats().Loops == 1 })
+	if n := countStarts(ts.logText("ping")) + countStarts(ts.logText("pong")); n != 16 {
+		t.Fatalf("the loop ran %d invocations before it was stopped, want 16", n)
+	}
+	// The event log shows the chain: each hop's depth, and where it began.
+	deepest := 0
+	for _, fn := range []string{"ping", "pong"} {
+		for _, e := range ts.eventLog(fn) {
+			if e.Depth > 0 && e.Origin != first {
+				t.Fatalf("hop %d of the chain names %q as its origin, want %s", e.Depth, e.Origin, first)
+			}
+			deepest = max(deepest, e.Depth)
+		}
+	}
+	if deepest != 16 {
+		t.Fatalf("the deepest event of the chain is %d hops away, want 16 (the one stopped)", deepest)
+	}
+
+	if _, err := ts.sdk().PutFunctionRecursionConfig(ctx, &lambda.PutFunctionRecursionConfigInput{
+		FunctionName: aws.String("ping"), RecursiveLoop: types.RecursiveLoopAllow}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ts.sdk().GetFunctionRecursionConfig(ctx, &lambda.GetFunctionRecursionConfigInput{FunctionName: aws.String("ping")}); err != nil || got.RecursiveLoop != types.RecursiveLoopAllow {
+		t.Fatalf("after Allow: %+v, %v", got, err)
+	}
+	resp, body := ts.do("PUT", "/2024-08-31/functions/ping/recursion-config", []byte(`{"RecursiveLoop":"Sometimes"}`), nil)
+	wantError(t, resp, body, 400, "ValidationException", "~Terminate, Allow")
+	resp, body = ts.do("PUT", "/2024-08-31/functions/nope/recursion-config", []byte(`{"RecursiveLoop":"Allow"}`), nil)
+	wantError(t, resp, body, 404, "ResourceNotFoundException", "~nope")
+}

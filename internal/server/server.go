@@ -254,7 +254,7 @@ func (s *Server) Start() {
 		s.gc.Start()
 		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.worker}, events.DeliveryOptions{
 			Concurrency: s.cfg.AsyncDeliveries, RetryDelay: s.cfg.AsyncRetryDelay, ThrottleBackoff: s.cfg.AsyncThrottleBackoff,
-			Config: s.reg.AsyncConfig, Publish: s.bus.NC.Publish,
+			Config: s.reg.AsyncConfig, Publish: s.bus.NC.Publish, RecursionAllowed: s.reg.RecursionAllowed,
 			Settled: s.logs.Flush, Logger: s.logger.With("component", "events"),
 		})
 		if err != nil {
