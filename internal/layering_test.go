@@ -68,6 +68,7 @@ var forbidden = map[string][]string{
 	"internal/triggers":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/schedule":   {"nats-io", "internal/"},
 	"internal/routes":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

@@ -29,7 +29,7 @@ Times (--since, --until) are a duration back from now (30m, 2h, 7d) or an RFC 33
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newEventsLsCmd(g), newEventsShowCmd(g), newEventsReplayCmd(g))
+	cmd.AddCommand(newEventsLsCmd(g), newEventsShowCmd(g), newEventsReplayCmd(g), newEventsPublishCmd(g))
 	return cmd
 }
 
@@ -191,4 +191,32 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q: a duration back from now must not be negative", s)
 	}
 	return now.Add(-(d + days)), nil
+}
+
+func newEventsPublishCmd(g *globals) *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:     "publish SUBJECT --data JSON",
+		Short:   "Publish an event on a NATS subject (subject triggers read it)",
+		Example: `  owl events publish orders.created --data '{"id": 7, "total": 120}'`,
+		Args:    cobra.ExactArgs(1),
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
+			payload, err := readPayload(cmd.InOrStdin(), data)
+			if err != nil {
+				return fmt.Errorf("events publish: %w", err)
+			}
+			out, err := c.Publish(cmd.Context(), args[0], payload)
+			if err != nil {
+				return err
+			}
+			if out.Stored {
+				fmt.Fprintf(cmd.OutOrStdout(), "stored as message %d of %s\n", out.Sequence, args[0])
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "published on %s (no trigger reads it: not stored)\n", args[0])
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVarP(&data, "data", "d", "{}", "event: JSON, @FILE, or - for stdin")
+	return cmd
 }

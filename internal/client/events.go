@@ -124,3 +124,29 @@ func (c *Client) Routes(ctx context.Context) ([]lambdawire.Route, error) {
 func (c *Client) DeleteRoute(ctx context.Context, idOrKey string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/owl/v1/routes/"+url.PathEscape(idOrKey), nil, nil, nil, nil)
 }
+
+// CreateMapping creates an event source mapping (CreateEventSourceMapping).
+func (c *Client) CreateMapping(ctx context.Context, in lambdawire.EventSourceMappingInput) (lambdawire.EventSourceMappingConfiguration, error) {
+	var out lambdawire.EventSourceMappingConfiguration
+	err := c.doJSON(ctx, http.MethodPost, "/2015-03-31/event-source-mappings/", nil, in, nil, &out)
+	return out, err
+}
+
+// Mappings lists the event source mappings.
+func (c *Client) Mappings(ctx context.Context) ([]lambdawire.EventSourceMappingConfiguration, error) {
+	var out lambdawire.EventSourceMappingList
+	err := c.doJSON(ctx, http.MethodGet, "/2015-03-31/event-source-mappings/", nil, nil, nil, &out)
+	return out.EventSourceMappings, err
+}
+
+// DeleteMapping deletes the event source mapping uuid.
+func (c *Client) DeleteMapping(ctx context.Context, uuid string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/2015-03-31/event-source-mappings/"+url.PathEscape(uuid), nil, nil, nil, nil)
+}
+
+// Publish publishes data on a NATS subject (Owl's /owl/v1/events/publish).
+func (c *Client) Publish(ctx context.Context, subject string, data json.RawMessage) (lambdawire.PublishOutput, error) {
+	var out lambdawire.PublishOutput
+	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/events/publish", nil, lambdawire.PublishInput{Subject: subject, Data: data}, nil, &out)
+	return out, err
+}

@@ -36,6 +36,9 @@ const (
 	// TypeReplay is an event re-delivered by a replay; its replayof
 	// extension is the id of the event it replays.
 	TypeReplay = "owl.invoke.replay"
+	// TypeNATS is a message an event source mapping read from a NATS
+	// subject (internal/sources); its source is the mapping's ARN.
+	TypeNATS = "owl.nats"
 	// TypeSchedule is a firing of a schedule (internal/triggers); its
 	// source is the schedule's ARN.
 	TypeSchedule = "owl.schedule"
@@ -166,6 +169,17 @@ func (q *Queue) unrecordedBecause(ev Event, err error) {
 	q.unrecorded.Add(1)
 	q.opts.Logger.Warn("an accepted event is missing from the event log", "request_id", ev.RequestID,
 		"function", ev.Function, "err", err)
+}
+
+// Log writes ev's record alone (an event that reaches its function
+// another way than the queue: a message a subject's mapping read).
+func (q *Queue) Log(ctx context.Context, ev Event, typ, source string) {
+	if ev.Accepted.IsZero() {
+		ev.Accepted = time.Now()
+	}
+	if f := q.record(ev, origin{typ: typ, source: source}); f != nil {
+		q.recorded(ctx, ev, f, true)
+	}
 }
 
 // Unrecorded counts accepted events whose log record could not be written.

@@ -105,6 +105,9 @@ type Options struct {
 	EventLog EventLog
 	// Triggers keeps the schedules (/owl/v1/triggers); nil: refused.
 	Triggers Triggers
+	// Mappings keeps the event source mappings (NATS subjects); nil:
+	// refused.
+	Mappings Mappings
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
@@ -209,6 +212,14 @@ func (a *API) routes() {
 	h("PUT "+fu, 1<<16, a.updateURLConfig)
 	h("DELETE "+fu, 0, a.deleteURLConfig)
 	h("GET /2021-10-31/functions/{name}/urls", 0, a.listURLConfigs)
+	const esm = "/2015-03-31/event-source-mappings"
+	h("POST "+esm+"/{$}", 1<<20, a.createMapping)
+	h("POST "+esm, 1<<20, a.createMapping)
+	h("GET "+esm+"/{$}", 0, a.listMappings)
+	h("GET "+esm, 0, a.listMappings)
+	h("GET "+esm+"/{uuid}", 0, a.getMapping)
+	h("PUT "+esm+"/{uuid}", 1<<20, a.updateMapping)
+	h("DELETE "+esm+"/{uuid}", 0, a.deleteMapping)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	const layers = "/2018-10-31/layers"
@@ -236,6 +247,7 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)
+	h("POST /owl/v1/events/publish", events.MaxPayload+1<<16, a.publishEvent)
 	h("POST /owl/v1/triggers", events.MaxPayload+1<<16, a.createTrigger)
 	h("GET /owl/v1/triggers", 0, a.listTriggers)
 	h("GET /owl/v1/triggers/{name}", 0, a.getTrigger)

@@ -30,6 +30,7 @@ import (
 	"github.com/owl-project/owl/internal/routes"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
+	"github.com/owl-project/owl/internal/sources"
 	"github.com/owl-project/owl/internal/storegc"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/triggers"
@@ -50,7 +51,8 @@ type Server struct {
 	events  *events.Queue
 	sched   *triggers.Scheduler // schedules, started by Start
 	routes  *routes.Table
-	deliver *events.Delivery // started by Start
+	sources *sources.Mappings // event source mappings: their pollers run from New
+	deliver *events.Delivery  // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
 	httpSrv *http.Server
@@ -209,6 +211,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := os.Mkdir(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
+	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker}, s.events, s.bus.NC.Publish, sources.Options{
+		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
+		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "sources"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	// The route table serves through the API, which takes the table: the
 	// table calls the API once both exist.
 	var api *lambdaapi.API
@@ -223,7 +232,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes,
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{
@@ -309,6 +318,9 @@ func (s *Server) EventStats() events.Stats {
 	return s.deliver.Stats()
 }
 
+// SourceStats counts what the event source mappings did since the start.
+func (s *Server) SourceStats() sources.Stats { return s.sources.Stats() }
+
 // TriggerStats counts the schedules' firings since the start.
 func (s *Server) TriggerStats() triggers.Stats { return s.sched.Stats() }
 
@@ -356,6 +368,9 @@ func (s *Server) teardown() {
 	}
 	if s.routes != nil {
 		s.routes.Close()
+	}
+	if s.sources != nil {
+		s.sources.Close() // before the worker: pollers invoke on it
 	}
 	if s.deliver != nil {
 		s.deliver.Close() // before the worker: deliveries run on it

@@ -1,0 +1,543 @@
+package sources
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/events"
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
+)
+
+const (
+	bucket = "OWL_MAPPINGS"
+	// captureStream holds the messages of every subject a mapping reads,
+	// until they age out (the mappings' consumers track what they read).
+	captureStream = "OWL_SUBJECTS"
+	// idleSubject keeps the capture stream valid while no mapping needs
+	// a subject (a stream must have one); no one publishes on it.
+	idleSubject = "owl.sources.idle"
+	// ARNPrefix starts a NATS subject source's ARN.
+	ARNPrefix = "arn:owl:nats:::"
+)
+
+// Limits and defaults (Lambda's, for stream sources).
+const (
+	DefaultBatchSize = 10
+	MaxBatchSize     = 10000
+	MaxBatchWindow   = 300
+	DefaultRetries   = 2 // Owl's: Lambda's streams retry until the record expires (-1)
+	MaxRetries       = 10000
+	MaxFilters       = 5
+)
+
+// Mapping reads a NATS subject and invokes a function with its messages.
+type Mapping struct {
+	UUID      string `json:"uuid"`
+	Subject   string `json:"subject"`
+	Function  string `json:"function"`
+	Qualifier string `json:"qualifier,omitempty"`
+	Enabled   bool   `json:"enabled"`
+	BatchSize int    `json:"batch_size"`
+	// BatchWindow is how long a batch may wait to fill
+	// (MaximumBatchingWindowInSeconds).
+	BatchWindow int      `json:"batch_window"`
+	Filters     []string `json:"filters,omitempty"`
+	OnFailure   string   `json:"on_failure,omitempty"`
+	// MaxRetries is how often a failed message is retried; -1: until it
+	// ages out of the capture stream.
+	MaxRetries         int       `json:"max_retries"`
+	Bisect             bool      `json:"bisect,omitempty"`
+	ReportItemFailures bool      `json:"report_item_failures,omitempty"`
+	StartingPosition   string    `json:"starting_position"`
+	LastModified       time.Time `json:"last_modified"`
+	StateReason        string    `json:"state_reason,omitempty"`
+}
+
+// ARN is the mapping's source ARN.
+func (m Mapping) ARN() string { return ARNPrefix + m.Subject }
+
+// Input creates or changes a mapping; nil fields were not given.
+type Input struct {
+	EventSourceArn     *string
+	FunctionName       *string
+	Enabled            *bool
+	BatchSize          *int
+	BatchWindow        *int
+	Filters            *[]string
+	OnFailure          *string
+	MaxRetries         *int
+	Bisect             *bool
+	ReportItemFailures *bool
+	StartingPosition   *string
+}
+
+// Functions is what the mappings read of the registry.
+type Functions interface {
+	ResolveForInvoke(ctx context.Context, name, qualifier string, rnd float64) (registry.Target, error)
+	CheckDestination(ctx context.Context, name, dest string) error
+	ARN(name, qualifier string) string
+}
+
+// Options configure the mappings.
+type Options struct {
+	// MaxAge and MaxBytes bound the capture stream.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Region and AccountID are the mappings' ARNs'.
+	Region, AccountID string
+	// RetryDelay is the first wait before a failed batch is retried; it
+	// doubles per attempt (tests shorten it).
+	RetryDelay time.Duration
+	Logger     *slog.Logger
+}
+
+// Mappings keeps the event source mappings and runs a poller for each
+// enabled one.
+type Mappings struct {
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	fns     Functions
+	inv     events.Invoker
+	q       *events.Queue
+	publish func(subject string, data []byte) error
+	opts    Options
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	stream  jetstream.Stream
+	pollers map[string]*poller // by UUID
+	closed  bool
+	stats   counters
+}
+
+// Open opens the mappings and starts their pollers.
+func Open(ctx context.Context, js jetstream.JetStream, fns Functions, inv events.Invoker, q *events.Queue,
+	publish func(subject string, data []byte) error, opts Options) (*Mappings, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: bucket, Description: "Owl's event source mappings (NATS subjects to functions)", History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening KV bucket %s: %w", bucket, err)
+	}
+	m := &Mappings{js: js, kv: kv, fns: fns, inv: inv, q: q, publish: publish, opts: opts, log: opts.Logger, pollers: map[string]*poller{}}
+	all, err := m.List(ctx, "", "")
+	if err != nil {
+		return nil, err
+	}
+	if err := m.capture(ctx, all); err != nil {
+		return nil, err
+	}
+	for _, mp := range all {
+		m.sync(mp)
+	}
+	return m, nil
+}
+
+// Close stops every poller; their batches in flight are redelivered later.
+func (m *Mappings) Close() {
+	m.mu.Lock()
+	m.closed = true
+	ps := m.pollers
+	m.pollers = map[string]*poller{}
+	m.mu.Unlock()
+	for _, p := range ps {
+		p.stop()
+	}
+}
+
+// Create stores a new mapping and starts reading its subject.
+func (m *Mappings) Create(ctx context.Context, in Input) (Mapping, error) {
+	if in.EventSourceArn == nil || in.FunctionName == nil {
+		return Mapping{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "EventSourceArn and FunctionName are required.")
+	}
+	mp := Mapping{UUID: newUUID(), Enabled: true, BatchSize: DefaultBatchSize, MaxRetries: DefaultRetries, StartingPosition: "LATEST"}
+	if err := m.apply(ctx, &mp, in); err != nil {
+		return Mapping{}, err
+	}
+	all, err := m.List(ctx, "", "")
+	if err != nil {
+		return Mapping{}, err
+	}
+	if err := m.capture(ctx, append(all, mp)); err != nil {
+		return Mapping{}, err
+	}
+	if err := m.put(ctx, mp, 0); err != nil {
+		return Mapping{}, err
+	}
+	m.sync(mp)
+	return mp, nil
+}
+
+// Update changes what in gives of the mapping uuid.
+func (m *Mappings) Update(ctx context.Context, uuid string, in Input) (Mapping, error) {
+	mp, rev, err := m.load(ctx, uuid)
+	if err != nil {
+		return Mapping{}, err
+	}
+	if in.EventSourceArn != nil && *in.EventSourceArn != mp.ARN() {
+		return Mapping{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "The event source of a mapping cannot be changed; create another mapping.")
+	}
+	if err := m.apply(ctx, &mp, in); err != nil {
+		return Mapping{}, err
+	}
+	if err := m.put(ctx, mp, rev); err != nil {
+		return Mapping{}, err
+	}
+	m.sync(mp)
+	return mp, nil
+}
+
+// Get returns the mapping uuid.
+func (m *Mappings) Get(ctx context.Context, uuid string) (Mapping, error) {
+	mp, _, err := m.load(ctx, uuid)
+	return mp, err
+}
+
+// Delete removes the mapping uuid and its consumer.
+func (m *Mappings) Delete(ctx context.Context, uuid string) (Mapping, error) {
+	mp, _, err := m.load(ctx, uuid)
+	if err != nil {
+		return Mapping{}, err
+	}
+	if err := m.kv.Purge(ctx, uuid); err != nil {
+		return Mapping{}, fmt.Errorf("deleting mapping %s: %w", uuid, err)
+	}
+	mp.Enabled = false
+	m.sync(mp)
+	if s := m.captureStream(); s != nil {
+		if err := s.DeleteConsumer(ctx, consumerName(uuid)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			m.log.Warn("deleting a mapping's consumer", "uuid", uuid, "err", err)
+		}
+	}
+	return mp, nil
+}
+
+// List returns the mappings of function (any: "") and source ARN (any: "").
+func (m *Mappings) List(ctx context.Context, function, arn string) ([]Mapping, error) {
+	keys, err := m.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing mappings: %w", err)
+	}
+	var out []Mapping
+	for k := range keys.Keys() {
+		mp, _, err := m.load(ctx, k)
+		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if (function == "" || mp.Function == function) && (arn == "" || mp.ARN() == arn) {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UUID < out[j].UUID })
+	return out, nil
+}
+
+func (m *Mappings) load(ctx context.Context, uuid string) (Mapping, uint64, error) {
+	var mp Mapping
+	if !validUUID(uuid) {
+		return mp, 0, lambdaerr.New(lambdaerr.ResourceNotFound, "The resource you requested does not exist. (Event source mapping %s)", uuid)
+	}
+	e, err := m.kv.Get(ctx, uuid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return mp, 0, lambdaerr.New(lambdaerr.ResourceNotFound, "The resource you requested does not exist. (Event source mapping %s)", uuid)
+	}
+	if err != nil {
+		return mp, 0, fmt.Errorf("reading mapping %s: %w", uuid, err)
+	}
+	if err := json.Unmarshal(e.Value(), &mp); err != nil {
+		return mp, 0, fmt.Errorf("decoding mapping %s: %w", uuid, err)
+	}
+	return mp, e.Revision(), nil
+}
+
+func (m *Mappings) put(ctx context.Context, mp Mapping, rev uint64) error {
+	mp.LastModified = time.Now().UTC()
+	data, err := json.Marshal(mp)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		_, err = m.kv.Create(ctx, mp.UUID, data)
+	} else {
+		_, err = m.kv.Update(ctx, mp.UUID, data, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("storing mapping %s: %w", mp.UUID, err)
+	}
+	return nil
+}
+
+// apply checks in and sets what it gives on mp.
+func (m *Mappings) apply(ctx context.Context, mp *Mapping, in Input) error {
+	if in.EventSourceArn != nil {
+		subject, ok := strings.CutPrefix(*in.EventSourceArn, ARNPrefix)
+		if !ok {
+			return lambdaerr.New(lambdaerr.InvalidParameterValue,
+				"Owl's event sources are NATS subjects: %s<subject> (wildcards * and > allowed), not %s", ARNPrefix, *in.EventSourceArn)
+		}
+		if err := checkSubject(subject); err != nil {
+			return err
+		}
+		mp.Subject = subject
+	}
+	if in.FunctionName != nil {
+		name, q, err := registry.ParseName(*in.FunctionName)
+		if err != nil {
+			return err
+		}
+		if _, err := m.fns.ResolveForInvoke(ctx, name, q, 0); err != nil {
+			return err
+		}
+		mp.Function, mp.Qualifier = name, q
+	}
+	for _, c := range []struct {
+		v        *int
+		dst      *int
+		name     string
+		min, max int
+	}{
+		{in.BatchSize, &mp.BatchSize, "BatchSize", 1, MaxBatchSize},
+		{in.BatchWindow, &mp.BatchWindow, "MaximumBatchingWindowInSeconds", 0, MaxBatchWindow},
+		{in.MaxRetries, &mp.MaxRetries, "MaximumRetryAttempts", -1, MaxRetries},
+	} {
+		if c.v == nil {
+			continue
+		}
+		if *c.v < c.min || *c.v > c.max {
+			return lambdaerr.New(lambdaerr.InvalidParameterValue, "%s %d: must be from %d to %d.", c.name, *c.v, c.min, c.max)
+		}
+		*c.dst = *c.v
+	}
+	if in.Filters != nil {
+		if len(*in.Filters) > MaxFilters {
+			return lambdaerr.New(lambdaerr.InvalidParameterValue, "FilterCriteria takes at most %d filters.", MaxFilters)
+		}
+		for _, f := range *in.Filters {
+			if _, err := ParsePattern(f); err != nil {
+				return lambdaerr.New(lambdaerr.InvalidParameterValue, "Invalid filter pattern %s: %v", f, err)
+			}
+		}
+		mp.Filters = *in.Filters
+	}
+	if in.OnFailure != nil {
+		if *in.OnFailure != "" {
+			if err := m.fns.CheckDestination(ctx, mp.Function, *in.OnFailure); err != nil {
+				return err
+			}
+		}
+		mp.OnFailure = *in.OnFailure
+	}
+	if in.StartingPosition != nil {
+		switch *in.StartingPosition {
+		case "LATEST", "TRIM_HORIZON":
+			mp.StartingPosition = *in.StartingPosition
+		default:
+			return lambdaerr.ValidationFailed(*in.StartingPosition, "startingPosition", "Member must satisfy enum value set: [LATEST, TRIM_HORIZON]")
+		}
+	}
+	setBool(&mp.Enabled, in.Enabled)
+	setBool(&mp.Bisect, in.Bisect)
+	setBool(&mp.ReportItemFailures, in.ReportItemFailures)
+	return nil
+}
+
+func setBool(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// checkSubject accepts a NATS subject, wildcards included, outside the
+// system's ($…) and Owl's own (owl.…).
+func checkSubject(subject string) error {
+	bad := func(why string) error {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "%s%s is not a valid NATS subject to read: %s.", ARNPrefix, subject, why)
+	}
+	if subject == "" || len(subject) > 255 {
+		return bad("1 to 255 bytes")
+	}
+	if strings.HasPrefix(subject, "$") || subject == ">" || strings.HasPrefix(subject, "owl.") || subject == "owl" {
+		return bad("subjects starting with $ or owl. are the system's and Owl's own")
+	}
+	tokens := strings.Split(subject, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return bad("empty token")
+		case tok == ">" && i != len(tokens)-1:
+			return bad("> must be the last token")
+		case tok == "*" || tok == ">":
+		default:
+			for _, c := range tok {
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+					return bad(fmt.Sprintf("tokens are letters, digits, _ and -, or * and > (found %q)", c))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// subset reports whether every subject a matches is one b matches.
+func subset(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i, t := range bt {
+		if t == ">" {
+			return len(at) > i
+		}
+		if i >= len(at) || at[i] == ">" || (t != "*" && t != at[i]) || (t != "*" && at[i] == "*") {
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}
+
+// cover is the fewest subjects that capture all of subjects.
+func cover(subjects []string) []string {
+	var out []string
+	for i, s := range subjects {
+		covered := false
+		for j, o := range subjects {
+			if i != j && subset(s, o) && (!subset(o, s) || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// capture makes the capture stream take every subject of mps.
+func (m *Mappings) capture(ctx context.Context, mps []Mapping) error {
+	var subjects []string
+	for _, mp := range mps {
+		subjects = append(subjects, mp.Subject)
+	}
+	subjects = cover(subjects)
+	if len(subjects) == 0 {
+		subjects = []string{idleSubject}
+	}
+	s, err := m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        captureStream,
+		Description: "messages on the subjects Owl's event source mappings read",
+		Subjects:    subjects,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      m.opts.MaxAge,
+		MaxBytes:    m.opts.MaxBytes,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Owl cannot capture subjects %s: %v", strings.Join(subjects, ", "), err)
+	}
+	m.mu.Lock()
+	m.stream = s
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mappings) captureStream() jetstream.Stream {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stream
+}
+
+// Publish publishes data on subject: stored in the capture stream when a
+// mapping reads it (stored is true, with its sequence), else sent on
+// core NATS to whoever listens.
+func (m *Mappings) Publish(ctx context.Context, subject string, data []byte) (seq uint64, stored bool, err error) {
+	if err := checkPublishSubject(subject); err != nil {
+		return 0, false, err
+	}
+	ack, err := m.js.Publish(ctx, subject, data)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return 0, false, m.publish(subject, data)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("publishing on %s: %w", subject, err)
+	}
+	return ack.Sequence, true, nil
+}
+
+func checkPublishSubject(subject string) error {
+	if strings.ContainsAny(subject, "*>") {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Publish on a subject without wildcards, not %s.", subject)
+	}
+	return checkSubject(subject)
+}
+
+// sync starts, restarts or stops mp's poller to match mp.
+func (m *Mappings) sync(mp Mapping) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.pollers[mp.UUID]; old != nil {
+		delete(m.pollers, mp.UUID)
+		go old.stop()
+	}
+	if !mp.Enabled || m.closed || m.stream == nil {
+		return
+	}
+	p := newPoller(m, mp)
+	m.pollers[mp.UUID] = p
+	go p.run()
+}
+
+func consumerName(uuid string) string { return "esm-" + uuid }
+
+// arn is the ARN of the mapping uuid, as Lambda writes it.
+func (m *Mappings) arn(uuid string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:event-source-mapping:%s", m.opts.Region, m.opts.AccountID, uuid)
+}
+
+// ARN is the ARN of the mapping uuid.
+func (m *Mappings) ARN(uuid string) string { return m.arn(uuid) }
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
