@@ -138,3 +138,47 @@ type FunctionEventInvokeConfigList struct {
 	FunctionEventInvokeConfigs []FunctionEventInvokeConfig `json:"FunctionEventInvokeConfigs"`
 	NextMarker                 *string                     `json:"NextMarker,omitempty"`
 }
+
+// GetFunctionOutput is GetFunction's answer: the configuration of the
+// version (or alias) asked for, where its code can be downloaded, its
+// tags, and its reserved concurrency when one is set.
+type GetFunctionOutput struct {
+	Configuration FunctionConfiguration `json:"Configuration"`
+	Code          *FunctionCodeLocation `json:"Code,omitempty"`
+	Tags          map[string]string     `json:"Tags,omitempty"`
+	Concurrency   *Concurrency          `json:"Concurrency,omitempty"`
+}
+
+// FunctionCodeLocation says where a function's deployment package can be
+// downloaded.
+type FunctionCodeLocation struct {
+	RepositoryType string `json:"RepositoryType,omitempty"`
+	Location       string `json:"Location,omitempty"`
+}
+
+// Concurrency is a function's reserved concurrency.
+type Concurrency struct {
+	ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions,omitempty"`
+}
+
+// The list operations answer a page of items and, when more follow, the
+// marker that asks for the next page (the Marker query parameter). Items
+// is never null on the wire: an empty page is [].
+
+// FunctionList is a page of ListFunctions.
+type FunctionList struct {
+	Functions  []FunctionConfiguration `json:"Functions"`
+	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// VersionList is a page of ListVersionsByFunction.
+type VersionList struct {
+	Versions   []FunctionConfiguration `json:"Versions"`
+	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// AliasList is a page of ListAliases.
+type AliasList struct {
+	Aliases    []AliasConfiguration `json:"Aliases"`
+	NextMarker *string              `json:"NextMarker,omitempty"`
+}
