@@ -265,12 +265,20 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	if err != nil {
 		return err
 	}
-	if req.Publish {
-		if created, err = a.reg.Publish(r.Context(), created.Name, registry.PublishOptions{}); err != nil {
+	return a.writeSaved(w, r, http.StatusCreated, created, req.Publish)
+}
+
+// writeSaved answers the $LATEST that CreateFunction or
+// UpdateFunctionCode just saved; with Publish, it is published first and
+// the answer is the new version.
+func (a *API) writeSaved(w http.ResponseWriter, r *http.Request, status int, latest registry.Function, publish bool) error {
+	if publish {
+		var err error
+		if latest, err = a.reg.Publish(r.Context(), latest.Name, registry.PublishOptions{}); err != nil {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusCreated, a.wire(created))
+	writeJSON(w, status, a.wire(latest))
 	return nil
 }
 
@@ -432,13 +440,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upl
 	if err != nil {
 		return err
 	}
-	if req.Publish {
-		if updated, err = a.reg.Publish(r.Context(), fn.Name, registry.PublishOptions{}); err != nil {
-			return err
-		}
-	}
-	writeJSON(w, http.StatusOK, a.wire(updated))
-	return nil
+	return a.writeSaved(w, r, http.StatusOK, updated, req.Publish)
 }
 
 // unqualified loads $LATEST for an operation that only applies to it.

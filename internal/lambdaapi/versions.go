@@ -121,12 +121,17 @@ func (req aliasRequest) input() registry.AliasInput {
 	return in
 }
 
-func (a *API) createAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var req aliasRequest
+// decodeAlias is the function name and body of CreateAlias or UpdateAlias.
+func decodeAlias(r *http.Request, body []byte) (name string, req aliasRequest, err error) {
 	if err := decode(body, &req); err != nil {
-		return err
+		return "", req, err
 	}
-	name, err := functionName(r)
+	name, err = functionName(r)
+	return name, req, err
+}
+
+func (a *API) createAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
+	name, req, err := decodeAlias(r, body)
 	if err != nil {
 		return err
 	}
@@ -152,11 +157,7 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request, _ []byte) error {
 }
 
 func (a *API) updateAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var req aliasRequest
-	if err := decode(body, &req); err != nil {
-		return err
-	}
-	name, err := functionName(r)
+	name, req, err := decodeAlias(r, body)
 	if err != nil {
 		return err
 	}
