@@ -151,7 +151,7 @@ func owlCLI(t *testing.T, endpoint string, args ...string) (stdout, stderr strin
 func functionDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := os.ReadFile(filepath.Join(buildDir, "bootstrap"))
+	b, err := os.ReadFile(kitchenBin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package testkit
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -70,5 +71,32 @@ func TestSkip(t *testing.T) {
 	Skipf(r, "no %s", "python3")
 	if r.skipped != "" || !strings.Contains(r.failed, "no python3") {
 		t.Errorf("with %s: skipped %q, failed %q", NoSkipEnv, r.skipped, r.failed)
+	}
+}
+
+// Build builds a command once, however often and from however many tests
+// it is asked for.
+func TestBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const pkg = "./testdata/nop"
+	first, err := Build(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(first)
+	if err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("Build(%s) = %s: not an executable (%v)", pkg, first, err)
+	}
+	if again, err := Build(pkg); again != first || err != nil {
+		t.Errorf("Build again = %s, %v; want %s, built once", again, err, first)
+	}
+	if _, err := Build("./testdata/missing"); err == nil {
+		t.Error("Build of a missing package: no error")
+	}
+	RemoveBuilds()
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Errorf("after RemoveBuilds, %s: %v", first, err)
 	}
 }
