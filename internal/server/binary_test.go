@@ -116,6 +116,24 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	return p
 }
 
+// sigterm asks owl serve to stop, as a service manager does.
+func (p *owlProcess) sigterm(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCleanStop checks how owl serve ends after sigterm: exit status 0
+// within 30 s, and nothing of it left behind (checkNothingLeft).
+func (p *owlProcess) wantCleanStop(t *testing.T) {
+	t.Helper()
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	checkNothingLeft(t, p.dataDir)
+}
+
 // waitExit waits for the process to exit and returns its exit code.
 func (p *owlProcess) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
@@ -253,17 +271,12 @@ func TestOwlServeAndCLI(t *testing.T) {
 		done <- answer{status: resp.StatusCode, body: b.String(), err: err}
 	}()
 	inFlight(t, dataDir, "slow", "/tmp/in-flight")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.sigterm(t)
 	a := <-done
 	if a.err != nil || a.status != http.StatusOK || a.body != `{"slept":"2000"}` {
 		t.Errorf("the invocation in flight at SIGTERM: %d %q %v", a.status, a.body, a.err)
 	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.wantCleanStop(t)
 
 	stdout, stderr, code = owl("ls")
 	if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "owl: cannot reach Owl at "+p.URL) {
@@ -367,11 +380,6 @@ func TestOwlServeCrash(t *testing.T) {
 	if r := p.invoke("survivor", `{"name":"after"}`); r.funcErr != "" || r.payload != `{"message":"hello after"}` {
 		t.Errorf("invoke after the crash and restart: %+v", r)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.sigterm(t)
+	p.wantCleanStop(t)
 }

@@ -649,6 +649,18 @@ func nftTables(t testing.TB) map[string]bool {
 	return tables
 }
 
+// waitEnvironments waits up to 10 s for the worker to hold n environments;
+// when says at what point the test expects it, for the failure.
+func (ts *testServer) waitEnvironments(n int, when string) {
+	ts.t.Helper()
+	eventually(ts.t, 10*time.Second, func() error {
+		if got := ts.Worker().Stats().Environments; got != n {
+			return fmt.Errorf("%d environments %s, want %d", got, when, n)
+		}
+		return nil
+	})
+}
+
 // checkNothingLeft asserts that a stopped server on dataDir left no
 // sandbox process, no cgroup of its instance, no mount and nothing of its
 // egress network (bridge, veths, nftables table) behind.

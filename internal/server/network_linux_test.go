@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -487,13 +486,8 @@ func TestNetworkAfterCrash(t *testing.T) {
 	if d := p.dial("net", outside.String()); !d.OK {
 		t.Errorf("after the restart: %+v", d)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.sigterm(t)
+	p.wantCleanStop(t)
 }
 
 // TestNetworkEgressStoredThenDisabled: a function stored with egress on a
