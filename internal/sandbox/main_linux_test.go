@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -156,18 +155,7 @@ func probeCodeDir(t testing.TB) string {
 	if err != nil {
 		testkit.Skipf(t, "cannot build the probe program: %v", err)
 	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(probePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "probe"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testkit.CodeDir(t, probePath, "probe")
 }
 
 func testSpec(t testing.TB, codeDir string, args ...string) Spec {

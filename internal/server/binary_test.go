@@ -168,15 +168,7 @@ func owlCLI(t *testing.T, endpoint string, args ...string) (stdout, stderr strin
 // functionDir is a directory holding the kitchensink as bootstrap.
 func functionDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	b, err := os.ReadFile(kitchenBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testkit.CodeDir(t, kitchenBin, "bootstrap")
 }
 
 // inFlight waits until an invocation of function name that wrote marker

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"testing"
 )
 
 // builds are the commands Build made in this test binary, in a temporary
@@ -74,4 +75,24 @@ func RemoveBuilds() {
 		os.RemoveAll(builds.dir)
 	}
 	builds.dir, builds.by = "", nil
+}
+
+// CodeDir is a new temporary directory of t's holding a copy of the
+// executable bin as name: a function's code directory, readable (0755)
+// by a sandbox's unprivileged user, which t's own temporary directories
+// are not.
+func CodeDir(t testing.TB, bin, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
