@@ -389,18 +389,7 @@ func (r *Registry) ListVersions(ctx context.Context, name string) ([]Function, e
 	if err != nil {
 		return nil, err
 	}
-	out := []Function{latest}
-	for _, n := range nums {
-		v, err := r.Version(ctx, name, strconv.Itoa(n))
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return appendExisting([]Function{latest}, nums, func(n int) (Function, error) { return r.Version(ctx, name, strconv.Itoa(n)) })
 }
 
 func (r *Registry) versionNumbers(ctx context.Context, name string) ([]int, error) {
