@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,17 +38,6 @@ func owlEnv(extra ...string) []string {
 	), extra...)
 }
 
-// freeAddr returns a loopback address no one listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // owlProcess is `owl serve` running as a child process.
 type owlProcess struct {
 	*testServer // Server is nil: only the HTTP helpers are used
@@ -64,7 +52,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := &owlProcess{
 		testServer: &testServer{t: t, dataDir: dataDir, URL: "http://" + addr},
 		stderr:     &testkit.Buffer{},

@@ -3,6 +3,7 @@ package testkit
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -98,5 +99,19 @@ func TestBuild(t *testing.T) {
 	RemoveBuilds()
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
 		t.Errorf("after RemoveBuilds, %s: %v", first, err)
+	}
+}
+
+// Listen accepts connections; FreeAddr's address refuses them.
+func TestListenAndFreeAddr(t *testing.T) {
+	ln := Listen(t)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dialing Listen's listener: %v", err)
+	}
+	c.Close()
+	if c, err := net.Dial("tcp", FreeAddr(t)); err == nil {
+		c.Close()
+		t.Errorf("FreeAddr's address accepted a connection")
 	}
 }
