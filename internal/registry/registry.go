@@ -447,18 +447,10 @@ func (r *Registry) allRunnable(ctx context.Context) ([]Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
+	return appendExisting(fns, keys, func(k string) (Function, error) {
 		pk, _ := parseKey(k)
-		v, err := r.Version(ctx, pk.name, pk.qualifier)
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		fns = append(fns, v)
-	}
-	return fns, nil
+		return r.Version(ctx, pk.name, pk.qualifier)
+	})
 }
 
 func newRevisionID() string {

@@ -668,19 +668,10 @@ func (r *Registry) ListAliases(ctx context.Context, name string) ([]Alias, error
 		return nil, err
 	}
 	sort.Strings(keys)
-	out := make([]Alias, 0, len(keys))
-	for _, k := range keys {
+	return appendExisting(make([]Alias, 0, len(keys)), keys, func(k string) (Alias, error) {
 		pk, _ := parseKey(k)
-		a, err := r.GetAlias(ctx, name, pk.qualifier)
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
+		return r.GetAlias(ctx, name, pk.qualifier)
+	})
 }
 
 // DeleteAlias deletes an alias; deleting a missing one is not an error
