@@ -156,17 +156,11 @@ func (c *Client) Logs(ctx context.Context, name string, limit int) (string, erro
 }
 
 // Runtime is one runtime the server can run.
-type Runtime struct {
-	ID           string `json:"Id"`
-	Kind         string `json:"Kind"` // "provided" or "interpreted"
-	ExecutionEnv string `json:"ExecutionEnv,omitempty"`
-}
+type Runtime = lambdawire.Runtime
 
 // Runtimes lists the runtimes the server can run (Owl's /owl/v1/runtimes).
 func (c *Client) Runtimes(ctx context.Context) ([]Runtime, error) {
-	var out struct {
-		Runtimes []Runtime `json:"Runtimes"`
-	}
+	var out lambdawire.RuntimeList
 	if err := c.doJSON(ctx, http.MethodGet, "/owl/v1/runtimes", nil, nil, nil, &out); err != nil {
 		return nil, err
 	}

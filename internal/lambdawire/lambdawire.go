@@ -2,7 +2,9 @@
 // that both ends use: the server (lambdaapi) renders them and the client
 // (client) decodes them, so the two cannot drift apart. Field names are
 // the wire names. A field the server always sends has no omitempty; a
-// field only some responses carry has. It imports nothing of Owl's.
+// field only some responses carry has. Owl's own extensions (fields such
+// as Network, operations under /owl/v1) are here too, marked as such. It
+// imports nothing of Owl's.
 package lambdawire
 
 // FunctionConfiguration describes one function version, as CreateFunction,
@@ -181,4 +183,17 @@ type VersionList struct {
 type AliasList struct {
 	Aliases    []AliasConfiguration `json:"Aliases"`
 	NextMarker *string              `json:"NextMarker,omitempty"`
+}
+
+// Runtime is one runtime a server can run, as Owl's own GET
+// /owl/v1/runtimes lists it (not a Lambda operation).
+type Runtime struct {
+	ID           string `json:"Id"`
+	Kind         string `json:"Kind"` // "provided" or "interpreted"
+	ExecutionEnv string `json:"ExecutionEnv,omitempty"`
+}
+
+// RuntimeList is the answer of GET /owl/v1/runtimes.
+type RuntimeList struct {
+	Runtimes []Runtime `json:"Runtimes"`
 }
