@@ -1,7 +1,10 @@
 // Package testkit holds what Owl's tests share: a buffer safe for a child
-// process and the test to use at once, and polling for a condition with a
-// deadline (tests wait with it, never with bare sleeps). Only tests import
-// it (internal/layering_test.go checks).
+// process and the test to use at once; polling for a condition with a
+// deadline (tests wait with it, never with bare sleeps); the test's Go
+// commands built once (Build, CodeDir); loopback listeners and addresses;
+// zips; skips that CI turns into failures. An embedded NATS is in its
+// subpackage natstest. Only tests import them (internal/layering_test.go
+// checks).
 package testkit
 
 import (
