@@ -74,7 +74,7 @@ var forbidden = map[string][]string{
 func TestDependenciesPointOneWay(t *testing.T) {
 	for _, p := range listPackages(t) {
 		for _, imp := range p.Imports {
-			if strings.HasSuffix(imp, "/internal/testkit") {
+			if strings.HasSuffix(imp, "/internal/testkit") || strings.Contains(imp, "/internal/testkit/") {
 				t.Errorf("%s imports %s outside its tests: testkit is for tests only", p.ImportPath, imp)
 			}
 		}

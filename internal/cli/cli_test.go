@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/owl-project/owl/internal/client"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 const testToken = "owl_test_token"
@@ -640,12 +640,7 @@ func TestLogs(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "http://" + ln.Addr().String()
-	ln.Close()
+	endpoint := "http://" + testkit.FreeAddr(t)
 	t.Setenv("OWL_TOKEN", testToken)
 	t.Setenv("OWL_ENDPOINT", endpoint) // the environment, not the flag, this time
 

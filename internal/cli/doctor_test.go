@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -135,41 +132,21 @@ func testServeConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-var (
-	owlBinOnce sync.Once
-	owlBin     string
-	owlBinErr  error
-)
-
 // TestMain removes the owl binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if owlBin != "" {
-		os.RemoveAll(filepath.Dir(owlBin))
-	}
+	testkit.RemoveBuilds()
 	os.Exit(code)
 }
 
 // builtOwl builds cmd/owl once per test run.
 func builtOwl(t *testing.T) string {
 	t.Helper()
-	owlBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "owl-cli-test-")
-		if err != nil {
-			owlBinErr = err
-			return
-		}
-		owlBin = filepath.Join(dir, "owl")
-		cmd := exec.Command("go", "build", "-o", owlBin, "../../cmd/owl")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+runtime.GOARCH)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			owlBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if owlBinErr != nil {
-		t.Fatal(owlBinErr)
+	bin, err := testkit.Build("../../cmd/owl")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return owlBin
+	return bin
 }
 
 // cleanEnv is the environment without the developer's OWL_* settings.

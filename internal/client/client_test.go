@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 const testToken = "tok-123"
@@ -425,15 +426,10 @@ func TestAPIErrors(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.FreeAddr(t)
 
 	c := New("http://"+addr, testToken)
-	_, err = c.ListFunctions(context.Background())
+	_, err := c.ListFunctions(context.Background())
 	var ce *ConnError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %T %v, want *ConnError", err, err)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
 const functionsPath = "/2015-03-31/functions"
@@ -62,20 +64,9 @@ const listPageSize = 50
 
 // ListFunctions returns every function, following NextMarker through all pages.
 func (c *Client) ListFunctions(ctx context.Context) ([]FunctionConfiguration, error) {
-	var all []FunctionConfiguration
-	err := c.pages(ctx, functionsPath, func(decode func(any) error) (string, error) {
-		var page struct {
-			Functions  []FunctionConfiguration `json:"Functions"`
-			NextMarker string                  `json:"NextMarker"`
-		}
-		err := decode(&page)
-		all = append(all, page.Functions...)
-		return page.NextMarker, err
+	return listAll(ctx, c, functionsPath, func(p *lambdawire.FunctionList) ([]FunctionConfiguration, *string) {
+		return p.Functions, p.NextMarker
 	})
-	if err != nil {
-		return nil, err
-	}
-	return all, nil
 }
 
 // DeleteFunction deletes a function and all its versions and aliases (DeleteFunction, 204).
@@ -165,17 +156,11 @@ func (c *Client) Logs(ctx context.Context, name string, limit int) (string, erro
 }
 
 // Runtime is one runtime the server can run.
-type Runtime struct {
-	ID           string `json:"Id"`
-	Kind         string `json:"Kind"` // "provided" or "interpreted"
-	ExecutionEnv string `json:"ExecutionEnv,omitempty"`
-}
+type Runtime = lambdawire.Runtime
 
 // Runtimes lists the runtimes the server can run (Owl's /owl/v1/runtimes).
 func (c *Client) Runtimes(ctx context.Context) ([]Runtime, error) {
-	var out struct {
-		Runtimes []Runtime `json:"Runtimes"`
-	}
+	var out lambdawire.RuntimeList
 	if err := c.doJSON(ctx, http.MethodGet, "/owl/v1/runtimes", nil, nil, nil, &out); err != nil {
 		return nil, err
 	}

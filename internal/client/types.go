@@ -26,6 +26,12 @@ type (
 	LoggingConfig = lambdawire.LoggingConfig
 	// Layer is a layer version a function uses.
 	Layer = lambdawire.Layer
+	// GetFunctionOutput is the response of GetFunction.
+	GetFunctionOutput = lambdawire.GetFunctionOutput
+	// FunctionCodeLocation says where a function's deployment package can be downloaded.
+	FunctionCodeLocation = lambdawire.FunctionCodeLocation
+	// Concurrency is a function's reserved concurrency, when one is set.
+	Concurrency = lambdawire.Concurrency
 )
 
 // Function states and update statuses reported in FunctionConfiguration.
@@ -39,25 +45,6 @@ const (
 	UpdateSuccessful = "Successful"
 	UpdateFailed     = "Failed"
 )
-
-// FunctionCodeLocation says where a function's deployment package can be downloaded.
-type FunctionCodeLocation struct {
-	RepositoryType string `json:"RepositoryType,omitempty"`
-	Location       string `json:"Location,omitempty"`
-}
-
-// Concurrency is a function's reserved concurrency, when one is set.
-type Concurrency struct {
-	ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions,omitempty"`
-}
-
-// GetFunctionOutput is the response of GetFunction.
-type GetFunctionOutput struct {
-	Configuration FunctionConfiguration `json:"Configuration"`
-	Code          *FunctionCodeLocation `json:"Code,omitempty"`
-	Tags          map[string]string     `json:"Tags,omitempty"`
-	Concurrency   *Concurrency          `json:"Concurrency,omitempty"`
-}
 
 // DefaultRole is the execution role sent on CreateFunction when none is given. Owl accepts any
 // role ARN; Lambda clients require the field.

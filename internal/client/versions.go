@@ -41,36 +41,23 @@ func (c *Client) PublishVersion(ctx context.Context, name, description string) (
 
 // ListVersions returns $LATEST and every published version, following every page.
 func (c *Client) ListVersions(ctx context.Context, name string) ([]FunctionConfiguration, error) {
-	var all []FunctionConfiguration
-	err := c.pages(ctx, functionPath(name, "/versions"), func(decode func(any) error) (string, error) {
-		var page struct {
-			Versions   []FunctionConfiguration `json:"Versions"`
-			NextMarker string                  `json:"NextMarker"`
-		}
-		err := decode(&page)
-		all = append(all, page.Versions...)
-		return page.NextMarker, err
+	return listAll(ctx, c, functionPath(name, "/versions"), func(p *lambdawire.VersionList) ([]FunctionConfiguration, *string) {
+		return p.Versions, p.NextMarker
 	})
-	return all, err
 }
 
 // ListAliases returns a function's aliases, following every page.
 func (c *Client) ListAliases(ctx context.Context, name string) ([]AliasConfiguration, error) {
-	var all []AliasConfiguration
-	err := c.pages(ctx, functionPath(name, "/aliases"), func(decode func(any) error) (string, error) {
-		var page struct {
-			Aliases    []AliasConfiguration `json:"Aliases"`
-			NextMarker string               `json:"NextMarker"`
-		}
-		err := decode(&page)
-		all = append(all, page.Aliases...)
-		return page.NextMarker, err
+	return listAll(ctx, c, functionPath(name, "/aliases"), func(p *lambdawire.AliasList) ([]AliasConfiguration, *string) {
+		return p.Aliases, p.NextMarker
 	})
-	return all, err
 }
 
-// pages GETs path page by page; each page's decoder returns the next marker.
-func (c *Client) pages(ctx context.Context, path string, page func(decode func(any) error) (string, error)) error {
+// listAll GETs path page by page, each decoded into a P (one of
+// lambdawire's lists), and returns the items of every page; items says
+// what a page holds and its NextMarker.
+func listAll[P, T any](ctx context.Context, c *Client, path string, items func(*P) ([]T, *string)) ([]T, error) {
+	var all []T
 	seen := map[string]bool{}
 	marker := ""
 	for {
@@ -78,19 +65,21 @@ func (c *Client) pages(ctx context.Context, path string, page func(decode func(a
 		if marker != "" {
 			q.Set("Marker", marker)
 		}
-		next, err := page(func(v any) error { return c.doJSON(ctx, http.MethodGet, path, q, nil, nil, v) })
-		if err != nil {
-			return err
+		var page P
+		if err := c.doJSON(ctx, http.MethodGet, path, q, nil, nil, &page); err != nil {
+			return nil, err
 		}
-		if next == "" {
-			return nil
+		got, next := items(&page)
+		all = append(all, got...)
+		if next == nil || *next == "" {
+			return all, nil
 		}
 		// A server that hands out a marker twice would keep us here forever.
-		if seen[next] {
-			return fmt.Errorf("listing %s: the server repeated page marker %q", path, next)
+		if seen[*next] {
+			return nil, fmt.Errorf("listing %s: the server repeated page marker %q", path, *next)
 		}
-		seen[next] = true
-		marker = next
+		seen[*next] = true
+		marker = *next
 	}
 }
 

@@ -6,12 +6,19 @@ import (
 	"testing"
 )
 
-func TestCheck(t *testing.T) {
+// freeDir is a temporary directory of t's and the bytes free there.
+func freeDir(t *testing.T) (string, int64) {
+	t.Helper()
 	dir := t.TempDir()
 	free, err := FreeBytes(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, free
+}
+
+func TestCheck(t *testing.T) {
+	dir, free := freeDir(t)
 	g := New(dir, 16<<20)
 	if free > 64<<20 {
 		if err := g.Check(1 << 20); err != nil {
@@ -21,7 +28,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("WasLow after a check that passed")
 		}
 	}
-	err = g.Check(free) // would leave nothing
+	err := g.Check(free) // would leave nothing
 	if !IsLow(err) || !g.WasLow() {
 		t.Fatalf("a write of all the free space: %v, want a LowSpaceError", err)
 	}
@@ -34,11 +41,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestPlanStart(t *testing.T) {
-	dir := t.TempDir()
-	free, err := FreeBytes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, free := freeDir(t)
 	// A reserve that leaves exactly the minimum: the smallest log stream.
 	p, err := PlanStart(dir, 0, free-MinStartBytes)
 	if err != nil || p.LogBytes != MinLogBytes {
@@ -55,11 +58,7 @@ func TestPlanStart(t *testing.T) {
 }
 
 func TestClaims(t *testing.T) {
-	dir := t.TempDir()
-	free, err := FreeBytes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, free := freeDir(t)
 	if free < 256<<20 {
 		t.Skipf("%s free: too little to test claims", MB(free))
 	}

@@ -48,7 +48,7 @@ func RealHost() Host {
 		ProbeNamespaces: probeNamespaces,
 		FindNft:         sandbox.FindNft,
 		ProbeNft:        probeNft,
-		Runtimes:        interpretedRuntimes,
+		Runtimes:        runtimes.Interpreted,
 		FreeBytes: func(p string) (uint64, error) {
 			n, err := diskspace.FreeBytes(p)
 			return uint64(max(n, 0)), err
@@ -61,19 +61,6 @@ func RealHost() Host {
 			return ln.Close()
 		},
 	}
-}
-
-// interpretedRuntimes lists the runtimes of internal/runtimes' catalog
-// that run Owl's own bootstrap on a host interpreter, and that this host
-// has the interpreter of.
-func interpretedRuntimes() []string {
-	var ids []string
-	for _, id := range runtimes.IDs() {
-		if rt, ok := runtimes.Lookup(id); ok && !rt.Provided() {
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }
 
 // probeNft runs `nft list tables`: it needs the kernel's nf_tables (and

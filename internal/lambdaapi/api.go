@@ -431,21 +431,14 @@ func (a *API) writeZip(w http.ResponseWriter, r *http.Request, shaHex, filename 
 }
 
 func (a *API) listRuntimes(w http.ResponseWriter, _ *http.Request, _ []byte) error {
-	type runtime struct {
-		ID           string `json:"Id"`
-		Kind         string `json:"Kind"`
-		ExecutionEnv string `json:"ExecutionEnv,omitempty"`
-	}
-	out := struct {
-		Runtimes []runtime `json:"Runtimes"`
-	}{Runtimes: []runtime{}}
+	out := lambdawire.RuntimeList{Runtimes: []lambdawire.Runtime{}}
 	for _, id := range runtimes.IDs() {
 		rt, _ := runtimes.Lookup(id)
 		kind := "interpreted"
 		if rt.Provided() {
 			kind = "provided"
 		}
-		out.Runtimes = append(out.Runtimes, runtime{ID: id, Kind: kind, ExecutionEnv: rt.ExecutionEnv})
+		out.Runtimes = append(out.Runtimes, lambdawire.Runtime{ID: id, Kind: kind, ExecutionEnv: rt.ExecutionEnv})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -134,9 +134,7 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request, body []byte
 	if err != nil {
 		return err
 	}
-	out := a.wireProvisioned(r, pc)
-	out.FunctionArn = ""
-	writeJSON(w, http.StatusAccepted, out)
+	a.writeProvisioned(w, r, http.StatusAccepted, pc)
 	return nil
 }
 
@@ -152,10 +150,16 @@ func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request, _ []byte) e
 	if err != nil {
 		return err
 	}
+	a.writeProvisioned(w, r, http.StatusOK, pc)
+	return nil
+}
+
+// writeProvisioned answers one config, as Put and Get do: without the
+// FunctionArn that only the list's items carry.
+func (a *API) writeProvisioned(w http.ResponseWriter, r *http.Request, status int, pc registry.ProvisionedConfig) {
 	out := a.wireProvisioned(r, pc)
 	out.FunctionArn = ""
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	writeJSON(w, status, out)
 }
 
 func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {

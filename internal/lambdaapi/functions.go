@@ -265,12 +265,20 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	if err != nil {
 		return err
 	}
-	if req.Publish {
-		if created, err = a.reg.Publish(r.Context(), created.Name, registry.PublishOptions{}); err != nil {
+	return a.writeSaved(w, r, http.StatusCreated, created, req.Publish)
+}
+
+// writeSaved answers the $LATEST that CreateFunction or
+// UpdateFunctionCode just saved; with Publish, it is published first and
+// the answer is the new version.
+func (a *API) writeSaved(w http.ResponseWriter, r *http.Request, status int, latest registry.Function, publish bool) error {
+	if publish {
+		var err error
+		if latest, err = a.reg.Publish(r.Context(), latest.Name, registry.PublishOptions{}); err != nil {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusCreated, a.wire(created))
+	writeJSON(w, status, a.wire(latest))
 	return nil
 }
 
@@ -294,15 +302,15 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	if v := fn.Version; v != "" && v != registry.Latest {
 		location += "?Qualifier=" + v
 	}
-	out := map[string]any{
-		"Configuration": a.wireTarget(t),
-		"Code":          map[string]string{"RepositoryType": "S3", "Location": location},
+	out := lambdawire.GetFunctionOutput{
+		Configuration: a.wireTarget(t),
+		Code:          &lambdawire.FunctionCodeLocation{RepositoryType: "S3", Location: location},
 	}
 	if len(fn.Tags) > 0 {
-		out["Tags"] = fn.Tags
+		out.Tags = fn.Tags
 	}
 	if latest, err := a.reg.Get(r.Context(), fn.Name); err == nil && latest.ReservedConcurrency != nil {
-		out["Concurrency"] = map[string]int{"ReservedConcurrentExecutions": *latest.ReservedConcurrency}
+		out.Concurrency = &lambdawire.Concurrency{ReservedConcurrentExecutions: latest.ReservedConcurrency}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -348,15 +356,18 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ []byte) er
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Functions  []lambdawire.FunctionConfiguration `json:"Functions"`
-		NextMarker *string                            `json:"NextMarker,omitempty"`
-	}{Functions: make([]lambdawire.FunctionConfiguration, 0, len(items)), NextMarker: next}
-	for _, f := range items {
-		out.Functions = append(out.Functions, a.wire(f))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, lambdawire.FunctionList{Functions: render(items, a.wire), NextMarker: next})
 	return nil
+}
+
+// render is items rendered for the wire by f; it is never nil, so that
+// an empty page is [] on the wire, not null.
+func render[T, W any](items []T, f func(T) W) []W {
+	out := make([]W, 0, len(items))
+	for _, it := range items {
+		out = append(out, f(it))
+	}
+	return out
 }
 
 // page applies the Marker and MaxItems parameters (at most 50 a page) to
@@ -429,13 +440,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upl
 	if err != nil {
 		return err
 	}
-	if req.Publish {
-		if updated, err = a.reg.Publish(r.Context(), fn.Name, registry.PublishOptions{}); err != nil {
-			return err
-		}
-	}
-	writeJSON(w, http.StatusOK, a.wire(updated))
-	return nil
+	return a.writeSaved(w, r, http.StatusOK, updated, req.Publish)
 }
 
 // unqualified loads $LATEST for an operation that only applies to it.

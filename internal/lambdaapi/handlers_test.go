@@ -23,9 +23,9 @@ import (
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
-	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/testkit"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 const (
@@ -139,11 +139,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := natstest.Start(t)
 	reg, err := registry.Open(ctx, bus.JS, registry.Options{
 		Region: "us-east-1", AccountID: "000000000000", CodeStorageLimit: 1 << 30, Logger: quiet,
 	})

@@ -78,17 +78,14 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ []byte) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Versions   []lambdawire.FunctionConfiguration `json:"Versions"`
-		NextMarker *string                            `json:"NextMarker,omitempty"`
-	}{versions, next})
+	writeJSON(w, http.StatusOK, lambdawire.VersionList{Versions: versions, NextMarker: next})
 	return nil
 }
 
 // listPage is one page (by the request's Marker and MaxItems) of what
 // list returns for the request's unqualified function, in the order that
 // markers carry, each item rendered for the wire.
-func listPage[T, W any](r *http.Request, list func(context.Context, string) ([]T, error), order func(T) string, render func(T) W) ([]W, *string, error) {
+func listPage[T, W any](r *http.Request, list func(context.Context, string) ([]T, error), order func(T) string, wire func(T) W) ([]W, *string, error) {
 	name, err := functionName(r)
 	if err != nil {
 		return nil, nil, err
@@ -101,11 +98,7 @@ func listPage[T, W any](r *http.Request, list func(context.Context, string) ([]T
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]W, 0, len(items))
-	for _, it := range items {
-		out = append(out, render(it))
-	}
-	return out, next, nil
+	return render(items, wire), next, nil
 }
 
 // aliasRequest is the body of CreateAlias and UpdateAlias.
@@ -128,12 +121,17 @@ func (req aliasRequest) input() registry.AliasInput {
 	return in
 }
 
-func (a *API) createAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var req aliasRequest
+// decodeAlias is the function name and body of CreateAlias or UpdateAlias.
+func decodeAlias(r *http.Request, body []byte) (name string, req aliasRequest, err error) {
 	if err := decode(body, &req); err != nil {
-		return err
+		return "", req, err
 	}
-	name, err := functionName(r)
+	name, err = functionName(r)
+	return name, req, err
+}
+
+func (a *API) createAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
+	name, req, err := decodeAlias(r, body)
 	if err != nil {
 		return err
 	}
@@ -159,11 +157,7 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request, _ []byte) error {
 }
 
 func (a *API) updateAlias(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var req aliasRequest
-	if err := decode(body, &req); err != nil {
-		return err
-	}
-	name, err := functionName(r)
+	name, req, err := decodeAlias(r, body)
 	if err != nil {
 		return err
 	}
@@ -212,13 +206,6 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Aliases    []lambdawire.AliasConfiguration `json:"Aliases"`
-		NextMarker *string                         `json:"NextMarker,omitempty"`
-	}{Aliases: make([]lambdawire.AliasConfiguration, 0, len(items)), NextMarker: next}
-	for _, al := range items {
-		out.Aliases = append(out.Aliases, a.wireAlias(al))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, lambdawire.AliasList{Aliases: render(items, a.wireAlias), NextMarker: next})
 	return nil
 }

@@ -20,9 +20,12 @@ func TestWireShapes(t *testing.T) {
 	h.do("PUT", fns+"/fn/code", map[string]any{"ZipFile": zipOf(t, "v2"), "Publish": true}).ok(t, http.StatusOK, nil)
 	h.do("POST", fns+"/fn/aliases", map[string]any{"Name": "live", "FunctionVersion": "1",
 		"RoutingConfig": map[string]any{"AdditionalVersionWeights": map[string]float64{"2": 0.5}}}).ok(t, http.StatusCreated, nil)
-	varying := regexp.MustCompile(`"(LastModified|RevisionId|CodeSha256)":"[^"]*"`)
+	h.do("PUT", "/2017-10-31/functions/fn/concurrency", map[string]any{"ReservedConcurrentExecutions": 5}).ok(t, http.StatusOK, nil)
+	varying := regexp.MustCompile(`"(LastModified|RevisionId|CodeSha256|Location)":"[^"]*"`)
+	config := `{"FunctionName":"fn","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:fn","Runtime":"provided.al2023","Role":"arn:aws:iam::000000000000:role/test","Handler":"bootstrap","CodeSize":141,"Description":"","Timeout":3,"MemorySize":128,"LastModified":X,"CodeSha256":X,"Version":"$LATEST","Environment":{"Variables":{"GREETING":"hi"}},"TracingConfig":{"Mode":"PassThrough"},"RevisionId":X,"State":"Active","LastUpdateStatus":"Successful","PackageType":"Zip","Architectures":["x86_64"],"EphemeralStorage":{"Size":512},"LoggingConfig":{"LogFormat":"Text","LogGroup":"/aws/lambda/fn"},"Network":"none"}`
 	for _, tc := range []struct{ path, want string }{
-		{fns + "/fn/configuration", `{"FunctionName":"fn","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:fn","Runtime":"provided.al2023","Role":"arn:aws:iam::000000000000:role/test","Handler":"bootstrap","CodeSize":141,"Description":"","Timeout":3,"MemorySize":128,"LastModified":X,"CodeSha256":X,"Version":"$LATEST","Environment":{"Variables":{"GREETING":"hi"}},"TracingConfig":{"Mode":"PassThrough"},"RevisionId":X,"State":"Active","LastUpdateStatus":"Successful","PackageType":"Zip","Architectures":["x86_64"],"EphemeralStorage":{"Size":512},"LoggingConfig":{"LogFormat":"Text","LogGroup":"/aws/lambda/fn"},"Network":"none"}`},
+		{fns + "/fn/configuration", config},
+		{fns + "/fn", `{"Configuration":` + config + `,"Code":{"RepositoryType":"S3","Location":X},"Concurrency":{"ReservedConcurrentExecutions":5}}`},
 		{fns + "/fn/aliases/live", `{"AliasArn":"arn:aws:lambda:us-east-1:000000000000:function:fn:live","Name":"live","FunctionVersion":"1","Description":"","RoutingConfig":{"AdditionalVersionWeights":{"2":0.5}},"RevisionId":X}`},
 	} {
 		resp := h.do("GET", tc.path, nil)

@@ -2,7 +2,9 @@
 // that both ends use: the server (lambdaapi) renders them and the client
 // (client) decodes them, so the two cannot drift apart. Field names are
 // the wire names. A field the server always sends has no omitempty; a
-// field only some responses carry has. It imports nothing of Owl's.
+// field only some responses carry has. Owl's own extensions (fields such
+// as Network, operations under /owl/v1) are here too, marked as such. It
+// imports nothing of Owl's.
 package lambdawire
 
 // FunctionConfiguration describes one function version, as CreateFunction,
@@ -137,4 +139,61 @@ type OnDestination struct {
 type FunctionEventInvokeConfigList struct {
 	FunctionEventInvokeConfigs []FunctionEventInvokeConfig `json:"FunctionEventInvokeConfigs"`
 	NextMarker                 *string                     `json:"NextMarker,omitempty"`
+}
+
+// GetFunctionOutput is GetFunction's answer: the configuration of the
+// version (or alias) asked for, where its code can be downloaded, its
+// tags, and its reserved concurrency when one is set.
+type GetFunctionOutput struct {
+	Configuration FunctionConfiguration `json:"Configuration"`
+	Code          *FunctionCodeLocation `json:"Code,omitempty"`
+	Tags          map[string]string     `json:"Tags,omitempty"`
+	Concurrency   *Concurrency          `json:"Concurrency,omitempty"`
+}
+
+// FunctionCodeLocation says where a function's deployment package can be
+// downloaded.
+type FunctionCodeLocation struct {
+	RepositoryType string `json:"RepositoryType,omitempty"`
+	Location       string `json:"Location,omitempty"`
+}
+
+// Concurrency is a function's reserved concurrency.
+type Concurrency struct {
+	ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions,omitempty"`
+}
+
+// The list operations answer a page of items and, when more follow, the
+// marker that asks for the next page (the Marker query parameter). Items
+// is never null on the wire: an empty page is [].
+
+// FunctionList is a page of ListFunctions.
+type FunctionList struct {
+	Functions  []FunctionConfiguration `json:"Functions"`
+	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// VersionList is a page of ListVersionsByFunction.
+type VersionList struct {
+	Versions   []FunctionConfiguration `json:"Versions"`
+	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// AliasList is a page of ListAliases.
+type AliasList struct {
+	Aliases    []AliasConfiguration `json:"Aliases"`
+	NextMarker *string              `json:"NextMarker,omitempty"`
+}
+
+// Runtime is one runtime a server can run, as Owl's own GET
+// /owl/v1/runtimes lists it (not a Lambda operation).
+type Runtime struct {
+	ID           string `json:"Id"`
+	Kind         string `json:"Kind"` // "provided" or "interpreted"
+	ExecutionEnv string `json:"ExecutionEnv,omitempty"`
+}
+
+// RuntimeList is the answer of GET /owl/v1/runtimes.
+type RuntimeList struct {
+	Runtimes []Runtime `json:"Runtimes"`
 }

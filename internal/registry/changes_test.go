@@ -2,14 +2,13 @@ package registry_test
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 // heard collects the changes a node's subscriber was told of.
@@ -29,11 +28,7 @@ func (h *heard) has(c registry.Change) bool {
 // after an update never runs the old configuration.
 func TestWritesReturnOnceTheirChangeIsHeard(t *testing.T) {
 	ctx := context.Background()
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := natstest.Start(t)
 	r := open(t, bus)
 	h := &heard{}
 	r.OnChange(func(c registry.Change) {

@@ -176,18 +176,24 @@ func (r *Registry) List(ctx context.Context) ([]Function, error) {
 		names = append(names, k[len(fnPrefix):])
 	}
 	sort.Strings(names)
-	fns := make([]Function, 0, len(names))
-	for _, n := range names {
-		f, err := r.Get(ctx, n)
+	return appendExisting(make([]Function, 0, len(names)), names, func(n string) (Function, error) { return r.Get(ctx, n) })
+}
+
+// appendExisting appends to out what get returns for each of keys, in
+// order, leaving out the keys whose item was deleted since they were
+// listed (get answers ResourceNotFound).
+func appendExisting[K, T any](out []T, keys []K, get func(K) (T, error)) ([]T, error) {
+	for _, k := range keys {
+		v, err := get(k)
 		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue // deleted meanwhile
+			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		fns = append(fns, f)
+		out = append(out, v)
 	}
-	return fns, nil
+	return out, nil
 }
 
 // Create stores a new function with its (already validated) code zip.
@@ -441,18 +447,10 @@ func (r *Registry) allRunnable(ctx context.Context) ([]Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
+	return appendExisting(fns, keys, func(k string) (Function, error) {
 		pk, _ := parseKey(k)
-		v, err := r.Version(ctx, pk.name, pk.qualifier)
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		fns = append(fns, v)
-	}
-	return fns, nil
+		return r.Version(ctx, pk.name, pk.qualifier)
+	})
 }
 
 func newRevisionID() string {

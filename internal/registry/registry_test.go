@@ -13,6 +13,7 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 
 	"github.com/owl-project/owl/internal/testkit"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 func testZip(t *testing.T, content string) *registry.Zip {
@@ -57,11 +58,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // changes are reported on the channel.
 func twoNodes(t *testing.T) (a, b *registry.Registry, changed chan registry.Change) {
 	t.Helper()
-	bus, err := natsbus.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := natstest.Start(t)
 	a, b = open(t, bus), open(t, bus)
 	changed = make(chan registry.Change, 16)
 	b.OnChange(func(c registry.Change) { changed <- c })
@@ -193,11 +190,7 @@ func ptr[T any](v T) *T { return &v }
 // invoke path (served from the in-memory mirror).
 func BenchmarkResolveForInvoke(b *testing.B) {
 	ctx := context.Background()
-	bus, err := natsbus.StartEmbedded(ctx, b.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bus.Close()
+	bus := natstest.Start(b)
 	r, err := registry.Open(ctx, bus.JS, registry.Options{Region: "us-east-1", AccountID: "000000000000",
 		CodeStorageLimit: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

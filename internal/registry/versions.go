@@ -394,18 +394,7 @@ func (r *Registry) ListVersions(ctx context.Context, name string) ([]Function, e
 	if err != nil {
 		return nil, err
 	}
-	out := []Function{latest}
-	for _, n := range nums {
-		v, err := r.Version(ctx, name, strconv.Itoa(n))
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return appendExisting([]Function{latest}, nums, func(n int) (Function, error) { return r.Version(ctx, name, strconv.Itoa(n)) })
 }
 
 func (r *Registry) versionNumbers(ctx context.Context, name string) ([]int, error) {
@@ -684,19 +673,10 @@ func (r *Registry) ListAliases(ctx context.Context, name string) ([]Alias, error
 		return nil, err
 	}
 	sort.Strings(keys)
-	out := make([]Alias, 0, len(keys))
-	for _, k := range keys {
+	return appendExisting(make([]Alias, 0, len(keys)), keys, func(k string) (Alias, error) {
 		pk, _ := parseKey(k)
-		a, err := r.GetAlias(ctx, name, pk.qualifier)
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
+		return r.GetAlias(ctx, name, pk.qualifier)
+	})
 }
 
 // DeleteAlias deletes an alias; deleting a missing one is not an error

@@ -10,10 +10,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,51 +20,21 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
-// functions are the testdata commands.
-var functions = []string{"hello", "fail", "panic", "exit", "stream"}
-
-var build struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	testkit.RemoveBuilds()
 	os.Exit(code)
 }
 
-// functionBinary returns the path of testdata command name, building all
-// of them on first use.
+// functionBinary returns the path of testdata command name, built on
+// first use.
 func functionBinary(t testing.TB, name string) string {
 	t.Helper()
-	build.once.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.dir, build.err = os.MkdirTemp("", "runtimeapi-functions-")
-		if build.err != nil {
-			return
-		}
-		args := []string{"build", "-o", build.dir + string(filepath.Separator)}
-		for _, f := range functions {
-			args = append(args, "./testdata/"+f)
-		}
-		cmd := exec.Command(gobin, args...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if build.err != nil {
-		t.Fatalf("building the test functions: %v", build.err)
+	bin, err := testkit.Build("./testdata/" + name)
+	if err != nil {
+		t.Fatalf("building the test function: %v", err)
 	}
-	return filepath.Join(build.dir, name)
+	return bin
 }
 
 // function is a running testdata command.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // Warm-invoke benchmarks. One op is one Invoke round trip through a real
@@ -232,10 +234,7 @@ func benchModes(b *testing.B, bench func(b *testing.B, parked bool)) {
 // server answering a small JSON body: what one Runtime API hop costs at
 // best.
 func BenchmarkBaselineHTTPRoundTrip(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ln := testkit.Listen(b)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = jsonContentType
 		w.Write(benchResponse)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func TestNextDeliversInvocation(t *testing.T) {
@@ -636,10 +636,7 @@ func TestClose(t *testing.T) {
 	if r := c.next(ctx); r.err == nil {
 		t.Errorf("/next after Close answered %d, want a refused connection", r.status)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	if err := s.Serve(ln); !errors.Is(err, ErrClosed) {
 		t.Errorf("Serve after Close = %v, want ErrClosed", err)
 	}

@@ -8,17 +8,15 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // A pre-started runtime's first request gets the function's environment;
 // the same listener is then served by a Server as usual.
 func TestAwaitSpecialize(t *testing.T) {
 	checkGoroutines(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testkit.Listen(t)
 	got := make(chan Specialization, 1)
 	go func() {
 		resp, err := http.Get("http://" + ln.Addr().String() + SpecializePath)
@@ -65,11 +63,7 @@ func TestAwaitSpecialize(t *testing.T) {
 
 func TestAwaitSpecializeTimeoutAndWrongRequest(t *testing.T) {
 	checkGoroutines(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testkit.Listen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := AwaitSpecialize(ctx, ln); err == nil {

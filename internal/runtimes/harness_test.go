@@ -203,11 +203,7 @@ func start(t testing.TB, rt *runtimeUnderTest, o options) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &countingListener{Listener: tcp}
+	ln := &countingListener{Listener: testkit.Listen(t)}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,11 +41,7 @@ func TestPrewarmedBootstraps(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, tc.file), []byte(tc.code), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := testkit.Listen(t)
 			api := ln.Addr().String()
 			var out bytes.Buffer
 			cmd := exec.Command(tc.interp, bootstrap)

@@ -90,6 +90,19 @@ func IDs() []string {
 	return ids
 }
 
+// Interpreted lists, sorted, the runtimes this machine can run that are
+// interpreted: Owl's own bootstrap on a host interpreter (Python, Node.js),
+// not a function's own (provided.*).
+func Interpreted() []string {
+	var ids []string
+	for _, id := range IDs() {
+		if !catalog[id].Provided() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // Known reports whether id is a runtime Owl knows, available here or not.
 func Known(id string) bool {
 	_, ok := catalog[id]

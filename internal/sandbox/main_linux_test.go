@@ -10,12 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +29,7 @@ func TestMain(m *testing.M) {
 		runCrashHelper(arg)
 	}
 	code := m.Run()
-	if probePath != "" {
-		os.RemoveAll(filepath.Dir(probePath))
-	}
+	testkit.RemoveBuilds()
 	os.Exit(code)
 }
 
@@ -152,44 +147,15 @@ func assertNoMounts(t testing.TB, rootDir string) {
 	}
 }
 
-var (
-	probeOnce sync.Once
-	probePath string
-	probeErr  error
-)
-
 // probeCodeDir returns a code dir (readable by the sandbox user) holding the
 // probe program of testdata/probe, built once per test binary.
 func probeCodeDir(t testing.TB) string {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "owl-probe-")
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probePath = filepath.Join(dir, "probe")
-		cmd := exec.Command("go", "build", "-o", probePath, "./testdata/probe")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("building probe: %v\n%s", err, out)
-		}
-	})
-	if probeErr != nil {
-		testkit.Skipf(t, "cannot build the probe program: %v", probeErr)
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(probePath)
+	probePath, err := testkit.Build("./testdata/probe")
 	if err != nil {
-		t.Fatal(err)
+		testkit.Skipf(t, "cannot build the probe program: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "probe"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testkit.CodeDir(t, probePath, "probe")
 }
 
 func testSpec(t testing.TB, codeDir string, args ...string) Spec {

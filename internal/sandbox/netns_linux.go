@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -14,52 +15,64 @@ import (
 // network's eth0 setup, in the same trip) and listens on addr there. Only
 // processes in that namespace can connect; the listener itself is served
 // from Owl.
-//
-// The work runs on a fresh goroutine locked to its OS thread: setns
-// changes the thread, not the process. If the thread cannot be switched
-// back, the goroutine exits still locked and the runtime discards the
-// thread instead of returning it to the pool in the wrong namespace.
 func listenInNetns(pidfd, pid int, addr string, inside func() error) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	err := inNetns(func() error { return enterNetns(pidfd, pid) }, func() error {
+		var err error
+		if ln, err = listenLoopback(addr); err != nil {
+			return err
+		}
+		if inside != nil {
+			return inside()
+		}
+		return nil
+	})
+	if err != nil && ln != nil {
+		ln.Close()
+		return nil, err
 	}
-	ch := make(chan result, 1)
+	return ln, err
+}
+
+// InNetnsAt runs fn inside the network namespace that the file at path
+// stands for (/run/netns/<name>, /proc/<pid>/ns/net), as inNetns does.
+func InNetnsAt(path string, fn func() error) error {
+	return inNetns(func() error { return setnsPath(path) }, fn)
+}
+
+// inNetns runs fn on a fresh goroutine locked to its OS thread, which
+// enter has moved into another network namespace, then moves the thread
+// back. setns changes the thread, not the process. If the thread cannot
+// be moved back, the goroutine exits still locked and the runtime
+// discards the thread instead of returning it to the pool in the wrong
+// namespace.
+func inNetns(enter, fn func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		ln, restored, err := listenInNetnsLocked(pidfd, pid, addr, inside)
+		restored, err := inNetnsLocked(enter, fn)
 		if restored {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{ln, err}
+		ch <- err
 	}()
-	r := <-ch
-	return r.ln, r.err
+	return <-ch
 }
 
-func listenInNetnsLocked(pidfd, pid int, addr string, inside func() error) (ln net.Listener, restored bool, err error) {
+func inNetnsLocked(enter, fn func() error) (restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, true, fmt.Errorf("opening own network namespace: %w", err)
+		return true, fmt.Errorf("opening own network namespace: %w", err)
 	}
 	defer unix.Close(orig)
-	if err := enterNetns(pidfd, pid); err != nil {
-		return nil, true, err
+	if err := enter(); err != nil {
+		return true, err
 	}
-	ln, err = listenLoopback(addr)
-	if err == nil && inside != nil {
-		if err = inside(); err != nil {
-			ln.Close()
-			ln = nil
-		}
-	}
+	err = fn()
 	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-		if ln != nil {
-			ln.Close()
-		}
-		return nil, false, fmt.Errorf("returning to the original network namespace (thread discarded): %w", rerr)
+		return false, errors.Join(err, fmt.Errorf("returning to the original network namespace (thread discarded): %w", rerr))
 	}
-	return ln, true, err
+	return true, err
 }
 
 // enterNetns switches the calling thread into the process's network
@@ -74,16 +87,21 @@ func enterNetns(pidfd, pid int) error {
 			return fmt.Errorf("entering the sandbox network namespace: %w", err)
 		}
 	}
-	p := "/proc/" + strconv.Itoa(pid) + "/ns/net"
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening the sandbox network namespace: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+	if err := setnsPath("/proc/" + strconv.Itoa(pid) + "/ns/net"); err != nil {
 		return fmt.Errorf("entering the sandbox network namespace: %w", err)
 	}
 	return nil
+}
+
+// setnsPath moves the calling thread into the network namespace that the
+// file at path stands for.
+func setnsPath(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, unix.CLONE_NEWNET)
 }
 
 // listenLoopback brings lo up in the current thread's network namespace

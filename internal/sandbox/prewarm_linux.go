@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,39 +313,10 @@ func (s *Sandbox) specialize(sp Specialization) error {
 			return err
 		}
 		s.veth = veth // Destroy detaches it
-		if err := inNetns(s.cmd.Process.Pid, func() error { return s.m.net.configureInside(veth) }); err != nil {
+		pid := s.cmd.Process.Pid
+		if err := inNetns(func() error { return enterNetns(-1, pid) }, func() error { return s.m.net.configureInside(veth) }); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// inNetns runs fn on a thread inside the network namespace of pid (see
-// listenInNetns for the thread handling).
-func inNetns(pid int, fn func() error) error {
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- fmt.Errorf("opening own network namespace: %w", err)
-			return
-		}
-		defer unix.Close(orig)
-		if err := enterNetns(-1, pid); err != nil {
-			runtime.UnlockOSThread()
-			ch <- err
-			return
-		}
-		err = fn()
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-			// Exit locked: the runtime discards the thread.
-			ch <- errors.Join(err, fmt.Errorf("returning to the original network namespace: %w", rerr))
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- err
-	}()
-	return <-ch
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/owl-project/owl/internal/sandbox/probereport"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // Facts and Hardening are what testdata/probe reports.
@@ -37,11 +38,7 @@ func TestIsolation(t *testing.T) {
 	code := probeCodeDir(t)
 
 	// A host listener the sandbox must not reach.
-	hostLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hostLn.Close()
+	hostLn := testkit.Listen(t)
 	go func() {
 		for {
 			c, err := hostLn.Accept()

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,17 +38,6 @@ func owlEnv(extra ...string) []string {
 	), extra...)
 }
 
-// freeAddr returns a loopback address no one listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // owlProcess is `owl serve` running as a child process.
 type owlProcess struct {
 	*testServer // Server is nil: only the HTTP helpers are used
@@ -64,7 +52,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := &owlProcess{
 		testServer: &testServer{t: t, dataDir: dataDir, URL: "http://" + addr},
 		stderr:     &testkit.Buffer{},
@@ -116,6 +104,24 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	return p
 }
 
+// sigterm asks owl serve to stop, as a service manager does.
+func (p *owlProcess) sigterm(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCleanStop checks how owl serve ends after sigterm: exit status 0
+// within 30 s, and nothing of it left behind (checkNothingLeft).
+func (p *owlProcess) wantCleanStop(t *testing.T) {
+	t.Helper()
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	checkNothingLeft(t, p.dataDir)
+}
+
 // waitExit waits for the process to exit and returns its exit code.
 func (p *owlProcess) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
@@ -150,15 +156,7 @@ func owlCLI(t *testing.T, endpoint string, args ...string) (stdout, stderr strin
 // functionDir is a directory holding the kitchensink as bootstrap.
 func functionDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	b, err := os.ReadFile(filepath.Join(buildDir, "bootstrap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testkit.CodeDir(t, kitchenBin, "bootstrap")
 }
 
 // inFlight waits until an invocation of function name that wrote marker
@@ -253,17 +251,12 @@ func TestOwlServeAndCLI(t *testing.T) {
 		done <- answer{status: resp.StatusCode, body: b.String(), err: err}
 	}()
 	inFlight(t, dataDir, "slow", "/tmp/in-flight")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.sigterm(t)
 	a := <-done
 	if a.err != nil || a.status != http.StatusOK || a.body != `{"slept":"2000"}` {
 		t.Errorf("the invocation in flight at SIGTERM: %d %q %v", a.status, a.body, a.err)
 	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.wantCleanStop(t)
 
 	stdout, stderr, code = owl("ls")
 	if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "owl: cannot reach Owl at "+p.URL) {
@@ -367,11 +360,6 @@ func TestOwlServeCrash(t *testing.T) {
 	if r := p.invoke("survivor", `{"name":"after"}`); r.funcErr != "" || r.payload != `{"message":"hello after"}` {
 		t.Errorf("invoke after the crash and restart: %+v", r)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.sigterm(t)
+	p.wantCleanStop(t)
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,8 +44,9 @@ const (
 )
 
 var (
-	buildDir string
-	// kitchenZip is a zip holding the kitchensink function as bootstrap.
+	// kitchenBin is the kitchensink function, kitchenZip a zip holding
+	// it as bootstrap.
+	kitchenBin string
 	kitchenZip []byte
 	owlBinary  string
 	buildOnce  sync.Once
@@ -56,9 +56,7 @@ var (
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunInit()
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testkit.RemoveBuilds()
 	os.Exit(code)
 }
 
@@ -74,20 +72,13 @@ func requireRoot(t testing.TB) {
 func build(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "owl-test-build-")
-		if buildErr != nil {
+		if kitchenBin, buildErr = testkit.Build("./testdata/kitchensink"); buildErr != nil {
 			return
 		}
-		bin := filepath.Join(buildDir, "bootstrap")
-		if buildErr = goBuild(bin, "./testdata/kitchensink"); buildErr != nil {
+		if kitchenZip, buildErr = zipFiles(map[string]string{"bootstrap": kitchenBin}); buildErr != nil {
 			return
 		}
-		kitchenZip, buildErr = zipFiles(map[string]string{"bootstrap": bin})
-		if buildErr != nil {
-			return
-		}
-		owlBinary = filepath.Join(buildDir, "owl")
-		buildErr = goBuild(owlBinary, "../../cmd/owl")
+		owlBinary, buildErr = testkit.Build("../../cmd/owl")
 	})
 	if buildErr != nil {
 		t.Fatalf("building test binaries: %v", buildErr)
@@ -109,15 +100,6 @@ func runCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
 		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return so.String(), se.String(), code
-}
-
-func goBuild(out, pkg string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return nil
 }
 
 // zipFiles zips host files under the given names, keeping their modes.
@@ -665,6 +647,18 @@ func nftTables(t testing.TB) map[string]bool {
 		}
 	}
 	return tables
+}
+
+// waitEnvironments waits up to 10 s for the worker to hold n environments;
+// when says at what point the test expects it, for the failure.
+func (ts *testServer) waitEnvironments(n int, when string) {
+	ts.t.Helper()
+	eventually(ts.t, 10*time.Second, func() error {
+		if got := ts.Worker().Stats().Environments; got != n {
+			return fmt.Errorf("%d environments %s, want %d", got, when, n)
+		}
+		return nil
+	})
 }
 
 // checkNothingLeft asserts that a stopped server on dataDir left no

@@ -23,32 +23,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
-var (
-	hostileOnce sync.Once
-	hostileBin  string
-	hostileErr  error
-)
-
-// buildHostile compiles testdata/hostile once per run (into build's
-// directory, which TestMain removes).
-func buildHostile(t *testing.T) {
+// hostileBinary is testdata/hostile, built once per run.
+func hostileBinary(t testing.TB) string {
 	t.Helper()
-	build(t)
-	hostileOnce.Do(func() {
-		hostileBin = filepath.Join(buildDir, "hostile", "bootstrap")
-		hostileErr = goBuild(hostileBin, "./testdata/hostile")
-	})
-	if hostileErr != nil {
-		t.Fatalf("building the hostile function: %v", hostileErr)
+	bin, err := testkit.Build("./testdata/hostile")
+	if err != nil {
+		t.Fatalf("building the hostile function: %v", err)
 	}
+	return bin
 }
 
 // hostileZip is the hostile function as bootstrap, plus extra host files.
 func hostileZip(t testing.TB, extra map[string]string) []byte {
 	t.Helper()
-	files := map[string]string{"bootstrap": hostileBin}
+	files := map[string]string{"bootstrap": hostileBinary(t)}
 	for name, path := range extra {
 		files[name] = path
 	}
@@ -87,7 +79,7 @@ func decode(t *testing.T, r invokeResult, v any) {
 func TestHostileFunctions(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
-	buildHostile(t)
+	hostileBinary(t) // built before the bystander starts counting
 
 	// The bystander: a well-behaved function invoked over and over while
 	// the hostile ones run. Every invocation must succeed.

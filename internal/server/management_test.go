@@ -9,13 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -206,12 +204,7 @@ func TestManagement(t *testing.T) {
 			t.Errorf("/tmp is %d MB, want the new EphemeralStorage 600", got)
 		}
 		// The old environment was retired: only the new one is left.
-		eventually(t, 10*time.Second, func() error {
-			if st := ts.Worker().Stats(); st.Environments != 1 {
-				return fmt.Errorf("%d environments, want 1 (the old one retired)", st.Environments)
-			}
-			return nil
-		})
+		ts.waitEnvironments(1, "once the old one retired")
 	})
 
 	newZip := kitchenZipWith(t, zipEntry{name: "version.txt", body: "2"})

@@ -15,18 +15,15 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"golang.org/x/sys/unix"
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/sandbox"
@@ -105,43 +102,16 @@ func outsideHost(t *testing.T) (server netip.AddrPort, hostLink string) {
 // /run/netns/<ns> (from a thread that enters it and comes back).
 func listenInNamedNetns(t *testing.T, ns, addr string) net.Listener {
 	t.Helper()
-	type result struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	err := sandbox.InNetnsAt("/run/netns/"+ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listening in netns %s: %v", ns, err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread() // else the thread dies with the goroutine
-		}
-		ch <- result{ln, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("listening in netns %s: %v", ns, r.err)
-	}
-	return r.ln
+	return ln
 }
 
 // dialResult is the kitchensink's "dial" answer.
@@ -516,13 +486,8 @@ func TestNetworkAfterCrash(t *testing.T) {
 	if d := p.dial("net", outside.String()); !d.OK {
 		t.Errorf("after the restart: %+v", d)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
-		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
-	}
-	checkNothingLeft(t, dataDir)
+	p.sigterm(t)
+	p.wantCleanStop(t)
 }
 
 // TestNetworkEgressStoredThenDisabled: a function stored with egress on a

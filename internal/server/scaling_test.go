@@ -243,12 +243,7 @@ func TestProvisionedConcurrency(t *testing.T) {
 	if _, err := sdk.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("warm")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
-		if st := ts.Worker().Stats(); st.Environments != 0 {
-			return fmt.Errorf("%d environments left after the function was deleted", st.Environments)
-		}
-		return nil
-	})
+	ts.waitEnvironments(0, "once the function was deleted")
 }
 
 // With room for two 128 MB environments, a third function's cold start
@@ -298,12 +293,7 @@ func TestKeepAliveAndMaxLifetime(t *testing.T) {
 		ts := startServer(t, "", func(c *config.Config) { c.IdleTimeout = 300 * time.Millisecond })
 		ts.createKitchensink("ka")
 		ts.invoke("ka", `{}`)
-		eventually(t, 10*time.Second, func() error {
-			if st := ts.Worker().Stats(); st.Environments != 0 {
-				return fmt.Errorf("%d environments after the keep-alive", st.Environments)
-			}
-			return nil
-		})
+		ts.waitEnvironments(0, "after the keep-alive")
 	})
 	t.Run("max lifetime", func(t *testing.T) {
 		t.Parallel()
@@ -317,12 +307,7 @@ func TestKeepAliveAndMaxLifetime(t *testing.T) {
 			t.Errorf("an environment past its maximum lifetime served again")
 		}
 		// Idle past its lifetime: collected although the keep-alive is 10 min.
-		eventually(t, 10*time.Second, func() error {
-			if st := ts.Worker().Stats(); st.Environments != 0 {
-				return fmt.Errorf("%d environments past their lifetime", st.Environments)
-			}
-			return nil
-		})
+		ts.waitEnvironments(0, "past their lifetime")
 	})
 }
 

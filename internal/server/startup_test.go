@@ -18,6 +18,7 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/server"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // newServer runs server.New on cfg and returns its error; a server that
@@ -50,7 +51,7 @@ func TestStartupFailures(t *testing.T) {
 		before := len(sandboxProcesses(inst))
 
 		cfg := testConfig(ts.dataDir)
-		cfg.Addr = freeAddr(t) // another port: the data dir alone collides
+		cfg.Addr = testkit.FreeAddr(t) // another port: the data dir alone collides
 		err := newServer(t, cfg)
 		if !errors.Is(err, server.ErrDataDirInUse) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
 			t.Errorf("second server on the same data dir: %v; want ErrDataDirInUse naming pid %d", err, os.Getpid())
@@ -97,7 +98,7 @@ func TestStartupFailures(t *testing.T) {
 
 	t.Run("second owl serve process", func(t *testing.T) {
 		first := startOwl(t, t.TempDir())
-		cmd := exec.Command(owlBinary, "serve", "--addr", freeAddr(t), "--data", first.dataDir)
+		cmd := exec.Command(owlBinary, "serve", "--addr", testkit.FreeAddr(t), "--data", first.dataDir)
 		cmd.Env = owlEnv()
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError

@@ -33,29 +33,26 @@ import (
 
 // storeCycles is how many deploy cycles TestStoreDeployCycles runs:
 // OWL_STORE_CYCLES (docs/benchmarks-history.md runs 1000), else 200.
-func storeCycles(t *testing.T) int {
-	if v := os.Getenv("OWL_STORE_CYCLES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("OWL_STORE_CYCLES=%q: want a positive integer", v)
-		}
-		return n
-	}
-	return 200
-}
+func storeCycles(t *testing.T) int { return positiveEnv(t, "OWL_STORE_CYCLES", 200) }
 
 // storeInvokeEvery: cycles invoke their function on every cycle, or on
 // every n-th with OWL_STORE_INVOKE_EVERY=n (docs/benchmarks-history.md's 1000
 // cycles use 10, to stay within minutes: cold starts dominate a cycle).
-func storeInvokeEvery(t *testing.T) int {
-	if v := os.Getenv("OWL_STORE_INVOKE_EVERY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("OWL_STORE_INVOKE_EVERY=%q: want a positive integer", v)
-		}
-		return n
+func storeInvokeEvery(t *testing.T) int { return positiveEnv(t, "OWL_STORE_INVOKE_EVERY", 1) }
+
+// positiveEnv is the positive integer the environment variable name
+// holds, or def when it is not set; anything else fails t.
+func positiveEnv(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return 1
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }
 
 // TestStoreDeployCycles runs create / invoke / update code / update

@@ -10,6 +10,7 @@ import (
 
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 // newLogStore opens a log store on an embedded NATS of its own, closed
@@ -18,11 +19,7 @@ func newLogStore(t *testing.T) (*natsbus.Bus, *telemetry.LogStore) {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := natstest.Start(t)
 	logs, err := telemetry.OpenLogStore(ctx, bus.JS, time.Hour, 1<<30, nil, logger)
 	if err != nil {
 		t.Fatal(err)

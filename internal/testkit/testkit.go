@@ -1,12 +1,16 @@
 // Package testkit holds what Owl's tests share: a buffer safe for a child
-// process and the test to use at once, and polling for a condition with a
-// deadline (tests wait with it, never with bare sleeps). Only tests import
-// it (internal/layering_test.go checks).
+// process and the test to use at once; polling for a condition with a
+// deadline (tests wait with it, never with bare sleeps); the test's Go
+// commands built once (Build, CodeDir); loopback listeners and addresses;
+// zips; skips that CI turns into failures. An embedded NATS is in its
+// subpackage natstest. Only tests import them (internal/layering_test.go
+// checks).
 package testkit
 
 import (
 	"bytes"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +41,17 @@ func (b *Buffer) Reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.b.Reset()
+}
+
+// Contains fails t for each of wants that text lacks, showing text;
+// what names the text ("log", "table").
+func Contains(t testing.TB, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, text)
+		}
+	}
 }
 
 // Poll calls cond until it returns nil or timeout passes, backing off from

@@ -3,6 +3,8 @@ package testkit
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -70,5 +72,46 @@ func TestSkip(t *testing.T) {
 	Skipf(r, "no %s", "python3")
 	if r.skipped != "" || !strings.Contains(r.failed, "no python3") {
 		t.Errorf("with %s: skipped %q, failed %q", NoSkipEnv, r.skipped, r.failed)
+	}
+}
+
+// Build builds a command once, however often and from however many tests
+// it is asked for.
+func TestBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	const pkg = "./testdata/nop"
+	first, err := Build(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(first)
+	if err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("Build(%s) = %s: not an executable (%v)", pkg, first, err)
+	}
+	if again, err := Build(pkg); again != first || err != nil {
+		t.Errorf("Build again = %s, %v; want %s, built once", again, err, first)
+	}
+	if _, err := Build("./testdata/missing"); err == nil {
+		t.Error("Build of a missing package: no error")
+	}
+	RemoveBuilds()
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Errorf("after RemoveBuilds, %s: %v", first, err)
+	}
+}
+
+// Listen accepts connections; FreeAddr's address refuses them.
+func TestListenAndFreeAddr(t *testing.T) {
+	ln := Listen(t)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dialing Listen's listener: %v", err)
+	}
+	c.Close()
+	if c, err := net.Dial("tcp", FreeAddr(t)); err == nil {
+		c.Close()
+		t.Errorf("FreeAddr's address accepted a connection")
 	}
 }

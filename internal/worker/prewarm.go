@@ -100,15 +100,7 @@ const maxSpecializeFailures = 3
 
 // PrewarmRuntimes lists the runtimes this node pre-warms: the interpreted
 // ones it can run.
-func PrewarmRuntimes() []string {
-	var ids []string
-	for _, id := range runtimes.IDs() {
-		if rt, ok := runtimes.Lookup(id); ok && !rt.Provided() {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
+func PrewarmRuntimes() []string { return runtimes.Interpreted() }
 
 func newPrewarmPool(w *Worker, per int) *prewarmPool {
 	p := &prewarmPool{w: w, per: per, ready: map[string][]*runtimeSpare{},

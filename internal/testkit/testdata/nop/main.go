@@ -1,0 +1,4 @@
+// Command nop does nothing: TestBuild builds it.
+package main
+
+func main() {}
