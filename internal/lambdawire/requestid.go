@@ -26,3 +26,15 @@ func NewRequestID() string {
 	hex.Encode(u[24:], b[10:])
 	return string(u[:])
 }
+
+// NewID is a random id of n lower-case letters and digits: a function
+// URL's (32, as Lambda's) or a route's.
+func NewID(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

@@ -2,12 +2,12 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
 // URLConfig is a function URL: an HTTP endpoint of $LATEST or of an
@@ -98,7 +98,7 @@ func (r *Registry) CreateURLConfig(ctx context.Context, name, qualifier string, 
 		return URLConfig{}, err
 	}
 	now := r.opts.Now().UTC()
-	c := URLConfig{FunctionName: name, Qualifier: qualifier, URLID: newURLID(), AuthType: *in.AuthType,
+	c := URLConfig{FunctionName: name, Qualifier: qualifier, URLID: lambdawire.NewID(32), AuthType: *in.AuthType,
 		Cors: in.Cors, InvokeMode: InvokeBuffered, Created: now, LastModified: now}
 	if in.InvokeMode != nil {
 		c.InvokeMode = *in.InvokeMode
@@ -235,15 +235,4 @@ func checkURLInput(in URLConfigInput) error {
 		}
 	}
 	return nil
-}
-
-// newURLID is a fresh function URL id: 32 lower-case letters and digits.
-func newURLID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

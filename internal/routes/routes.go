@@ -8,7 +8,6 @@ package routes
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 )
 
@@ -223,7 +223,7 @@ func (t *Table) Add(ctx context.Context, key, function, authType string) (Route,
 	if _, err := t.fns.ResolveForInvoke(ctx, name, q, 0); err != nil {
 		return Route{}, err
 	}
-	rt := Route{ID: newID(), Key: key, Function: name, Qualifier: q, AuthType: authType, Created: time.Now().UTC()}
+	rt := Route{ID: lambdawire.NewID(10), Key: key, Function: name, Qualifier: q, AuthType: authType, Created: time.Now().UTC()}
 	// The new route must fit beside the others: a clash is refused.
 	t.mu.RLock()
 	trial := http.NewServeMux()
@@ -298,14 +298,4 @@ func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mux.ServeHTTP(w, r)
-}
-
-func newID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

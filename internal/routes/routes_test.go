@@ -2,7 +2,6 @@ package routes
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 func TestPattern(t *testing.T) {
@@ -62,11 +61,7 @@ func (f fakeFunctions) ResolveForInvoke(_ context.Context, name, qualifier strin
 
 func TestTable(t *testing.T) {
 	ctx := context.Background()
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
+	bus := natstest.Start(t)
 	var got []string
 	serve := func(w http.ResponseWriter, r *http.Request, rt Route) {
 		got = append(got, rt.Function+" "+strings.Join(func() (v []string) {

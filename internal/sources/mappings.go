@@ -2,8 +2,6 @@ package sources
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 )
 
@@ -168,7 +167,7 @@ func (m *Mappings) Create(ctx context.Context, in Input) (Mapping, error) {
 	if in.EventSourceArn == nil || in.FunctionName == nil {
 		return Mapping{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "EventSourceArn and FunctionName are required.")
 	}
-	mp := Mapping{UUID: newUUID(), Enabled: true, BatchSize: DefaultBatchSize, MaxRetries: DefaultRetries, StartingPosition: "LATEST"}
+	mp := Mapping{UUID: lambdawire.NewRequestID(), Enabled: true, BatchSize: DefaultBatchSize, MaxRetries: DefaultRetries, StartingPosition: "LATEST"}
 	if err := m.apply(ctx, &mp, in); err != nil {
 		return Mapping{}, err
 	}
@@ -516,15 +515,6 @@ func (m *Mappings) arn(uuid string) string {
 
 // ARN is the ARN of the mapping uuid.
 func (m *Mappings) ARN(uuid string) string { return m.arn(uuid) }
-
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
 
 func validUUID(s string) bool {
 	if len(s) != 36 {

@@ -3,14 +3,13 @@ package triggers
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 type fakeFunctions map[string]bool
@@ -31,11 +30,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
-	bus, err := natsbus.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
+	bus := natstest.Start(t)
 	q, err := events.Open(ctx, bus.JS, events.Options{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
