@@ -163,3 +163,55 @@ func parallel(n int, fn func()) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkSubjectTrigger measures the event-to-start latency (p50/p99,
+// sequential events) of a subject trigger: from owl events publish's API
+// call to the warm function's first line, which prints the time.
+//
+//	go test -run '^$' -bench BenchmarkSubjectTrigger -benchtime 300x ./internal/server
+func BenchmarkSubjectTrigger(b *testing.B) {
+	ts := startServer(b, "")
+	ts.createZip("bench-subject", interpreter(b, "python3"), "app.handler", makeZip(b, zipEntry{name: "app.py",
+		body: "import time\n\ndef handler(event, context):\n    print('now=%d id=%s' % (time.time_ns(), event['Records'][0]['body']))\n"}))
+	if _, err := ts.sdk().CreateEventSourceMapping(context.Background(), &lambda.CreateEventSourceMappingInput{
+		FunctionName: aws.String("bench-subject"), EventSourceArn: aws.String("arn:owl:nats:::bench.subject"), BatchSize: aws.Int32(1),
+	}); err != nil {
+		b.Fatal(err)
+	}
+	now := regexp.MustCompile(`now=(\d+) id=(\S+)`)
+	publish := func(id string) time.Time {
+		sent := time.Now()
+		resp, body := ts.do("POST", "/owl/v1/events/publish", []byte(`{"Subject":"bench.subject","Data":"`+id+`"}`), nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"Stored":true`) {
+			b.Fatalf("publish: %d %s", resp.StatusCode, body)
+		}
+		return sent
+	}
+	wait := func(id string) time.Time {
+		var at time.Time
+		testkit.WaitFor(b, time.Minute, "the message to run", func() bool {
+			for _, m := range now.FindAllStringSubmatch(ts.logText("bench-subject"), -1) {
+				if strings.Trim(m[2], `"`) == id {
+					ns, _ := strconv.ParseInt(m[1], 10, 64)
+					at = time.Unix(0, ns)
+					return true
+				}
+			}
+			return false
+		})
+		return at
+	}
+	publish("warm")
+	wait("warm")
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		id := "m" + strconv.Itoa(i)
+		sent := publish(id)
+		lat = append(lat, wait(id).Sub(sent))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}

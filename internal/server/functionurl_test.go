@@ -42,7 +42,7 @@ const urlNode = `export const handler = async (event) => ({statusCode: 201, body
 
 // interpreter is the runtime id of this machine's interpreter whose id
 // starts with prefix (python3, nodejs); the test skips without one.
-func interpreter(t *testing.T, prefix string) string {
+func interpreter(t testing.TB, prefix string) string {
 	t.Helper()
 	i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, prefix) })
 	if i < 0 {
