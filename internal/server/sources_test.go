@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/owl-project/owl/internal/testkit"
 )
@@ -125,4 +129,20 @@ func TestSubjectTrigger(t *testing.T) {
 	if stdout, stderr, code := cli.run(t, t.TempDir(), "delete-event-source-mapping", "--uuid", esm.UUID); code != 0 || !strings.Contains(stdout, "Deleting") {
 		t.Fatalf("aws lambda delete-event-source-mapping: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+
+	// A mapping whose function is deleted stops and says so.
+	ts.createKitchensink("doomed")
+	stdout, stderr, code = owlCLI(t, ts.URL, "trigger", "add", "--subject", "doomed.in", "--function", "doomed")
+	uuid, _, _ := strings.Cut(stdout, ":")
+	if code != 0 || len(uuid) != 36 {
+		t.Fatalf("owl trigger add --subject: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := ts.sdk().DeleteFunction(context.Background(), &lambda.DeleteFunctionInput{FunctionName: aws.String("doomed")}); err != nil {
+		t.Fatal(err)
+	}
+	owlCLI(t, ts.URL, "events", "publish", "doomed.in", "--data", "{}")
+	testkit.WaitFor(t, time.Minute, "the orphan mapping to stop", func() bool {
+		_, body := ts.do("GET", "/2015-03-31/event-source-mappings/"+uuid, nil, nil)
+		return strings.Contains(string(body), `"State":"Disabled"`) && strings.Contains(string(body), "Function not found")
+	})
 }

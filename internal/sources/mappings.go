@@ -226,6 +226,12 @@ func (m *Mappings) Delete(ctx context.Context, uuid string) (Mapping, error) {
 			m.log.Warn("deleting a mapping's consumer", "uuid", uuid, "err", err)
 		}
 	}
+	// Stop capturing a subject no mapping reads any more.
+	if rest, err := m.List(ctx, "", ""); err == nil {
+		if err := m.capture(ctx, rest); err != nil {
+			m.log.Warn("narrowing the captured subjects", "err", err)
+		}
+	}
 	return mp, nil
 }
 
@@ -488,6 +494,24 @@ func checkPublishSubject(subject string) error {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Publish on a subject without wildcards, not %s.", subject)
 	}
 	return checkSubject(subject)
+}
+
+// disable turns the mapping uuid off, saying why (its function is gone):
+// its messages wait in the capture stream until it is enabled again.
+func (m *Mappings) disable(uuid, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mp, rev, err := m.load(ctx, uuid)
+	if err != nil || !mp.Enabled {
+		return
+	}
+	mp.Enabled, mp.StateReason = false, reason
+	if err := m.put(ctx, mp, rev); err != nil {
+		m.log.Warn("disabling a mapping", "uuid", uuid, "err", err)
+		return
+	}
+	m.log.Warn("a mapping stopped", "uuid", uuid, "function", mp.Function, "reason", reason)
+	m.sync(mp)
 }
 
 // sync starts, restarts or stops mp's poller to match mp.

@@ -143,7 +143,7 @@ func (p *poller) consumer() (jetstream.Consumer, error) {
 // next waits for a message, then takes what else is there up to the
 // batch size, waiting up to the batching window for more.
 func (p *poller) next(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	first, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	first, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second)) // short: Close waits for it
 	if err != nil {
 		return nil, err
 	}
@@ -258,11 +258,14 @@ type batchResponse struct {
 func (p *poller) invoke(msgs []jetstream.Msg, records []Record) {
 	out, err := p.call(msgs, records)
 	if err != nil { // not run: throttled, no capacity, the function gone
-		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
-			p.m.log.Warn("a mapping's function is gone; its messages wait", "uuid", p.mp.UUID, "function", p.mp.Function)
-		}
 		for _, msg := range msgs {
 			_ = msg.NakWithDelay(p.m.opts.RetryDelay)
+		}
+		if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+			// The function (or its alias) is gone: the mapping stops and
+			// says so; its messages wait for it to be enabled again.
+			go p.m.disable(p.mp.UUID, "PROBLEM: Function not found: "+err.Error())
+			return
 		}
 		p.sleep(p.m.opts.RetryDelay)
 		return
