@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = natsbus.StartEmbedded(ctx, dataDir, logger)
+	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		return nil, err
 	}
