@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -64,8 +65,15 @@ type Options struct {
 	// refuses the event) rather than drop an accepted one.
 	MaxBytes int64
 	// Space refuses new events when the disk is below its reserve.
-	Space  *diskspace.Guard
-	Logger *slog.Logger
+	Space *diskspace.Guard
+	// WriteError reports whether JetStream stopped writing to the event
+	// stream after a failed write (natsbus.Bus.StreamWriteError): a disk
+	// filled to the last byte from under the reserve. Such a stream takes
+	// no write until a restart, and JetStream does not answer the publish
+	// that failed; Enqueue asks after a publish failed, then refuses at
+	// once. Nil: never asked.
+	WriteError func(stream string) error
+	Logger     *slog.Logger
 }
 
 // Queue is the durable store of accepted events.
@@ -74,6 +82,9 @@ type Queue struct {
 	stream   jetstream.Stream
 	opts     Options
 	accepted atomic.Int64 // clients' events stored by Enqueue
+	// broken is the refusal of every store once JetStream stopped writing
+	// to the stream (Options.WriteError), until a restart opens it anew.
+	broken atomic.Pointer[lambdaerr.Error]
 }
 
 // Open creates or updates the event stream.
@@ -134,20 +145,41 @@ func (q *Queue) store(ctx context.Context, ev Event) error {
 			return fmt.Errorf("checking free disk space: %w", err)
 		}
 	}
+	if broken := q.broken.Load(); broken != nil {
+		return broken
+	}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
 	}
 	_, err = q.js.Publish(ctx, subjectPrefix+ev.Function, data,
 		jetstream.WithMsgID(fmt.Sprintf("%s/%d", ev.RequestID, ev.Attempt)))
+	if err == nil {
+		return nil
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && fullStore[apiErr.ErrorCode] {
 		return unavailable("the event queue is full (" + apiErr.Description + "); the event was not accepted")
 	}
-	if err != nil {
-		return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
+	if q.opts.WriteError != nil {
+		if werr := q.opts.WriteError(streamName); werr != nil {
+			cause := "a write error"
+			if strings.Contains(werr.Error(), "no space left") {
+				cause = "no space left on device"
+			}
+			broken := unavailable("Owl's event store stopped writing after a failed write (" + cause +
+				"): free disk space on the data directory, then restart owl serve; the event was not accepted")
+			q.broken.CompareAndSwap(nil, broken)
+			q.opts.Logger.Error("the event stream stopped taking writes; refusing events until a restart", "err", werr)
+			return q.broken.Load()
+		}
 	}
-	return nil
+	if errors.Is(err, context.DeadlineExceeded) {
+		// JetStream did not answer: the event may yet be stored (and
+		// then run), but it was not confirmed, so it is not accepted.
+		return unavailable("the event store did not confirm storing the event in time; the event was not accepted")
+	}
+	return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
 }
 
 // Accepted is how many events clients invoked that Enqueue stored since
@@ -163,6 +195,6 @@ func (q *Queue) Pending(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-func unavailable(msg string) error {
+func unavailable(msg string) *lambdaerr.Error {
 	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 5, Message: msg}
 }

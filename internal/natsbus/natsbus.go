@@ -229,6 +229,19 @@ func DirBytes(dir string) int64 {
 	return n
 }
 
+// StreamWriteError is the write error JetStream stopped writing to the
+// stream name after (see WriteErrors), or nil while the stream takes
+// writes.
+func (b *Bus) StreamWriteError(name string) error {
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorStream && e.Stream == name && strings.Contains(e.Error, "write error") {
+			return errors.New(e.Error)
+		}
+	}
+	return nil
+}
+
 // WriteErrors lists the streams JetStream stopped writing to after a
 // failed write (a disk that filled under it): such a stream refuses every
 // write until its store is reloaded, which today takes a restart. Owl

@@ -178,7 +178,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// Accepted asynchronous invocations wait here until delivered; the
 	// stream is sized like the log stream.
 	s.events, err = events.Open(ctx, s.bus.JS, events.Options{
-		MaxBytes: plan.LogBytes, Space: s.space, Logger: logger.With("component", "events"),
+		MaxBytes: plan.LogBytes, Space: s.space, WriteError: s.bus.StreamWriteError,
+		Logger: logger.With("component", "events"),
 	})
 	if err != nil {
 		return nil, err
