@@ -75,6 +75,11 @@ type Config struct {
 	// (OWL_STORE_COLLECT_INTERVAL); it also runs at start and soon after a
 	// failed run.
 	StoreCollectInterval time.Duration
+	// SyncAlways makes the store fsync every write before it is
+	// acknowledged (OWL_SYNC_ALWAYS, default false: it syncs every 10 s),
+	// so that an accepted event or stored function survives a power loss
+	// too, at the cost docs/events.md records.
+	SyncAlways bool
 	// AsyncDeliveries bounds the asynchronous invocations delivered at
 	// once on this node (OWL_ASYNC_DELIVERIES).
 	AsyncDeliveries int

@@ -53,6 +53,7 @@ var Settings = []Setting{
 	{Name: "network-egress", Help: "let functions reach the host's networks (Network egress, the default); false: loopback only", Field: func(c *Config) any { return &c.NetworkEgress }},
 	{Name: "network-cidr", Help: "IPv4 range of the sandboxes' addresses, shared by the instances of the host", Field: func(c *Config) any { return &c.NetworkCIDR }},
 	{Name: "disk-reserve", Help: "MB kept free on the data dir's disk for deletions; writes needing space are refused below it", Field: func(c *Config) any { return &c.DiskReserveMB }},
+	{Name: "sync-always", Help: "fsync the store on every write before acknowledging it (an accepted event survives a power loss; costs accept rate, docs/events.md); false: every 10s", Field: func(c *Config) any { return &c.SyncAlways }},
 	{Name: "store-collect-interval", Help: "how often unreferenced code, logs of deleted functions and orphaned uploads are collected", Field: func(c *Config) any { return &c.StoreCollectInterval }},
 	{Name: "async-deliveries", Help: "asynchronous invocations delivered at once on this node", Field: func(c *Config) any { return &c.AsyncDeliveries }},
 	{Name: "async-retry-delay", Help: "wait before retrying an asynchronous invocation's function error; the second retry waits twice as long", Field: func(c *Config) any { return &c.AsyncRetryDelay }},

@@ -57,12 +57,12 @@ func TestSettingsTable(t *testing.T) {
 		t.Errorf("Env of max-body-memory = %s", s.Env())
 	}
 	env := map[string]string{"OWL_FREEZE_AFTER": "2s", "OWL_MEMORY_OVERCOMMIT": "1.5", "OWL_NETWORK_EGRESS": "false",
-		"OWL_CODE_STORAGE_LIMIT": "12345678901", "OWL_SECRET_ACCESS_KEY": "s3cret"}
+		"OWL_CODE_STORAGE_LIMIT": "12345678901", "OWL_SECRET_ACCESS_KEY": "s3cret", "OWL_SYNC_ALWAYS": "true"}
 	c := Default()
 	if err := c.FromEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if c.FreezeAfter != 2*time.Second || c.MemoryOvercommit != 1.5 || c.NetworkEgress || c.CodeStorageLimit != 12345678901 || c.SecretAccessKey != "s3cret" {
+	if c.FreezeAfter != 2*time.Second || c.MemoryOvercommit != 1.5 || c.NetworkEgress || c.CodeStorageLimit != 12345678901 || c.SecretAccessKey != "s3cret" || !c.SyncAlways {
 		t.Errorf("FromEnv gave %+v", c)
 	}
 	if err := c.FromEnv(func(k string) string {

@@ -127,6 +127,10 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 // it. A record that cannot be written is logged and counted, not
 // returned: the event is delivered all the same.
 func (q *Queue) record(ev Event, o origin) jetstream.PubAckFuture {
+	if q.logBroken.Load() {
+		q.unrecordedBecause(ev, errors.New("JetStream stopped writing to the event log after a failed write; restart owl serve once there is disk space"))
+		return nil
+	}
 	ce, err := cloudEvent(ev, o)
 	var data []byte
 	if err == nil {
@@ -162,8 +166,21 @@ func (q *Queue) recorded(ctx context.Context, ev Event, f jetstream.PubAckFuture
 		if stored {
 			q.unrecordedBecause(ev, ctx.Err())
 		}
+	case <-time.After(logWait):
+		// JetStream does not answer a write to a stream it stopped
+		// writing to (a full disk): say so once, then skip the log.
+		if q.opts.WriteError != nil && q.opts.WriteError(logStreamName) != nil {
+			q.logBroken.Store(true)
+		}
+		if stored {
+			q.unrecordedBecause(ev, fmt.Errorf("the event log did not confirm the record within %v", logWait))
+		}
 	}
 }
+
+// logWait bounds how long an event waits for its log record (a publish's
+// own timeout).
+const logWait = 5 * time.Second
 
 func (q *Queue) unrecordedBecause(ev Event, err error) {
 	q.unrecorded.Add(1)

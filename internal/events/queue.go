@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -72,8 +73,15 @@ type Options struct {
 	// Space refuses new events when the disk is below its reserve.
 	Space *diskspace.Guard
 	// Log bounds the event log (eventlog.go).
-	Log    LogOptions
-	Logger *slog.Logger
+	Log LogOptions
+	// WriteError reports whether JetStream stopped writing to the event
+	// stream after a failed write (natsbus.Bus.StreamWriteError): a disk
+	// filled to the last byte from under the reserve. Such a stream takes
+	// no write until a restart, and JetStream does not answer the publish
+	// that failed; Enqueue asks after a publish failed, then refuses at
+	// once. Nil: never asked.
+	WriteError func(stream string) error
+	Logger     *slog.Logger
 }
 
 // Queue is the durable store of accepted events.
@@ -86,6 +94,12 @@ type Queue struct {
 	// unrecorded counts accepted events the log has no record of;
 	// replayed counts the events replays stored.
 	unrecorded, replayed atomic.Int64
+	// logBroken: JetStream stopped writing to the event log; records are
+	// skipped (and counted) until a restart.
+	logBroken atomic.Bool
+	// broken is the refusal of every store once JetStream stopped writing
+	// to the stream (Options.WriteError), until a restart opens it anew.
+	broken atomic.Pointer[lambdaerr.Error]
 }
 
 // Open creates or updates the event stream.
@@ -163,6 +177,9 @@ func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 			return fmt.Errorf("checking free disk space: %w", err)
 		}
 	}
+	if broken := q.broken.Load(); broken != nil {
+		return broken
+	}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
@@ -176,14 +193,32 @@ func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 	if rec != nil {
 		q.recorded(ctx, ev, rec, err == nil)
 	}
+	if err == nil {
+		return nil
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && fullStore[apiErr.ErrorCode] {
 		return unavailable("the event queue is full (" + apiErr.Description + "); the event was not accepted")
 	}
-	if err != nil {
-		return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
+	if q.opts.WriteError != nil {
+		if werr := q.opts.WriteError(streamName); werr != nil {
+			cause := "a write error"
+			if strings.Contains(werr.Error(), "no space left") {
+				cause = "no space left on device"
+			}
+			broken := unavailable("Owl's event store stopped writing after a failed write (" + cause +
+				"): free disk space on the data directory, then restart owl serve; the event was not accepted")
+			q.broken.CompareAndSwap(nil, broken)
+			q.opts.Logger.Error("the event stream stopped taking writes; refusing events until a restart", "err", werr)
+			return q.broken.Load()
+		}
 	}
-	return nil
+	if errors.Is(err, context.DeadlineExceeded) {
+		// JetStream did not answer: the event may yet be stored (and
+		// then run), but it was not confirmed, so it is not accepted.
+		return unavailable("the event store did not confirm storing the event in time; the event was not accepted")
+	}
+	return fmt.Errorf("storing event %s: %w", ev.RequestID, err)
 }
 
 // Accepted is how many events clients invoked that Enqueue stored since
@@ -199,6 +234,6 @@ func (q *Queue) Pending(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-func unavailable(msg string) error {
+func unavailable(msg string) *lambdaerr.Error {
 	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 5, Message: msg}
 }

@@ -43,9 +43,24 @@ type Bus struct {
 // StoreDir is where JetStream keeps its files for dataDir.
 func StoreDir(dataDir string) string { return filepath.Join(dataDir, "nats") }
 
+// Options tune the embedded server; the zero value is Owl's default.
+type Options struct {
+	// SyncAlways makes JetStream fsync each write before acknowledging it
+	// (nats-server's sync_interval: always): an acknowledged message then
+	// survives a power loss or kernel crash, not just Owl's own crash, at
+	// the cost docs/events.md records. Off, the store syncs every
+	// CompactInterval.
+	SyncAlways bool
+}
+
 // StartEmbedded starts an embedded JetStream server storing under
-// dataDir/nats and connects to it in process.
+// dataDir/nats with the default Options and connects to it in process.
 func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*Bus, error) {
+	return StartEmbeddedWith(ctx, dataDir, logger, Options{})
+}
+
+// StartEmbeddedWith is StartEmbedded with o.
+func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger, o Options) (*Bus, error) {
 	// JetStream's own store limit defaults to 75 % of the free space at
 	// start, a number that is stale the moment anything else writes to
 	// the disk. The filesystem's size makes it never the one refusing:
@@ -65,10 +80,13 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*B
 		// An asynchronous invocation's record holds up to 1 MB of payload
 		// and its envelope, past nats-server's default of 1 MB.
 		MaxPayload: 8 << 20,
-		// JetStream sync on every write would cost ~ms per request; a
-		// periodic sync matches NATS' own durability default, run more
-		// often than its default so that compaction follows deletions.
+		// JetStream sync on every write costs what docs/events.md
+		// records; a periodic sync matches NATS' own durability default,
+		// run more often than its default so that compaction follows
+		// deletions. SyncAlways keeps the interval (the compaction pass)
+		// and syncs every write as well.
 		SyncInterval: CompactInterval,
+		SyncAlways:   o.SyncAlways,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -209,6 +227,19 @@ func DirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// StreamWriteError is the write error JetStream stopped writing to the
+// stream name after (see WriteErrors), or nil while the stream takes
+// writes.
+func (b *Bus) StreamWriteError(name string) error {
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorStream && e.Stream == name && strings.Contains(e.Error, "write error") {
+			return errors.New(e.Error)
+		}
+	}
+	return nil
 }
 
 // WriteErrors lists the streams JetStream stopped writing to after a

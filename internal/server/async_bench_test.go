@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/testkit"
 )
@@ -31,25 +32,22 @@ const asyncConns = 32
 // invocations through the API over 32 keep-alive connections (events/s;
 // the function has reserved concurrency 0, so delivery only holds them);
 // a bare JetStream publish loop of the same payload from 32 goroutines
-// into a file stream of its own embedded server (the baseline); and the
-// event-to-start latency of a warm function (p50/p99, sequential events).
+// into a file stream of its own embedded server (the baseline); each of
+// the two again with an fsync per message (--sync-always, nats-server's
+// sync_interval: always), the cost of that policy beside Owl's default
+// (a sync every 10 s); and the event-to-start latency of a warm function
+// (p50/p99, sequential events).
 //
 //	go test -run '^$' -bench BenchmarkAsync -benchtime 20000x ./internal/server
 func BenchmarkAsync(b *testing.B) {
-	b.Run("accept-api", func(b *testing.B) {
-		ts := startServer(b, "")
-		ts.createKitchensink("bench-async")
-		if _, err := ts.sdk().PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{
-			FunctionName: aws.String("bench-async"), ReservedConcurrentExecutions: aws.Int32(0),
-		}); err != nil {
-			b.Fatal(err)
+	for _, syncAlways := range []bool{false, true} {
+		suffix := ""
+		if syncAlways {
+			suffix = "-sync-always"
 		}
-		rate, failed := postEvents(b, ts.URL+"/2015-03-31/functions/bench-async/invocations")
-		b.ReportMetric(rate, "events/s")
-		if failed > 0 {
-			b.Fatalf("%d of %d events not accepted", failed, b.N)
-		}
-	})
+		b.Run("accept-api"+suffix, func(b *testing.B) { benchAcceptAPI(b, syncAlways) })
+		b.Run("bare-jetstream-publish"+suffix, func(b *testing.B) { benchBarePublish(b, syncAlways) })
+	}
 	b.Run("bare-http-202", func(b *testing.B) {
 		// The ceiling HTTP itself sets here: a server that reads the body
 		// and answers 202, nothing else, over the same 32 connections.
@@ -62,32 +60,6 @@ func BenchmarkAsync(b *testing.B) {
 		b.ReportMetric(rate, "events/s")
 		if failed > 0 {
 			b.Fatalf("%d of %d requests failed", failed, b.N)
-		}
-	})
-	b.Run("bare-jetstream-publish", func(b *testing.B) {
-		bus, err := natsbus.StartEmbedded(context.Background(), b.TempDir(), slog.New(slog.DiscardHandler))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer bus.Close()
-		ctx := context.Background()
-		if _, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{
-			Name: "BARE", Subjects: []string{"bare.>"}, Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
-		}); err != nil {
-			b.Fatal(err)
-		}
-		payload := []byte(`{"request_id":"00000000-0000-0000-0000-000000000000","function":"bench-async","payload":{"name":"owl"},"accepted":"2026-12-06T00:00:00Z","attempt":1}`)
-		var failed atomic.Int64
-		b.ResetTimer()
-		start := time.Now()
-		parallel(b.N, func() {
-			if _, err := bus.JS.Publish(ctx, "bare.bench-async", payload); err != nil {
-				failed.Add(1)
-			}
-		})
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-		if failed.Load() > 0 {
-			b.Fatalf("%d publishes failed", failed.Load())
 		}
 	})
 	b.Run("event-to-start", func(b *testing.B) {
@@ -122,6 +94,54 @@ func BenchmarkAsync(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	})
+}
+
+// benchAcceptAPI measures Event invocations accepted through the API of
+// a real server, its store syncing every write or every 10 s.
+func benchAcceptAPI(b *testing.B, syncAlways bool) {
+	ts := startServer(b, "", func(c *config.Config) { c.SyncAlways = syncAlways })
+	ts.createKitchensink("bench-async")
+	if _, err := ts.sdk().PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("bench-async"), ReservedConcurrentExecutions: aws.Int32(0),
+	}); err != nil {
+		b.Fatal(err)
+	}
+	rate, failed := postEvents(b, ts.URL+"/2015-03-31/functions/bench-async/invocations")
+	b.ReportMetric(rate, "events/s")
+	if failed > 0 {
+		b.Fatalf("%d of %d events not accepted", failed, b.N)
+	}
+}
+
+// benchBarePublish measures the bare JetStream publish loop: 32
+// goroutines publishing an event's record to a file-storage work queue of
+// their own embedded server, each waiting for its ack.
+func benchBarePublish(b *testing.B, syncAlways bool) {
+	bus, err := natsbus.StartEmbeddedWith(context.Background(), b.TempDir(), slog.New(slog.DiscardHandler),
+		natsbus.Options{SyncAlways: syncAlways})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close()
+	ctx := context.Background()
+	if _, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "BARE", Subjects: []string{"bare.>"}, Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"request_id":"00000000-0000-0000-0000-000000000000","function":"bench-async","payload":{"name":"owl"},"accepted":"2026-12-06T00:00:00Z","attempt":1}`)
+	var failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	parallel(b.N, func() {
+		if _, err := bus.JS.Publish(ctx, "bare.bench-async", payload); err != nil {
+			failed.Add(1)
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	if failed.Load() > 0 {
+		b.Fatalf("%d publishes failed", failed.Load())
+	}
 }
 
 // postEvents sends b.N Event invocations to url over asyncConns

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = natsbus.StartEmbedded(ctx, dataDir, logger)
+	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		eventLog.MaxBytes = plan.LogBytes
 	}
 	s.events, err = events.Open(ctx, s.bus.JS, events.Options{
-		MaxBytes: plan.LogBytes, Log: eventLog, Space: s.space, Logger: logger.With("component", "events"),
+		MaxBytes: plan.LogBytes, Log: eventLog, Space: s.space, WriteError: s.bus.StreamWriteError,
+		Logger: logger.With("component", "events"),
 	})
 	if err != nil {
 		return nil, err
