@@ -21,6 +21,9 @@ type Credentials struct {
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
 	Token           string `json:"token"`
+	// NATSPassword is the password of user "owl" on the NATS listener
+	// (owl serve --nats-listen), for NATS clients outside Owl.
+	NATSPassword string `json:"nats_password,omitempty"`
 }
 
 // LoadOrCreate returns the installation's credentials, kept in
@@ -46,6 +49,7 @@ func LoadOrCreate(dataDir string, fromEnv Credentials) (Credentials, error) {
 	pick(&c.AccessKeyID, fromEnv.AccessKeyID, newAccessKeyID)
 	pick(&c.SecretAccessKey, fromEnv.SecretAccessKey, newSecretAccessKey)
 	pick(&c.Token, fromEnv.Token, newToken)
+	pick(&c.NATSPassword, fromEnv.NATSPassword, newToken)
 
 	if exists && c == stored {
 		// Tighten a file someone loosened by hand; the content is current.

@@ -126,6 +126,11 @@ type Config struct {
 	// (OWL_ACCESS_KEY_ID, OWL_SECRET_ACCESS_KEY, OWL_TOKEN); those left empty
 	// are generated on first start and stored in the data directory.
 	AccessKeyID, SecretAccessKey, Token string
+	// NATSListen, when set (HOST:PORT), serves NATS clients outside Owl
+	// (OWL_NATS_LISTEN; off by default): user "owl" with NATSPassword
+	// (OWL_NATS_PASSWORD, else generated and stored with the credentials)
+	// publishes and subscribes outside the system's and Owl's subjects.
+	NATSListen, NATSPassword string
 }
 
 // Default returns the configuration for a single machine.

@@ -60,11 +60,13 @@ var Settings = []Setting{
 	{Name: "async-throttle-backoff", Help: "longest wait between tries of a throttled asynchronous invocation (they start 1s apart and double)", Field: func(c *Config) any { return &c.AsyncThrottleBackoff }},
 	{Name: "event-log-age", Help: "how long the event log keeps an accepted event for listing and replay", Field: func(c *Config) any { return &c.EventLogAge }},
 	{Name: "event-log-bytes", Help: "bytes the event log may hold before its oldest records go (0: an eighth of the disk's free space, 16 MiB to 1 GiB, like the function log)", Field: func(c *Config) any { return &c.EventLogBytes }},
+	{Name: "nats-listen", Help: "HOST:PORT to serve NATS clients outside Owl on (user owl, password nats_password in the credentials file); off when empty", Field: func(c *Config) any { return &c.NATSListen }},
 	{Name: "max-connections", Help: "API connections open at once; one more is answered 503", Field: func(c *Config) any { return &c.MaxConnections }},
 	{Name: "max-body-memory", Help: "MB of request bodies held at once; past it requests get 429", Field: func(c *Config) any { return &c.MaxBodyMemoryMB }},
 	{Name: "access-key-id", Help: "the access key ID SigV4 clients sign with (generated and stored in the data dir when unset)", Field: func(c *Config) any { return &c.AccessKeyID }, EnvOnly: true},
 	{Name: "secret-access-key", Help: "its secret key (generated with it when unset)", Field: func(c *Config) any { return &c.SecretAccessKey }, EnvOnly: true},
 	{Name: "token", Help: "the bearer token Owl's own client sends (generated when unset)", Field: func(c *Config) any { return &c.Token }, EnvOnly: true},
+	{Name: "nats-password", Help: "the password of NATS user owl on --nats-listen (generated when unset)", Field: func(c *Config) any { return &c.NATSPassword }, EnvOnly: true},
 }
 
 // Lookup returns the setting named name.
@@ -175,6 +177,9 @@ func SettingsMarkdown() string {
 		}
 		if s.Get(&def) == "" {
 			d = "(generated)"
+			if !s.EnvOnly {
+				d = "(off)"
+			}
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flag, s.Env(), d, s.Help)
 	}

@@ -7,12 +7,16 @@ package natsbus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +55,19 @@ type Options struct {
 	// the cost docs/events.md records. Off, the store syncs every
 	// CompactInterval.
 	SyncAlways bool
+	// Listen, when set (HOST:PORT), serves NATS clients outside Owl on
+	// it, as user ClientUser with ClientPassword. They may publish and
+	// subscribe on any subject but the system's and Owl's own ($JS, $KV,
+	// $O, $SYS, owl.…): they feed subject triggers and hear destinations,
+	// and cannot touch Owl's streams. Owl's own connection stays in
+	// process, as a user of its own.
+	Listen                     string
+	ClientUser, ClientPassword string
 }
+
+// ClientDenied are the subjects clients on Options.Listen may neither
+// publish nor subscribe to.
+var ClientDenied = []string{"$JS.>", "$JSC.>", "$KV.>", "$O.>", "$SYS.>", "$NRG.>", "$G.>", "owl.>"}
 
 // StartEmbedded starts an embedded JetStream server storing under
 // dataDir/nats with the default Options and connects to it in process.
@@ -88,6 +104,30 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		SyncInterval: CompactInterval,
 		SyncAlways:   o.SyncAlways,
 	}
+	internal := nats.Name("owl")
+	if o.Listen != "" {
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("the NATS listen address %q: %w", o.Listen, err)
+		}
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("the NATS listen address %q: bad port", o.Listen)
+		}
+		if o.ClientUser == "" || o.ClientPassword == "" {
+			return nil, errors.New("a NATS listener needs a client user and password")
+		}
+		opts.Host, opts.DontListen = host, false
+		own := randomPassword()
+		deny := &server.SubjectPermission{Allow: []string{">"}, Deny: ClientDenied}
+		opts.Users = []*server.User{
+			{Username: "owl-internal", Password: own},
+			{Username: o.ClientUser, Password: o.ClientPassword, Permissions: &server.Permissions{Publish: deny, Subscribe: deny}},
+		}
+		internal = func(no *nats.Options) error {
+			no.Name, no.User, no.Password = "owl", "owl-internal", own
+			return nil
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating embedded NATS server: %w", err)
@@ -99,7 +139,7 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded NATS server not ready after 10s")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("owl"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", nats.InProcessServer(srv), internal, nats.MaxReconnects(-1))
 	if err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("connecting to embedded NATS: %w", err)
@@ -112,6 +152,22 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 	}
 	logger.Debug("embedded NATS ready", "store", opts.StoreDir)
 	return &Bus{srv: srv, storeDir: opts.StoreDir, NC: nc, JS: js}, nil
+}
+
+// randomPassword is a password for Owl's own connection, made anew at
+// every start.
+func randomPassword() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ClientURL is where clients reach the NATS listener ("" without one).
+func (b *Bus) ClientURL() string {
+	if addr := b.srv.Addr(); addr != nil {
+		return "nats://" + addr.String()
+	}
+	return ""
 }
 
 // Close drains the connection and shuts the server down, waiting for it.

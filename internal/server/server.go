@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.ln = newCapListener(ln, cfg.MaxConnections)
 
 	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
-		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token,
+		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token, NATSPassword: cfg.NATSPassword,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading credentials: %w", err)
@@ -146,7 +146,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways})
+	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
+		Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/nats-io/nats.go"
 
+	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -145,4 +147,51 @@ func TestSubjectTrigger(t *testing.T) {
 		_, body := ts.do("GET", "/2015-03-31/event-source-mappings/"+uuid, nil, nil)
 		return strings.Contains(string(body), `"State":"Disabled"`) && strings.Contains(string(body), "Function not found")
 	})
+}
+
+// TestNATSListener: with --nats-listen, a NATS client outside Owl signs in
+// as user owl with the password from the credentials and publishes onto a
+// subject a trigger reads, and the function runs; the system's and Owl's
+// own subjects are closed to it, and a wrong password is refused.
+func TestNATSListener(t *testing.T) {
+	t.Parallel()
+	addr := testkit.FreeAddr(t)
+	ts := startServer(t, "", asyncConfig, func(c *config.Config) { c.NATSListen = addr })
+	ts.createZip("ship", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: shipPython}))
+	if _, stderr, code := owlCLI(t, ts.URL, "trigger", "add", "--subject", "orders.*", "--function", "ship"); code != 0 {
+		t.Fatalf("owl trigger add --subject: exit %d\n%s", code, stderr)
+	}
+	if _, err := nats.Connect("nats://"+addr, nats.UserInfo("owl", "wrong")); err == nil {
+		t.Fatal("a wrong NATS password was let in")
+	}
+	errs := make(chan error, 10)
+	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("owl", ts.Credentials().NATSPassword),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("orders.external", []byte(`{"total": 77}`)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, time.Minute, "the external client's order to ship", func() bool {
+		return strings.Contains(ts.logText("ship"), "SHIP 77 orders.external owl:nats")
+	})
+	for _, subject := range []string{"owl.events.ship", "$JS.API.STREAM.DELETE.OWL_EVENTS"} {
+		if err := nc.Publish(subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("publish on %s: %v, want a permissions violation", subject, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("publish on %s was not refused", subject)
+		}
+	}
+	if _, err := ts.sdk().GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("ship")}); err != nil {
+		t.Fatalf("Owl's own store after the refused publishes: %v", err)
+	}
 }
