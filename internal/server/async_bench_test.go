@@ -46,8 +46,12 @@ func BenchmarkAsync(b *testing.B) {
 			suffix = "-sync-always"
 		}
 		b.Run("accept-api"+suffix, func(b *testing.B) { benchAcceptAPI(b, syncAlways) })
-		b.Run("bare-jetstream-publish"+suffix, func(b *testing.B) { benchBarePublish(b, syncAlways) })
+		b.Run("bare-jetstream-publish"+suffix, func(b *testing.B) { benchBarePublish(b, syncAlways, asyncConns) })
 	}
+	// The same loop from one goroutine: one publish at a time, each
+	// waiting for its acknowledgement (context for the ratio; the
+	// 32-goroutine loop is the like-for-like baseline).
+	b.Run("bare-jetstream-publish-1-goroutine", func(b *testing.B) { benchBarePublish(b, false, 1) })
 	b.Run("bare-http-202", func(b *testing.B) {
 		// The ceiling HTTP itself sets here: a server that reads the body
 		// and answers 202, nothing else, over the same 32 connections.
@@ -116,7 +120,7 @@ func benchAcceptAPI(b *testing.B, syncAlways bool) {
 // benchBarePublish measures the bare JetStream publish loop: 32
 // goroutines publishing an event's record to a file-storage work queue of
 // their own embedded server, each waiting for its ack.
-func benchBarePublish(b *testing.B, syncAlways bool) {
+func benchBarePublish(b *testing.B, syncAlways bool, goroutines int) {
 	bus, err := natsbus.StartEmbeddedWith(context.Background(), b.TempDir(), slog.New(slog.DiscardHandler),
 		natsbus.Options{SyncAlways: syncAlways})
 	if err != nil {
@@ -133,7 +137,7 @@ func benchBarePublish(b *testing.B, syncAlways bool) {
 	var failed atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
-	parallel(b.N, func() {
+	parallelN(goroutines, b.N, func() {
 		if _, err := bus.JS.Publish(ctx, "bare.bench-async", payload); err != nil {
 			failed.Add(1)
 		}
@@ -171,10 +175,13 @@ func postEvents(b *testing.B, url string) (rate float64, failed int64) {
 }
 
 // parallel runs fn n times from asyncConns goroutines.
-func parallel(n int, fn func()) {
+func parallel(n int, fn func()) { parallelN(asyncConns, n, fn) }
+
+// parallelN runs fn n times from goroutines goroutines.
+func parallelN(goroutines, n int, fn func()) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range asyncConns {
+	for range goroutines {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
 				fn()
