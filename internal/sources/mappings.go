@@ -178,6 +178,9 @@ func (m *Mappings) Create(ctx context.Context, in Input) (Mapping, error) {
 	if err := m.capture(ctx, append(all, mp)); err != nil {
 		return Mapping{}, err
 	}
+	if _, err := m.consumer(ctx, mp); err != nil {
+		return Mapping{}, fmt.Errorf("creating the consumer of mapping %s: %w", mp.UUID, err)
+	}
 	if err := m.put(ctx, mp, 0); err != nil {
 		return Mapping{}, err
 	}

@@ -119,24 +119,31 @@ func (p *poller) sleep(d time.Duration) {
 }
 
 func (p *poller) consumer() (jetstream.Consumer, error) {
-	s := p.m.captureStream()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	return p.m.consumer(ctx, p.mp)
+}
+
+// consumer creates (or finds) mp's durable consumer. Create makes it
+// before it returns, so that a message published after Create returns is
+// the mapping's even with StartingPosition LATEST.
+func (m *Mappings) consumer(ctx context.Context, mp Mapping) (jetstream.Consumer, error) {
+	s := m.captureStream()
 	if s == nil {
 		return nil, errors.New("no capture stream")
 	}
 	deliver := jetstream.DeliverNewPolicy
-	if p.mp.StartingPosition == "TRIM_HORIZON" {
+	if mp.StartingPosition == "TRIM_HORIZON" {
 		deliver = jetstream.DeliverAllPolicy
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
 	return s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       consumerName(p.mp.UUID),
-		Description:   "event source mapping " + p.mp.UUID + " to " + p.mp.Function,
-		FilterSubject: p.mp.Subject,
+		Durable:       consumerName(mp.UUID),
+		Description:   "event source mapping " + mp.UUID + " to " + mp.Function,
+		FilterSubject: mp.Subject,
 		DeliverPolicy: deliver,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxAckPending: max(p.mp.BatchSize, 1) * 2,
+		MaxAckPending: max(mp.BatchSize, 1) * 2,
 	})
 }
 
