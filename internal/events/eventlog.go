@@ -256,13 +256,20 @@ func (q *Queue) Get(ctx context.Context, id string) (cloudevent.Event, error) {
 	return ce, nil
 }
 
-// Has says whether the log has a record of the event with id.
-func (q *Queue) Has(ctx context.Context, id string) (bool, error) {
-	_, err := q.Get(ctx, id)
-	if lambdaerr.Is(err, lambdaerr.ResourceNotFound) {
+// Has says whether the log has a record of the event id of function fn
+// (one lookup of an exact subject, unlike Get's by id alone).
+func (q *Queue) Has(ctx context.Context, fn, id string) (bool, error) {
+	if !validID(id) {
+		return false, lambdaerr.New(lambdaerr.InvalidParameterValue, "%q is not an event id", id)
+	}
+	_, err := q.log.GetLastMsgForSubject(ctx, logSubjectPrefix+fn+"."+id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, fmt.Errorf("reading event %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // validID says whether id can be a token of the log's subjects (event ids

@@ -67,7 +67,12 @@ type Options struct {
 
 // ClientDenied are the subjects clients on Options.Listen may neither
 // publish nor subscribe to.
-var ClientDenied = []string{"$JS.>", "$JSC.>", "$KV.>", "$O.>", "$SYS.>", "$NRG.>", "$G.>", "owl.>"}
+var ClientDenied = []string{"$JS.>", "$JSC.>", "$KV.>", "$O.>", "$SYS.>", "$NRG.>", "$G.>", "owl.>", InboxPrefix + ".>"}
+
+// InboxPrefix starts the reply subjects of Owl's own connection (its
+// JetStream API answers carry function configurations): clients on the
+// listener may not subscribe to them.
+const InboxPrefix = "_OWL_INBOX"
 
 // StartEmbedded starts an embedded JetStream server storing under
 // dataDir/nats with the default Options and connects to it in process.
@@ -104,7 +109,10 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		SyncInterval: CompactInterval,
 		SyncAlways:   o.SyncAlways,
 	}
-	internal := nats.Name("owl")
+	internal := func(no *nats.Options) error {
+		no.Name, no.InboxPrefix = "owl", InboxPrefix
+		return nil
+	}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
@@ -124,7 +132,7 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 			{Username: o.ClientUser, Password: o.ClientPassword, Permissions: &server.Permissions{Publish: deny, Subscribe: deny}},
 		}
 		internal = func(no *nats.Options) error {
-			no.Name, no.User, no.Password = "owl", "owl-internal", own
+			no.Name, no.InboxPrefix, no.User, no.Password = "owl", InboxPrefix, "owl-internal", own
 			return nil
 		}
 	}

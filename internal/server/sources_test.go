@@ -191,6 +191,20 @@ func TestNATSListener(t *testing.T) {
 			t.Fatalf("publish on %s was not refused", subject)
 		}
 	}
+	// Owl's own replies (its JetStream API answers hold function
+	// configurations) are closed to listeners too.
+	if _, err := nc.SubscribeSync("_OWL_INBOX.>"); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("subscribing to Owl's inbox: %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client subscribed to Owl's own inbox")
+	}
 	if _, err := ts.sdk().GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("ship")}); err != nil {
 		t.Fatalf("Owl's own store after the refused publishes: %v", err)
 	}

@@ -46,3 +46,28 @@ func TestCheckSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestItemFailures(t *testing.T) {
+	records := []Record{{MessageID: "1"}, {MessageID: "2"}, {MessageID: "3"}}
+	for payload, want := range map[string]string{
+		``:                          "",
+		`null`:                      "",
+		`{}`:                        "",
+		`{"batchItemFailures": []}`: "",
+		`{"batchItemFailures": [{"itemIdentifier": "2"}]}`: "2",
+		`{"batchItemFailures": [{"itemIdentifier": "9"}]}`: "1 2 3", // not in the batch
+		`{"batchItemFailures": [{"itemIdentifier": ""}]}`:  "1 2 3",
+		`not json`: "1 2 3",
+	} {
+		got := itemFailures([]byte(payload), records)
+		var ids []string
+		for _, r := range records {
+			if got[r.MessageID] {
+				ids = append(ids, r.MessageID)
+			}
+		}
+		if strings.Join(ids, " ") != want {
+			t.Errorf("itemFailures(%q) = %v, want %q", payload, ids, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -290,12 +291,7 @@ func (p *poller) invoke(msgs []jetstream.Msg, records []Record) {
 			failed[r.MessageID] = true
 		}
 	case p.mp.ReportItemFailures:
-		var resp batchResponse
-		if json.Unmarshal(out.Payload, &resp) == nil {
-			for _, f := range resp.BatchItemFailures {
-				failed[f.ItemIdentifier] = true
-			}
-		}
+		failed = itemFailures(out.Payload, records)
 	}
 	for i, msg := range msgs {
 		if !failed[records[i].MessageID] {
@@ -304,6 +300,36 @@ func (p *poller) invoke(msgs []jetstream.Msg, records []Record) {
 		}
 		p.retryOrGiveUp(msg, records[i], out)
 	}
+}
+
+// itemFailures reads a ReportBatchItemFailures answer as Lambda does: no
+// answer, null or an empty list is a success; an answer that is not such
+// a list, or names an item that is not in the batch (or none), fails the
+// whole batch.
+func itemFailures(payload []byte, records []Record) map[string]bool {
+	all := func() map[string]bool {
+		m := map[string]bool{}
+		for _, r := range records {
+			m[r.MessageID] = true
+		}
+		return m
+	}
+	if p := bytes.TrimSpace(payload); len(p) == 0 || string(p) == "null" || string(p) == "{}" {
+		return nil
+	}
+	var resp batchResponse
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return all()
+	}
+	in := all()
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		if !in[f.ItemIdentifier] {
+			return in
+		}
+		failed[f.ItemIdentifier] = true
+	}
+	return failed
 }
 
 // call invokes the function with records, telling JetStream the batch is

@@ -96,7 +96,7 @@ type Functions interface {
 // Sink stores the events of firings (events.Queue).
 type Sink interface {
 	EnqueueFrom(ctx context.Context, ev events.Event, typ, source string) error
-	Has(ctx context.Context, id string) (bool, error)
+	Has(ctx context.Context, fn, id string) (bool, error)
 }
 
 // Options configure the scheduler.
@@ -379,7 +379,7 @@ func (s *Scheduler) fire(ctx context.Context, t Trigger, at time.Time) error {
 		return err
 	}
 	id := firingID(t, at)
-	stored, err := s.sink.Has(ctx, id)
+	stored, err := s.sink.Has(ctx, t.Function, id)
 	if err != nil {
 		return err
 	}
