@@ -127,3 +127,57 @@ func TestSchedules(t *testing.T) {
 		t.Errorf("after the refusals, the triggers are: %s", body)
 	}
 }
+
+// slowBatch marks its sandbox busy, takes a while, then logs each record.
+const slowBatch = `import time
+
+def handler(event, context):
+    open("/tmp/in-flight", "w").write("busy")
+    time.sleep(2)
+    for r in event["Records"]:
+        print("GOT", r["body"])
+`
+
+// TestTriggersSurviveKill9: owl serve killed with SIGKILL while a
+// subject trigger's batch runs and a 1-second schedule fires: after the
+// restart the batch is delivered again (nothing it held is lost) and no
+// firing of the schedule is stored twice.
+func TestTriggersSurviveKill9(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	first := startOwl(t, dataDir)
+	first.createKitchensink("ticker")
+	first.createZip("slow", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: slowBatch}))
+	if _, stderr, code := owlCLI(t, first.URL, "trigger", "add", "--subject", "work.items", "--function", "slow", "--batch-size", "2", "--batch-window", "1"); code != 0 {
+		t.Fatalf("owl trigger add --subject: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := owlCLI(t, first.URL, "trigger", "add", "tick", "--schedule", "rate(1 second)", "--function", "ticker"); code != 0 {
+		t.Fatalf("owl trigger add tick: exit %d\n%s", code, stderr)
+	}
+	for _, item := range []string{`"item-1"`, `"item-2"`} {
+		if _, stderr, code := owlCLI(t, first.URL, "events", "publish", "work.items", "--data", item); code != 0 {
+			t.Fatalf("owl events publish: exit %d\n%s", code, stderr)
+		}
+	}
+	inFlight(t, dataDir, "slow", "/tmp/in-flight")
+	testkit.WaitFor(t, time.Minute, "some firings", func() bool { return len(first.firings("ticker")) >= 2 })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.waitExit(t, 30*time.Second)
+
+	second := startOwl(t, dataDir)
+	testkit.WaitFor(t, 2*time.Minute, "the batch in flight at the kill to be delivered again", func() bool {
+		log := second.logText("slow")
+		return strings.Contains(log, `GOT "item-1"`) && strings.Contains(log, `GOT "item-2"`)
+	})
+	before := len(second.firings("ticker"))
+	testkit.WaitFor(t, time.Minute, "firings after the restart", func() bool { return len(second.firings("ticker")) >= before+2 })
+	seen := map[time.Time]bool{}
+	for _, at := range second.firings("ticker") {
+		if seen[at] {
+			t.Fatalf("firing %s stored twice across the kill", at)
+		}
+		seen[at] = true
+	}
+}
