@@ -14,21 +14,8 @@ import (
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/testkit"
+	"github.com/owl-project/owl/internal/testkit/fakefns"
 )
-
-// fakeFunctions knows the functions named in it; any other is not found.
-type fakeFunctions map[string]bool
-
-func (f fakeFunctions) ResolveForInvoke(_ context.Context, name, qualifier string, _ float64) (registry.Target, error) {
-	if !f[name] {
-		return registry.Target{}, lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", name)
-	}
-	return registry.Target{Function: registry.Function{Name: name, Version: registry.Latest}, Qualifier: qualifier}, nil
-}
-
-func (fakeFunctions) ARN(name, qualifier string) string {
-	return "arn:aws:lambda:us-east-1:0:function:" + name
-}
 
 // fakeInvoker records every invocation and answers with what outcome
 // says for it (nil: success).
@@ -108,7 +95,7 @@ func newHarness(t *testing.T, maxBytes int64) *harness {
 
 func (h *harness) start(inv Invoker, opts DeliveryOptions) *Delivery {
 	h.t.Helper()
-	return h.startWith(fakeFunctions{"fn": true}, inv, opts)
+	return h.startWith(fakefns.Functions{"fn": true}, inv, opts)
 }
 
 // startWith starts delivery on fns, closed when the test ends.
@@ -252,7 +239,7 @@ func TestDroppedWhenTooOldOrGone(t *testing.T) {
 func TestCloseHandsEventsBack(t *testing.T) {
 	h := newHarness(t, 1<<20)
 	first := &fakeInvoker{block: make(chan struct{})}
-	d, err := StartDelivery(context.Background(), h.q, fakeFunctions{"fn": true}, first, DeliveryOptions{})
+	d, err := StartDelivery(context.Background(), h.q, fakefns.Functions{"fn": true}, first, DeliveryOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +299,7 @@ func TestDestinations(t *testing.T) {
 	published := map[string][]byte{}
 	sink := "arn:aws:lambda:us-east-1:0:function:sink"
 	cfg := configWith(1, time.Hour, "arn:owl:nats:::results.ok", sink)
-	d := h.startWith(fakeFunctions{"fn": true, "sink": true}, inv, DeliveryOptions{
+	d := h.startWith(fakefns.Functions{"fn": true, "sink": true}, inv, DeliveryOptions{
 		Config: func(name, q string) registry.EventInvokeConfig {
 			if name == "sink" {
 				return registry.EventInvokeConfig{FunctionName: name}
@@ -355,14 +342,14 @@ func TestDestinations(t *testing.T) {
 	}
 }
 
-// withDeadLetter gives every function of fakeFunctions a dead-letter target.
+// withDeadLetter gives every function of fakefns.Functions a dead-letter target.
 type withDeadLetter struct {
-	fakeFunctions
+	fakefns.Functions
 	target string
 }
 
 func (w withDeadLetter) ResolveForInvoke(ctx context.Context, name, qualifier string, rnd float64) (registry.Target, error) {
-	t, err := w.fakeFunctions.ResolveForInvoke(ctx, name, qualifier, rnd)
+	t, err := w.Functions.ResolveForInvoke(ctx, name, qualifier, rnd)
 	t.Function.DeadLetterTarget = w.target
 	return t, err
 }
@@ -376,7 +363,7 @@ func TestDeadLetter(t *testing.T) {
 	}}
 	var mu sync.Mutex
 	var letters []string
-	d := h.startWith(withDeadLetter{fakeFunctions{"fn": true}, "arn:owl:nats:::dead.letters"}, inv,
+	d := h.startWith(withDeadLetter{fakefns.Functions{"fn": true}, "arn:owl:nats:::dead.letters"}, inv,
 		DeliveryOptions{Config: configWith(0, time.Hour, "", ""), Publish: func(subject string, data []byte) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -407,7 +394,7 @@ func pingPong(name, q string) registry.EventInvokeConfig {
 func TestRecursiveLoopStopped(t *testing.T) {
 	h := newHarness(t, 1<<20)
 	inv := &fakeInvoker{}
-	d := h.startWith(fakeFunctions{"a": true, "b": true}, inv, DeliveryOptions{Config: pingPong})
+	d := h.startWith(fakefns.Functions{"a": true, "b": true}, inv, DeliveryOptions{Config: pingPong})
 	h.enqueue("first", "a")
 	testkit.WaitFor(t, time.Minute, "the loop to be stopped", func() bool { return d.Stats().Loops == 1 })
 	h.waitEmpty()
@@ -420,7 +407,7 @@ func TestRecursiveLoopStopped(t *testing.T) {
 
 	h2 := newHarness(t, 1<<20)
 	inv2 := &fakeInvoker{}
-	d2 := h2.startWith(fakeFunctions{"a": true, "b": true}, inv2, DeliveryOptions{Config: pingPong,
+	d2 := h2.startWith(fakefns.Functions{"a": true, "b": true}, inv2, DeliveryOptions{Config: pingPong,
 		RecursionAllowed: func(string) bool { return true }})
 	h2.enqueue("first", "a")
 	testkit.WaitFor(t, time.Minute, "the allowed loop to pass the depth", func() bool {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit/fakefns"
 	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
@@ -50,15 +50,6 @@ func TestPattern(t *testing.T) {
 	}
 }
 
-type fakeFunctions map[string]bool
-
-func (f fakeFunctions) ResolveForInvoke(_ context.Context, name, qualifier string, _ float64) (registry.Target, error) {
-	if !f[name] {
-		return registry.Target{}, lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", name)
-	}
-	return registry.Target{Function: registry.Function{Name: name}}, nil
-}
-
 func TestTable(t *testing.T) {
 	ctx := context.Background()
 	bus := natstest.Start(t)
@@ -71,7 +62,7 @@ func TestTable(t *testing.T) {
 			return
 		}(), ","))
 	}
-	tbl, err := Open(ctx, bus.JS, fakeFunctions{"users": true, "files": true, "fallback": true}, serve, nil)
+	tbl, err := Open(ctx, bus.JS, fakefns.Functions{"users": true, "files": true, "fallback": true}, serve, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +96,7 @@ func TestTable(t *testing.T) {
 		t.Fatalf("served %q, want %q", got, want)
 	}
 	// A second table on the same bucket (another node) sees the routes.
-	other, err := Open(ctx, bus.JS, fakeFunctions{}, serve, nil)
+	other, err := Open(ctx, bus.JS, fakefns.Functions{}, serve, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,8 @@
 // deadline (tests wait with it, never with bare sleeps); the test's Go
 // commands built once (Build, CodeDir); loopback listeners and addresses;
 // zips; skips that CI turns into failures. An embedded NATS is in its
-// subpackage natstest. Only tests import them (internal/layering_test.go
-// checks).
+// subpackage natstest, a name-only registry in fakefns. Only tests import
+// them (internal/layering_test.go checks).
 package testkit
 
 import (

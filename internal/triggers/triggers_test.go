@@ -8,18 +8,9 @@ import (
 
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
-	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/testkit/fakefns"
 	"github.com/owl-project/owl/internal/testkit/natstest"
 )
-
-type fakeFunctions map[string]bool
-
-func (f fakeFunctions) ResolveForInvoke(_ context.Context, name, qualifier string, _ float64) (registry.Target, error) {
-	if !f[name] {
-		return registry.Target{}, lambdaerr.New(lambdaerr.ResourceNotFound, "Function not found: %s", name)
-	}
-	return registry.Target{Function: registry.Function{Name: name, Version: registry.Latest}, Qualifier: qualifier}, nil
-}
 
 type harness struct {
 	t *testing.T
@@ -35,7 +26,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(ctx, bus.JS, fakeFunctions{"fn": true}, q, Options{Region: "us-east-1", AccountID: "000000000000"})
+	s, err := Open(ctx, bus.JS, fakefns.Functions{"fn": true}, q, Options{Region: "us-east-1", AccountID: "000000000000"})
 	if err != nil {
 		t.Fatal(err)
 	}
