@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,9 @@ type Request struct {
 	Payload    []byte
 	TraceID    string
 	InvokedARN string
+	// Depth and Origin are the event's place in its chain (Event).
+	Depth  int
+	Origin string
 }
 
 // Outcome is what a delivery that reached the function's runtime got.
@@ -267,7 +271,7 @@ func (d *Delivery) invoke(msg jetstream.Msg, fn registry.Function, ev Event) (Ou
 	}()
 	return d.inv.Invoke(d.ctx, fn, Request{
 		RequestID: ev.RequestID, Payload: ev.Payload, TraceID: ev.TraceID,
-		InvokedARN: d.fns.ARN(ev.Function, ev.Qualifier),
+		InvokedARN: d.fns.ARN(ev.Function, ev.Qualifier), Depth: ev.Depth, Origin: cmp.Or(ev.Origin, ev.RequestID),
 	})
 }
 

@@ -61,6 +61,9 @@ type InvokeRequest struct {
 	TraceID       string
 	// InvokedARN is the ARN the caller used, qualifier included.
 	InvokedARN string
+	// Depth and Origin place a function's own call in its chain (inside.go).
+	Depth  int
+	Origin string
 }
 
 // InvokeResult is the outcome of an invocation that reached a runtime.
@@ -300,9 +303,14 @@ var errTooLarge = errors.New("request body too large")
 // (bodies.go): a client that cannot authenticate costs the server its
 // headers, never a body.
 func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
+	return a.authenticatedWith(a.auth, limit, fn)
+}
+
+// authenticatedWith is authenticated against authn's credentials.
+func (a *API) authenticatedWith(authn *auth.Authenticator, limit int64, fn handlerFunc) http.Handler {
 	limit = effectiveLimit(limit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, verify, err := a.auth.AuthenticateHeaders(r)
+		_, verify, err := authn.AuthenticateHeaders(r)
 		if err != nil {
 			a.refuse(w, r, err)
 			return

@@ -51,6 +51,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		return nil
 	}
 
+	ch := chainOf(r.Context())
 	res, err := a.invoker.Invoke(r.Context(), InvokeRequest{
 		Function:      fn,
 		RequestID:     w.Header().Get("x-amzn-RequestId"),
@@ -58,6 +59,8 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		ClientContext: clientContext,
 		TraceID:       r.Header.Get("X-Amzn-Trace-Id"),
 		InvokedARN:    a.reg.ARN(name, q),
+		Depth:         ch.depth,
+		Origin:        ch.origin,
 	})
 	if err != nil {
 		return err
@@ -121,12 +124,15 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 		return lambdaerr.New(lambdaerr.RequestTooLarge,
 			"Request must be smaller than %d bytes for the Event invocation type.", events.MaxPayload)
 	}
+	h := chainOf(r.Context()) // a function's own call: a hop down its chain
 	return a.opts.Events.Enqueue(r.Context(), events.Event{
 		RequestID: w.Header().Get("x-amzn-RequestId"),
 		Function:  name,
 		Qualifier: q,
 		Payload:   body,
 		TraceID:   r.Header.Get("X-Amzn-Trace-Id"),
+		Depth:     h.depth,
+		Origin:    h.origin,
 	})
 }
 

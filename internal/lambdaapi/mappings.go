@@ -21,7 +21,7 @@ type Mappings interface {
 	Get(ctx context.Context, uuid string) (sources.Mapping, error)
 	Delete(ctx context.Context, uuid string) (sources.Mapping, error)
 	List(ctx context.Context, function, arn string) ([]sources.Mapping, error)
-	Publish(ctx context.Context, subject string, data []byte) (uint64, bool, error)
+	Publish(ctx context.Context, subject string, data []byte, depth int, origin string) (uint64, bool, error)
 	ARN(uuid string) string
 }
 
@@ -200,7 +200,8 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, body []byte) 
 	if len(in.Data) == 0 {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Data is required: the JSON event to publish.")
 	}
-	seq, stored, err := ms.Publish(r.Context(), in.Subject, in.Data)
+	ch := chainOf(r.Context()) // a function's own publish: a hop down its chain
+	seq, stored, err := ms.Publish(r.Context(), in.Subject, in.Data, ch.depth, ch.origin)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@ const (
 	Service                   = "ServiceException"
 	UnknownOperation          = "UnknownOperationException"
 	ProvisionedConfigNotFound = "ProvisionedConcurrencyConfigNotFoundException"
+	// RecursiveInvocation is a call a function made that would take a
+	// chain of calls and events past its depth limit.
+	RecursiveInvocation = "RecursiveInvocationException"
+	// AccessDenied is an operation the caller's credentials may not do
+	// (a function's own credentials only invoke and publish).
+	AccessDenied = "AccessDeniedException"
 	// ServiceUnavailable is Owl's own: the node cannot take a write now
 	// (its data directory is below the disk reserve) but will once space
 	// is freed. 503 with Retry-After, so SDKs retry it later.
@@ -53,6 +59,8 @@ var statuses = map[string]int{
 	Service:                   500,
 	UnknownOperation:          404,
 	ProvisionedConfigNotFound: 404,
+	RecursiveInvocation:       400,
+	AccessDenied:              403,
 	ServiceUnavailable:        503,
 
 	MissingAuthenticationToken: 403,

@@ -17,7 +17,9 @@ func TestStatuses(t *testing.T) {
 		}
 	}
 	for code := range statuses {
-		if IsAuthentication(code) != (statuses[code] == 403) {
+		// Every 403 but AccessDenied (authenticated, not permitted) is an
+		// authentication failure.
+		if IsAuthentication(code) != (statuses[code] == 403 && code != AccessDenied) {
 			t.Errorf("%s: IsAuthentication %v with status %d", code, IsAuthentication(code), statuses[code])
 		}
 	}

@@ -62,6 +62,8 @@ func (s *Server) handle(c *conn, w http.ResponseWriter, r *http.Request) (parked
 
 	rest, ok := strings.CutPrefix(r.URL.Path, pathPrefix)
 	switch {
+	case !ok && s.extra != nil:
+		s.extra.ServeHTTP(w, r)
 	case !ok:
 		s.notFound(w, r)
 	case rest == "invocation/next":

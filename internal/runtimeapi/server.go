@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type Config struct {
 	// MaxResponseBytes caps the body of /response, /error and /init/error
 	// posts. Zero means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// Extra, when set, serves the requests outside the Runtime API's
+	// paths on the same listener: Owl's Lambda API subset for the
+	// function's own calls (AWS_ENDPOINT_URL_LAMBDA). Nil: 404.
+	Extra http.Handler
 }
 
 // Validate reports a setting out of range.
@@ -151,6 +156,7 @@ const (
 // environment is destroyed.
 type Server struct {
 	log          *slog.Logger
+	extra        http.Handler // Config.Extra
 	maxBody      int64
 	tooLargeBody []byte // the Outcome.Payload of lambdaerr.FunctionResponseSizeTooLarge
 	tooLargeMsg  string
@@ -199,6 +205,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		maxBody = DefaultMaxResponseBytes
 	}
 	s := &Server{
+		extra:      cfg.Extra,
 		log:        logger,
 		maxBody:    maxBody,
 		closed:     make(chan struct{}),

@@ -169,6 +169,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err
 	}
+	// The API serves functions' own calls from inside their sandboxes
+	// (worker/caller.go); it is made after the worker, which asks for
+	// that handler only once environments start (after New).
+	var api *lambdaapi.API
 	s.worker = worker.New(worker.Config{
 		DataDir: dataDir, RuntimeDir: runtimeDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
@@ -176,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
+		Inside: func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Logger: logger.With("component", "worker"),
 	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
@@ -222,7 +227,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	}
 	// The route table serves through the API, which takes the table: the
 	// table calls the API once both exist.
-	var api *lambdaapi.API
 	s.routes, err = routes.Open(ctx, s.bus.JS, s.reg, func(w http.ResponseWriter, r *http.Request, rt routes.Route) {
 		api.ServeRoute(w, r, rt)
 	}, logger.With("component", "routes"))

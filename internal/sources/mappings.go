@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/events"
@@ -87,6 +89,7 @@ type Functions interface {
 	ResolveForInvoke(ctx context.Context, name, qualifier string, rnd float64) (registry.Target, error)
 	CheckDestination(ctx context.Context, name, dest string) error
 	ARN(name, qualifier string) string
+	RecursionAllowed(name string) bool
 }
 
 // Options configure the mappings.
@@ -475,14 +478,28 @@ func (m *Mappings) captureStream() jetstream.Stream {
 	return m.stream
 }
 
+// Chain headers carry a message's place in a chain of calls and events
+// (a function published it): its depth and the chain's first request id.
+const (
+	HeaderDepth  = "Owl-Chain-Depth"
+	HeaderOrigin = "Owl-Chain-Origin"
+)
+
 // Publish publishes data on subject: stored in the capture stream when a
 // mapping reads it (stored is true, with its sequence), else sent on
-// core NATS to whoever listens.
-func (m *Mappings) Publish(ctx context.Context, subject string, data []byte) (seq uint64, stored bool, err error) {
+// core NATS to whoever listens. depth and origin, for a function's own
+// publish, go in the chain headers.
+func (m *Mappings) Publish(ctx context.Context, subject string, data []byte, depth int, origin string) (seq uint64, stored bool, err error) {
 	if err := checkPublishSubject(subject); err != nil {
 		return 0, false, err
 	}
-	ack, err := m.js.Publish(ctx, subject, data)
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if depth > 0 {
+		msg.Header.Set(HeaderDepth, strconv.Itoa(depth))
+		msg.Header.Set(HeaderOrigin, origin)
+	}
+	ack, err := m.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		return 0, false, m.publish(subject, data)
 	}

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -39,7 +40,7 @@ type Record struct {
 
 // counters are the mappings' statistics.
 type counters struct {
-	batches, filtered, failed, destined atomic.Int64
+	batches, filtered, failed, destined, loops atomic.Int64
 }
 
 // Stats count what the pollers did since the start.
@@ -47,11 +48,14 @@ type Stats struct {
 	// Batches invoked, messages filtered out, messages given up (retries
 	// exhausted; sent to OnFailure when set).
 	Batches, Filtered, Failed int64
+	// Loops counts batches stopped as recursive loops.
+	Loops int64
 }
 
 // Stats reports the mappings' counts.
 func (m *Mappings) Stats() Stats {
-	return Stats{Batches: m.stats.batches.Load(), Filtered: m.stats.filtered.Load(), Failed: m.stats.failed.Load()}
+	return Stats{Batches: m.stats.batches.Load(), Filtered: m.stats.filtered.Load(), Failed: m.stats.failed.Load(),
+		Loops: m.stats.loops.Load()}
 }
 
 // ackWait is how long JetStream waits before it redelivers a message a
@@ -262,9 +266,24 @@ type batchResponse struct {
 
 // invoke runs the function on a batch and settles each message: acked on
 // success, retried later on failure (bisected first when the mapping
-// says so), given up to OnFailure past the retries.
+// says so), given up to OnFailure past the retries. A batch whose
+// messages a chain of calls and events published past its depth limit is
+// a recursive loop: given up without running.
 func (p *poller) invoke(msgs []jetstream.Msg, records []Record) {
-	out, err := p.call(msgs, records)
+	depth, origin := chainOf(records)
+	if depth >= registry.MaxChainDepth && !p.m.fns.RecursionAllowed(p.mp.Function) {
+		p.m.stats.loops.Add(1)
+		p.m.log.Warn("a recursive loop stopped: messages published by a chain past its depth", "uuid", p.mp.UUID,
+			"function", p.mp.Function, "depth", depth, "origin", origin)
+		for i, msg := range msgs {
+			if p.mp.OnFailure != "" {
+				p.toFailure(records[i], 0, events.Outcome{}, "RecursiveInvocationDetected")
+			}
+			_ = msg.Term()
+		}
+		return
+	}
+	out, err := p.call(msgs, records, depth, origin)
 	if err != nil { // not run: throttled, no capacity, the function gone
 		for _, msg := range msgs {
 			_ = msg.NakWithDelay(p.m.opts.RetryDelay)
@@ -334,7 +353,7 @@ func itemFailures(payload []byte, records []Record) map[string]bool {
 
 // call invokes the function with records, telling JetStream the batch is
 // in progress meanwhile.
-func (p *poller) call(msgs []jetstream.Msg, records []Record) (events.Outcome, error) {
+func (p *poller) call(msgs []jetstream.Msg, records []Record, depth int, origin string) (events.Outcome, error) {
 	t, err := p.m.fns.ResolveForInvoke(p.ctx, p.mp.Function, p.mp.Qualifier, rand.Float64())
 	if err != nil {
 		return events.Outcome{}, err
@@ -361,7 +380,7 @@ func (p *poller) call(msgs []jetstream.Msg, records []Record) (events.Outcome, e
 	}()
 	id := lambdawire.NewRequestID()
 	return p.m.inv.Invoke(p.ctx, t.Function, events.Request{RequestID: id, Payload: payload,
-		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier)})
+		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier), Depth: depth, Origin: cmp.Or(origin, id)})
 }
 
 // retryOrGiveUp redelivers a failed message later, or past the
@@ -380,7 +399,7 @@ func (p *poller) retryOrGiveUp(msg jetstream.Msg, rec Record, out events.Outcome
 	p.m.log.Warn("a message given up after its retries", "uuid", p.mp.UUID, "subject", rec.Subject, "message_id", rec.MessageID,
 		"attempts", attempts, "error_type", out.ErrorType)
 	if p.mp.OnFailure != "" {
-		p.toFailure(rec, attempts, out)
+		p.toFailure(rec, attempts, out, "RetryAttemptsExhausted")
 	}
 	_ = msg.Term()
 }
@@ -404,12 +423,12 @@ type failureRecord struct {
 	Record Record `json:"record"`
 }
 
-func (p *poller) toFailure(rec Record, attempts int, out events.Outcome) {
+func (p *poller) toFailure(rec Record, attempts int, out events.Outcome, condition string) {
 	var f failureRecord
 	f.Version, f.Timestamp = "1.0", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	f.RequestContext.RequestID = lambdawire.NewRequestID()
 	f.RequestContext.FunctionArn = p.m.fns.ARN(p.mp.Function, p.mp.Qualifier)
-	f.RequestContext.Condition = "RetryAttemptsExhausted"
+	f.RequestContext.Condition = condition
 	f.RequestContext.ApproximateInvokeCount = attempts
 	f.ResponseContext.StatusCode = 200
 	if out.FunctionError {
@@ -439,4 +458,15 @@ func (p *poller) send(data []byte) error {
 	defer cancel()
 	return p.m.q.EnqueueFrom(ctx, events.Event{RequestID: lambdawire.NewRequestID(), Function: name, Qualifier: q, Payload: data},
 		events.TypeDestination, p.m.arn(p.mp.UUID))
+}
+
+// chainOf is the deepest chain the records' messages were published in
+// (their chain headers) and its origin; 0 for messages from outside.
+func chainOf(records []Record) (depth int, origin string) {
+	for _, r := range records {
+		if d, err := strconv.Atoi(r.Headers[HeaderDepth]); err == nil && d > depth {
+			depth, origin = d, r.Headers[HeaderOrigin]
+		}
+	}
+	return depth, origin
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -36,6 +37,9 @@ type env struct {
 	created  time.Time
 	memMB    int      // accounted in Worker.memory until torn down
 	dirs     []string // code cache directories it binds; unref'd at teardown
+	// current is the invocation running now, for the function's own
+	// calls (caller.go).
+	current *atomic.Pointer[chain]
 
 	// Guarded by envPool.mu.
 	state    envState
@@ -185,6 +189,8 @@ type envSpec struct {
 	memMB       int
 	provisioned bool
 	dirs        []string // code cache references it takes over
+	// fn and the credentials of the function's own calls (caller.go).
+	fn, keyID, secret, token string
 }
 
 // createSandbox unpacks fn's code and layers (their references go into
@@ -206,6 +212,11 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 	spec.t0 = time.Now()
 	spec.id = fmt.Sprintf("%s-%d", strings.ToLower(fn.Name), w.envSeq.Add(1))
 	environ := w.environ(fn, rt, spec.provisioned)
+	if w.cfg.Inside != nil {
+		spec.keyID, spec.secret, spec.token = callerCreds()
+		spec.fn = fn.Name
+		environ = append(environ, callerEnv(spec.keyID, spec.secret, spec.token)...)
+	}
 	if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
 		spec.id = sb.ID() // a pre-warmed environment (prewarm.go)
 		return sb, true, nil
@@ -246,7 +257,9 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 		_ = sb.Destroy()
 		return nil, fmt.Errorf("capturing output of %s: %w", spec.id, err)
 	}
-	api, err := runtimeapi.New(runtimeapi.Config{}, w.cfg.Logger.With("env", spec.id))
+	current := new(atomic.Pointer[chain])
+	api, err := runtimeapi.New(runtimeapi.Config{Extra: w.insideHandler(spec.fn, spec.keyID, spec.secret, spec.token, current)},
+		w.cfg.Logger.With("env", spec.id))
 	if err != nil {
 		logs.close()
 		_ = sb.Destroy()
@@ -254,7 +267,7 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	}
 	exited, markExited := context.WithCancel(context.Background())
 	e := &env{id: spec.id, key: spec.key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
-		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting}
+		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting, current: current}
 	if err := w.envs.add(e); err != nil { // closed meanwhile
 		markExited()
 		_ = api.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +73,10 @@ type Config struct {
 	// Space, when set, is asked before code is unpacked: an unpack that
 	// would go below the data dir's disk reserve is refused with 503
 	// ServiceUnavailableException instead of failing half-way.
-	Space  SpaceChecker
+	Space SpaceChecker
+	// Inside, when set, makes the handler of an environment's own calls
+	// (caller.go): its credentials are in the function's environment.
+	Inside func(Caller) http.Handler
 	Logger *slog.Logger
 }
 
@@ -149,6 +153,11 @@ type Request struct {
 	// InvokedARN is the ARN the caller used, qualifier included (the
 	// context's invoked function ARN); the unqualified ARN when empty.
 	InvokedARN string
+	// Depth and Origin place the invocation in a chain of calls and
+	// events (0 and "": it begins one); calls the function makes go a hop
+	// further (caller.go).
+	Depth  int
+	Origin string
 }
 
 // Result is the outcome of an invocation that reached a runtime.
@@ -207,6 +216,7 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 		}
 
 		d.start = time.Now()
+		d.e.running(&req)
 		deadline := d.start.Add(time.Duration(fn.Timeout) * time.Second)
 		ictx, cancel := context.WithDeadline(ctx, deadline)
 		stop := context.AfterFunc(d.e.exited, cancel)
@@ -219,6 +229,7 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 			Payload:       req.Payload,
 		})
 		d.dur = time.Since(d.start)
+		d.e.running(nil)
 		// The deadline was the function's (the caller's own deadline or
 		// departure ends ctx too) and it ended the invocation, not the
 		// runtime's exit (which cancels ictx first).
