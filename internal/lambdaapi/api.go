@@ -121,6 +121,9 @@ type Options struct {
 // answers 202 only once Enqueue returned nil.
 type EventQueue interface {
 	Enqueue(ctx context.Context, ev events.Event) error
+	// EnqueueFrom is Enqueue with the event log record's type and source
+	// (a function's own call: its ARN).
+	EnqueueFrom(ctx context.Context, ev events.Event, typ, source string) error
 }
 
 // DefaultMaxBodyMemory is Options.MaxBodyMemory's default.

@@ -36,6 +36,7 @@ type chainKey struct{}
 type hop struct {
 	depth  int
 	origin string
+	caller string // the calling function's name
 }
 
 func chainOf(ctx context.Context) hop {
@@ -56,7 +57,7 @@ func (a *API) Inside(c Caller) (http.Handler, error) {
 				return lambdaerr.New(lambdaerr.UnrecognizedClient, "The security token included in the request is invalid.")
 			}
 			depth, origin := c.Current()
-			ctx := context.WithValue(r.Context(), chainKey{}, hop{depth: depth + 1, origin: origin})
+			ctx := context.WithValue(r.Context(), chainKey{}, hop{depth: depth + 1, origin: origin, caller: c.Function})
 			return fn(w, r.WithContext(ctx), body)
 		})
 	}

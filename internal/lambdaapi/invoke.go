@@ -125,7 +125,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 			"Request must be smaller than %d bytes for the Event invocation type.", events.MaxPayload)
 	}
 	h := chainOf(r.Context()) // a function's own call: a hop down its chain
-	return a.opts.Events.Enqueue(r.Context(), events.Event{
+	ev := events.Event{
 		RequestID: w.Header().Get("x-amzn-RequestId"),
 		Function:  name,
 		Qualifier: q,
@@ -133,7 +133,11 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 		TraceID:   r.Header.Get("X-Amzn-Trace-Id"),
 		Depth:     h.depth,
 		Origin:    h.origin,
-	})
+	}
+	if h.caller != "" {
+		return a.opts.Events.EnqueueFrom(r.Context(), ev, events.TypeInvoke, a.reg.ARN(h.caller, ""))
+	}
+	return a.opts.Events.Enqueue(r.Context(), ev)
 }
 
 // invokeAsyncLegacy is Lambda's deprecated InvokeAsync
