@@ -97,6 +97,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newEventsCmd(g),
 		newTriggerCmd(g),
 		newRouteCmd(g),
+		newURLCmd(g),
 	)
 	return root
 }

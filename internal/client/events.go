@@ -150,3 +150,30 @@ func (c *Client) Publish(ctx context.Context, subject string, data json.RawMessa
 	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/events/publish", nil, lambdawire.PublishInput{Subject: subject, Data: data}, nil, &out)
 	return out, err
 }
+
+// CreateURL gives name[:qualifier] a function URL (CreateFunctionUrlConfig).
+func (c *Client) CreateURL(ctx context.Context, name, qualifier, authType string) (lambdawire.FunctionURLConfig, error) {
+	var out lambdawire.FunctionURLConfig
+	err := c.doJSON(ctx, http.MethodPost, "/2021-10-31/functions/"+url.PathEscape(name)+"/url", qualifierQuery(qualifier),
+		lambdawire.FunctionURLConfigInput{AuthType: &authType}, nil, &out)
+	return out, err
+}
+
+// URLs lists name's function URLs (ListFunctionUrlConfigs).
+func (c *Client) URLs(ctx context.Context, name string) ([]lambdawire.FunctionURLConfig, error) {
+	var out lambdawire.FunctionURLConfigList
+	err := c.doJSON(ctx, http.MethodGet, "/2021-10-31/functions/"+url.PathEscape(name)+"/urls", nil, nil, nil, &out)
+	return out.FunctionUrlConfigs, err
+}
+
+// DeleteURL deletes name[:qualifier]'s function URL.
+func (c *Client) DeleteURL(ctx context.Context, name, qualifier string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/2021-10-31/functions/"+url.PathEscape(name)+"/url", qualifierQuery(qualifier), nil, nil, nil)
+}
+
+func qualifierQuery(q string) url.Values {
+	if q == "" {
+		return nil
+	}
+	return url.Values{"Qualifier": {q}}
+}

@@ -107,7 +107,16 @@ func TestFunctionURL(t *testing.T) {
 		}
 		return aws.ToString(out.FunctionUrl)
 	}
-	goURL := newURL("url-go", types.FunctionUrlAuthTypeNone)
+	// url-go through the owl binary.
+	build(t)
+	stdout, stderr, code = owlCLI(t, ts.URL, "url", "add", "url-go")
+	goURL := strings.TrimSpace(stdout)
+	if code != 0 || !strings.HasPrefix(goURL, ts.URL+"/lambda-url/") {
+		t.Fatalf("owl url add: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if stdout, _, code := owlCLI(t, ts.URL, "url", "ls", "url-go"); code != 0 || !strings.Contains(stdout, goURL) {
+		t.Fatalf("owl url ls:\n%s", stdout)
+	}
 	nodeURL := newURL("url-node", types.FunctionUrlAuthTypeAwsIam)
 
 	t.Run("a plain result is an inferred 200", func(t *testing.T) {
