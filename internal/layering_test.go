@@ -67,6 +67,7 @@ var forbidden = map[string][]string{
 	"internal/events":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/triggers":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/schedule":   {"nats-io", "internal/"},
+	"internal/metrics":    {"nats-io", "internal/"},
 	"internal/routes":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 }

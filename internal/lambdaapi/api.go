@@ -111,6 +111,9 @@ type Options struct {
 	// Mappings keeps the event source mappings (NATS subjects); nil:
 	// refused.
 	Mappings Mappings
+	// Metrics serves GET /metrics (Prometheus), authenticated like every
+	// operation; nil: refused.
+	Metrics http.Handler
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
@@ -247,6 +250,13 @@ func (a *API) routes() {
 // an authenticated operation.
 func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/layers/{name}/versions/{version}/content", 0, a.layerContent)
+	h("GET /metrics", 0, func(w http.ResponseWriter, r *http.Request, _ []byte) error {
+		if a.opts.Metrics == nil {
+			return lambdaerr.New(lambdaerr.UnknownOperation, "Metrics are not enabled on this node.")
+		}
+		a.opts.Metrics.ServeHTTP(w, r)
+		return nil
+	})
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)

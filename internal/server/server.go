@@ -25,6 +25,7 @@ import (
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/metrics"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/routes"
@@ -52,7 +53,8 @@ type Server struct {
 	sched   *triggers.Scheduler // schedules, started by Start
 	routes  *routes.Table
 	sources *sources.Mappings // event source mappings: their pollers run from New
-	deliver *events.Delivery  // started by Start
+	metrics *metrics.Metrics
+	deliver *events.Delivery // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
 	httpSrv *http.Server
@@ -169,6 +171,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err
 	}
+	// Metrics read the node's parts when scraped (metrics.go); the worker
+	// tells them of every invocation.
+	s.metrics = newMetrics(s)
 	// The API serves functions' own calls from inside their sandboxes
 	// (worker/caller.go); it is made after the worker, which asks for
 	// that handler only once environments start (after New).
@@ -180,13 +185,19 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
-		Inside: func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
-		Logger: logger.With("component", "worker"),
+		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
+		Observer: s.metrics,
+		Logger:   logger.With("component", "worker"),
 	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
 	s.reg.OnChange(applyChange(s.worker, s.gc)) // the one path from the registry to the worker (changes.go)
+	s.reg.OnChange(func(c registry.Change) {
+		if c.Deleted() && c.Version == registry.Latest {
+			s.metrics.Forget(c.Name) // a deleted function's series go with it
+		}
+	})
 	// Accepted asynchronous invocations wait here until delivered, and
 	// are kept in the event log for replay; both streams are sized like
 	// the log stream unless the event log is given a size.
@@ -238,7 +249,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources,
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(),
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	s.httpSrv = &http.Server{

@@ -77,7 +77,9 @@ type Config struct {
 	// Inside, when set, makes the handler of an environment's own calls
 	// (caller.go): its credentials are in the function's environment.
 	Inside func(Caller) http.Handler
-	Logger *slog.Logger
+	// Observer, when set, is told of every invocation.
+	Observer Observer
+	Logger   *slog.Logger
 }
 
 // SpaceChecker is the data dir's free-space guard (internal/diskspace).
@@ -175,14 +177,69 @@ type Result struct {
 // admission errors (lambdaerr); function failures are Results.
 func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) (*Result, error) {
 	if err := w.admit(fn.Name); err != nil {
+		w.observe(fn, outcomeThrottle, nil)
 		return nil, err
 	}
 	defer w.leave(fn.Name)
 	d, failed, err := w.deliver(ctx, fn, req)
-	if failed != nil || err != nil {
+	switch {
+	case failed != nil:
+		w.observe(fn, outcomeInitError, nil)
 		return failed, err
+	case lambdaerr.Is(err, lambdaerr.TooManyRequests):
+		w.observe(fn, outcomeThrottle, nil)
+		return nil, err
+	case err != nil:
+		return nil, err
 	}
-	return w.conclude(fn, req, d)
+	res, err := w.conclude(fn, req, d)
+	if res != nil {
+		outcome := outcomeSuccess
+		switch {
+		case res.ErrorType == lambdaerr.SandboxTimedout:
+			outcome = outcomeTimeout
+		case res.FunctionError:
+			outcome = outcomeFunctionError
+		}
+		w.observe(fn, outcome, d)
+	}
+	return res, err
+}
+
+// Outcomes of an invocation, as Observer gets them.
+const (
+	outcomeSuccess       = "success"
+	outcomeFunctionError = "function_error"
+	outcomeTimeout       = "timeout"
+	outcomeThrottle      = "throttle"
+	outcomeInitError     = "init_error"
+)
+
+// Observer is told of every invocation (internal/metrics): its outcome,
+// and for one that ran its duration and, on a cold start, its init.
+type Observer interface {
+	Invocation(function, version, outcome string, dur, initDur time.Duration, cold bool)
+}
+
+func (w *Worker) observe(fn registry.Function, outcome string, d *delivery) {
+	if w.cfg.Observer == nil {
+		return
+	}
+	var dur, initDur time.Duration
+	cold := false
+	if d != nil {
+		dur, initDur, cold = d.dur, d.cold.dur, d.cold.dur > 0
+	}
+	w.cfg.Observer.Invocation(fn.Name, fnVersion(fn), outcome, dur, initDur, cold)
+}
+
+// MemoryBytes is the memory budget of the sandboxes (0: none) and what
+// their environments reserve.
+func (w *Worker) MemoryBytes() (budget, reserved int64) {
+	if !w.memory.limited() {
+		return 0, 0
+	}
+	return int64(w.memory.capMB) << 20, int64(w.memory.inUse()) << 20
 }
 
 // delivery is one invocation handed to an environment, and how it ended.

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/owl-project/owl/internal/metrics"
+)
+
+// newMetrics makes the node's metrics, reading its parts at each scrape
+// (they exist by the time anything scrapes: after New).
+func newMetrics(s *Server) *metrics.Metrics {
+	return metrics.New(metrics.Sources{
+		Environments: func() map[string]int {
+			st := s.worker.Stats()
+			return map[string]int{"busy": st.Environments - st.Idle, "idle": st.Idle - st.Frozen, "frozen": st.Frozen,
+				"prewarmed": st.PrewarmReady}
+		},
+		Concurrent: func() int { return s.worker.Stats().Inflight },
+		MemoryBudget: func() int64 {
+			b, _ := s.worker.MemoryBytes()
+			return b
+		},
+		MemoryUsed: func() int64 {
+			_, u := s.worker.MemoryBytes()
+			return u
+		},
+		Async: func() map[string]int64 {
+			st := s.EventStats()
+			return map[string]int64{"accepted": st.Accepted, "delivered": st.Delivered, "retried": st.Retried,
+				"throttled": st.Throttled, "dropped": st.Dropped, "destined": st.Destined,
+				"destination_failed": st.DestinationFailed, "loops": st.Loops, "replayed": st.Replayed}
+		},
+		QueueDepth: func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, _ := s.events.Pending(ctx)
+			return float64(n)
+		},
+		Triggers: func() map[string]int64 {
+			t, src := s.sched.Stats(), s.sources.Stats()
+			return map[string]int64{"schedule_fired": t.Fired, "schedule_missed": t.Missed, "schedule_stopped": t.Stopped,
+				"subject_batches": src.Batches, "subject_filtered": src.Filtered, "subject_failed": src.Failed,
+				"subject_loops": src.Loops}
+		},
+	})
+}
