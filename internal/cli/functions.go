@@ -91,11 +91,14 @@ func newRemoveCmd(g *globals) *cobra.Command {
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var limit int
+	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
 		Short: "Print a function's recent log lines, oldest first",
 		Long: `Logs prints the most recent log lines of the function NAME, oldest first: the platform's
-START, END and REPORT lines around each invocation and everything the function wrote.`,
+START, END and REPORT lines around each invocation and everything the function wrote.
+With -f it goes on printing each invocation's lines as the invocation ends, until interrupted
+(or the function is deleted).`,
 		Args:              nameArg,
 		ValidArgsFunction: completeFunctionNames(g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +109,9 @@ START, END and REPORT lines around each invocation and everything the function w
 			if err != nil {
 				return err
 			}
+			if follow {
+				return functionErr(args[0], c.FollowLogs(cmd.Context(), args[0], cmd.OutOrStdout()))
+			}
 			text, err := c.Logs(cmd.Context(), args[0], limit)
 			if err != nil {
 				return functionErr(args[0], err)
@@ -115,5 +121,6 @@ START, END and REPORT lines around each invocation and everything the function w
 		},
 	}
 	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "number of lines (0: the server's default)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "go on printing each invocation's lines as it ends")
 	return cmd
 }

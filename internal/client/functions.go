@@ -166,3 +166,26 @@ func (c *Client) Runtimes(ctx context.Context) ([]Runtime, error) {
 	}
 	return out.Runtimes, nil
 }
+
+// FollowLogs writes the recent log lines of a function to out, then each
+// invocation's lines as it ends, until ctx ends or the server ends the
+// stream (the function deleted, the server stopping: its last line says).
+func (c *Client) FollowLogs(ctx context.Context, name string, out io.Writer) error {
+	resp, err := c.send(ctx, request{
+		method: http.MethodGet,
+		path:   "/owl/v1/functions/" + url.PathEscape(name) + "/logs",
+		query:  url.Values{"follow": {"true"}},
+	})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(out, resp.Body)
+	if ctx.Err() != nil {
+		return nil // interrupted: the usual end
+	}
+	if err != nil {
+		return &ConnError{Endpoint: c.endpoint, Err: fmt.Errorf("following logs: %w", err)}
+	}
+	return nil
+}

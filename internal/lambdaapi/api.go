@@ -147,6 +147,9 @@ type API struct {
 	// authenticated, which go to disk (upload.go).
 	uploads   *bodyBudget
 	uploadDir string
+	// closing ends when Close is called: streams (log follows) end.
+	closing      context.Context
+	closeStreams context.CancelFunc
 	// authLogs rate-limits the log lines of unauthenticated requests.
 	authLogs logLimiter
 }
@@ -160,6 +163,7 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 		bodies:    newBodyBudget(opts.MaxBodyMemory),
 		uploads:   &bodyBudget{max: math.MaxInt64 / 2, pendingMax: maxPendingUploads},
 		uploadDir: cmp.Or(opts.UploadDir, os.TempDir())}
+	api.closing, api.closeStreams = context.WithCancel(context.Background())
 	api.routes()
 	return api
 }
@@ -410,6 +414,9 @@ func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ []byte) err
 	fn, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
+	}
+	if r.URL.Query().Get("follow") == "true" {
+		return a.followLogs(w, r, fn.Name)
 	}
 	limit := 1000
 	if s := r.URL.Query().Get("limit"); s != "" {

@@ -358,6 +358,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.startOnce.Do(func() {}) // no Start after this
 		var errs []error
 		if s.started {
+			if api, ok := s.httpSrv.Handler.(*lambdaapi.API); ok {
+				api.Close() // log follows end: Shutdown need not wait for their clients
+			}
 			if err := s.httpSrv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("draining API: %w", err))
 				_ = s.httpSrv.Close()

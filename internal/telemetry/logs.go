@@ -289,6 +289,38 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 	return lines, nil
 }
 
+// Follow calls each with the log text of fn stored from now on (a batch
+// of whole lines: the invocations that end), until ctx ends or each
+// fails. Lines stored before it began are Tail's.
+func (l *LogStore) Follow(ctx context.Context, fn string, each func(text string) error) error {
+	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{logSubjectPfx + fn}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("following logs of %s: %w", fn, err)
+	}
+	defer l.deleteConsumer(cons)
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("following logs of %s: %w", fn, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("following logs of %s: %w", fn, err)
+		}
+		if err := each(string(m.Data())); err != nil {
+			return err
+		}
+	}
+}
+
 func (l *LogStore) deleteConsumer(cons jetstream.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
