@@ -131,6 +131,10 @@ type Config struct {
 	// (OWL_NATS_PASSWORD, else generated and stored with the credentials)
 	// publishes and subscribes outside the system's and Owl's subjects.
 	NATSListen, NATSPassword string
+	// MetricsAddr, when set (HOST:PORT), serves /metrics without
+	// credentials on a listener of its own (OWL_METRICS_ADDR; off by
+	// default: the API's /metrics is authenticated).
+	MetricsAddr string
 }
 
 // Default returns the configuration for a single machine.

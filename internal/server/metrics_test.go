@@ -12,8 +12,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/testkit"
 )
+
+// TestMetricsListener: --metrics-addr serves /metrics without
+// credentials, and nothing else.
+func TestMetricsListener(t *testing.T) {
+	t.Parallel()
+	addr := testkit.FreeAddr(t)
+	startServer(t, "", func(c *config.Config) { c.MetricsAddr = addr })
+	for path, want := range map[string]int{"/metrics": 200, "/2015-03-31/functions": 404} {
+		r, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != want || (want == 200 && !strings.Contains(string(b), "owl_concurrent_executions 0")) {
+			t.Errorf("GET %s on the metrics listener: %d %.200s, want %d", path, r.StatusCode, b, want)
+		}
+	}
+}
 
 // TestMetrics: after a known sequence of invocations — cold and warm
 // successes, a function error, a timeout, a throttle, an init error —

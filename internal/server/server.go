@@ -59,6 +59,9 @@ type Server struct {
 	worker  *worker.Worker
 	httpSrv *http.Server
 	ln      net.Listener
+	// metricsSrv serves /metrics openly on cfg.MetricsAddr (nil: off).
+	metricsSrv *http.Server
+	metricsLn  net.Listener
 	lock    *os.File // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
@@ -252,6 +255,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(),
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
+	if cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listening on %s for metrics: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	}
 	s.httpSrv = &http.Server{
 		Handler: api,
 		// Headers must arrive within ReadHeaderTimeout and fit in
@@ -290,6 +302,13 @@ func (s *Server) Start() {
 		}
 		s.deliver = d
 		s.sched.Start()
+		if s.metricsSrv != nil {
+			go func() {
+				if err := s.metricsSrv.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					s.logger.Error("the metrics listener stopped", "addr", s.cfg.MetricsAddr, "err", err)
+				}
+			}()
+		}
 		go func() {
 			err := s.httpSrv.Serve(s.ln)
 			if errors.Is(err, http.ErrServerClosed) {
@@ -358,6 +377,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.startOnce.Do(func() {}) // no Start after this
 		var errs []error
 		if s.started {
+			if s.metricsSrv != nil {
+				_ = s.metricsSrv.Close()
+			}
 			if api, ok := s.httpSrv.Handler.(*lambdaapi.API); ok {
 				api.Close() // log follows end: Shutdown need not wait for their clients
 			}
@@ -382,6 +404,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) teardown() {
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 	if s.sched != nil {
 		s.sched.Close() // before the queue it stores firings in
