@@ -62,7 +62,7 @@ type Server struct {
 	// metricsSrv serves /metrics openly on cfg.MetricsAddr (nil: off).
 	metricsSrv *http.Server
 	metricsLn  net.Listener
-	lock    *os.File // the data dir's lock (lock.go), held until teardown
+	lock       *os.File // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
 	// (the listener died, or Shutdown), with serveErr the reason;
