@@ -70,6 +70,7 @@ var forbidden = map[string][]string{
 	"internal/metrics":    {"nats-io", "internal/"},
 	"internal/routes":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/usage":      {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

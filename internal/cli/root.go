@@ -98,6 +98,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newTriggerCmd(g),
 		newRouteCmd(g),
 		newURLCmd(g),
+		newUsageCmd(g),
 	)
 	return root
 }

@@ -114,6 +114,8 @@ type Options struct {
 	// Metrics serves GET /metrics (Prometheus), authenticated like every
 	// operation; nil: refused.
 	Metrics http.Handler
+	// Usage answers GET /owl/v1/usage; nil: refused.
+	Usage Usage
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
@@ -264,6 +266,7 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/functions/{name}/logs", 0, a.functionLogs)
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
+	h("GET /owl/v1/usage", 0, a.getUsage)
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)

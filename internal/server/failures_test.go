@@ -20,12 +20,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
 
-var reportRe = regexp.MustCompile(`(?m)^REPORT RequestId: (\S+)\tDuration: (\d+\.\d\d) ms\tBilled Duration: (\d+) ms\tMemory Size: (\d+) MB\tMax Memory Used: (\d+) MB(\tInit Duration: \d+\.\d\d ms)?(\tStatus: error\tError Type: (\S+))?$`)
+var reportRe = regexp.MustCompile(`(?m)^REPORT RequestId: (\S+)\tDuration: (\d+\.\d\d) ms\tBilled Duration: (\d+) ms\tMemory Size: (\d+) MB\tMax Memory Used: (\d+) MB(\tInit Duration: (\d+\.\d\d) ms)?(\tStatus: error\tError Type: (\S+))?$`)
 
 // report parses the REPORT line of one invocation's log.
 type report struct {
 	requestID              string
-	durationMs             float64
+	durationMs, initMs     float64
 	billedMs, memMB, maxMB int
 	cold                   bool
 	errorType              string // set with "Status: error"
@@ -44,7 +44,8 @@ func parseReport(t testing.TB, log string) report {
 	r.memMB, _ = strconv.Atoi(m[4])
 	r.maxMB, _ = strconv.Atoi(m[5])
 	r.cold = m[6] != ""
-	r.errorType = m[8]
+	r.initMs, _ = strconv.ParseFloat(m[7], 64)
+	r.errorType = m[9]
 	return r
 }
 

@@ -5,7 +5,23 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/metrics"
+	"github.com/owl-project/owl/internal/usage"
+	"github.com/owl-project/owl/internal/worker"
 )
+
+// invocationObserver tells the metrics and the usage sums of every
+// invocation the worker ends.
+type invocationObserver struct {
+	m *metrics.Metrics
+	u *usage.Recorder
+}
+
+func (o invocationObserver) Invocation(inv worker.Invocation) {
+	o.m.Invocation(inv.Function, inv.Version, inv.Outcome, inv.Duration, inv.InitDuration, inv.Cold)
+	if inv.BilledMs > 0 { // a throttled invocation never ran: nothing to bill
+		o.u.Record(inv.Function, inv.MemoryMB, inv.BilledMs, inv.Outcome != metrics.Success, time.Now())
+	}
+}
 
 // newMetrics makes the node's metrics, reading its parts at each scrape
 // (they exist by the time anything scrapes: after New).

@@ -3,16 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -38,25 +42,33 @@ func TestMetricsListener(t *testing.T) {
 // TestMetrics: after a known sequence of invocations — cold and warm
 // successes, a function error, a timeout, a throttle, an init error —
 // /metrics says exactly what happened, passes promtool's check, and is
-// refused without credentials.
+// refused without credentials; and the usage API's totals are exactly the
+// sums of the REPORT lines, also after a restart.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "")
+	dataDir := t.TempDir()
+	ts := startServer(t, dataDir)
 	ctx := context.Background()
 	ts.createKitchensink("m", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
 	ts.createZip("m-broken", interpreter(t, "python3"), "app.handler",
 		makeZip(t, zipEntry{name: "app.py", body: "raise RuntimeError('broken at import')\n"}))
 
-	ts.invoke("m", `{}`) // cold
-	ts.invoke("m", `{}`) // warm
-	if r := ts.invoke("m", `{"action":"error"}`); r.funcErr == "" {
+	// Each invocation's REPORT line says what it billed.
+	billed := map[string]int{}
+	bill := func(name string, r invokeResult) invokeResult {
+		billed[name] += parseReport(t, r.log).billedMs
+		return r
+	}
+	bill("m", ts.invoke("m", `{}`)) // cold
+	bill("m", ts.invoke("m", `{}`)) // warm
+	if r := bill("m", ts.invoke("m", `{"action":"error"}`)); r.funcErr == "" {
 		t.Fatalf("the error action succeeded: %+v", r)
 	}
-	if r := ts.invoke("m", `{"action":"sleep","ms":3000}`); r.funcErr == "" {
+	if r := bill("m", ts.invoke("m", `{"action":"sleep","ms":3000}`)); r.funcErr == "" {
 		t.Fatalf("the sleep past the timeout succeeded: %+v", r)
 	}
-	ts.invoke("m", `{}`) // cold again: the timeout took the environment
-	if r := ts.invoke("m-broken", `{}`); r.funcErr == "" {
+	bill("m", ts.invoke("m", `{}`)) // cold again: the timeout took the environment
+	if r := bill("m-broken", ts.invoke("m-broken", `{}`)); r.funcErr == "" {
 		t.Fatalf("a function that fails at import succeeded: %+v", r)
 	}
 	if _, err := ts.sdk().PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
@@ -66,6 +78,30 @@ func TestMetrics(t *testing.T) {
 	if _, err := ts.sdk().Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("m")}); err == nil {
 		t.Fatal("an invoke of a function with reserved concurrency 0 succeeded")
 	}
+
+	// Usage: the throttled invocation never ran and is not counted.
+	want := []lambdawire.UsageRow{
+		{Function: "m", Invocations: 5, Errors: 2, BilledMs: int64(billed["m"]), MBMs: int64(billed["m"]) * 128},
+		{Function: "m-broken", Invocations: 1, Errors: 1, BilledMs: int64(billed["m-broken"]), MBMs: int64(billed["m-broken"]) * 128},
+	}
+	for i := range want {
+		want[i].GBSeconds = float64(want[i].MBMs) / 1024 / 1000
+	}
+	checkUsage(t, ts, "", want)
+	checkUsage(t, ts, "?function=m-broken&since="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), want[1:])
+	checkUsage(t, ts, "?since="+time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339), []lambdawire.UsageRow{})
+	for bad, errType := range map[string]string{"?by=week": "InvalidParameterValue", "?since=yesterday": "InvalidParameterValue",
+		"?function=no%20such": "ValidationException", "?since=2026-12-06T10:00:00Z&until=2026-12-06T09:00:00Z": "InvalidParameterValue"} {
+		if resp, body := ts.do("GET", "/owl/v1/usage"+bad, nil, nil); resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("X-Amzn-ErrorType"), errType) {
+			t.Errorf("GET /owl/v1/usage%s: %d %s %s, want 400 %s", bad, resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body, errType)
+		}
+	}
+	defer func() {
+		// Kept durably: the same totals after a restart.
+		ts.stop()
+		ts = startServer(t, dataDir)
+		checkUsage(t, ts, "", want)
+	}()
 
 	resp, body := ts.do("GET", "/metrics", nil, nil)
 	if resp.StatusCode != 200 {
@@ -105,5 +141,18 @@ func TestMetrics(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != 403 || strings.Contains(string(b), "owl_invocations_total") {
 		t.Fatalf("an anonymous scrape: %d %s", r.StatusCode, b)
+	}
+}
+
+// checkUsage compares GET /owl/v1/usage+query with want.
+func checkUsage(t *testing.T, ts *testServer, query string, want []lambdawire.UsageRow) {
+	t.Helper()
+	resp, body := ts.do("GET", "/owl/v1/usage"+query, nil, nil)
+	var got lambdawire.UsageReport
+	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil {
+		t.Fatalf("GET /owl/v1/usage%s: %d %s", query, resp.StatusCode, body)
+	}
+	if !reflect.DeepEqual(got.Usage, want) {
+		t.Errorf("GET /owl/v1/usage%s:\n got  %+v\n want %+v", query, got.Usage, want)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/owl-project/owl/internal/storegc"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/triggers"
+	"github.com/owl-project/owl/internal/usage"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -62,6 +63,7 @@ type Server struct {
 	// metricsSrv serves /metrics openly on cfg.MetricsAddr (nil: off).
 	metricsSrv *http.Server
 	metricsLn  net.Listener
+	usage      *usage.Recorder
 	lock       *os.File // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
@@ -175,8 +177,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, err
 	}
 	// Metrics read the node's parts when scraped (metrics.go); the worker
-	// tells them of every invocation.
+	// tells them, and the usage sums, of every invocation.
 	s.metrics = newMetrics(s)
+	if s.usage, err = usage.Open(ctx, s.bus.JS, logger.With("component", "usage")); err != nil {
+		return nil, err
+	}
 	// The API serves functions' own calls from inside their sandboxes
 	// (worker/caller.go); it is made after the worker, which asks for
 	// that handler only once environments start (after New).
@@ -189,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
-		Observer: s.metrics,
+		Observer: invocationObserver{s.metrics, s.usage},
 		Logger:   logger.With("component", "worker"),
 	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
@@ -252,7 +257,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(),
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	if cfg.MetricsAddr != "" {
@@ -425,6 +430,9 @@ func (s *Server) teardown() {
 	}
 	if s.worker != nil {
 		s.worker.Close()
+	}
+	if s.usage != nil {
+		s.usage.Close() // after the worker: it flushes the last invocations' sums
 	}
 	if s.logs != nil {
 		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -362,7 +362,7 @@ func (r Report) AppendLine(b []byte) []byte {
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, ms(r.Duration), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)
-	b = strconv.AppendInt(b, BilledMillis(r.Duration), 10)
+	b = strconv.AppendInt(b, Billed(r.Duration, r.InitDuration), 10)
 	b = append(b, " ms\tMemory Size: "...)
 	b = strconv.AppendInt(b, int64(r.MemoryMB), 10)
 	b = append(b, " MB\tMax Memory Used: "...)
@@ -380,9 +380,12 @@ func (r Report) AppendLine(b []byte) []byte {
 	return b
 }
 
-// BilledMillis rounds a duration up to the next millisecond (at least 1).
-func BilledMillis(d time.Duration) int64 {
-	return max(1, int64(math.Ceil(float64(d)/float64(time.Millisecond))))
+// Billed is the milliseconds billed for an invocation that ran for dur
+// after an init of initDur (zero when warm): their sum rounded up to the
+// millisecond, at least 1. Lambda bills the init phase too since
+// 2025-08-01, and so its REPORT line's Billed Duration includes it.
+func Billed(dur, initDur time.Duration) int64 {
+	return max(1, int64(math.Ceil(float64(dur+initDur)/float64(time.Millisecond))))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -74,7 +74,7 @@ func TestLogStoreBatchesAndTails(t *testing.T) {
 
 func TestReportLine(t *testing.T) {
 	r := telemetry.Report{RequestID: "id", Duration: 38660 * time.Microsecond, MemoryMB: 128, MaxMemoryMB: 54, InitDuration: 203690 * time.Microsecond}
-	want := "REPORT RequestId: id\tDuration: 38.66 ms\tBilled Duration: 39 ms\tMemory Size: 128 MB\tMax Memory Used: 54 MB\tInit Duration: 203.69 ms"
+	want := "REPORT RequestId: id\tDuration: 38.66 ms\tBilled Duration: 243 ms\tMemory Size: 128 MB\tMax Memory Used: 54 MB\tInit Duration: 203.69 ms"
 	if got := r.Line(); got != want {
 		t.Errorf("Line() = %q\nwant     %q", got, want)
 	}

@@ -171,6 +171,8 @@ type Result struct {
 	ErrorType     string
 	// Log is this invocation's log text, START to REPORT.
 	Log string
+	// report is its REPORT line's figures, which observers are told.
+	report telemetry.Report
 }
 
 // Invoke runs req on an environment of fn. Errors are platform or
@@ -184,7 +186,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 	d, failed, err := w.deliver(ctx, fn, req)
 	switch {
 	case failed != nil:
-		w.observe(fn, outcomeInitError, nil)
+		w.observe(fn, outcomeInitError, failed)
 		return failed, err
 	case lambdaerr.Is(err, lambdaerr.TooManyRequests):
 		w.observe(fn, outcomeThrottle, nil)
@@ -201,7 +203,7 @@ func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) 
 		case res.FunctionError:
 			outcome = outcomeFunctionError
 		}
-		w.observe(fn, outcome, d)
+		w.observe(fn, outcome, res)
 	}
 	return res, err
 }
@@ -215,22 +217,37 @@ const (
 	outcomeInitError     = "init_error"
 )
 
-// Observer is told of every invocation (internal/metrics): its outcome,
-// and for one that ran its duration and, on a cold start, its init.
+// Observer is told of every invocation (internal/metrics, internal/usage).
 type Observer interface {
-	Invocation(function, version, outcome string, dur, initDur time.Duration, cold bool)
+	Invocation(Invocation)
 }
 
-func (w *Worker) observe(fn registry.Function, outcome string, d *delivery) {
+// Invocation is what one invocation did, as an Observer is told.
+type Invocation struct {
+	Function, Version string
+	// Outcome is success, function_error, timeout, throttle or init_error.
+	Outcome  string
+	MemoryMB int
+	// Duration and InitDuration are its REPORT line's (InitDuration is
+	// zero when warm, and both are zero for a throttled invocation).
+	Duration, InitDuration time.Duration
+	Cold                   bool
+	// BilledMs is its REPORT line's Billed Duration (0: throttled, not run).
+	BilledMs int64
+}
+
+// observe tells the Observer of an invocation; res is nil when throttled.
+func (w *Worker) observe(fn registry.Function, outcome string, res *Result) {
 	if w.cfg.Observer == nil {
 		return
 	}
-	var dur, initDur time.Duration
-	cold := false
-	if d != nil {
-		dur, initDur, cold = d.dur, d.cold.dur, d.cold.dur > 0
+	inv := Invocation{Function: fn.Name, Version: fnVersion(fn), Outcome: outcome, MemoryMB: fn.MemorySize}
+	if res != nil {
+		rep := res.report
+		inv.Duration, inv.InitDuration, inv.Cold = rep.Duration, rep.InitDuration, rep.InitDuration > 0
+		inv.BilledMs = telemetry.Billed(rep.Duration, rep.InitDuration)
 	}
-	w.cfg.Observer.Invocation(fn.Name, fnVersion(fn), outcome, dur, initDur, cold)
+	w.cfg.Observer.Invocation(inv)
 }
 
 // MemoryBytes is the memory budget of the sandboxes (0: none) and what
@@ -344,7 +361,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
-	res.Log = w.record(fn, req, lines, rep)
+	res.Log, res.report = w.record(fn, req, lines, rep), rep
 	return res, nil
 }
 
@@ -365,7 +382,7 @@ const maxDeliveries = 3
 func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed) *Result {
 	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
 	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(f.maxMemMB, fn), ErrorType: f.errType}
-	res.Log = w.record(fn, req, f.lines, rep)
+	res.Log, res.report = w.record(fn, req, f.lines, rep), rep
 	return res
 }
 
