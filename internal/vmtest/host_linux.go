@@ -44,6 +44,8 @@ type Options struct {
 	// taken for hung and stopped (10 heartbeats when zero): its init
 	// prints a line every HeartbeatInterval whatever the tests do.
 	Silence time.Duration
+	// Accel is "kvm" or "tcg"; empty picks kvm when KVMUsable says so.
+	Accel string
 	// Console receives the guest's serial console as it comes.
 	Console io.Writer
 	Log     *slog.Logger
@@ -112,9 +114,14 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, err
 	}
 	_ = os.Remove(filepath.Join(o.Scratch, reportFile))
-	accel := "tcg"
-	if KVMAvailable() {
-		accel = "kvm"
+	accel := o.Accel
+	if accel == "" {
+		accel = "tcg"
+		if ok, why := KVMUsable(qemu, kernel); ok {
+			accel = "kvm"
+		} else if KVMAvailable() {
+			o.Log.Warn("/dev/kvm is here but qemu cannot run a guest on it; using TCG", "why", why)
+		}
 	}
 	args := qemuArgs(accel, kernel, initrd, o.MemoryMB, o.CPUs, plan.Shares)
 	o.Log.Info("booting the cgroup v2 guest", "kernel", kernel, "accel", accel, "memory_mb", o.MemoryMB, "cpus", o.CPUs,
@@ -228,6 +235,63 @@ func KVMAvailable() bool {
 	return true
 }
 
+// KVMUsable reports whether qemu can run the guest kernel (empty: the
+// one Run would pick) under KVM here, and if not, why. /dev/kvm opening
+// is not enough: nested under another hypervisor, KVM may refuse what qemu
+// sets up for a vCPU (qemu aborts: "failed to set MSR 0x10a"), or run
+// real mode and then never get the kernel past its decompressor. So the
+// kernel boots, without an initramfs, until it panics for want of a root
+// (panic=-1 reboots, -no-reboot exits): some seconds under TCG, one under
+// KVM. probeTimeout bounds a KVM that hangs.
+func KVMUsable(qemu, kernel string) (bool, string) {
+	if !KVMAvailable() {
+		return false, "/dev/kvm does not open"
+	}
+	kernel, _, err := findKernel(kernel)
+	if err != nil {
+		return false, err.Error()
+	}
+	if err := probe(qemu, "kvm", kernel); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
+// probeTimeout is how long the probe kernel may take to panic: ten times
+// what it takes under TCG on a loaded 2-vCPU machine.
+const probeTimeout = time.Minute
+
+// probe boots kernel under accel until it panics: nil when it did.
+func probe(qemu, accel, kernel string) error {
+	cpu := kvmCPU
+	if accel != "kvm" {
+		cpu = "max"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-machine", "q35", "-m", "256", "-smp", "1", "-serial", "stdio", "-nic", "none",
+		"-accel", accel, "-cpu", cpu, "-kernel", kernel, "-append", "console=ttyS0 panic=-1 loglevel=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	tail := &tailBuffer{max: 4 << 10}
+	cmd.Stdout, cmd.Stderr = tail, tail
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("the probe kernel did not get to its panic under %s within %v; console tail:\n%s", accel, probeTimeout, tail)
+	case err != nil:
+		return fmt.Errorf("the probe kernel did not run under %s (%w); console tail:\n%s", accel, err, tail)
+	case !strings.Contains(tail.String(), "Kernel panic"):
+		return fmt.Errorf("the probe kernel ended under %s without its panic; console tail:\n%s", accel, tail)
+	}
+	return nil
+}
+
+// kvmCPU is the guest CPU under KVM: the host's, without
+// arch-capabilities, an MSR a KVM nested under another hypervisor may
+// refuse to set (the guest needs nothing it says).
+const kvmCPU = "host,-arch-capabilities"
+
 // qemuArgs is the command line: no default devices, no network, the
 // serial console on stdout, 9p shares, a power-off (or a panic: panic=-1
 // reboots, which -no-reboot turns into an exit) ending qemu.
@@ -249,7 +313,7 @@ func qemuArgs(accel, kernel, initrd string, memMB, cpus int, shares []Share) []s
 		"-virtfs", "local,path=/,mount_tag=" + rootTag + ",security_model=none,readonly=on,multidevs=remap",
 	}
 	if accel == "kvm" {
-		args = append(args, "-accel", "kvm", "-cpu", "host")
+		args = append(args, "-accel", "kvm", "-cpu", kvmCPU)
 	} else {
 		args = append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
 	}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 func TestCompareKernelVersions(t *testing.T) {
@@ -184,5 +187,27 @@ func TestConsoleWatchSilence(t *testing.T) {
 	case <-after:
 		t.Error("silent after the guest's last word")
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestKVMProbe boots the probe kernel KVMUsable relies on under TCG,
+// which every qemu has: it must get to its panic, or KVMUsable would call
+// every KVM unusable. KVMUsable must also say no, and why, for a qemu that
+// fails.
+func TestKVMProbe(t *testing.T) {
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		testkit.Skip(t, "no qemu-system-x86_64 (apt-get install qemu-system-x86)")
+	}
+	kernel, _, err := findKernel("")
+	if err != nil {
+		testkit.Skip(t, "no guest kernel: ", err)
+	}
+	if err := probe(qemu, "tcg", kernel); err != nil {
+		t.Fatal(err)
+	}
+	// (KVMUsable itself runs before every guest: v2guest logs its answer.)
+	if ok, why := KVMUsable("/bin/false", ""); ok || why == "" {
+		t.Errorf("KVMUsable with a qemu that fails = %v %q", ok, why)
 	}
 }

@@ -7,7 +7,7 @@
 //
 // It builds the test binaries of internal/sandbox and internal/server on
 // the host, a static copy of itself as the guest's /init, boots Debian's
-// kernel from /boot with qemu (KVM when /dev/kvm exists, else TCG), and
+// kernel from /boot with qemu (KVM when qemu can run a guest on it, else TCG), and
 // exits 1 if a test failed in a guest that ran them all, 2 if the guest did
 // not boot, did not finish or timed out (also on a set-up error). The same binary is the guest init: run as pid 1 (or as the init's
 // test runner) it calls vmtest.Guest. The tests and their filters are in the guestTests table
@@ -154,14 +154,20 @@ func host() int {
 		defer os.RemoveAll(scratch)
 	}
 	tests := selectTests(*run, extra, *timeout)
-	tcg := !vmtest.KVMAvailable() && !*full
+	kvm, why := vmtest.KVMUsable("qemu-system-x86_64", *kernel)
+	accel := "kvm"
+	if !kvm {
+		accel = "tcg"
+		log.Info("the guest runs under TCG", "why", why)
+	}
+	tcg := !kvm && !*full
 	plan, initBin, err := prepare(ctx, log, root, scratch, tests, tcg, extra)
 	if err != nil {
 		log.Error("preparing the guest", "err", err)
 		return 2
 	}
 	oc, err := vmtest.Run(ctx, vmtest.Options{
-		Kernel: *kernel, MemoryMB: *memMB, CPUs: guestCPUs(*cpus, vmtest.KVMAvailable()), Init: initBin, Scratch: scratch,
+		Kernel: *kernel, MemoryMB: *memMB, CPUs: guestCPUs(*cpus, kvm), Accel: accel, Init: initBin, Scratch: scratch,
 		Plan: plan, Timeout: *timeout, Console: os.Stdout, Log: log,
 	})
 	if oc != nil {
