@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/owl-project/owl/internal/testkit"
 )
@@ -349,13 +350,15 @@ func TestInvokeDefaultsSendNoOptionalHeaders(t *testing.T) {
 func TestLogs(t *testing.T) {
 	c := fakeLambda(t, func(w http.ResponseWriter, r *http.Request) {
 		wantRequest(t, r, "GET", "/owl/v1/functions/f/logs")
-		if got := r.URL.Query().Get("limit"); got != "20" {
-			t.Errorf("limit = %q", got)
+		want := "Qualifier=live&format=json&limit=20&request=r-1&since=2026-12-06T08%3A00%3A00Z"
+		if got := r.URL.RawQuery; got != want {
+			t.Errorf("query = %q, want %q", got, want)
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "START RequestId: 1\nhi\n")
 	})
-	got, err := c.Logs(context.Background(), "f", 20)
+	since := time.Date(2026, 12, 6, 9, 0, 0, 0, time.FixedZone("CET", 3600))
+	got, err := c.Logs(context.Background(), "f", LogFilter{Limit: 20, Since: since, RequestID: "r-1", Qualifier: "live", JSON: true})
 	if err != nil || got != "START RequestId: 1\nhi\n" {
 		t.Fatalf("Logs = %q, %v", got, err)
 	}

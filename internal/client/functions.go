@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/owl-project/owl/internal/lambdawire"
 )
@@ -128,18 +129,53 @@ func (c *Client) Invoke(ctx context.Context, name string, payload []byte, opts I
 	return res, nil
 }
 
-// Logs returns the most recent log lines of a function, oldest first: the platform's
-// START/END/REPORT lines and the function's own output. limit <= 0 leaves the number of lines to
-// the server.
-func (c *Client) Logs(ctx context.Context, name string, limit int) (string, error) {
-	var q url.Values
-	if limit > 0 {
-		q = url.Values{"limit": {strconv.Itoa(limit)}}
+// LogFilter selects log lines (Owl's GET /owl/v1/functions/NAME/logs).
+type LogFilter struct {
+	// Limit is how many of the most recent lines; <= 0 leaves it to the
+	// server. Following ignores it.
+	Limit int
+	// Since and Until bound the lines' times; zero: unbounded.
+	Since, Until time.Time
+	// RequestID selects one invocation's lines.
+	RequestID string
+	// Qualifier selects a version's lines ($LATEST, a number, or an
+	// alias: the versions it routes to).
+	Qualifier string
+	// JSON asks for one lambdawire.LogLine object per line instead of text.
+	JSON bool
+}
+
+func (f LogFilter) query() url.Values {
+	q := url.Values{}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if f.RequestID != "" {
+		q.Set("request", f.RequestID)
+	}
+	if f.Qualifier != "" {
+		q.Set("Qualifier", f.Qualifier)
+	}
+	if f.JSON {
+		q.Set("format", "json")
+	}
+	return q
+}
+
+// Logs returns the most recent log lines of a function that f selects, oldest first: the
+// platform's START/END/REPORT lines and the function's own output, as text or (f.JSON) one JSON
+// object per line.
+func (c *Client) Logs(ctx context.Context, name string, f LogFilter) (string, error) {
 	resp, err := c.send(ctx, request{
 		method: http.MethodGet,
 		path:   "/owl/v1/functions/" + url.PathEscape(name) + "/logs",
-		query:  q,
+		query:  f.query(),
 	})
 	if err != nil {
 		return "", err
@@ -167,14 +203,16 @@ func (c *Client) Runtimes(ctx context.Context) ([]Runtime, error) {
 	return out.Runtimes, nil
 }
 
-// FollowLogs writes the recent log lines of a function to out, then each
-// invocation's lines as it ends, until ctx ends or the server ends the
-// stream (the function deleted, the server stopping: its last line says).
-func (c *Client) FollowLogs(ctx context.Context, name string, out io.Writer) error {
+// FollowLogs writes the recent log lines of a function that f selects to out, then each new
+// line as the function writes it, until ctx ends or the server ends the stream (the function
+// deleted, the server stopping: its last line says).
+func (c *Client) FollowLogs(ctx context.Context, name string, f LogFilter, out io.Writer) error {
+	q := f.query()
+	q.Set("follow", "true")
 	resp, err := c.send(ctx, request{
 		method: http.MethodGet,
 		path:   "/owl/v1/functions/" + url.PathEscape(name) + "/logs",
-		query:  url.Values{"follow": {"true"}},
+		query:  q,
 	})
 	if err != nil {
 		return err

@@ -6,9 +6,9 @@
 package lambdaapi
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -413,32 +413,88 @@ func (a *API) resolve(ctx context.Context, r *http.Request) (registry.Target, er
 	return a.reg.Resolve(ctx, name, q)
 }
 
+// functionLogs is GET /owl/v1/functions/{name}/logs: the most recent
+// lines (?limit, 1000 by default) that ?since, ?until (RFC 3339), ?request
+// (a request id) and ?Qualifier (a version, or an alias: the versions it
+// routes to) select, as text or (?format=json) one lambdawire.LogLine a
+// line; ?follow=true goes on streaming them (followLogs).
 func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	fn, err := a.resolve(r.Context(), r)
 	if err != nil {
 		return err
 	}
-	if r.URL.Query().Get("follow") == "true" {
-		return a.followLogs(w, r, fn.Name)
+	qv := r.URL.Query()
+	q := telemetry.LogQuery{RequestID: qv.Get("request"), Versions: logVersions(fn)}
+	if q.Since, err = timeParam(qv.Get("since"), "since"); err != nil {
+		return err
+	}
+	if q.Until, err = timeParam(qv.Get("until"), "until"); err != nil {
+		return err
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "until is before since.")
+	}
+	format := qv.Get("format")
+	if format != "" && format != "text" && format != "json" {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "format %q is not text or json.", format)
+	}
+	if qv.Get("follow") == "true" {
+		return a.followLogs(w, r, fn.Name, q, format == "json")
 	}
 	limit := 1000
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if s := qv.Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 100000 {
 			return lambdaerr.New(lambdaerr.InvalidParameterValue, "limit must be an integer from 1 to 100000")
 		}
 	}
-	lines, err := a.logs.Tail(r.Context(), fn.Name, limit)
+	lines, err := a.logs.Tail(r.Context(), fn.Name, q, limit)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	var b bytes.Buffer
-	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	_, _ = w.Write(b.Bytes())
+	setLogContentType(w, format == "json")
+	_, _ = w.Write(appendLogLines(nil, lines, format == "json"))
 	return nil
+}
+
+// logVersions is the versions a qualified logs request selects: none (all)
+// without a qualifier, an alias's versions, else the one version.
+func logVersions(t registry.Target) []string {
+	switch {
+	case t.Qualifier == "":
+		return nil
+	case t.Alias != nil:
+		vs := []string{t.Alias.FunctionVersion}
+		for v := range t.Alias.AdditionalVersionWeights {
+			vs = append(vs, v)
+		}
+		return vs
+	case t.Version == "":
+		return []string{registry.Latest}
+	}
+	return []string{t.Version}
+}
+
+func setLogContentType(w http.ResponseWriter, asJSON bool) {
+	if asJSON {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+}
+
+// appendLogLines appends lines to b as text (their messages) or JSON, one
+// a line.
+func appendLogLines(b []byte, lines []lambdawire.LogLine, asJSON bool) []byte {
+	for _, l := range lines {
+		if asJSON {
+			j, _ := json.Marshal(l)
+			b = append(b, j...)
+		} else {
+			b = append(b, l.Message...)
+		}
+		b = append(b, '\n')
+	}
+	return b
 }
 
 func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ []byte) error {

@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/telemetry"
 )
 
 // followLogs is GET /owl/v1/functions/{name}/logs?follow=true: the log's
-// recent lines, then every invocation's lines as it ends, streamed
-// (chunked text/plain) until the client leaves, the function is deleted
-// (a last line says so) or the node shuts down.
-func (a *API) followLogs(w http.ResponseWriter, r *http.Request, fn string) error {
+// recent lines that q selects, then each new one as the function writes
+// it, streamed (chunked text/plain, or application/x-ndjson) until the
+// client leaves, the function is deleted (a last line says so) or the node
+// shuts down. The last line is Owl's, as text even in JSON.
+func (a *API) followLogs(w http.ResponseWriter, r *http.Request, fn string, q telemetry.LogQuery, asJSON bool) error {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "This connection cannot stream.")
@@ -24,33 +26,33 @@ func (a *API) followLogs(w http.ResponseWriter, r *http.Request, fn string) erro
 	defer cancel()
 	stop := context.AfterFunc(a.closing, cancel)
 	defer stop()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	setLogContentType(w, asJSON)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	// Follow from before the tail is read: a line stored meanwhile is
 	// shown twice at worst, never lost.
 	followed := make(chan error, 1)
-	batches := make(chan string, 64)
+	batches := make(chan []lambdawire.LogLine, 64)
 	go func() {
-		followed <- a.logs.Follow(ctx, fn, func(text string) error {
+		followed <- a.logs.Follow(ctx, fn, q, func(lines []lambdawire.LogLine) error {
 			select {
-			case batches <- text:
+			case batches <- lines:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		})
 	}()
-	if lines, err := a.logs.Tail(ctx, fn, 100); err == nil && len(lines) > 0 {
-		fmt.Fprintln(w, strings.Join(lines, "\n"))
+	if lines, err := a.logs.Tail(ctx, fn, q, 100); err == nil && len(lines) > 0 {
+		_, _ = w.Write(appendLogLines(nil, lines, asJSON))
 	}
 	flusher.Flush()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	for {
 		select {
-		case text := <-batches:
-			fmt.Fprint(w, text)
+		case lines := <-batches:
+			_, _ = w.Write(appendLogLines(nil, lines, asJSON))
 			flusher.Flush()
 		case err := <-followed:
 			if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {

@@ -10,13 +10,17 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
 const (
@@ -25,10 +29,12 @@ const (
 )
 
 // LogStore keeps function logs in a size- and age-limited JetStream stream,
-// one subject per function. Appends are batched per function and published
-// by one background goroutine shortly after they arrive, so an invocation
-// pays a mutex and a copy, not a publish. Tail flushes first, so a reader
-// always sees every invocation that has returned.
+// one subject per function, each message a run of lines of one invocation
+// and stream (its request id, version and stream in the message's
+// headers, its time the message's). Appends are batched per function and
+// published by one background goroutine shortly after they arrive, so an
+// invocation pays a mutex and a copy, not a publish. Tail flushes first,
+// so a reader always sees every line appended before it.
 type LogStore struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -40,8 +46,8 @@ type LogStore struct {
 	dropped     atomic.Int64
 	droppingNow atomic.Bool
 
-	mu      sync.Mutex        // guards pending
-	pending map[string][]byte // function → log text not yet published
+	mu      sync.Mutex             // guards pending
+	pending map[string][]*logChunk // function → log text not yet published, in order
 
 	kick     chan struct{}      // an append into an empty batch
 	flushReq chan chan struct{} // Flush/Tail asking for a publish now
@@ -82,7 +88,7 @@ func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Durat
 	}
 	l := &LogStore{
 		js: js, stream: s, logger: logger, space: space,
-		pending: map[string][]byte{},
+		pending: map[string][]*logChunk{},
 		kick:    make(chan struct{}, 1), flushReq: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -90,11 +96,38 @@ func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Durat
 	return l, nil
 }
 
-// Append stores one invocation's log text for function fn.
-func (l *LogStore) Append(fn, text string) {
+// LogMeta says whose lines an Append stores.
+type LogMeta struct {
+	RequestID string
+	Version   string
+	// Stream is lambdawire.LogFunction or lambdawire.LogPlatform.
+	Stream string
+}
+
+// logChunk is appended text of one invocation and stream.
+type logChunk struct {
+	meta LogMeta
+	text []byte
+}
+
+// Log message headers.
+const (
+	hdrRequestID = "Owl-Request-Id"
+	hdrVersion   = "Owl-Version"
+	hdrStream    = "Owl-Stream"
+)
+
+// Append stores whole lines (each ending in a newline) of function fn.
+func (l *LogStore) Append(fn string, meta LogMeta, text string) {
 	l.mu.Lock()
-	b, had := l.pending[fn]
-	l.pending[fn] = append(b, text...)
+	chunks := l.pending[fn]
+	had := len(chunks) > 0
+	if had && chunks[len(chunks)-1].meta == meta {
+		last := chunks[len(chunks)-1]
+		last.text = append(last.text, text...)
+	} else {
+		l.pending[fn] = append(chunks, &logChunk{meta: meta, text: []byte(text)})
+	}
 	l.mu.Unlock()
 	if !had {
 		select {
@@ -132,38 +165,58 @@ func (l *LogStore) publisher() {
 func (l *LogStore) publishPending() {
 	l.mu.Lock()
 	batches := l.pending
-	l.pending = make(map[string][]byte, len(batches))
+	l.pending = make(map[string][]*logChunk, len(batches))
 	l.mu.Unlock()
 	if !l.roomFor(batches) {
 		return
 	}
-	for fn, b := range batches {
-		for len(b) > 0 {
-			n := len(b)
-			if n > maxLogMessage {
-				n = maxLogMessage
-				if i := bytes.LastIndexByte(b[:n], '\n'); i > 0 {
-					n = i + 1
-				}
-			}
-			if _, err := l.js.PublishAsync(logSubjectPfx+fn, b[:n]); err != nil {
-				l.logger.Warn("storing function log", "function", fn, "err", err)
-			}
-			b = b[n:]
+	for fn, chunks := range batches {
+		for _, c := range chunks {
+			l.publishChunk(fn, c)
 		}
+	}
+}
+
+// publishChunk publishes c, cut into messages at line ends.
+func (l *LogStore) publishChunk(fn string, c *logChunk) {
+	h := nats.Header{}
+	if c.meta.RequestID != "" {
+		h.Set(hdrRequestID, c.meta.RequestID)
+	}
+	if c.meta.Version != "" {
+		h.Set(hdrVersion, c.meta.Version)
+	}
+	if c.meta.Stream != "" {
+		h.Set(hdrStream, c.meta.Stream)
+	}
+	b := c.text
+	for len(b) > 0 {
+		n := len(b)
+		if n > maxLogMessage {
+			n = maxLogMessage
+			if i := bytes.LastIndexByte(b[:n], '\n'); i > 0 {
+				n = i + 1
+			}
+		}
+		if _, err := l.js.PublishMsgAsync(&nats.Msg{Subject: logSubjectPfx + fn, Header: h, Data: b[:n]}); err != nil {
+			l.logger.Warn("storing function log", "function", fn, "err", err)
+		}
+		b = b[n:]
 	}
 }
 
 // roomFor reports whether batches fit above the disk reserve; when they
 // do not they are dropped (counted, and logged once until space returns):
 // a store write that hits a full disk would break the stream until restart.
-func (l *LogStore) roomFor(batches map[string][]byte) bool {
+func (l *LogStore) roomFor(batches map[string][]*logChunk) bool {
 	if l.space == nil || len(batches) == 0 {
 		return true
 	}
 	var n int64
-	for _, b := range batches {
-		n += int64(len(b))
+	for _, chunks := range batches {
+		for _, c := range chunks {
+			n += int64(len(c.text))
+		}
 	}
 	err := l.space.Check(n)
 	if err == nil {
@@ -240,9 +293,47 @@ func (l *LogStore) Close() {
 	<-l.done
 }
 
-// Tail returns up to limit of the most recent log lines of function fn,
-// oldest first.
-func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, error) {
+// LogQuery selects log lines; its zero value selects them all.
+type LogQuery struct {
+	// Since and Until bound the lines' times (zero: unbounded).
+	Since, Until time.Time
+	// RequestID selects one invocation's lines.
+	RequestID string
+	// Versions selects the lines of these versions ("$LATEST", "3").
+	Versions []string
+}
+
+func (q LogQuery) matches(meta LogMeta, at time.Time) bool {
+	return (q.RequestID == "" || meta.RequestID == q.RequestID) &&
+		(len(q.Versions) == 0 || slices.Contains(q.Versions, meta.Version)) &&
+		(q.Since.IsZero() || !at.Before(q.Since)) && (q.Until.IsZero() || !at.After(q.Until))
+}
+
+// lines turns a stored message into its lines, when q selects them.
+func (q LogQuery) lines(m jetstream.Msg) []lambdawire.LogLine {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil
+	}
+	h := m.Headers()
+	meta := LogMeta{RequestID: h.Get(hdrRequestID), Version: h.Get(hdrVersion), Stream: h.Get(hdrStream)}
+	if meta.Stream == "" {
+		meta.Stream = lambdawire.LogFunction
+	}
+	if !q.matches(meta, md.Timestamp) {
+		return nil
+	}
+	texts := strings.Split(strings.TrimSuffix(string(m.Data()), "\n"), "\n")
+	out := make([]lambdawire.LogLine, len(texts))
+	for i, t := range texts {
+		out[i] = lambdawire.LogLine{Time: md.Timestamp, RequestID: meta.RequestID, Version: meta.Version, Stream: meta.Stream, Message: t}
+	}
+	return out
+}
+
+// Tail returns up to limit (0: all) of the most recent log lines of
+// function fn that q selects, oldest first.
+func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) ([]lambdawire.LogLine, error) {
 	l.Flush(ctx)
 	subj := logSubjectPfx + fn
 	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
@@ -252,7 +343,12 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 	if info.State.Subjects[subj] == 0 {
 		return nil, nil
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}}
+	if !q.Since.IsZero() {
+		since := q.Since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 	}
@@ -260,17 +356,20 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 	// the log (owl logs in a loop, a console) piled up a thousand of them
 	// within seconds, and JetStream refused the next read.
 	defer l.deleteConsumer(cons)
-	remaining := info.State.Subjects[subj]
-	var lines []string
-	for remaining > 0 {
-		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(2*time.Second))
+	var lines []lambdawire.LogLine
+	for done := false; !done; {
+		batch, err := cons.FetchNoWait(256)
 		if err != nil {
 			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			lines = append(lines, strings.Split(strings.TrimSuffix(string(m.Data()), "\n"), "\n")...)
+			md, err := m.Metadata()
+			if err != nil || md.NumPending == 0 || (!q.Until.IsZero() && md.Timestamp.After(q.Until)) {
+				done = true
+			}
+			lines = append(lines, q.lines(m)...)
 			if limit > 0 && len(lines) > 4*limit {
 				lines = append(lines[:0], lines[len(lines)-limit:]...)
 			}
@@ -278,10 +377,7 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 		}
-		if n == 0 {
-			break
-		}
-		remaining -= uint64(n)
+		done = done || n == 0
 	}
 	if limit > 0 && len(lines) > limit {
 		lines = lines[len(lines)-limit:]
@@ -289,10 +385,11 @@ func (l *LogStore) Tail(ctx context.Context, fn string, limit int) ([]string, er
 	return lines, nil
 }
 
-// Follow calls each with the log text of fn stored from now on (a batch
-// of whole lines: the invocations that end), until ctx ends or each
-// fails. Lines stored before it began are Tail's.
-func (l *LogStore) Follow(ctx context.Context, fn string, each func(text string) error) error {
+// Follow calls each with the lines of fn that q selects stored from now
+// on, as they are stored (within milliseconds of the function writing
+// them), until ctx ends or each fails. Lines stored before it began are
+// Tail's.
+func (l *LogStore) Follow(ctx context.Context, fn string, q LogQuery, each func([]lambdawire.LogLine) error) error {
 	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{logSubjectPfx + fn}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
@@ -315,8 +412,10 @@ func (l *LogStore) Follow(ctx context.Context, fn string, each func(text string)
 			}
 			return fmt.Errorf("following logs of %s: %w", fn, err)
 		}
-		if err := each(string(m.Data())); err != nil {
-			return err
+		if lines := q.lines(m); len(lines) > 0 {
+			if err := each(lines); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/telemetry"
 	"github.com/owl-project/owl/internal/testkit/natstest"
@@ -33,16 +34,16 @@ func TestLogStoreBatchesAndTails(t *testing.T) {
 	_, logs := newLogStore(t)
 
 	for i := range 50 {
-		logs.Append("fn", fmt.Sprintf("START %d\nline %d\nEND %d\n", i, i, i))
+		logs.Append("fn", telemetry.LogMeta{}, fmt.Sprintf("START %d\nline %d\nEND %d\n", i, i, i))
 	}
-	logs.Append("other", "not mine\n")
+	logs.Append("other", telemetry.LogMeta{}, "not mine\n")
 	// One invocation's log larger than a NATS message is cut at line ends.
 	big := strings.Repeat(strings.Repeat("x", 99)+"\n", 20000) // ~2 MB
-	logs.Append("fn", big)
-	logs.Append("fn", "LAST\n")
+	logs.Append("fn", telemetry.LogMeta{}, big)
+	logs.Append("fn", telemetry.LogMeta{}, "LAST\n")
 
 	// Tail sees everything appended before it, without waiting.
-	lines, err := logs.Tail(ctx, "fn", 0)
+	lines, err := tailText(ctx, logs, "fn", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,18 +58,120 @@ func TestLogStoreBatchesAndTails(t *testing.T) {
 			t.Fatalf("a line was cut: %d bytes", len(l))
 		}
 	}
-	last, err := logs.Tail(ctx, "fn", 3)
+	last, err := tailText(ctx, logs, "fn", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(last) != 3 || last[2] != "LAST" {
 		t.Errorf("Tail(3) = %q", last)
 	}
-	if other, _ := logs.Tail(ctx, "other", 0); len(other) != 1 || other[0] != "not mine" {
+	if other, _ := tailText(ctx, logs, "other", 0); len(other) != 1 || other[0] != "not mine" {
 		t.Errorf("other function's log = %q", other)
 	}
-	if none, err := logs.Tail(ctx, "nobody", 10); err != nil || len(none) != 0 {
+	if none, err := tailText(ctx, logs, "nobody", 10); err != nil || len(none) != 0 {
 		t.Errorf("unknown function: %q, %v", none, err)
+	}
+}
+
+// tailText is Tail's messages.
+func tailText(ctx context.Context, logs *telemetry.LogStore, fn string, limit int) ([]string, error) {
+	lines, err := logs.Tail(ctx, fn, telemetry.LogQuery{}, limit)
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.Message
+	}
+	return out, err
+}
+
+// TestLogQuery: lines keep their invocation, version and stream; a query
+// selects by request id, versions and time, and Follow hands over each new
+// line that a query selects, as appended.
+func TestLogQuery(t *testing.T) {
+	ctx := context.Background()
+	_, logs := newLogStore(t)
+	a1 := telemetry.LogMeta{RequestID: "a", Version: "1", Stream: lambdawire.LogPlatform}
+	a := telemetry.LogMeta{RequestID: "a", Version: "1", Stream: lambdawire.LogFunction}
+	b := telemetry.LogMeta{RequestID: "b", Version: "$LATEST", Stream: lambdawire.LogFunction}
+	logs.Append("fn", a1, "START a\n")
+	logs.Append("fn", a, "a one\n")
+	logs.Append("fn", b, "b one\nb two\n")
+	logs.Append("fn", a, "a two\n")
+	logs.Append("fn", a1, "END a\n")
+	logs.Flush(ctx)
+	mid := time.Now()
+	time.Sleep(10 * time.Millisecond) // the store's clock must pass mid
+	logs.Append("fn", b, "b three\n")
+
+	got := func(q telemetry.LogQuery) string {
+		t.Helper()
+		lines, err := logs.Tail(ctx, "fn", q, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, l := range lines {
+			parts = append(parts, l.RequestID+"/"+l.Version+"/"+l.Stream+": "+l.Message)
+			if l.Time.IsZero() {
+				t.Errorf("line %q has no time", l.Message)
+			}
+		}
+		return strings.Join(parts, "|")
+	}
+	if g, want := got(telemetry.LogQuery{RequestID: "a"}), "a/1/platform: START a|a/1/function: a one|a/1/function: a two|a/1/platform: END a"; g != want {
+		t.Errorf("request a:\n%s\nwant\n%s", g, want)
+	}
+	if g, want := got(telemetry.LogQuery{Versions: []string{"$LATEST"}}), "b/$LATEST/function: b one|b/$LATEST/function: b two|b/$LATEST/function: b three"; g != want {
+		t.Errorf("$LATEST: %s", g)
+	}
+	if g, want := got(telemetry.LogQuery{Since: mid}), "b/$LATEST/function: b three"; g != want {
+		t.Errorf("since mid: %q", g)
+	}
+	if g := got(telemetry.LogQuery{Until: mid}); strings.Contains(g, "three") || !strings.HasPrefix(g, "a/1/platform: START a") {
+		t.Errorf("until mid: %q", g)
+	}
+	if g := got(telemetry.LogQuery{Since: time.Now().Add(time.Hour)}); g != "" {
+		t.Errorf("since an hour from now: %q", g)
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	seen := make(chan lambdawire.LogLine, 10)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- logs.Follow(fctx, "fn", telemetry.LogQuery{RequestID: "c"}, func(lines []lambdawire.LogLine) error {
+			for _, l := range lines {
+				seen <- l
+			}
+			return nil
+		})
+	}()
+	// Follow starts from what is appended after it began: append until
+	// the first line comes, then one more.
+	c := telemetry.LogMeta{RequestID: "c", Stream: lambdawire.LogFunction}
+	var first lambdawire.LogLine
+	for deadline := time.Now().Add(20 * time.Second); first.Message == ""; {
+		if time.Now().After(deadline) {
+			t.Fatal("Follow saw nothing")
+		}
+		logs.Append("fn", b, "not c\n")
+		logs.Append("fn", c, "c\n")
+		select {
+		case first = <-seen:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	logs.Append("fn", c, "c last\n")
+	for l := range seen {
+		if l.RequestID != "c" {
+			t.Fatalf("Follow handed over %+v", l)
+		}
+		if l.Message == "c last" {
+			break
+		}
+	}
+	cancel()
+	if err := <-followed; err != nil {
+		t.Errorf("Follow: %v", err)
 	}
 }
 
@@ -90,9 +193,9 @@ func TestReportLine(t *testing.T) {
 func TestTailLeavesNoConsumers(t *testing.T) {
 	ctx := context.Background()
 	bus, logs := newLogStore(t)
-	logs.Append("fn", "START\nEND\n")
+	logs.Append("fn", telemetry.LogMeta{}, "START\nEND\n")
 	for i := range 2000 {
-		if lines, err := logs.Tail(ctx, "fn", 10); err != nil || len(lines) != 2 {
+		if lines, err := logs.Tail(ctx, "fn", telemetry.LogQuery{}, 10); err != nil || len(lines) != 2 {
 			t.Fatalf("read %d: %q, %v", i, lines, err)
 		}
 	}

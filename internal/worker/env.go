@@ -292,7 +292,8 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 	err := e.api.WaitReady(ictx)
 	stop()
 	cancel()
-	cs := coldStart{dur: time.Since(e.created), lines: e.logs.take()}
+	cs := coldStart{dur: time.Since(e.created)}
+	cs.lines, _ = e.logs.take()
 	if err == nil {
 		if err := w.envs.ready(e); err != nil {
 			w.destroy(e)
@@ -325,7 +326,8 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 		fail.body = lambdaerr.ErrorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
 	}
 	fail.maxMemMB = e.maxMemoryMB()
-	fail.lines = append(cs.lines, e.logs.take()...)
+	more, _ := e.logs.take()
+	fail.lines = append(cs.lines, more...)
 	w.destroy(e)
 	return nil, coldStart{}, fail
 }

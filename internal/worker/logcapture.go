@@ -21,7 +21,10 @@ const maxLineBytes = 256 << 10
 // logCapture reads a sandbox's output pipe line by line. A background
 // goroutine drains the pipe whenever it is readable; take drains it
 // synchronously too, so every line the runtime wrote before answering an
-// invocation is attributed to that invocation.
+// invocation is attributed to that invocation. Between stream and take,
+// the background goroutine also hands each complete line to the live
+// sink as it is read, so a log follower sees it while the invocation
+// runs.
 //
 // What one invocation (one take) writes beyond limit bytes is read and
 // dropped, and take adds one marker line instead: the pipe is always
@@ -39,6 +42,9 @@ type logCapture struct {
 	pending int  // bytes of lines (and partial) kept since the last take
 	dropped bool // output was dropped since the last take
 	eof     bool
+	// live receives lines[sent:] as they come, from stream to take.
+	live func(lines []string)
+	sent int
 }
 
 // newLogCapture starts draining f, keeping at most limit bytes per take.
@@ -57,8 +63,27 @@ func (c *logCapture) run() {
 	_ = c.rc.Read(func(fd uintptr) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.drainLocked(int(fd))
+		finished := c.drainLocked(int(fd))
+		c.sendLocked()
+		return finished
 	})
+}
+
+// stream hands live the lines kept since the last take, then each line as
+// it is read, until the next take.
+func (c *logCapture) stream(live func(lines []string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.rc.Control(func(fd uintptr) { c.drainLocked(int(fd)) })
+	c.live = live
+	c.sendLocked()
+}
+
+func (c *logCapture) sendLocked() {
+	if c.live != nil && len(c.lines) > c.sent {
+		c.live(c.lines[c.sent:])
+		c.sent = len(c.lines)
+	}
 }
 
 // drainLocked reads until the pipe is empty; it reports whether the pipe
@@ -130,21 +155,24 @@ func (c *logCapture) dropLocked() {
 }
 
 // take returns the lines written since the last take, including an
-// unterminated last line, after draining what the pipe holds now.
-func (c *logCapture) take() []string {
+// unterminated last line, after draining what the pipe holds now; unsent
+// is the part of them stream's sink has not had (all of them without a
+// stream), the truncation marker included.
+func (c *logCapture) take() (lines, unsent []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_ = c.rc.Control(func(fd uintptr) { c.drainLocked(int(fd)) })
 	if len(c.partial) > 0 && !c.dropped {
 		c.pushLocked(c.partial)
 	}
-	lines := c.lines
+	lines = c.lines
 	if c.dropped {
 		lines = append(lines, truncationMarker(c.limit))
 	}
-	c.lines, c.pending, c.dropped = nil, 0, false
+	unsent = lines[c.sent:]
+	c.lines, c.pending, c.dropped, c.live, c.sent = nil, 0, false, nil, 0
 	c.partial = c.partial[:0]
-	return lines
+	return lines, unsent
 }
 
 // truncationMarker is the line that replaces the output past the limit.

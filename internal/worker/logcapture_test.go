@@ -2,7 +2,9 @@ package worker
 
 import (
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,7 +45,7 @@ func TestLogCaptureLimit(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the writer blocked: the capture stopped draining")
 	}
-	lines := c.take()
+	lines, _ := c.take()
 	if len(lines) == 0 || lines[len(lines)-1] != truncationMarker(limit) {
 		t.Fatalf("last line %q, want the marker", lines[len(lines)-1])
 	}
@@ -68,10 +70,76 @@ func TestLogCaptureLimit(t *testing.T) {
 	var got []string
 	deadline := time.Now().Add(5 * time.Second)
 	for len(got) < 2 && time.Now().Before(deadline) {
-		got = append(got, c.take()...)
+		lines, _ := c.take()
+		got = append(got, lines...)
 		time.Sleep(time.Millisecond)
 	}
 	if strings.Join(got, "|") != "after|unterminated" {
 		t.Errorf("next take: %q", got)
+	}
+}
+
+// TestLogCaptureStream: between stream and take, the sink gets the lines
+// kept before stream at once, then each complete line as it is read —
+// before take, which returns every line and, as unsent, only what the
+// sink did not get (an unterminated last line). After take the sink gets
+// nothing more.
+func TestLogCaptureStream(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	c, err := newLogCapture(r, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+
+	var mu sync.Mutex
+	var streamed []string
+	received := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(streamed)
+	}
+	waitFor := func(want ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if slices.Equal(received(), want) {
+				return
+			}
+		}
+		t.Fatalf("streamed %q, want %q", received(), want)
+	}
+	if _, err := w.WriteString("before\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.stream(func(lines []string) {
+		mu.Lock()
+		streamed = append(streamed, lines...)
+		mu.Unlock()
+	})
+	waitFor("before")
+	if _, err := w.WriteString("one\ntwo\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("before", "one", "two")
+	if _, err := w.WriteString("partial"); err != nil {
+		t.Fatal(err)
+	}
+	lines, unsent := c.take()
+	if !slices.Equal(lines, []string{"before", "one", "two", "partial"}) || !slices.Equal(unsent, []string{"partial"}) {
+		t.Errorf("take = %q, unsent %q", lines, unsent)
+	}
+	if _, err := w.WriteString("later\n"); err != nil {
+		t.Fatal(err)
+	}
+	lines, unsent = c.take()
+	if !slices.Equal(lines, []string{"later"}) || !slices.Equal(unsent, lines) {
+		t.Errorf("after the stream: take = %q, unsent %q", lines, unsent)
+	}
+	if got := received(); len(got) != 3 {
+		t.Errorf("the sink got lines after take: %q", got)
 	}
 }

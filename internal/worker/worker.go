@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
 	"github.com/owl-project/owl/internal/telemetry"
@@ -283,12 +284,13 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 		d.e, d.cold, err = w.acquire(ctx, fn)
 		var initFailure *initFailed
 		if errors.As(err, &initFailure) {
-			return nil, w.failedInit(fn, req, initFailure), nil
+			return nil, w.failedInit(fn, req, initFailure, attempt > 1), nil
 		}
 		if err != nil {
 			return nil, nil, err
 		}
 
+		w.startLog(fn, req, d, attempt == 1)
 		d.start = time.Now()
 		d.e.running(&req)
 		deadline := d.start.Add(time.Duration(fn.Timeout) * time.Second)
@@ -345,7 +347,8 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
 	}
-	lines := append(d.cold.lines, e.logs.take()...)
+	taken, unsent := e.logs.take()
+	lines := append(d.cold.lines, taken...)
 	maxMem := e.maxMemoryMB()
 	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
 		// Killed at its limit (the peak can stop a few pages short of it
@@ -361,7 +364,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
-	res.Log, res.report = w.record(fn, req, lines, rep), rep
+	res.Log, res.report = w.record(fn, req, lines, unsent, true, rep), rep
 	return res, nil
 }
 
@@ -379,14 +382,53 @@ const maxDeliveries = 3
 
 // failedInit turns a runtime that could not initialise into the function
 // error Lambda returns for it.
-func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed) *Result {
+func (w *Worker) failedInit(fn registry.Function, req Request, f *initFailed, started bool) *Result {
 	res := &Result{FunctionError: true, ErrorType: f.errType, Payload: f.body}
 	rep := telemetry.Report{RequestID: req.RequestID, Duration: f.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(f.maxMemMB, fn), ErrorType: f.errType}
-	res.Log, res.report = w.record(fn, req, f.lines, rep), rep
+	res.Log, res.report = w.record(fn, req, f.lines, f.lines, started, rep), rep
 	return res
 }
 
-func (w *Worker) record(fn registry.Function, req Request, lines []string, rep telemetry.Report) string {
+// startLog stores the invocation's START line (on its first delivery) and
+// the output of the cold start that made its environment, then has the
+// environment store what the function writes as it writes it: a log
+// follower sees each line within milliseconds, not when the invocation
+// ends.
+func (w *Worker) startLog(fn registry.Function, req Request, d *delivery, first bool) {
+	if w.logs == nil {
+		return
+	}
+	version := fnVersion(fn)
+	if first {
+		w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform},
+			telemetry.StartLine(req.RequestID, version)+"\n")
+	}
+	meta := telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogFunction}
+	if len(d.cold.lines) > 0 {
+		w.logs.Append(fn.Name, meta, joinLines(d.cold.lines))
+	}
+	d.e.logs.stream(func(lines []string) { w.logs.Append(fn.Name, meta, joinLines(lines)) })
+}
+
+// joinLines is lines, each ended by a newline.
+func joinLines(lines []string) string {
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, l := range lines {
+		b = append(b, l...)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+// record returns the invocation's log text — START, lines, END and REPORT
+// — for its caller's log tail, and stores what startLog did not: with
+// started, only unsent (the lines the environment has not streamed yet),
+// END and REPORT.
+func (w *Worker) record(fn registry.Function, req Request, lines, unsent []string, started bool, rep telemetry.Report) string {
 	version := fnVersion(fn)
 	n := 3
 	for _, l := range lines {
@@ -405,9 +447,18 @@ func (w *Worker) record(fn registry.Function, req Request, lines []string, rep t
 	b = rep.AppendLine(b)
 	b = append(b, '\n')
 	text := string(b)
-	if w.logs != nil {
-		w.logs.Append(fn.Name, text)
+	if w.logs == nil {
+		return text
 	}
+	platform := telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform}
+	if !started {
+		w.logs.Append(fn.Name, platform, telemetry.StartLine(req.RequestID, version)+"\n")
+	}
+	if len(unsent) > 0 {
+		w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogFunction}, joinLines(unsent))
+	}
+	end := telemetry.EndLine(req.RequestID) + "\n"
+	w.logs.Append(fn.Name, platform, string(rep.AppendLine([]byte(end)))+"\n")
 	return text
 }
 
