@@ -49,15 +49,28 @@ profiles reveal memory contents and cost CPU.`,
 	return cmd
 }
 
+// newLogger is Owl's own logger, writing to w at cfg's level, as text
+// (key=value) or JSON (one object a line).
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
 // serve runs the platform until ctx ends. Before anything is set up it
 // validates cfg and runs the host checks of `owl doctor`: a failure stops
 // it there, with one line per failed check on stderr.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}

@@ -1,10 +1,15 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/owl-project/owl/internal/config"
 )
 
 // The server flags resolve the same way for every command that binds them:
@@ -48,5 +53,34 @@ func TestServerConfigSubset(t *testing.T) {
 	cfg, err := sc.resolve()
 	if err != nil || cfg.Addr != "[::1]:1234" || cfg.NetworkEgress {
 		t.Errorf("resolved %+v, %v", cfg, err)
+	}
+}
+
+// TestLoggerFormat: --log-format json makes Owl's own lines JSON objects
+// (level and message included), text makes key=value lines, and the level
+// holds either way.
+func TestLoggerFormat(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		cfg := config.Default()
+		cfg.LogFormat, cfg.LogLevel = format, "warn"
+		var b bytes.Buffer
+		logger, err := newLogger(cfg, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Info("dropped below the level")
+		logger.Warn("kept", "function", "f")
+		out := strings.TrimSpace(b.String())
+		if strings.Contains(out, "dropped") || strings.Count(out, "\n") != 0 {
+			t.Errorf("%s: %q", format, out)
+		}
+		var rec map[string]any
+		isJSON := json.Unmarshal([]byte(out), &rec) == nil
+		if (format == "json") != isJSON || (isJSON && (rec["level"] != "WARN" || rec["msg"] != "kept" || rec["function"] != "f")) {
+			t.Errorf("%s: %q", format, out)
+		}
+		if format == "text" && !strings.Contains(out, `level=WARN msg=kept function=f`) {
+			t.Errorf("text: %q", out)
+		}
 	}
 }

@@ -100,8 +100,13 @@ type Config struct {
 	EventLogBytes int64
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
+	// FunctionLogBytes bounds the function logs' size, the oldest lines
+	// going first; 0 sizes it from the disk.
+	FunctionLogBytes int64
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
 	LogLevel string
+	// LogFormat of Owl's own slog output: text or json.
+	LogFormat string
 	// NetworkEgress lets functions reach the host's networks (and what they
 	// route to) from their sandboxes (OWL_NETWORK_EGRESS, default true). It
 	// is then the default of functions that do not choose (Network
@@ -165,6 +170,7 @@ func Default() Config {
 		EventLogAge:          7 * 24 * time.Hour,
 		LogRetention:         7 * 24 * time.Hour,
 		LogLevel:             "info",
+		LogFormat:            "text",
 		NetworkEgress:        true,
 		NetworkCIDR:          DefaultNetworkCIDR,
 		MaxConnections:       4096,
@@ -284,6 +290,12 @@ func (c Config) Validate() error {
 	if c.EventLogAge < time.Minute {
 		errs = append(errs, fmt.Errorf("event log age %v: must be at least 1m", c.EventLogAge))
 	}
+	if c.LogRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("function log age %v: must be at least 1m", c.LogRetention))
+	}
+	if c.FunctionLogBytes != 0 && c.FunctionLogBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("function log bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.FunctionLogBytes))
+	}
 	if c.EventLogBytes != 0 && c.EventLogBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("event log bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.EventLogBytes))
 	}
@@ -333,6 +345,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
 }

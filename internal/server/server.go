@@ -166,12 +166,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
-	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, plan.LogBytes, s.space, logger)
+	logBytes := plan.LogBytes
+	if cfg.FunctionLogBytes != 0 {
+		logBytes = cfg.FunctionLogBytes
+	}
+	s.logs, err = telemetry.OpenLogStore(ctx, s.bus.JS, cfg.LogRetention, logBytes, s.space, logger)
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("store", "data", dataDir, "free_bytes", plan.Free, "store_bytes", plan.StoreBytes,
-		"reserve_bytes", plan.Reserve, "log_stream_max_bytes", plan.LogBytes)
+		"reserve_bytes", plan.Reserve, "log_stream_max_bytes", logBytes)
 	runtimeDir := filepath.Join(dataDir, "runtime")
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err
