@@ -134,13 +134,13 @@ func fillDisk(t *testing.T, dir string, leaveMB int64) string {
 	return path
 }
 
-// waitDelivered waits until every id in ids ran on name (its START line).
+// waitDelivered waits until every id in ids ran on name (its END line).
 func (ts *testServer) waitDelivered(name string, ids []string) {
 	ts.t.Helper()
 	testkit.WaitFor(ts.t, 3*time.Minute, fmt.Sprintf("all %d accepted events of %s to run", len(ids), name), func() bool {
 		log := ts.logText(name)
 		for _, id := range ids {
-			if !strings.Contains(log, "START RequestId: "+id+" ") {
+			if !strings.Contains(log, endLine(id)) {
 				return false
 			}
 		}

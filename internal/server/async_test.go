@@ -26,10 +26,14 @@ import (
 )
 
 // runs counts the invocations of name that ran with requestID (their
-// START lines in the function's log).
+// END lines in the function's log: a run's last).
 func (ts *testServer) runs(name, requestID string) int {
-	return strings.Count(ts.logText(name), "START RequestId: "+requestID+" ")
+	return strings.Count(ts.logText(name), endLine(requestID))
 }
+
+// endLine is the END line of requestID, which a run's log ends with (its
+// START line is stored when it starts).
+func endLine(requestID string) string { return "END RequestId: " + requestID + "\n" }
 
 // waitRuns waits until name ran requestID n times.
 func (ts *testServer) waitRuns(name, requestID string, n int) {
@@ -343,7 +347,7 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	testkit.WaitFor(t, 3*time.Minute, fmt.Sprintf("all %d accepted events to run", len(accepted)), func() bool {
 		log := second.logText("survivor")
 		for _, id := range accepted {
-			if !strings.Contains(log, "START RequestId: "+id+" ") {
+			if !strings.Contains(log, endLine(id)) {
 				return false
 			}
 		}

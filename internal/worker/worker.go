@@ -343,6 +343,11 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 				fmt.Sprintf("RequestId: %s Error: Task timed out after %d.00 seconds", req.RequestID, fn.Timeout))}
 		default:
 			// The caller went away; the environment's state is unknown.
+			// Its log, START and lines already stored, still ends.
+			taken, unsent := e.logs.take()
+			rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize,
+				MaxMemoryMB: reportedMemoryMB(e.maxMemoryMB(), fn), InitDuration: d.cold.dur}
+			w.record(fn, req, append(d.cold.lines, taken...), unsent, true, rep)
 			w.destroy(e)
 			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
