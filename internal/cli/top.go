@@ -109,8 +109,8 @@ func newTopView(c *client.Client, o topOptions) (*topView, int, error) {
 // scrape reads and parses the server's metrics; a refusal says what the
 // token lacks.
 func (v *topView) scrape(ctx context.Context) (*topSnapshot, error) {
-	at := time.Now()
 	b, err := v.c.Metrics(ctx)
+	at := time.Now() // the answer's time: closer to when the server counted than the request's
 	var ae *client.APIError
 	switch {
 	case err == nil:
