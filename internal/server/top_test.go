@@ -30,6 +30,8 @@ func TestTopAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxied := httputil.NewSingleHostReverseProxy(target)
+	transport := &http.Transport{}
+	proxied.Transport = transport
 	firstDone, window := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	scrapes := 0
@@ -47,7 +49,11 @@ func TestTopAgainstServer(t *testing.T) {
 		}
 	}))
 	var closeWindow sync.Once
-	t.Cleanup(func() { closeWindow.Do(func() { close(window) }); proxy.Close() })
+	t.Cleanup(func() {
+		closeWindow.Do(func() { close(window) })
+		proxy.Close()
+		transport.CloseIdleConnections()
+	})
 
 	out := &testkit.Buffer{}
 	cmd := exec.Command(owlBinary, "top", "--once", "--interval", "10ms")
