@@ -99,6 +99,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newRouteCmd(g),
 		newURLCmd(g),
 		newUsageCmd(g),
+		newTopCmd(g),
 	)
 	return root
 }
