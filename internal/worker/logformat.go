@@ -18,13 +18,13 @@ func systemInfo(fn registry.Function) bool {
 	return !fn.Logging.JSON() || fn.Logging.SystemLevel != "WARN"
 }
 
-// startText is the START line of an invocation of fn.
-func startText(fn registry.Function, requestID, version string) string {
+// startText is the START line of an invocation of fn that started at.
+func startText(fn registry.Function, requestID, version string, at time.Time) string {
 	switch {
 	case !fn.Logging.JSON():
 		return telemetry.StartLine(requestID, version) + "\n"
 	case systemInfo(fn):
-		return telemetry.PlatformStart(time.Now(), requestID, version) + "\n"
+		return telemetry.PlatformStart(at, requestID, version) + "\n"
 	}
 	return ""
 }

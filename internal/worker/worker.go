@@ -400,7 +400,7 @@ func (w *Worker) startLog(fn registry.Function, req Request, d *delivery, first 
 	}
 	version := fnVersion(fn)
 	if start := ""; first {
-		if start = startText(fn, req.RequestID, version); start != "" {
+		if start = startText(fn, req.RequestID, version, time.Now()); start != "" {
 			w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform}, start)
 		}
 	}
@@ -435,7 +435,10 @@ func (w *Worker) record(fn registry.Function, req Request, lines, unsent []strin
 	for _, l := range lines {
 		n += len(l) + 1
 	}
-	start, end := startText(fn, req.RequestID, version), endText(fn, rep)
+	// The START line of the tail (and of the log, when !started) dates
+	// from the invocation's start, as startLog's.
+	began := time.Now().Add(-rep.Duration - rep.InitDuration)
+	start, end := startText(fn, req.RequestID, version, began), endText(fn, rep)
 	var b []byte
 	b = make([]byte, 0, n+len(start)+len(end))
 	b = append(b, start...)
