@@ -44,7 +44,7 @@ func (a *API) wire(f registry.Function) lambdawire.FunctionConfiguration {
 		PackageType:      f.PackageType,
 		Architectures:    f.Architectures,
 		EphemeralStorage: &lambdawire.EphemeralStorage{Size: f.EphemeralStorage},
-		LoggingConfig:    &lambdawire.LoggingConfig{LogFormat: "Text", LogGroup: "/aws/lambda/" + f.Name},
+		LoggingConfig:    wireLogging(f),
 		Network:          a.network(f),
 	}
 	if f.Environment != nil {
@@ -57,6 +57,24 @@ func (a *API) wire(f registry.Function) lambdawire.FunctionConfiguration {
 		c.DeadLetterConfig = &lambdawire.DeadLetterConfig{TargetArn: f.DeadLetterTarget}
 	}
 	return c
+}
+
+// wireLogging is f's LoggingConfig as Lambda reports it: levels only with
+// JSON, the log group always.
+func wireLogging(f registry.Function) *lambdawire.LoggingConfig {
+	l := f.Logging
+	return &lambdawire.LoggingConfig{LogFormat: l.FormatName(), ApplicationLogLevel: l.AppLevel,
+		SystemLogLevel: l.SystemLevel, LogGroup: l.LogGroup(f.Name)}
+}
+
+// logging is f's Logging changed by a request's LoggingConfig (nil: as
+// it is).
+func logging(f registry.Function, c *lambdawire.LoggingConfig) (registry.Logging, error) {
+	if c == nil {
+		return f.Logging, nil
+	}
+	return f.Logging.Apply(registry.LoggingChange{LogFormat: c.LogFormat, ApplicationLogLevel: c.ApplicationLogLevel,
+		SystemLogLevel: c.SystemLogLevel, LogGroup: c.LogGroup})
 }
 
 // deadLetterTarget checks a DeadLetterConfig of function name; nil leaves
@@ -99,6 +117,7 @@ type createRequest struct {
 	Layers           []string                     `json:"Layers"`
 	Network          *string                      `json:"Network"`
 	DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
+	LoggingConfig    *lambdawire.LoggingConfig    `json:"LoggingConfig"`
 }
 
 // defaultNetwork is the network mode of functions that do not choose one.
@@ -249,6 +268,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 		return err
 	}
 	f.DeadLetterTarget = deadLetter
+	if f.Logging, err = logging(f, req.LoggingConfig); err != nil {
+		return err
+	}
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -473,6 +495,7 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		Layers           *[]string                    `json:"Layers"`
 		Network          *string                      `json:"Network"`
 		DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
+		LoggingConfig    *lambdawire.LoggingConfig    `json:"LoggingConfig"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
@@ -497,6 +520,10 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
+	logs, err := logging(fn, req.LoggingConfig)
+	if err != nil {
+		return err
+	}
 	updated, err := a.reg.Update(r.Context(), fn.Name, req.RevisionId, nil, func(f *registry.Function) {
 		set(&f.Role, req.Role)
 		set(&f.Handler, req.Handler)
@@ -513,6 +540,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		set(&f.Network, req.Network)
 		if setDeadLetter {
 			f.DeadLetterTarget = deadLetter
+		}
+		if req.LoggingConfig != nil {
+			f.Logging = logs
 		}
 		if req.Environment != nil {
 			f.Environment = req.Environment.Variables

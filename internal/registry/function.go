@@ -38,6 +38,9 @@ type Function struct {
 	// or arn:owl:nats:::<subject>, checked like an event invoke config's
 	// destinations (Registry.CheckDestination); "" for none.
 	DeadLetterTarget string `json:"dead_letter_target,omitempty"`
+	// Logging is the function's LoggingConfig (logging.go); the zero
+	// value, Text, is left out of the stored record.
+	Logging Logging `json:"logging,omitzero"`
 	// Layers are resolved when configured: layer versions are immutable,
 	// and a function keeps a layer version deleted after it was attached.
 	Layers        []FunctionLayer `json:"layers,omitempty"`
@@ -158,6 +161,9 @@ func (f *Function) Validate() error {
 		if err := CheckNetwork(f.Network, true); err != nil {
 			return err
 		}
+	}
+	if err := f.Logging.validate(); err != nil {
+		return err
 	}
 	if len(f.Layers) > MaxLayers {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Cannot reference more than %d layers.", MaxLayers)

@@ -8,6 +8,7 @@ package runtimes_test
 // `differs`, with a comment saying why, instead of skipping a runtime.
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -862,5 +863,109 @@ func BenchmarkColdStart(b *testing.B) {
 			p.invokeOK(invocation{payload: `{}`}, &got)
 			p.srv.Close() // the runtime exits; its cleanup waits for it
 		}
+	})
+}
+
+// jsonLogCode logs at INFO and WARN, writes a plain line past the logger
+// and fails when asked; jsonLogCases run it with LogFormat JSON and
+// ApplicationLogLevel WARN (what Owl's worker sets for such a function).
+var jsonLogCode = map[string]impl{
+	"python": py("app.handler", "import logging\ndef handler(event, context):\n"+
+		"    print('plain line')\n    logging.info('info line')\n"+
+		"    logging.warning('warn line %s', 1, extra={'k': 'v'})\n"+
+		"    if event.get('fail'):\n        raise ValueError('bad')\n"),
+	"node": js("app.handler", "exports.handler = async (event) => {\n"+
+		"  console.info('info line'); console.log('log line'); console.debug('debug line');\n"+
+		"  console.warn('warn line', 1);\n  console.error(new TypeError('typed'));\n"+
+		"  if (event.fail) throw new Error('bad');\n};\n"),
+}
+
+// jsonLines parses the lines of s that are JSON objects; the others are
+// returned as they are.
+func jsonLines(t *testing.T, s string) (objs []map[string]any, plain []string) {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if !strings.HasPrefix(l, "{") {
+			plain = append(plain, l)
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		objs = append(objs, m)
+	}
+	return objs, plain
+}
+
+// wantField fails t unless m[k] is v.
+func wantField(t *testing.T, what string, m map[string]any, k string, v any) {
+	t.Helper()
+	if fmt.Sprint(m[k]) != fmt.Sprint(v) {
+		t.Errorf("%s: %s = %v, want %v (%v)", what, k, m[k], v, m)
+	}
+}
+
+// checkJSONLogs: exactly the WARN and ERROR records, as JSON with the
+// request id, and the plain line as written; INFO and below are dropped.
+func checkJSONLogs(t *testing.T, p *proc, id string, _ runtimeapi.Outcome) {
+	if p.rt.name == "python" {
+		objs, plain := jsonLines(t, p.stdout.waitContains("warn line"))
+		if fmt.Sprint(plain) != "[plain line]" || len(objs) != 1 {
+			t.Fatalf("stdout:\n%s", p.stdout)
+		}
+		for k, v := range map[string]any{"level": "WARNING", "message": "warn line 1", "logger": "root", "requestId": id, "k": "v"} {
+			wantField(t, "warning record", objs[0], k, v)
+		}
+		if ts, _ := objs[0]["timestamp"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(ts) {
+			t.Errorf("timestamp %q", ts)
+		}
+		return
+	}
+	objs, plain := jsonLines(t, p.stdout.waitContains("typed"))
+	if len(plain) != 0 || len(objs) != 2 {
+		t.Fatalf("stdout:\n%s", p.stdout)
+	}
+	for k, v := range map[string]any{"level": "WARN", "message": "warn line 1", "requestId": id} {
+		wantField(t, "warn record", objs[0], k, v)
+	}
+	wantField(t, "error record", objs[1], "level", "ERROR")
+	msg, _ := objs[1]["message"].(map[string]any)
+	if msg["errorType"] != "TypeError" || msg["errorMessage"] != "typed" || msg["stackTrace"] == nil {
+		t.Errorf("error record's message %v, want the error's fields", objs[1]["message"])
+	}
+}
+
+// checkJSONError: the runtime logs the invocation's error as one JSON
+// record (Python on stderr, Node.js as console.error's).
+func checkJSONError(t *testing.T, p *proc, id string, _ runtimeapi.Outcome) {
+	var rec map[string]any
+	if p.rt.name == "python" {
+		objs, _ := jsonLines(t, p.stderr.waitContains("ValueError"))
+		rec = objs[len(objs)-1]
+		wantField(t, "error", rec, "errorType", "ValueError")
+		wantField(t, "error", rec, "errorMessage", "bad")
+	} else {
+		objs, _ := jsonLines(t, p.stdout.waitContains(`"errorMessage":"bad"`))
+		rec = objs[len(objs)-1]
+		msg, _ := rec["message"].(map[string]any)
+		if msg["errorType"] != "Error" || msg["errorMessage"] != "bad" {
+			t.Errorf("error record %v", rec)
+		}
+	}
+	wantField(t, "error", rec, "level", "ERROR")
+	wantField(t, "error", rec, "requestId", id)
+}
+
+func init() {
+	conformanceCases = append(conformanceCases, conformanceCase{
+		name: "log format JSON",
+		code: jsonLogCode,
+		env:  []string{"AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL=WARN"},
+		steps: []step{
+			{in: invocation{payload: `{}`}, want: want{result: `null`, check: checkJSONLogs}},
+			{in: invocation{payload: `{"fail":true}`}, want: want{errorType: "ValueError", message: "bad", check: checkJSONError},
+				differs: map[string]want{"node": {errorType: "Error", message: "bad", check: checkJSONError}}},
+		},
 	})
 }

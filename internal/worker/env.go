@@ -362,6 +362,17 @@ func fnVersion(fn registry.Function) string {
 	return fn.Version
 }
 
+// logEnviron is what tells a runtime a JSON LoggingConfig, as Lambda does:
+// AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, the application's
+// level (they replace the function's own variables of those names). Text
+// sets neither, so the function's AWS_LAMBDA_LOG_LEVEL, if any, applies.
+func logEnviron(l registry.Logging) []string {
+	if !l.JSON() {
+		return nil
+	}
+	return []string{"AWS_LAMBDA_LOG_FORMAT=" + registry.LogJSON, "AWS_LAMBDA_LOG_LEVEL=" + l.AppLevel}
+}
+
 // environ is the runtime's environment, as Lambda sets it.
 func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned bool) []string {
 	initType := "on-demand"
@@ -369,12 +380,14 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 		initType = "provisioned-concurrency"
 	}
 	envv := make([]string, 0, 24+len(fn.Environment))
+	logEnv := logEnviron(fn.Logging)
 	for k, v := range fn.Environment {
-		if k == prewarmVar {
-			continue // Owl's own (prewarm.go): it would make the bootstrap wait for a function
+		if k == prewarmVar || (logEnv != nil && containsEnvKey(logEnv, k)) {
+			continue // Owl's own (prewarm.go), or set by the function's LoggingConfig
 		}
 		envv = append(envv, k+"="+v)
 	}
+	envv = append(envv, logEnv...)
 	for _, kv := range rt.Env { // the runtime's defaults, unless the function sets them
 		if k, _, _ := strings.Cut(kv, "="); fn.Environment[k] == "" {
 			envv = append(envv, kv)
@@ -385,7 +398,7 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+fnVersion(fn),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_GROUP_NAME="+fn.Logging.LogGroup(fn.Name),
 		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+fnVersion(fn)+"]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
 		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
 		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,

@@ -404,9 +404,10 @@ func (w *Worker) startLog(fn registry.Function, req Request, d *delivery, first 
 		return
 	}
 	version := fnVersion(fn)
-	if first {
-		w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform},
-			telemetry.StartLine(req.RequestID, version)+"\n")
+	if start := ""; first {
+		if start = startText(fn, req.RequestID, version, time.Now()); start != "" {
+			w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform}, start)
+		}
 	}
 	meta := telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogFunction}
 	if len(d.cold.lines) > 0 {
@@ -429,41 +430,42 @@ func joinLines(lines []string) string {
 	return string(b)
 }
 
-// record returns the invocation's log text — START, lines, END and REPORT
-// — for its caller's log tail, and stores what startLog did not: with
-// started, only unsent (the lines the environment has not streamed yet),
-// END and REPORT.
+// record returns the invocation's log text — START, lines, END and REPORT,
+// in fn's log format (logformat.go) — for its caller's log tail, and
+// stores what startLog did not: with started, only unsent (the lines the
+// environment has not streamed yet), END and REPORT.
 func (w *Worker) record(fn registry.Function, req Request, lines, unsent []string, started bool, rep telemetry.Report) string {
 	version := fnVersion(fn)
 	n := 3
 	for _, l := range lines {
 		n += len(l) + 1
 	}
+	// The START line of the tail (and of the log, when !started) dates
+	// from the invocation's start, as startLog's.
+	began := time.Now().Add(-rep.Duration - rep.InitDuration)
+	start, end := startText(fn, req.RequestID, version, began), endText(fn, rep)
 	var b []byte
-	b = make([]byte, 0, n+256)
-	b = append(b, telemetry.StartLine(req.RequestID, version)...)
-	b = append(b, '\n')
+	b = make([]byte, 0, n+len(start)+len(end))
+	b = append(b, start...)
 	for _, l := range lines {
 		b = append(b, l...)
 		b = append(b, '\n')
 	}
-	b = append(b, telemetry.EndLine(req.RequestID)...)
-	b = append(b, '\n')
-	b = rep.AppendLine(b)
-	b = append(b, '\n')
+	b = append(b, end...)
 	text := string(b)
 	if w.logs == nil {
 		return text
 	}
 	platform := telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogPlatform}
-	if !started {
-		w.logs.Append(fn.Name, platform, telemetry.StartLine(req.RequestID, version)+"\n")
+	if !started && start != "" {
+		w.logs.Append(fn.Name, platform, start)
 	}
 	if len(unsent) > 0 {
 		w.logs.Append(fn.Name, telemetry.LogMeta{RequestID: req.RequestID, Version: version, Stream: lambdawire.LogFunction}, joinLines(unsent))
 	}
-	end := telemetry.EndLine(req.RequestID) + "\n"
-	w.logs.Append(fn.Name, platform, string(rep.AppendLine([]byte(end)))+"\n")
+	if end != "" {
+		w.logs.Append(fn.Name, platform, end)
+	}
 	return text
 }
 

@@ -202,15 +202,61 @@ function logRecord(level, args) {
   return `${new Date().toISOString()}\t${globalThis[REQUEST_ID]}\t${level}\t${util.format(...args)}\n`;
 }
 
+// With AWS_LAMBDA_LOG_FORMAT=JSON (LoggingConfig.LogFormat JSON), each
+// record is one JSON object instead, as Lambda's runtime writes it:
+// timestamp, level, requestId and message — a lone argument as itself (an
+// Error as errorType, errorMessage, stackTrace and its own properties),
+// several util.format-ted, with the first Error's errorType, errorMessage
+// and stackTrace beside.
+let jsonLogs = false;
+
+function jsonErrorReplacer(_, value) {
+  if (value instanceof Error) {
+    return Object.assign(
+      {
+        errorType: value?.constructor?.name ?? 'UnknownError',
+        errorMessage: value.message,
+        stackTrace: typeof value.stack === 'string' ? value.stack.split('\n') : value.stack,
+      },
+      value,
+    );
+  }
+  return value;
+}
+
+function jsonRecord(level, args) {
+  const rec = { timestamp: new Date().toISOString(), level, requestId: globalThis[REQUEST_ID] };
+  if (args.length === 1) {
+    rec.message = args[0];
+    try {
+      return JSON.stringify(rec, jsonErrorReplacer) + '\n';
+    } catch {
+      rec.message = util.format(rec.message);
+      return JSON.stringify(rec) + '\n';
+    }
+  }
+  rec.message = util.format(...args);
+  const err = args.find((a) => a instanceof Error);
+  if (err) {
+    rec.errorType = err?.constructor?.name ?? 'UnknownError';
+    rec.errorMessage = err.message;
+    rec.stackTrace = typeof err.stack === 'string' ? err.stack.split('\n') : [];
+  }
+  return JSON.stringify(rec) + '\n';
+}
+
 const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+let minLevel = 0;
 
 // patchConsole replaces console's logging methods. Records below
 // AWS_LAMBDA_LOG_LEVEL (when set) are dropped, as in Lambda.
 function patchConsole() {
-  const minLevel = Math.max(0, LEVELS.indexOf((process.env.AWS_LAMBDA_LOG_LEVEL || 'TRACE').toUpperCase()));
+  jsonLogs = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+  minLevel = Math.max(0, LEVELS.indexOf((process.env.AWS_LAMBDA_LOG_LEVEL || 'TRACE').toUpperCase()));
+  const format = jsonLogs ? jsonRecord : logRecord;
   const make = (level) => {
     if (LEVELS.indexOf(level) < minLevel) return () => {};
-    return (...args) => writeOut(1, logRecord(level, args));
+    return (...args) => writeOut(1, format(level, args));
   };
   console.trace = make('TRACE'); // like Lambda: the message only, no stack
   console.debug = make('DEBUG');
@@ -221,8 +267,20 @@ function patchConsole() {
   console.fatal = make('FATAL');
 }
 
+// logError logs an error the runtime caught: in JSON, as console.error of
+// the error alone (dropped below AWS_LAMBDA_LOG_LEVEL, as Lambda does).
 function logError(label, err) {
-  writeOut(1, logRecord('ERROR', [label, formatForLog(err)]));
+  if (!jsonLogs) {
+    writeOut(1, logRecord('ERROR', [label, formatForLog(err)]));
+    return;
+  }
+  if (LEVELS.indexOf('ERROR') < minLevel) return;
+  let e = err;
+  if (!(util.types.isNativeError(err) || err instanceof Error)) {
+    e = new Error(safeString(err));
+    e.stack = undefined; // the wrapper's stack would show only the runtime's frames
+  }
+  writeOut(1, jsonRecord('ERROR', [e]));
 }
 
 // waitForUserStdio resolves when writes user code queued on process.stdout

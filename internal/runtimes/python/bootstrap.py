@@ -427,12 +427,58 @@ class _StdoutHandler(logging.Handler):
             self.handleError(record)
 
 
+# LogRecord attributes that are not "extra" fields of a JSON record.
+_RESERVED_RECORD_FIELDS = frozenset(
+    (
+        "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+        "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+        "relativeCreated", "thread", "threadName", "processName", "process",
+        "aws_request_id", "message", "asctime",
+    )
+)
+
+
+class _JsonFormatter(logging.Formatter):
+    """Lambda's JSON log format (LoggingConfig.LogFormat JSON): one object a
+    record — timestamp, level, message, logger, requestId; with an
+    exception, errorType, errorMessage, stackTrace and location; then the
+    record's extra fields. Fields that are None are left out."""
+
+    def format(self, record):
+        levelno = min(50, max(0, record.levelno)) // 10 * 10
+        exc = record.exc_info
+        result = {
+            "timestamp": time.strftime(LOG_DATE_FORMAT, time.gmtime(record.created)) + ".%03dZ" % record.msecs,
+            "level": logging.getLevelName(levelno),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc[2]) if exc else None,
+            "errorType": exc[0].__name__ if exc else None,
+            "errorMessage": _safe_str(exc[1]) if exc else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": "%s:%s:%s" % (record.pathname, record.funcName, record.lineno) if exc else None,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED_RECORD_FIELDS and key not in result:
+                result[key] = value
+        result = {k: v for k, v in result.items() if v is not None}
+        return json.dumps(result, ensure_ascii=False, default=_safe_str) + "\n"
+
+
+def _json_logs():
+    return os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").strip().upper() == "JSON"
+
+
 def setup_logging():
     """Configures the root logger like Lambda's: one handler writing
-    "[LEVEL]\\t<UTC time>\\t<request id>\\t<message>" lines to stdout, level
-    from AWS_LAMBDA_LOG_LEVEL (default INFO)."""
-    formatter = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
-    formatter.converter = time.gmtime
+    "[LEVEL]\\t<UTC time>\\t<request id>\\t<message>" lines to stdout, or
+    JSON objects when AWS_LAMBDA_LOG_FORMAT is JSON, level from
+    AWS_LAMBDA_LOG_LEVEL (default INFO)."""
+    if _json_logs():
+        formatter = _JsonFormatter()
+    else:
+        formatter = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
+        formatter.converter = time.gmtime
     handler = _StdoutHandler()
     handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
@@ -477,7 +523,14 @@ def _flush_output():
 
 def log_error(error):
     """Prints an error object to stderr as Lambda's runtime logs it: one
-    record, its lines separated by CR, indentation as no-break spaces."""
+    record, its lines separated by CR, indentation as no-break spaces; in
+    the JSON log format, one object: timestamp, level ERROR and the error's
+    fields."""
+    if _json_logs():
+        record = {"timestamp": time.strftime(LOG_DATE_FORMAT, time.gmtime()), "level": "ERROR"}
+        record.update(error)
+        _write_stderr(json.dumps(record, ensure_ascii=False) + "\n")
+        return
     desc = "[ERROR]"
     if error.get("errorType"):
         desc += " " + error["errorType"]
