@@ -24,8 +24,8 @@ import (
 // credentials, and nothing else.
 func TestMetricsListener(t *testing.T) {
 	t.Parallel()
-	addr := testkit.FreeAddr(t)
-	startServer(t, "", func(c *config.Config) { c.MetricsAddr = addr })
+	// Port 0: the kernel picks, so no other test can take it first.
+	addr := startServer(t, "", func(c *config.Config) { c.MetricsAddr = "127.0.0.1:0" }).MetricsAddr()
 	for path, want := range map[string]int{"/metrics": 200, "/2015-03-31/functions": 404} {
 		r, err := http.Get("http://" + addr + path)
 		if err != nil {

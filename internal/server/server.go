@@ -348,6 +348,15 @@ func (s *Server) Err() error {
 // Addr is the address the API listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// MetricsAddr is the address the open metrics listener is bound to
+// (--metrics-addr, resolved when its port was 0); empty when it is off.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
+
 // Credentials are the credentials this server accepts.
 func (s *Server) Credentials() auth.Credentials { return s.creds }
 
