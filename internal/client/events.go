@@ -38,12 +38,7 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) (EventPage, erro
 	if f.Function != "" {
 		q.Set("function", f.Function)
 	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
-	}
+	setTimeRange(q, f.Since, f.Until)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
@@ -176,4 +171,15 @@ func qualifierQuery(q string) url.Values {
 		return nil
 	}
 	return url.Values{"Qualifier": {q}}
+}
+
+// setTimeRange sets the since and until of a listing's query (RFC 3339,
+// UTC); a zero time is left out.
+func setTimeRange(q url.Values, since, until time.Time) {
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if !until.IsZero() {
+		q.Set("until", until.UTC().Format(time.RFC3339Nano))
+	}
 }

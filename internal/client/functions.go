@@ -150,12 +150,7 @@ func (f LogFilter) query() url.Values {
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
-	}
+	setTimeRange(q, f.Since, f.Until)
 	if f.RequestID != "" {
 		q.Set("request", f.RequestID)
 	}

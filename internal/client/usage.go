@@ -27,12 +27,7 @@ func (c *Client) Usage(ctx context.Context, f UsageFilter) ([]lambdawire.UsageRo
 	if f.Function != "" {
 		q.Set("function", f.Function)
 	}
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !f.Until.IsZero() {
-		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
-	}
+	setTimeRange(q, f.Since, f.Until)
 	if f.By != "" {
 		q.Set("by", f.By)
 	}
