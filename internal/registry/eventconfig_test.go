@@ -57,10 +57,11 @@ func TestEventInvokeConfigPutUpdateAndMirror(t *testing.T) {
 	if err != nil || put.MaximumEventAgeInSeconds != nil || put.OnSuccess != "" || put.MaxAge() != 6*time.Hour {
 		t.Fatalf("Put after Update = %+v, %v", put, err)
 	}
-	got, err := b.GetEventInvokeConfig(ctx, "fn", "")
-	if err != nil || got.Retries() != 1 {
-		t.Fatalf("Get on the other node = %+v, %v", got, err)
-	}
+	// The other node answers from its mirror, which follows the store.
+	eventually(t, "the other node's Get to show the Put", func() bool {
+		got, err := b.GetEventInvokeConfig(ctx, "fn", "")
+		return err == nil && got.Retries() == 1 && got.OnFailure == "" && got.MaximumEventAgeInSeconds == nil
+	})
 
 	if err := a.DeleteEventInvokeConfig(ctx, "fn", ""); err != nil {
 		t.Fatal(err)
