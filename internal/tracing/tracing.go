@@ -169,13 +169,23 @@ func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, at
 	return t.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 }
 
+// StartAt is Start for a span that began at start (Owl measured it
+// rather than ran it: the queue, an acquisition); end it with
+// span.End(trace.WithTimestamp(end)).
+func (t *Tracer) StartAt(ctx context.Context, name string, start time.Time, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return t.tracer.Start(ctx, name, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+}
+
 // Record records a span that already happened, from start to end, in
-// ctx's trace (a wait Owl measured rather than ran: the queue, an init).
+// ctx's trace (a wait Owl measured: the queue, an init).
 func (t *Tracer) Record(ctx context.Context, name string, start, end time.Time, attrs ...attribute.KeyValue) {
 	if t == nil {
 		return
 	}
-	_, span := t.tracer.Start(ctx, name, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	_, span := t.StartAt(ctx, name, start, attrs...)
 	span.End(trace.WithTimestamp(end))
 }
 
