@@ -130,8 +130,9 @@ func runtimeTrace(t *testing.T, payload []byte) (traceID, parent string) {
 // X-Ray header of the same trace (_X_AMZN_TRACE_ID), and a real OTLP/HTTP
 // receiver gets that trace's spans (the API's, the acquisition with the
 // cold start's init, the runtime's invocation); an Event invocation's
-// trace adds the queue's wait; a function's call to another carries the
-// trace on (its SDK sends X-Amzn-Trace-Id).
+// trace adds the queue's wait; a message published with a trace header
+// is invoked in that trace by its subject trigger; a function's call to
+// another carries the trace on (its SDK sends X-Amzn-Trace-Id).
 func TestTraces(t *testing.T) {
 	t.Parallel()
 	recv := newOTLPReceiver(t)
@@ -180,6 +181,22 @@ func TestTraces(t *testing.T) {
 		}
 		if spans["owl.invoke"].attrs["faas.coldstart"] != "false" {
 			t.Errorf("a warm invocation's span says cold: %v", spans["owl.invoke"].attrs)
+		}
+	})
+
+	t.Run("subject", func(t *testing.T) {
+		ts := ts.as(t)
+		if _, stderr, code := owlCLI(t, ts.URL, "trigger", "add", "--subject", "traced.in", "--function", "traced", "--batch-size", "1"); code != 0 {
+			t.Fatalf("trigger add: %s", stderr)
+		}
+		const root = "Root=1-6759e988-cd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1"
+		resp, body := ts.do("POST", "/owl/v1/events/publish", []byte(`{"Subject":"traced.in","Data":{}}`), map[string]string{"X-Amzn-Trace-Id": root})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"Stored":true`) {
+			t.Fatalf("publish: %d %s", resp.StatusCode, body)
+		}
+		spans := recv.waitSpans(t, "6759e988cd862e3fe1be46a994272793", "owl.invoke")
+		if s := spans["owl.invoke"]; s.attrs["faas.name"] != "traced" {
+			t.Errorf("the subject's invocation span: %+v", s)
 		}
 	})
 

@@ -1,9 +1,9 @@
 package tracing
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -21,17 +21,19 @@ const (
 )
 
 // FromHeaders is the X-Ray trace header an invocation carries: h's
-// X-Amzn-Trace-Id when it is well formed, else its traceparent
+// X-Amzn-Trace-Id, unchanged, when it is well formed, else its traceparent
 // converted, else a new root, as Lambda starts one for a request without
 // a trace. A malformed header is ignored, never an error.
 func FromHeaders(h http.Header) string {
-	if x := h.Get(HeaderXRay); x != "" {
-		if sc, ok := ParseXRay(x); ok {
-			return FormatXRay(sc)
+	// Indexed by their canonical keys: Get would canonicalise
+	// "traceparent" anew (an allocation) on every invocation.
+	if x := h["X-Amzn-Trace-Id"]; len(x) > 0 {
+		if _, ok := ParseXRay(x[0]); ok {
+			return x[0] // as it came, other fields (Lineage, Self) too
 		}
 	}
-	if tp := h.Get(HeaderTraceparent); tp != "" {
-		if sc, ok := ParseTraceparent(tp); ok {
+	if tp := h["Traceparent"]; len(tp) > 0 {
+		if sc, ok := ParseTraceparent(tp[0]); ok {
 			return FormatXRay(sc)
 		}
 	}
@@ -57,8 +59,10 @@ func FromMap(m map[string]string) string {
 // Root=1-<the time in seconds, 8 hex digits>-<24 random hex digits>.
 func NewHeader() string {
 	var tid trace.TraceID
-	_, _ = rand.Read(tid[4:])
 	binary.BigEndian.PutUint32(tid[:4], uint32(time.Now().Unix()))
+	// Unique, not secret (as X-Ray's): the runtime's fast generator.
+	binary.BigEndian.PutUint64(tid[4:12], rand.Uint64())
+	binary.BigEndian.PutUint32(tid[12:], rand.Uint32())
 	return FormatXRay(trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, TraceFlags: trace.FlagsSampled}))
 }
 
@@ -145,9 +149,28 @@ func FormatTraceparent(sc trace.SpanContext) string {
 // decodeHex decodes lower- or upper-case hex s into dst, which it must
 // fill exactly.
 func decodeHex(dst []byte, s string) bool {
-	if hex.DecodedLen(len(s)) != len(dst) {
+	if len(s) != 2*len(dst) {
 		return false
 	}
-	_, err := hex.Decode(dst, []byte(s))
-	return err == nil
+	for i := range dst {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

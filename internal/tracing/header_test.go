@@ -106,3 +106,23 @@ func TestFromHeaders(t *testing.T) {
 		t.Errorf("FromMap: got %s", got)
 	}
 }
+
+// BenchmarkFromHeaders is what reading an invocation's trace costs the
+// API with tracing off (the only tracing work on that path then).
+//
+//	go test -run '^$' -bench FromHeaders -benchmem ./internal/tracing
+func BenchmarkFromHeaders(b *testing.B) {
+	for _, c := range []struct{ name, key, value string }{
+		{"xray", "X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"},
+		{"traceparent", "traceparent", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"},
+		{"none", "Other", "x"},
+	} {
+		h := http.Header{}
+		h.Set(c.key, c.value)
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				_ = FromHeaders(h)
+			}
+		})
+	}
+}
