@@ -93,10 +93,9 @@ func (a *API) serveHTTPEvent(w http.ResponseWriter, r *http.Request, t httpTarge
 // invokeHTTP runs t's function on the request and writes its answer.
 func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, body []byte, p auth.Principal) {
 	requestID := w.Header().Get("x-amzn-RequestId")
-	ctx, traceID, end := a.traceInvoke(r, "owl.api InvokeURL", t.function, requestID)
+	r, traceID, end := a.traceInvoke(r, "owl.api InvokeURL", t.function, requestID)
 	var err error
 	defer func() { end(err) }()
-	r = r.WithContext(ctx)
 	payload, err := json.Marshal(a.httpEvent(r, t, body, p, requestID))
 	if err != nil {
 		urlMessage(w, http.StatusInternalServerError, "Internal Server Error")

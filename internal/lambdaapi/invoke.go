@@ -19,9 +19,8 @@ const maxClientContext = 3583
 const logTailBytes = 4096
 
 func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) (err error) {
-	ctx, traceID, end := a.traceInvoke(r, "owl.api Invoke", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
+	r, traceID, end := a.traceInvoke(r, "owl.api Invoke", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
 	defer func() { end(err) }()
-	r = r.WithContext(ctx)
 	invType, logType, clientContext, err := invokeHeaders(r)
 	if err != nil {
 		return err
@@ -147,9 +146,8 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 // (POST /2014-11-13/functions/NAME/invoke-async/): the same as an Event
 // invocation of $LATEST, answered {"Status": 202}.
 func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, body []byte) (err error) {
-	ctx, traceID, end := a.traceInvoke(r, "owl.api InvokeAsync", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
+	r, traceID, end := a.traceInvoke(r, "owl.api InvokeAsync", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
 	defer func() { end(err) }()
-	r = r.WithContext(ctx)
 	body, err = eventPayload(body)
 	if err != nil {
 		return err
