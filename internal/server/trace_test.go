@@ -194,7 +194,7 @@ func TestTraces(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"Stored":true`) {
 			t.Fatalf("publish: %d %s", resp.StatusCode, body)
 		}
-		spans := recv.waitSpans(t, "6759e988cd862e3fe1be46a994272793", "owl.invoke")
+		spans := recv.waitSpans(t, "6759e988cd862e3fe1be46a994272793", "owl.queue", "owl.invoke")
 		if s := spans["owl.invoke"]; s.attrs["faas.name"] != "traced" {
 			t.Errorf("the subject's invocation span: %+v", s)
 		}

@@ -381,8 +381,14 @@ func (p *poller) call(msgs []jetstream.Msg, records []Record, depth int, origin 
 		}
 	}()
 	id := lambdawire.NewRequestID()
+	var queued time.Time // when the first message was stored: the queue's span
+	if len(msgs) > 0 {
+		if meta, err := msgs[0].Metadata(); err == nil {
+			queued = meta.Timestamp
+		}
+	}
 	return p.m.inv.Invoke(p.ctx, t.Function, events.Request{RequestID: id, Payload: payload, TraceID: traceOf(records),
-		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier), Depth: depth, Origin: cmp.Or(origin, id)})
+		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier), Depth: depth, Origin: cmp.Or(origin, id), Queued: queued})
 }
 
 // traceOf is the trace a batch is invoked in: the first record's whose
