@@ -71,6 +71,7 @@ var forbidden = map[string][]string{
 	"internal/routes":     {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/usage":      {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
+	"internal/tracing":    {"nats-io", "internal/"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -140,6 +141,11 @@ type Config struct {
 	// credentials on a listener of its own (OWL_METRICS_ADDR; off by
 	// default: the API's /metrics is authenticated).
 	MetricsAddr string
+	// OTLPEndpoint, when set (an http:// or https:// URL, the base of
+	// OTLP/HTTP's /v1/traces), exports the spans of invocations there
+	// (OWL_OTLP_ENDPOINT). Empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT
+	// and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT decide; none set, no spans.
+	OTLPEndpoint string
 }
 
 // Default returns the configuration for a single machine.
@@ -257,6 +263,9 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: want HOST:PORT: %w", c.Addr, err))
 	}
+	if err := checkOTLPEndpoint(c.OTLPEndpoint); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data: a data directory is required"))
 	}
@@ -350,4 +359,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// checkOTLPEndpoint says what is wrong with an OTLP endpoint, if anything:
+// empty (off) or an http(s) URL with a host.
+func checkOTLPEndpoint(endpoint string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("otlp endpoint %q: want an http:// or https:// URL, such as http://localhost:4318", endpoint)
+	}
+	return nil
 }

@@ -64,6 +64,7 @@ var Settings = []Setting{
 	{Name: "event-log-age", Help: "how long the event log keeps an accepted event for listing and replay", Field: func(c *Config) any { return &c.EventLogAge }},
 	{Name: "event-log-bytes", Help: "bytes the event log may hold before its oldest records go (0: an eighth of the disk's free space, 16 MiB to 1 GiB, like the function log)", Field: func(c *Config) any { return &c.EventLogBytes }},
 	{Name: "metrics-addr", Help: "HOST:PORT to serve /metrics on without credentials, for a Prometheus that cannot send the token; off when empty (the API's /metrics needs them)", Field: func(c *Config) any { return &c.MetricsAddr }},
+	{Name: "otlp-endpoint", Help: "OTLP/HTTP endpoint (URL) to export invocation spans to, e.g. http://localhost:4318; empty: the OTEL_EXPORTER_OTLP_* variables decide, none set: no spans", Field: func(c *Config) any { return &c.OTLPEndpoint }},
 	{Name: "nats-listen", Help: "HOST:PORT to serve NATS clients outside Owl on (user owl, password nats_password in the credentials file); off when empty", Field: func(c *Config) any { return &c.NATSListen }},
 	{Name: "max-connections", Help: "API connections open at once; one more is answered 503", Field: func(c *Config) any { return &c.MaxConnections }},
 	{Name: "max-body-memory", Help: "MB of request bodies held at once; past it requests get 429", Field: func(c *Config) any { return &c.MaxBodyMemoryMB }},

@@ -29,6 +29,9 @@ type Request struct {
 	// Depth and Origin are the event's place in its chain (Event).
 	Depth  int
 	Origin string
+	// Queued is when the event began waiting to be delivered (accepted,
+	// or a retry's due time): the queue's span (zero: none).
+	Queued time.Time
 }
 
 // Outcome is what a delivery that reached the function's runtime got.
@@ -272,6 +275,7 @@ func (d *Delivery) invoke(msg jetstream.Msg, fn registry.Function, ev Event) (Ou
 	return d.inv.Invoke(d.ctx, fn, Request{
 		RequestID: ev.RequestID, Payload: ev.Payload, TraceID: ev.TraceID,
 		InvokedARN: d.fns.ARN(ev.Function, ev.Qualifier), Depth: ev.Depth, Origin: cmp.Or(ev.Origin, ev.RequestID),
+		Queued: latest(ev.Accepted, ev.NotBefore),
 	})
 }
 
@@ -360,4 +364,12 @@ func (d *Delivery) Close() {
 	case <-time.After(10 * time.Second):
 	}
 	d.wg.Wait()
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

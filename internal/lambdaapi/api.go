@@ -27,6 +27,7 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 // Payload limits (Lambda's).
@@ -119,6 +120,9 @@ type Options struct {
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
+	// Tracer records the API's span of each invocation (nil: off; the
+	// trace header is passed on all the same).
+	Tracer *tracing.Tracer
 	Logger *slog.Logger
 }
 

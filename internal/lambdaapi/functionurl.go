@@ -93,6 +93,9 @@ func (a *API) serveHTTPEvent(w http.ResponseWriter, r *http.Request, t httpTarge
 // invokeHTTP runs t's function on the request and writes its answer.
 func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, body []byte, p auth.Principal) {
 	requestID := w.Header().Get("x-amzn-RequestId")
+	r, traceID, end := a.traceInvoke(r, "owl.api InvokeURL", t.function, requestID)
+	var err error
+	defer func() { end(err) }()
 	payload, err := json.Marshal(a.httpEvent(r, t, body, p, requestID))
 	if err != nil {
 		urlMessage(w, http.StatusInternalServerError, "Internal Server Error")
@@ -103,7 +106,7 @@ func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, b
 	if err == nil {
 		var res *InvokeResult
 		res, err = a.invoker.Invoke(r.Context(), InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
-			TraceID: r.Header.Get("X-Amzn-Trace-Id"), InvokedARN: a.reg.ARN(t.function, q)})
+			TraceID: traceID, InvokedARN: a.reg.ARN(t.function, q)})
 		if err == nil {
 			cors(w, r, t.cors)
 			if res.FunctionError {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -448,17 +449,43 @@ func TestConcurrencySettings(t *testing.T) {
 	h.do("GET", pc+"?Qualifier=1", nil).fails(t, lambdaerr.ProvisionedConfigNotFound)
 }
 
+const xrayHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+// TestInvokeTraceHeaders: the worker gets the invocation's trace as an
+// X-Ray header: X-Amzn-Trace-Id, else traceparent converted, else (none,
+// or malformed, which is no error) a new root.
+func TestInvokeTraceHeaders(t *testing.T) {
+	h := newHarness(t)
+	h.create("fn")
+	newRoot := regexp.MustCompile(`^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=1$`)
+	for _, c := range []struct {
+		hdr  []string
+		want *regexp.Regexp
+	}{
+		{[]string{"X-Amzn-Trace-Id", xrayHeader}, regexp.MustCompile("^" + regexp.QuoteMeta(xrayHeader) + "$")},
+		{[]string{"traceparent", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"}, regexp.MustCompile("^" + regexp.QuoteMeta(xrayHeader) + "$")},
+		{nil, newRoot},
+		{[]string{"X-Amzn-Trace-Id", "Root=1-abc"}, newRoot},
+		{[]string{"traceparent", "00-nonsense"}, newRoot},
+	} {
+		h.do("POST", fns+"/fn/invocations", []byte(`{}`), c.hdr...).ok(t, http.StatusOK, nil)
+		if got := h.worker.lastCall().TraceID; !c.want.MatchString(got) {
+			t.Errorf("%q: the worker got trace %q, want %v", c.hdr, got, c.want)
+		}
+	}
+}
+
 func TestInvoke(t *testing.T) {
 	h := newHarness(t)
 	h.create("fn")
 	cc := base64.StdEncoding.EncodeToString([]byte(`{"custom":{"a":"b"}}`))
 	resp := h.do("POST", fns+"/fn/invocations", []byte(`{"hello":"world"}`),
 		"X-Amz-Invocation-Type", "RequestResponse", "X-Amz-Log-Type", "Tail",
-		"X-Amz-Client-Context", cc, "X-Amzn-Trace-Id", "Root=1-abc")
+		"X-Amz-Client-Context", cc, "X-Amzn-Trace-Id", xrayHeader)
 	var out ran
 	resp.ok(t, http.StatusOK, &out)
 	call := h.worker.lastCall()
-	if out.Payload != `{"hello":"world"}` || call.ClientContext != `{"custom":{"a":"b"}}` || call.TraceID != "Root=1-abc" ||
+	if out.Payload != `{"hello":"world"}` || call.ClientContext != `{"custom":{"a":"b"}}` || call.TraceID != xrayHeader ||
 		call.RequestID == "" || call.RequestID != resp.header.Get("x-amzn-RequestId") ||
 		call.InvokedARN != "arn:aws:lambda:us-east-1:000000000000:function:fn" {
 		t.Errorf("the worker got %+v (payload %s)", call, out.Payload)

@@ -18,7 +18,9 @@ const maxClientContext = 3583
 // logTailBytes is how much of an invocation's log X-Amz-Log-Result carries.
 const logTailBytes = 4096
 
-func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error {
+func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) (err error) {
+	r, traceID, end := a.traceInvoke(r, "owl.api Invoke", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
+	defer func() { end(err) }()
 	invType, logType, clientContext, err := invokeHeaders(r)
 	if err != nil {
 		return err
@@ -39,7 +41,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 	fn := t.Function
 	version := fn.Version
 	if invType == "Event" {
-		if err := a.accept(w, r, name, q, body); err != nil {
+		if err := a.accept(w, r, name, q, body, traceID); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -57,7 +59,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) error 
 		RequestID:     w.Header().Get("x-amzn-RequestId"),
 		Payload:       body,
 		ClientContext: clientContext,
-		TraceID:       r.Header.Get("X-Amzn-Trace-Id"),
+		TraceID:       traceID,
 		InvokedARN:    a.reg.ARN(name, q),
 		Depth:         ch.depth,
 		Origin:        ch.origin,
@@ -115,8 +117,8 @@ func invokeHeaders(r *http.Request) (invType, logType, clientContext string, err
 // accept stores an asynchronous invocation of name:q (already resolved,
 // so an unknown function or qualifier was a 404); the caller answers 202
 // once it returns nil. Delivery (internal/events) runs it later, with
-// this response's request id.
-func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, body []byte) error {
+// this response's request id and in the trace traceID (an X-Ray header).
+func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, body []byte, traceID string) error {
 	if a.opts.Events == nil {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Asynchronous invocation (InvocationType Event) is not enabled on this node.")
 	}
@@ -130,7 +132,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 		Function:  name,
 		Qualifier: q,
 		Payload:   body,
-		TraceID:   r.Header.Get("X-Amzn-Trace-Id"),
+		TraceID:   traceID,
 		Depth:     h.depth,
 		Origin:    h.origin,
 	}
@@ -143,8 +145,10 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, name, q string, bod
 // invokeAsyncLegacy is Lambda's deprecated InvokeAsync
 // (POST /2014-11-13/functions/NAME/invoke-async/): the same as an Event
 // invocation of $LATEST, answered {"Status": 202}.
-func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, body []byte) error {
-	body, err := eventPayload(body)
+func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, body []byte) (err error) {
+	r, traceID, end := a.traceInvoke(r, "owl.api InvokeAsync", r.PathValue("name"), w.Header().Get("x-amzn-RequestId"))
+	defer func() { end(err) }()
+	body, err = eventPayload(body)
 	if err != nil {
 		return err
 	}
@@ -155,7 +159,7 @@ func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, body []b
 	if _, err := a.reg.ResolveForInvoke(r.Context(), name, q, 0); err != nil {
 		return err
 	}
-	if err := a.accept(w, r, name, q, body); err != nil {
+	if err := a.accept(w, r, name, q, body, traceID); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]int{"Status": http.StatusAccepted})

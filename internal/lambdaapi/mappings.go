@@ -8,6 +8,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/sources"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 // Event source mappings (2015-03-31/event-source-mappings) whose source
@@ -21,7 +22,7 @@ type Mappings interface {
 	Get(ctx context.Context, uuid string) (sources.Mapping, error)
 	Delete(ctx context.Context, uuid string) (sources.Mapping, error)
 	List(ctx context.Context, function, arn string) ([]sources.Mapping, error)
-	Publish(ctx context.Context, subject string, data []byte, depth int, origin string) (uint64, bool, error)
+	Publish(ctx context.Context, subject string, data []byte, depth int, origin, trace string) (uint64, bool, error)
 	ARN(uuid string) string
 }
 
@@ -201,7 +202,12 @@ func (a *API) publishEvent(w http.ResponseWriter, r *http.Request, body []byte) 
 		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Data is required: the JSON event to publish.")
 	}
 	ch := chainOf(r.Context()) // a function's own publish: a hop down its chain
-	seq, stored, err := ms.Publish(r.Context(), in.Subject, in.Data, ch.depth, ch.origin)
+	// The caller's trace, if it sent one, goes on in the message.
+	trace := ""
+	if r.Header.Get(tracing.HeaderXRay) != "" || r.Header.Get(tracing.HeaderTraceparent) != "" {
+		trace = tracing.FromHeaders(r.Header)
+	}
+	seq, stored, err := ms.Publish(r.Context(), in.Subject, in.Data, ch.depth, ch.origin, trace)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type Sources struct {
 	QueueDepth func() float64
 	// Triggers are schedule firings, missed firings and subject batches.
 	Triggers func() map[string]int64
+	// TraceSpansDropped is how many spans were never exported (the
+	// export queue was full, or the OTLP endpoint did not take them).
+	TraceSpansDropped func() int64
 }
 
 // Metrics is the node's registry of metrics.
@@ -120,10 +123,11 @@ var (
 	asyncDesc    = prometheus.NewDesc("owl_async_events_total", "Asynchronous invocation events by what happened to them (accepted, delivered, retried, throttled, dropped, destined, loops).", []string{"event"}, nil)
 	queueDesc    = prometheus.NewDesc("owl_async_queue_depth", "Asynchronous invocations stored and not yet finished.", nil, nil)
 	triggersDesc = prometheus.NewDesc("owl_trigger_events_total", "Trigger activity by kind (schedule firings and missed firings, subject batches, filtered and failed messages).", []string{"event"}, nil)
+	droppedDesc  = prometheus.NewDesc("owl_trace_spans_dropped_total", "Spans never exported to the OTLP endpoint: its queue was full, or the endpoint did not take them.", nil, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{envDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, triggersDesc} {
+	for _, d := range []*prometheus.Desc{envDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, triggersDesc, droppedDesc} {
 		ch <- d
 	}
 }
@@ -156,5 +160,8 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		for event, n := range s.Triggers() {
 			ch <- prometheus.MustNewConstMetric(triggersDesc, prometheus.CounterValue, float64(n), event)
 		}
+	}
+	if s.TraceSpansDropped != nil {
+		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.TraceSpansDropped()))
 	}
 }

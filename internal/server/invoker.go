@@ -4,11 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/tracing"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -40,10 +44,24 @@ func (i workerInvoker) Provisioned(name, version string) (ready int, failure str
 }
 
 // eventInvoker puts the worker behind asynchronous delivery's seam
-// (events.Invoker).
-type eventInvoker struct{ w *worker.Worker }
+// (events.Invoker), the delivery in the event's trace (a new one for an
+// event without), after the span of its wait in the queue.
+type eventInvoker struct {
+	w *worker.Worker
+	t *tracing.Tracer
+}
 
 func (i eventInvoker) Invoke(ctx context.Context, fn registry.Function, req events.Request) (events.Outcome, error) {
+	if req.TraceID == "" {
+		req.TraceID = tracing.NewHeader()
+	}
+	if i.t.Enabled() {
+		ctx = i.t.WithParent(ctx, req.TraceID)
+		if !req.Queued.IsZero() {
+			i.t.Record(ctx, "owl.queue", req.Queued, time.Now(), attribute.String("faas.name", fn.Name),
+				attribute.String("faas.invocation_id", req.RequestID), attribute.String("faas.trigger", "pubsub"))
+		}
+	}
 	res, err := i.w.Invoke(ctx, fn, worker.Request{
 		RequestID: req.RequestID, Payload: req.Payload, TraceID: req.TraceID, InvokedARN: req.InvokedARN,
 		Depth: req.Depth, Origin: req.Origin,

@@ -59,5 +59,6 @@ func newMetrics(s *Server) *metrics.Metrics {
 				"subject_batches": src.Batches, "subject_filtered": src.Filtered, "subject_failed": src.Failed,
 				"subject_loops": src.Loops}
 		},
+		TraceSpansDropped: s.tracer.Dropped,
 	})
 }

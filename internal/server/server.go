@@ -34,6 +34,7 @@ import (
 	"github.com/owl-project/owl/internal/sources"
 	"github.com/owl-project/owl/internal/storegc"
 	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/tracing"
 	"github.com/owl-project/owl/internal/triggers"
 	"github.com/owl-project/owl/internal/usage"
 	"github.com/owl-project/owl/internal/worker"
@@ -55,6 +56,7 @@ type Server struct {
 	routes  *routes.Table
 	sources *sources.Mappings // event source mappings: their pollers run from New
 	metrics *metrics.Metrics
+	tracer  *tracing.Tracer  // nil: no spans
 	deliver *events.Delivery // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
@@ -180,6 +182,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err
 	}
+	// Spans go to an OTLP endpoint when one is configured (nil: none).
+	if s.tracer, err = tracing.New(ctx, tracing.Options{Endpoint: cfg.OTLPEndpoint,
+		Logger: logger.With("component", "tracing")}); err != nil {
+		return nil, err
+	}
 	// Metrics read the node's parts when scraped (metrics.go); the worker
 	// tells them, and the usage sums, of every invocation.
 	s.metrics = newMetrics(s)
@@ -199,6 +206,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage},
+		Tracer:   s.tracer,
 		Logger:   logger.With("component", "worker"),
 	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
@@ -241,7 +249,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := os.Mkdir(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
-	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker}, s.events, s.bus.NC.Publish, sources.Options{
+	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker, s.tracer}, s.events, s.bus.NC.Publish, sources.Options{
 		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
 		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "sources"),
 	})
@@ -262,7 +270,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage,
-		Logger: logger.With("component", "api"),
+		Tracer: s.tracer, Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	if cfg.MetricsAddr != "" {
 		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -299,7 +307,7 @@ func (s *Server) Start() {
 	s.startOnce.Do(func() {
 		s.started = true
 		s.gc.Start()
-		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.worker}, events.DeliveryOptions{
+		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.worker, s.tracer}, events.DeliveryOptions{
 			Concurrency: s.cfg.AsyncDeliveries, RetryDelay: s.cfg.AsyncRetryDelay, ThrottleBackoff: s.cfg.AsyncThrottleBackoff,
 			Config: s.reg.AsyncConfig, Publish: s.bus.NC.Publish, RecursionAllowed: s.reg.RecursionAllowed,
 			Settled: s.logs.Flush, Logger: s.logger.With("component", "events"),
@@ -446,6 +454,13 @@ func (s *Server) teardown() {
 	}
 	if s.usage != nil {
 		s.usage.Close() // after the worker: it flushes the last invocations' sums
+	}
+	if s.tracer != nil { // after the worker: the last invocations' spans
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.tracer.Shutdown(fctx); err != nil {
+			s.logger.Warn("exporting the last spans", "err", err)
+		}
+		cancel()
 	}
 	if s.logs != nil {
 		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -19,6 +19,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 const (
@@ -488,8 +489,9 @@ const (
 // Publish publishes data on subject: stored in the capture stream when a
 // mapping reads it (stored is true, with its sequence), else sent on
 // core NATS to whoever listens. depth and origin, for a function's own
-// publish, go in the chain headers.
-func (m *Mappings) Publish(ctx context.Context, subject string, data []byte, depth int, origin string) (seq uint64, stored bool, err error) {
+// publish, go in the chain headers; trace (an X-Ray header), when set, in
+// X-Amzn-Trace-Id, which the mapping's invocation goes on in.
+func (m *Mappings) Publish(ctx context.Context, subject string, data []byte, depth int, origin, trace string) (seq uint64, stored bool, err error) {
 	if err := checkPublishSubject(subject); err != nil {
 		return 0, false, err
 	}
@@ -498,6 +500,9 @@ func (m *Mappings) Publish(ctx context.Context, subject string, data []byte, dep
 	if depth > 0 {
 		msg.Header.Set(HeaderDepth, strconv.Itoa(depth))
 		msg.Header.Set(HeaderOrigin, origin)
+	}
+	if trace != "" {
+		msg.Header.Set(tracing.HeaderXRay, trace)
 	}
 	ack, err := m.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 // Record is one message as the function gets it, in the batch's
@@ -379,8 +381,28 @@ func (p *poller) call(msgs []jetstream.Msg, records []Record, depth int, origin 
 		}
 	}()
 	id := lambdawire.NewRequestID()
-	return p.m.inv.Invoke(p.ctx, t.Function, events.Request{RequestID: id, Payload: payload,
-		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier), Depth: depth, Origin: cmp.Or(origin, id)})
+	var queued time.Time // when the first message was stored: the queue's span
+	if len(msgs) > 0 {
+		if meta, err := msgs[0].Metadata(); err == nil {
+			queued = meta.Timestamp
+		}
+	}
+	return p.m.inv.Invoke(p.ctx, t.Function, events.Request{RequestID: id, Payload: payload, TraceID: traceOf(records),
+		InvokedARN: p.m.fns.ARN(p.mp.Function, p.mp.Qualifier), Depth: depth, Origin: cmp.Or(origin, id), Queued: queued})
+}
+
+// traceOf is the trace a batch is invoked in: the first record's whose
+// message carries one (X-Amzn-Trace-Id or traceparent headers), else a
+// new one.
+func traceOf(records []Record) string {
+	for _, r := range records {
+		for k := range r.Headers {
+			if strings.EqualFold(k, tracing.HeaderXRay) || strings.EqualFold(k, tracing.HeaderTraceparent) {
+				return tracing.FromMap(r.Headers)
+			}
+		}
+	}
+	return tracing.NewHeader()
 }
 
 // retryOrGiveUp redelivers a failed message later, or past the

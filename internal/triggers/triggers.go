@@ -27,6 +27,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/schedule"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 const bucket = "OWL_TRIGGERS"
@@ -384,7 +385,8 @@ func (s *Scheduler) fire(ctx context.Context, t Trigger, at time.Time) error {
 		return err
 	}
 	if !stored {
-		ev := events.Event{RequestID: id, Function: t.Function, Qualifier: t.Qualifier, Payload: s.payload(t, at, id)}
+		ev := events.Event{RequestID: id, Function: t.Function, Qualifier: t.Qualifier, Payload: s.payload(t, at, id),
+			TraceID: tracing.NewHeader()} // each firing its own trace, as EventBridge Scheduler's
 		if err := s.sink.EnqueueFrom(ctx, ev, events.TypeSchedule, s.ARN(t.Name)); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimeapi"
 	"github.com/owl-project/owl/internal/telemetry"
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 // initTimeout is Lambda's limit on a runtime's initialisation.
@@ -81,6 +82,8 @@ type Config struct {
 	// Observer, when set, is told of every invocation.
 	Observer Observer
 	Logger   *slog.Logger
+	// Tracer records the spans of invocations (trace.go); nil: off.
+	Tracer *tracing.Tracer
 }
 
 // SpaceChecker is the data dir's free-space guard (internal/diskspace).
@@ -281,9 +284,11 @@ type delivery struct {
 func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request) (d *delivery, failed *Result, err error) {
 	for attempt := 1; ; attempt++ {
 		d = &delivery{}
+		t0 := time.Now()
 		d.e, d.cold, err = w.acquire(ctx, fn)
 		var initFailure *initFailed
 		if errors.As(err, &initFailure) {
+			w.traceFailedInit(ctx, fn, &req, t0, initFailure)
 			return nil, w.failedInit(fn, req, initFailure, attempt > 1), nil
 		}
 		if err != nil {
@@ -292,6 +297,7 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 
 		w.startLog(fn, req, d, attempt == 1)
 		d.start = time.Now()
+		span, traceID := w.traceStart(ctx, fn, &req, t0, d.start, d.cold)
 		d.e.running(&req)
 		deadline := d.start.Add(time.Duration(fn.Timeout) * time.Second)
 		ictx, cancel := context.WithDeadline(ctx, deadline)
@@ -300,11 +306,12 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 			RequestID:     req.RequestID,
 			Deadline:      deadline,
 			FunctionARN:   invokedARN(w.cfg.Region, w.cfg.AccountID, fn, req),
-			TraceID:       req.TraceID,
+			TraceID:       traceID,
 			ClientContext: req.ClientContext,
 			Payload:       req.Payload,
 		})
 		d.dur = time.Since(d.start)
+		traceEnd(span, d)
 		d.e.running(nil)
 		// The deadline was the function's (the caller's own deadline or
 		// departure ends ctx too) and it ended the invocation, not the
