@@ -267,7 +267,11 @@ func TestEnqueueRefusals(t *testing.T) {
 	if !lambdaerr.Is(err, lambdaerr.RequestTooLarge) {
 		t.Errorf("a %d byte payload: %v, want RequestTooLargeException", len(big), err)
 	}
+	if oldest, err := h.q.OldestPending(context.Background()); err != nil || !oldest.IsZero() {
+		t.Errorf("OldestPending of an empty queue = %v, %v; want zero", oldest, err)
+	}
 	payload := json.RawMessage(`"` + string(slices.Repeat([]byte("y"), 8<<10)) + `"`)
+	first := time.Now()
 	var accepted int
 	for i := range 20 {
 		err = h.q.Enqueue(context.Background(), Event{RequestID: fmt.Sprintf("fill-%d", i), Function: "fn", Payload: payload})
@@ -281,6 +285,10 @@ func TestEnqueueRefusals(t *testing.T) {
 	}
 	if n, _ := h.q.Pending(context.Background()); n != uint64(accepted) {
 		t.Errorf("%d events stored, %d accepted: every accepted one must be kept", n, accepted)
+	}
+	// Nothing delivers here: the oldest waiting is the first accepted.
+	if oldest, err := h.q.OldestPending(context.Background()); err != nil || oldest.Before(first.Add(-time.Second)) || oldest.After(time.Now()) {
+		t.Errorf("OldestPending = %v, %v; want the first event's store time (just after %v)", oldest, err, first)
 	}
 }
 

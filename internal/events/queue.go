@@ -234,6 +234,19 @@ func (q *Queue) Pending(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
+// OldestPending is when the oldest event stored and not yet finished was
+// stored (the work queue's first message); zero when none is.
+func (q *Queue) OldestPending(ctx context.Context) (time.Time, error) {
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the event stream: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return time.Time{}, nil
+	}
+	return info.State.FirstTime, nil
+}
+
 func unavailable(msg string) *lambdaerr.Error {
 	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 5, Message: msg}
 }

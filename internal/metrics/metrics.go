@@ -37,6 +37,9 @@ type Sources struct {
 	// events stored and not yet finished.
 	Async      func() map[string]int64
 	QueueDepth func() float64
+	// QueueOldestAge is how long the oldest queued asynchronous
+	// invocation has waited, in seconds (0 when none waits).
+	QueueOldestAge func() float64
 	// Triggers are schedule firings, missed firings and subject batches.
 	Triggers func() map[string]int64
 	// TraceSpansDropped is how many spans were never exported (the
@@ -122,12 +125,13 @@ var (
 	usedDesc     = prometheus.NewDesc("owl_memory_reserved_bytes", "Memory the execution environments reserve.", nil, nil)
 	asyncDesc    = prometheus.NewDesc("owl_async_events_total", "Asynchronous invocation events by what happened to them (accepted, delivered, retried, throttled, dropped, destined, loops).", []string{"event"}, nil)
 	queueDesc    = prometheus.NewDesc("owl_async_queue_depth", "Asynchronous invocations stored and not yet finished.", nil, nil)
+	oldestDesc   = prometheus.NewDesc("owl_async_queue_oldest_age_seconds", "How long the oldest asynchronous invocation stored and not yet finished has waited (0: none).", nil, nil)
 	triggersDesc = prometheus.NewDesc("owl_trigger_events_total", "Trigger activity by kind (schedule firings and missed firings, subject batches, filtered and failed messages).", []string{"event"}, nil)
 	droppedDesc  = prometheus.NewDesc("owl_trace_spans_dropped_total", "Spans never exported to the OTLP endpoint: its queue was full, or the endpoint did not take them.", nil, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{envDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, triggersDesc, droppedDesc} {
+	for _, d := range []*prometheus.Desc{envDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, oldestDesc, triggersDesc, droppedDesc} {
 		ch <- d
 	}
 }
@@ -155,6 +159,9 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.QueueDepth != nil {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, s.QueueDepth())
+	}
+	if s.QueueOldestAge != nil {
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, s.QueueOldestAge())
 	}
 	if s.Triggers != nil {
 		for event, n := range s.Triggers() {

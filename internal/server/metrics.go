@@ -53,6 +53,15 @@ func newMetrics(s *Server) *metrics.Metrics {
 			n, _ := s.events.Pending(ctx)
 			return float64(n)
 		},
+		QueueOldestAge: func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			oldest, err := s.events.OldestPending(ctx)
+			if err != nil || oldest.IsZero() {
+				return 0
+			}
+			return max(0, time.Since(oldest).Seconds())
+		},
 		Triggers: func() map[string]int64 {
 			t, src := s.sched.Stats(), s.sources.Stats()
 			return map[string]int64{"schedule_fired": t.Fired, "schedule_missed": t.Missed, "schedule_stopped": t.Stopped,

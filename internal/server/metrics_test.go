@@ -119,6 +119,8 @@ func TestMetrics(t *testing.T) {
 		`owl_init_duration_seconds_count{function="m"} 2`,
 		`owl_concurrent_executions 0`,
 		`owl_environments{state="busy"} 0`,
+		`owl_async_queue_depth 0`,
+		`owl_async_queue_oldest_age_seconds 0`,
 	)
 
 	// promtool, Prometheus' own checker, accepts the exposition.
