@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os/exec"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,16 +42,18 @@ func TestMetricsListener(t *testing.T) {
 }
 
 // TestMetrics: after a known sequence of invocations — cold and warm
-// successes, a function error, a timeout, a throttle, an init error —
+// successes, a function error, a timeout, a throttle, an init error, an
+// Event invocation failing through its two retries —
 // /metrics says exactly what happened, passes promtool's check, and is
 // refused without credentials; and the usage API's totals are exactly the
 // sums of the REPORT lines, also after a restart.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	ts := startServer(t, dataDir)
+	ts := startServer(t, dataDir, asyncConfig)
 	ctx := context.Background()
 	ts.createKitchensink("m", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
+	ts.createKitchensink("m-async")
 	ts.createZip("m-broken", interpreter(t, "python3"), "app.handler",
 		makeZip(t, zipEntry{name: "app.py", body: "raise RuntimeError('broken at import')\n"}))
 
@@ -79,16 +83,27 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("an invoke of a function with reserved concurrency 0 succeeded")
 	}
 
+	// An Event invocation that fails runs three times (two retries), then
+	// is given up; its log holds the three runs' REPORT lines.
+	id := ts.invokeEvent("m-async", `{"action":"error"}`)
+	ts.waitRuns("m-async", id, 3)
+	testkit.WaitFor(t, time.Minute, "the event to be given up", func() bool { return ts.EventStats().Dropped == 1 })
+	for _, m := range regexp.MustCompile(`Billed Duration: (\d+) ms`).FindAllStringSubmatch(ts.logText("m-async"), -1) {
+		n, _ := strconv.Atoi(m[1])
+		billed["m-async"] += n
+	}
+
 	// Usage: the throttled invocation never ran and is not counted.
 	want := []lambdawire.UsageRow{
 		{Function: "m", Invocations: 5, Errors: 2, BilledMs: int64(billed["m"]), MBMs: int64(billed["m"]) * 128},
+		{Function: "m-async", Invocations: 3, Errors: 3, BilledMs: int64(billed["m-async"]), MBMs: int64(billed["m-async"]) * 128},
 		{Function: "m-broken", Invocations: 1, Errors: 1, BilledMs: int64(billed["m-broken"]), MBMs: int64(billed["m-broken"]) * 128},
 	}
 	for i := range want {
 		want[i].GBSeconds = float64(want[i].MBMs) / 1024 / 1000
 	}
 	checkUsage(t, ts, "", want)
-	checkUsage(t, ts, "?function=m-broken&since="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), want[1:])
+	checkUsage(t, ts, "?function=m-broken&since="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), want[2:])
 	checkUsage(t, ts, "?since="+time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339), []lambdawire.UsageRow{})
 	for bad, errType := range map[string]string{"?by=week": "InvalidParameterValue", "?since=yesterday": "InvalidParameterValue",
 		"?function=no%20such": "ValidationException", "?since=2026-12-06T10:00:00Z&until=2026-12-06T09:00:00Z": "InvalidParameterValue"} {
@@ -119,6 +134,11 @@ func TestMetrics(t *testing.T) {
 		`owl_init_duration_seconds_count{function="m"} 2`,
 		`owl_concurrent_executions 0`,
 		`owl_environments{state="busy"} 0`,
+		`owl_invocations_total{function="m-async",outcome="function_error",version="$LATEST"} 3`,
+		`owl_async_events_total{event="accepted"} 1`,
+		`owl_async_events_total{event="retried"} 2`,
+		`owl_async_events_total{event="dropped"} 1`,
+		`owl_async_events_total{event="delivered"} 0`,
 		`owl_async_queue_depth 0`,
 		`owl_async_queue_oldest_age_seconds 0`,
 	)
