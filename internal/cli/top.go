@@ -33,7 +33,8 @@ and shows, per function, what happened between the last two scrapes: invocations
 (INV/S), invocations (INV, throttled ones included), errors (ERR: function errors, timeouts
 and init errors), throttles (THR), cold starts (COLD), the handler's duration p50 and p99
 (interpolated in the duration histogram's buckets, as Prometheus' histogram_quantile does),
-and CONC, the average number of its invocations running (handler seconds per second). Above
+CONC, the average number of its invocations running (handler seconds per second), and
+ENV B/I/F, its environments busy (or starting), idle and frozen at the last scrape. Above
 the table: the invocations running now, environments by state, the memory reserved of the
 budget and the asynchronous queue.
 

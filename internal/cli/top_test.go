@@ -53,13 +53,14 @@ func topWindow(m *metrics.Metrics) {
 // 2.5 of 5 in the bucket (1 ms, 4 ms] holding 3, p99 rank 4.95 in
 // (1.024 s, 4.096 s] holding 1; CONC is 3.017 handler seconds over 2 s.
 var wantF = topRow{Function: "f", Invocations: 6, Errors: 2, Throttles: 1, ColdStarts: 1, Rate: 3,
-	P50: 0.001 + 0.003*2.5/3, P99: 1.024 + 3.072*0.95, Concurrency: 3.017 / 2}
+	P50: 0.001 + 0.003*2.5/3, P99: 1.024 + 3.072*0.95, Concurrency: 3.017 / 2, Busy: 2, Idle: 1, Frozen: 3}
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 || (math.IsNaN(a) && math.IsNaN(b)) }
 
 func sameRow(a, b topRow) bool {
 	return a.Function == b.Function && a.Invocations == b.Invocations && a.Errors == b.Errors && a.Throttles == b.Throttles &&
-		a.ColdStarts == b.ColdStarts && near(a.Rate, b.Rate) && near(a.P50, b.P50) && near(a.P99, b.P99) && near(a.Concurrency, b.Concurrency)
+		a.ColdStarts == b.ColdStarts && near(a.Rate, b.Rate) && near(a.P50, b.P50) && near(a.P99, b.P99) && near(a.Concurrency, b.Concurrency) &&
+		a.Busy == b.Busy && a.Idle == b.Idle && a.Frozen == b.Frozen
 }
 
 // TestTopRows: the rows of two scrapes of the real exposition are what
@@ -72,6 +73,9 @@ func TestTopRows(t *testing.T) {
 		Concurrent:   func() int { return 2 },
 		MemoryBudget: func() int64 { return 2 << 30 }, MemoryUsed: func() int64 { return 512 << 20 },
 		QueueDepth: func() float64 { return 7 },
+		FunctionEnvironments: func() map[string]map[string]int {
+			return map[string]map[string]int{"f": {"starting": 1, "busy": 1, "idle": 1, "frozen": 3, "provisioned": 2}}
+		},
 	})
 	topBefore(m)
 	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -104,7 +108,7 @@ func TestTopRows(t *testing.T) {
 	if !strings.HasPrefix(out, "running 2 · environments busy 2, idle 1, frozen 4, prewarmed 1 · memory reserved 512.0 MiB of 2.0 GiB · async queue 7\n") {
 		t.Errorf("server line:\n%s", out)
 	}
-	if f := topTableRow(t, out, "f"); strings.Join(f[:8], " ") != "f 3.0 6 2 1 1 3.5ms 3.94s" {
+	if f := topTableRow(t, out, "f"); strings.Join(f[:8], " ") != "f 3.0 6 2 1 1 3.5ms 3.94s" || f[len(f)-1] != "2/1/3" {
 		t.Errorf("f's line = %q", f)
 	}
 

@@ -36,6 +36,7 @@ type topCounters struct {
 	count, sum     float64            // owl_invocation_duration_seconds' _count and _sum
 	buckets        []topBucket        // its cumulative buckets, ascending, +Inf last
 	hasObservation bool
+	envs           map[string]float64 // owl_function_environments by state, now
 }
 
 // topBucket is a histogram bucket: observations ≤ le, cumulative.
@@ -78,6 +79,13 @@ func parseTopSnapshot(r io.Reader, at time.Time) (*topSnapshot, error) {
 			c.buckets = append(c.buckets, topBucket{math.Inf(1), c.count})
 		}
 	}
+	for _, m := range fams["owl_function_environments"].GetMetric() {
+		c := fn(m)
+		if c.envs == nil {
+			c.envs = map[string]float64{}
+		}
+		c.envs[label(m, "state")] += m.GetGauge().GetValue()
+	}
 	for _, m := range fams["owl_environments"].GetMetric() {
 		s.environments[label(m, "state")] += m.GetGauge().GetValue()
 	}
@@ -119,6 +127,9 @@ type topRow struct {
 	// Concurrency is the average number of invocations running in the
 	// handler over the window: handler seconds per second.
 	Concurrency float64
+	// Busy, Idle and Frozen are the function's environments in each state
+	// at the second scrape (starting ones count as busy).
+	Busy, Idle, Frozen float64
 }
 
 // topRows computes each function's row from two scrapes of the same
@@ -145,6 +156,7 @@ func topRows(prev, cur *topSnapshot) []topRow {
 			}
 		}
 		r.ColdStarts = counterDelta(p.cold, c.cold)
+		r.Busy, r.Idle, r.Frozen = c.envs["busy"]+c.envs["starting"], c.envs["idle"], c.envs["frozen"]
 		if secs > 0 {
 			r.Rate = r.Invocations / secs
 			r.Concurrency = counterDelta(p.sum, c.sum) / secs
@@ -289,14 +301,14 @@ func printTopTable(w io.Writer, cur *topSnapshot, rows []topRow, maxRows int) er
 		width = max(width, len(r.Function))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tINV/S\tINV\tERR\tTHR\tCOLD\tP50\tP99\tCONC\t\n", width, "FUNCTION")
+	fmt.Fprintf(tw, "%-*s\tINV/S\tINV\tERR\tTHR\tCOLD\tP50\tP99\tCONC\tENV B/I/F\t\n", width, "FUNCTION")
 	for i, r := range rows {
 		if maxRows > 0 && i == maxRows {
-			fmt.Fprintf(tw, "%-*s\t\t\t\t\t\t\t\t\t\n", width, fmt.Sprintf("… %d more", len(rows)-i))
+			fmt.Fprintf(tw, "%-*s\t\t\t\t\t\t\t\t\t\t\n", width, fmt.Sprintf("… %d more", len(rows)-i))
 			break
 		}
-		fmt.Fprintf(tw, "%-*s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t\n", width, r.Function, r.Rate, num(r.Invocations), num(r.Errors),
-			num(r.Throttles), num(r.ColdStarts), seconds(r.P50), seconds(r.P99), r.Concurrency)
+		fmt.Fprintf(tw, "%-*s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s/%s/%s\t\n", width, r.Function, r.Rate, num(r.Invocations), num(r.Errors),
+			num(r.Throttles), num(r.ColdStarts), seconds(r.P50), seconds(r.P99), r.Concurrency, num(r.Busy), num(r.Idle), num(r.Frozen))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("printing the table: %w", err)

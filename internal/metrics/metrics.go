@@ -29,7 +29,10 @@ type Sources struct {
 	// Environments by state (busy, idle, frozen, prewarmed) and the
 	// invocations running.
 	Environments func() map[string]int
-	Concurrent   func() int
+	// FunctionEnvironments are each function's environments by state
+	// (starting, busy, idle, frozen, and provisioned among them).
+	FunctionEnvironments func() map[string]map[string]int
+	Concurrent           func() int
 	// MemoryBudget and MemoryUsed are the sandboxes' budget and what
 	// their environments reserve, in bytes.
 	MemoryBudget, MemoryUsed func() int64
@@ -120,6 +123,7 @@ type sourceCollector struct{ src Sources }
 
 var (
 	envDesc      = prometheus.NewDesc("owl_environments", "Execution environments by state.", []string{"state"}, nil)
+	fnEnvDesc    = prometheus.NewDesc("owl_function_environments", "A function's execution environments by state (starting, busy, idle, frozen; provisioned counts those of them that are provisioned).", []string{"function", "state"}, nil)
 	concDesc     = prometheus.NewDesc("owl_concurrent_executions", "Invocations running now.", nil, nil)
 	budgetDesc   = prometheus.NewDesc("owl_memory_budget_bytes", "Memory the sandboxes may use together.", nil, nil)
 	usedDesc     = prometheus.NewDesc("owl_memory_reserved_bytes", "Memory the execution environments reserve.", nil, nil)
@@ -130,14 +134,25 @@ var (
 	droppedDesc  = prometheus.NewDesc("owl_trace_spans_dropped_total", "Spans never exported to the OTLP endpoint: its queue was full, or the endpoint did not take them.", nil, nil)
 )
 
+// functionEnvStates are the states owl_function_environments reports for
+// every function that has an environment (0 when none is in it).
+var functionEnvStates = []string{"starting", "busy", "idle", "frozen", "provisioned"}
+
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{envDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, oldestDesc, triggersDesc, droppedDesc} {
+	for _, d := range []*prometheus.Desc{envDesc, fnEnvDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, oldestDesc, triggersDesc, droppedDesc} {
 		ch <- d
 	}
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src
+	if s.FunctionEnvironments != nil {
+		for fn, states := range s.FunctionEnvironments() {
+			for _, state := range functionEnvStates {
+				ch <- prometheus.MustNewConstMetric(fnEnvDesc, prometheus.GaugeValue, float64(states[state]), fn, state)
+			}
+		}
+	}
 	if s.Environments != nil {
 		for state, n := range s.Environments() {
 			ch <- prometheus.MustNewConstMetric(envDesc, prometheus.GaugeValue, float64(n), state)

@@ -27,6 +27,8 @@ func (o invocationObserver) Invocation(inv worker.Invocation) {
 // (they exist by the time anything scrapes: after New).
 func newMetrics(s *Server) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
+		// A closure: the worker is made after the metrics.
+		FunctionEnvironments: func() map[string]map[string]int { return s.worker.FunctionEnvironments() },
 		Environments: func() map[string]int {
 			st := s.worker.Stats()
 			return map[string]int{"busy": st.Environments - st.Idle, "idle": st.Idle - st.Frozen, "frozen": st.Frozen,

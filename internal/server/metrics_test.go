@@ -143,6 +143,19 @@ func TestMetrics(t *testing.T) {
 		`owl_async_queue_oldest_age_seconds 0`,
 	)
 
+	// m's one environment (the timeout took the first) waits, idle or
+	// already frozen; m-broken's never became one.
+	envs := map[string]int{}
+	for _, l := range regexp.MustCompile(`(?m)^owl_function_environments\{function="m",state="(\w+)"\} (\d+)$`).FindAllStringSubmatch(text, -1) {
+		envs[l[1]], _ = strconv.Atoi(l[2])
+	}
+	if envs["idle"]+envs["frozen"] != 1 || envs["busy"]+envs["starting"]+envs["provisioned"] != 0 {
+		t.Errorf("m's environments by state = %v, want one idle or frozen", envs)
+	}
+	if strings.Contains(text, `owl_function_environments{function="m-broken"`) {
+		t.Errorf("m-broken, which never started, has environments:\n%s", text)
+	}
+
 	// promtool, Prometheus' own checker, accepts the exposition.
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {

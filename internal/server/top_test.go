@@ -88,8 +88,9 @@ func TestTopAgainstServer(t *testing.T) {
 			row = f
 		}
 	}
-	// FUNCTION INV/S INV ERR THR COLD P50 P99 CONC
-	if len(row) != 9 || strings.Join(row[2:6], " ") != "3 1 0 0" || row[6] == "-" || row[7] == "-" ||
+	// FUNCTION INV/S INV ERR THR COLD P50 P99 CONC ENV B/I/F: one
+	// environment, idle or frozen by now.
+	if len(row) != 10 || (row[9] != "0/1/0" && row[9] != "0/0/1") || strings.Join(row[2:6], " ") != "3 1 0 0" || row[6] == "-" || row[7] == "-" ||
 		!strings.Contains(out.String(), "environments busy 0, idle ") {
 		t.Fatalf("owl top --once: topped's INV ERR THR COLD are not 3 1 0 0, or no quantiles:\n%s", out.String())
 	}

@@ -306,6 +306,29 @@ func (p *envPool) stats() poolStats {
 	return s
 }
 
+// byFunction counts each function's environments by state (starting,
+// busy, idle, frozen) and how many of them are provisioned.
+func (p *envPool) byFunction() map[string]map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]map[string]int{}
+	for e := range p.all {
+		if e.key.name == "" {
+			continue
+		}
+		m := out[e.key.name]
+		if m == nil {
+			m = map[string]int{}
+			out[e.key.name] = m
+		}
+		m[e.state.String()]++
+		if e.provisioned {
+			m["provisioned"]++
+		}
+	}
+	return out
+}
+
 // provisioned counts the provisioned environments of name's version.
 func (p *envPool) provisioned(name, version string) int {
 	p.mu.Lock()

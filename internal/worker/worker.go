@@ -603,6 +603,11 @@ type Stats struct {
 }
 
 // Stats reports how many environments exist and how many are idle.
+// FunctionEnvironments counts each function's environments by state
+// (starting, busy, idle, frozen) and, under "provisioned", those of them
+// that are provisioned; a function without environments is absent.
+func (w *Worker) FunctionEnvironments() map[string]map[string]int { return w.envs.byFunction() }
+
 func (w *Worker) Stats() Stats {
 	ps := w.envs.stats()
 	return Stats{Environments: ps.all, Idle: ps.idle, Frozen: ps.frozen, Inflight: int(w.inflight.Load()),
