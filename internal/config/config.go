@@ -104,6 +104,9 @@ type Config struct {
 	// FunctionLogBytes bounds the function logs' size, the oldest lines
 	// going first; 0 sizes it from the disk.
 	FunctionLogBytes int64
+	// FunctionLogBytesEach bounds one function's share of the function
+	// logs, its oldest lines going first; 0 is a quarter of their size.
+	FunctionLogBytesEach int64
 	// LogLevel of Owl's own slog output: debug, info, warn, error.
 	LogLevel string
 	// LogFormat of Owl's own slog output: text or json.
@@ -301,6 +304,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("function log age %v: must be at least 1m", c.LogRetention))
+	}
+	if c.FunctionLogBytesEach != 0 && c.FunctionLogBytesEach < 1<<20 {
+		errs = append(errs, fmt.Errorf("function log bytes each %d: must be 0 (a quarter of the function logs' size) or at least 1 MiB", c.FunctionLogBytesEach))
 	}
 	if c.FunctionLogBytes != 0 && c.FunctionLogBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("function log bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.FunctionLogBytes))

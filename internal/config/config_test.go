@@ -50,6 +50,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"log format", func(c *Config) { c.LogFormat = "yaml" }, "log format \"yaml\": want text or json"},
 		{"function log age", func(c *Config) { c.LogRetention = time.Second }, "function log age"},
 		{"function log bytes", func(c *Config) { c.FunctionLogBytes = 1000 }, "function log bytes"},
+		{"function log bytes each", func(c *Config) { c.FunctionLogBytesEach = 1000 }, "function log bytes each"},
 		{"network cidr", func(c *Config) { c.NetworkCIDR = "10.213.0.0" }, "network cidr"},
 		{"network cidr v6", func(c *Config) { c.NetworkCIDR = "fd00::/64" }, "network cidr"},
 		{"network cidr host bits", func(c *Config) { c.NetworkCIDR = "10.213.1.1/16" }, "did you mean 10.213.0.0/16"},

@@ -61,6 +61,7 @@ var Settings = []Setting{
 	{Name: "async-throttle-backoff", Help: "longest wait between tries of a throttled asynchronous invocation (they start 1s apart and double)", Field: func(c *Config) any { return &c.AsyncThrottleBackoff }},
 	{Name: "function-log-age", Help: "how long functions' log lines are kept", Field: func(c *Config) any { return &c.LogRetention }},
 	{Name: "function-log-bytes", Help: "bytes functions' logs may hold together before their oldest lines go (0: an eighth of the disk's free space, 16 MiB to 1 GiB)", Field: func(c *Config) any { return &c.FunctionLogBytes }},
+	{Name: "function-log-bytes-each", Help: "bytes one function's log may hold before its oldest lines go, so a chatty function pushes out its own lines, not others' (0: a quarter of --function-log-bytes)", Field: func(c *Config) any { return &c.FunctionLogBytesEach }},
 	{Name: "event-log-age", Help: "how long the event log keeps an accepted event for listing and replay", Field: func(c *Config) any { return &c.EventLogAge }},
 	{Name: "event-log-bytes", Help: "bytes the event log may hold before its oldest records go (0: an eighth of the disk's free space, 16 MiB to 1 GiB, like the function log)", Field: func(c *Config) any { return &c.EventLogBytes }},
 	{Name: "metrics-addr", Help: "HOST:PORT to serve /metrics on without credentials, for a Prometheus that cannot send the token; off when empty (the API's /metrics needs them)", Field: func(c *Config) any { return &c.MetricsAddr }},

@@ -176,8 +176,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
+	logEach := cfg.FunctionLogBytesEach
+	if logEach == 0 {
+		logEach = logBytes / 4
+	}
+	s.logs.LimitEach(logEach)
 	logger.Info("store", "data", dataDir, "free_bytes", plan.Free, "store_bytes", plan.StoreBytes,
-		"reserve_bytes", plan.Reserve, "log_stream_max_bytes", logBytes)
+		"reserve_bytes", plan.Reserve, "log_stream_max_bytes", logBytes, "function_log_max_bytes", logEach)
 	runtimeDir := filepath.Join(dataDir, "runtime")
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return nil, err

@@ -49,6 +49,13 @@ type LogStore struct {
 	mu      sync.Mutex             // guards pending
 	pending map[string][]*logChunk // function → log text not yet published, in order
 
+	// The bound on each function's share (retention.go): eachMax is
+	// set once; acks and usage are the publisher goroutine's own.
+	eachMax atomic.Int64
+	purged  atomic.Int64
+	acks    []pendingAck
+	usage   map[string]*functionUsage
+
 	kick     chan struct{}      // an append into an empty batch
 	flushReq chan chan struct{} // Flush/Tail asking for a publish now
 	stop     chan struct{}
@@ -88,8 +95,8 @@ func OpenLogStore(ctx context.Context, js jetstream.JetStream, maxAge time.Durat
 	}
 	l := &LogStore{
 		js: js, stream: s, logger: logger, space: space,
-		pending: map[string][]*logChunk{},
-		kick:    make(chan struct{}, 1), flushReq: make(chan chan struct{}),
+		pending: map[string][]*logChunk{}, usage: map[string]*functionUsage{},
+		kick: make(chan struct{}, 1), flushReq: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go l.publisher()
@@ -143,9 +150,11 @@ func (l *LogStore) publisher() {
 		select {
 		case <-l.stop:
 			l.publishPending()
+			l.countAcks(true)
 			return
 		case ack := <-l.flushReq:
 			l.publishPending()
+			l.countAcks(true)
 			close(ack)
 		case <-l.kick:
 			select {
@@ -153,10 +162,12 @@ func (l *LogStore) publisher() {
 			case <-l.stop:
 			case ack := <-l.flushReq:
 				l.publishPending()
+				l.countAcks(true)
 				close(ack)
 				continue
 			}
 			l.publishPending()
+			l.countAcks(false)
 		}
 	}
 }
@@ -198,8 +209,11 @@ func (l *LogStore) publishChunk(fn string, c *logChunk) {
 				n = i + 1
 			}
 		}
-		if _, err := l.js.PublishMsgAsync(&nats.Msg{Subject: logSubjectPfx + fn, Header: h, Data: b[:n]}); err != nil {
+		fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: logSubjectPfx + fn, Header: h, Data: b[:n]})
+		if err != nil {
 			l.logger.Warn("storing function log", "function", fn, "err", err)
+		} else if l.eachMax.Load() > 0 {
+			l.acks = append(l.acks, pendingAck{fn: fn, size: int64(n), fut: fut})
 		}
 		b = b[n:]
 	}

@@ -211,3 +211,43 @@ func TestTailLeavesNoConsumers(t *testing.T) {
 		t.Errorf("%d consumers left on the log stream after 2000 reads", info.State.Consumers)
 	}
 }
+
+// TestLimitEach: a function writing far more than its bound keeps its
+// newest lines, about the bound's worth, and another function's lines are
+// untouched.
+func TestLimitEach(t *testing.T) {
+	ctx := context.Background()
+	_, logs := newLogStore(t)
+	const max = 1 << 20
+	logs.LimitEach(max)
+	for i := range 10 {
+		logs.Append("quiet", telemetry.LogMeta{RequestID: "q"}, fmt.Sprintf("quiet %d\n", i))
+	}
+	line := strings.Repeat("x", 1000)
+	for i := range 4000 { // ~4 MB in 400 runs of 10 lines, one invocation each
+		logs.Append("chatty", telemetry.LogMeta{RequestID: fmt.Sprint(i / 10)}, fmt.Sprintf("%05d %s\n", i, line))
+		if i%500 == 499 {
+			logs.Flush(ctx)
+		}
+	}
+	lines, err := tailText(ctx, logs, "chatty", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, l := range lines {
+		kept += len(l) + 1
+	}
+	if kept > max+max/32 || kept < max/10*9-max/32 || !strings.HasPrefix(lines[len(lines)-1], "03999 ") {
+		t.Errorf("chatty kept %d bytes (bound %d), its last line %.10q", kept, max, lines[len(lines)-1])
+	}
+	if strings.HasPrefix(lines[0], "00000 ") {
+		t.Error("chatty's oldest line is still there")
+	}
+	if q, _ := tailText(ctx, logs, "quiet", 0); len(q) != 10 {
+		t.Errorf("quiet kept %d of its 10 lines", len(q))
+	}
+	if p := logs.PurgedBytes(); p < 3*max-max/4 {
+		t.Errorf("PurgedBytes = %d, want about 3 MB", p)
+	}
+}
