@@ -247,6 +247,9 @@ func (c *conn) writeResponse(r *http.Request, w *respWriter, closeAfter bool) er
 	b = append(b, http.StatusText(status)...)
 	b = append(b, "\r\n"...)
 	for k, vs := range w.header {
+		if k == "Content-Length" { // written below, once: a client may refuse two
+			continue
+		}
 		for _, v := range vs {
 			b = appendHeader(b, k, v)
 		}
