@@ -12,8 +12,8 @@ import (
 )
 
 // Event source mappings (2015-03-31/event-source-mappings) whose source
-// is a NATS subject (internal/sources, docs/events.md), and Owl's
-// publish (/owl/v1/events/publish).
+// is a NATS subject or a JetStream stream (internal/sources,
+// docs/events.md), and Owl's publish (/owl/v1/events/publish).
 
 // Mappings keeps the event source mappings.
 type Mappings interface {

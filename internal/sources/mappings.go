@@ -32,6 +32,9 @@ const (
 	idleSubject = "owl.sources.idle"
 	// ARNPrefix starts a NATS subject source's ARN.
 	ARNPrefix = "arn:owl:nats:::"
+	// StreamARNPrefix starts the ARN of a JetStream stream of the user's
+	// own: arn:owl:jetstream:::<stream>, or <stream>/<subject filter>.
+	StreamARNPrefix = "arn:owl:jetstream:::"
 )
 
 // Limits and defaults (Lambda's, for stream sources).
@@ -44,10 +47,14 @@ const (
 	MaxFilters       = 5
 )
 
-// Mapping reads a NATS subject and invokes a function with its messages.
+// Mapping reads a NATS subject, or a JetStream stream of the user's own,
+// and invokes a function with its messages.
 type Mapping struct {
-	UUID      string `json:"uuid"`
+	UUID string `json:"uuid"`
+	// Subject is the subject read; with Stream, the filter inside the
+	// stream ("": all of it).
 	Subject   string `json:"subject"`
+	Stream    string `json:"stream,omitempty"`
 	Function  string `json:"function"`
 	Qualifier string `json:"qualifier,omitempty"`
 	Enabled   bool   `json:"enabled"`
@@ -68,7 +75,87 @@ type Mapping struct {
 }
 
 // ARN is the mapping's source ARN.
-func (m Mapping) ARN() string { return ARNPrefix + m.Subject }
+func (m Mapping) ARN() string {
+	switch {
+	case m.Stream == "":
+		return ARNPrefix + m.Subject
+	case m.Subject == "":
+		return StreamARNPrefix + m.Stream
+	}
+	return StreamARNPrefix + m.Stream + "/" + m.Subject
+}
+
+// ParseSourceARN reads a mapping's source ARN: a NATS subject
+// (arn:owl:nats:::<subject>, stream ""), or a JetStream stream of the
+// user's own with an optional subject filter
+// (arn:owl:jetstream:::<stream>[/<filter>]). Owl's own streams are
+// refused.
+func ParseSourceARN(arn string) (stream, subject string, err error) {
+	if subject, ok := strings.CutPrefix(arn, ARNPrefix); ok {
+		return "", subject, checkSubject(subject)
+	}
+	rest, ok := strings.CutPrefix(arn, StreamARNPrefix)
+	if !ok {
+		return "", "", lambdaerr.New(lambdaerr.InvalidParameterValue,
+			"Owl's event sources are NATS subjects, %s<subject> (wildcards * and > allowed), or JetStream streams, %s<stream>[/<subject filter>]; not %s",
+			ARNPrefix, StreamARNPrefix, arn)
+	}
+	stream, subject, filtered := strings.Cut(rest, "/")
+	if err := checkStreamName(stream); err != nil {
+		return "", "", err
+	}
+	if filtered {
+		if err := checkSubject(subject); err != nil {
+			return "", "", err
+		}
+	}
+	return stream, subject, nil
+}
+
+// checkStream checks that the user's stream is there (Lambda's answer
+// for a Kinesis stream that is not: "Stream not found") and that the
+// subject filter, when given, reads some of its subjects.
+func (m *Mappings) checkStream(ctx context.Context, arn, stream, filter string) error {
+	s, err := m.js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Stream not found: %s", arn)
+	}
+	if err != nil {
+		return fmt.Errorf("looking up stream %s: %w", stream, err)
+	}
+	subjects := s.CachedInfo().Config.Subjects
+	if filter == "" || len(subjects) == 0 {
+		return nil
+	}
+	for _, sub := range subjects {
+		if subset(filter, sub) || subset(sub, filter) {
+			return nil
+		}
+	}
+	return lambdaerr.New(lambdaerr.InvalidParameterValue, "Cannot read %s: stream %s holds %s, not %s.",
+		arn, stream, strings.Join(subjects, ", "), filter)
+}
+
+// checkStreamName accepts a JetStream stream name that is not Owl's own
+// (OWL_…, and its KV buckets' and object stores' KV_OWL_…, OBJ_OWL_…).
+func checkStreamName(name string) error {
+	bad := func(why string) error {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "%s%s is not a JetStream stream to read: %s.", StreamARNPrefix, name, why)
+	}
+	if name == "" || len(name) > 255 {
+		return bad("a stream name is 1 to 255 bytes")
+	}
+	if strings.ContainsAny(name, ".*> \t\r\n\\/") {
+		return bad("a stream name has no '.', '*', '>', '/', '\\' or white space")
+	}
+	up := strings.ToUpper(name)
+	for _, own := range []string{"OWL_", "KV_OWL_", "OBJ_OWL_"} {
+		if strings.HasPrefix(up, own) {
+			return bad("streams named " + own + "… are Owl's own")
+		}
+	}
+	return nil
+}
 
 // Input creates or changes a mapping; nil fields were not given.
 type Input struct {
@@ -183,6 +270,9 @@ func (m *Mappings) Create(ctx context.Context, in Input) (Mapping, error) {
 		return Mapping{}, err
 	}
 	if _, err := m.consumer(ctx, mp); err != nil {
+		if mp.Stream != "" { // the user's stream refused it: a filter outside its subjects
+			return Mapping{}, lambdaerr.New(lambdaerr.InvalidParameterValue, "Cannot read %s: %v", mp.ARN(), err)
+		}
 		return Mapping{}, fmt.Errorf("creating the consumer of mapping %s: %w", mp.UUID, err)
 	}
 	if err := m.put(ctx, mp, 0); err != nil {
@@ -228,7 +318,7 @@ func (m *Mappings) Delete(ctx context.Context, uuid string) (Mapping, error) {
 	}
 	mp.Enabled = false
 	m.sync(mp)
-	if s := m.captureStream(); s != nil {
+	if s, err := m.sourceStream(ctx, mp); err == nil {
 		if err := s.DeleteConsumer(ctx, consumerName(uuid)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			m.log.Warn("deleting a mapping's consumer", "uuid", uuid, "err", err)
 		}
@@ -303,15 +393,16 @@ func (m *Mappings) put(ctx context.Context, mp Mapping, rev uint64) error {
 // apply checks in and sets what it gives on mp.
 func (m *Mappings) apply(ctx context.Context, mp *Mapping, in Input) error {
 	if in.EventSourceArn != nil {
-		subject, ok := strings.CutPrefix(*in.EventSourceArn, ARNPrefix)
-		if !ok {
-			return lambdaerr.New(lambdaerr.InvalidParameterValue,
-				"Owl's event sources are NATS subjects: %s<subject> (wildcards * and > allowed), not %s", ARNPrefix, *in.EventSourceArn)
-		}
-		if err := checkSubject(subject); err != nil {
+		stream, subject, err := ParseSourceARN(*in.EventSourceArn)
+		if err != nil {
 			return err
 		}
-		mp.Subject = subject
+		if stream != "" {
+			if err := m.checkStream(ctx, *in.EventSourceArn, stream, subject); err != nil {
+				return err
+			}
+		}
+		mp.Stream, mp.Subject = stream, subject
 	}
 	if in.FunctionName != nil {
 		name, q, err := registry.ParseName(*in.FunctionName)
@@ -448,7 +539,9 @@ func cover(subjects []string) []string {
 func (m *Mappings) capture(ctx context.Context, mps []Mapping) error {
 	var subjects []string
 	for _, mp := range mps {
-		subjects = append(subjects, mp.Subject)
+		if mp.Stream == "" { // a stream of the user's own holds its messages itself
+			subjects = append(subjects, mp.Subject)
+		}
 	}
 	subjects = cover(subjects)
 	if len(subjects) == 0 {
@@ -471,6 +564,18 @@ func (m *Mappings) capture(ctx context.Context, mps []Mapping) error {
 	m.stream = s
 	m.mu.Unlock()
 	return nil
+}
+
+// sourceStream is the stream mp reads: the user's own, or the capture
+// stream for a subject.
+func (m *Mappings) sourceStream(ctx context.Context, mp Mapping) (jetstream.Stream, error) {
+	if mp.Stream != "" {
+		return m.js.Stream(ctx, mp.Stream)
+	}
+	if s := m.captureStream(); s != nil {
+		return s, nil
+	}
+	return nil, errors.New("no capture stream")
 }
 
 func (m *Mappings) captureStream() jetstream.Stream {

@@ -71,3 +71,41 @@ func TestItemFailures(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSourceARN(t *testing.T) {
+	for arn, want := range map[string][2]string{
+		"arn:owl:nats:::orders.*":                {"", "orders.*"},
+		"arn:owl:jetstream:::SHOP":               {"SHOP", ""},
+		"arn:owl:jetstream:::SHOP/shop.orders.>": {"SHOP", "shop.orders.>"},
+		"arn:owl:jetstream:::my-stream_2/a.*.c":  {"my-stream_2", "a.*.c"},
+		"arn:owl:jetstream:::MY_OWL_x":           {"MY_OWL_x", ""},
+	} {
+		stream, subject, err := ParseSourceARN(arn)
+		if err != nil || stream != want[0] || subject != want[1] {
+			t.Errorf("ParseSourceARN(%s) = %q, %q, %v; want %q, %q", arn, stream, subject, err, want[0], want[1])
+		}
+		if back := (Mapping{Stream: stream, Subject: subject}).ARN(); back != arn {
+			t.Errorf("the ARN of %s comes back as %s", arn, back)
+		}
+	}
+	for arn, why := range map[string]string{
+		"arn:aws:kinesis:us-east-1:000000000000:stream/s": "Owl's event sources are",
+		"arn:owl:jetstream:SHOP":                          "Owl's event sources are",
+		"arn:owl:jetstream:::":                            "1 to 255",
+		"arn:owl:jetstream:::/a.b":                        "1 to 255",
+		"arn:owl:jetstream:::OWL_EVENTS":                  "Owl's own",
+		"arn:owl:jetstream:::owl_subjects":                "Owl's own",
+		"arn:owl:jetstream:::KV_OWL_FUNCTIONS":            "Owl's own",
+		"arn:owl:jetstream:::OBJ_OWL_CODE":                "Owl's own",
+		"arn:owl:jetstream:::a.b":                         "stream name has no",
+		"arn:owl:jetstream:::a b":                         "stream name has no",
+		"arn:owl:jetstream:::SHOP/":                       "1 to 255",
+		"arn:owl:jetstream:::SHOP/a.>.b":                  "last token",
+		"arn:owl:jetstream:::SHOP/a/b":                    "tokens are",
+		"arn:owl:nats:::owl.events.x":                     "Owl's own",
+	} {
+		if _, _, err := ParseSourceARN(arn); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("ParseSourceARN(%s) = %v, want %q", arn, err, why)
+		}
+	}
+}

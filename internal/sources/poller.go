@@ -28,10 +28,10 @@ import (
 // Record is one message as the function gets it, in the batch's
 // {"Records": [...]}.
 type Record struct {
-	EventSource    string            `json:"eventSource"` // "owl:nats"
+	EventSource    string            `json:"eventSource"` // "owl:nats", "owl:jetstream"
 	EventSourceArn string            `json:"eventSourceArn"`
 	Subject        string            `json:"subject"`
-	MessageID      string            `json:"messageId"` // the capture stream's sequence
+	MessageID      string            `json:"messageId"` // the stream's sequence
 	Timestamp      string            `json:"timestamp"`
 	Headers        map[string]string `json:"headers,omitempty"`
 	// Body is the message, as text; a message that is not UTF-8 is in
@@ -135,9 +135,9 @@ func (p *poller) consumer() (jetstream.Consumer, error) {
 // before it returns, so that a message published after Create returns is
 // the mapping's even with StartingPosition LATEST.
 func (m *Mappings) consumer(ctx context.Context, mp Mapping) (jetstream.Consumer, error) {
-	s := m.captureStream()
-	if s == nil {
-		return nil, errors.New("no capture stream")
+	s, err := m.sourceStream(ctx, mp)
+	if err != nil {
+		return nil, err
 	}
 	deliver := jetstream.DeliverNewPolicy
 	if mp.StartingPosition == "TRIM_HORIZON" {
@@ -209,6 +209,9 @@ func (p *poller) process(batch []jetstream.Msg) {
 
 func (p *poller) record(msg jetstream.Msg) Record {
 	rec := Record{EventSource: "owl:nats", EventSourceArn: p.mp.ARN(), Subject: msg.Subject()}
+	if p.mp.Stream != "" {
+		rec.EventSource = "owl:jetstream"
+	}
 	if meta, err := msg.Metadata(); err == nil {
 		rec.MessageID = strconv.FormatUint(meta.Sequence.Stream, 10)
 		rec.Timestamp = meta.Timestamp.UTC().Format(time.RFC3339Nano)

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+// TestStreamTrigger: an event source mapping reads a JetStream stream of
+// the user's own (arn:owl:jetstream:::<stream>/<filter>) from its start
+// (TRIM_HORIZON), fed by a NATS client through --nats-listen: the
+// function gets batches, an item it reports failed goes to the OnFailure
+// function after its retry, and deleting the mapping deletes its
+// consumer on the user's stream. Owl's own streams, streams that are not
+// there and malformed ARNs are refused.
+func TestStreamTrigger(t *testing.T) {
+	t.Parallel()
+	addr := testkit.FreeAddr(t)
+	ts := startServer(t, "", asyncConfig, func(c *config.Config) { c.NATSListen = addr })
+	ts.createZip("ship", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: shipPython}))
+	ts.createZip("dlq", interpreter(t, "python3"), "sink.handler",
+		makeZip(t, zipEntry{name: "sink.py", body: "import json\n\ndef handler(event, context):\n    print('RECORD ' + json.dumps(event))\n"}))
+
+	ctx := context.Background()
+	stream, err := ts.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "SHOP", Subjects: []string{"shop.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("owl", ts.Credentials().NATSPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	publish := func(subject, data string) {
+		t.Helper()
+		if err := nc.Publish(subject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before the mapping: TRIM_HORIZON reads them.
+	publish("shop.orders.created", `{"total": 20}`)
+	publish("shop.orders.created", `{"total": 40, "fail": true}`)
+	publish("shop.refunds.created", `{"total": 99}`) // outside the filter
+	testkit.WaitFor(t, 30*time.Second, "the stream to hold the messages", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == 3
+	})
+
+	const arn = "arn:owl:jetstream:::SHOP/shop.orders.*"
+	resp, body := ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship",
+		"StartingPosition":"TRIM_HORIZON","BatchSize":5,"MaximumBatchingWindowInSeconds":1,
+		"FunctionResponseTypes":["ReportBatchItemFailures"],"MaximumRetryAttempts":1,
+		"DestinationConfig":{"OnFailure":{"Destination":"arn:aws:lambda:us-east-1:000000000000:function:dlq"}}}`), nil)
+	var esm struct{ UUID, State, EventSourceArn, StartingPosition string }
+	if resp.StatusCode != 202 || json.Unmarshal(body, &esm) != nil || esm.EventSourceArn != arn || esm.StartingPosition != "TRIM_HORIZON" {
+		t.Fatalf("CreateEventSourceMapping: %d %s", resp.StatusCode, body)
+	}
+	publish("shop.orders.created", `{"total": 30}`)
+	testkit.WaitFor(t, 2*time.Minute, "the orders to ship", func() bool {
+		log := ts.logText("ship")
+		return strings.Contains(log, "SHIP 20 shop.orders.created owl:jetstream") && strings.Contains(log, "SHIP 30 shop.orders.created owl:jetstream")
+	})
+	testkit.WaitFor(t, 2*time.Minute, "the failing order at the OnFailure function", func() bool {
+		return strings.Contains(ts.logText("dlq"), `"condition": "RetryAttemptsExhausted"`)
+	})
+	if log := ts.logText("ship"); strings.Contains(log, "SHIP 99") {
+		t.Errorf("the subject filter let a refund through:\n%s", log)
+	}
+	if dlq := ts.logText("dlq"); !strings.Contains(dlq, `\"fail\": true`) || !strings.Contains(dlq, `"eventSourceArn": "`+arn+`"`) {
+		t.Errorf("the OnFailure record:\n%s", dlq)
+	}
+
+	consumer := "esm-" + esm.UUID
+	if _, err := stream.Consumer(ctx, consumer); err != nil {
+		t.Fatalf("the mapping's consumer on the user's stream: %v", err)
+	}
+	resp, body = ts.do("DELETE", "/2015-03-31/event-source-mappings/"+esm.UUID, nil, nil)
+	if resp.StatusCode != 202 {
+		t.Fatalf("DeleteEventSourceMapping: %d %s", resp.StatusCode, body)
+	}
+	if _, err := stream.Consumer(ctx, consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the consumer after DeleteEventSourceMapping: %v, want it gone", err)
+	}
+
+	for _, c := range []struct{ arn, want string }{
+		{"arn:owl:jetstream:::NOPE", "Stream not found: arn:owl:jetstream:::NOPE"},
+		{"arn:owl:jetstream:::OWL_EVENTS", "Owl's own"},
+		{"arn:owl:jetstream:::KV_OWL_MAPPINGS", "Owl's own"},
+		{"arn:owl:jetstream:::shop.orders", "stream name has no"},
+		{"arn:owl:jetstream:::SHOP/a..b", "empty token"},
+		{"arn:owl:jetstream:::SHOP/elsewhere.x", "Cannot read"},
+	} {
+		resp, body := ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+c.arn+`","FunctionName":"ship"}`), nil)
+		wantError(t, resp, body, 400, "InvalidParameterValueException", "~"+c.want)
+	}
+}
