@@ -3,6 +3,7 @@ package lambdaapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
@@ -37,6 +38,10 @@ func mappingInput(in lambdawire.EventSourceMappingInput) (sources.Input, error) 
 	out := sources.Input{EventSourceArn: in.EventSourceArn, FunctionName: in.FunctionName, Enabled: in.Enabled,
 		BatchSize: in.BatchSize, BatchWindow: in.MaximumBatchingWindowInSeconds, MaxRetries: in.MaximumRetryAttempts,
 		Bisect: in.BisectBatchOnFunctionError, StartingPosition: in.StartingPosition}
+	if ts := in.StartingPositionTimestamp; ts != nil {
+		t := time.UnixMilli(int64(*ts * 1000)).UTC()
+		out.StartingTimestamp = &t
+	}
 	if fc := in.FilterCriteria; fc != nil {
 		var patterns []string
 		for _, f := range fc.Filters {
@@ -164,6 +169,10 @@ func (a *API) wireMapping(ms Mappings, mp sources.Mapping, state string) lambdaw
 		BatchSize: mp.BatchSize, MaximumBatchingWindowInSeconds: mp.BatchWindow, MaximumRetryAttempts: mp.MaxRetries,
 		BisectBatchOnFunctionError: mp.Bisect, StartingPosition: mp.StartingPosition,
 		LastModified: float64(mp.LastModified.UnixMilli()) / 1000,
+	}
+	if !mp.StartingTimestamp.IsZero() {
+		ts := float64(mp.StartingTimestamp.UnixMilli()) / 1000
+		out.StartingPositionTimestamp = &ts
 	}
 	if len(mp.Filters) > 0 {
 		out.FilterCriteria = &lambdawire.FilterCriteria{}

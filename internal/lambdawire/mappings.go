@@ -35,6 +35,8 @@ type EventSourceMappingInput struct {
 	BisectBatchOnFunctionError     *bool                     `json:"BisectBatchOnFunctionError,omitempty"`
 	FunctionResponseTypes          *[]string                 `json:"FunctionResponseTypes,omitempty"`
 	StartingPosition               *string                   `json:"StartingPosition,omitempty"`
+	// StartingPositionTimestamp (epoch seconds) goes with AT_TIMESTAMP.
+	StartingPositionTimestamp *float64 `json:"StartingPositionTimestamp,omitempty"`
 }
 
 // EventSourceMappingConfiguration is a mapping as the API returns it.
@@ -53,6 +55,7 @@ type EventSourceMappingConfiguration struct {
 	BisectBatchOnFunctionError     bool                      `json:"BisectBatchOnFunctionError"`
 	FunctionResponseTypes          []string                  `json:"FunctionResponseTypes,omitempty"`
 	StartingPosition               string                    `json:"StartingPosition"`
+	StartingPositionTimestamp      *float64                  `json:"StartingPositionTimestamp,omitempty"`
 	LastModified                   float64                   `json:"LastModified"` // epoch seconds
 }
 

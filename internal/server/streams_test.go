@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 // (TRIM_HORIZON), fed by a NATS client through --nats-listen: the
 // function gets batches, an item it reports failed goes to the OnFailure
 // function after its retry, and deleting the mapping deletes its
-// consumer on the user's stream. Owl's own streams, streams that are not
-// there and malformed ARNs are refused.
+// consumer on the user's stream; a mapping AT_TIMESTAMP reads from its
+// time on. Owl's own streams, streams that are not there and malformed
+// ARNs are refused.
 func TestStreamTrigger(t *testing.T) {
 	t.Parallel()
 	addr := testkit.FreeAddr(t)
@@ -57,6 +59,8 @@ func TestStreamTrigger(t *testing.T) {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs == 3
 	})
+	time.Sleep(10 * time.Millisecond)
+	mid := time.Now() // AT_TIMESTAMP from here skips the three above
 
 	const arn = "arn:owl:jetstream:::SHOP/shop.orders.*"
 	resp, body := ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship",
@@ -93,6 +97,24 @@ func TestStreamTrigger(t *testing.T) {
 	if _, err := stream.Consumer(ctx, consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the consumer after DeleteEventSourceMapping: %v, want it gone", err)
 	}
+
+	// AT_TIMESTAMP starts at the first message stored at or after the
+	// time: the order of 30, not the one of 20 before it.
+	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(fmt.Sprintf(`{"EventSourceArn":"%s","FunctionName":"ship",
+		"StartingPosition":"AT_TIMESTAMP","StartingPositionTimestamp":%.3f}`, arn, float64(mid.UnixMilli())/1000)), nil)
+	if resp.StatusCode != 202 || !strings.Contains(string(body), `"StartingPosition":"AT_TIMESTAMP","StartingPositionTimestamp":`) {
+		t.Fatalf("CreateEventSourceMapping AT_TIMESTAMP: %d %s", resp.StatusCode, body)
+	}
+	testkit.WaitFor(t, 2*time.Minute, "the order of 30 to ship again", func() bool {
+		return strings.Count(ts.logText("ship"), "SHIP 30 ") == 2
+	})
+	if n := strings.Count(ts.logText("ship"), "SHIP 20 "); n != 1 {
+		t.Errorf("AT_TIMESTAMP read the order of 20 from before its time: shipped %d times", n)
+	}
+	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship","StartingPosition":"AT_TIMESTAMP"}`), nil)
+	wantError(t, resp, body, 400, "InvalidParameterValueException", "~StartingPositionTimestamp is required")
+	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship","StartingPosition":"EARLIEST"}`), nil)
+	wantError(t, resp, body, 400, "ValidationException", "~AT_TIMESTAMP")
 
 	for _, c := range []struct{ arn, want string }{
 		{"arn:owl:jetstream:::NOPE", "Stream not found: arn:owl:jetstream:::NOPE"},

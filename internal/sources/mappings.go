@@ -66,12 +66,14 @@ type Mapping struct {
 	OnFailure   string   `json:"on_failure,omitempty"`
 	// MaxRetries is how often a failed message is retried; -1: until it
 	// ages out of the capture stream.
-	MaxRetries         int       `json:"max_retries"`
-	Bisect             bool      `json:"bisect,omitempty"`
-	ReportItemFailures bool      `json:"report_item_failures,omitempty"`
-	StartingPosition   string    `json:"starting_position"`
-	LastModified       time.Time `json:"last_modified"`
-	StateReason        string    `json:"state_reason,omitempty"`
+	MaxRetries         int    `json:"max_retries"`
+	Bisect             bool   `json:"bisect,omitempty"`
+	ReportItemFailures bool   `json:"report_item_failures,omitempty"`
+	StartingPosition   string `json:"starting_position"`
+	// StartingTimestamp is where AT_TIMESTAMP starts.
+	StartingTimestamp time.Time `json:"starting_timestamp,omitzero"`
+	LastModified      time.Time `json:"last_modified"`
+	StateReason       string    `json:"state_reason,omitempty"`
 }
 
 // ARN is the mapping's source ARN.
@@ -170,6 +172,7 @@ type Input struct {
 	Bisect             *bool
 	ReportItemFailures *bool
 	StartingPosition   *string
+	StartingTimestamp  *time.Time
 }
 
 // Functions is what the mappings read of the registry.
@@ -451,17 +454,36 @@ func (m *Mappings) apply(ctx context.Context, mp *Mapping, in Input) error {
 		}
 		mp.OnFailure = *in.OnFailure
 	}
-	if in.StartingPosition != nil {
-		switch *in.StartingPosition {
-		case "LATEST", "TRIM_HORIZON":
-			mp.StartingPosition = *in.StartingPosition
-		default:
-			return lambdaerr.ValidationFailed(*in.StartingPosition, "startingPosition", "Member must satisfy enum value set: [LATEST, TRIM_HORIZON]")
-		}
+	if err := startingPosition(mp, in); err != nil {
+		return err
 	}
 	setBool(&mp.Enabled, in.Enabled)
 	setBool(&mp.Bisect, in.Bisect)
 	setBool(&mp.ReportItemFailures, in.ReportItemFailures)
+	return nil
+}
+
+// startingPosition sets where mp starts reading: LATEST, TRIM_HORIZON, or
+// AT_TIMESTAMP with its StartingPositionTimestamp.
+func startingPosition(mp *Mapping, in Input) error {
+	if in.StartingPosition != nil {
+		switch *in.StartingPosition {
+		case "LATEST", "TRIM_HORIZON", "AT_TIMESTAMP":
+			mp.StartingPosition = *in.StartingPosition
+		default:
+			return lambdaerr.ValidationFailed(*in.StartingPosition, "startingPosition",
+				"Member must satisfy enum value set: [LATEST, TRIM_HORIZON, AT_TIMESTAMP]")
+		}
+	}
+	if in.StartingTimestamp != nil {
+		mp.StartingTimestamp = *in.StartingTimestamp
+	}
+	switch {
+	case mp.StartingPosition == "AT_TIMESTAMP" && mp.StartingTimestamp.IsZero():
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "StartingPositionTimestamp is required with StartingPosition AT_TIMESTAMP.")
+	case mp.StartingPosition != "AT_TIMESTAMP" && !mp.StartingTimestamp.IsZero():
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "StartingPositionTimestamp goes with StartingPosition AT_TIMESTAMP only.")
+	}
 	return nil
 }
 

@@ -139,12 +139,16 @@ func (m *Mappings) consumer(ctx context.Context, mp Mapping) (jetstream.Consumer
 	if err != nil {
 		return nil, err
 	}
-	deliver := jetstream.DeliverNewPolicy
-	if mp.StartingPosition == "TRIM_HORIZON" {
+	deliver, start := jetstream.DeliverNewPolicy, (*time.Time)(nil)
+	switch mp.StartingPosition {
+	case "TRIM_HORIZON":
 		deliver = jetstream.DeliverAllPolicy
+	case "AT_TIMESTAMP":
+		deliver, start = jetstream.DeliverByStartTimePolicy, &mp.StartingTimestamp
 	}
 	return s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumerName(mp.UUID),
+		OptStartTime:  start,
 		Description:   "event source mapping " + mp.UUID + " to " + mp.Function,
 		FilterSubject: mp.Subject,
 		DeliverPolicy: deliver,
