@@ -67,8 +67,12 @@ func TestStreamTrigger(t *testing.T) {
 		"StartingPosition":"TRIM_HORIZON","BatchSize":5,"MaximumBatchingWindowInSeconds":1,
 		"FunctionResponseTypes":["ReportBatchItemFailures"],"MaximumRetryAttempts":1,
 		"DestinationConfig":{"OnFailure":{"Destination":"arn:aws:lambda:us-east-1:000000000000:function:dlq"}}}`), nil)
-	var esm struct{ UUID, State, EventSourceArn, StartingPosition string }
-	if resp.StatusCode != 202 || json.Unmarshal(body, &esm) != nil || esm.EventSourceArn != arn || esm.StartingPosition != "TRIM_HORIZON" {
+	var esm struct {
+		UUID, State, EventSourceArn, StartingPosition string
+		LastModified                                  float64
+	}
+	if resp.StatusCode != 202 || json.Unmarshal(body, &esm) != nil || esm.EventSourceArn != arn || esm.StartingPosition != "TRIM_HORIZON" ||
+		esm.LastModified < float64(mid.Unix()) {
 		t.Fatalf("CreateEventSourceMapping: %d %s", resp.StatusCode, body)
 	}
 	publish("shop.orders.created", `{"total": 30}`)

@@ -278,7 +278,7 @@ func (m *Mappings) Create(ctx context.Context, in Input) (Mapping, error) {
 		}
 		return Mapping{}, fmt.Errorf("creating the consumer of mapping %s: %w", mp.UUID, err)
 	}
-	if err := m.put(ctx, mp, 0); err != nil {
+	if err := m.put(ctx, &mp, 0); err != nil {
 		return Mapping{}, err
 	}
 	m.sync(mp)
@@ -297,7 +297,7 @@ func (m *Mappings) Update(ctx context.Context, uuid string, in Input) (Mapping, 
 	if err := m.apply(ctx, &mp, in); err != nil {
 		return Mapping{}, err
 	}
-	if err := m.put(ctx, mp, rev); err != nil {
+	if err := m.put(ctx, &mp, rev); err != nil {
 		return Mapping{}, err
 	}
 	m.sync(mp)
@@ -376,7 +376,8 @@ func (m *Mappings) load(ctx context.Context, uuid string) (Mapping, uint64, erro
 	return mp, e.Revision(), nil
 }
 
-func (m *Mappings) put(ctx context.Context, mp Mapping, rev uint64) error {
+// put stores mp, setting its LastModified (which the API answers with).
+func (m *Mappings) put(ctx context.Context, mp *Mapping, rev uint64) error {
 	mp.LastModified = time.Now().UTC()
 	data, err := json.Marshal(mp)
 	if err != nil {
@@ -658,7 +659,7 @@ func (m *Mappings) disable(uuid, reason string) {
 		return
 	}
 	mp.Enabled, mp.StateReason = false, reason
-	if err := m.put(ctx, mp, rev); err != nil {
+	if err := m.put(ctx, &mp, rev); err != nil {
 		m.log.Warn("disabling a mapping", "uuid", uuid, "err", err)
 		return
 	}
