@@ -206,3 +206,33 @@ func TestConnEventWriteEndsWithCtx(t *testing.T) {
 		t.Errorf("state %v after the withdrawal", st)
 	}
 }
+
+// A handler of Config.Extra that sets Content-Length itself (Owl's
+// Lambda API does) gets it on the wire once: urllib3, under boto3, joins
+// two into "25, 25" and cannot read the answer.
+func TestConnContentLengthOnce(t *testing.T) {
+	_, addr := startServer(t, Config{Extra: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("{}"))
+	})})
+	nc, br := dialRaw(t, addr)
+	if _, err := io.WriteString(nc, "GET /2015-03-31/functions HTTP/1.1\r\nHost: rt\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var lengths []string // Go's ReadResponse would fold two equal ones
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		if k, v, _ := strings.Cut(line, ":"); strings.EqualFold(k, "Content-Length") {
+			lengths = append(lengths, strings.TrimSpace(v))
+		}
+	}
+	if len(lengths) != 1 || lengths[0] != "2" {
+		t.Fatalf("Content-Length %q, want one, 2", lengths)
+	}
+}
