@@ -27,7 +27,9 @@ owl.schedule.
 
 A subject trigger (an event source mapping, as aws lambda create-event-source-mapping makes)
 invokes a function with batches of the messages published on a NATS subject (wildcards * and
-> allowed): owl events publish, or a function. It has no name: its id is its UUID.`,
+> allowed): owl events publish, or a function. A stream trigger does the same with the
+messages of a JetStream stream of your own (--stream STREAM or STREAM/SUBJECT-FILTER). Neither
+has a name: its id is its UUID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -40,21 +42,22 @@ func newTriggerAddCmd(g *globals) *cobra.Command {
 	var input string
 	var sub subjectFlags
 	cmd := &cobra.Command{
-		Use:   "add NAME --schedule EXPR --function F[:QUALIFIER] | add --subject SUBJECT --function F",
+		Use:   "add NAME --schedule EXPR --function F[:QUALIFIER] | add --subject SUBJECT|--stream STREAM[/FILTER] --function F",
 		Short: "Add a schedule, or a subject trigger",
 		Example: `  owl trigger add nightly --schedule 'cron(0 2 * * ? *)' --timezone Europe/Paris --function report
   owl trigger add tick --schedule 'rate(1 minute)' --function hello --input '{"name":"tick"}'
-  owl trigger add --subject 'orders.>' --function ship --batch-size 10 --filter '{"body":{"total":[{"numeric":[">",100]}]}}'`,
+  owl trigger add --subject 'orders.>' --function ship --batch-size 10 --filter '{"body":{"total":[{"numeric":[">",100]}]}}'
+  owl trigger add --stream 'SHOP/shop.orders.>' --function ship --starting-position TRIM_HORIZON`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
-			if sub.subject != "" {
-				if len(args) > 0 || in.Schedule != "" {
-					return fmt.Errorf("trigger add: a --subject trigger takes no NAME and no --schedule")
+			if sub.subject != "" || sub.stream != "" {
+				if len(args) > 0 || in.Schedule != "" || (sub.subject != "" && sub.stream != "") {
+					return fmt.Errorf("trigger add: a --subject or --stream trigger takes no NAME, no --schedule and not both")
 				}
 				return sub.add(cmd, c, in.Function)
 			}
 			if len(args) != 1 || in.Schedule == "" || in.Function == "" {
-				return fmt.Errorf("trigger add: NAME, --schedule and --function are required (or --subject and --function)")
+				return fmt.Errorf("trigger add: NAME, --schedule and --function are required (or --subject or --stream, and --function)")
 			}
 			in.Name = args[0]
 			if input != "" {
@@ -145,6 +148,7 @@ func newTriggerRmCmd(g *globals) *cobra.Command {
 // subjectFlags are owl trigger add's flags for a subject trigger.
 type subjectFlags struct {
 	subject, onFailure string
+	stream, position   string
 	batchSize, window  int
 	filters            []string
 	reportFailures     bool
@@ -152,6 +156,8 @@ type subjectFlags struct {
 
 func (s *subjectFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.subject, "subject", "", "a NATS subject to read (wildcards * and > allowed): a subject trigger")
+	f.StringVar(&s.stream, "stream", "", "a JetStream stream of your own to read, STREAM or STREAM/SUBJECT-FILTER: a stream trigger")
+	f.StringVar(&s.position, "starting-position", "", "subject or stream: LATEST (default) or TRIM_HORIZON")
 	f.IntVar(&s.batchSize, "batch-size", 0, "subject: messages per invocation (1-10000; default 10)")
 	f.IntVar(&s.window, "batch-window", 0, "subject: seconds a batch may wait to fill (0-300)")
 	f.StringArrayVar(&s.filters, "filter", nil, "subject: a filter pattern (Lambda's syntax; repeatable: any may match)")
@@ -164,7 +170,13 @@ func (s *subjectFlags) add(cmd *cobra.Command, c *client.Client, function string
 		return fmt.Errorf("trigger add: --function is required")
 	}
 	arn := "arn:owl:nats:::" + s.subject
+	if s.stream != "" {
+		arn = "arn:owl:jetstream:::" + s.stream
+	}
 	in := lambdawire.EventSourceMappingInput{EventSourceArn: &arn, FunctionName: &function}
+	if s.position != "" {
+		in.StartingPosition = &s.position
+	}
 	if s.batchSize != 0 {
 		in.BatchSize = &s.batchSize
 	}

@@ -115,6 +115,16 @@ func TestStreamTrigger(t *testing.T) {
 	if n := strings.Count(ts.logText("ship"), "SHIP 20 "); n != 1 {
 		t.Errorf("AT_TIMESTAMP read the order of 20 from before its time: shipped %d times", n)
 	}
+	// owl trigger add --stream, from the start of the stream.
+	stdout, stderr, code := owlCLI(t, ts.URL, "trigger", "add", "--stream", "SHOP/shop.refunds.*", "--function", "ship",
+		"--starting-position", "TRIM_HORIZON")
+	if code != 0 || !strings.Contains(stdout, "arn:owl:jetstream:::SHOP/shop.refunds.* → ship") {
+		t.Fatalf("owl trigger add --stream: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	testkit.WaitFor(t, 2*time.Minute, "the refund to reach ship", func() bool {
+		return strings.Contains(ts.logText("ship"), "SHIP 99 shop.refunds.created owl:jetstream")
+	})
+
 	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship","StartingPosition":"AT_TIMESTAMP"}`), nil)
 	wantError(t, resp, body, 400, "InvalidParameterValueException", "~StartingPositionTimestamp is required")
 	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"ship","StartingPosition":"EARLIEST"}`), nil)
