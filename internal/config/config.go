@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/owl-project/owl/internal/tracing"
 )
 
 // DefaultAddr is where `owl serve` listens and where the client looks by default.
@@ -266,7 +267,7 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: want HOST:PORT: %w", c.Addr, err))
 	}
-	if err := checkOTLPEndpoint(c.OTLPEndpoint); err != nil {
+	if err := tracing.CheckEndpoint(c.OTLPEndpoint); err != nil {
 		errs = append(errs, err)
 	}
 	if c.DataDir == "" {
@@ -365,17 +366,4 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
-}
-
-// checkOTLPEndpoint says what is wrong with an OTLP endpoint, if anything:
-// empty (off) or an http(s) URL with a host.
-func checkOTLPEndpoint(endpoint string) error {
-	if endpoint == "" {
-		return nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("otlp endpoint %q: want an http:// or https:// URL, such as http://localhost:4318", endpoint)
-	}
-	return nil
 }
