@@ -72,7 +72,7 @@ func TestTopRows(t *testing.T) {
 		Environments: func() map[string]int { return map[string]int{"busy": 2, "idle": 1, "frozen": 4, "prewarmed": 1} },
 		Concurrent:   func() int { return 2 },
 		MemoryBudget: func() int64 { return 2 << 30 }, MemoryUsed: func() int64 { return 512 << 20 },
-		QueueDepth: func() float64 { return 7 },
+		Queue: func() (float64, float64) { return 7, 0 },
 		FunctionEnvironments: func() map[string]map[string]int {
 			return map[string]map[string]int{"f": {"starting": 1, "busy": 1, "idle": 1, "frozen": 3, "provisioned": 2}}
 		},

@@ -267,8 +267,8 @@ func TestEnqueueRefusals(t *testing.T) {
 	if !lambdaerr.Is(err, lambdaerr.RequestTooLarge) {
 		t.Errorf("a %d byte payload: %v, want RequestTooLargeException", len(big), err)
 	}
-	if oldest, err := h.q.OldestPending(context.Background()); err != nil || !oldest.IsZero() {
-		t.Errorf("OldestPending of an empty queue = %v, %v; want zero", oldest, err)
+	if _, oldest, err := h.q.Backlog(context.Background()); err != nil || !oldest.IsZero() {
+		t.Errorf("Backlog of an empty queue: oldest %v, %v; want zero", oldest, err)
 	}
 	payload := json.RawMessage(`"` + string(slices.Repeat([]byte("y"), 8<<10)) + `"`)
 	first := time.Now()
@@ -287,8 +287,8 @@ func TestEnqueueRefusals(t *testing.T) {
 		t.Errorf("%d events stored, %d accepted: every accepted one must be kept", n, accepted)
 	}
 	// Nothing delivers here: the oldest waiting is the first accepted.
-	if oldest, err := h.q.OldestPending(context.Background()); err != nil || oldest.Before(first.Add(-time.Second)) || oldest.After(time.Now()) {
-		t.Errorf("OldestPending = %v, %v; want the first event's store time (just after %v)", oldest, err, first)
+	if _, oldest, err := h.q.Backlog(context.Background()); err != nil || oldest.Before(first.Add(-time.Second)) || oldest.After(time.Now()) {
+		t.Errorf("Backlog's oldest = %v, %v; want the first event's store time (just after %v)", oldest, err, first)
 	}
 }
 

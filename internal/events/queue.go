@@ -227,24 +227,22 @@ func (q *Queue) Accepted() int64 { return q.accepted.Load() }
 
 // Pending is the number of events stored and not yet finished.
 func (q *Queue) Pending(ctx context.Context) (uint64, error) {
-	info, err := q.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("reading the event stream: %w", err)
-	}
-	return info.State.Msgs, nil
+	n, _, err := q.Backlog(ctx)
+	return n, err
 }
 
-// OldestPending is when the oldest event stored and not yet finished was
-// stored (the work queue's first message); zero when none is.
-func (q *Queue) OldestPending(ctx context.Context) (time.Time, error) {
+// Backlog is the number of events stored and not yet finished, and when
+// the oldest of them was stored (the work queue's first message; zero when
+// none is), from one read of the stream.
+func (q *Queue) Backlog(ctx context.Context) (n uint64, oldest time.Time, err error) {
 	info, err := q.stream.Info(ctx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the event stream: %w", err)
+		return 0, time.Time{}, fmt.Errorf("reading the event stream: %w", err)
 	}
 	if info.State.Msgs == 0 {
-		return time.Time{}, nil
+		return 0, time.Time{}, nil
 	}
-	return info.State.FirstTime, nil
+	return info.State.Msgs, info.State.FirstTime, nil
 }
 
 func unavailable(msg string) *lambdaerr.Error {

@@ -36,13 +36,12 @@ type Sources struct {
 	// MemoryBudget and MemoryUsed are the sandboxes' budget and what
 	// their environments reserve, in bytes.
 	MemoryBudget, MemoryUsed func() int64
-	// Async are the asynchronous invocation counters and QueueDepth the
-	// events stored and not yet finished.
-	Async      func() map[string]int64
-	QueueDepth func() float64
-	// QueueOldestAge is how long the oldest queued asynchronous
-	// invocation has waited, in seconds (0 when none waits).
-	QueueOldestAge func() float64
+	// Async are the asynchronous invocation counters.
+	Async func() map[string]int64
+	// Queue is the asynchronous invocations stored and not yet finished
+	// and how long the oldest of them has waited, in seconds (0: none),
+	// read together.
+	Queue func() (depth, oldestAge float64)
 	// Triggers are schedule firings, missed firings and subject batches.
 	Triggers func() map[string]int64
 	// TraceSpansDropped is how many spans were never exported (the
@@ -172,11 +171,10 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(asyncDesc, prometheus.CounterValue, float64(n), event)
 		}
 	}
-	if s.QueueDepth != nil {
-		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, s.QueueDepth())
-	}
-	if s.QueueOldestAge != nil {
-		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, s.QueueOldestAge())
+	if s.Queue != nil {
+		depth, age := s.Queue()
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, depth)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
 	}
 	if s.Triggers != nil {
 		for event, n := range s.Triggers() {

@@ -49,20 +49,14 @@ func newMetrics(s *Server) *metrics.Metrics {
 				"throttled": st.Throttled, "dropped": st.Dropped, "destined": st.Destined,
 				"destination_failed": st.DestinationFailed, "loops": st.Loops, "replayed": st.Replayed}
 		},
-		QueueDepth: func() float64 {
+		Queue: func() (float64, float64) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			n, _ := s.events.Pending(ctx)
-			return float64(n)
-		},
-		QueueOldestAge: func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			oldest, err := s.events.OldestPending(ctx)
+			n, oldest, err := s.events.Backlog(ctx)
 			if err != nil || oldest.IsZero() {
-				return 0
+				return float64(n), 0
 			}
-			return max(0, time.Since(oldest).Seconds())
+			return float64(n), max(0, time.Since(oldest).Seconds())
 		},
 		Triggers: func() map[string]int64 {
 			t, src := s.sched.Stats(), s.sources.Stats()
