@@ -255,7 +255,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
 	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker, s.tracer}, s.events, s.bus.NC.Publish, sources.Options{
-		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
+		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, StreamBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
 		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "sources"),
 	})
 	if err != nil {
