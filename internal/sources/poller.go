@@ -389,22 +389,7 @@ func (p *poller) call(msgs []jetstream.Msg, records []Record, depth int, origin 
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		tick := time.NewTicker(ackWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				for _, msg := range msgs {
-					_ = msg.InProgress()
-				}
-			}
-		}
-	}()
+	defer events.KeepInProgress(ackWait/3, msgs...)()
 	id := lambdawire.NewRequestID()
 	var queued time.Time // when the first message was stored: the queue's span
 	if len(msgs) > 0 {
