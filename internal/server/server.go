@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
-		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
+		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage},

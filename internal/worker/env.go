@@ -153,10 +153,18 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 			w.cache.unref(spec.dirs...)
 		}
 	}()
+	// In the queue of starts (pace.go) at most as long as the invocation
+	// could run, or CapacityWait if longer.
+	slot, err := w.pace.acquire(ctx, max(time.Duration(fn.Timeout)*time.Second, w.cfg.CapacityWait))
+	if err != nil {
+		return nil, coldStart{}, err
+	}
+	defer slot.free()
 	e, prewarmed, err := w.makeEnv(ctx, fn, rt, egress, &spec)
 	if err != nil {
 		return nil, coldStart{}, err
 	}
+	slot.created()
 	handedOver = true
 	if prewarmed {
 		// Its refill waits until this one is ready, not competing with it
