@@ -303,6 +303,12 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 	cs := coldStart{dur: time.Since(e.created)}
 	cs.lines, _ = e.logs.take()
 	if err == nil {
+		// The init ran at the host's speed; the invocations get the
+		// function's share.
+		if err := e.sb.LimitCPU(); err != nil {
+			w.destroy(e)
+			return nil, coldStart{}, err
+		}
 		if err := w.envs.ready(e); err != nil {
 			w.destroy(e)
 			return nil, coldStart{}, err

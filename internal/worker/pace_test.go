@@ -93,3 +93,23 @@ func TestSlowInitFreesItsSlot(t *testing.T) {
 	cancel()
 	within(t, hung, "the hanging invocation to end")
 }
+
+// TestCPUQuotaAfterInit: the init runs without the CPU quota, which the
+// worker applies once the runtime asked for its first event; a sandbox
+// whose init never gets there is never limited.
+func TestCPUQuotaAfterInit(t *testing.T) {
+	w, sbs := newTestWorker(t, Config{})
+	invoke(t, w, testFunction("quota", nil), "x")
+	if _, err := w.Invoke(t.Context(), testFunction("fails", map[string]string{"FAKE_INIT": "error"}),
+		Request{RequestID: "r", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range sbs.created() {
+		var limited, early bool
+		sb.locked(func() { limited, early = sb.cpuLimited, sb.limitedEarly })
+		ready := !strings.HasPrefix(sb.spec.ID, "fails")
+		if limited != ready || early {
+			t.Errorf("sandbox %s: CPU limited %v (before its first /next: %v); want it limited once ready only", sb.spec.ID, limited, early)
+		}
+	}
+}

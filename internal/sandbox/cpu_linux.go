@@ -67,3 +67,15 @@ func CgroupsCPUDir() (string, error) {
 	}
 	return "", fmt.Errorf("%w: no cgroup filesystem at %s", ErrUnsupported, cgroupV2Root)
 }
+
+// LimitCPU applies the sandbox's CPU quota (MBPerVCPU MB of memory = one
+// CPU's worth per second, see cpuQuotaUs). Until it is called the
+// sandbox's processes may use every CPU of the host: the worker calls it
+// once the runtime is ready (its first /next), so that the init, bounded
+// by its own timeout, starts at the host's speed.
+func (s *Sandbox) LimitCPU() error {
+	if err := s.cg.limitCPU(); err != nil {
+		return fmt.Errorf("sandbox %s: applying the CPU quota: %w", s.id, err)
+	}
+	return nil
+}
