@@ -65,6 +65,18 @@ type InvokeRequest struct {
 	// Depth and Origin place a function's own call in its chain (inside.go).
 	Depth  int
 	Origin string
+	// Stream, when set, receives the response of a runtime that streams
+	// it, as it is written (stream.go); the result then says Streamed.
+	Stream ResponseStream
+}
+
+// ResponseStream receives a streamed response (InvokeWithResponseStream,
+// function URLs in RESPONSE_STREAM mode): Begin once with the response's
+// content type, then Write as the runtime writes. An error from either
+// means the client is gone, which ends the invocation.
+type ResponseStream interface {
+	Begin(contentType string) error
+	Write(p []byte) (int, error)
 }
 
 // InvokeResult is the outcome of an invocation that reached a runtime.
@@ -76,6 +88,9 @@ type InvokeResult struct {
 	ErrorType     string
 	// Log is this invocation's log text, START to REPORT.
 	Log string
+	// Streamed is true when the response went to InvokeRequest.Stream:
+	// Payload is then empty, or the error object of a failure.
+	Streamed bool
 }
 
 // Options configures the API.
@@ -201,6 +216,7 @@ func (a *API) routes() {
 	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
+	h("POST /2021-11-15/functions/{name}/response-streaming-invocations", MaxSyncPayload, a.invokeWithResponseStream)
 	h("POST /2014-11-13/functions/{name}/invoke-async/{$}", events.MaxPayload, a.invokeAsyncLegacy)
 	h("POST /2014-11-13/functions/{name}/invoke-async", events.MaxPayload, a.invokeAsyncLegacy)
 	h("POST "+fns+"/{name}/versions", 1<<20, a.publishVersion)
