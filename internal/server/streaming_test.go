@@ -237,6 +237,32 @@ func TestInvokeWithResponseStream(t *testing.T) {
 		}
 	})
 
+	t.Run("boto3", func(t *testing.T) {
+		// boto3 reads the stream with botocore's event stream parser, the
+		// AWS CLI v2's own; the AWS CLI v1 has no invoke-with-response-stream.
+		py := pythonWithBoto3(t)
+		for payload, want := range map[string]string{`{"n":2}`: "", `{"mode":"fail"}`: "Error"} {
+			var got struct {
+				Status               int
+				Version, ContentType string
+				Chunks               []string
+				Complete             map[string]string
+			}
+			out := runBoto3(t, py, "boto3_stream.py", ts.URL, testKeyID, testSecret, "stream-node", payload)
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("boto3_stream.py printed %s: %v", out, err)
+			}
+			body := strings.Join(got.Chunks, "")
+			if got.Status != 200 || got.Version != "$LATEST" || got.ContentType != "application/vnd.amazon.eventstream" || got.Complete == nil ||
+				got.Complete["ErrorCode"] != want || (want == "" && body != "chunk 0\nchunk 1\n") || (want != "" && body != "partial") {
+				t.Errorf("payload %s: boto3 read %s", payload, out)
+			}
+			if log, _ := base64.StdEncoding.DecodeString(got.Complete["LogResult"]); !strings.Contains(string(log), "REPORT RequestId:") {
+				t.Errorf("payload %s: LogResult %q lacks REPORT", payload, log)
+			}
+		}
+	})
+
 	t.Run("bad requests", func(t *testing.T) {
 		ts := ts.as(t)
 		path := func(name string) string { return "/2021-11-15/functions/" + name + "/response-streaming-invocations" }
