@@ -39,6 +39,8 @@ type httpTarget struct {
 	apiID, routeKey string
 	params          []string
 	path            string // the path the function sees
+	// stream: the URL's InvokeMode is RESPONSE_STREAM (urlstream.go).
+	stream bool
 }
 
 // serveFunctionURL is the handler of every request under /lambda-url/.
@@ -51,7 +53,7 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.serveHTTPEvent(w, r, httpTarget{function: c.FunctionName, qualifier: c.Qualifier, authType: c.AuthType,
-		cors: c.Cors, apiID: c.URLID, routeKey: "$default", path: "/" + path})
+		cors: c.Cors, apiID: c.URLID, routeKey: "$default", path: "/" + path, stream: c.InvokeMode == registry.InvokeResponseStream})
 }
 
 // serveHTTPEvent authenticates r as t asks, reads its body, answers a
@@ -104,9 +106,18 @@ func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, b
 	q := qualifierOf(t.qualifier)
 	target, err := a.reg.ResolveForInvoke(r.Context(), t.function, q, rand.Float64())
 	if err == nil {
+		var us *urlStream
+		req := InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
+			TraceID: traceID, InvokedARN: a.reg.ARN(t.function, q)}
+		if t.stream {
+			us = newURLStream(r, w, t.cors)
+			req.Stream = us
+		}
 		var res *InvokeResult
-		res, err = a.invoker.Invoke(r.Context(), InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
-			TraceID: traceID, InvokedARN: a.reg.ARN(t.function, q)})
+		res, err = a.invoker.Invoke(r.Context(), req)
+		if us != nil && us.close(res, err) {
+			return // the streamed answer has begun: it is the answer
+		}
 		if err == nil {
 			cors(w, r, t.cors)
 			if res.FunctionError {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,7 +26,10 @@ import (
 // function URL with HttpResponseStream's prelude.
 const streamNode = `export const handler = awslambda.streamifyResponse(async (event, stream, context) => {
   const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-  if (event.mode === 'hold') {
+  if (event.rawPath === '/hold') {
+    stream = awslambda.HttpResponseStream.from(stream, {statusCode: 200, headers: {'content-type': 'text/plain'}});
+  }
+  if (event.mode === 'hold' || event.rawPath === '/hold') {
     stream.write('first chunk');
     console.log('holding');
     await pause(600000);
@@ -260,6 +264,57 @@ func TestInvokeWithResponseStream(t *testing.T) {
 			if log, _ := base64.StdEncoding.DecodeString(got.Complete["LogResult"]); !strings.Contains(string(log), "REPORT RequestId:") {
 				t.Errorf("payload %s: LogResult %q lacks REPORT", payload, log)
 			}
+		}
+	})
+
+	t.Run("a RESPONSE_STREAM function URL", func(t *testing.T) {
+		ts := ts.as(t)
+		out, err := ts.sdk().CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("stream-node"),
+			AuthType: types.FunctionUrlAuthTypeNone, InvokeMode: types.InvokeModeResponseStream})
+		if err != nil || out.InvokeMode != types.InvokeModeResponseStream {
+			t.Fatalf("CreateFunctionUrlConfig: %v (%+v)", err, out)
+		}
+		url := aws.ToString(out.FunctionUrl)
+		if got, err := ts.sdk().GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("stream-node")}); err != nil ||
+			got.InvokeMode != types.InvokeModeResponseStream {
+			t.Fatalf("GetFunctionUrlConfig: %v (%+v)", err, got)
+		}
+		// The prelude gives the status, headers and cookies.
+		resp, body := httpDo(t, "GET", url+"greet", nil, nil)
+		if resp.StatusCode != 201 || resp.Header.Get("X-Owl") != "hoot" || resp.Header.Get("Content-Type") != "text/plain" ||
+			resp.Header.Get("Set-Cookie") != "a=1" || string(body) != "streamed /greet over HTTP" {
+			t.Fatalf("%d %v %q", resp.StatusCode, resp.Header, body)
+		}
+		// The first bytes arrive while the function runs; hanging up ends it.
+		req, _ := http.NewRequest("GET", url+"hold", nil)
+		resp, err = testHTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, len("first chunk"))
+		if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first chunk" || resp.StatusCode != 200 {
+			t.Fatalf("%d %q %v", resp.StatusCode, first, err)
+		}
+		if v := ts.metric("owl_concurrent_executions"); v != "1" {
+			t.Fatalf("owl_concurrent_executions %q with the first bytes read, want 1", v)
+		}
+		resp.Body.Close()
+		eventually(t, time.Minute, func() error {
+			if c := ts.metric("owl_concurrent_executions"); c != "0" {
+				return fmt.Errorf("owl_concurrent_executions %s after the client left", c)
+			}
+			return nil
+		})
+		// A buffered runtime behind a RESPONSE_STREAM URL answers as in BUFFERED mode.
+		py, err := ts.sdk().CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("stream-py"),
+			AuthType: types.FunctionUrlAuthTypeNone, InvokeMode: types.InvokeModeResponseStream})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body = httpDo(t, "GET", aws.ToString(py.FunctionUrl)+"whole", nil, nil)
+		var echo struct{ Echo struct{ RawPath string } }
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &echo) != nil || echo.Echo.RawPath != "/whole" {
+			t.Fatalf("buffered runtime behind RESPONSE_STREAM: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 	})
 
