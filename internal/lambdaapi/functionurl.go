@@ -245,15 +245,7 @@ func writeURLResponse(w http.ResponseWriter, payload []byte) {
 			}
 		}
 		h := w.Header()
-		for k, v := range res.Headers {
-			h.Set(k, v)
-		}
-		for _, c := range res.Cookies {
-			h.Add("Set-Cookie", c)
-		}
-		if h.Get("Content-Type") == "" {
-			h.Set("Content-Type", "application/json")
-		}
+		setResponseHeaders(h, res.Headers, res.Cookies, "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(res.StatusCode)
 		_, _ = w.Write(body)
@@ -263,6 +255,20 @@ func writeURLResponse(w http.ResponseWriter, payload []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(payload)
+}
+
+// setResponseHeaders sets a function's response headers and cookies on
+// h, and contentType when they name none.
+func setResponseHeaders(h http.Header, headers map[string]string, cookies []string, contentType string) {
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	for _, c := range cookies {
+		h.Add("Set-Cookie", c)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", contentType)
+	}
 }
 
 // urlMessage is a function URL's own error answer (Lambda's shape).

@@ -121,16 +121,7 @@ func (s *urlStream) startLocked(pre urlPrelude) error {
 		return errBadPrelude
 	}
 	s.began = true
-	h := s.w.Header()
-	for k, v := range pre.Headers {
-		h.Set(k, v)
-	}
-	for _, c := range pre.Cookies {
-		h.Add("Set-Cookie", c)
-	}
-	if h.Get("Content-Type") == "" {
-		h.Set("Content-Type", "application/octet-stream")
-	}
+	setResponseHeaders(s.w.Header(), pre.Headers, pre.Cookies, "application/octet-stream")
 	cors(s.w, s.r, s.cors)
 	s.w.WriteHeader(pre.StatusCode)
 	return s.rc.Flush()
