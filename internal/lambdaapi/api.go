@@ -191,6 +191,8 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
 
+// routes registers every operation on a.mux. It is long because it is the
+// table of Lambda's operations, one line each, read best in one place.
 func (a *API) routes() {
 	// Unauthenticated, before everything else: liveness and readiness
 	// probes carry no credentials, and the answer reveals only which
@@ -255,6 +257,9 @@ func (a *API) routes() {
 	h("GET "+esm+"/{uuid}", 0, a.getMapping)
 	h("PUT "+esm+"/{uuid}", 1<<20, a.updateMapping)
 	h("DELETE "+esm+"/{uuid}", 0, a.deleteMapping)
+	h("POST "+tagsRoute, 1<<20, a.tagResource)
+	h("DELETE "+tagsRoute, 0, a.untagResource)
+	h("GET "+tagsRoute, 0, a.listTags)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	const layers = "/2018-10-31/layers"
