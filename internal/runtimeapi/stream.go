@@ -13,14 +13,17 @@ import (
 	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
-// Response streaming: a runtime that streams (Node's
-// awslambda.streamifyResponse, aws-lambda-go's io.Reader responses) posts
-// /response with Lambda-Runtime-Function-Response-Mode: streaming and a
-// chunked body, and reports a failure after the first byte in the trailers
-// Lambda-Runtime-Function-Error-Type and -Error-Body. When the invocation
-// was given a Stream (Invocation.Stream), the body goes to it as it
-// arrives; otherwise the streamed body is read whole like any response, up
-// to MaxResponseBytes, as Lambda buffers a streaming function invoked
+// Response streaming: a runtime that streams posts /response with a
+// chunked body (Node's awslambda.streamifyResponse also says
+// Lambda-Runtime-Function-Response-Mode: streaming; aws-lambda-go's
+// io.Reader responses do not), and reports a failure after the first byte
+// in the trailers Lambda-Runtime-Function-Error-Type and -Error-Body. When
+// the invocation was given a Stream (Invocation.Stream), such a body goes
+// to it as it arrives, as Lambda's own Runtime API streams whatever a
+// streaming invocation's runtime posts; a body of known length (a
+// buffered runtime's) is read whole and stays one payload. Without a
+// Stream, a streamed body is read whole like any response, up to
+// MaxResponseBytes, as Lambda buffers a streaming function invoked
 // without streaming.
 
 // DefaultMaxStreamBytes is Lambda's limit on a streamed response (200 MiB),
@@ -49,11 +52,12 @@ type Stream interface {
 // post broke off. The environment is then in an unknown state.
 var ErrStreamBroken = errors.New("runtimeapi: the streamed response ended early")
 
-// streamResult serves a streamed POST /invocation/{id}/response on c when
-// the invocation has a Stream, and reports whether it did; a streamed post
-// for an invocation without one is left to result, which reads it whole.
+// streamResult serves a streamed POST /invocation/{id}/response on c (one
+// that says so, or one of unknown length) when the invocation has a
+// Stream, and reports whether it did; any other post is left to result,
+// which reads it whole.
 func (s *Server) streamResult(c *conn, w http.ResponseWriter, r *http.Request, id string) (handled bool) {
-	if !strings.EqualFold(r.Header.Get(hdrResponseMode), "streaming") {
+	if r.ContentLength >= 0 && !strings.EqualFold(r.Header.Get(hdrResponseMode), "streaming") {
 		return false
 	}
 	s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -198,4 +199,37 @@ func TestStreamedResponseErrors(t *testing.T) {
 			t.Fatalf("outcome %+v (%s), %v", res.out, res.out.Payload, res.err)
 		}
 	})
+}
+
+// TestStreamedAWSLambdaGo: an unmodified aws-lambda-go function returning
+// an io.Reader (sent chunked, without the Response-Mode header) streams to
+// the invocation's Stream, past the 6 MB of a buffered response, and its
+// error after the first byte comes from the trailers.
+func TestStreamedAWSLambdaGo(t *testing.T) {
+	s, f := startEnvironment(t, "stream")
+	const size = 7 << 20
+	sk := newSink()
+	inv := testInvocation("go-1", fmt.Sprintf(`{"size":%d}`, size))
+	inv.Stream = sk
+	drain := make(chan struct{})
+	go func() { // the sink's channel holds 100 writes: keep it flowing
+		defer close(drain)
+		for range sk.writes {
+		}
+	}()
+	out, err := invokeWatching(t, s, f, inv)
+	if err != nil || !out.Streamed || out.IsError || sk.text() != strings.Repeat("a", size) {
+		t.Fatalf("Invoke = %+v, %v; the sink got %d bytes, want %d", out, err, len(sk.text()), size)
+	}
+
+	sk2 := newSink()
+	inv = testInvocation("go-2", `{"fail":100}`)
+	inv.Stream = sk2
+	out, err = invokeWatching(t, s, f, inv)
+	want := `{"errorMessage":"` + strings.Repeat("x", 100) + `","errorType":"streamBroken"}`
+	if err != nil || !out.Streamed || !out.IsError || out.ErrorType != "streamBroken" || string(out.Payload) != want || sk2.text() != `{"partial":` {
+		t.Fatalf("Invoke = %+v (%s), %v; the sink got %q", out, out.Payload, err, sk2.text())
+	}
+	close(sk.writes)
+	<-drain
 }
