@@ -21,7 +21,8 @@ import (
 )
 
 // streamNode streams with awslambda.streamifyResponse: n numbered chunks
-// then big bytes; "hold" writes one chunk and then waits far longer than
+// then big bytes; delay writes a chunk, waits delay ms and writes another;
+// "hold" writes one chunk and then waits far longer than
 // any test; "fail" throws after its first chunk; "http" answers a
 // function URL with HttpResponseStream's prelude.
 const streamNode = `export const handler = awslambda.streamifyResponse(async (event, stream, context) => {
@@ -34,6 +35,12 @@ const streamNode = `export const handler = awslambda.streamifyResponse(async (ev
     console.log('holding');
     await pause(600000);
     stream.end('never');
+    return;
+  }
+  if (event.delay) {
+    stream.write('first');
+    await pause(event.delay);
+    stream.end(' last');
     return;
   }
   if (event.mode === 'fail') {
