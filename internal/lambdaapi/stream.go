@@ -8,12 +8,13 @@ import (
 	"sync"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
 // InvokeWithResponseStream
 // (POST /2021-11-15/functions/NAME/response-streaming-invocations): the
 // invocation's response comes back as it is written, in AWS's event stream
-// framing (eventstream.go): PayloadChunk events with the bytes, then one
+// framing (lambdawire/eventstream.go): PayloadChunk events with the bytes, then one
 // InvokeComplete with ErrorCode, ErrorDetails and LogResult. A runtime that
 // streams (runtimeapi's stream.go) is read as it writes; a runtime that
 // answers whole gets its whole payload as one chunk, as on Lambda. A
@@ -73,10 +74,10 @@ func (a *API) invokeWithResponseStream(w http.ResponseWriter, r *http.Request, b
 			code, msg = le.Code, le.Message
 		}
 		a.logger.Info("streamed invocation ended by a platform error", "requestId", requestID, "err", err)
-		return es.complete(invokeComplete{ErrorCode: code, ErrorDetails: msg})
+		return es.complete(lambdawire.InvokeComplete{ErrorCode: code, ErrorDetails: msg})
 	}
 	es.close()
-	done := invokeComplete{}
+	done := lambdawire.InvokeComplete{}
 	if logType == "Tail" {
 		done.LogResult = logTail(res.Log)
 	}
@@ -96,13 +97,6 @@ func (a *API) invokeWithResponseStream(w http.ResponseWriter, r *http.Request, b
 		}
 	}
 	return es.complete(done)
-}
-
-// invokeComplete is the payload of the InvokeComplete event.
-type invokeComplete struct {
-	ErrorCode    string `json:",omitempty"`
-	ErrorDetails string `json:",omitempty"`
-	LogResult    string `json:",omitempty"`
 }
 
 // eventStream is the response of one InvokeWithResponseStream: the
@@ -168,7 +162,7 @@ func (s *eventStream) eventLocked(eventType, contentType string, payload []byte)
 	if err := s.beginLocked(); err != nil {
 		return err
 	}
-	s.buf = appendEvent(s.buf[:0], eventType, contentType, payload)
+	s.buf = lambdawire.AppendEvent(s.buf[:0], eventType, contentType, payload)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -200,7 +194,7 @@ func (s *eventStream) chunk(p []byte) error {
 
 // complete writes the InvokeComplete event that ends the answer. A client
 // already gone is not an error to answer: there is no one to answer.
-func (s *eventStream) complete(done invokeComplete) error {
+func (s *eventStream) complete(done lambdawire.InvokeComplete) error {
 	b, err := json.Marshal(done)
 	if err != nil {
 		return err

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +336,55 @@ func TestInvokeWithResponseStream(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &echo) != nil || echo.Echo.RawPath != "/whole" {
 			t.Fatalf("buffered runtime behind RESPONSE_STREAM: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
+	})
+
+	t.Run("owl invoke --stream", func(t *testing.T) {
+		stdout, stderr, code := owlCLI(t, ts.URL, "invoke", "stream-node", "--stream", "--logs", "--data", `{"n":2}`)
+		if code != 0 || stdout != "chunk 0\nchunk 1\n" || !strings.Contains(stderr, "REPORT RequestId:") {
+			t.Fatalf("exit %d\nstdout %q\nstderr %s", code, stdout, stderr)
+		}
+		stdout, stderr, code = owlCLI(t, ts.URL, "invoke", "stream-node", "--stream", "--data", `{"mode":"fail"}`)
+		if code != 1 || stdout != "partial" || !strings.Contains(stderr, "Error: broke mid-stream") {
+			t.Fatalf("exit %d\nstdout %q\nstderr %s", code, stdout, stderr)
+		}
+		// The tour's example (examples/stream-node) prints its lines.
+		example, err := os.ReadFile("../../examples/stream-node/index.mjs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.as(t).createZip("stream-example", interpreter(t, "nodejs"), "index.handler", makeZip(t, zipEntry{name: "index.mjs", body: string(example)}))
+		stdout, stderr, code = owlCLI(t, ts.URL, "invoke", "stream-example", "--stream", "--data", `{"lines":2}`)
+		if code != 0 || stdout != "line 1 of 2\nline 2 of 2\n" {
+			t.Fatalf("the example: exit %d\nstdout %q\nstderr %s", code, stdout, stderr)
+		}
+		// The first chunk is printed while the function still runs.
+		cmd := exec.Command(owlBinary, "invoke", "stream-node", "--stream", "--data", `{"mode":"hold"}`)
+		cmd.Env = owlEnv("OWL_ENDPOINT="+ts.URL, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}()
+		first := make([]byte, len("first chunk"))
+		if _, err := io.ReadFull(out, first); err != nil || string(first) != "first chunk" {
+			t.Fatalf("owl invoke --stream printed %q, %v", first, err)
+		}
+		if v := ts.as(t).metric("owl_concurrent_executions"); v != "1" {
+			t.Fatalf("owl_concurrent_executions %q with the first chunk printed, want 1", v)
+		}
+		cmd.Process.Kill() // the client goes: so does the invocation
+		eventually(t, time.Minute, func() error {
+			if c := ts.as(t).metric("owl_concurrent_executions"); c != "0" {
+				return fmt.Errorf("owl_concurrent_executions %s after owl was killed", c)
+			}
+			return nil
+		})
 	})
 
 	t.Run("bad requests", func(t *testing.T) {
