@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
@@ -175,10 +176,36 @@ func (s *eventStream) eventLocked(eventType, contentType string, payload []byte)
 // close ends the Runtime API's use of s, and reports whether the answer
 // had begun.
 func (s *eventStream) close() (began bool) {
-	s.mu.Lock()
+	lockForEnd(&s.mu, s.rc)
 	defer s.mu.Unlock()
 	s.closed = true
 	return s.began
+}
+
+// stallGrace is how long the end of a streamed answer waits for a write
+// in progress before cutting it off: a client may stop reading without
+// hanging up, and the Runtime API's write to it would otherwise hold the
+// stream (and the environment's teardown) for as long as the client likes.
+const stallGrace = 2 * time.Second
+
+// lockForEnd takes mu, the lock of a streamed answer's writes, once the
+// invocation is over. A write still in progress after stallGrace is cut
+// off with a write deadline in the past, cleared again for the answer's
+// last bytes (which then fail on a broken connection, and are dropped).
+func lockForEnd(mu *sync.Mutex, rc *http.ResponseController) {
+	if mu.TryLock() {
+		return
+	}
+	fired := make(chan struct{})
+	t := time.AfterFunc(stallGrace, func() {
+		_ = rc.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	mu.Lock()
+	if !t.Stop() {
+		<-fired
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // chunk writes a buffered payload as one PayloadChunk, after close. An

@@ -5,7 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
@@ -133,6 +138,51 @@ func TestInvokeWithResponseStreamWire(t *testing.T) {
 		if r.status != 200 || len(evs) != 2 || evs[0].payload != "part" || json.Unmarshal([]byte(evs[1].payload), &done) != nil ||
 			done.ErrorCode != lambdaerr.Service || done.ErrorDetails == "" {
 			t.Fatalf("%d events %+v", r.status, evs)
+		}
+	})
+
+	t.Run("a client that stops reading", func(t *testing.T) {
+		// The runtime goes on writing after the invocation ended (as after
+		// a timeout) to a client that reads nothing and stays connected:
+		// its writes must fail rather than block for as long as the client
+		// likes.
+		writer := make(chan error, 1)
+		h.worker.answer = func(req lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+			if err := req.Stream.Begin("application/octet-stream"); err != nil {
+				return nil, err
+			}
+			var written atomic.Int64
+			go func() {
+				chunk := bytes.Repeat([]byte("x"), 64<<10)
+				for range 1024 { // 64 MiB: far past what the sockets buffer
+					if _, err := req.Stream.Write(chunk); err != nil {
+						writer <- err
+						return
+					}
+					written.Add(1)
+				}
+				writer <- nil
+			}()
+			// End the invocation once the writes are stuck on the client.
+			for last := int64(-1); written.Load() != last; {
+				last = written.Load()
+				time.Sleep(200 * time.Millisecond)
+			}
+			return nil, errors.New("the invocation timed out")
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: owl\r\nAuthorization: Bearer %s\r\nContent-Length: 2\r\n\r\n{}", streamPath("fn"), testToken)
+		select {
+		case err := <-writer:
+			if err == nil {
+				t.Fatal("64 MiB were written to a client that read nothing")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("the runtime's writes to a client that stopped reading still block a minute on")
 		}
 	})
 

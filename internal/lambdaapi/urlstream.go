@@ -142,7 +142,7 @@ func (s *urlStream) writeLocked(p []byte) error {
 // reports whether the answer is written (begun, or ended here); false
 // leaves it to the buffered path.
 func (s *urlStream) close(res *InvokeResult, err error) (answered bool) {
-	s.mu.Lock()
+	lockForEnd(&s.mu, s.rc)
 	defer s.mu.Unlock()
 	s.closed = true
 	if s.began || err != nil || res == nil || !res.Streamed || res.FunctionError {
