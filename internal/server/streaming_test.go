@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -179,6 +180,18 @@ func TestInvokeWithResponseStream(t *testing.T) {
 		if v := ts.as(t).metric(`owl_invocations_total{function="stream-node",outcome="success",version="$LATEST"}`); v == "" || v == "0" {
 			t.Errorf("owl_invocations_total of the streamed success: %q", v)
 		}
+		// Billed as any invocation: its REPORT's Billed Duration at its memory.
+		eventually(t, time.Minute, func() error {
+			_, body := ts.as(t).do("GET", "/owl/v1/usage?function=stream-node", nil, nil)
+			var got lambdawire.UsageReport
+			if err := json.Unmarshal(body, &got); err != nil {
+				return err
+			}
+			if len(got.Usage) != 1 || got.Usage[0].Invocations < 1 || got.Usage[0].BilledMs <= 0 || got.Usage[0].MBMs != got.Usage[0].BilledMs*256 {
+				return fmt.Errorf("usage of stream-node: %s", body)
+			}
+			return nil
+		})
 	})
 
 	t.Run("first byte before the end; a client that leaves ends it", func(t *testing.T) {
