@@ -79,27 +79,7 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 // Invoke: the result has FunctionError set and the error object as Payload. Errors are for
 // invocations the platform refused (*APIError) or that could not be sent (*ConnError).
 func (c *Client) Invoke(ctx context.Context, name string, payload []byte, opts InvokeOptions) (*InvokeResult, error) {
-	h := http.Header{}
-	if opts.InvocationType != "" {
-		h.Set("X-Amz-Invocation-Type", opts.InvocationType)
-	}
-	if opts.LogTail {
-		h.Set("X-Amz-Log-Type", "Tail")
-	}
-	var q url.Values
-	if opts.Qualifier != "" {
-		q = url.Values{"Qualifier": {opts.Qualifier}}
-	}
-	if payload == nil {
-		payload = []byte{}
-	}
-	resp, err := c.send(ctx, request{
-		method: http.MethodPost,
-		path:   functionPath(name, "/invocations"),
-		query:  q,
-		header: h,
-		body:   payload,
-	})
+	resp, err := c.send(ctx, invokeRequest(functionPath(name, "/invocations"), payload, opts))
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +107,26 @@ func (c *Client) Invoke(ctx context.Context, name string, payload []byte, opts I
 		}
 	}
 	return res, nil
+}
+
+// invokeRequest is the POST of an invocation (Invoke, InvokeStream) to
+// path, with opts' headers and qualifier.
+func invokeRequest(path string, payload []byte, opts InvokeOptions) request {
+	h := http.Header{}
+	if opts.InvocationType != "" {
+		h.Set("X-Amz-Invocation-Type", opts.InvocationType)
+	}
+	if opts.LogTail {
+		h.Set("X-Amz-Log-Type", "Tail")
+	}
+	var q url.Values
+	if opts.Qualifier != "" {
+		q = url.Values{"Qualifier": {opts.Qualifier}}
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	return request{method: http.MethodPost, path: path, query: q, header: h, body: payload}
 }
 
 // LogFilter selects log lines (Owl's GET /owl/v1/functions/NAME/logs).

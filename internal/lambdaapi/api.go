@@ -65,6 +65,18 @@ type InvokeRequest struct {
 	// Depth and Origin place a function's own call in its chain (inside.go).
 	Depth  int
 	Origin string
+	// Stream, when set, receives the response of a runtime that streams
+	// it, as it is written (stream.go); the result then says Streamed.
+	Stream ResponseStream
+}
+
+// ResponseStream receives a streamed response (InvokeWithResponseStream,
+// function URLs in RESPONSE_STREAM mode): Begin once with the response's
+// content type, then Write as the runtime writes. An error from either
+// means the client is gone, which ends the invocation.
+type ResponseStream interface {
+	Begin(contentType string) error
+	Write(p []byte) (int, error)
 }
 
 // InvokeResult is the outcome of an invocation that reached a runtime.
@@ -76,6 +88,9 @@ type InvokeResult struct {
 	ErrorType     string
 	// Log is this invocation's log text, START to REPORT.
 	Log string
+	// Streamed is true when the response went to InvokeRequest.Stream:
+	// Payload is then empty, or the error object of a failure.
+	Streamed bool
 }
 
 // Options configures the API.
@@ -176,6 +191,8 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte) error
 
+// routes registers every operation on a.mux. It is long because it is the
+// table of Lambda's operations, one line each, read best in one place.
 func (a *API) routes() {
 	// Unauthenticated, before everything else: liveness and readiness
 	// probes carry no credentials, and the answer reveals only which
@@ -201,6 +218,7 @@ func (a *API) routes() {
 	h("PUT "+fns+"/{name}/configuration", 1<<20, a.updateFunctionConfiguration)
 	h("DELETE "+fns+"/{name}", 0, a.deleteFunction)
 	h("POST "+fns+"/{name}/invocations", MaxSyncPayload, a.invoke)
+	h("POST /2021-11-15/functions/{name}/response-streaming-invocations", MaxSyncPayload, a.invokeWithResponseStream)
 	h("POST /2014-11-13/functions/{name}/invoke-async/{$}", events.MaxPayload, a.invokeAsyncLegacy)
 	h("POST /2014-11-13/functions/{name}/invoke-async", events.MaxPayload, a.invokeAsyncLegacy)
 	h("POST "+fns+"/{name}/versions", 1<<20, a.publishVersion)
@@ -239,6 +257,9 @@ func (a *API) routes() {
 	h("GET "+esm+"/{uuid}", 0, a.getMapping)
 	h("PUT "+esm+"/{uuid}", 1<<20, a.updateMapping)
 	h("DELETE "+esm+"/{uuid}", 0, a.deleteMapping)
+	h("POST "+tagsRoute, 1<<20, a.tagResource)
+	h("DELETE "+tagsRoute, 0, a.untagResource)
+	h("GET "+tagsRoute, 0, a.listTags)
 	h("GET /2016-08-19/account-settings", 0, a.getAccountSettings)
 	h("GET /2016-08-19/account-settings/{$}", 0, a.getAccountSettings)
 	const layers = "/2018-10-31/layers"

@@ -237,6 +237,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	if err := registry.ValidateName(req.FunctionName); err != nil {
 		return err
 	}
+	if err := registry.CheckTags(req.Tags); err != nil {
+		return err
+	}
 	f := registry.Function{
 		Name: req.FunctionName, Runtime: req.Runtime, Handler: req.Handler, Role: req.Role,
 		Description: req.Description, MemorySize: 128, Timeout: 3, EphemeralStorage: 512,
@@ -328,11 +331,15 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 		Configuration: a.wireTarget(t),
 		Code:          &lambdawire.FunctionCodeLocation{RepositoryType: "S3", Location: location},
 	}
-	if len(fn.Tags) > 0 {
-		out.Tags = fn.Tags
-	}
-	if latest, err := a.reg.Get(r.Context(), fn.Name); err == nil && latest.ReservedConcurrency != nil {
-		out.Concurrency = &lambdawire.Concurrency{ReservedConcurrentExecutions: latest.ReservedConcurrency}
+	// Tags and reserved concurrency are the function's, whatever version
+	// was asked for: $LATEST keeps them.
+	if latest, err := a.reg.Get(r.Context(), fn.Name); err == nil {
+		if len(latest.Tags) > 0 {
+			out.Tags = latest.Tags
+		}
+		if latest.ReservedConcurrency != nil {
+			out.Concurrency = &lambdawire.Concurrency{ReservedConcurrentExecutions: latest.ReservedConcurrency}
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -39,6 +39,8 @@ type httpTarget struct {
 	apiID, routeKey string
 	params          []string
 	path            string // the path the function sees
+	// stream: the URL's InvokeMode is RESPONSE_STREAM (urlstream.go).
+	stream bool
 }
 
 // serveFunctionURL is the handler of every request under /lambda-url/.
@@ -51,7 +53,7 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.serveHTTPEvent(w, r, httpTarget{function: c.FunctionName, qualifier: c.Qualifier, authType: c.AuthType,
-		cors: c.Cors, apiID: c.URLID, routeKey: "$default", path: "/" + path})
+		cors: c.Cors, apiID: c.URLID, routeKey: "$default", path: "/" + path, stream: c.InvokeMode == registry.InvokeResponseStream})
 }
 
 // serveHTTPEvent authenticates r as t asks, reads its body, answers a
@@ -104,9 +106,18 @@ func (a *API) invokeHTTP(w http.ResponseWriter, r *http.Request, t httpTarget, b
 	q := qualifierOf(t.qualifier)
 	target, err := a.reg.ResolveForInvoke(r.Context(), t.function, q, rand.Float64())
 	if err == nil {
+		var us *urlStream
+		req := InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
+			TraceID: traceID, InvokedARN: a.reg.ARN(t.function, q)}
+		if t.stream {
+			us = newURLStream(r, w, t.cors)
+			req.Stream = us
+		}
 		var res *InvokeResult
-		res, err = a.invoker.Invoke(r.Context(), InvokeRequest{Function: target.Function, RequestID: requestID, Payload: payload,
-			TraceID: traceID, InvokedARN: a.reg.ARN(t.function, q)})
+		res, err = a.invoker.Invoke(r.Context(), req)
+		if us != nil && us.close(res, err) {
+			return // the streamed answer has begun: it is the answer
+		}
 		if err == nil {
 			cors(w, r, t.cors)
 			if res.FunctionError {
@@ -234,15 +245,7 @@ func writeURLResponse(w http.ResponseWriter, payload []byte) {
 			}
 		}
 		h := w.Header()
-		for k, v := range res.Headers {
-			h.Set(k, v)
-		}
-		for _, c := range res.Cookies {
-			h.Add("Set-Cookie", c)
-		}
-		if h.Get("Content-Type") == "" {
-			h.Set("Content-Type", "application/json")
-		}
+		setResponseHeaders(h, res.Headers, res.Cookies, "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(res.StatusCode)
 		_, _ = w.Write(body)
@@ -252,6 +255,20 @@ func writeURLResponse(w http.ResponseWriter, payload []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(payload)
+}
+
+// setResponseHeaders sets a function's response headers and cookies on
+// h, and contentType when they name none.
+func setResponseHeaders(h http.Header, headers map[string]string, cookies []string, contentType string) {
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	for _, c := range cookies {
+		h.Add("Set-Cookie", c)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", contentType)
+	}
 }
 
 // urlMessage is a function URL's own error answer (Lambda's shape).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/registry"
 )
 
 // maxClientContext is Lambda's limit on X-Amz-Client-Context (base64).
@@ -25,20 +26,10 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) (err e
 	if err != nil {
 		return err
 	}
-	body, err = eventPayload(body)
+	name, q, fn, body, err := a.resolveInvoke(r, body)
 	if err != nil {
 		return err
 	}
-
-	name, q, err := qualified(r)
-	if err != nil {
-		return err
-	}
-	t, err := a.reg.ResolveForInvoke(r.Context(), name, q, rand.Float64())
-	if err != nil {
-		return err
-	}
-	fn := t.Function
 	version := fn.Version
 	if invType == "Event" {
 		if err := a.accept(w, r, name, q, body, traceID); err != nil {
@@ -73,17 +64,42 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, body []byte) (err e
 		h.Set("X-Amz-Function-Error", "Unhandled")
 	}
 	if logType == "Tail" {
-		tail := res.Log
-		if len(tail) > logTailBytes {
-			tail = tail[len(tail)-logTailBytes:]
-		}
-		h.Set("X-Amz-Log-Result", base64.StdEncoding.EncodeToString([]byte(tail)))
+		h.Set("X-Amz-Log-Result", logTail(res.Log))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(res.Payload)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
 	return nil
+}
+
+// resolveInvoke is what Invoke and InvokeWithResponseStream do after
+// their headers: the event as the function gets it (eventPayload), the
+// function name and qualifier of the path, and the configuration they
+// resolve to (a weighted alias draws its version).
+func (a *API) resolveInvoke(r *http.Request, body []byte) (name, q string, fn registry.Function, event []byte, err error) {
+	event, err = eventPayload(body)
+	if err != nil {
+		return "", "", fn, nil, err
+	}
+	name, q, err = qualified(r)
+	if err != nil {
+		return "", "", fn, nil, err
+	}
+	t, err := a.reg.ResolveForInvoke(r.Context(), name, q, rand.Float64())
+	if err != nil {
+		return "", "", fn, nil, err
+	}
+	return name, q, t.Function, event, nil
+}
+
+// logTail is X-Amz-Log-Result (and InvokeComplete's LogResult): the last
+// 4 KB of an invocation's log, base64-encoded.
+func logTail(log string) string {
+	if len(log) > logTailBytes {
+		log = log[len(log)-logTailBytes:]
+	}
+	return base64.StdEncoding.EncodeToString([]byte(log))
 }
 
 // invokeHeaders reads and checks Invoke's headers: the invocation type,

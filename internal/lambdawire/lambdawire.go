@@ -3,8 +3,9 @@
 // (client) decodes them, so the two cannot drift apart. Field names are
 // the wire names. A field the server always sends has no omitempty; a
 // field only some responses carry has. Owl's own extensions (fields such
-// as Network, operations under /owl/v1) are here too, marked as such. It
-// imports nothing of Owl's.
+// as Network, operations under /owl/v1) are here too, marked as such; so is
+// the one binary framing both ends speak, InvokeWithResponseStream's event
+// stream (eventstream.go). It imports nothing of Owl's.
 package lambdawire
 
 // FunctionConfiguration describes one function version, as CreateFunction,

@@ -40,7 +40,9 @@ const (
 	AuthNone       = "NONE"
 	AuthIAM        = "AWS_IAM"
 	InvokeBuffered = "BUFFERED"
-	invokeStream   = "RESPONSE_STREAM"
+	// InvokeResponseStream streams the function's response to the client
+	// as it is written (lambdaapi/urlstream.go).
+	InvokeResponseStream = "RESPONSE_STREAM"
 )
 
 func (c URLConfig) owner() (name, qualifier string) { return c.FunctionName, c.Qualifier }
@@ -198,9 +200,7 @@ func checkURLInput(in URLConfigInput) error {
 	}
 	if in.InvokeMode != nil {
 		switch *in.InvokeMode {
-		case InvokeBuffered:
-		case invokeStream:
-			return lambdaerr.New(lambdaerr.InvalidParameterValue, "InvokeMode RESPONSE_STREAM is not supported by Owl yet; use BUFFERED.")
+		case InvokeBuffered, InvokeResponseStream:
 		default:
 			return lambdaerr.ValidationFailed(*in.InvokeMode, "invokeMode", "Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]")
 		}

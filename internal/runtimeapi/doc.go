@@ -35,7 +35,8 @@
 //   - A response the runtime posts is read completely (up to the limit)
 //     before Invoke returns, and trailers are honoured: aws-lambda-go reports
 //     a failure while streaming a response in the Lambda-Runtime-Function-
-//     Error-Type and -Error-Body trailers.
+//     Error-Type and -Error-Body trailers. For an invocation given a Stream,
+//     a streamed response is copied to it as it arrives instead (stream.go).
 //   - When ctx ends first, Invoke returns ctx.Err(). An event not yet taken
 //     by the runtime is withdrawn; one already delivered stays active until
 //     the runtime posts its result, which is then accepted (202, so the

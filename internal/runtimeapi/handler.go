@@ -80,7 +80,7 @@ func (s *Server) handle(c *conn, w http.ResponseWriter, r *http.Request) (parked
 			s.notFound(w, r)
 			return false
 		}
-		if s.method(w, r, http.MethodPost) {
+		if s.method(w, r, http.MethodPost) && (isError || !s.streamResult(c, w, r, id)) {
 			s.result(w, r, id, isError)
 		}
 	}

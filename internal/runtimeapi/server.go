@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Config struct {
 	// MaxResponseBytes caps the body of /response, /error and /init/error
 	// posts. Zero means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// MaxStreamBytes caps a streamed response (stream.go). Zero means
+	// DefaultMaxStreamBytes.
+	MaxStreamBytes int64
 	// Extra, when set, serves the requests outside the Runtime API's
 	// paths on the same listener: Owl's Lambda API subset for the
 	// function's own calls (AWS_ENDPOINT_URL_LAMBDA). Nil: 404.
@@ -45,6 +49,9 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.MaxResponseBytes < 0 {
 		return fmt.Errorf("runtimeapi: MaxResponseBytes must be >= 0 (0 = %d), got %d", DefaultMaxResponseBytes, c.MaxResponseBytes)
+	}
+	if c.MaxStreamBytes < 0 {
+		return fmt.Errorf("runtimeapi: MaxStreamBytes must be >= 0 (0 = %d), got %d", DefaultMaxStreamBytes, c.MaxStreamBytes)
 	}
 	return nil
 }
@@ -70,6 +77,10 @@ type Invocation struct {
 	// read the whole event). The Server never modifies it and drops its
 	// reference once the event is written.
 	Payload []byte
+	// Stream, when set, receives a response the runtime streams as it
+	// arrives (stream.go); the Outcome then says Streamed. Nil: a streamed
+	// response is read whole like any other.
+	Stream Stream
 }
 
 func (inv *Invocation) validate() error {
@@ -101,6 +112,13 @@ type Outcome struct {
 	ErrorType string
 	// IsError is true when the invocation failed.
 	IsError bool
+	// Streamed is true when the response went to Invocation.Stream:
+	// Payload is then empty, or the error object of a failure.
+	Streamed bool
+	// Broken, when set, wraps ErrStreamBroken: the streamed response
+	// ended early (the client went away, the runtime broke off, or it
+	// passed MaxStreamBytes), and the environment should be recycled.
+	Broken error
 }
 
 // InitError is returned by WaitReady (and by Invoke) when the runtime posted
@@ -158,6 +176,7 @@ type Server struct {
 	log          *slog.Logger
 	extra        http.Handler // Config.Extra
 	maxBody      int64
+	maxStream    int64  // Config.MaxStreamBytes
 	tooLargeBody []byte // the Outcome.Payload of lambdaerr.FunctionResponseSizeTooLarge
 	tooLargeMsg  string
 
@@ -190,6 +209,9 @@ type Server struct {
 	// result is accepted and discarded. Guarded by mu.
 	abandoned bool
 	lastID    string // guarded by mu: id of the last finished invocation
+	// stream is the current invocation's Invocation.Stream until a
+	// streamed /response takes it. Guarded by mu.
+	stream Stream
 }
 
 // New returns a Server. logger may be nil.
@@ -208,6 +230,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		extra:      cfg.Extra,
 		log:        logger,
 		maxBody:    maxBody,
+		maxStream:  cmp.Or(cfg.MaxStreamBytes, DefaultMaxStreamBytes),
 		closed:     make(chan struct{}),
 		initDone:   make(chan struct{}),
 		initFailed: make(chan struct{}),
@@ -307,6 +330,7 @@ func (s *Server) Invoke(ctx context.Context, inv Invocation) (Outcome, error) {
 	}
 	s.id = inv.RequestID
 	s.abandoned = false
+	s.stream = inv.Stream
 	if c := s.parkedConn; c != nil {
 		// The event is written from this goroutine, with no hand-off to
 		// the connection's.
@@ -369,6 +393,7 @@ func (s *Server) finish(id string, out Outcome) (delivered bool) {
 		s.done <- out // never blocks: cap 1, drained by Invoke or abandon
 	}
 	s.state, s.id, s.abandoned, s.lastID = invNone, "", false, id
+	s.stream = nil
 	s.mu.Unlock()
 	return delivered
 }

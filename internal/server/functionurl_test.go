@@ -246,7 +246,7 @@ func TestFunctionURL(t *testing.T) {
 			{"POST", "/2021-10-31/functions/nope/url", `{"AuthType":"NONE"}`, 404, "ResourceNotFoundException"},
 			{"POST", "/2021-10-31/functions/url-py/url?Qualifier=$LATEST", `{"AuthType":"BASIC"}`, 400, "ValidationException"},
 			{"PUT", "/2021-10-31/functions/url-py/url", `{"Cors":{"MaxAge":90000}}`, 400, "ValidationException"},
-			{"PUT", "/2021-10-31/functions/url-py/url", `{"InvokeMode":"RESPONSE_STREAM"}`, 400, "InvalidParameterValueException"},
+			{"PUT", "/2021-10-31/functions/url-py/url", `{"InvokeMode":"STREAMING"}`, 400, "ValidationException"},
 			{"GET", "/2021-10-31/functions/url-go/url?Qualifier=live", "", 404, "ResourceNotFoundException"},
 		} {
 			resp, body := ts.do(c.method, c.path, []byte(c.body), nil)

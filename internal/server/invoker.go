@@ -30,12 +30,13 @@ func (i workerInvoker) Invoke(ctx context.Context, req lambdaapi.InvokeRequest) 
 		InvokedARN:    req.InvokedARN,
 		Depth:         req.Depth,
 		Origin:        req.Origin,
+		Stream:        req.Stream, // the same method set as runtimeapi.Stream
 	})
 	if res == nil {
 		return nil, err
 	}
 	return &lambdaapi.InvokeResult{
-		Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType, Log: res.Log,
+		Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType, Log: res.Log, Streamed: res.Streamed,
 	}, err
 }
 

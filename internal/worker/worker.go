@@ -172,6 +172,10 @@ type Request struct {
 	// further (caller.go).
 	Depth  int
 	Origin string
+	// Stream, when set, receives the response of a runtime that streams
+	// it, as it is written (runtimeapi.Stream); the Result then says
+	// Streamed.
+	Stream runtimeapi.Stream
 }
 
 // Result is the outcome of an invocation that reached a runtime.
@@ -183,6 +187,9 @@ type Result struct {
 	ErrorType     string
 	// Log is this invocation's log text, START to REPORT.
 	Log string
+	// Streamed is true when the response went to Request.Stream: Payload
+	// is then empty, or the error object of a failure.
+	Streamed bool
 	// report is its REPORT line's figures, which observers are told.
 	report telemetry.Report
 }
@@ -317,6 +324,7 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 			TraceID:       traceID,
 			ClientContext: req.ClientContext,
 			Payload:       req.Payload,
+			Stream:        req.Stream,
 		})
 		d.dur = time.Since(d.start)
 		traceEnd(span, d)
@@ -346,8 +354,10 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 // and the environment's state is unknown).
 func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Result, error) {
 	e := d.e
-	res := &Result{Payload: d.out.Payload, FunctionError: d.out.IsError, ErrorType: d.out.ErrorType}
-	reusable := d.err == nil
+	res := &Result{Payload: d.out.Payload, FunctionError: d.out.IsError, ErrorType: d.out.ErrorType, Streamed: d.out.Streamed}
+	// A stream that ended early (its client left) leaves the runtime
+	// mid-write: recycle the environment.
+	reusable := d.err == nil && d.out.Broken == nil
 	if d.err != nil {
 		switch {
 		case e.exited.Err() != nil:

@@ -38,6 +38,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import util from 'node:util';
 import { pathToFileURL } from 'node:url';
 
@@ -630,6 +631,10 @@ async function invokeOnce(handler, isAsync) {
   if (trace) process.env._X_AMZN_TRACE_ID = trace;
   else delete process.env._X_AMZN_TRACE_ID;
 
+  if (handler[STREAMING] === 'response') {
+    await invokeStreaming(handler, inv);
+    return;
+  }
   const out = await runHandler(handler, isAsync, inv);
 
   let p, body, errorType;
@@ -668,6 +673,125 @@ async function invokeOnce(handler, isAsync) {
     // platform's side; carry on with the next one.
     writeFdSync(2, `owl node runtime: POST ${p} answered ${res2.status}: ${res2.body}\n`);
   }
+  if (exitAfterPost !== null) process.exit(exitAfterPost);
+}
+
+// ---------------------------------------------------------------------------
+// Response streaming, as Lambda's Node.js runtime offers it: a handler
+// wrapped in awslambda.streamifyResponse is called as
+// handler(event, responseStream, context), and what it writes to
+// responseStream goes to the caller as it is written: one POST /response
+// with Lambda-Runtime-Function-Response-Mode: streaming and a chunked body,
+// whose trailers report an error raised after the first byte.
+// awslambda.HttpResponseStream.from(stream, {statusCode, headers, cookies})
+// starts the body with that prelude for function URLs: its JSON, then 8
+// NUL bytes, under the content type
+// application/vnd.awslambda.http-integration-response.
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
+
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType(HTTP_INTEGRATION);
+    const metadata = JSON.stringify(prelude);
+    underlyingStream._onBeforeFirstWrite = (write) => {
+      write(metadata);
+      write(new Uint8Array(8));
+    };
+    return underlyingStream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[STREAMING] = 'response';
+    return handler;
+  },
+  HttpResponseStream,
+};
+
+// openResponseStream starts the streamed /response of invocation
+// requestId: the Writable the handler gets, the request under it, and a
+// promise of the Runtime API's answer. Headers go with the first byte, so
+// setContentType works until then. A broken connection (Owl cuts it when
+// the caller went away) ends the runtime: Owl recycles the environment.
+function openResponseStream(requestId) {
+  const p = `/invocation/${encodeURIComponent(requestId)}/response`;
+  const req = http.request({
+    host: api.host,
+    port: api.port,
+    method: 'POST',
+    path: api.base + p,
+    agent: api.agent,
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'Lambda-Runtime-Function-Response-Mode': 'streaming',
+      'Transfer-Encoding': 'chunked',
+      Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+    },
+  });
+  req.on('error', (e) => fatal('POST ' + p, e));
+  const answered = new Promise((resolve) => {
+    req.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+    });
+  });
+  let first = true;
+  const beforeFirst = () => {
+    if (!first) return;
+    first = false;
+    if (typeof stream._onBeforeFirstWrite === 'function') stream._onBeforeFirstWrite((c) => req.write(c));
+  };
+  const stream = new Writable({
+    write(chunk, encoding, cb) {
+      beforeFirst();
+      req.write(chunk, cb);
+    },
+    final(cb) {
+      beforeFirst();
+      cb();
+    },
+  });
+  stream.setContentType = (type) => {
+    if (!req.headersSent) req.setHeader('Content-Type', type);
+  };
+  return { stream, req, answered, path: p };
+}
+
+// invokeStreaming runs one invocation of a streaming handler.
+async function invokeStreaming(handler, inv) {
+  const { stream, req, answered, path: p } = openResponseStream(inv.requestId);
+  const run = (event, context) => {
+    const r = handler(event, stream, context);
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') return r;
+    // Not a promise: the handler is done when it ends the stream.
+    return new Promise((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+    });
+  };
+  const out = await runHandler(run, true, inv);
+  if (out.ok && !stream.writableFinished) {
+    await new Promise((resolve) => stream.end(resolve));
+  }
+  if (!out.ok) {
+    if (!out.logged) logError('Invoke Error', out.error);
+    const obj = errorResponse(out.error);
+    req.addTrailers({
+      'Lambda-Runtime-Function-Error-Type': /^[\x20-\x7e]+$/.test(obj.errorType) ? obj.errorType : 'Error',
+      'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify(obj)).toString('base64'),
+    });
+  }
+  const stdio = waitForUserStdio();
+  if (stdio) await stdio;
+  req.end();
+  const res = await answered;
+  finishing = false;
+  if (res.status >= 500) fatal('POST ' + p, new Error(`HTTP ${res.status}: ${res.body}`));
+  if (res.status !== 202) writeFdSync(2, `owl node runtime: POST ${p} answered ${res.status}: ${res.body}\n`);
   if (exitAfterPost !== null) process.exit(exitAfterPost);
 }
 
