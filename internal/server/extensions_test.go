@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+var (
+	extOnce sync.Once
+	extBin  []byte
+	extErr  error
+)
+
+// extensionLayer publishes a layer whose /opt/extensions/recorder is the
+// test extension (testdata/extension), and returns its ARN and the
+// function zip whose bootstrap is the same program.
+func (ts *testServer) extensionLayer(t *testing.T) (arn string, fnZip []byte) {
+	t.Helper()
+	extOnce.Do(func() {
+		var path string
+		if path, extErr = testkit.Build("./testdata/extension"); extErr == nil {
+			extBin, extErr = os.ReadFile(path)
+		}
+	})
+	if extErr != nil {
+		t.Fatalf("building the test extension: %v", extErr)
+	}
+	layer := makeZip(t, zipEntry{name: "extensions/recorder", body: string(extBin), mode: 0o755})
+	out, err := ts.sdk().PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{
+		LayerName: aws.String("recorder"), Content: &types.LayerVersionContentInput{ZipFile: layer}})
+	if err != nil {
+		t.Fatalf("PublishLayerVersion: %v", err)
+	}
+	return aws.ToString(out.LayerVersionArn), makeZip(t, zipEntry{name: "bootstrap", body: string(extBin), mode: 0o755})
+}
+
+// createExtended creates a function running the test extension, in mode.
+func (ts *testServer) createExtended(t *testing.T, name, mode string) {
+	t.Helper()
+	arn, zip := ts.extensionLayer(t)
+	_, err := ts.sdk().CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String(name), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+		Role: aws.String("arn:aws:iam::000000000000:role/owl"), Code: &types.FunctionCode{ZipFile: zip},
+		Layers: []string{arn}, Timeout: aws.Int32(10),
+		Environment: &types.Environment{Variables: map[string]string{"EXT_MODE": mode}},
+	})
+	if err != nil {
+		t.Fatalf("CreateFunction %s: %v", name, err)
+	}
+}
+
+// TestExtensions runs a Go external extension from a layer in a real
+// sandbox: it registers, gets each INVOKE with its request id before the
+// invocation ends, receives telemetry (platform.start, platform.report,
+// the function's lines) on its own listener, and gets SHUTDOWN when the
+// environment is collected.
+func TestExtensions(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	ts := startServer(t, "")
+	ts.createExtended(t, "extended", "")
+
+	first := ts.invoke("extended", `{}`)
+	if first.funcErr != "" {
+		t.Fatalf("first invoke: %s %s\n%s", first.funcErr, first.payload, first.log)
+	}
+	// The extension registered (as the function's name and version) and
+	// subscribed before init ended, and got INVOKE for this request id
+	// before the function answered.
+	id1 := requestID(t, first.log)
+	for _, want := range []string{`REGISTERED {"functionName":"extended","functionVersion":"$LATEST","handler":"bootstrap"}`,
+		`SUBSCRIBED 200 "OK"`, "INVOKE " + id1} {
+		if !strings.Contains(unquote(first.payload), want) {
+			t.Errorf("record lacks %q:\n%s", want, unquote(first.payload))
+		}
+	}
+
+	// Telemetry of the first invocation arrives after it; later
+	// invocations (which thaw the environment) see it.
+	var record string
+	testkit.Eventually(t, 30*time.Second, func() error {
+		r := ts.invoke("extended", `{}`)
+		if r.funcErr != "" {
+			return fmt.Errorf("invoke: %s %s", r.funcErr, r.payload)
+		}
+		record = unquote(r.payload)
+		for _, want := range []string{"TELEMETRY platform.initStart", "TELEMETRY platform.initRuntimeDone", "TELEMETRY platform.initReport",
+			"TELEMETRY platform.start " + id1, "TELEMETRY platform.runtimeDone " + id1, "TELEMETRY platform.report " + id1} {
+			if !strings.Contains(record, want) {
+				return fmt.Errorf("record lacks %q:\n%s", want, record)
+			}
+		}
+		return nil
+	})
+	if strings.Contains(record, "TELEMETRY-BAD") || strings.Count(record, "REGISTERED") != 1 {
+		t.Errorf("one environment, well-formed batches expected:\n%s", record)
+	}
+
+	// A new configuration retires the environment: SHUTDOWN (spindown),
+	// whose output reaches the function's log.
+	if _, err := ts.sdk().UpdateFunctionConfiguration(context.Background(), &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String("extended"), Description: aws.String("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if log := ts.logText("extended"); !strings.Contains(log, "ext: SHUTDOWN spindown in ") {
+			return fmt.Errorf("no SHUTDOWN in the log:\n%s", log)
+		}
+		return nil
+	})
+}
+
+// TestExtensionFailures: an extension that fails its init, crashes during
+// an invocation, reports an exit error or never registers fails the
+// invocation with Lambda's error type, and the environment is not reused.
+func TestExtensionFailures(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	ts := startServer(t, "")
+	for _, tc := range []struct {
+		mode, errType, message string
+	}{
+		{"init-error", "Extension.InitError", "Extension recorder reported Extension.TestInitFailed: test extension fails"},
+		{"crash-invoke", "Extension.Crash", "Extension recorder exited"},
+		{"exit-error", "Extension.ExitError", "Extension recorder reported Extension.TestExitFailed"},
+		{"never-register", "Sandbox.Timedout", "extensions not ready: recorder"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ts := ts.as(t)
+			name := "ext-" + tc.mode
+			ts.createExtended(t, name, tc.mode)
+			for i := range 2 { // the failed environment is not reused: each fails alike
+				r := ts.invoke(name, `{}`)
+				if r.funcErr != "Unhandled" || r.errorObj["errorType"] != tc.errType || !strings.Contains(fmt.Sprint(r.errorObj["errorMessage"]), tc.message) {
+					t.Fatalf("invoke %d: %q %s, want %s (%s)\n%s", i, r.funcErr, r.payload, tc.errType, tc.message, r.log)
+				}
+				if tc.mode == "crash-invoke" && i == 0 && !strings.Contains(r.log, "Extension.Crash") {
+					t.Errorf("REPORT does not name the failure:\n%s", r.log)
+				}
+			}
+		})
+	}
+}
+
+// requestID is the request id of a log tail's START line.
+func requestID(t *testing.T, log string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(log, "START RequestId: ")
+	id, _, _ := strings.Cut(rest, " ")
+	if !ok || id == "" {
+		t.Fatalf("no START line in %q", log)
+	}
+	return id
+}
+
+// unquote is a JSON string payload's text.
+func unquote(payload string) string {
+	s := strings.TrimSuffix(strings.TrimPrefix(payload, `"`), `"`)
+	return strings.ReplaceAll(strings.ReplaceAll(s, `\n`, "\n"), `\"`, `"`)
+}
