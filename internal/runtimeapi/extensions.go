@@ -341,11 +341,13 @@ func (x *extensions) reportError(c *conn, w http.ResponseWriter, r *http.Request
 }
 
 // connGone is told of every runtime API connection that ended. An
-// extension whose parked /event/next, or whose kept-alive connection
-// while it worked on an event, ends has exited: Extension.Crash, unless
-// it was shutting down or the server is closing. When the process of an
-// external extension can be looked up (Config.ExtensionAlive), one that
-// still runs merely closed a connection.
+// extension whose parked /event/next ends has exited: Extension.Crash,
+// unless it was shutting down or the server is closing. When the process
+// of an external extension can be looked up (Config.ExtensionAlive), the
+// end of the connection of its last request while it works on an event
+// is checked too, and one whose process still runs merely closed a
+// connection; without that look-up only a parked /event/next tells, as an
+// HTTP client may close an idle connection at any time.
 func (x *extensions) connGone(c *conn) {
 	x.s.mu.Lock()
 	closing := x.s.isClosed
@@ -353,24 +355,29 @@ func (x *extensions) connGone(c *conn) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, e := range x.order {
-		if e.parked != c && (e.lastConn != c || e.state == extWaiting) {
-			continue
-		}
+		parked := e.parked == c
+		last := e.lastConn == c && e.state != extWaiting
 		if e.lastConn == c {
 			e.lastConn = nil
 		}
-		if e.parked == c {
-			e.parked = nil
-		}
-		if e.state == extGone {
+		if !parked && !last {
 			continue
 		}
-		if closing || e.shuttingDown {
+		if parked {
+			e.parked = nil
+		}
+		switch {
+		case e.state == extGone:
+			continue
+		case closing || e.shuttingDown:
 			e.state = extGone
 			x.notifyLocked()
 			continue
-		}
-		if e.external && x.alive != nil && x.alive(e.name) {
+		case e.external && x.alive != nil:
+			if x.alive(e.name) {
+				continue
+			}
+		case !parked:
 			continue
 		}
 		x.failLocked(e, lambdaerr.ExtensionCrash, "Extension "+e.name+" exited (its Extensions API connection closed) without being shut down")
