@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -49,10 +51,14 @@ func (ts *testServer) extensionLayer(t *testing.T) (arn string, fnZip []byte) {
 func (ts *testServer) createExtended(t *testing.T, name, mode string) {
 	t.Helper()
 	arn, zip := ts.extensionLayer(t)
+	timeout := int32(10)
+	if mode == "function-timeout" {
+		timeout = 1
+	}
 	_, err := ts.sdk().CreateFunction(context.Background(), &lambda.CreateFunctionInput{
 		FunctionName: aws.String(name), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
 		Role: aws.String("arn:aws:iam::000000000000:role/owl"), Code: &types.FunctionCode{ZipFile: zip},
-		Layers: []string{arn}, Timeout: aws.Int32(10),
+		Layers: []string{arn}, Timeout: aws.Int32(timeout),
 		Environment: &types.Environment{Variables: map[string]string{"EXT_MODE": mode}},
 	})
 	if err != nil {
@@ -135,6 +141,7 @@ func TestExtensionFailures(t *testing.T) {
 		{"crash-invoke", "Extension.Crash", "Extension recorder exited"},
 		{"exit-error", "Extension.ExitError", "Extension recorder reported Extension.TestExitFailed"},
 		{"never-register", "Sandbox.Timedout", "extensions not ready: recorder"},
+		{"function-timeout", "Sandbox.Timedout", "Task timed out after 1.00 seconds"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			ts := ts.as(t)
@@ -148,6 +155,14 @@ func TestExtensionFailures(t *testing.T) {
 				if tc.mode == "crash-invoke" && i == 0 && !strings.Contains(r.log, "Extension.Crash") {
 					t.Errorf("REPORT does not name the failure:\n%s", r.log)
 				}
+			}
+			if tc.mode == "function-timeout" { // its extension is told why
+				testkit.Eventually(t, 30*time.Second, func() error {
+					if log := ts.logText(name); strings.Count(log, "ext: SHUTDOWN timeout") != 2 {
+						return fmt.Errorf("not two SHUTDOWN timeout lines in the log:\n%s", log)
+					}
+					return nil
+				})
 			}
 		})
 	}
@@ -168,4 +183,45 @@ func requestID(t *testing.T, log string) string {
 func unquote(payload string) string {
 	s := strings.TrimSuffix(strings.TrimPrefix(payload, `"`), `"`)
 	return strings.ReplaceAll(strings.ReplaceAll(s, `\n`, "\n"), `\"`, `"`)
+}
+
+// TestExecWrapper: AWS_LAMBDA_EXEC_WRAPPER starts a Python function
+// through the wrapper, with the runtime's command as its arguments; a
+// wrapper that does not exist fails as Runtime.InvalidEntrypoint.
+func TestExecWrapper(t *testing.T) {
+	requireRoot(t)
+	i := slices.IndexFunc(runtimes.IDs(), func(id string) bool { return strings.HasPrefix(id, "python3") })
+	if i < 0 {
+		testkit.Skip(t, "no python3 interpreter on this machine")
+	}
+	t.Parallel()
+	ts := startServer(t, "")
+	zip := makeZip(t,
+		zipEntry{name: "wrapper.sh", mode: 0o755, body: "#!/bin/sh\nexport WRAPPED=\"$# $1\"\necho wrapper ran\nexec \"$@\"\n"},
+		zipEntry{name: "app.py", body: "import os\ndef handler(event, context):\n    return os.environ.get('WRAPPED', 'not wrapped')\n"})
+	create := func(name, wrapper string) {
+		_, err := ts.sdk().CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+			FunctionName: aws.String(name), Runtime: types.Runtime(runtimes.IDs()[i]), Handler: aws.String("app.handler"),
+			Role: aws.String("arn:aws:iam::000000000000:role/owl"), Code: &types.FunctionCode{ZipFile: zip},
+			Environment: &types.Environment{Variables: map[string]string{"AWS_LAMBDA_EXEC_WRAPPER": wrapper}},
+		})
+		if err != nil {
+			t.Fatalf("CreateFunction %s: %v", name, err)
+		}
+	}
+	create("wrapped", "/var/task/wrapper.sh")
+	r := ts.invoke("wrapped", `{}`)
+	rt, _ := runtimes.Lookup(runtimes.IDs()[i])
+	if want := fmt.Sprintf("%q", fmt.Sprintf("%d %s", len(rt.Argv), rt.Argv[0])); r.funcErr != "" || r.payload != want {
+		t.Fatalf("payload %s %s, want %s (the runtime's command as the wrapper's arguments)\n%s", r.funcErr, r.payload, want, r.log)
+	}
+	if !strings.Contains(r.log, "wrapper ran") {
+		t.Errorf("the wrapper's output is not in the log:\n%s", r.log)
+	}
+
+	create("badly-wrapped", "/var/task/missing.sh")
+	r = ts.invoke("badly-wrapped", `{}`)
+	if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Runtime.InvalidEntrypoint" {
+		t.Fatalf("missing wrapper: %s %s, want Runtime.InvalidEntrypoint", r.funcErr, r.payload)
+	}
 }

@@ -5,7 +5,8 @@
 // function's bootstrap it answers every invocation with that record.
 // EXT_MODE (the function's environment, which extensions share) makes the
 // extension misbehave: crash-invoke exits on INVOKE, init-error and
-// exit-error post those errors, never-register sleeps.
+// exit-error post those errors, never-register sleeps; function-timeout
+// makes the function run past its timeout.
 package main
 
 import (
@@ -35,6 +36,10 @@ func main() {
 		return
 	}
 	lambda.Start(func(ctx context.Context) (string, error) {
+		if os.Getenv("EXT_MODE") == "function-timeout" {
+			deadline, _ := ctx.Deadline()
+			time.Sleep(time.Until(deadline) + 5*time.Second) // past the function's timeout
+		}
 		b, err := os.ReadFile(recordFile)
 		return string(b), err
 	})
