@@ -284,6 +284,15 @@ func (s *subscriber) send(ctx context.Context) {
 	resp.Body.Close()
 }
 
+// wanted reports whether an event would go anywhere: a subscriber, or
+// the backlog of init. The platform events check it first, so that an
+// environment without subscribers builds no record (the warm path).
+func (t *telemetry) wanted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs) > 0 || !t.initEnd
+}
+
 // publish records an event of category with type typ and record for
 // every subscriber (and, during init, for later ones).
 func (t *telemetry) publish(category, typ string, record any) {
@@ -344,6 +353,7 @@ func (t *telemetry) close() {
 	t.mu.Lock()
 	for _, s := range t.subs {
 		s.stop()
+		defer s.client.CloseIdleConnections() // after run returned
 	}
 	t.subs = nil
 	t.mu.Unlock()
@@ -355,6 +365,9 @@ func (t *telemetry) close() {
 
 // TelemetryInitStart emits platform.initStart.
 func (s *Server) TelemetryInitStart(initType string) {
+	if !s.tel.wanted() {
+		return
+	}
 	s.tel.publish(TelemetryPlatform, "platform.initStart", map[string]any{
 		"initializationType": initType, "phase": "init",
 		"functionName": s.ext.fn.Name, "functionVersion": s.ext.fn.Version,
@@ -364,6 +377,9 @@ func (s *Server) TelemetryInitStart(initType string) {
 // TelemetryInitDone emits platform.initRuntimeDone and
 // platform.initReport; errorType is empty on success.
 func (s *Server) TelemetryInitDone(initType, errorType string, dur time.Duration) {
+	if !s.tel.wanted() {
+		return
+	}
 	status := "success"
 	if errorType != "" {
 		status = "error"
@@ -384,12 +400,18 @@ func (s *Server) TelemetryInitDone(initType, errorType string, dur time.Duration
 
 // TelemetryStart emits platform.start.
 func (s *Server) TelemetryStart(requestID, version string) {
+	if !s.tel.wanted() {
+		return
+	}
 	s.tel.publish(TelemetryPlatform, "platform.start", map[string]any{"requestId": requestID, "version": version})
 }
 
 // TelemetryLines emits one event of category (function or extension) per
 // log line.
 func (s *Server) TelemetryLines(category string, lines []string) {
+	if len(lines) == 0 || !s.tel.wanted() {
+		return
+	}
 	for _, l := range lines {
 		s.tel.publish(category, category, l)
 	}
@@ -409,6 +431,9 @@ type InvokeReport struct {
 
 // TelemetryInvokeDone emits platform.runtimeDone and platform.report.
 func (s *Server) TelemetryInvokeDone(r InvokeReport) {
+	if !s.tel.wanted() {
+		return
+	}
 	done := map[string]any{"requestId": r.RequestID, "status": r.Status, "metrics": map[string]any{"durationMs": ms(r.Duration)}}
 	if r.ErrorType != "" {
 		done["errorType"] = r.ErrorType

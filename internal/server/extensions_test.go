@@ -27,7 +27,7 @@ var (
 // extensionLayer publishes a layer whose /opt/extensions/recorder is the
 // test extension (testdata/extension), and returns its ARN and the
 // function zip whose bootstrap is the same program.
-func (ts *testServer) extensionLayer(t *testing.T) (arn string, fnZip []byte) {
+func (ts *testServer) extensionLayer(t testing.TB) (arn string, fnZip []byte) {
 	t.Helper()
 	extOnce.Do(func() {
 		var path string
@@ -48,7 +48,7 @@ func (ts *testServer) extensionLayer(t *testing.T) (arn string, fnZip []byte) {
 }
 
 // createExtended creates a function running the test extension, in mode.
-func (ts *testServer) createExtended(t *testing.T, name, mode string) {
+func (ts *testServer) createExtended(t testing.TB, name, mode string) {
 	t.Helper()
 	arn, zip := ts.extensionLayer(t)
 	timeout := int32(10)

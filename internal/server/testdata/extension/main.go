@@ -6,7 +6,9 @@
 // EXT_MODE (the function's environment, which extensions share) makes the
 // extension misbehave: crash-invoke exits on INVOKE, init-error and
 // exit-error post those errors, never-register sleeps; function-timeout
-// makes the function run past its timeout.
+// makes the function run past its timeout; bench records nothing and does
+// not subscribe, bench-telemetry subscribes but records nothing, and the
+// function answers "ok" (BenchmarkExtensions).
 package main
 
 import (
@@ -36,6 +38,9 @@ func main() {
 		return
 	}
 	lambda.Start(func(ctx context.Context) (string, error) {
+		if strings.HasPrefix(os.Getenv("EXT_MODE"), "bench") {
+			return "ok", nil
+		}
 		if os.Getenv("EXT_MODE") == "function-timeout" {
 			deadline, _ := ctx.Deadline()
 			time.Sleep(time.Until(deadline) + 5*time.Second) // past the function's timeout
@@ -48,6 +53,9 @@ func main() {
 var mu sync.Mutex
 
 func record(format string, args ...any) {
+	if strings.HasPrefix(os.Getenv("EXT_MODE"), "bench") {
+		return
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	f, err := os.OpenFile(recordFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -92,6 +100,9 @@ func extension() error {
 		return nil
 	}
 
+	if mode == "bench" {
+		return events(api, id, mode, post)
+	}
 	// The telemetry listener, on the sandbox's loopback.
 	ln, err := net.Listen("tcp", "127.0.0.1:4243")
 	if err != nil {
@@ -126,7 +137,11 @@ func extension() error {
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	record("SUBSCRIBED %d %s", resp.StatusCode, body)
+	return events(api, id, mode, post)
+}
 
+// events is the extension's loop over /event/next.
+func events(api, id, mode string, post func(path, errType string)) error {
 	for {
 		req, _ := http.NewRequest("GET", api+"/2020-01-01/extension/event/next", nil)
 		req.Header.Set("Lambda-Extension-Identifier", id)
