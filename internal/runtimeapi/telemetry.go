@@ -243,16 +243,16 @@ func (s *subscriber) run(t *telemetry) {
 			full := len(s.buf) >= s.items || s.bufSize >= s.bytes
 			s.mu.Unlock()
 			if full {
-				s.send(ctx)
+				s.send(ctx, t.s.log)
 			} else if !armed {
 				timer.Reset(s.timeout)
 				armed = true
 			}
 		case <-timer.C:
 			armed = false
-			s.send(ctx)
+			s.send(ctx, t.s.log)
 		case done := <-s.flushReq:
-			s.send(ctx)
+			s.send(ctx, t.s.log)
 			close(done)
 		case <-ctx.Done():
 			return
@@ -260,8 +260,9 @@ func (s *subscriber) run(t *telemetry) {
 	}
 }
 
-// send POSTs the buffer as one batch.
-func (s *subscriber) send(ctx context.Context) {
+// send POSTs the buffer as one batch; a failure is logged and the batch
+// dropped.
+func (s *subscriber) send(ctx context.Context, log *slog.Logger) {
 	s.mu.Lock()
 	batch := s.buf
 	s.buf, s.bufSize = nil, 0
@@ -278,7 +279,7 @@ func (s *subscriber) send(ctx context.Context) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		slog.Default().LogAttrs(ctx, slog.LevelDebug, "telemetry batch not delivered", slog.String("extension", s.ext), slog.Int("events", len(batch)), slog.Any("err", err))
+		log.LogAttrs(ctx, slog.LevelDebug, "telemetry batch not delivered", slog.String("extension", s.ext), slog.Int("events", len(batch)), slog.Any("err", err))
 		return
 	}
 	resp.Body.Close()

@@ -346,6 +346,10 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 		fail.body = lambdaerr.ErrorBody(fail.errType, initTimeoutMessage(e))
 	}
 	e.api.TelemetryInitDone(e.initType, fail.errType, cs.dur)
+	e.endWith(runtimeapi.ShutdownFailure)
+	if fail.errType == lambdaerr.SandboxTimedout {
+		e.endWith(runtimeapi.ShutdownTimeout)
+	}
 	fail.maxMemMB = e.maxMemoryMB()
 	more, _ := e.logs.take()
 	fail.lines = append(cs.lines, more...)
