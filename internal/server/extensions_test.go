@@ -82,13 +82,16 @@ func TestExtensions(t *testing.T) {
 		t.Fatalf("first invoke: %s %s\n%s", first.funcErr, first.payload, first.log)
 	}
 	// The extension registered (as the function's name and version) and
-	// subscribed before init ended, and got INVOKE for this request id
-	// before the function answered.
+	// subscribed before init ended, and got INVOKE for this request id:
+	// the function may run before the extension records it, but the
+	// invocation ends only when the extension asked for its next event,
+	// so the next invocation finds it recorded.
 	id1 := requestID(t, first.log)
+	second := ts.invoke("extended", `{}`)
 	for _, want := range []string{`REGISTERED {"functionName":"extended","functionVersion":"$LATEST","handler":"bootstrap"}`,
 		`SUBSCRIBED 200 "OK"`, "INVOKE " + id1} {
-		if !strings.Contains(unquote(first.payload), want) {
-			t.Errorf("record lacks %q:\n%s", want, unquote(first.payload))
+		if second.funcErr != "" || !strings.Contains(unquote(second.payload), want) {
+			t.Errorf("record lacks %q: %s\n%s", want, second.funcErr, unquote(second.payload))
 		}
 	}
 
@@ -125,6 +128,13 @@ func TestExtensions(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A server stopping with a live extension leaves nothing behind.
+	if r := ts.invoke("extended", `{}`); r.funcErr != "" || strings.Count(unquote(r.payload), "REGISTERED") != 1 {
+		t.Fatalf("after the update: %s %s", r.funcErr, r.payload)
+	}
+	ts.stop()
+	checkNothingLeft(t, ts.dataDir)
 }
 
 // TestExtensionFailures: an extension that fails its init, crashes during
@@ -166,6 +176,8 @@ func TestExtensionFailures(t *testing.T) {
 			}
 		})
 	}
+	ts.stop()
+	checkNothingLeft(t, ts.dataDir)
 }
 
 // requestID is the request id of a log tail's START line.
