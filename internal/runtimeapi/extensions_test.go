@@ -232,3 +232,21 @@ func TestExtensionsFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestExtensionsLimit: Lambda's limit of 10 extensions per function; the
+// eleventh is refused and the ten stay registered.
+func TestExtensionsLimit(t *testing.T) {
+	s, c, ctx := newTestEnv(t, Config{})
+	for i := range maxExtensions {
+		wantStatus(t, c.register(ctx, "ext-"+string(rune('a'+i)), `[]`), http.StatusOK, "")
+	}
+	wantStatus(t, c.register(ctx, "one-too-many", `[]`), http.StatusForbidden, errExtTooMany)
+	if s.PendingExtensions() != nil || !s.HasExtensions() {
+		t.Errorf("pending %v, registered %v", s.PendingExtensions(), s.HasExtensions())
+	}
+	s.ext.mu.Lock()
+	defer s.ext.mu.Unlock()
+	if len(s.ext.order) != maxExtensions {
+		t.Errorf("%d registered, want %d", len(s.ext.order), maxExtensions)
+	}
+}
