@@ -180,6 +180,27 @@ func TestExtensionFailures(t *testing.T) {
 	checkNothingLeft(t, ts.dataDir)
 }
 
+// internalExtension is a Python internal extension, as a sitecustomize:
+// it registers for INVOKE before the runtime's first /next, then records
+// each event in /tmp/internal-record from a thread.
+const internalExtension = `import json, os, threading, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension/"
+req = urllib.request.Request(api + "register", data=b'{"events":["INVOKE"]}', method="POST",
+                             headers={"Lambda-Extension-Name": "py-internal"})
+with urllib.request.urlopen(req) as r:
+    ident = r.headers["Lambda-Extension-Identifier"]
+
+def follow():
+    while True:
+        req = urllib.request.Request(api + "event/next", headers={"Lambda-Extension-Identifier": ident})
+        with urllib.request.urlopen(req) as r:
+            ev = json.load(r)
+        with open("/tmp/internal-record", "a") as f:
+            f.write(ev["eventType"] + " " + ev.get("requestId", "") + "\n")
+
+threading.Thread(target=follow, daemon=True).start()
+`
+
 // requestID is the request id of a log tail's START line.
 func requestID(t *testing.T, log string) string {
 	t.Helper()
@@ -231,6 +252,24 @@ func TestExecWrapper(t *testing.T) {
 		t.Errorf("the wrapper's output is not in the log:\n%s", r.log)
 	}
 
+	// An internal extension: the wrapper points Python at a sitecustomize
+	// that registers, in the runtime's process before its first /next,
+	// and follows INVOKE events from a thread.
+	internal := makeZip(t,
+		zipEntry{name: "wrapper.sh", mode: 0o755, body: "#!/bin/sh\nexport PYTHONPATH=/var/task/internal\nexec \"$@\"\n"},
+		zipEntry{name: "internal/sitecustomize.py", body: internalExtension},
+		zipEntry{name: "app.py", body: "def handler(event, context):\n    try:\n        return open('/tmp/internal-record').read()\n    except FileNotFoundError:\n        return ''\n"})
+	zip = internal
+	create("internal-ext", "/var/task/wrapper.sh")
+	first := ts.invoke("internal-ext", `{}`)
+	id1 := requestID(t, first.log)
+	// The invocation ended only once the extension asked for its next
+	// event, after it recorded this one.
+	if r := ts.invoke("internal-ext", `{}`); r.funcErr != "" || !strings.Contains(r.payload, "INVOKE "+id1) {
+		t.Fatalf("the internal extension's record lacks INVOKE %s: %s %s\n%s", id1, r.funcErr, r.payload, r.log)
+	}
+
+	zip = makeZip(t, zipEntry{name: "app.py", body: "def handler(event, context):\n    return 1\n"})
 	create("badly-wrapped", "/var/task/missing.sh")
 	r = ts.invoke("badly-wrapped", `{}`)
 	if r.funcErr != "Unhandled" || r.errorObj["errorType"] != "Runtime.InvalidEntrypoint" {
