@@ -105,16 +105,25 @@ func TestExtensions(t *testing.T) {
 		}
 		record = unquote(r.payload)
 		for _, want := range []string{"TELEMETRY platform.initStart", "TELEMETRY platform.initRuntimeDone", "TELEMETRY platform.initReport",
-			"TELEMETRY platform.start " + id1, "TELEMETRY platform.runtimeDone " + id1, "TELEMETRY platform.report " + id1} {
+			"TELEMETRY platform.start " + id1, "TELEMETRY platform.runtimeDone " + id1, "TELEMETRY platform.report " + id1,
+			"TELEMETRY function function says hello", "TELEMETRY extension ext: got INVOKE " + id1} {
 			if !strings.Contains(record, want) {
 				return fmt.Errorf("record lacks %q:\n%s", want, record)
 			}
 		}
 		return nil
 	})
-	if strings.Contains(record, "TELEMETRY-BAD") || strings.Count(record, "REGISTERED") != 1 {
-		t.Errorf("one environment, well-formed batches expected:\n%s", record)
+	if strings.Contains(record, "TELEMETRY-BAD") || strings.Count(record, "REGISTERED") != 1 ||
+		strings.Contains(record, "TELEMETRY function ext:") || strings.Contains(record, "TELEMETRY extension function") {
+		t.Errorf("one environment, well-formed batches, each line in its category expected:\n%s", record)
 	}
+	// The extension's lines are in the function's log too, unmarked.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if log := ts.logText("extended"); !strings.Contains(log, "ext: got INVOKE "+id1) || strings.Contains(log, "\x1e") || strings.Contains(log, `\u001e`) {
+			return fmt.Errorf("the extension's line is not in the log as it wrote it:\n%q", log)
+		}
+		return nil
+	})
 
 	// A new configuration retires the environment: SHUTDOWN (spindown),
 	// whose output reaches the function's log.

@@ -40,7 +40,8 @@ type env struct {
 	// current is the invocation running now, for the function's own
 	// calls (caller.go).
 	current  *atomic.Pointer[chain]
-	initType string // AWS_LAMBDA_INITIALIZATION_TYPE
+	initType string   // AWS_LAMBDA_INITIALIZATION_TYPE
+	external []string // the external extensions it started (extensions.go)
 	// reason is why it ends, for its extensions' SHUTDOWN (extensions.go).
 	reason atomic.Pointer[string]
 
@@ -127,6 +128,7 @@ type startOptions struct {
 type coldStart struct {
 	dur   time.Duration
 	lines []string // what the runtime logged while initialising
+	ext   []string // the extensions' among them (logCapture.takeSplit)
 }
 
 // start creates an environment for fn and waits for its runtime's first
@@ -282,7 +284,8 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	}
 	exited, markExited := context.WithCancel(context.Background())
 	e := &env{id: spec.id, key: spec.key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
-		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting, current: current, initType: spec.initType}
+		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting, current: current, initType: spec.initType,
+		external: spec.extensions}
 	if err := w.envs.add(e); err != nil { // closed meanwhile
 		markExited()
 		_ = api.Close()
@@ -309,7 +312,7 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 	stop()
 	cancel()
 	cs := coldStart{dur: time.Since(e.created)}
-	cs.lines, _ = e.logs.take()
+	cs.lines, _, cs.ext = e.logs.takeSplit()
 	if err == nil {
 		e.api.TelemetryInitDone(e.initType, "", cs.dur)
 		if err := w.envs.ready(e); err != nil {

@@ -33,8 +33,17 @@ const (
 	// extensionsDir is where external extensions are, in the sandbox.
 	extensionsDir = "/opt/extensions/"
 	// extensionLauncher starts every executable of /opt/extensions, in
-	// name order as Lambda does, then execs the runtime ("$@").
-	extensionLauncher = `for x in ` + extensionsDir + `*; do if [ -f "$x" ] && [ -x "$x" ]; then "$x" & fi; done; exec "$@"`
+	// name order as Lambda does, each under a relay ($0:
+	// extensionRelay), then execs the runtime ("$@").
+	extensionLauncher = `for x in ` + extensionsDir + `*; do if [ -f "$x" ] && [ -x "$x" ]; then ` +
+		`/bin/sh -c "$0" owl-relay "$x" & fi; done; exec "$@"`
+	// extensionRelay runs the extension $1 and writes each line of its
+	// output marked (extensionMarker); it exits after its last line.
+	extensionRelay = `"$1" 2>&1 | while IFS= read -r l || [ -n "$l" ]; do printf '\036%s\n' "$l"; done`
+	// extensionMarker starts each line an external extension writes (the
+	// launcher's printf '\036'): the log capture strips it and tells the
+	// Telemetry API's extension lines from the function's.
+	extensionMarker = '\x1e'
 	// shutdownBudget is how long extensions get for SHUTDOWN, as on Lambda.
 	shutdownBudget = 2 * time.Second
 	// execWrapperVar names the wrapper a managed runtime is started with.
@@ -69,7 +78,7 @@ func wrapArgv(argv []string, fn registry.Function, rt runtimes.Runtime, extensio
 		argv = append([]string{wrapper}, argv...)
 	}
 	if len(extensions) > 0 {
-		argv = append([]string{"/bin/sh", "-c", extensionLauncher, "owl-extensions"}, argv...)
+		argv = append([]string{"/bin/sh", "-c", extensionLauncher, extensionRelay}, argv...)
 	}
 	return argv
 }
@@ -104,27 +113,87 @@ func sandboxDialer(pid int) func(ctx context.Context, addr string) (net.Conn, er
 }
 
 // extensionAlive reports whether the sandbox whose runtime is pid still
-// runs the external extension name: a child of the runtime (the launcher
-// started it before exec'ing the runtime) whose argv[0] is its path. A
-// process that exited has no command line, even as a zombie.
+// runs the external extension name: a descendant of the runtime (the
+// launcher started it, under a subshell, before exec'ing the runtime)
+// whose argv[0] is its path. A process that exited has no command line,
+// even as a zombie.
 func extensionAlive(pid int) func(name string) bool {
 	if pid <= 0 {
 		return nil
 	}
-	return func(name string) bool {
-		want := []byte(extensionsDir + name + "\x00")
-		dir := "/proc/" + strconv.Itoa(pid) + "/task/"
-		tasks, _ := os.ReadDir(dir)
-		for _, t := range tasks {
-			children, _ := os.ReadFile(dir + t.Name() + "/children")
-			for _, child := range strings.Fields(string(children)) {
-				cmdline, _ := os.ReadFile("/proc/" + child + "/cmdline")
-				if bytes.HasPrefix(cmdline, want) {
-					return true
-				}
+	return func(name string) bool { return runsDescendant(pid, []byte(extensionsDir+name+"\x00")) }
+}
+
+// relayArgv is how the relay of extension name shows in /proc/PID/cmdline.
+func relayArgv(name string) []byte {
+	return []byte("/bin/sh\x00-c\x00" + extensionRelay + "\x00owl-relay\x00" + extensionsDir + name + "\x00")
+}
+
+// runsDescendant reports whether a descendant of pid (at most 256 are
+// looked at) has a command line starting with prefix.
+func runsDescendant(pid int, prefix []byte) bool {
+	queue := []string{strconv.Itoa(pid)}
+	for n := 0; n < len(queue) && n < 256; n++ {
+		p := queue[n]
+		if n > 0 {
+			if cmdline, _ := os.ReadFile("/proc/" + p + "/cmdline"); bytes.HasPrefix(cmdline, prefix) {
+				return true
 			}
 		}
-		return false
+		tasks, _ := os.ReadDir("/proc/" + p + "/task")
+		for _, t := range tasks {
+			children, _ := os.ReadFile("/proc/" + p + "/task/" + t.Name() + "/children")
+			queue = append(queue, strings.Fields(string(children))...)
+		}
+	}
+	return false
+}
+
+// awaitRelays waits, for each of the extensions that exited, until its
+// relay is gone too — it exits once the extension's last line is in the
+// output pipe — or ctx ends. Those still running are not waited for.
+func awaitRelays(ctx context.Context, pid int, names []string) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for _, name := range names {
+		if runsDescendant(pid, []byte(extensionsDir+name+"\x00")) {
+			continue
+		}
+		for runsDescendant(pid, relayArgv(name)) {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// telemetryLines sends an invocation's lines to telemetry subscribers
+// as function and extension events, in their order; ext are the
+// extensions' among them, in order (logCapture.takeSplit).
+func telemetryLines(e *env, lines, ext []string) {
+	category := func(fromExt bool) string {
+		if fromExt {
+			return runtimeapi.TelemetryExtension
+		}
+		return runtimeapi.TelemetryFunction
+	}
+	start, startExt, j := 0, false, 0
+	for i, l := range lines {
+		isExt := j < len(ext) && l == ext[j]
+		if isExt {
+			j++
+		}
+		if i == start {
+			startExt = isExt
+		} else if isExt != startExt {
+			e.api.TelemetryLines(category(startExt), lines[start:i])
+			start, startExt = i, isExt
+		}
+	}
+	if start < len(lines) {
+		e.api.TelemetryLines(category(startExt), lines[start:])
 	}
 }
 
@@ -155,7 +224,7 @@ func initTimeoutMessage(e *env) string {
 
 // telemetryDone tells the environment's telemetry subscribers how the
 // invocation went (function lines, platform.runtimeDone and .report).
-func telemetryDone(e *env, lines []string, res *Result, rep telemetry.Report, timedOut bool) {
+func telemetryDone(e *env, lines, ext []string, res *Result, rep telemetry.Report, timedOut bool) {
 	status := "success"
 	switch {
 	case timedOut:
@@ -165,7 +234,7 @@ func telemetryDone(e *env, lines []string, res *Result, rep telemetry.Report, ti
 	case res.FunctionError:
 		status = "error"
 	}
-	e.api.TelemetryLines(runtimeapi.TelemetryFunction, lines)
+	telemetryLines(e, lines, ext)
 	e.api.TelemetryInvokeDone(runtimeapi.InvokeReport{RequestID: rep.RequestID, Status: status, ErrorType: res.ErrorType,
 		Duration: rep.Duration, InitDuration: rep.InitDuration, BilledMs: telemetry.Billed(rep.Duration, rep.InitDuration),
 		MemorySizeMB: rep.MemoryMB, MaxMemoryUsed: rep.MaxMemoryMB})
@@ -183,6 +252,9 @@ func (w *Worker) shutdownExtensions(e *env) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	e.api.Shutdown(ctx, e.shutdownReason())
+	if pid := pidOf(e.sb); pid > 0 {
+		awaitRelays(ctx, pid, e.external) // their last lines, SHUTDOWN's included, go to the log
+	}
 	cancel()
 	lines, _ := e.logs.take()
 	if len(lines) > 0 && w.logs != nil {

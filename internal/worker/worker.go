@@ -370,7 +370,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
 	}
-	taken, unsent := e.logs.take()
+	taken, unsent, takenExt := e.logs.takeSplit()
 	lines := append(d.cold.lines, taken...)
 	maxMem := e.maxMemoryMB()
 	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
@@ -382,7 +382,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 	if !reusable {
 		rep.ErrorType = res.ErrorType
 	}
-	telemetryDone(e, lines, res, rep, d.timedOut) // before another invocation can start on e
+	telemetryDone(e, lines, append(d.cold.ext, takenExt...), res, rep, d.timedOut) // before another invocation can start on e
 	if !reusable {
 		w.destroy(e)
 	} else {

@@ -41,6 +41,7 @@ func main() {
 		if strings.HasPrefix(os.Getenv("EXT_MODE"), "bench") {
 			return "ok", nil
 		}
+		fmt.Println("function says hello")
 		if os.Getenv("EXT_MODE") == "function-timeout" {
 			deadline, _ := ctx.Deadline()
 			time.Sleep(time.Until(deadline) + 5*time.Second) // past the function's timeout
@@ -126,7 +127,7 @@ func extension() error {
 			record("TELEMETRY %s %s%s", ev.Type, rec.RequestID, line)
 		}
 	}))
-	sub := `{"schemaVersion":"2022-12-13","types":["platform","function"],"buffering":{"timeoutMs":25},
+	sub := `{"schemaVersion":"2022-12-13","types":["platform","function","extension"],"buffering":{"timeoutMs":25},
 		"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:4243/telemetry"}}`
 	req, _ = http.NewRequest("PUT", api+"/2022-07-01/telemetry", bytes.NewReader([]byte(sub)))
 	req.Header.Set("Lambda-Extension-Identifier", id)
@@ -161,6 +162,9 @@ func events(api, id, mode string, post func(path, errType string)) error {
 		switch ev.EventType {
 		case "INVOKE":
 			record("INVOKE %s", ev.RequestID)
+			if mode == "" {
+				fmt.Println("ext: got INVOKE", ev.RequestID)
+			}
 			switch mode {
 			case "crash-invoke":
 				os.Exit(3)
