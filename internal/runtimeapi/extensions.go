@@ -109,6 +109,7 @@ type extensions struct {
 	expected []string // external extensions started with the environment
 	fn       FunctionInfo
 	alive    func(name string) bool // Config.ExtensionAlive
+	exited   func(name string) bool // Config.ExtensionExited
 
 	mu      sync.Mutex
 	byID    map[string]*extension
@@ -119,7 +120,7 @@ type extensions struct {
 }
 
 func newExtensions(s *Server, cfg *Config) *extensions {
-	return &extensions{s: s, expected: cfg.Extensions, fn: cfg.Function, alive: cfg.ExtensionAlive,
+	return &extensions{s: s, expected: cfg.Extensions, fn: cfg.Function, alive: cfg.ExtensionAlive, exited: cfg.ExtensionExited,
 		byID: map[string]*extension{}, open: true, changed: make(chan struct{})}
 }
 
@@ -437,8 +438,9 @@ func invokeEvent(inv *Invocation) []byte {
 
 // await waits until done holds (under x.mu) or an extension failed;
 // ctx's end or the server's close end it too. wake, when not nil, is a
-// channel whose closing may make done hold.
-func (x *extensions) await(ctx context.Context, wake <-chan struct{}, done func() bool) error {
+// channel whose closing may make done hold; done is also checked at each
+// tick of poll (nil: never).
+func (x *extensions) await(ctx context.Context, wake <-chan struct{}, poll <-chan time.Time, done func() bool) error {
 	for {
 		x.mu.Lock()
 		if x.failure != nil {
@@ -456,6 +458,7 @@ func (x *extensions) await(ctx context.Context, wake <-chan struct{}, done func(
 		case <-ch:
 		case <-wake:
 			wake = nil // closed: done is checked once more
+		case <-poll:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-x.s.closed:
@@ -466,13 +469,27 @@ func (x *extensions) await(ctx context.Context, wake <-chan struct{}, done func(
 
 // awaitInit waits for the end of the extensions' init: every external
 // extension registered and every registered one asked for its first
-// event. Registration closes then.
+// event. Registration closes then. One that exits before registering
+// (Config.ExtensionExited, looked at every 50 ms) fails init with
+// Extension.Crash.
 func (x *extensions) awaitInit(ctx context.Context) error {
-	return x.await(ctx, nil, func() bool {
+	var poll <-chan time.Time
+	if x.exited != nil && len(x.expected) > 0 {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	}
+	return x.await(ctx, nil, poll, func() bool {
 		for _, name := range x.expected {
-			if !slices.ContainsFunc(x.order, func(e *extension) bool { return e.name == name }) {
-				return false
+			if slices.ContainsFunc(x.order, func(e *extension) bool { return e.name == name }) {
+				continue
 			}
+			if x.exited != nil && x.exited(name) {
+				x.failure = &ExtensionError{Type: lambdaerr.ExtensionCrash, Extension: name,
+					Message: "Extension " + name + " exited before registering"}
+				x.s.log.LogAttrs(logCtx, slog.LevelWarn, "extension failed", slog.String("extension", name), slog.String("errorType", lambdaerr.ExtensionCrash))
+			}
+			return false
 		}
 		for _, e := range x.order {
 			if e.state == extRegistered {
@@ -526,7 +543,7 @@ func (x *extensions) shutdown(ctx context.Context, reason string, deadline time.
 		}
 	}
 	x.mu.Unlock()
-	_ = x.await(ctx, nil, func() bool { return x.idleLocked(func(e *extension) bool { return e.shuttingDown }) })
+	_ = x.await(ctx, nil, nil, func() bool { return x.idleLocked(func(e *extension) bool { return e.shuttingDown }) })
 }
 
 // newUUID is a random (version 4) UUID.
@@ -569,7 +586,7 @@ func (s *Server) ExtensionsInvoke(inv *Invocation) { s.ext.invoke(inv) }
 // invocation. It returns an *ExtensionError if one failed (now or
 // before), ctx.Err() when ctx ends first, ErrClosed after Close.
 func (s *Server) AwaitExtensions(ctx context.Context) error {
-	return s.ext.await(ctx, nil, func() bool { return s.ext.idleLocked(func(e *extension) bool { return e.invoke }) })
+	return s.ext.await(ctx, nil, nil, func() bool { return s.ext.idleLocked(func(e *extension) bool { return e.invoke }) })
 }
 
 // PendingExtensions names the external extensions that have not finished

@@ -205,6 +205,28 @@ func TestExtensionsFailures(t *testing.T) {
 		}
 		wantStatus(t, c.extRequest(ctx, "GET", extBase+"/event/next", id, nil, ""), http.StatusForbidden, errExtInvalidState)
 	})
+	t.Run("exited before registering", func(t *testing.T) {
+		exited := make(chan struct{})
+		s, c, ctx := newTestEnv(t, Config{Extensions: []string{"gone"}, ExtensionExited: func(name string) bool {
+			select {
+			case <-exited:
+				return name == "gone"
+			default:
+				return false // not started yet, as far as anyone can tell
+			}
+		}})
+		ready := make(chan error, 1)
+		go func() { ready <- s.WaitReady(ctx) }()
+		runtimeNext := c.nextAsync(ctx)
+		eventually(t, "the runtime's /next parked", isParked(s))
+		notYet(t, ready, "init failed before the extension exited")
+		close(exited)
+		var xe *ExtensionError
+		if err := receive(t, ready); !errors.As(err, &xe) || xe.Type != lambdaerr.ExtensionCrash || xe.Extension != "gone" {
+			t.Fatalf("WaitReady: %v, want Extension.Crash of gone", err)
+		}
+		t.Cleanup(func() { <-runtimeNext })
+	})
 	t.Run("crash", func(t *testing.T) {
 		s, c, ctx := newTestEnv(t, Config{})
 		id := c.register(ctx, "ext", `["INVOKE"]`).header.Get(hdrExtID)

@@ -46,6 +46,10 @@ type Config struct {
 	// ExtensionAlive, when set, reports whether the external extension
 	// of that name still runs; it tells a crash from a closed connection.
 	ExtensionAlive func(name string) bool
+	// ExtensionExited, when set, reports whether the external extension
+	// of that name has exited for good (it may not have started yet when
+	// it says false): init fails if one exits before registering.
+	ExtensionExited func(name string) bool
 	// Function is what an extension's registration answers.
 	Function FunctionInfo
 	// Dial connects to addr on the environment's loopback, for telemetry
@@ -271,7 +275,7 @@ func (s *Server) Close() error {
 // ErrClosed after Close. A runtime that exits during init is the caller's
 // to notice (Runtime.ExitError).
 func (s *Server) WaitReady(ctx context.Context) error {
-	if err := s.ext.await(ctx, s.initDone, s.runtimeInitEnded); err != nil {
+	if err := s.ext.await(ctx, s.initDone, nil, s.runtimeInitEnded); err != nil {
 		return err
 	}
 	if err := s.initResult(); err != nil {

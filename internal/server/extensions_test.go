@@ -160,6 +160,7 @@ func TestExtensionFailures(t *testing.T) {
 		{"crash-invoke", "Extension.Crash", "Extension recorder exited"},
 		{"exit-error", "Extension.ExitError", "Extension recorder reported Extension.TestExitFailed"},
 		{"never-register", "Sandbox.Timedout", "extensions not ready: recorder"},
+		{"exit-before-register", "Extension.Crash", "Extension recorder exited before registering"},
 		{"function-timeout", "Sandbox.Timedout", "Task timed out after 1.00 seconds"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {

@@ -275,7 +275,8 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	current := new(atomic.Pointer[chain])
 	pid := pidOf(sb)
 	api, err := runtimeapi.New(runtimeapi.Config{Extra: w.insideHandler(spec.fn, spec.keyID, spec.secret, spec.token, current),
-		Extensions: spec.extensions, ExtensionAlive: extensionAlive(pid), Function: spec.info, Dial: sandboxDialer(pid)},
+		Extensions: spec.extensions, ExtensionAlive: extensionAlive(pid), ExtensionExited: extensionExited(pid),
+		Function: spec.info, Dial: sandboxDialer(pid)},
 		w.cfg.Logger.With("env", spec.id))
 	if err != nil {
 		logs.close()

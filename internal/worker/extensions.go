@@ -124,6 +124,21 @@ func extensionAlive(pid int) func(name string) bool {
 	return func(name string) bool { return runsDescendant(pid, []byte(extensionsDir+name+"\x00")) }
 }
 
+// extensionExited reports whether the external extension name of the
+// sandbox whose runtime is pid has exited for good: neither it nor its
+// relay runs, and no fork of the launcher is still to become a relay
+// (the launcher forks them all before it execs the runtime).
+func extensionExited(pid int) func(name string) bool {
+	if pid <= 0 {
+		return nil
+	}
+	launcher := []byte("/bin/sh\x00-c\x00" + extensionLauncher + "\x00")
+	return func(name string) bool {
+		return !runsDescendant(pid, relayArgv(name)) && !runsDescendant(pid, []byte(extensionsDir+name+"\x00")) &&
+			!runsDescendant(pid, launcher)
+	}
+}
+
 // relayArgv is how the relay of extension name shows in /proc/PID/cmdline.
 func relayArgv(name string) []byte {
 	return []byte("/bin/sh\x00-c\x00" + extensionRelay + "\x00owl-relay\x00" + extensionsDir + name + "\x00")

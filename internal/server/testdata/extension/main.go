@@ -5,7 +5,8 @@
 // function's bootstrap it answers every invocation with that record.
 // EXT_MODE (the function's environment, which extensions share) makes the
 // extension misbehave: crash-invoke exits on INVOKE, init-error and
-// exit-error post those errors, never-register sleeps; function-timeout
+// exit-error post those errors, never-register sleeps, exit-before-register
+// exits at once; function-timeout
 // makes the function run past its timeout; bench records nothing and does
 // not subscribe, bench-telemetry subscribes but records nothing, and the
 // function answers "ok" (BenchmarkExtensions).
@@ -71,8 +72,12 @@ func record(format string, args ...any) {
 func extension() error {
 	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API")
 	mode := os.Getenv("EXT_MODE")
-	if mode == "never-register" {
+	switch mode {
+	case "never-register":
 		time.Sleep(time.Hour)
+	case "exit-before-register":
+		fmt.Println("extension gives up")
+		os.Exit(2)
 	}
 	name := os.Args[0][len("/opt/extensions/"):]
 	req, _ := http.NewRequest("POST", api+"/2020-01-01/extension/register", strings.NewReader(`{"events":["INVOKE","SHUTDOWN"]}`))
