@@ -9,6 +9,7 @@
 #                                             and vs `runc run` of a one-program OCI bundle
 #   burst: 1000 invocations of a 1 s function  vs the bare server sleeping 1 s, same burst
 #          started at once (fresh revision)
+# (warm, throughput and burst also give the server's and the functions' CPU per invocation)
 # and, once, the sandbox package's create+destroy benchmark (go test -bench), then prints the
 # comparison table (`owl bench report`), with ratios and Owl's targets (docs/benchmarks.md).
 # Everything temporary (server, data dir, binaries) is removed on exit; results stay in $OUT.

@@ -17,6 +17,10 @@ import (
 const envBaselineChild = "OWL_BENCH_TEST_BASELINE_CHILD"
 
 func TestMain(m *testing.M) {
+	if d, err := time.ParseDuration(os.Getenv(envBurnChild)); err == nil {
+		burnChild(d)
+		os.Exit(0)
+	}
 	if os.Getenv(envBaselineChild) == "1" {
 		if err := RunBaselineServer(context.Background(), "127.0.0.1:0", os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")

@@ -136,7 +136,7 @@ func Burst(ctx context.Context, cfg Config) (res *Result, err error) {
 	l.tr.CloseIdleConnections()
 	dials.Store(0)
 
-	before := takeCPU()
+	endCPU := cfg.startCPU()
 	outs, elapsed, peak := l.burst(ctx, cfg.Requests)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -159,7 +159,7 @@ func Burst(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 	}
 	r.fill(t, elapsed)
-	r.CPU = cpuBetween(before, takeCPU(), r.Requests)
+	r.CPU = endCPU(r.Requests)
 	b.PeakInFlight, b.Dials = peak, int(dials.Load())
 	r.Burst = b
 	if len(inits) > 0 {

@@ -44,6 +44,36 @@ type Config struct {
 	// Fresh (burst) changes the function's configuration before the burst,
 	// so that it meets a revision without any environment.
 	Fresh bool
+	// ServerPID is the process whose CPU time is the server's: 0 finds
+	// the one listening on the endpoint's port when the endpoint is on
+	// this machine; -1 measures none.
+	ServerPID int
+}
+
+// watchedPID is the server process whose CPU a measurement reads (0:
+// none).
+func (c Config) watchedPID() int {
+	switch {
+	case c.ServerPID < 0:
+		return 0
+	case c.ServerPID > 0:
+		return c.ServerPID
+	}
+	return serverPID(c.Endpoint)
+}
+
+// startCPU starts measuring the CPU of a run; the function it returns ends
+// the measurement, per ops invocations.
+func (c Config) startCPU() func(ops int) *CPU {
+	pid := c.watchedPID()
+	before := takeCPU(pid)
+	return func(ops int) *CPU {
+		cpu := cpuBetween(before, takeCPU(pid), ops)
+		if cpu != nil && c.Target == TargetBaseline {
+			cpu.FunctionsUS = nil // a baseline has none; Owl's cgroups hold other servers'
+		}
+		return cpu
+	}
 }
 
 // DefaultConfig returns the settings `owl bench` starts from.
@@ -190,13 +220,13 @@ func measureLoad(ctx context.Context, cfg Config, mode string, plan func() (stop
 	r := cfg.newResult(mode, cfg.Connections)
 	warmUp(ctx, l, cfg, cfg.Connections, r)
 	done, capacity := plan()
-	before := takeCPU()
+	endCPU := cfg.startCPU()
 	ts, elapsed := l.run(ctx, cfg.Connections, done, true, capacity)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	r.fill(merged(ts), elapsed)
-	r.CPU = cpuBetween(before, takeCPU(), r.Requests)
+	r.CPU = endCPU(r.Requests)
 	return r, nil
 }
 
@@ -271,7 +301,7 @@ func Cold(ctx context.Context, cfg Config) (res *Result, err error) {
 	t := newTally(cfg.Requests)
 	var inits, updates []time.Duration
 	buf := make([]byte, respBufSize)
-	start, before := time.Now(), takeCPU()
+	start, endCPU := time.Now(), cfg.startCPU()
 	var measured time.Duration
 	for i := 1; i <= cfg.Requests; i++ {
 		vars := maps.Clone(original)
@@ -312,7 +342,7 @@ func Cold(ctx context.Context, cfg Config) (res *Result, err error) {
 	r.fill(t, time.Since(start))
 	// Per invocation, CPU means little in a loop that mostly sleeps; how
 	// busy the machine was says whether something else disturbed the run.
-	r.CPU = cpuBetween(before, takeCPU(), r.Requests)
+	r.CPU = endCPU(r.Requests)
 	// Throughput of a loop that sleeps means nothing; report the rate of
 	// the cold invocations themselves.
 	if measured > 0 {

@@ -23,6 +23,7 @@ const (
 	TargetColdP50       = 5 * time.Millisecond   // cold start p50, provided Go hello
 	TargetColdRunc      = 1.0 / 4                // cold start p50 at most 1/4 of runc run's
 	TargetChurn         = 300.0                  // sandbox create+destroy per second
+	TargetServerCPU     = 3.0                    // Owl's own CPU per invocation at most 3× the bare server's per request, at 32 connections
 	TargetBurstWall     = 3 * time.Second        // the burst below finishes within, with no error
 	TargetBurstN        = 1000                   // invocations of the burst target
 	TargetBurstSleepMS  = 1000                   // each sleeping 1 s (128 MB function)
@@ -112,6 +113,7 @@ func Compare(results []Result) Report {
 			add(r, latencyRow("warm p50, "+conns, r.Latency, b, p50), t)
 			add(r, latencyRow("warm p90, "+conns, r.Latency, b, p90), nil)
 			add(r, latencyRow("warm p99, "+conns, r.Latency, b, p99), nil)
+			cpuRows(add, r, b, conns, nil)
 		case ModeThroughput:
 			b := closestBaseline(results, r, ModeThroughput, r.Connections)
 			c := Comparison{
@@ -121,11 +123,12 @@ func Compare(results []Result) Report {
 			if b != nil {
 				c.Baseline, c.BaselineOf = ptr(round2(b.Throughput)), describe(b)
 			}
-			var t *target
+			var t, ct *target
 			if r.Connections == targetConnections {
-				t = &throughputTarget
+				t, ct = &throughputTarget, &serverCPUTarget
 			}
 			add(r, c, t)
+			cpuRows(add, r, b, fmt.Sprintf("throughput at %d connection%s", r.Connections, plural(r.Connections)), ct)
 		case ModeCold:
 			b := closestBaseline(results, r, ModeExec, -1)
 			add(r, latencyRow("cold start p50", r.Latency, b, p50), &coldTarget)
@@ -212,6 +215,11 @@ var (
 		met:       func(_ float64, ratio *float64) bool { return *ratio <= TargetColdRunc },
 		needRatio: true,
 	}
+	serverCPUTarget = target{
+		text:      fmt.Sprintf("≤ %g× bare", TargetServerCPU),
+		met:       func(_ float64, ratio *float64) bool { return *ratio <= TargetServerCPU },
+		needRatio: true,
+	}
 	churnTarget = target{
 		text: fmt.Sprintf("≥ %s/s", fmtRate(TargetChurn)),
 		met:  func(owl float64, _ *float64) bool { return owl >= TargetChurn },
@@ -292,6 +300,25 @@ func median(vs []float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
 	return s[(len(s)-1)/2]
+}
+
+// cpuRows adds the CPU rows of a load result: the server's own CPU per
+// invocation beside the baseline server's per request (target t, if
+// any), and the functions' (no baseline has any).
+func cpuRows(add func(*Result, Comparison, *target), r, b *Result, of string, t *target) {
+	if r.CPU == nil {
+		return
+	}
+	if r.CPU.ServerUS != nil {
+		c := Comparison{Metric: "server CPU per invocation, " + of, Unit: UnitMicros, Owl: *r.CPU.ServerUS}
+		if b != nil && b.CPU != nil && b.CPU.ServerUS != nil {
+			c.Baseline, c.BaselineOf = b.CPU.ServerUS, describe(b)
+		}
+		add(r, c, t)
+	}
+	if r.CPU.FunctionsUS != nil {
+		add(r, Comparison{Metric: "functions' CPU per invocation, " + of, Unit: UnitMicros, Owl: *r.CPU.FunctionsUS}, nil)
+	}
 }
 
 func latencyRow(metric string, s Summary, b *Result, get func(Summary) time.Duration) Comparison {

@@ -525,3 +525,34 @@ func TestParseGoBench(t *testing.T) {
 		t.Errorf("ReadResults(junk) = %v", err)
 	}
 }
+
+// TestCompareCPU: the server's CPU per invocation is compared with the
+// bare server's per request (the target, ≤ 3×, at 32 connections), the
+// functions' is reported alone, and a result without CPU figures has
+// neither row.
+func TestCompareCPU(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	cpu := func(server, functions float64) *CPU { return &CPU{ServerUS: &server, FunctionsUS: &functions} }
+	for _, tt := range []struct {
+		owl, bare float64
+		met       bool
+	}{{90, 30, true}, {91, 30, false}} {
+		rep := Compare([]Result{
+			{Mode: ModeThroughput, Target: TargetBaseline, Connections: 32, Started: t0, Throughput: 30000, CPU: &CPU{ServerUS: &tt.bare}},
+			{Mode: ModeThroughput, Target: TargetOwl, Connections: 32, Started: t0.Add(time.Minute), Throughput: 10000, CPU: cpu(tt.owl, 50)},
+			{Mode: ModeWarm, Target: TargetOwl, Connections: 1, Started: t0, Latency: Summary{Count: 1, P50: time.Millisecond}},
+		})
+		c := find(t, rep, "server CPU per invocation, throughput at 32 connections")
+		if c.Met == nil || *c.Met != tt.met || c.Owl != tt.owl || *c.Baseline != tt.bare || c.Target != "≤ 3× bare" {
+			t.Errorf("server CPU %v vs bare %v: %+v, want met %v", tt.owl, tt.bare, c, tt.met)
+		}
+		if f := find(t, rep, "functions' CPU per invocation, throughput at 32 connections"); f.Owl != 50 || f.Baseline != nil || f.Met != nil {
+			t.Errorf("functions' CPU: %+v", f)
+		}
+		for _, c := range rep.Comparisons {
+			if strings.Contains(c.Metric, "CPU") && strings.Contains(c.Metric, "1 connection") {
+				t.Errorf("a row of CPU for a result without CPU figures: %+v", c)
+			}
+		}
+	}
+}

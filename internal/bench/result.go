@@ -196,8 +196,14 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintln(bw)
 	}
 	if c := r.CPU; c != nil {
-		fmt.Fprintf(bw, "  cpu       %.0f%% of the machine busy; per invocation: load generator %s, everything else %s\n",
-			100*c.Busy, fmtDuration(fromMicros(c.ClientUS)), fmtDuration(fromMicros(c.OthersUS)))
+		fmt.Fprintf(bw, "  cpu       %.0f%% of the machine busy; per invocation: load generator %s", 100*c.Busy, fmtDuration(fromMicros(c.ClientUS)))
+		if c.ServerUS != nil {
+			fmt.Fprintf(bw, ", server %s", fmtDuration(fromMicros(*c.ServerUS)))
+		}
+		if c.FunctionsUS != nil {
+			fmt.Fprintf(bw, ", functions %s", fmtDuration(fromMicros(*c.FunctionsUS)))
+		}
+		fmt.Fprintf(bw, ", everything else %s\n", fmtDuration(fromMicros(c.OthersUS)))
 	}
 	if r.Warmup > 0 {
 		fmt.Fprintf(bw, "  warm-up   %d invocation%s, %d errors\n", r.Warmup, plural(r.Warmup), r.WarmupErrors)

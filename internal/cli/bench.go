@@ -101,6 +101,7 @@ OWL_ENDPOINT), the token OWL_TOKEN or the credentials file of "owl serve" (OWL_D
 	pf.DurationVar(&o.cfg.Timeout, "timeout", o.cfg.Timeout, "how long to wait for each response")
 	pf.StringVar(&o.data, "data", string(o.cfg.Payload), "event of every invocation (JSON; burst: default "+bench.BurstPayload+")")
 	pf.StringVar(&o.jsonOut, "json", "", "write the result as JSON to FILE (- for stdout)")
+	pf.IntVar(&o.cfg.ServerPID, "server-pid", 0, "the server process whose CPU per invocation is reported (0: the one listening on a loopback --endpoint's port; -1: none)")
 
 	for _, mode := range []struct{ name, short, long string }{
 		{bench.ModeWarm, "Latency of a warm function over -c connections",

@@ -96,6 +96,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newAliasCmd(g),
 		newEventsCmd(g),
 		newTriggerCmd(g),
+		newStreamCmd(g),
 		newRouteCmd(g),
 		newURLCmd(g),
 		newUsageCmd(g),
@@ -179,4 +180,34 @@ func ensureNewline(s string) string {
 		return s
 	}
 	return s + "\n"
+}
+
+// newGroupCmd is a command that only holds subcommands (owl trigger,
+// owl stream, …): run alone, it prints its help.
+func newGroupCmd(use, short, long string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: use, Short: short, Long: long,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// newRmCmd is an rm command that removes each of its arguments with del,
+// stopping at the first failure.
+func newRmCmd(g *globals, use, short string, del func(c *client.Client, ctx context.Context, name string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
+			for _, name := range args {
+				if err := del(c, cmd.Context(), name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
+	}
 }

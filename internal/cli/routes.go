@@ -11,18 +11,11 @@ import (
 )
 
 func newRouteCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "route",
-		Short: "Add, list and remove the routes of Owl's HTTP API",
-		Long: `Routes send HTTP requests to functions: "GET /users/{id}" (path parameters in braces, a greedy
+	return newGroupCmd("route", "Add, list and remove the routes of Owl's HTTP API", `Routes send HTTP requests to functions: "GET /users/{id}" (path parameters in braces, a greedy
 last one as {path+}, ANY for every method) or "$default" for whatever no other route matches.
 Owl serves them under http://<api>/http/... with payload format 2.0 events (routeKey,
 pathParameters), and Lambda's response rules. Routes that clash are refused.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(newRouteAddCmd(g), newRouteLsCmd(g), newRouteRmCmd(g))
-	return cmd
+		newRouteAddCmd(g), newRouteLsCmd(g), newRmCmd(g, "rm 'METHOD /path'|ID...", "Remove routes, by key or id", (*client.Client).DeleteRoute))
 }
 
 func newRouteAddCmd(g *globals) *cobra.Command {
@@ -64,22 +57,6 @@ func newRouteLsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.RouteKey, r.Function, r.AuthType, r.ID)
 			}
 			return tw.Flush()
-		}),
-	}
-}
-
-func newRouteRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm 'METHOD /path'|ID...",
-		Short: "Remove routes, by key or id",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, args []string) error {
-			for _, k := range args {
-				if err := c.DeleteRoute(cmd.Context(), k); err != nil {
-					return err
-				}
-			}
-			return nil
 		}),
 	}
 }

@@ -1,18 +1,17 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/owl-project/owl/internal/client"
+	"github.com/owl-project/owl/internal/testkit"
 )
 
 // openPty returns a pseudo-terminal's master and slave.
@@ -38,23 +37,9 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	return master, slave
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader:
+// testkit's, under the name these tests use.
+type lockedBuffer = testkit.Buffer
 
 // TestTopLive: on a terminal, owl top draws on the alternate screen, takes
 // single keys (e sorts by errors, q quits) and leaves the terminal's

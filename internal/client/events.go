@@ -183,3 +183,23 @@ func setTimeRange(q url.Values, since, until time.Time) {
 		q.Set("until", until.UTC().Format(time.RFC3339Nano))
 	}
 }
+
+// CreateStream makes a JetStream stream of the user's (POST
+// /owl/v1/streams), for stream triggers to read.
+func (c *Client) CreateStream(ctx context.Context, in lambdawire.StreamInput) (lambdawire.Stream, error) {
+	var out lambdawire.Stream
+	err := c.doJSON(ctx, http.MethodPost, "/owl/v1/streams", nil, in, nil, &out)
+	return out, err
+}
+
+// Streams lists the user's streams.
+func (c *Client) Streams(ctx context.Context) ([]lambdawire.Stream, error) {
+	var out lambdawire.StreamList
+	err := c.doJSON(ctx, http.MethodGet, "/owl/v1/streams", nil, nil, nil, &out)
+	return out.Streams, err
+}
+
+// DeleteStream deletes the user's stream name and what it holds.
+func (c *Client) DeleteStream(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/owl/v1/streams/"+url.PathEscape(name), nil, nil, nil, nil)
+}

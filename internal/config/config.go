@@ -66,6 +66,9 @@ type Config struct {
 	// before it is refused with TooManyRequestsException
 	// (OWL_CAPACITY_WAIT).
 	CapacityWait time.Duration
+	// StartsInParallel bounds the environments starting at once
+	// (OWL_STARTS_IN_PARALLEL); 0: four per CPU.
+	StartsInParallel int
 	// SandboxUID and SandboxGID are the identity function code runs as.
 	SandboxUID, SandboxGID int
 	// DiskReserveMB is the free space (MB) kept on the data dir's
@@ -338,6 +341,9 @@ func (c Config) Validate() error {
 	}
 	if c.StoreCollectInterval < time.Second {
 		errs = append(errs, fmt.Errorf("store collect interval %v: must be at least 1s", c.StoreCollectInterval))
+	}
+	if c.StartsInParallel < 0 || c.StartsInParallel > 1024 {
+		errs = append(errs, fmt.Errorf("starts in parallel %d: must be 0 (four per CPU) to 1024", c.StartsInParallel))
 	}
 	if c.CapacityWait < 0 {
 		errs = append(errs, fmt.Errorf("capacity wait %v: must not be negative", c.CapacityWait))

@@ -132,6 +132,33 @@ type Delivery struct {
 // it, so only a crashed node's events come back.
 const ackWait = 30 * time.Second
 
+// KeepInProgress tells JetStream every interval that msgs are still being
+// worked on, so that it does not redeliver them while they are, until the
+// returned stop is called; stop returns once the reporting has ended.
+// Only a crashed worker's messages then come back after their AckWait.
+func KeepInProgress(interval time.Duration, msgs ...jetstream.Msg) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				for _, msg := range msgs {
+					_ = msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
 // StartDelivery starts delivering q's events. Close stops it.
 func StartDelivery(ctx context.Context, q *Queue, fns Functions, inv Invoker, opts DeliveryOptions) (*Delivery, error) {
 	if opts.Concurrency <= 0 {
@@ -258,20 +285,7 @@ func (d *Delivery) fail(msg jetstream.Msg, ev Event, fn registry.Function, cfg r
 // invoke runs the event, telling JetStream the delivery is in progress
 // while it does.
 func (d *Delivery) invoke(msg jetstream.Msg, fn registry.Function, ev Event) (Outcome, error) {
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-done:
-				return
-			}
-		}
-	}()
+	defer KeepInProgress(ackWait/3, msg)()
 	return d.inv.Invoke(d.ctx, fn, Request{
 		RequestID: ev.RequestID, Payload: ev.Payload, TraceID: ev.TraceID,
 		InvokedARN: d.fns.ARN(ev.Function, ev.Qualifier), Depth: ev.Depth, Origin: cmp.Or(ev.Origin, ev.RequestID),

@@ -275,6 +275,7 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)
 	h("POST /owl/v1/events/publish", events.MaxPayload+1<<16, a.publishEvent)
+	a.streamRoutes(h)
 	h("POST /owl/v1/triggers", events.MaxPayload+1<<16, a.createTrigger)
 	h("GET /owl/v1/triggers", 0, a.listTriggers)
 	h("GET /owl/v1/triggers/{name}", 0, a.getTrigger)

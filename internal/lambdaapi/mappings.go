@@ -25,6 +25,10 @@ type Mappings interface {
 	List(ctx context.Context, function, arn string) ([]sources.Mapping, error)
 	Publish(ctx context.Context, subject string, data []byte, depth int, origin, trace string) (uint64, bool, error)
 	ARN(uuid string) string
+	CreateStream(ctx context.Context, in sources.StreamInput) (sources.Stream, error)
+	GetStream(ctx context.Context, name string) (sources.Stream, error)
+	ListStreams(ctx context.Context) ([]sources.Stream, error)
+	DeleteStream(ctx context.Context, name string) error
 }
 
 func (a *API) mappings() (Mappings, error) {

@@ -97,3 +97,34 @@ type Trigger struct {
 type TriggerList struct {
 	Triggers []Trigger `json:"Triggers"`
 }
+
+// StreamInput creates a JetStream stream of the user's (POST
+// /owl/v1/streams), the source of stream mappings
+// (arn:owl:jetstream:::<Name>).
+type StreamInput struct {
+	Name     string   `json:"Name"`
+	Subjects []string `json:"Subjects"`
+	// MaxAgeSeconds drops messages older than it (0: no limit).
+	MaxAgeSeconds int64 `json:"MaxAgeSeconds,omitempty"`
+	// MaxBytes bounds what the stream holds (0: Owl's default, 64 MiB).
+	MaxBytes int64 `json:"MaxBytes,omitempty"`
+}
+
+// Stream is a stream of the user's and what it holds.
+type Stream struct {
+	Name          string    `json:"Name"`
+	StreamArn     string    `json:"StreamArn"`
+	Subjects      []string  `json:"Subjects"`
+	MaxAgeSeconds int64     `json:"MaxAgeSeconds"`
+	MaxBytes      int64     `json:"MaxBytes"`
+	Messages      uint64    `json:"Messages"`
+	Bytes         uint64    `json:"Bytes"`
+	FirstSequence uint64    `json:"FirstSequence"`
+	LastSequence  uint64    `json:"LastSequence"`
+	CreationTime  time.Time `json:"CreationTime"`
+}
+
+// StreamList is GET /owl/v1/streams.
+type StreamList struct {
+	Streams []Stream `json:"Streams"`
+}

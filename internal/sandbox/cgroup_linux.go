@@ -236,6 +236,8 @@ type cgroup struct {
 	memory, pids, cpu, freezer string
 	dirs                       []string
 	peakFD                     int // open peak-memory file, 0 when not open
+	// memoryMB is the last setLimits', for limitCPU.
+	memoryMB int
 }
 
 // closePeak closes the cached peak-memory file.
@@ -282,12 +284,14 @@ func (c *cgroup) mkdir() error {
 	return nil
 }
 
-// setLimits writes the memory (no swap), pids, CPU weight and CPU quota
-// limits.
+// setLimits writes the memory (no swap), pids and CPU weight limits, and
+// lifts the CPU quota: the runtime's init may use every CPU of the host
+// (within its 10 s), as Lambda gives an on-demand init more CPU than its
+// memory's share; limitCPU applies the quota once the runtime is ready.
 func (c *cgroup) setLimits(l limits) error {
 	mem := strconv.FormatUint(l.memoryBytes, 10)
 	pids := strconv.Itoa(l.pidsMax)
-	quota := cpuQuotaUs(l.memoryMB, runtime.NumCPU())
+	c.memoryMB = l.memoryMB
 	if c.h.v2 {
 		if err := writeFile(c.memory, "memory.max", mem); err != nil {
 			return err
@@ -303,7 +307,7 @@ func (c *cgroup) setLimits(l limits) error {
 		if err := writeFile(c.cpu, "cpu.weight", strconv.FormatUint(cpuWeight(l.memoryMB), 10)); err != nil {
 			return err
 		}
-		return writeFile(c.cpu, "cpu.max", strconv.FormatInt(quota, 10)+" "+strconv.Itoa(CPUPeriodUs))
+		return c.writeQuota(-1)
 	}
 	if c.h.memsw {
 		// Raising a limit (Sandbox.Specialize): memory+swap first, or the
@@ -327,6 +331,23 @@ func (c *cgroup) setLimits(l limits) error {
 	}
 	if err := writeFile(c.cpu, "cpu.shares", strconv.FormatUint(cpuShares(l.memoryMB), 10)); err != nil {
 		return err
+	}
+	return c.writeQuota(-1)
+}
+
+// limitCPU applies the CPU quota of the last setLimits' memory size.
+func (c *cgroup) limitCPU() error {
+	return c.writeQuota(cpuQuotaUs(c.memoryMB, runtime.NumCPU()))
+}
+
+// writeQuota writes a CPU quota per CPUPeriodUs; -1 lifts it.
+func (c *cgroup) writeQuota(quota int64) error {
+	if c.h.v2 {
+		q := "max"
+		if quota >= 0 {
+			q = strconv.FormatInt(quota, 10)
+		}
+		return writeFile(c.cpu, "cpu.max", q+" "+strconv.Itoa(CPUPeriodUs))
 	}
 	// A new v1 cgroup starts with the kernel's 100 ms period, not its
 	// parent's.

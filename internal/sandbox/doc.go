@@ -36,8 +36,9 @@
 //     time) under owl/<Config.Instance>/<Spec.ID> (on v2 a sandbox made from
 //     a spare keeps the spare's "@spare-..." name: v2 cgroups cannot be
 //     renamed): memory limit without swap, a pids limit, a CPU weight and a
-//     CPU quota proportional to memory (1769 MB = one CPU; see cpuQuotaUs)
-//     and the freezer (Freeze/Thaw). Only the memory, pids, cpu and freezer
+//     CPU quota proportional to memory (1769 MB = one CPU; see cpuQuotaUs),
+//     applied by LimitCPU once the runtime is ready (the init runs
+//     without it), and the freezer (Freeze/Thaw). Only the memory, pids, cpu and freezer
 //     controllers.
 //
 // # Lifecycle

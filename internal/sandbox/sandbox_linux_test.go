@@ -285,8 +285,19 @@ func TestCgroupSetup(t *testing.T) {
 	if quota != "144714" {
 		t.Errorf("quota for 256 MB: %s µs per second, want 144714", quota)
 	}
+	// The init runs without the quota; LimitCPU applies it.
+	quotaFile, unlimited, limited := "cpu.cfs_quota_us", "-1", quota
 	if m.cg.v2 {
-		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14", "cpu.max": quota + " 1000000"} {
+		quotaFile, unlimited, limited = "cpu.max", "max 1000000", quota+" 1000000"
+	}
+	if got := read(sb.cg.cpu, quotaFile); got != unlimited {
+		t.Errorf("%s before LimitCPU = %s, want %s", quotaFile, got, unlimited)
+	}
+	if err := sb.LimitCPU(); err != nil {
+		t.Fatal(err)
+	}
+	if m.cg.v2 {
+		for file, want := range map[string]string{"memory.max": mem, "pids.max": "64", "cpu.weight": "14", "cpu.max": limited} {
 			if got := read(sb.cg.memory, file); got != want {
 				t.Errorf("%s = %s, want %s", file, got, want)
 			}
@@ -298,7 +309,7 @@ func TestCgroupSetup(t *testing.T) {
 		{sb.cg.pids, "pids.max", "64"},
 		{sb.cg.cpu, "cpu.shares", "148"},
 		{sb.cg.cpu, "cpu.cfs_period_us", "1000000"},
-		{sb.cg.cpu, "cpu.cfs_quota_us", quota},
+		{sb.cg.cpu, "cpu.cfs_quota_us", limited},
 	}
 	if m.cg.memsw {
 		checks = append(checks, struct{ dir, file, want string }{sb.cg.memory, "memory.memsw.limit_in_bytes", mem})
@@ -1089,15 +1100,15 @@ func TestSetLimitsFiles(t *testing.T) {
 		files map[string]string // file → content after setLimits ("" = must stay untouched)
 	}{
 		{"v2", hierarchy{v2: true, swapMax: true}, map[string]string{
-			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": quota + " 1000000",
+			"memory.max": mem, "memory.swap.max": "0", "pids.max": "1024", "cpu.weight": "29", "cpu.max": "max 1000000",
 		}},
 		{"v1 with memsw", hierarchy{memsw: true}, map[string]string{
 			"memory.limit_in_bytes": mem, "memory.memsw.limit_in_bytes": mem, "memory.swappiness": "",
-			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": "-1",
 		}},
 		{"v1 without memsw", hierarchy{}, map[string]string{
 			"memory.limit_in_bytes": mem, "memory.swappiness": "0",
-			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": quota,
+			"pids.max": "1024", "cpu.shares": "296", "cpu.cfs_period_us": "1000000", "cpu.cfs_quota_us": "-1",
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1117,6 +1128,17 @@ func TestSetLimitsFiles(t *testing.T) {
 				if got, _ := os.ReadFile(filepath.Join(dir, f)); string(got) != want {
 					t.Errorf("%s = %q, want %q", f, got, want)
 				}
+			}
+			// The quota comes with limitCPU (the runtime is ready).
+			if err := cg.limitCPU(); err != nil {
+				t.Fatal(err)
+			}
+			file, want := "cpu.cfs_quota_us", quota
+			if h.v2 {
+				file, want = "cpu.max", quota+" 1000000"
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, file)); string(got) != want {
+				t.Errorf("%s after limitCPU = %q, want %q", file, got, want)
 			}
 		})
 	}

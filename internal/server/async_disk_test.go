@@ -168,6 +168,23 @@ func (ts *testServer) holdEvents(name string, hold bool) {
 
 var eventVias = []string{"sdk", "http", "legacy"}
 
+// sendAccepted sends name one event through each of eventVias, the i-th
+// printing "<label> i", and returns their request ids; when says where
+// in the test they were sent, and the test fails unless each was
+// accepted (202 and a request id).
+func (ts *testServer) sendAccepted(name, label, when string) []string {
+	ts.t.Helper()
+	var ids []string
+	for i, via := range eventVias {
+		a := ts.sendEvent(via, name, fmt.Sprintf(`{"print":"%s %d"}`, label, i))
+		if a.status != http.StatusAccepted || a.requestID == "" {
+			ts.t.Fatalf("%s: %s", when, a)
+		}
+		ids = append(ids, a.requestID)
+	}
+	return ids
+}
+
 // TestAsyncDiskFull: on a data dir whose disk is below the reserve, an
 // Event invocation through aws-sdk-go-v2, raw HTTP and the legacy
 // InvokeAsync is answered 503 before anything is stored, never 202; the
@@ -182,14 +199,7 @@ func TestAsyncDiskFull(t *testing.T) {
 	})
 	ts.createKitchensink("disk")
 	ts.holdEvents("disk", true)
-	var accepted []string
-	for i, via := range eventVias {
-		a := ts.sendEvent(via, "disk", fmt.Sprintf(`{"print":"before %d"}`, i))
-		if a.status != http.StatusAccepted || a.requestID == "" {
-			t.Fatalf("before the disk filled: %s", a)
-		}
-		accepted = append(accepted, a.requestID)
-	}
+	accepted := ts.sendAccepted("disk", "before", "before the disk filled")
 
 	filler := fillDisk(t, dataDir, 8) // half the reserve left
 	t.Cleanup(func() { _ = os.Remove(filler) })
@@ -211,13 +221,7 @@ func TestAsyncDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	for i, via := range eventVias {
-		a := ts.sendEvent(via, "disk", fmt.Sprintf(`{"print":"after %d"}`, i))
-		if a.status != http.StatusAccepted || a.requestID == "" {
-			t.Fatalf("after freeing space: %s", a)
-		}
-		accepted = append(accepted, a.requestID)
-	}
+	accepted = append(accepted, ts.sendAccepted("disk", "after", "after freeing space")...)
 	ts.holdEvents("disk", false)
 	ts.waitDelivered("disk", accepted)
 }
@@ -262,14 +266,7 @@ func TestAsyncStoreENOSPC(t *testing.T) {
 	ts := startServer(t, dataDir, asyncConfig, func(c *config.Config) { c.Prewarm = 0 })
 	ts.createKitchensink("enospc")
 	ts.holdEvents("enospc", true)
-	var accepted []string
-	for i, via := range eventVias {
-		a := ts.sendEvent(via, "enospc", fmt.Sprintf(`{"print":"before %d"}`, i))
-		if a.status != http.StatusAccepted || a.requestID == "" {
-			t.Fatalf("before the store's disk filled: %s", a)
-		}
-		accepted = append(accepted, a.requestID)
-	}
+	accepted := ts.sendAccepted("enospc", "before", "before the store's disk filled")
 
 	filler := fillDisk(t, storeDir, 0)
 	t.Cleanup(func() { _ = os.Remove(filler) })
@@ -318,13 +315,7 @@ func TestAsyncStoreENOSPC(t *testing.T) {
 	// accepted, and all are delivered.
 	ts.stop()
 	ts = startServer(t, dataDir, asyncConfig, func(c *config.Config) { c.Prewarm = 0 })
-	for i, via := range eventVias {
-		a := ts.sendEvent(via, "enospc", fmt.Sprintf(`{"print":"after %d"}`, i))
-		if a.status != http.StatusAccepted || a.requestID == "" {
-			t.Fatalf("after freeing space and a restart: %s", a)
-		}
-		accepted = append(accepted, a.requestID)
-	}
+	accepted = append(accepted, ts.sendAccepted("enospc", "after", "after freeing space and a restart")...)
 	if resp, body := ts.do(http.MethodGet, "/healthz", nil, noAuth); resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz after the restart: %d %s", resp.StatusCode, body)
 	}

@@ -122,11 +122,10 @@ print(json.dumps({"status": r["StatusCode"], "id": r["ResponseMetadata"]["Reques
 		cli := findAWSCLI(t)
 		cli.endpoint = ts.URL
 		dir := t.TempDir()
-		stdout, stderr, code := cli.run(t, dir, "invoke", "--function-name", "async", "--invocation-type", "Event",
-			"--payload", `{"print":"from the aws cli"}`, filepath.Join(dir, "out.json"))
 		var out struct{ StatusCode int }
-		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil || out.StatusCode != 202 {
-			t.Fatalf("aws lambda invoke --invocation-type Event: exit %d\n%s\n%s", code, stdout, stderr)
+		if stdout := cli.runJSON(t, dir, &out, "invoke", "--function-name", "async", "--invocation-type", "Event",
+			"--payload", `{"print":"from the aws cli"}`, filepath.Join(dir, "out.json")); out.StatusCode != 202 {
+			t.Fatalf("aws lambda invoke --invocation-type Event printed %s, want StatusCode 202", stdout)
 		}
 		testkit.WaitFor(t, 2*time.Minute, "the CLI's event to run", func() bool {
 			return strings.Contains(ts.logText("async"), "from the aws cli")

@@ -38,6 +38,36 @@ func owlEnv(extra ...string) []string {
 	), extra...)
 }
 
+// owlCommand is the owl CLI running in the background, its output in out.
+type owlCommand struct {
+	cmd  *exec.Cmd
+	out  *testkit.Buffer
+	done chan struct{} // closed once it exited
+	err  error         // how it exited, once done is closed
+}
+
+// startOwlCommand starts the owl CLI with args against endpoint, with no
+// data dir of its own to fall back on; when the test ends it is killed
+// if it still runs, and waited for.
+func startOwlCommand(t *testing.T, endpoint string, args ...string) *owlCommand {
+	t.Helper()
+	c := &owlCommand{cmd: exec.Command(owlBinary, args...), out: &testkit.Buffer{}, done: make(chan struct{})}
+	c.cmd.Env = owlEnv("OWL_ENDPOINT="+endpoint, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("starting owl %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	})
+	return c
+}
+
 // owlProcess is `owl serve` running as a child process.
 type owlProcess struct {
 	*testServer // Server is nil: only the HTTP helpers are used

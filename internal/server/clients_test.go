@@ -175,6 +175,23 @@ func (c awsCLI) run(t *testing.T, dir string, args ...string) (stdout, stderr st
 	return runCmd(t, cmd)
 }
 
+// runJSON runs aws lambda args in dir, fails the test unless it exits 0
+// and what it printed, if anything, decodes as JSON into out (when out is
+// not nil), and returns what it printed.
+func (c awsCLI) runJSON(t *testing.T, dir string, out any, args ...string) string {
+	t.Helper()
+	stdout, stderr, code := c.run(t, dir, args...)
+	if code != 0 {
+		t.Fatalf("aws lambda %s: exit %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	if out != nil && stdout != "" {
+		if err := json.Unmarshal([]byte(stdout), out); err != nil {
+			t.Fatalf("aws lambda %s printed %s: %v", strings.Join(args, " "), stdout, err)
+		}
+	}
+	return stdout
+}
+
 func TestAWSCLI(t *testing.T) {
 	t.Parallel()
 	cli := findAWSCLI(t)
@@ -184,15 +201,12 @@ func TestAWSCLI(t *testing.T) {
 	dir := t.TempDir()
 
 	t.Run("invoke", func(t *testing.T) {
-		stdout, stderr, code := cli.run(t, dir, "invoke", "--function-name", "cli-fn", "--payload", `{"name":"cli"}`, "out.json")
 		var meta struct {
 			StatusCode      int
 			ExecutedVersion string
 			FunctionError   string
 		}
-		if code != 0 || json.Unmarshal([]byte(stdout), &meta) != nil {
-			t.Fatalf("aws lambda invoke: exit %d\n%s\n%s", code, stdout, stderr)
-		}
+		stdout := cli.runJSON(t, dir, &meta, "invoke", "--function-name", "cli-fn", "--payload", `{"name":"cli"}`, "out.json")
 		if meta.StatusCode != 200 || meta.ExecutedVersion != "$LATEST" || meta.FunctionError != "" {
 			t.Errorf("aws lambda invoke printed %s", stdout)
 		}
@@ -202,16 +216,13 @@ func TestAWSCLI(t *testing.T) {
 	})
 
 	t.Run("invoke failing", func(t *testing.T) {
-		stdout, stderr, code := cli.run(t, dir, "invoke", "--function-name", "arn:aws:lambda:us-east-1:000000000000:function:cli-fn",
-			"--payload", `{"action":"error"}`, "--log-type", "Tail", "err.json")
 		var meta struct {
 			StatusCode    int
 			FunctionError string
 			LogResult     string
 		}
-		if code != 0 || json.Unmarshal([]byte(stdout), &meta) != nil {
-			t.Fatalf("aws lambda invoke: exit %d\n%s\n%s", code, stdout, stderr)
-		}
+		stdout := cli.runJSON(t, dir, &meta, "invoke", "--function-name", "arn:aws:lambda:us-east-1:000000000000:function:cli-fn",
+			"--payload", `{"action":"error"}`, "--log-type", "Tail", "err.json")
 		logTail, _ := base64.StdEncoding.DecodeString(meta.LogResult)
 		if meta.StatusCode != 200 || meta.FunctionError != "Unhandled" || !strings.Contains(string(logTail), "START RequestId: ") {
 			t.Errorf("aws lambda invoke of a failing function printed %s (log %q)", stdout, logTail)
@@ -222,27 +233,21 @@ func TestAWSCLI(t *testing.T) {
 	})
 
 	t.Run("list-functions", func(t *testing.T) {
-		stdout, stderr, code := cli.run(t, dir, "list-functions")
 		var out struct {
 			Functions []struct{ FunctionName, CodeSha256 string }
 		}
-		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil {
-			t.Fatalf("aws lambda list-functions: exit %d\n%s\n%s", code, stdout, stderr)
-		}
+		stdout := cli.runJSON(t, dir, &out, "list-functions")
 		if len(out.Functions) != 1 || out.Functions[0].FunctionName != "cli-fn" || out.Functions[0].CodeSha256 != codeSha256(kitchenZip) {
 			t.Errorf("list-functions printed %s", stdout)
 		}
 	})
 
 	t.Run("get-function", func(t *testing.T) {
-		stdout, stderr, code := cli.run(t, dir, "get-function", "--function-name", "cli-fn")
 		var out struct {
 			Configuration struct{ FunctionName, CodeSha256, State string }
 			Code          struct{ Location string }
 		}
-		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil {
-			t.Fatalf("aws lambda get-function: exit %d\n%s\n%s", code, stdout, stderr)
-		}
+		stdout := cli.runJSON(t, dir, &out, "get-function", "--function-name", "cli-fn")
 		if out.Configuration.FunctionName != "cli-fn" || out.Configuration.CodeSha256 != codeSha256(kitchenZip) ||
 			out.Configuration.State != "Active" || !strings.HasPrefix(out.Code.Location, ts.URL+"/") {
 			t.Errorf("get-function printed %s", stdout)

@@ -92,15 +92,7 @@ func eventConfigCLI(t *testing.T, ts *testServer) {
 	dir := t.TempDir()
 	run := func(v any, args ...string) {
 		t.Helper()
-		stdout, stderr, code := cli.run(t, dir, args...)
-		if code != 0 {
-			t.Fatalf("aws lambda %s: exit %d\n%s\n%s", args[0], code, stdout, stderr)
-		}
-		if v != nil {
-			if err := json.Unmarshal([]byte(stdout), v); err != nil {
-				t.Fatalf("aws lambda %s printed %s: %v", args[0], stdout, err)
-			}
-		}
+		cli.runJSON(t, dir, v, args...)
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()

@@ -28,19 +28,8 @@ func TestLogsFollow(t *testing.T) {
 	ts.createKitchensink("followed", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(600) })
 	ts.invoke("followed", `{"print":"before the follow"}`)
 
-	out := &testkit.Buffer{}
-	cmd := exec.Command(owlBinary, "logs", "followed", "-f")
-	cmd.Env = owlEnv("OWL_ENDPOINT="+ts.URL, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	follow := startOwlCommand(t, ts.URL, "logs", "followed", "-f")
+	out := follow.out
 	testkit.WaitFor(t, time.Minute, "the recent lines", func() bool { return strings.Contains(out.String(), "before the follow") })
 
 	ts.invoke("followed", `{"print":"while following"}`)
@@ -73,10 +62,9 @@ func TestLogsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil || !strings.Contains(out.String(), "owl: function followed was deleted; its log ends here") {
-			t.Fatalf("owl logs -f after the deletion: %v\n%s", err, out.String())
+	case <-follow.done:
+		if follow.err != nil || !strings.Contains(out.String(), "owl: function followed was deleted; its log ends here") {
+			t.Fatalf("owl logs -f after the deletion: %v\n%s", follow.err, out.String())
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("owl logs -f goes on after the function was deleted:\n%s", out.String())

@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
-		CapacityWait: cfg.CapacityWait, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
+		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage},
@@ -255,7 +255,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
 	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker, s.tracer}, s.events, s.bus.NC.Publish, sources.Options{
-		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
+		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, StreamBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
 		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "sources"),
 	})
 	if err != nil {

@@ -27,8 +27,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/owl-project/owl/internal/config"
-
-	"github.com/owl-project/owl/internal/testkit"
 )
 
 // storeCycles is how many deploy cycles TestStoreDeployCycles runs:
@@ -288,18 +286,7 @@ func mountTmpfs(t *testing.T, sizeMB int) string {
 	t.Helper()
 	requireRoot(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dm,mode=0700", sizeMB)); err != nil {
-		testkit.Skipf(t, "cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmounting the tmpfs %s: %v", dir, err)
-			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
+	mountTmpfsAt(t, dir, sizeMB)
 	return dir
 }
 

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +36,17 @@ func TestStreamTrigger(t *testing.T) {
 		makeZip(t, zipEntry{name: "sink.py", body: "import json\n\ndef handler(event, context):\n    print('RECORD ' + json.dumps(event))\n"}))
 
 	ctx := context.Background()
-	stream, err := ts.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "SHOP", Subjects: []string{"shop.>"}})
+	// The user makes the stream through Owl (owl stream add).
+	stdout, stderr, code := owlCLI(t, ts.URL, "stream", "add", "SHOP", "--subjects", "shop.>", "--max-age", "72h", "--max-mb", "8")
+	if code != 0 || !strings.Contains(stdout, "SHOP: shop.>, up to 8 MiB (arn:owl:jetstream:::SHOP)") {
+		t.Fatalf("owl stream add: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stream, err := ts.JetStream().Stream(ctx, "SHOP")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg := stream.CachedInfo().Config; cfg.MaxBytes != 8<<20 || cfg.MaxAge != 72*time.Hour || cfg.Storage != jetstream.FileStorage {
+		t.Errorf("the stream owl stream add made: %+v", cfg)
 	}
 	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("owl", ts.Credentials().NATSPassword))
 	if err != nil {
@@ -116,7 +127,7 @@ func TestStreamTrigger(t *testing.T) {
 		t.Errorf("AT_TIMESTAMP read the order of 20 from before its time: shipped %d times", n)
 	}
 	// owl trigger add --stream, from the start of the stream.
-	stdout, stderr, code := owlCLI(t, ts.URL, "trigger", "add", "--stream", "SHOP/shop.refunds.*", "--function", "ship",
+	stdout, stderr, code = owlCLI(t, ts.URL, "trigger", "add", "--stream", "SHOP/shop.refunds.*", "--function", "ship",
 		"--starting-position", "TRIM_HORIZON")
 	if code != 0 || !strings.Contains(stdout, "arn:owl:jetstream:::SHOP/shop.refunds.* → ship") {
 		t.Fatalf("owl trigger add --stream: exit %d\n%s\n%s", code, stdout, stderr)
@@ -141,4 +152,101 @@ func TestStreamTrigger(t *testing.T) {
 		resp, body := ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+c.arn+`","FunctionName":"ship"}`), nil)
 		wantError(t, resp, body, 400, "InvalidParameterValueException", "~"+c.want)
 	}
+
+	// owl stream ls counts what it holds; owl stream rm removes it, and
+	// the trigger still reading it stops, saying why.
+	stdout, stderr, code = owlCLI(t, ts.URL, "stream", "ls")
+	if code != 0 || !regexp.MustCompile(`(?m)^SHOP +shop\.> +4 +\d+ +8388608 +72h0m0s$`).MatchString(stdout) {
+		t.Fatalf("owl stream ls: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, stderr, code = owlCLI(t, ts.URL, "stream", "rm", "SHOP"); code != 0 {
+		t.Fatalf("owl stream rm: exit %d\n%s", code, stderr)
+	}
+	if _, err := ts.JetStream().Stream(ctx, "SHOP"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the stream after owl stream rm: %v", err)
+	}
+	waitMappingStopped(t, ts, "arn:owl:jetstream:::SHOP/shop.refunds.*")
+	resp, body = ts.do("GET", "/owl/v1/streams/SHOP", nil, nil)
+	wantError(t, resp, body, 404, "ResourceNotFoundException", "Stream not found: arn:owl:jetstream:::SHOP")
+}
+
+// waitMappingStopped waits for the one mapping reading arn to be disabled
+// because its stream is gone.
+func waitMappingStopped(t *testing.T, ts *testServer, arn string) {
+	t.Helper()
+	testkit.WaitFor(t, time.Minute, "the mapping on "+arn+" to stop", func() bool {
+		resp, body := ts.do("GET", "/2015-03-31/event-source-mappings/?EventSourceArn="+url.QueryEscape(arn), nil, nil)
+		var list struct {
+			EventSourceMappings []struct{ State, StateTransitionReason string }
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(body, &list) != nil || len(list.EventSourceMappings) != 1 {
+			t.Fatalf("ListEventSourceMappings: %d %s", resp.StatusCode, body)
+		}
+		m := list.EventSourceMappings[0]
+		return m.State == "Disabled" && m.StateTransitionReason == "PROBLEM: Stream not found: "+arn
+	})
+}
+
+// TestStreams checks the streams API's answers to bad input, and that a
+// mapping whose stream goes behind Owl's back stops too.
+func TestStreams(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", asyncConfig)
+	ts.createZip("sink", interpreter(t, "python3"), "sink.handler",
+		makeZip(t, zipEntry{name: "sink.py", body: "def handler(event, context):\n    print('GOT', len(event['Records']))\n"}))
+	create := func(body string) (*http.Response, []byte) {
+		return ts.do("POST", "/owl/v1/streams", []byte(body), nil)
+	}
+	resp, body := create(`{"Name":"ORDERS","Subjects":["orders.>"],"MaxBytes":2097152}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(body), `"StreamArn":"arn:owl:jetstream:::ORDERS"`) {
+		t.Fatalf("CreateStream: %d %s", resp.StatusCode, body)
+	}
+	for _, c := range []struct {
+		body       string
+		status     int
+		code, want string
+	}{
+		{`{"Name":"ORDERS","Subjects":["more.>"]}`, 409, "ResourceConflictException", "Stream ORDERS already exists."},
+		{`{"Name":"OWL_MINE","Subjects":["mine"]}`, 400, "InvalidParameterValueException", "~are Owl's own"},
+		{`{"Name":"KV_MINE","Subjects":["mine"]}`, 400, "InvalidParameterValueException", "~key-value buckets"},
+		{`{"Name":"a.b","Subjects":["mine"]}`, 400, "InvalidParameterValueException", "~stream name has no"},
+		{`{"Name":"MINE"}`, 400, "InvalidParameterValueException", "~Subjects is required"},
+		{`{"Name":"MINE","Subjects":["owl.events.x"]}`, 400, "InvalidParameterValueException", "~Owl's own"},
+		{`{"Name":"MINE","Subjects":["$JS.API.>"]}`, 400, "InvalidParameterValueException", "~Owl's own"},
+		{`{"Name":"MINE","Subjects":["a..b"]}`, 400, "InvalidParameterValueException", "~empty token"},
+		{`{"Name":"MINE","Subjects":["orders.new"]}`, 400, "InvalidParameterValueException", "~cannot hold orders.new"},
+		{`{"Name":"MINE","Subjects":["mine"],"MaxBytes":1000}`, 400, "InvalidParameterValueException", "~at least 1048576"},
+		{`{"Name":"MINE","Subjects":["mine"],"MaxAgeSeconds":-1}`, 400, "InvalidParameterValueException", "~MaxAge must be"},
+		{`{"Name":"MINE","Subjects":["mine"],"MaxBytes":1099511627776}`, 400, "InvalidParameterValueException", "~more than your streams may still take"},
+		{`{"Name":"MINE","Subjects":`, 400, "InvalidRequestContentException", "~Could not parse request body"},
+	} {
+		resp, body := create(c.body)
+		wantError(t, resp, body, c.status, c.code, c.want)
+	}
+	resp, body = ts.do("GET", "/owl/v1/streams", nil, nil)
+	var list struct{ Streams []struct{ Name string } }
+	if resp.StatusCode != 200 || json.Unmarshal(body, &list) != nil || len(list.Streams) != 1 || list.Streams[0].Name != "ORDERS" {
+		t.Fatalf("ListStreams lists the user's streams only, and the one refused none: %d %s", resp.StatusCode, body)
+	}
+	for _, name := range []string{"OWL_EVENTS", "KV_OWL_MAPPINGS", "NOPE"} {
+		resp, body = ts.do("GET", "/owl/v1/streams/"+name, nil, nil)
+		wantError(t, resp, body, 404, "ResourceNotFoundException", "Stream not found: arn:owl:jetstream:::"+name)
+		resp, body = ts.do("DELETE", "/owl/v1/streams/"+name, nil, nil)
+		wantError(t, resp, body, 404, "ResourceNotFoundException", "Stream not found: arn:owl:jetstream:::"+name)
+	}
+	if _, err := ts.JetStream().Stream(context.Background(), "OWL_EVENTS"); err != nil {
+		t.Fatalf("DELETE of Owl's own stream touched it: %v", err)
+	}
+
+	// A stream that goes some other way than owl stream rm: the mapping
+	// finds it gone, and stops.
+	const arn = "arn:owl:jetstream:::ORDERS"
+	resp, body = ts.do("POST", "/2015-03-31/event-source-mappings/", []byte(`{"EventSourceArn":"`+arn+`","FunctionName":"sink"}`), nil)
+	if resp.StatusCode != 202 {
+		t.Fatalf("CreateEventSourceMapping: %d %s", resp.StatusCode, body)
+	}
+	if err := ts.JetStream().DeleteStream(context.Background(), "ORDERS"); err != nil {
+		t.Fatal(err)
+	}
+	waitMappingStopped(t, ts, arn)
 }

@@ -6,13 +6,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/owl-project/owl/internal/testkit"
 )
 
 // TestTopAgainstServer: owl top --once, run against a real server, shows
@@ -55,21 +52,13 @@ func TestTopAgainstServer(t *testing.T) {
 		transport.CloseIdleConnections()
 	})
 
-	out := &testkit.Buffer{}
-	cmd := exec.Command(owlBinary, "top", "--once", "--interval", "10ms")
-	cmd.Env = owlEnv("OWL_ENDPOINT="+proxy.URL, "OWL_DATA="+filepath.Join(t.TempDir(), "none"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	top := startOwlCommand(t, proxy.URL, "top", "--once", "--interval", "10ms")
+	out := top.out
 	select {
 	case <-firstDone:
-	case err := <-exited:
-		t.Fatalf("owl top ended before its second scrape: %v\n%s", err, out.String())
+	case <-top.done:
+		t.Fatalf("owl top ended before its second scrape: %v\n%s", top.err, out.String())
 	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
 		t.Fatalf("owl top never scraped:\n%s", out.String())
 	}
 	ts.invoke("topped", `{}`)
@@ -78,8 +67,9 @@ func TestTopAgainstServer(t *testing.T) {
 		t.Fatalf("the error action succeeded: %+v", r)
 	}
 	closeWindow.Do(func() { close(window) })
-	if err := <-exited; err != nil {
-		t.Fatalf("owl top --once: %v\n%s", err, out.String())
+	<-top.done
+	if top.err != nil {
+		t.Fatalf("owl top --once: %v\n%s", top.err, out.String())
 	}
 
 	var row []string
@@ -96,7 +86,7 @@ func TestTopAgainstServer(t *testing.T) {
 	}
 
 	// A token the server refuses.
-	cmd = exec.Command(owlBinary, "top", "--once", "--interval", "10ms")
+	cmd := exec.Command(owlBinary, "top", "--once", "--interval", "10ms")
 	cmd.Env = owlEnv("OWL_ENDPOINT="+ts.URL, "OWL_TOKEN=not-the-token")
 	stdout, stderr, code := runCmd(t, cmd)
 	if code != 1 || !strings.Contains(stderr, "refused GET /metrics") || !strings.Contains(stderr, "this token may not read metrics") {

@@ -471,11 +471,8 @@ func TestVersionsWithAWSCLI(t *testing.T) {
 	ts.createKitchensink("cli-rel", withEnv("one"))
 	run := func(args ...string) map[string]any {
 		t.Helper()
-		stdout, stderr, code := cli.run(t, dir, args...)
 		var out map[string]any
-		if code != 0 || (stdout != "" && json.Unmarshal([]byte(stdout), &out) != nil) {
-			t.Fatalf("aws lambda %v: exit %d\n%s\n%s", args, code, stdout, stderr)
-		}
+		cli.runJSON(t, dir, &out, args...)
 		return out
 	}
 	if out := run("publish-version", "--function-name", "cli-rel", "--description", "v1"); out["Version"] != "1" {

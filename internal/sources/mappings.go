@@ -194,6 +194,9 @@ type Options struct {
 	// doubles per attempt (tests shorten it).
 	RetryDelay time.Duration
 	Logger     *slog.Logger
+	// StreamBytes bounds what the user's own streams (CreateStream) may
+	// hold together.
+	StreamBytes int64
 }
 
 // Mappings keeps the event source mappings and runs a poller for each
@@ -207,6 +210,8 @@ type Mappings struct {
 	publish func(subject string, data []byte) error
 	opts    Options
 	log     *slog.Logger
+
+	streamsMu sync.Mutex // one CreateStream at a time
 
 	mu      sync.Mutex
 	stream  jetstream.Stream

@@ -98,6 +98,10 @@ func (p *poller) run() {
 		if cons == nil {
 			var err error
 			if cons, err = p.consumer(); err != nil {
+				if p.streamGone(err) {
+					p.m.disable(p.mp.UUID, streamGone(p.mp))
+					return
+				}
 				p.m.log.Warn("a mapping cannot read its subject; retrying", "uuid", p.mp.UUID, "subject", p.mp.Subject, "err", err)
 				p.sleep(5 * time.Second)
 				continue
@@ -116,6 +120,20 @@ func (p *poller) run() {
 			p.process(batch)
 		}
 	}
+}
+
+// streamGone reports whether err says the user's stream p reads is not
+// there, and stays so a moment later: a mapping whose stream went stops,
+// saying so, instead of retrying into the void.
+func (p *poller) streamGone(err error) bool {
+	if p.mp.Stream == "" || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false
+	}
+	p.sleep(time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	_, err = p.m.js.Stream(ctx, p.mp.Stream)
+	return p.ctx.Err() == nil && errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 func (p *poller) sleep(d time.Duration) {
@@ -371,22 +389,7 @@ func (p *poller) call(msgs []jetstream.Msg, records []Record, depth int, origin 
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		tick := time.NewTicker(ackWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				for _, msg := range msgs {
-					_ = msg.InProgress()
-				}
-			}
-		}
-	}()
+	defer events.KeepInProgress(ackWait/3, msgs...)()
 	id := lambdawire.NewRequestID()
 	var queued time.Time // when the first message was stored: the queue's span
 	if len(msgs) > 0 {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"regexp"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestTraceparentToXRay(t *testing.T) {
@@ -14,15 +16,23 @@ func TestTraceparentToXRay(t *testing.T) {
 		// A later version may append fields.
 		{"01-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01-extra", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"},
 	} {
-		sc, ok := ParseTraceparent(c.in)
-		if !ok {
-			t.Errorf("%s: refused", c.in)
-			continue
-		}
-		if got := FormatXRay(sc); got != c.want {
-			t.Errorf("%s: got %s, want %s", c.in, got, c.want)
-		}
+		convert(t, c.in, c.want, ParseTraceparent, FormatXRay)
 	}
+}
+
+// convert checks that parse takes in and format writes what it parsed as
+// want, and returns what parse made of it (ok false when it refused).
+func convert(t *testing.T, in, want string, parse func(string) (trace.SpanContext, bool), format func(trace.SpanContext) string) (trace.SpanContext, bool) {
+	t.Helper()
+	sc, ok := parse(in)
+	if !ok {
+		t.Errorf("%s: refused", in)
+		return sc, false
+	}
+	if got := format(sc); got != want {
+		t.Errorf("%s: got %s, want %s", in, got, want)
+	}
+	return sc, true
 }
 
 func TestXRayToTraceparent(t *testing.T) {
@@ -30,13 +40,9 @@ func TestXRayToTraceparent(t *testing.T) {
 		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"},
 		{"Sampled=0;Parent=53995c3f42cd8ad8;Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=a87bd80c:1", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00"},
 	} {
-		sc, ok := ParseXRay(c.in)
+		sc, ok := convert(t, c.in, c.want, ParseXRay, FormatTraceparent)
 		if !ok {
-			t.Errorf("%s: refused", c.in)
 			continue
-		}
-		if got := FormatTraceparent(sc); got != c.want {
-			t.Errorf("%s: got %s, want %s", c.in, got, c.want)
 		}
 		// And back: the same ids.
 		back, ok := ParseTraceparent(FormatTraceparent(sc))

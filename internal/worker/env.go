@@ -158,10 +158,18 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 			w.cache.unref(spec.dirs...)
 		}
 	}()
+	// In the queue of starts (pace.go) at most as long as the invocation
+	// could run, or CapacityWait if longer.
+	slot, err := w.pace.acquire(ctx, max(time.Duration(fn.Timeout)*time.Second, w.cfg.CapacityWait))
+	if err != nil {
+		return nil, coldStart{}, err
+	}
+	defer slot.free()
 	e, prewarmed, err := w.makeEnv(ctx, fn, rt, egress, &spec)
 	if err != nil {
 		return nil, coldStart{}, err
 	}
+	slot.created()
 	handedOver = true
 	if prewarmed {
 		// Its refill waits until this one is ready, not competing with it
@@ -316,6 +324,12 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 	cs.lines, _, cs.ext = e.logs.takeSplit()
 	if err == nil {
 		e.api.TelemetryInitDone(e.initType, "", cs.dur)
+		// The init ran at the host's speed; the invocations get the
+		// function's share.
+		if err := e.sb.LimitCPU(); err != nil {
+			w.destroy(e)
+			return nil, coldStart{}, err
+		}
 		if err := w.envs.ready(e); err != nil {
 			w.destroy(e)
 			return nil, coldStart{}, err

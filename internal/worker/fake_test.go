@@ -118,7 +118,11 @@ type fakeSandbox struct {
 	thaws     int
 	thawErr   error
 	destroyed bool
-	events    int // events the runtime took
+	events    int  // events the runtime took
+	asked     bool // the runtime asked for its first event
+	// cpuLimited: LimitCPU was called; limitedEarly: before the runtime
+	// asked for its first event.
+	cpuLimited, limitedEarly bool
 }
 
 func (s *fakeSandbox) ID() string             { return s.spec.ID }
@@ -147,6 +151,11 @@ func (s *fakeSandbox) MaxMemoryBytes() (uint64, error) {
 		return 0, sandbox.ErrDestroyed
 	}
 	return s.peak, nil
+}
+
+func (s *fakeSandbox) LimitCPU() error {
+	s.locked(func() { s.cpuLimited, s.limitedEarly = true, !s.asked })
+	return nil
 }
 
 func (s *fakeSandbox) Freeze() error {
@@ -240,6 +249,7 @@ func (s *fakeSandbox) run(init string) {
 		return
 	}
 	fmt.Fprintln(s.outW, "init done")
+	s.locked(func() { s.asked = true })
 	for {
 		resp, err := s.client.Get(fakeAPI + "invocation/next")
 		if err != nil {

@@ -39,6 +39,9 @@ type Sandbox interface {
 	OOMKilled() bool
 	// MaxMemoryBytes is the peak memory use, until Destroy.
 	MaxMemoryBytes() (uint64, error)
+	// LimitCPU applies the CPU quota, which the runtime's init runs
+	// without: the worker calls it once the runtime is ready.
+	LimitCPU() error
 	// Freeze stops every process (no CPU) until Thaw.
 	Freeze() error
 	Thaw() error

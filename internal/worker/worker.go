@@ -49,8 +49,13 @@ type Config struct {
 	// a zero budget does not limit.
 	MemoryBudgetMB   int
 	MemoryOvercommit float64
-	// CapacityWait is how long an invocation waits for memory.
+	// CapacityWait is how long an invocation waits for memory, and at
+	// least how long it waits for its environment's turn to start.
 	CapacityWait time.Duration
+	// StartsInParallel bounds the environments starting at once (sandbox
+	// creation and the first moments of their runtime's init, pace.go);
+	// zero means DefaultStartsPerCPU per CPU.
+	StartsInParallel int
 	// Staleness tells whether a configuration was changed or deleted, so
 	// that an environment started just before is not pooled; nil: never.
 	Staleness Staleness
@@ -98,6 +103,7 @@ type SpaceChecker interface {
 //
 //   - admission (capacity.go): concurrency slots per function and account;
 //   - memory (capacity.go): the memory budget of all environments;
+//   - pace (pace.go): how many environments start at once;
 //   - envs (pool.go, state.go): every environment, its state, the idle
 //     pools; env.go starts and tears environments down;
 //   - the code cache (codecache.go, layers.go): unpacked code and layers;
@@ -111,6 +117,7 @@ type Worker struct {
 
 	admission admission     // concurrency slots
 	memory    *memoryBudget // memory of all environments
+	pace      *startPacer   // environments starting at once
 	envs      *envPool      // the environments and their states
 	cache     *codeCache    // unpacked code and layers
 
@@ -138,6 +145,7 @@ func New(cfg Config, code CodeSource, logs *telemetry.LogStore, sb Sandboxes) *W
 		cfg: cfg, logs: logs, sandbox: sb,
 		admission: admission{perFunction: map[string]int{}},
 		memory:    newMemoryBudget(cfg.MemoryBudgetMB, cfg.MemoryOvercommit, cfg.CapacityWait),
+		pace:      newStartPacer(cfg.StartsInParallel),
 		cache:     newCodeCache(cfg, code),
 		stopGC:    make(chan struct{}), gcDone: make(chan struct{}), started: time.Now(),
 		provisionNow: make(chan struct{}, 1), provisionDone: make(chan struct{}),
