@@ -154,7 +154,7 @@ func (x *extensions) handle(c *conn, w http.ResponseWriter, r *http.Request, res
 		}
 	case "init/error", "exit/error":
 		if x.s.method(w, r, http.MethodPost) {
-			x.reportError(c, w, r, rest == "init/error")
+			x.reportError(w, r, rest == "init/error")
 		}
 	default:
 		x.s.notFound(w, r)
@@ -309,7 +309,7 @@ func writeEventTo(w http.ResponseWriter, ev []byte) {
 }
 
 // reportError serves POST /extension/init/error and /extension/exit/error.
-func (x *extensions) reportError(c *conn, w http.ResponseWriter, r *http.Request, initPhase bool) {
+func (x *extensions) reportError(w http.ResponseWriter, r *http.Request, initPhase bool) {
 	typ := r.Header.Get(hdrExtErrorType)
 	if typ == "" {
 		x.s.fail(w, r, http.StatusForbidden, errExtMissingHeader, hdrExtErrorType+" not found")
