@@ -96,6 +96,13 @@ const (
 	RuntimeInvalidEntrypoint = "Runtime.InvalidEntrypoint"
 	// SandboxTimedout is an invocation (or init) past its timeout.
 	SandboxTimedout = "Sandbox.Timedout"
+	// ExtensionInitError is an extension that posted /extension/init/error.
+	ExtensionInitError = "Extension.InitError"
+	// ExtensionExitError is an extension that posted /extension/exit/error.
+	ExtensionExitError = "Extension.ExitError"
+	// ExtensionCrash is an extension that went away without being shut
+	// down.
+	ExtensionCrash = "Extension.Crash"
 )
 
 // ErrorBody is the payload of a function error Owl reports:

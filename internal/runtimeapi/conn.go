@@ -138,6 +138,7 @@ func (c *conn) serve() {
 		c.unparkLocked()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.ext.connGone(c)
 		s.leave()
 	}()
 	for {

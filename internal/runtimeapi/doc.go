@@ -51,6 +51,22 @@
 // /next requests, Invoke and WaitReady (with [ErrClosed]), and returns when
 // Serve and all handlers have returned.
 //
+// # Extensions and telemetry
+//
+// The same listener serves Lambda's Extensions API (2020-01-01/extension:
+// register, event/next, init/error, exit/error; extensions.go) and the
+// Telemetry API's subscription (PUT 2022-07-01/telemetry; telemetry.go).
+// [Server.WaitReady] also waits for every extension's init (the external
+// ones of Config.Extensions to register, every registered one to ask for
+// its first event). The worker sends INVOKE with
+// [Server.ExtensionsInvoke], ends an invocation with
+// [Server.AwaitExtensions], sends SHUTDOWN with [Server.Shutdown] and
+// reports the platform's events with the Telemetry* methods, which
+// subscribers get in batches POSTed through Config.Dial. An extension's
+// failure is an [ExtensionError]. Extensions have their own lock, never
+// held with the Runtime API's; none of this adds a goroutine or timer to
+// an invocation (a subscriber has one goroutine for its deliveries).
+//
 // # Hot path
 //
 // The server speaks HTTP/1.1 itself (conn.go; requests are parsed by

@@ -62,6 +62,12 @@ func (s *Server) handle(c *conn, w http.ResponseWriter, r *http.Request) (parked
 
 	rest, ok := strings.CutPrefix(r.URL.Path, pathPrefix)
 	switch {
+	case !ok && strings.HasPrefix(r.URL.Path, extPrefix):
+		return s.ext.handle(c, w, r, r.URL.Path[len(extPrefix):])
+	case !ok && strings.TrimSuffix(r.URL.Path, "/") == telemetryPath:
+		if s.method(w, r, http.MethodPut) {
+			s.tel.subscribe(w, r)
+		}
 	case !ok && s.extra != nil:
 		s.extra.ServeHTTP(w, r)
 	case !ok:

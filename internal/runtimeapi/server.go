@@ -43,6 +43,22 @@ type Config struct {
 	// paths on the same listener: Owl's Lambda API subset for the
 	// function's own calls (AWS_ENDPOINT_URL_LAMBDA). Nil: 404.
 	Extra http.Handler
+	// Extensions names the external extensions the environment started
+	// (the executables of /opt/extensions): init waits for each to
+	// register and ask for its first event (extensions.go).
+	Extensions []string
+	// ExtensionAlive, when set, reports whether the external extension
+	// of that name still runs; it tells a crash from a closed connection.
+	ExtensionAlive func(name string) bool
+	// ExtensionExited, when set, reports whether the external extension
+	// of that name has exited for good (it may not have started yet when
+	// it says false): init fails if one exits before registering.
+	ExtensionExited func(name string) bool
+	// Function is what an extension's registration answers.
+	Function FunctionInfo
+	// Dial connects to addr on the environment's loopback, for telemetry
+	// deliveries to an extension's listener. Nil: none is delivered.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Validate reports a setting out of range.
@@ -201,6 +217,8 @@ type Server struct {
 	// event there. Guarded by mu.
 	parkedConn *conn
 	listeners  map[net.Listener]struct{} // guarded by mu: those of running Serve calls
+	ext        *extensions               // the Extensions API (extensions.go); own lock
+	tel        *telemetry                // the Telemetry API (telemetry.go); own lock
 	conns      map[*conn]struct{}        // guarded by mu: open runtime connections
 	state      invState                  // guarded by mu
 	id         string                    // guarded by mu: request id of the current invocation (state != invNone)
@@ -239,6 +257,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		conns:      map[*conn]struct{}{},
 	}
 	s.idle.L = &s.mu
+	s.ext = newExtensions(s, &cfg)
+	s.tel = &telemetry{s: s, dial: cfg.Dial}
 	s.tooLargeMsg = "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(maxBody, 10) + " bytes)."
 	s.tooLargeBody = lambdaerr.ErrorBody(lambdaerr.FunctionResponseSizeTooLarge, s.tooLargeMsg)
 	return s, nil
@@ -266,27 +286,35 @@ func (s *Server) Close() error {
 			s.idle.Wait()
 		}
 		s.mu.Unlock()
+		s.tel.close()
 	})
 	return s.closeErr
 }
 
 // WaitReady returns nil once the runtime has finished init, that is made its
-// first /next request; an *InitError if it posted /runtime/init/error
-// instead; ctx.Err() if ctx ends first; ErrClosed after Close. A runtime
-// that exits during init is the caller's to notice (Runtime.ExitError).
+// first /next request, and so has every extension (extensions.go); an
+// *InitError if the runtime posted /runtime/init/error instead, an
+// *ExtensionError if an extension failed; ctx.Err() if ctx ends first;
+// ErrClosed after Close. A runtime that exits during init is the caller's
+// to notice (Runtime.ExitError).
 func (s *Server) WaitReady(ctx context.Context) error {
-	select {
-	case <-s.initDone:
-		return s.initResult()
-	default:
+	if err := s.ext.await(ctx, s.initDone, nil, s.runtimeInitEnded); err != nil {
+		return err
 	}
+	if err := s.initResult(); err != nil {
+		return err
+	}
+	return s.ext.awaitInit(ctx)
+}
+
+// runtimeInitEnded reports whether the runtime's init ended (its first
+// /next or /init/error).
+func (s *Server) runtimeInitEnded() bool {
 	select {
 	case <-s.initDone:
-		return s.initResult()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closed:
-		return ErrClosed
+		return true
+	default:
+		return false
 	}
 }
 

@@ -90,7 +90,7 @@ func buildEtc(hostEtc, dst string, uid, gid int) error {
 		"group": "root:x:0:\n" +
 			fmt.Sprintf("%s:x:%d:\n", sandboxUser, gid) +
 			"nogroup:x:65534:\n",
-		"hosts":         "127.0.0.1\tlocalhost " + Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"hosts":         "127.0.0.1\tlocalhost sandbox.localdomain " + Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"hostname":      Hostname + "\n",
 		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n",
 	}

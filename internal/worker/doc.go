@@ -32,6 +32,11 @@
 //     be specialised for a function on a cold start.
 //   - provisioning (provision.go): provisioned concurrency, kept at its
 //     targets by a loop.
+//   - extensions (extensions.go): which external extensions an environment
+//     starts (a launcher in front of the runtime, a relay marking each
+//     one's output), AWS_LAMBDA_EXEC_WRAPPER, the process look-ups that
+//     tell a crash, and the lifecycle the Runtime API server is told of:
+//     INVOKE, the end of an invocation, SHUTDOWN at teardown, telemetry.
 //
 // Sandboxes come through a seam (sandboxes.go): the Sandboxes and Sandbox
 // interfaces hold what the worker uses of *sandbox.Manager and

@@ -39,7 +39,11 @@ type env struct {
 	dirs     []string // code cache directories it binds; unref'd at teardown
 	// current is the invocation running now, for the function's own
 	// calls (caller.go).
-	current *atomic.Pointer[chain]
+	current  *atomic.Pointer[chain]
+	initType string   // AWS_LAMBDA_INITIALIZATION_TYPE
+	external []string // the external extensions it started (extensions.go)
+	// reason is why it ends, for its extensions' SHUTDOWN (extensions.go).
+	reason atomic.Pointer[string]
 
 	// Guarded by envPool.mu.
 	state    envState
@@ -124,6 +128,7 @@ type startOptions struct {
 type coldStart struct {
 	dur   time.Duration
 	lines []string // what the runtime logged while initialising
+	ext   []string // the extensions' among them (logCapture.takeSplit)
 }
 
 // start creates an environment for fn and waits for its runtime's first
@@ -199,6 +204,11 @@ type envSpec struct {
 	dirs        []string // code cache references it takes over
 	// fn and the credentials of the function's own calls (caller.go).
 	fn, keyID, secret, token string
+	// extensions are the external extensions it starts; info and
+	// initType what the Extensions and Telemetry APIs tell them.
+	extensions []string
+	info       runtimeapi.FunctionInfo
+	initType   string
 }
 
 // createSandbox unpacks fn's code and layers (their references go into
@@ -225,16 +235,21 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 		spec.fn = fn.Name
 		environ = append(environ, callerEnv(spec.keyID, spec.secret, spec.token)...)
 	}
-	if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
-		spec.id = sb.ID() // a pre-warmed environment (prewarm.go)
-		return sb, true, nil
+	spec.extensions = externalExtensions(optDir)
+	spec.info = runtimeapi.FunctionInfo{Name: fn.Name, Version: fnVersion(fn), Handler: fn.Handler, AccountID: w.cfg.AccountID}
+	spec.initType = initType(spec.provisioned)
+	if len(spec.extensions) == 0 { // extensions start before the runtime: never a spare
+		if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
+			spec.id = sb.ID() // a pre-warmed environment (prewarm.go)
+			return sb, true, nil
+		}
 	}
 	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
 		ID:             spec.id,
 		CodeDir:        dir,
 		RuntimeDir:     w.cfg.RuntimeDir,
 		OptDir:         optDir,
-		Argv:           argv(rt, dir, optDir),
+		Argv:           wrapArgv(argv(rt, dir, optDir), fn, rt, spec.extensions),
 		Env:            environ,
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,
@@ -266,7 +281,10 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 		return nil, fmt.Errorf("capturing output of %s: %w", spec.id, err)
 	}
 	current := new(atomic.Pointer[chain])
-	api, err := runtimeapi.New(runtimeapi.Config{Extra: w.insideHandler(spec.fn, spec.keyID, spec.secret, spec.token, current)},
+	pid := pidOf(sb)
+	api, err := runtimeapi.New(runtimeapi.Config{Extra: w.insideHandler(spec.fn, spec.keyID, spec.secret, spec.token, current),
+		Extensions: spec.extensions, ExtensionAlive: extensionAlive(pid), ExtensionExited: extensionExited(pid),
+		Function: spec.info, Dial: sandboxDialer(pid)},
 		w.cfg.Logger.With("env", spec.id))
 	if err != nil {
 		logs.close()
@@ -275,7 +293,8 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 	}
 	exited, markExited := context.WithCancel(context.Background())
 	e := &env{id: spec.id, key: spec.key, sb: sb, api: api, logs: logs, exited: exited, serveErr: make(chan error, 1),
-		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting, current: current}
+		created: spec.t0, memMB: spec.memMB, provisioned: spec.provisioned, dirs: spec.dirs, state: stateStarting, current: current, initType: spec.initType,
+		external: spec.extensions}
 	if err := w.envs.add(e); err != nil { // closed meanwhile
 		markExited()
 		_ = api.Close()
@@ -283,6 +302,7 @@ func (w *Worker) serve(sb Sandbox, spec envSpec) (*env, error) {
 		_ = sb.Destroy()
 		return nil, err
 	}
+	api.TelemetryInitStart(spec.initType)
 	go func() { e.serveErr <- e.api.Serve(sb.Listener()) }()
 	go func() {
 		<-sb.Done()
@@ -301,8 +321,9 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 	stop()
 	cancel()
 	cs := coldStart{dur: time.Since(e.created)}
-	cs.lines, _ = e.logs.take()
+	cs.lines, _, cs.ext = e.logs.takeSplit()
 	if err == nil {
+		e.api.TelemetryInitDone(e.initType, "", cs.dur)
 		// The init ran at the host's speed; the invocations get the
 		// function's share.
 		if err := e.sb.LimitCPU(); err != nil {
@@ -318,7 +339,10 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 
 	fail := &initFailed{dur: cs.dur}
 	var ie *runtimeapi.InitError
+	var xe *runtimeapi.ExtensionError
 	switch {
+	case errors.As(err, &xe):
+		extensionInitFailure(xe, fail)
 	case errors.As(err, &ie):
 		fail.errType = ie.Type
 		if fail.errType == "" {
@@ -337,7 +361,12 @@ func (w *Worker) awaitReady(ctx context.Context, e *env) (*env, coldStart, error
 		return nil, coldStart{}, fmt.Errorf("starting %s: %w", e.id, ctx.Err())
 	default:
 		fail.errType = lambdaerr.SandboxTimedout
-		fail.body = lambdaerr.ErrorBody(fail.errType, fmt.Sprintf("Init timed out after %.2f seconds", initTimeout.Seconds()))
+		fail.body = lambdaerr.ErrorBody(fail.errType, initTimeoutMessage(e))
+	}
+	e.api.TelemetryInitDone(e.initType, fail.errType, cs.dur)
+	e.endWith(runtimeapi.ShutdownFailure)
+	if fail.errType == lambdaerr.SandboxTimedout {
+		e.endWith(runtimeapi.ShutdownTimeout)
 	}
 	fail.maxMemMB = e.maxMemoryMB()
 	more, _ := e.logs.take()
@@ -389,10 +418,6 @@ func logEnviron(l registry.Logging) []string {
 
 // environ is the runtime's environment, as Lambda sets it.
 func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned bool) []string {
-	initType := "on-demand"
-	if provisioned {
-		initType = "provisioned-concurrency"
-	}
 	envv := make([]string, 0, 24+len(fn.Environment))
 	logEnv := logEnviron(fn.Logging)
 	for k, v := range fn.Environment {
@@ -415,7 +440,7 @@ func (w *Worker) environ(fn registry.Function, rt runtimes.Runtime, provisioned 
 		"AWS_LAMBDA_LOG_GROUP_NAME="+fn.Logging.LogGroup(fn.Name),
 		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+fnVersion(fn)+"]"+strings.ReplaceAll(fn.RevisionID, "-", ""),
 		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
-		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType(provisioned),
 		"AWS_REGION="+w.cfg.Region,
 		"AWS_DEFAULT_REGION="+w.cfg.Region,
 		"LAMBDA_TASK_ROOT=/var/task",
@@ -450,6 +475,7 @@ func (w *Worker) teardown(e *env) {
 			e.freezeTimer.Stop()
 		}
 		e.freezeMu.Unlock()
+		w.shutdownExtensions(e)
 		if err := e.sb.Destroy(); err != nil {
 			w.cfg.Logger.Warn("destroying sandbox", "sandbox", e.id, "err", err)
 		}

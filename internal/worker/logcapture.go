@@ -45,6 +45,9 @@ type logCapture struct {
 	// live receives lines[sent:] as they come, from stream to take.
 	live func(lines []string)
 	sent int
+	// ext are the lines among lines that external extensions wrote
+	// (marked by the launcher: extensionMarker), without their marker.
+	ext []string
 }
 
 // newLogCapture starts draining f, keeping at most limit bytes per take.
@@ -145,7 +148,15 @@ func (c *logCapture) pushLocked(line []byte) {
 		return
 	}
 	c.pending += len(line) + 1
-	c.lines = append(c.lines, string(line))
+	ext := len(line) > 0 && line[0] == extensionMarker
+	if ext {
+		line = line[1:]
+	}
+	l := string(line)
+	c.lines = append(c.lines, l)
+	if ext {
+		c.ext = append(c.ext, l)
+	}
 	c.partial = c.partial[:0]
 }
 
@@ -159,6 +170,13 @@ func (c *logCapture) dropLocked() {
 // is the part of them stream's sink has not had (all of them without a
 // stream), the truncation marker included.
 func (c *logCapture) take() (lines, unsent []string) {
+	lines, unsent, _ = c.takeSplit()
+	return lines, unsent
+}
+
+// takeSplit is take, and also which of the lines (in their order) are
+// extensions' (extensionLines splits them).
+func (c *logCapture) takeSplit() (lines, unsent, ext []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_ = c.rc.Control(func(fd uintptr) { c.drainLocked(int(fd)) })
@@ -170,9 +188,10 @@ func (c *logCapture) take() (lines, unsent []string) {
 		lines = append(lines, truncationMarker(c.limit))
 	}
 	unsent = lines[c.sent:]
-	c.lines, c.pending, c.dropped, c.live, c.sent = nil, 0, false, nil, 0
+	ext = c.ext
+	c.lines, c.pending, c.dropped, c.live, c.sent, c.ext = nil, 0, false, nil, 0, nil
 	c.partial = c.partial[:0]
-	return lines, unsent
+	return lines, unsent, ext
 }
 
 // truncationMarker is the line that replaces the output past the limit.

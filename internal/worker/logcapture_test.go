@@ -143,3 +143,35 @@ func TestLogCaptureStream(t *testing.T) {
 		t.Errorf("the sink got lines after take: %q", got)
 	}
 }
+
+// TestLogCaptureExtensionLines: lines the extension launcher marked are
+// kept without their marker and reported as the extensions', in order;
+// the next take starts afresh.
+func TestLogCaptureExtensionLines(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	c, err := newLogCapture(r, DefaultLogLimitBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, err := w.WriteString("fn 1\n\x1eext 1\nfn 2\n\x1eext 2\n\x1e\n"); err != nil {
+		t.Fatal(err)
+	}
+	lines, unsent, ext := c.takeSplit()
+	if want := []string{"fn 1", "ext 1", "fn 2", "ext 2", ""}; !slices.Equal(lines, want) || !slices.Equal(unsent, want) {
+		t.Fatalf("lines %q, unsent %q; want %q", lines, unsent, want)
+	}
+	if want := []string{"ext 1", "ext 2", ""}; !slices.Equal(ext, want) {
+		t.Fatalf("extension lines %q, want %q", ext, want)
+	}
+	if _, err := w.WriteString("fn 3\n"); err != nil {
+		t.Fatal(err)
+	}
+	if lines, _, ext := c.takeSplit(); !slices.Equal(lines, []string{"fn 3"}) || len(ext) != 0 {
+		t.Fatalf("second take: %q, extension lines %q", lines, ext)
+	}
+}

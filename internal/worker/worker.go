@@ -317,7 +317,7 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 		deadline := d.start.Add(time.Duration(fn.Timeout) * time.Second)
 		ictx, cancel := context.WithDeadline(ctx, deadline)
 		stop := context.AfterFunc(d.e.exited, cancel)
-		d.out, d.err = d.e.api.Invoke(ictx, runtimeapi.Invocation{
+		inv := runtimeapi.Invocation{
 			RequestID:     req.RequestID,
 			Deadline:      deadline,
 			FunctionARN:   invokedARN(w.cfg.Region, w.cfg.AccountID, fn, req),
@@ -325,7 +325,13 @@ func (w *Worker) deliver(ctx context.Context, fn registry.Function, req Request)
 			ClientContext: req.ClientContext,
 			Payload:       req.Payload,
 			Stream:        req.Stream,
-		})
+		}
+		d.e.api.TelemetryStart(req.RequestID, fnVersion(fn))
+		d.e.api.ExtensionsInvoke(&inv)
+		d.out, d.err = d.e.api.Invoke(ictx, inv)
+		if d.err == nil { // the invocation ends when its extensions are done too
+			d.err = d.e.api.AwaitExtensions(ictx)
+		}
 		d.dur = time.Since(d.start)
 		traceEnd(span, d)
 		d.e.running(nil)
@@ -359,11 +365,16 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 	// mid-write: recycle the environment.
 	reusable := d.err == nil && d.out.Broken == nil
 	if d.err != nil {
+		xres, extFailed := extensionResult(d.err)
 		switch {
+		case extFailed:
+			res = xres
+			e.endWith(runtimeapi.ShutdownFailure)
 		case e.exited.Err() != nil:
 			<-e.sb.Done()
 			res = exitResult(req.RequestID, e.sb)
 		case d.timedOut:
+			e.endWith(runtimeapi.ShutdownTimeout)
 			res = &Result{FunctionError: true, ErrorType: lambdaerr.SandboxTimedout, Payload: lambdaerr.ErrorBody(lambdaerr.SandboxTimedout,
 				fmt.Sprintf("RequestId: %s Error: Task timed out after %d.00 seconds", req.RequestID, fn.Timeout))}
 		default:
@@ -377,7 +388,7 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 			return nil, fmt.Errorf("invocation %s: %w", req.RequestID, d.err)
 		}
 	}
-	taken, unsent := e.logs.take()
+	taken, unsent, takenExt := e.logs.takeSplit()
 	lines := append(d.cold.lines, taken...)
 	maxMem := e.maxMemoryMB()
 	if !reusable && e.exited.Err() != nil && e.sb.OOMKilled() {
@@ -385,14 +396,15 @@ func (w *Worker) conclude(fn registry.Function, req Request, d *delivery) (*Resu
 		// when Owl's memory guard is first): Lambda reports the limit.
 		maxMem = fn.MemorySize
 	}
+	rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: d.cold.dur}
+	if !reusable {
+		rep.ErrorType = res.ErrorType
+	}
+	telemetryDone(e, lines, append(d.cold.ext, takenExt...), res, rep, d.timedOut) // before another invocation can start on e
 	if !reusable {
 		w.destroy(e)
 	} else {
 		w.release(e)
-	}
-	rep := telemetry.Report{RequestID: req.RequestID, Duration: d.dur, MemoryMB: fn.MemorySize, MaxMemoryMB: reportedMemoryMB(maxMem, fn), InitDuration: d.cold.dur}
-	if !reusable {
-		rep.ErrorType = res.ErrorType
 	}
 	res.Log, res.report = w.record(fn, req, lines, unsent, true, rep), rep
 	return res, nil
