@@ -1,0 +1,198 @@
+package images
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/owl-project/owl/internal/testkit/ocitest"
+)
+
+func newStore(t *testing.T, host string, mutate ...func(*Config)) *Store {
+	t.Helper()
+	cfg := Config{Dir: filepath.Join(t.TempDir(), "images"), Insecure: []string{host}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func hostArch() string { return Platform("").Architecture }
+
+func archOf(oci string) string {
+	if oci == "arm64" {
+		return "arm64"
+	}
+	return "x86_64"
+}
+
+// TestPullFlattensLayers: the unpacked root is the layers' union with
+// whiteouts and opaque directories applied, the mount points made real
+// directories, the config read; a second image sharing the bottom layer
+// downloads only its own.
+func TestPullFlattensLayers(t *testing.T) {
+	var mu sync.Mutex
+	blobGets := map[string]int{}
+	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				mu.Lock()
+				blobGets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	base := ocitest.Layer(t,
+		ocitest.File{Name: "etc/", Type: tar.TypeDir},
+		ocitest.File{Name: "etc/keep", Body: []byte("keep")},
+		ocitest.File{Name: "etc/gone", Body: []byte("gone")},
+		ocitest.File{Name: "etc/passwd", Type: tar.TypeSymlink, Link: "/etc/shadow"},
+		ocitest.File{Name: "etc/shadow", Body: []byte("root:secret")},
+		ocitest.File{Name: "data/", Type: tar.TypeDir},
+		ocitest.File{Name: "data/old", Body: []byte("old")},
+		ocitest.File{Name: "var", Type: tar.TypeSymlink, Link: "/"},
+		ocitest.File{Name: "bin/tool", Body: []byte("#!/bin/sh\n"), Mode: 0o4755},
+	)
+	upper := ocitest.Layer(t,
+		ocitest.File{Name: "etc/.wh.gone"},
+		ocitest.File{Name: "data/.wh..wh..opq"},
+		ocitest.File{Name: "data/new", Body: []byte("new")},
+		ocitest.File{Name: "bin/link", Type: tar.TypeLink, Link: "bin/tool"},
+	)
+	cfg := ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/bin/tool"}, Cmd: []string{"h.fn"}, Env: []string{"A=1"}, WorkingDir: "/data"}
+	uri := ocitest.Push(t, host, "app:v1", ocitest.Image(t, cfg, base, upper))
+	s := newStore(t, host)
+	img, err := s.Pull(context.Background(), uri, "")
+	if err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	if !strings.HasPrefix(img.ResolvedURI, host+"/app@sha256:") || img.Digest == "" {
+		t.Errorf("resolved %q digest %q", img.ResolvedURI, img.Digest)
+	}
+	if strings.Join(img.Entrypoint, " ") != "/bin/tool" || strings.Join(img.Cmd, " ") != "h.fn" || img.WorkingDir != "/data" || strings.Join(img.Env, " ") != "A=1" {
+		t.Errorf("config: %+v", img)
+	}
+	root := img.Rootfs
+	for p, want := range map[string]bool{
+		"etc/keep": true, "etc/gone": false, "data/old": false, "data/new": true, "bin/link": true,
+		"etc/shadow": false, // Owl's /etc rules: no shadow
+	} {
+		if _, err := os.Lstat(filepath.Join(root, p)); (err == nil) != want {
+			t.Errorf("%s exists %v, want %v", p, err == nil, want)
+		}
+	}
+	for _, d := range []string{"var", "var/task", "tmp", "proc", "dev", "opt"} {
+		if fi, err := os.Lstat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			t.Errorf("mount point /%s: %v (want a real directory, not the image's symlink)", d, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "etc/passwd")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("/etc/passwd: %v, want a regular file to bind Owl's over", err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "bin/tool")); err != nil || fi.Mode()&os.ModeSetuid != 0 || fi.Mode().Perm() != 0o755 {
+		t.Errorf("bin/tool: %v %v, want 0755 without setuid", fi.Mode(), err)
+	}
+
+	// A second image on the same base: only its own layer is fetched.
+	baseDigest, _ := base.Digest()
+	uri2 := ocitest.Push(t, host, "other:v1", ocitest.Image(t, cfg, base, ocitest.Layer(t, ocitest.File{Name: "two", Body: []byte("2")})))
+	img2, err := s.Pull(context.Background(), uri2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(img2.Rootfs, "two")); err != nil {
+		t.Error(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := blobGets[baseDigest.String()]; n != 1 {
+		t.Errorf("the shared base layer was downloaded %d times, want once", n)
+	}
+}
+
+// TestPullRefusals: each kind of bad image is an *Error with its reason
+// code, and nothing is written outside the store.
+func TestPullRefusals(t *testing.T) {
+	host := ocitest.Registry(t, nil)
+	denied := ocitest.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != "owl" || p != "pw" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "denied", http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	outside := filepath.Join(t.TempDir(), "outside")
+	t.Run("credentials", func(t *testing.T) {
+		// With the auth file's credentials the registry lets the pull in,
+		// and answers that the image does not exist.
+		auth := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(auth, []byte(`{"auths":{"`+denied+`":{"auth":"b3dsOnB3"}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, denied, func(cfg *Config) { cfg.AuthFile = auth })
+		_, err := s.Pull(context.Background(), denied+"/app:v1", "")
+		var ie *Error
+		if !errors.As(err, &ie) || ie.Code != CodeInvalidImage || !strings.Contains(ie.Reason, "does not exist") {
+			t.Fatalf("Pull with credentials = %v, want InvalidImage: does not exist", err)
+		}
+	})
+	ok := ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/x"}}
+	random := make([]byte, 64<<10)
+	rand.Read(random)
+	push := func(repo string, cfg ocitest.Config, files ...ocitest.File) string {
+		return ocitest.Push(t, host, repo, ocitest.Image(t, cfg, ocitest.Layer(t, files...)))
+	}
+	other := ocitest.Config{Arch: "arm64", Entrypoint: []string{"/x"}}
+	if hostArch() == "arm64" {
+		other.Arch = "amd64"
+	}
+	cases := []struct {
+		name, uri, code, reason string
+		limit                   int64
+	}{
+		{name: "missing", uri: host + "/nothing:here", code: CodeInvalidImage, reason: "does not exist"},
+		{name: "refused", uri: denied + "/app:v1", code: CodeAccessDenied, reason: "refused"},
+		{name: "architecture", uri: push("arch:v1", other, ocitest.File{Name: "x", Body: []byte("x")}), code: CodeInvalidImage, reason: "architecture"},
+		{name: "not a tar", uri: ocitest.Push(t, host, "raw:v1", ocitest.Image(t, ok, ocitest.RawLayer([]byte("this is not a tar archive at all, not even close.......................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................")))), code: CodeInvalidImage, reason: "not a"},
+		{name: "dotdot", uri: push("dotdot:v1", ok, ocitest.File{Name: "../" + filepath.Base(outside), Body: []byte("x")}), code: CodeInvalidImage, reason: "unsafe"},
+		{name: "absolute", uri: push("abs:v1", ok, ocitest.File{Name: outside, Body: []byte("x")}), code: CodeInvalidImage, reason: "absolute"},
+		{name: "device", uri: push("dev:v1", ok, ocitest.File{Name: "dev/sda", Type: tar.TypeBlock}), code: CodeInvalidImage, reason: "device"},
+		{name: "compressed too large", uri: push("big:v1", ok, ocitest.File{Name: "r", Body: random}), limit: 16 << 10, code: CodeInvalidImage, reason: "larger than"},
+		{name: "unpacked too large", uri: push("zeros:v1", ok, ocitest.File{Name: "z", Body: make([]byte, 1<<20)}), limit: 256 << 10, code: CodeInvalidImage, reason: "larger than"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t, host, func(cfg *Config) {
+				cfg.Insecure = append(cfg.Insecure, denied)
+				cfg.MaxBytes = c.limit
+			})
+			_, err := s.Pull(context.Background(), c.uri, "")
+			var ie *Error
+			if !errors.As(err, &ie) || ie.Code != c.code || !strings.Contains(ie.Reason, c.reason) {
+				t.Fatalf("Pull(%s) = %v, want %s mentioning %q", c.uri, err, c.code, c.reason)
+			}
+			if _, err := os.Lstat(outside); err == nil {
+				t.Errorf("%s was written outside the store", outside)
+			}
+			ents, _ := os.ReadDir(filepath.Join(s.cfg.Dir, "rootfs"))
+			if len(ents) != 0 {
+				t.Errorf("rootfs holds %d entries after a refusal, want none (no partial tree)", len(ents))
+			}
+		})
+	}
+}
