@@ -507,6 +507,8 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		GID:        spec.GID,
 		Hostname:   Hostname,
 		Slots:      slots,
+		Image:      spec.Image,
+		WorkDir:    spec.WorkDir,
 	}
 	if !m.cg.v2 {
 		ic.JoinCgroups = cg.dirs
