@@ -266,6 +266,8 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	}
 	if spec.Slots {
 		spec.CodeDir, spec.OptDir = "", ""
+	} else if spec.Image != "" && spec.CodeDir == "" {
+		// The image's own /var/task.
 	} else if fi, err := os.Stat(spec.CodeDir); err != nil {
 		return nil, fmt.Errorf("sandbox %s: code dir: %w", spec.ID, err)
 	} else if !fi.IsDir() {
