@@ -76,6 +76,9 @@ type Config struct {
 	// would go below the data dir's disk reserve is refused with 503
 	// ServiceUnavailableException instead of failing half-way.
 	Space SpaceChecker
+	// Images gives the unpacked roots of image functions (images.go);
+	// nil: they cannot start on this node.
+	Images ImageSource
 	// Inside, when set, makes the handler of an environment's own calls
 	// (caller.go): its credentials are in the function's environment.
 	Inside func(Caller) http.Handler

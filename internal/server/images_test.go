@@ -1,0 +1,307 @@
+package server_test
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/images"
+	"github.com/owl-project/owl/internal/testkit"
+	"github.com/owl-project/owl/internal/testkit/ocitest"
+)
+
+// ociArch is the host's OCI architecture.
+var ociArch = images.Platform("").Architecture
+
+// scratchImage is a FROM scratch image holding the kitchensink
+// (aws-lambda-go) binary as its ENTRYPOINT, with an ENV and a WORKDIR.
+func scratchImage(t testing.TB, env string) ocitest.Config {
+	return ocitest.Config{Arch: ociArch, Entrypoint: []string{"/main"}, Env: []string{"IMAGE_VAR=" + env, "PATH=/usr/bin:/bin"}, WorkingDir: "/srv"}
+}
+
+// binaryLayer is a layer of the kitchensink binary at /main, shared by
+// every scratch image of a test.
+func binaryLayer(t testing.TB) ocitest.File {
+	b, err := os.ReadFile(kitchenBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ocitest.File{Name: "main", Body: b, Mode: 0o755}
+}
+
+// hostShellFiles are the host's /bin/sh and the shared libraries it
+// loads, at their paths, for an image with a shell like Lambda's base
+// images.
+func hostShellFiles(t testing.TB) []ocitest.File {
+	t.Helper()
+	sh, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ldd", sh).Output()
+	if err != nil {
+		testkit.Skipf(t, "ldd %s: %v", sh, err)
+	}
+	paths := map[string]string{"bin/sh": sh}
+	for _, m := range regexp.MustCompile(`(/\S+\.so[.\d]*)`).FindAllString(string(out), -1) {
+		paths[strings.TrimPrefix(m, "/")] = m
+	}
+	var files []ocitest.File
+	dirs := map[string]bool{}
+	for name, host := range paths {
+		real, err := filepath.EvalSymlinks(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(real)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d := filepath.Dir(name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			files = append(files, ocitest.File{Name: d + "/", Type: tar.TypeDir})
+		}
+		files = append(files, ocitest.File{Name: name, Body: b, Mode: 0o755})
+	}
+	return files
+}
+
+// baseImageLayout is like a Lambda base image: /lambda-entrypoint.sh, a
+// shell script, execs the runtime interface client (here the kitchensink
+// binary at /var/runtime/bootstrap), the handler as CMD.
+func baseImageLayout(t testing.TB) []ocitest.File {
+	main := binaryLayer(t)
+	main.Name = "var/runtime/bootstrap"
+	files := append(hostShellFiles(t),
+		ocitest.File{Name: "var/", Type: tar.TypeDir}, ocitest.File{Name: "var/runtime/", Type: tar.TypeDir},
+		ocitest.File{Name: "var/task/", Type: tar.TypeDir},
+		ocitest.File{Name: "var/task/app.txt", Body: []byte("task")},
+		main,
+		ocitest.File{Name: "lambda-entrypoint.sh", Mode: 0o755,
+			Body: []byte("#!/bin/sh\nexport HANDLER_ARG=\"$1\"\nexec /var/runtime/bootstrap\n")})
+	return files
+}
+
+// startImageServer starts a server that pulls from registry host over
+// plain HTTP.
+func startImageServer(t *testing.T, hosts ...string) *testServer {
+	return startServer(t, "", func(c *config.Config) { c.InsecureRegistries = hosts })
+}
+
+func createImage(t testing.TB, ts *testServer, name, uri string, ic *types.ImageConfig) *lambda.CreateFunctionOutput {
+	t.Helper()
+	out, err := ts.sdk().CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String(name), PackageType: types.PackageTypeImage, Role: aws.String("arn:aws:iam::000000000000:role/owl"),
+		Code: &types.FunctionCode{ImageUri: aws.String(uri)}, ImageConfig: ic,
+	})
+	if err != nil {
+		t.Fatalf("CreateFunction %s (%s): %v", name, uri, err)
+	}
+	return out
+}
+
+// waitImage waits until name's image pull finished (State not Pending,
+// LastUpdateStatus not InProgress) and returns GetFunction's answer.
+func waitImage(t testing.TB, ts *testServer, name string) *lambda.GetFunctionOutput {
+	t.Helper()
+	var got *lambda.GetFunctionOutput
+	eventually(t, 60*time.Second, func() error {
+		var err error
+		got, err = ts.sdk().GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+		if err != nil {
+			return err
+		}
+		if c := got.Configuration; c.State == types.StatePending || c.LastUpdateStatus == types.LastUpdateStatusInProgress {
+			return fmt.Errorf("%s: %s / %s", name, c.State, c.LastUpdateStatus)
+		}
+		return nil
+	})
+	return got
+}
+
+// invokeJSON invokes name (a qualifier after ':') with payload and
+// decodes the function's answer into out; a function error fails t.
+func invokeJSON(t testing.TB, ts *testServer, name, payload string, out any) {
+	t.Helper()
+	resp, body := ts.rawInvoke(name+"/invocations", payload, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+		t.Fatalf("invoke %s: %d %s %s", name, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("invoke %s: %v: %s", name, err, body)
+	}
+}
+
+// imageEnv is the kitchensink's environment in function name.
+func imageEnv(t testing.TB, ts *testServer, name string) map[string]string {
+	t.Helper()
+	var kvs []string
+	invokeJSON(t, ts, name, `{"action":"env"}`, &kvs)
+	env := map[string]string{}
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// TestImageFunction: image functions created through the Lambda API from a
+// registry, run unchanged — an aws-lambda-go binary FROM scratch and a
+// base-image layout with /lambda-entrypoint.sh — with the image's config
+// and ImageConfig's overrides, a read-only root and a writable /tmp;
+// UpdateFunctionCode, versions and aliases work as for zips, and layers
+// are fetched once per digest.
+func TestImageFunction(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	blobGets := map[string]int{}
+	var mu sync.Mutex
+	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				mu.Lock()
+				blobGets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	bin := ocitest.Layer(t, binaryLayer(t))
+	srv := ocitest.Layer(t, ocitest.File{Name: "srv/", Type: tar.TypeDir}, ocitest.File{Name: "srv/marker", Body: []byte("m")})
+	v1 := ocitest.Push(t, host, "scratch:v1", ocitest.Image(t, scratchImage(t, "one"), bin, srv))
+	v2 := ocitest.Push(t, host, "scratch:v2", ocitest.Image(t, scratchImage(t, "two"), bin, srv))
+	base := ocitest.Push(t, host, "base:latest", ocitest.Image(t, ocitest.Config{Arch: ociArch,
+		Entrypoint: []string{"/lambda-entrypoint.sh"}, Cmd: []string{"app.handler"}, Env: []string{"PATH=/bin"}},
+		ocitest.Layer(t, baseImageLayout(t)...)))
+	ts := startImageServer(t, host)
+	ctx := context.Background()
+
+	created := createImage(t, ts, "img-scratch", v1, nil)
+	if created.State != types.StatePending || created.PackageType != types.PackageTypeImage {
+		t.Errorf("CreateFunction answered State %s PackageType %s, want Pending Image", created.State, created.PackageType)
+	}
+	got := waitImage(t, ts, "img-scratch")
+	if got.Configuration.State != types.StateActive || aws.ToString(got.Code.ImageUri) != v1 ||
+		!strings.HasPrefix(aws.ToString(got.Code.ResolvedImageUri), host+"/scratch@sha256:") || aws.ToString(got.Code.RepositoryType) != "ECR" {
+		t.Fatalf("GetFunction: State %s (%s) Code %s", got.Configuration.State, aws.ToString(got.Configuration.StateReason), jsonOf(got.Code))
+	}
+
+	t.Run("scratch", func(t *testing.T) {
+		env := imageEnv(t, ts.as(t), "img-scratch")
+		if env["IMAGE_VAR"] != "one" || env["AWS_LAMBDA_FUNCTION_NAME"] != "img-scratch" || env["PATH"] != "/usr/bin:/bin" ||
+			!strings.HasPrefix(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:") {
+			t.Errorf("environment: %v", env)
+		}
+		var names []string
+		invokeJSON(t, ts.as(t), "img-scratch", `{"action":"readdir","path":"."}`, &names)
+		if !slices.Contains(names, "marker") {
+			t.Errorf("the working directory holds %v, want WORKDIR /srv's marker", names)
+		}
+		for path, want := range map[string]bool{"/main2": false, "/srv/x": false, "/tmp/x": true} {
+			var w struct{ OK bool }
+			invokeJSON(t, ts.as(t), "img-scratch", `{"action":"write","path":"`+path+`"}`, &w)
+			if w.OK != want {
+				t.Errorf("writing %s: ok %v, want %v (the image root is read-only, /tmp is not)", path, w.OK, want)
+			}
+		}
+		var who struct{ UID int }
+		invokeJSON(t, ts.as(t), "img-scratch", `{"action":"whoami"}`, &who)
+		if who.UID == 0 {
+			t.Error("the image function runs as root")
+		}
+	})
+
+	t.Run("base image layout", func(t *testing.T) {
+		createImage(t, ts.as(t), "img-base", base, nil)
+		if c := waitImage(t, ts.as(t), "img-base").Configuration; c.State != types.StateActive {
+			t.Fatalf("State %s: %s", c.State, aws.ToString(c.StateReason))
+		}
+		env := imageEnv(t, ts.as(t), "img-base")
+		if env["HANDLER_ARG"] != "app.handler" || env["_HANDLER"] != "app.handler" {
+			t.Errorf("the entrypoint script got handler %q (_HANDLER %q), want CMD's app.handler", env["HANDLER_ARG"], env["_HANDLER"])
+		}
+		var names []string
+		invokeJSON(t, ts.as(t), "img-base", `{"action":"readdir","path":"."}`, &names)
+		if !slices.Contains(names, "app.txt") {
+			t.Errorf("working directory holds %v, want /var/task's app.txt", names)
+		}
+		// ImageConfig overrides CMD and WORKDIR.
+		_, err := ts.sdk().UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("img-base"),
+			ImageConfig: &types.ImageConfig{Command: []string{"other.handler"}, WorkingDirectory: aws.String("/var/runtime")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ts.sdk().GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("img-base")})
+		if err != nil || cfg.ImageConfigResponse == nil || cfg.ImageConfigResponse.ImageConfig == nil ||
+			!slices.Equal(cfg.ImageConfigResponse.ImageConfig.Command, []string{"other.handler"}) {
+			t.Errorf("ImageConfigResponse %s, %v", jsonOf(cfg), err)
+		}
+		if env := imageEnv(t, ts.as(t), "img-base"); env["HANDLER_ARG"] != "other.handler" {
+			t.Errorf("after ImageConfig, handler %q, want other.handler", env["HANDLER_ARG"])
+		}
+		invokeJSON(t, ts.as(t), "img-base", `{"action":"readdir","path":"."}`, &names)
+		if !slices.Contains(names, "bootstrap") {
+			t.Errorf("working directory holds %v, want ImageConfig's /var/runtime", names)
+		}
+	})
+
+	t.Run("update, versions and aliases", func(t *testing.T) {
+		sdk := ts.sdk()
+		v, err := sdk.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("img-scratch")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sdk.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("img-scratch"), Name: aws.String("live"), FunctionVersion: v.Version}); err != nil {
+			t.Fatal(err)
+		}
+		up, err := sdk.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("img-scratch"), ImageUri: aws.String(v2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if up.LastUpdateStatus != types.LastUpdateStatusInProgress {
+			t.Errorf("UpdateFunctionCode answered LastUpdateStatus %s, want InProgress", up.LastUpdateStatus)
+		}
+		got := waitImage(t, ts.as(t), "img-scratch")
+		if got.Configuration.LastUpdateStatus != types.LastUpdateStatusSuccessful || aws.ToString(got.Code.ImageUri) != v2 {
+			t.Fatalf("after the update: %s, code %s", got.Configuration.LastUpdateStatus, jsonOf(got.Code))
+		}
+		if e := imageEnv(t, ts.as(t), "img-scratch"); e["IMAGE_VAR"] != "two" {
+			t.Errorf("$LATEST runs IMAGE_VAR %q, want the new image's two", e["IMAGE_VAR"])
+		}
+		for _, q := range []string{aws.ToString(v.Version), "live"} {
+			if e := imageEnv(t, ts.as(t), "img-scratch:"+q); e["IMAGE_VAR"] != "one" {
+				t.Errorf("%s runs IMAGE_VAR %q, want the published image's one", q, e["IMAGE_VAR"])
+			}
+		}
+		// Publish with the update: the version is of the new image.
+		pub, err := sdk.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("img-scratch"), ImageUri: aws.String(v1), Publish: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := imageEnv(t, ts.as(t), "img-scratch:"+aws.ToString(pub.Version)); e["IMAGE_VAR"] != "one" {
+			t.Errorf("version %s published with the update runs IMAGE_VAR %q, want one", aws.ToString(pub.Version), e["IMAGE_VAR"])
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		d, _ := bin.Digest()
+		if n := blobGets[d.String()]; n != 1 {
+			t.Errorf("the binary's layer, shared by both images, was downloaded %d times, want once", n)
+		}
+	})
+}
