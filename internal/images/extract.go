@@ -81,6 +81,9 @@ func extract(ctx context.Context, r io.Reader, dir string, limit int64) (int64, 
 // readError classifies a failure to read the flattened image: an unsafe
 // path mutate.Extract refused, or a layer that is not a tar.
 func readError(err error) error {
+	if errors.Is(err, errTooLarge) || errors.Is(err, errNotTar) || errors.Is(err, errUnsafe) {
+		return err
+	}
 	if strings.Contains(err.Error(), "unsafe tar path") {
 		return fmt.Errorf("%w: %v", errUnsafe, err)
 	}

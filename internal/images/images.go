@@ -99,7 +99,7 @@ type Config struct {
 // Store pulls and unpacks images; safe for concurrent use.
 type Store struct {
 	cfg    Config
-	layers cache.Cache
+	layers layerCache
 	mu     sync.Mutex
 	// busy serialises the unpacking of each digest: one pull unpacks,
 	// the others wait for it and find the tree.
@@ -144,7 +144,7 @@ func New(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{cfg: cfg, layers: cache.NewFilesystemCache(filepath.Join(cfg.Dir, "layers")), busy: map[string]*sync.Mutex{}}, nil
+	return &Store{cfg: cfg, layers: layerCache{dir: filepath.Join(cfg.Dir, "layers"), limit: cfg.MaxBytes}, busy: map[string]*sync.Mutex{}}, nil
 }
 
 // RootfsDir is the directory an image of digest is unpacked to.

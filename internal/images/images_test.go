@@ -196,3 +196,35 @@ func TestPullRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedPullLeavesCacheWhole: an unpacking refused half-way (a device
+// in an upper layer) stops reading the image's other layers; the layer
+// cache must not keep what was read of them, or the next image sharing a
+// layer would get it truncated (as go-containerregistry's filesystem cache
+// did, depending on how far its extraction had got).
+func TestRefusedPullLeavesCacheWhole(t *testing.T) {
+	host := ocitest.Registry(t, nil)
+	big := make([]byte, 4<<20)
+	rand.Read(big)
+	shared := ocitest.Layer(t, ocitest.File{Name: "big", Body: big})
+	cfg := ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/big"}}
+	bad := ocitest.Push(t, host, "bad:v1", ocitest.Image(t, cfg, shared, ocitest.Layer(t, ocitest.File{Name: "null", Type: tar.TypeChar})))
+	good := ocitest.Push(t, host, "good:v1", ocitest.Image(t, cfg, shared))
+	s := newStore(t, host)
+	if _, err := s.Pull(context.Background(), bad, ""); err == nil {
+		t.Fatal("an image with a device was unpacked")
+	}
+	img, err := s.Pull(context.Background(), good, "")
+	if err != nil {
+		t.Fatalf("the image sharing the refused image's layer: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(img.Rootfs, "big")); err != nil || len(b) != len(big) {
+		t.Errorf("big: %d bytes, %v; want %d", len(b), err, len(big))
+	}
+	ents, _ := os.ReadDir(s.layers.dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "partial-") {
+			t.Errorf("a partial download %s was left in the layer cache", e.Name())
+		}
+	}
+}

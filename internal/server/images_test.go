@@ -305,3 +305,133 @@ func TestImageFunction(t *testing.T) {
 		}
 	})
 }
+
+// TestImageFunctionFailures: malformed requests are refused with Lambda's
+// 4xx and store nothing; images that cannot be used leave the function
+// Failed with Lambda's reason code (invoking it is a 409); an update to
+// such an image leaves the previous one running; an entrypoint that does
+// not exist is Runtime.InvalidEntrypoint; and nothing is left behind.
+func TestImageFunctionFailures(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	host := ocitest.Registry(t, nil)
+	denied := ocitest.Registry(t, func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "denied", http.StatusUnauthorized)
+		})
+	})
+	bin := ocitest.Layer(t, binaryLayer(t))
+	srv := ocitest.Layer(t, ocitest.File{Name: "srv/", Type: tar.TypeDir})
+	good := ocitest.Push(t, host, "good:v1", ocitest.Image(t, scratchImage(t, "good"), bin, srv))
+	noWorkDir := ocitest.Push(t, host, "noworkdir:v1", ocitest.Image(t, scratchImage(t, "x"), bin))
+	otherArch := "arm64"
+	if ociArch == "arm64" {
+		otherArch = "amd64"
+	}
+	wrongArch := ocitest.Push(t, host, "arch:v1", ocitest.Image(t, ocitest.Config{Arch: otherArch, Entrypoint: []string{"/main"}}, bin))
+	device := ocitest.Push(t, host, "dev:v1", ocitest.Image(t, scratchImage(t, "x"), bin,
+		ocitest.Layer(t, ocitest.File{Name: "dev/", Type: tar.TypeDir}, ocitest.File{Name: "dev/sda", Type: tar.TypeBlock})))
+	noEntry := ocitest.Push(t, host, "noentry:v1", ocitest.Image(t, ocitest.Config{Arch: ociArch, Entrypoint: []string{"/nope"}}, bin))
+	notOnPath := ocitest.Push(t, host, "notonpath:v1", ocitest.Image(t, ocitest.Config{Arch: ociArch, Entrypoint: []string{"nope"}}, bin))
+	ts := startImageServer(t, host, denied)
+
+	t.Run("refused requests", func(t *testing.T) {
+		ts := ts.as(t)
+		role := `"Role":"arn:aws:iam::000000000000:role/owl"`
+		cases := []struct{ name, body, code, msg string }{
+			{"malformed uri", `{"FunctionName":"bad1","PackageType":"Image",` + role + `,"Code":{"ImageUri":"Not A//Reference::"}}`, "InvalidParameterValueException", "~is not valid"},
+			{"image and zip", `{"FunctionName":"bad2","PackageType":"Image",` + role + `,"Code":{"ImageUri":"` + good + `","ZipFile":"UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}`, "InvalidParameterValueException", "~only one of ImageUri or ZipFile"},
+			{"zip with image uri", `{"FunctionName":"bad3","Runtime":"provided.al2023","Handler":"x",` + role + `,"Code":{"ImageUri":"` + good + `"}}`, "InvalidParameterValueException", "~ImageUri needs PackageType Image"},
+			{"image without uri", `{"FunctionName":"bad4","PackageType":"Image",` + role + `,"Code":{}}`, "InvalidParameterValueException", "~Code.ImageUri is required"},
+			{"image with runtime", `{"FunctionName":"bad5","PackageType":"Image","Runtime":"provided.al2023",` + role + `,"Code":{"ImageUri":"` + good + `"}}`, "InvalidParameterValueException", "~Runtime and Handler are not supported"},
+			{"unknown package type", `{"FunctionName":"bad6","PackageType":"Docker",` + role + `,"Code":{"ImageUri":"` + good + `"}}`, "ValidationException", "~Member must satisfy enum value set: [Image, Zip]"},
+			{"zip with image config", `{"FunctionName":"bad7","Runtime":"provided.al2023","Handler":"x",` + role + `,"Code":{"ZipFile":"UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},"ImageConfig":{"Command":["x"]}}`, "InvalidParameterValueException", "~ImageConfig is only for functions of PackageType Image"},
+		}
+		for i, c := range cases {
+			resp, body := ts.do(http.MethodPost, "/2015-03-31/functions", []byte(c.body), nil)
+			status := http.StatusBadRequest
+			t.Run(c.name, func(t *testing.T) {
+				wantError(t, resp, body, status, c.code, c.msg)
+				if resp, _ := ts.do(http.MethodGet, fmt.Sprintf("/2015-03-31/functions/bad%d", i+1), nil, nil); resp.StatusCode != http.StatusNotFound {
+					t.Errorf("the refused function was stored: GetFunction %d", resp.StatusCode)
+				}
+			})
+		}
+	})
+
+	t.Run("failed pulls", func(t *testing.T) {
+		for _, c := range []struct{ name, uri, code, reason string }{
+			{"img-missing", host + "/missing:v1", "InvalidImage", "does not exist"},
+			{"img-denied", denied + "/app:v1", "ImageAccessDenied", "refused"},
+			{"img-arch", wrongArch, "InvalidImage", "architecture"},
+			{"img-device", device, "InvalidImage", "device"},
+		} {
+			createImage(t, ts.as(t), c.name, c.uri, nil)
+			cfg := waitImage(t, ts.as(t), c.name).Configuration
+			if cfg.State != types.StateFailed || string(cfg.StateReasonCode) != c.code || !strings.Contains(aws.ToString(cfg.StateReason), c.reason) {
+				t.Errorf("%s: State %s %s %q, want Failed %s mentioning %q", c.name, cfg.State, cfg.StateReasonCode, aws.ToString(cfg.StateReason), c.code, c.reason)
+			}
+			resp, body := ts.as(t).rawInvoke(c.name+"/invocations", `{}`, nil)
+			wantError(t, resp, body, http.StatusConflict, "ResourceConflictException", "~currently in the following state: Failed")
+			_, err := ts.sdk().PublishVersion(context.Background(), &lambda.PublishVersionInput{FunctionName: aws.String(c.name)})
+			if err == nil || !strings.Contains(err.Error(), "ResourceConflictException") {
+				t.Errorf("publishing a Failed function: %v, want ResourceConflictException", err)
+			}
+		}
+	})
+
+	t.Run("update to a bad image keeps the previous one", func(t *testing.T) {
+		createImage(t, ts.as(t), "img-keep", good, nil)
+		waitImage(t, ts.as(t), "img-keep")
+		if _, err := ts.sdk().UpdateFunctionCode(context.Background(), &lambda.UpdateFunctionCodeInput{
+			FunctionName: aws.String("img-keep"), ImageUri: aws.String(wrongArch)}); err != nil {
+			t.Fatal(err)
+		}
+		got := waitImage(t, ts.as(t), "img-keep")
+		if c := got.Configuration; c.State != types.StateActive || c.LastUpdateStatus != types.LastUpdateStatusFailed ||
+			string(c.LastUpdateStatusReasonCode) != "InvalidImage" {
+			t.Errorf("after a failed update: State %s, LastUpdateStatus %s %s", c.State, c.LastUpdateStatus, c.LastUpdateStatusReasonCode)
+		}
+		if e := imageEnv(t, ts.as(t), "img-keep"); e["IMAGE_VAR"] != "good" {
+			t.Errorf("IMAGE_VAR %q after a failed update, want the previous image's good", e["IMAGE_VAR"])
+		}
+		_, err := ts.sdk().UpdateFunctionCode(context.Background(), &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("img-keep"), ZipFile: kitchenZip})
+		if err == nil || !strings.Contains(err.Error(), "InvalidParameterValueException") {
+			t.Errorf("a zip for an image function: %v, want InvalidParameterValueException", err)
+		}
+	})
+
+	t.Run("entrypoint or working directory that does not exist", func(t *testing.T) {
+		for _, c := range []struct{ name, uri, errType string }{
+			{"img-noentry", noEntry, "Runtime.InvalidEntrypoint"},
+			{"img-notonpath", notOnPath, "Runtime.InvalidEntrypoint"},
+			{"img-noworkdir", noWorkDir, "Runtime.InvalidWorkingDirectory"},
+		} {
+			createImage(t, ts.as(t), c.name, c.uri, nil)
+			if cfg := waitImage(t, ts.as(t), c.name).Configuration; cfg.State != types.StateActive {
+				t.Fatalf("%s: %s %s", c.name, cfg.State, aws.ToString(cfg.StateReason))
+			}
+			resp, body := ts.as(t).rawInvoke(c.name+"/invocations", `{}`, nil)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), c.errType) {
+				t.Errorf("%s: %d %q %s, want 200 Unhandled %s", c.name, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body, c.errType)
+			}
+		}
+	})
+
+	dataDir := ts.dataDir
+	ts.stop()
+	checkNothingLeft(t, dataDir)
+	ents, err := os.ReadDir(filepath.Join(dataDir, "images", "rootfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), images.PartialMark) {
+			t.Errorf("a partial root %s was left", e.Name())
+		}
+	}
+	if len(ents) != 4 { // good, noentry, notonpath, noworkdir
+		t.Errorf("%d unpacked roots, want the 4 usable images'", len(ents))
+	}
+}

@@ -84,14 +84,39 @@ func (w *Worker) createImageSandbox(ctx context.Context, fn registry.Function, e
 	}
 	argv, err := imageArgv(dir, fn.Image.Argv(), environ)
 	if err != nil {
-		return nil, &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
-			body: lambdaerr.ErrorBody(lambdaerr.RuntimeInvalidEntrypoint, fmt.Sprintf("Error: %v", err))}
+		return nil, imageInitFailed(spec, lambdaerr.RuntimeInvalidEntrypoint, err)
+	}
+	if err := checkWorkDir(dir, fn.Image.WorkDir()); err != nil {
+		return nil, imageInitFailed(spec, lambdaerr.RuntimeInvalidWorkingDirectory, err)
 	}
 	return w.sandbox.Create(ctx, sandbox.Spec{
 		ID: spec.id, Image: dir, WorkDir: fn.Image.WorkDir(), Argv: argv, Env: environ,
 		MemoryMB: fn.MemorySize, TmpMB: fn.EphemeralStorage, UID: w.cfg.UID, GID: w.cfg.GID,
 		RuntimeAPIAddr: runtimeAPIAddr, Egress: egress,
 	})
+}
+
+// imageInitFailed is a start that failed for the image's fault.
+func imageInitFailed(spec *envSpec, errType string, err error) *initFailed {
+	return &initFailed{dur: time.Since(spec.t0), errType: errType, body: lambdaerr.ErrorBody(errType, fmt.Sprintf("Error: %v", err))}
+}
+
+// checkWorkDir fails unless dir, inside the image's root (its symlinks
+// resolved inside it), is a directory.
+func checkWorkDir(rootfs, dir string) error {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return fmt.Errorf("opening the image root: %w", err)
+	}
+	defer root.Close()
+	rel := strings.TrimPrefix(path.Clean(dir), "/")
+	if rel == "" {
+		return nil
+	}
+	if fi, err := root.Stat(rel); err != nil || !fi.IsDir() {
+		return fmt.Errorf("working directory %s is not a directory of the image", dir)
+	}
+	return nil
 }
 
 // imageEnviron is an image function's environment: Lambda's variables and
