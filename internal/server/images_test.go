@@ -220,6 +220,12 @@ func TestImageFunction(t *testing.T) {
 				t.Errorf("writing %s: ok %v, want %v (the image root is read-only, /tmp is not)", path, w.OK, want)
 			}
 		}
+		var root, etc []string
+		invokeJSON(t, ts.as(t), "img-scratch", `{"action":"readdir","path":"/"}`, &root)
+		invokeJSON(t, ts.as(t), "img-scratch", `{"action":"readdir","path":"/etc"}`, &etc)
+		if !slices.Contains(root, "main") || slices.Contains(root, "usr") || !slices.Contains(etc, "passwd") || slices.Contains(etc, "shadow") {
+			t.Errorf("/ holds %v and /etc %v: want the image's root (no host /usr) with Owl's /etc files", root, etc)
+		}
 		var who struct{ UID int }
 		invokeJSON(t, ts.as(t), "img-scratch", `{"action":"whoami"}`, &who)
 		if who.UID == 0 {
@@ -258,6 +264,43 @@ func TestImageFunction(t *testing.T) {
 		invokeJSON(t, ts.as(t), "img-base", `{"action":"readdir","path":"."}`, &names)
 		if !slices.Contains(names, "bootstrap") {
 			t.Errorf("working directory holds %v, want ImageConfig's /var/runtime", names)
+		}
+	})
+
+	t.Run("aws cli", func(t *testing.T) {
+		cli := findAWSCLI(t)
+		cli.endpoint = ts.URL
+		dir := t.TempDir()
+		steps := [][]string{
+			{"create-function", "--function-name", "img-cli", "--package-type", "Image", "--code", "ImageUri=" + v1,
+				"--role", "arn:aws:iam::000000000000:role/owl"},
+			{"wait", "function-active-v2", "--function-name", "img-cli"},
+			{"update-function-code", "--function-name", "img-cli", "--image-uri", v2},
+			{"wait", "function-updated-v2", "--function-name", "img-cli"},
+			{"get-function", "--function-name", "img-cli"},
+		}
+		var stdout string
+		for _, args := range steps {
+			var stderr string
+			var code int
+			stdout, stderr, code = cli.run(t, dir, args...)
+			if code != 0 {
+				t.Fatalf("aws lambda %s: exit %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
+			}
+		}
+		var got struct {
+			Configuration struct{ State, LastUpdateStatus, PackageType string }
+			Code          struct{ ImageUri, ResolvedImageUri, RepositoryType string }
+		}
+		if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Configuration.State != "Active" || got.Configuration.LastUpdateStatus != "Successful" || got.Configuration.PackageType != "Image" ||
+			got.Code.ImageUri != v2 || got.Code.RepositoryType != "ECR" || !strings.Contains(got.Code.ResolvedImageUri, "@sha256:") {
+			t.Errorf("aws lambda get-function printed %s", stdout)
+		}
+		if e := imageEnv(t, ts.as(t), "img-cli"); e["IMAGE_VAR"] != "two" {
+			t.Errorf("IMAGE_VAR %q after the CLI's update, want two", e["IMAGE_VAR"])
 		}
 	})
 
