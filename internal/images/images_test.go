@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/owl-project/owl/internal/testkit/ocitest"
@@ -42,18 +41,8 @@ func archOf(oci string) string {
 // directories, the config read; a second image sharing the bottom layer
 // downloads only its own.
 func TestPullFlattensLayers(t *testing.T) {
-	var mu sync.Mutex
-	blobGets := map[string]int{}
-	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				mu.Lock()
-				blobGets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
-				mu.Unlock()
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	var blobs ocitest.BlobCounter
+	host := ocitest.Registry(t, blobs.Wrap)
 	base := ocitest.Layer(t,
 		ocitest.File{Name: "etc/", Type: tar.TypeDir},
 		ocitest.File{Name: "etc/keep", Body: []byte("keep")},
@@ -106,7 +95,6 @@ func TestPullFlattensLayers(t *testing.T) {
 	}
 
 	// A second image on the same base: only its own layer is fetched.
-	baseDigest, _ := base.Digest()
 	uri2 := ocitest.Push(t, host, "other:v1", ocitest.Image(t, cfg, base, ocitest.Layer(t, ocitest.File{Name: "two", Body: []byte("2")})))
 	img2, err := s.Pull(context.Background(), uri2, "")
 	if err != nil {
@@ -115,9 +103,7 @@ func TestPullFlattensLayers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(img2.Rootfs, "two")); err != nil {
 		t.Error(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if n := blobGets[baseDigest.String()]; n != 1 {
+	if n := blobs.Gets(t, base); n != 1 {
 		t.Errorf("the shared base layer was downloaded %d times, want once", n)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -170,18 +169,8 @@ func imageEnv(t testing.TB, ts *testServer, name string) map[string]string {
 func TestImageFunction(t *testing.T) {
 	requireRoot(t)
 	build(t)
-	blobGets := map[string]int{}
-	var mu sync.Mutex
-	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				mu.Lock()
-				blobGets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
-				mu.Unlock()
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	var blobs ocitest.BlobCounter
+	host := ocitest.Registry(t, blobs.Wrap)
 	bin := ocitest.Layer(t, binaryLayer(t))
 	srv := ocitest.Layer(t, ocitest.File{Name: "srv/", Type: tar.TypeDir}, ocitest.File{Name: "srv/marker", Body: []byte("m")})
 	v1 := ocitest.Push(t, host, "scratch:v1", ocitest.Image(t, scratchImage(t, "one"), bin, srv))
@@ -340,10 +329,7 @@ func TestImageFunction(t *testing.T) {
 		if e := imageEnv(t, ts.as(t), "img-scratch:"+aws.ToString(pub.Version)); e["IMAGE_VAR"] != "one" {
 			t.Errorf("version %s published with the update runs IMAGE_VAR %q, want one", aws.ToString(pub.Version), e["IMAGE_VAR"])
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		d, _ := bin.Digest()
-		if n := blobGets[d.String()]; n != 1 {
+		if n := blobs.Gets(t, bin); n != 1 {
 			t.Errorf("the binary's layer, shared by both images, was downloaded %d times, want once", n)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -137,4 +138,38 @@ func Push(t testing.TB, host, repoTag string, img v1.Image) string {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 	return ref.String()
+}
+
+// BlobCounter counts the blob downloads a registry serves, per digest
+// (to see that a layer is fetched once).
+type BlobCounter struct {
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+// Wrap is a wrap for Registry that counts.
+func (c *BlobCounter) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			c.mu.Lock()
+			if c.gets == nil {
+				c.gets = map[string]int{}
+			}
+			c.gets[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
+			c.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Gets is how many times the layer's blob was downloaded.
+func (c *BlobCounter) Gets(t testing.TB, l v1.Layer) int {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets[d.String()]
 }
