@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,5 +463,54 @@ func TestImageFunctionFailures(t *testing.T) {
 	}
 	if len(ents) != 4 { // good, noentry, notonpath, noworkdir
 		t.Errorf("%d unpacked roots, want the 4 usable images'", len(ents))
+	}
+}
+
+// TestImagePullResumesAfterRestart: a server stopped while an image is
+// being pulled stops the pull (nothing left running) and leaves the
+// function Pending; the next server on the data dir pulls it again, and
+// the function becomes Active.
+func TestImagePullResumesAfterRestart(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	release := make(chan struct{})
+	blocking := true
+	var mu sync.Mutex
+	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			block := blocking && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+			mu.Unlock()
+			if block { // hold layer downloads until the server gives up
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer close(release)
+	uri := ocitest.Push(t, host, "slow:v1", ocitest.Image(t, scratchImage(t, "slow"),
+		ocitest.Layer(t, binaryLayer(t)), ocitest.Layer(t, ocitest.File{Name: "srv/", Type: tar.TypeDir})))
+	dataDir := t.TempDir()
+	cfg := func(c *config.Config) { c.InsecureRegistries = []string{host} }
+	ts := startServer(t, dataDir, cfg)
+	if out := createImage(t, ts, "img-slow", uri, nil); out.State != types.StatePending {
+		t.Fatalf("State %s, want Pending", out.State)
+	}
+	ts.stop()
+	checkNothingLeft(t, dataDir)
+
+	mu.Lock()
+	blocking = false
+	mu.Unlock()
+	ts = startServer(t, dataDir, cfg)
+	if c := waitImage(t, ts, "img-slow").Configuration; c.State != types.StateActive {
+		t.Fatalf("after the restart: State %s %s, want Active", c.State, aws.ToString(c.StateReason))
+	}
+	if e := imageEnv(t, ts, "img-slow"); e["IMAGE_VAR"] != "slow" {
+		t.Errorf("IMAGE_VAR %q, want slow", e["IMAGE_VAR"])
 	}
 }
