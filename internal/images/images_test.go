@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/owl-project/owl/internal/testkit/ocitest"
 )
 
@@ -211,6 +213,32 @@ func TestRefusedPullLeavesCacheWhole(t *testing.T) {
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), "partial-") {
 			t.Errorf("a partial download %s was left in the layer cache", e.Name())
+		}
+	}
+}
+
+// TestPullPicksTheArchitecture: from a multi-platform index, each
+// function architecture gets its own image.
+func TestPullPicksTheArchitecture(t *testing.T) {
+	host := ocitest.Registry(t, nil)
+	imgs := map[string]v1.Image{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		imgs[arch] = ocitest.Image(t, ocitest.Config{Arch: arch, Entrypoint: []string{"/" + arch}},
+			ocitest.Layer(t, ocitest.File{Name: arch, Body: []byte(arch)}))
+	}
+	uri := ocitest.PushIndex(t, host, "multi:v1", imgs)
+	s := newStore(t, host)
+	for _, c := range []struct{ lambda, oci string }{{"x86_64", "amd64"}, {"arm64", "arm64"}} {
+		img, err := s.Pull(context.Background(), uri, c.lambda)
+		if err != nil {
+			t.Fatalf("Pull for %s: %v", c.lambda, err)
+		}
+		want, _ := imgs[c.oci].Digest()
+		if img.Digest != want.String() || strings.Join(img.Entrypoint, "") != "/"+c.oci {
+			t.Errorf("for %s: digest %s entrypoint %v, want %s's %s", c.lambda, img.Digest, img.Entrypoint, c.oci, want)
+		}
+		if _, err := os.Stat(filepath.Join(img.Rootfs, c.oci)); err != nil {
+			t.Errorf("for %s: %v", c.lambda, err)
 		}
 	}
 }

@@ -173,3 +173,22 @@ func (c *BlobCounter) Gets(t testing.TB, l v1.Layer) int {
 	defer c.mu.Unlock()
 	return c.gets[d.String()]
 }
+
+// PushIndex stores a multi-platform index of imgs (one per OCI
+// architecture, linux) at host/repoTag and returns the reference.
+func PushIndex(t testing.TB, host, repoTag string, imgs map[string]v1.Image) string {
+	t.Helper()
+	ref, err := name.ParseReference(host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []mutate.IndexAddendum
+	for arch, img := range imgs {
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	return ref.String()
+}
