@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/owl-project/owl/internal/diskspace"
 )
 
 var (
@@ -27,7 +29,8 @@ var (
 // dir; absolute names, "..", devices and FIFOs are refused (errUnsafe), an
 // entry under a symlink or a file is skipped (an upper layer replaced that
 // directory). Files are owned by the caller (root); set-id bits dropped.
-func extract(ctx context.Context, r io.Reader, dir string, limit int64) (int64, error) {
+// space, when set, is asked before each file (its size and a block).
+func extract(ctx context.Context, r io.Reader, dir string, limit int64, space SpaceChecker) (int64, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -65,6 +68,11 @@ func extract(ctx context.Context, r io.Reader, dir string, limit int64) (int64, 
 		if !parentIsDir(root, name) {
 			continue
 		}
+		if space != nil && h.Typeflag == tar.TypeReg {
+			if err := space.Check(h.Size + 4096); err != nil {
+				return written, err
+			}
+		}
 		if h.Typeflag == tar.TypeLink {
 			h.Name = name
 			links = append(links, h)
@@ -81,7 +89,7 @@ func extract(ctx context.Context, r io.Reader, dir string, limit int64) (int64, 
 // readError classifies a failure to read the flattened image: an unsafe
 // path mutate.Extract refused, or a layer that is not a tar.
 func readError(err error) error {
-	if errors.Is(err, errTooLarge) || errors.Is(err, errNotTar) || errors.Is(err, errUnsafe) {
+	if diskspace.IsLow(err) || errors.Is(err, errTooLarge) || errors.Is(err, errNotTar) || errors.Is(err, errUnsafe) {
 		return err
 	}
 	if strings.Contains(err.Error(), "unsafe tar path") {

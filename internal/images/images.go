@@ -44,6 +44,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/owl-project/owl/internal/diskspace"
 )
 
 // DefaultMaxBytes is the largest image, unpacked, like Lambda's 10 GB.
@@ -90,10 +92,21 @@ type Config struct {
 	AuthFile string
 	// MaxBytes bounds an image's unpacked size; 0 means DefaultMaxBytes.
 	MaxBytes int64
+	// Space, when set, is asked before each layer is downloaded and each
+	// file unpacked: a pull that would go below the data dir's disk
+	// reserve stops with its error (diskspace.IsLow), the node's fault,
+	// not the image's. nil: not checked.
+	Space SpaceChecker
 	// Transport, if set, is the HTTP transport to registries (tests).
 	Transport http.RoundTripper
 	// Logger receives the store's events; nil discards them.
 	Logger *slog.Logger
+}
+
+// SpaceChecker refuses writes that would leave too little disk
+// (*diskspace.Guard).
+type SpaceChecker interface {
+	Check(need int64) error
 }
 
 // Store pulls and unpacks images; safe for concurrent use.
@@ -144,7 +157,7 @@ func New(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{cfg: cfg, layers: layerCache{dir: filepath.Join(cfg.Dir, "layers"), limit: cfg.MaxBytes}, busy: map[string]*sync.Mutex{}}, nil
+	return &Store{cfg: cfg, layers: layerCache{dir: filepath.Join(cfg.Dir, "layers"), limit: cfg.MaxBytes, space: cfg.Space}, busy: map[string]*sync.Mutex{}}, nil
 }
 
 // RootfsDir is the directory an image of digest is unpacked to.
@@ -302,9 +315,11 @@ func (s *Store) unpack(ctx context.Context, uri string, img v1.Image, dir string
 	// cache: a child inheriting a write descriptor until it execs makes
 	// exec'ing that file fail with ETXTBSY).
 	syscall.ForkLock.RLock()
-	size, err := extract(ctx, rc, tmp, s.cfg.MaxBytes)
+	size, err := extract(ctx, rc, tmp, s.cfg.MaxBytes, s.cfg.Space)
 	syscall.ForkLock.RUnlock()
 	switch {
+	case diskspace.IsLow(err):
+		return fmt.Errorf("no disk space to unpack image %s: %w", uri, err)
 	case errors.Is(err, errTooLarge):
 		return tooLarge(uri, s.cfg.MaxBytes)
 	case errors.Is(err, errUnsafe):

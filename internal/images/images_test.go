@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/testkit/ocitest"
 )
 
@@ -240,5 +242,58 @@ func TestPullPicksTheArchitecture(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(img.Rootfs, c.oci)); err != nil {
 			t.Errorf("for %s: %v", c.lambda, err)
 		}
+	}
+}
+
+// budget is a disk that has left bytes (the seam of the disk guard).
+type budget struct {
+	mu   sync.Mutex
+	left int64
+}
+
+func (b *budget) Check(need int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if need > b.left {
+		return &diskspace.LowSpaceError{Dir: "test", Free: b.left, Need: need}
+	}
+	b.left -= need
+	return nil
+}
+
+// TestPullStopsAtTheDiskReserve: a layer that would not fit is not
+// downloaded, a file that would not fit not written; the pull fails with
+// the disk guard's error (the node's, not the image's) and leaves no
+// partial layer or tree.
+func TestPullStopsAtTheDiskReserve(t *testing.T) {
+	host := ocitest.Registry(t, nil)
+	random := make([]byte, 256<<10)
+	rand.Read(random)
+	cfg := ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/x"}}
+	for _, c := range []struct {
+		name  string
+		file  []byte
+		space int64
+	}{
+		{"layer", random, 64 << 10},              // the compressed layer does not fit
+		{"file", make([]byte, 1<<20), 256 << 10}, // its layer fits (zeros compress), the file does not
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			uri := ocitest.Push(t, host, c.name+":v1", ocitest.Image(t, cfg, ocitest.Layer(t, ocitest.File{Name: "f", Body: c.file})))
+			s := newStore(t, host, func(cfg *Config) { cfg.Space = &budget{left: c.space} })
+			_, err := s.Pull(context.Background(), uri, "")
+			var ie *Error
+			if !diskspace.IsLow(err) || errors.As(err, &ie) {
+				t.Fatalf("Pull = %v, want the disk guard's error, not the image's", err)
+			}
+			for _, sub := range []string{"rootfs", "layers"} {
+				ents, _ := os.ReadDir(filepath.Join(s.cfg.Dir, sub))
+				for _, e := range ents {
+					if sub == "rootfs" || strings.HasPrefix(e.Name(), "partial-") {
+						t.Errorf("%s/%s left after the refusal", sub, e.Name())
+					}
+				}
+			}
+		})
 	}
 }

@@ -24,7 +24,8 @@ import (
 // its digest and only then renames it into place.
 type layerCache struct {
 	dir   string
-	limit int64 // the most bytes one layer may have
+	limit int64        // the most bytes one layer may have
+	space SpaceChecker // nil: the disk is not checked
 }
 
 var _ cache.Cache = layerCache{}
@@ -39,6 +40,15 @@ func (c layerCache) Put(l v1.Layer) (v1.Layer, error) {
 	}
 	if cl, err := c.Get(h); err == nil {
 		return cl, nil
+	}
+	if c.space != nil {
+		size, err := l.Size()
+		if err != nil {
+			return nil, fmt.Errorf("fetching layer %s: %w", h, err)
+		}
+		if err := c.space.Check(size); err != nil {
+			return nil, err
+		}
 	}
 	rc, err := l.Compressed()
 	if err != nil {

@@ -24,6 +24,10 @@ const (
 	UpdateFailed     = "Failed"
 )
 
+// ReasonInternal is Lambda's StateReasonCode for a failure of the
+// service, not of the image (here: no disk space to unpack it).
+const ReasonInternal = "InternalError"
+
 // ImageCode is the container image of a function of PackageType Image.
 type ImageCode struct {
 	// URI is the ImageUri as given (registry/repository:tag or @digest).

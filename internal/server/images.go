@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/registry"
 )
@@ -88,6 +89,11 @@ func (p *imagePulls) Pull(ctx context.Context, name string) (registry.Function, 
 	case errors.As(err, &ie):
 		out.ReasonCode, out.Reason = ie.Code, ie.Reason
 		p.logger.Info("image refused", "function", name, "image", f.Image.URI, "code", ie.Code, "reason", ie.Reason)
+	case diskspace.IsLow(err):
+		// The node's fault, but one that lasts: say so rather than stay
+		// Pending until a restart.
+		out.ReasonCode, out.Reason = registry.ReasonInternal, fmt.Sprintf("No disk space on the node to unpack image %s (%v); free disk space, then update the function's code again.", f.Image.URI, err)
+		p.logger.Warn("no disk space to unpack an image", "function", name, "image", f.Image.URI, "err", err)
 	case err != nil:
 		return f, fmt.Errorf("pulling the image of %s: %w", name, err) // the node's: left Pending, resumed at start
 	default:

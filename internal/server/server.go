@@ -206,7 +206,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// that handler only once environments start (after New).
 	var api *lambdaapi.API
 	s.images, err = images.New(images.Config{Dir: filepath.Join(dataDir, "images"), Insecure: cfg.InsecureRegistries,
-		AuthFile: cfg.RegistryAuthFile, MaxBytes: cfg.ImageSizeLimit, Logger: logger.With("component", "images")})
+		AuthFile: cfg.RegistryAuthFile, MaxBytes: cfg.ImageSizeLimit, Space: s.space, Logger: logger.With("component", "images")})
 	if err != nil {
 		return nil, err
 	}

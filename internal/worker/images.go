@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/registry"
@@ -47,6 +48,9 @@ func (c *codeCache) imageDir(ctx context.Context, src ImageSource, fn registry.F
 		// Outside c.mu: a pull may take long, and zips need not wait.
 		dir, err := src.Rootfs(ctx, fn.Image.ResolvedURI, arch)
 		var ie *images.Error
+		if diskspace.IsLow(err) {
+			return "", noRoomToUnpack(fn.Image.ResolvedURI, err)
+		}
 		if errors.As(err, &ie) {
 			return "", lambdaerr.Wrap(lambdaerr.ResourceConflict, err,
 				"The image %s of function %s cannot be pulled again on this node: %s", fn.Image.ResolvedURI, fn.Name, ie.Reason)
