@@ -196,10 +196,12 @@ func (s *Store) Pull(ctx context.Context, uri, arch string) (Image, error) {
 		return Image{}, invalid(err, "%v", err)
 	}
 	want := Platform(arch)
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(want), remote.WithAuthFromKeychain(s.keychain())}
-	if s.cfg.Transport != nil {
-		opts = append(opts, remote.WithTransport(s.cfg.Transport))
+	base := s.cfg.Transport
+	if base == nil {
+		base = remote.DefaultTransport
 	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(want), remote.WithAuthFromKeychain(s.keychain()),
+		remote.WithTransport(httpsOnly{base: base, insecure: s.cfg.Insecure})}
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
 		return Image{}, registryError(uri, err)
@@ -250,6 +252,23 @@ func (s *Store) parse(uri string) (name.Reference, error) {
 		}
 	}
 	return ref, nil
+}
+
+// httpsOnly refuses plain HTTP to any host but the insecure registries:
+// go-containerregistry falls back to HTTP by itself for localhost,
+// loopback and private (RFC 1918) addresses, which Owl allows only for
+// registries named by --insecure-registry, as Docker does.
+type httpsOnly struct {
+	base     http.RoundTripper
+	insecure []string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" && !slices.Contains(t.insecure, r.URL.Host) {
+		return nil, fmt.Errorf("plain HTTP to %s refused: it is not an --insecure-registry", r.URL.Host)
+	}
+	return t.base.RoundTrip(r)
 }
 
 // registryError classifies a failure to fetch uri's manifest.

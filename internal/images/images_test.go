@@ -151,6 +151,7 @@ func TestPullRefusals(t *testing.T) {
 	if hostArch() == "arm64" {
 		other.Arch = "amd64"
 	}
+	ok2 := push("fine:v1", ok, ocitest.File{Name: "x", Body: []byte("x")})
 	cases := []struct {
 		name, uri, code, reason string
 		limit                   int64
@@ -165,6 +166,16 @@ func TestPullRefusals(t *testing.T) {
 		{name: "compressed too large", uri: push("big:v1", ok, ocitest.File{Name: "r", Body: random}), limit: 16 << 10, code: CodeInvalidImage, reason: "larger than"},
 		{name: "unpacked too large", uri: push("zeros:v1", ok, ocitest.File{Name: "z", Body: make([]byte, 1<<20)}), limit: 256 << 10, code: CodeInvalidImage, reason: "larger than"},
 	}
+	t.Run("plain HTTP to a registry not named insecure", func(t *testing.T) {
+		// 127.0.0.1 is one go-containerregistry would try over HTTP by
+		// itself.
+		s := newStore(t, "", func(cfg *Config) { cfg.Insecure = nil })
+		_, err := s.Pull(context.Background(), ok2, "")
+		var ie *Error
+		if !errors.As(err, &ie) || ie.Code != CodeAccessDenied {
+			t.Fatalf("Pull over plain HTTP without --insecure-registry = %v, want ImageAccessDenied", err)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t, host, func(cfg *Config) {
