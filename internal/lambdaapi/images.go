@@ -149,6 +149,7 @@ func wireImage(c *lambdawire.FunctionConfiguration, f registry.Function) {
 	if f.Image == nil {
 		return
 	}
+	c.CodeSha256 = f.CodeSha256Hex // Lambda: the image manifest's digest, in hex
 	o := f.Image.Overrides
 	c.ImageConfigResponse = &lambdawire.ImageConfigResponse{}
 	if o.EntryPoint != nil || o.Command != nil || o.WorkingDirectory != "" {

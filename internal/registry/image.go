@@ -54,16 +54,21 @@ type ImageConfig struct {
 }
 
 // Argv is what an image function runs: the entry point (ImageConfig's, else
-// the image's), then the command (likewise), as Lambda composes them.
+// the image's), then the command, as Lambda composes them.
 func (c *ImageCode) Argv() []string {
-	ep, cmd := c.Entrypoint, c.Cmd
+	ep := c.Entrypoint
 	if c.Overrides.EntryPoint != nil {
 		ep = c.Overrides.EntryPoint
 	}
+	return append(append([]string(nil), ep...), c.Command()...)
+}
+
+// Command is ImageConfig's Command, else the image's CMD.
+func (c *ImageCode) Command() []string {
 	if c.Overrides.Command != nil {
-		cmd = c.Overrides.Command
+		return c.Overrides.Command
 	}
-	return append(append([]string(nil), ep...), cmd...)
+	return c.Cmd
 }
 
 // WorkDir is the working directory: ImageConfig's, else the image's, else

@@ -188,7 +188,8 @@ func TestImageFunction(t *testing.T) {
 	}
 	got := waitImage(t, ts, "img-scratch")
 	if got.Configuration.State != types.StateActive || aws.ToString(got.Code.ImageUri) != v1 ||
-		!strings.HasPrefix(aws.ToString(got.Code.ResolvedImageUri), host+"/scratch@sha256:") || aws.ToString(got.Code.RepositoryType) != "ECR" {
+		!strings.HasPrefix(aws.ToString(got.Code.ResolvedImageUri), host+"/scratch@sha256:") || aws.ToString(got.Code.RepositoryType) != "ECR" ||
+		aws.ToString(got.Code.ResolvedImageUri) != host+"/scratch@sha256:"+aws.ToString(got.Configuration.CodeSha256) {
 		t.Fatalf("GetFunction: State %s (%s) Code %s", got.Configuration.State, aws.ToString(got.Configuration.StateReason), jsonOf(got.Code))
 	}
 

@@ -130,14 +130,8 @@ func checkWorkDir(rootfs, dir string) error {
 // runtime interface clients of Lambda's base images read it.
 func (w *Worker) imageEnviron(fn registry.Function, provisioned bool) []string {
 	base := w.environ(fn, runtimes.Runtime{}, provisioned)
-	if argv := fn.Image.Argv(); len(fn.Image.Overrides.Command) > 0 || len(fn.Image.Cmd) > 0 {
-		cmd := fn.Image.Cmd
-		if fn.Image.Overrides.Command != nil {
-			cmd = fn.Image.Overrides.Command
-		}
-		if len(cmd) > 0 && len(argv) > 0 {
-			base = setEnv(base, "_HANDLER", cmd[0])
-		}
+	if cmd := fn.Image.Command(); len(cmd) > 0 {
+		base = setEnv(base, "_HANDLER", cmd[0])
 	}
 	for _, kv := range fn.Image.Env {
 		k, _, ok := strings.Cut(kv, "=")
