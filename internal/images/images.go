@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -366,6 +367,17 @@ func randomSuffix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// CollectLayers deletes the cached layers no pull used since cutoff (the
+// unpacked roots are collected by their users, the worker's code cache);
+// it returns how many it deleted.
+func (s *Store) CollectLayers(cutoff time.Time) int {
+	n := s.layers.collect(cutoff)
+	if n > 0 {
+		s.cfg.Logger.Info("image layers collected", "layers", n)
+	}
+	return n
 }
 
 // Rootfs returns the unpacked root of resolvedURI (repo@sha256:...),

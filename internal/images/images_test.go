@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -306,5 +307,33 @@ func TestPullStopsAtTheDiskReserve(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCollectLayers: a layer no pull used since the cutoff is deleted, a
+// used one kept; a later pull of an image with the deleted layer fetches
+// it again.
+func TestCollectLayers(t *testing.T) {
+	var blobs ocitest.BlobCounter
+	host := ocitest.Registry(t, blobs.Wrap)
+	layer := ocitest.Layer(t, ocitest.File{Name: "f", Body: []byte("f")})
+	cfg := ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/f"}}
+	one := ocitest.Push(t, host, "one:v1", ocitest.Image(t, cfg, layer))
+	two := ocitest.Push(t, host, "two:v1", ocitest.Image(t, ocitest.Config{Arch: hostArch(), Entrypoint: []string{"/g"}}, layer))
+	s := newStore(t, host)
+	if _, err := s.Pull(context.Background(), one, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CollectLayers(time.Now().Add(-time.Hour)); n != 0 {
+		t.Errorf("collected %d layers used just now", n)
+	}
+	if n := s.CollectLayers(time.Now().Add(time.Second)); n != 1 {
+		t.Errorf("collected %d layers unused since the cutoff, want 1", n)
+	}
+	if _, err := s.Pull(context.Background(), two, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := blobs.Gets(t, layer); n != 2 {
+		t.Errorf("the collected layer was downloaded %d times in all, want twice", n)
 	}
 }

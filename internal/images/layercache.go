@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/cache"
@@ -82,12 +83,31 @@ func (c layerCache) Put(l v1.Layer) (v1.Layer, error) {
 // Get returns the cached layer of digest h, or cache.ErrNotFound.
 func (c layerCache) Get(h v1.Hash) (v1.Layer, error) {
 	p := c.path(h)
-	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+	// Touched: its time is when it was last used (collect).
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); errors.Is(err, fs.ErrNotExist) {
 		return nil, cache.ErrNotFound
 	} else if err != nil {
 		return nil, err
 	}
 	return partial.CompressedToLayer(fileLayer{path: p, digest: h})
+}
+
+// collect deletes the layers not used since cutoff, and downloads a crash
+// left half-way; it returns how many it deleted.
+func (c layerCache) collect(cutoff time.Time) int {
+	ents, _ := os.ReadDir(c.dir)
+	n := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		if os.Remove(filepath.Join(c.dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Delete removes the layer of digest h.

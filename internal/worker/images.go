@@ -31,6 +31,9 @@ import (
 // (*images.Store).
 type ImageSource interface {
 	Rootfs(ctx context.Context, resolvedURI, arch string) (string, error)
+	// CollectLayers deletes the cached layers unused since cutoff; the
+	// worker calls it with its idle collection.
+	CollectLayers(cutoff time.Time) int
 }
 
 // imageRootfsDir is where the images package unpacks roots, under the

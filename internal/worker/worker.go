@@ -590,6 +590,9 @@ func (w *Worker) collectIdle() {
 		case now := <-t.C:
 			w.teardownAll(w.envs.collect(now, w.cfg.IdleTimeout))
 			w.cache.collect(now)
+			if w.cfg.Images != nil {
+				w.cfg.Images.CollectLayers(now.Add(-w.cfg.IdleTimeout))
+			}
 		}
 	}
 }
