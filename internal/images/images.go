@@ -192,6 +192,15 @@ func Platform(arch string) v1.Platform {
 // its digest is unpacked already, and describes it. Failures of the image
 // or the registry are *Error.
 func (s *Store) Pull(ctx context.Context, uri, arch string) (Image, error) {
+	img, err := s.pull(ctx, uri, arch)
+	if err != nil && ctx.Err() != nil {
+		// Stopped (a shutdown): not the image's fault, whatever failed.
+		return Image{}, fmt.Errorf("pulling %s: %w", uri, context.Cause(ctx))
+	}
+	return img, err
+}
+
+func (s *Store) pull(ctx context.Context, uri, arch string) (Image, error) {
 	ref, err := s.parse(uri)
 	if err != nil {
 		return Image{}, invalid(err, "%v", err)

@@ -337,3 +337,23 @@ func TestCollectLayers(t *testing.T) {
 		t.Errorf("the collected layer was downloaded %d times in all, want twice", n)
 	}
 }
+
+// TestPullStopped: a pull whose context ends (a shutdown) fails with the
+// context's error, never as a fault of the image, wherever it stopped.
+func TestPullStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	host := ocitest.Registry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+				cancel() // the config blob: stop while it is fetched
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	uri := ocitest.Push(t, host, "stop:v1", ocitest.Image(t, ocitest.Config{Arch: hostArch()}, ocitest.Layer(t, ocitest.File{Name: "f"})))
+	_, err := newStore(t, host).Pull(ctx, uri, "")
+	var ie *Error
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ie) {
+		t.Fatalf("Pull stopped = %v, want context.Canceled and no image error", err)
+	}
+}
