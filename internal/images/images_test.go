@@ -34,13 +34,6 @@ func newStore(t *testing.T, host string, mutate ...func(*Config)) *Store {
 
 func hostArch() string { return Platform("").Architecture }
 
-func archOf(oci string) string {
-	if oci == "arm64" {
-		return "arm64"
-	}
-	return "x86_64"
-}
-
 // TestPullFlattensLayers: the unpacked root is the layers' union with
 // whiteouts and opaque directories applied, the mount points made real
 // directories, the config read; a second image sharing the bottom layer

@@ -304,7 +304,7 @@ func (s Spec) validate() error {
 // validateImage checks the image fields.
 func (s Spec) validateImage() error {
 	if s.Image != "" && (!filepath.IsAbs(s.Image) || s.Slots) {
-		return fmt.Errorf("Image must be an absolute path, and not with Slots, got %q", s.Image)
+		return fmt.Errorf("the image root (Image) must be an absolute path, and not with Slots, got %q", s.Image)
 	}
 	if s.WorkDir != "" && !strings.HasPrefix(s.WorkDir, "/") {
 		return fmt.Errorf("WorkDir must be an absolute path inside the sandbox, got %q", s.WorkDir)

@@ -101,7 +101,9 @@ func RawLayer(b []byte) v1.Layer {
 // Config is what an image's config says besides its layers.
 type Config struct {
 	// Arch is the OCI architecture (amd64, arm64).
-	Arch                 string
+	Arch string
+	// Entrypoint, Cmd, Env and WorkingDir are the image's ENTRYPOINT,
+	// CMD, ENV and WORKDIR.
 	Entrypoint, Cmd, Env []string
 	WorkingDir           string
 }
