@@ -427,9 +427,21 @@ func TestImageFunctionFailures(t *testing.T) {
 		if e := imageEnv(t, ts.as(t), "img-keep"); e["IMAGE_VAR"] != "good" {
 			t.Errorf("IMAGE_VAR %q after a failed update, want the previous image's good", e["IMAGE_VAR"])
 		}
-		_, err := ts.sdk().UpdateFunctionCode(context.Background(), &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("img-keep"), ZipFile: kitchenZip})
-		if err == nil || !strings.Contains(err.Error(), "InvalidParameterValueException") {
-			t.Errorf("a zip for an image function: %v, want InvalidParameterValueException", err)
+		for what, in := range map[string]*lambda.UpdateFunctionCodeInput{
+			"a zip":           {FunctionName: aws.String("img-keep"), ZipFile: kitchenZip},
+			"a malformed uri": {FunctionName: aws.String("img-keep"), ImageUri: aws.String("Not A//Reference::")},
+		} {
+			_, err := ts.sdk().UpdateFunctionCode(context.Background(), in)
+			if err == nil || !strings.Contains(err.Error(), "InvalidParameterValueException") {
+				t.Errorf("%s for an image function: %v, want InvalidParameterValueException", what, err)
+			}
+		}
+		got = waitImage(t, ts.as(t), "img-keep")
+		if aws.ToString(got.Code.ImageUri) != wrongArch || got.Configuration.LastUpdateStatus != types.LastUpdateStatusFailed {
+			t.Errorf("a refused update changed the function: %s %s", jsonOf(got.Code), got.Configuration.LastUpdateStatus)
+		}
+		if e := imageEnv(t, ts.as(t), "img-keep"); e["IMAGE_VAR"] != "good" {
+			t.Errorf("IMAGE_VAR %q after refused updates, want good", e["IMAGE_VAR"])
 		}
 	})
 
