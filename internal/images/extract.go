@@ -214,9 +214,11 @@ func wrap(name string, errs ...error) error {
 // Mount points a sandbox mounts on inside an image's root, made real
 // directories (whatever the image has there: a symlink there would lead a
 // mount outside the tree); and the /etc files Owl writes for every
-// sandbox, made regular files to bind over.
+// sandbox, made regular files to bind over. Nothing else of the image is
+// changed: /var/task and /opt are the image's own (a symlink among them
+// resolves inside the sandbox's root).
 var (
-	mountDirs = []string{"etc", "var", "var/task", "var/runtime", "opt", "tmp", "proc", "dev"}
+	mountDirs = []string{"etc", "tmp", "proc", "dev"}
 	// EtcFiles are bound over the image's own from Owl's prepared /etc.
 	EtcFiles = []string{"passwd", "group", "hosts", "hostname", "nsswitch.conf", "resolv.conf"}
 	// etcRemoved are dropped from the image's /etc, as from the host's.

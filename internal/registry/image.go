@@ -71,8 +71,9 @@ func (c *ImageCode) Command() []string {
 	return c.Cmd
 }
 
-// WorkDir is the working directory: ImageConfig's, else the image's, else
-// /var/task (Lambda's LAMBDA_TASK_ROOT).
+// WorkDir is the working directory: ImageConfig's, else the image's
+// WORKDIR, else / (as a container runtime does; Lambda's base images set
+// WORKDIR /var/task themselves).
 func (c *ImageCode) WorkDir() string {
 	switch {
 	case c.Overrides.WorkingDirectory != "":
@@ -80,7 +81,7 @@ func (c *ImageCode) WorkDir() string {
 	case c.WorkingDir != "":
 		return c.WorkingDir
 	}
-	return "/var/task"
+	return "/"
 }
 
 // validate checks an ImageConfig as Lambda does (at most 1500 entries

@@ -25,8 +25,9 @@ import (
 // images package (images.EtcFiles) makes them regular files.
 var imageEtcFiles = [...]string{"passwd", "group", "hosts", "hostname", "nsswitch.conf", "resolv.conf"}
 
-// imageMountDirs are mounted on inside an image's root.
-var imageMountDirs = [...]string{"etc", "var", "var/task", "opt", "tmp", "proc", "dev"}
+// imageMountDirs are mounted on inside an image's root (its /var/task
+// and /opt are its own: nothing is mounted there).
+var imageMountDirs = [...]string{"etc", "tmp", "proc", "dev"}
 
 // mountTmpfsRoot builds the usual root on cfg.Root: a tmpfs with the
 // host's runtime directories, the mount points and Owl's /etc.

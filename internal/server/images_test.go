@@ -84,7 +84,8 @@ func hostShellFiles(t testing.TB) []ocitest.File {
 
 // baseImageLayout is like a Lambda base image: /lambda-entrypoint.sh, a
 // shell script, execs the runtime interface client (here the kitchensink
-// binary at /var/runtime/bootstrap), the handler as CMD.
+// binary at /var/runtime/bootstrap), the handler as CMD, WORKDIR
+// /var/task (the image's config says so).
 func baseImageLayout(t testing.TB) []ocitest.File {
 	main := binaryLayer(t)
 	main.Name = "var/runtime/bootstrap"
@@ -177,7 +178,7 @@ func TestImageFunction(t *testing.T) {
 	v1 := ocitest.Push(t, host, "scratch:v1", ocitest.Image(t, scratchImage(t, "one"), bin, srv))
 	v2 := ocitest.Push(t, host, "scratch:v2", ocitest.Image(t, scratchImage(t, "two"), bin, srv))
 	base := ocitest.Push(t, host, "base:latest", ocitest.Image(t, ocitest.Config{Arch: ociArch,
-		Entrypoint: []string{"/lambda-entrypoint.sh"}, Cmd: []string{"app.handler"}, Env: []string{"PATH=/bin"}},
+		Entrypoint: []string{"/lambda-entrypoint.sh"}, Cmd: []string{"app.handler"}, Env: []string{"PATH=/bin"}, WorkingDir: "/var/task"},
 		ocitest.Layer(t, baseImageLayout(t)...)))
 	ts := startImageServer(t, host)
 	ctx := context.Background()
