@@ -89,7 +89,7 @@ func imageConfig(c *lambdawire.ImageConfig) registry.ImageConfig {
 func (a *API) createImageFunction(w http.ResponseWriter, r *http.Request, f registry.Function, uri string, ic *lambdawire.ImageConfig, publish bool) error {
 	f.PackageType = registry.PackageImage
 	f.Image = &registry.ImageCode{URI: uri, Overrides: imageConfig(ic)}
-	f.State, f.LastUpdateStatus = registry.StatePending, registry.UpdateInProgress
+	f.State, f.LastUpdateStatus = lambdawire.StatePending, lambdawire.UpdateInProgress
 	created, err := a.reg.Create(r.Context(), f, nil)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (a *API) updateImageCode(w http.ResponseWriter, r *http.Request, fn registr
 		img := *f.Image
 		img.URI = uri
 		f.Image = &img
-		f.LastUpdateStatus, f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = registry.UpdateInProgress, "", ""
+		f.LastUpdateStatus, f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = lambdawire.UpdateInProgress, "", ""
 	})
 	if err != nil {
 		return err
@@ -143,8 +143,8 @@ func (a *API) updateImageCode(w http.ResponseWriter, r *http.Request, fn registr
 
 // wireImage adds an image function's fields to its configuration.
 func wireImage(c *lambdawire.FunctionConfiguration, f registry.Function) {
-	c.State, c.StateReason, c.StateReasonCode = orDefault(f.State, registry.StateActive), f.StateReason, f.StateReasonCode
-	c.LastUpdateStatus = orDefault(f.LastUpdateStatus, registry.UpdateOK)
+	c.State, c.StateReason, c.StateReasonCode = orDefault(f.State, lambdawire.StateActive), f.StateReason, f.StateReasonCode
+	c.LastUpdateStatus = orDefault(f.LastUpdateStatus, lambdawire.UpdateSuccessful)
 	c.LastUpdateStatusReason, c.LastUpdateStatusReasonCode = f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode
 	if f.Image == nil {
 		return

@@ -47,6 +47,19 @@ type FunctionConfiguration struct {
 	Network string `json:"Network,omitempty"`
 }
 
+// Function states and update statuses reported in FunctionConfiguration
+// (State, LastUpdateStatus).
+const (
+	StatePending  = "Pending"
+	StateActive   = "Active"
+	StateInactive = "Inactive"
+	StateFailed   = "Failed"
+
+	UpdateInProgress = "InProgress"
+	UpdateSuccessful = "Successful"
+	UpdateFailed     = "Failed"
+)
+
 // Environment is a function's environment as create and update requests
 // send it.
 type Environment struct {

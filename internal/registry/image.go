@@ -5,23 +5,13 @@ import (
 	"strings"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
 )
 
 // Package types of a function.
 const (
 	PackageZip   = "Zip"
 	PackageImage = "Image"
-)
-
-// Lambda's function states and update statuses as Owl stores them; a
-// stored "" is StateActive (zip functions, functions stored before images).
-const (
-	StatePending     = "Pending"
-	StateActive      = "Active"
-	StateFailed      = "Failed"
-	UpdateInProgress = "InProgress"
-	UpdateOK         = "Successful"
-	UpdateFailed     = "Failed"
 )
 
 // ReasonInternal is Lambda's StateReasonCode for a failure of the
@@ -105,7 +95,7 @@ func (f *Function) Runnable() error {
 	}
 	state := f.State
 	if state == "" {
-		state = StatePending
+		state = lambdawire.StatePending
 	}
 	msg := "The operation cannot be performed at this time. The function is currently in the following state: " + state
 	if f.StateReason != "" {
@@ -154,14 +144,14 @@ func applyPull(f *Function, p PulledImage) {
 	f.StateReason, f.StateReasonCode = "", ""
 	f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = "", ""
 	if p.ReasonCode != "" {
-		f.LastUpdateStatus, f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = UpdateFailed, p.Reason, p.ReasonCode
+		f.LastUpdateStatus, f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = lambdawire.UpdateFailed, p.Reason, p.ReasonCode
 		if f.Image.ResolvedURI == "" {
-			f.State, f.StateReason, f.StateReasonCode = StateFailed, p.Reason, p.ReasonCode
+			f.State, f.StateReason, f.StateReasonCode = lambdawire.StateFailed, p.Reason, p.ReasonCode
 		}
 		return
 	}
 	img := f.Image
 	img.ResolvedURI, img.Entrypoint, img.Cmd, img.WorkingDir, img.Env = p.ResolvedURI, p.Entrypoint, p.Cmd, p.WorkingDir, p.Env
 	f.CodeSha256Hex, f.CodeSize = strings.TrimPrefix(p.Digest, "sha256:"), p.Size
-	f.State, f.LastUpdateStatus = StateActive, UpdateOK
+	f.State, f.LastUpdateStatus = lambdawire.StateActive, lambdawire.UpdateSuccessful
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/images"
+	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/registry"
 )
 
@@ -110,7 +111,7 @@ func (p *imagePulls) resume(ctx context.Context) error {
 		return fmt.Errorf("listing functions to resume image pulls: %w", err)
 	}
 	for _, f := range fns {
-		if f.Image != nil && (f.State == registry.StatePending || f.LastUpdateStatus == registry.UpdateInProgress) {
+		if f.Image != nil && (f.State == lambdawire.StatePending || f.LastUpdateStatus == lambdawire.UpdateInProgress) {
 			p.StartPull(f.Name)
 		}
 	}
