@@ -30,6 +30,8 @@ func (f settingFlag) Type() string {
 		return "bool"
 	case *time.Duration:
 		return "duration"
+	case *[]string:
+		return "strings"
 	}
 	return "string"
 }
@@ -79,6 +81,9 @@ func (sc *serverConfig) resolve() (config.Config, error) {
 	}
 	for _, s := range config.Settings {
 		if slices.Contains(sc.names, s.Name) && sc.fromFlags(s.Name) {
+			if list, ok := s.Field(&cfg).(*[]string); ok {
+				*list = nil // the flags replace the environment's list
+			}
 			if err := s.Set(&cfg, s.Get(&sc.flags)); err != nil {
 				return cfg, fmt.Errorf("--%s: %w", s.Name, err) // parsed once already: not expected
 			}

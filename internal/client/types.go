@@ -34,16 +34,17 @@ type (
 	Concurrency = lambdawire.Concurrency
 )
 
-// Function states and update statuses reported in FunctionConfiguration.
+// Function states and update statuses reported in FunctionConfiguration
+// (lambdawire's).
 const (
-	StatePending  = "Pending"
-	StateActive   = "Active"
-	StateInactive = "Inactive"
-	StateFailed   = "Failed"
+	StatePending  = lambdawire.StatePending
+	StateActive   = lambdawire.StateActive
+	StateInactive = lambdawire.StateInactive
+	StateFailed   = lambdawire.StateFailed
 
-	UpdateInProgress = "InProgress"
-	UpdateSuccessful = "Successful"
-	UpdateFailed     = "Failed"
+	UpdateInProgress = lambdawire.UpdateInProgress
+	UpdateSuccessful = lambdawire.UpdateSuccessful
+	UpdateFailed     = lambdawire.UpdateFailed
 )
 
 // DefaultRole is the execution role sent on CreateFunction when none is given. Owl accepts any

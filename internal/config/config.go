@@ -125,6 +125,15 @@ type Config struct {
 	// host: each takes a free /22 of it. It must not overlap a network the
 	// host reaches.
 	NetworkCIDR string
+	// InsecureRegistries are the container registries (HOST[:PORT]) image
+	// functions are pulled from over plain HTTP (--insecure-registry,
+	// repeatable, as Docker's); all others need HTTPS.
+	InsecureRegistries []string
+	// RegistryAuthFile is a docker-style config.json whose "auths" hold
+	// the registries' credentials; "" pulls anonymously.
+	RegistryAuthFile string
+	// ImageSizeLimit bounds a container image's unpacked size in bytes.
+	ImageSizeLimit int64
 	// MaxConnections caps the API's concurrent connections
 	// (OWL_MAX_CONNECTIONS); one more is answered 503 and closed.
 	MaxConnections int
@@ -188,6 +197,7 @@ func Default() Config {
 		NetworkCIDR:          DefaultNetworkCIDR,
 		MaxConnections:       4096,
 		MaxBodyMemoryMB:      1024,
+		ImageSizeLimit:       10 << 30,
 	}
 }
 
@@ -285,6 +295,7 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
 	}
+	errs = append(errs, c.validateImages()...)
 	if c.CodeStorageLimit <= 0 {
 		errs = append(errs, fmt.Errorf("code storage limit %d: must be positive", c.CodeStorageLimit))
 	}
@@ -372,4 +383,21 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// validateImages checks the container image settings.
+func (c Config) validateImages() []error {
+	var errs []error
+	if c.ImageSizeLimit <= 0 {
+		errs = append(errs, fmt.Errorf("image size limit %d: must be positive", c.ImageSizeLimit))
+	}
+	for _, r := range c.InsecureRegistries {
+		if r == "" || strings.ContainsAny(r, "/ \t") {
+			errs = append(errs, fmt.Errorf("insecure registry %q: want HOST or HOST:PORT", r))
+		}
+	}
+	if c.RegistryAuthFile != "" && !filepath.IsAbs(c.RegistryAuthFile) {
+		errs = append(errs, fmt.Errorf("registry auth file %q: want an absolute path", c.RegistryAuthFile))
+	}
+	return errs
 }

@@ -18,7 +18,8 @@ type Setting struct {
 	// Help is the one-line description for --help and the docs.
 	Help string
 	// Field points at the Config field the setting sets: a *string, *int,
-	// *int64, *float64, *bool or *time.Duration.
+	// *int64, *float64, *bool, *time.Duration or *[]string (a repeatable flag;
+	// each value appends, comma-separated ones too).
 	Field func(c *Config) any
 	// EnvOnly settings have no flag: secrets, which a command line would
 	// show to every user of the host (ps, /proc/PID/cmdline).
@@ -68,6 +69,9 @@ var Settings = []Setting{
 	{Name: "metrics-addr", Help: "HOST:PORT to serve /metrics on without credentials, for a Prometheus that cannot send the token; off when empty (the API's /metrics needs them)", Field: func(c *Config) any { return &c.MetricsAddr }},
 	{Name: "otlp-endpoint", Help: "OTLP/HTTP endpoint (URL) to export invocation spans to, e.g. http://localhost:4318; empty: the OTEL_EXPORTER_OTLP_* variables decide, none set: no spans", Field: func(c *Config) any { return &c.OTLPEndpoint }},
 	{Name: "nats-listen", Help: "HOST:PORT to serve NATS clients outside Owl on (user owl, password nats_password in the credentials file); off when empty", Field: func(c *Config) any { return &c.NATSListen }},
+	{Name: "insecure-registry", Help: "container registry HOST:PORT whose images are pulled over plain HTTP, as Docker's flag; repeatable (environment: comma-separated)", Field: func(c *Config) any { return &c.InsecureRegistries }},
+	{Name: "registry-auth-file", Help: "docker-style config.json whose \"auths\" give the container registries' credentials; empty: anonymous pulls", Field: func(c *Config) any { return &c.RegistryAuthFile }},
+	{Name: "image-size-limit", Help: "bytes a container image may take unpacked (Lambda: 10 GB)", Field: func(c *Config) any { return &c.ImageSizeLimit }},
 	{Name: "max-connections", Help: "API connections open at once; one more is answered 503", Field: func(c *Config) any { return &c.MaxConnections }},
 	{Name: "max-body-memory", Help: "MB of request bodies held at once; past it requests get 429", Field: func(c *Config) any { return &c.MaxBodyMemoryMB }},
 	{Name: "access-key-id", Help: "the access key ID SigV4 clients sign with (generated and stored in the data dir when unset)", Field: func(c *Config) any { return &c.AccessKeyID }, EnvOnly: true},
@@ -123,6 +127,12 @@ func (s Setting) Set(c *Config, v string) error {
 			return fmt.Errorf("%q: not a duration (like 30s)", v)
 		}
 		*p = d
+	case *[]string:
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				*p = append(*p, e)
+			}
+		}
 	default:
 		panic(fmt.Sprintf("config: setting %s has a field of type %T", s.Name, p))
 	}
@@ -144,6 +154,8 @@ func (s Setting) Get(c *Config) string {
 		return strconv.FormatBool(*p)
 	case *time.Duration:
 		return p.String()
+	case *[]string:
+		return strings.Join(*p, ",")
 	default:
 		panic(fmt.Sprintf("config: setting %s has a field of type %T", s.Name, p))
 	}

@@ -135,6 +135,8 @@ type Options struct {
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
+	// Images pulls container images (PackageType Image); nil: refused.
+	Images Images
 	// Tracer records the API's span of each invocation (nil: off; the
 	// trace header is passed on all the same).
 	Tracer *tracing.Tracer

@@ -39,14 +39,13 @@ func (a *API) wire(f registry.Function) lambdawire.FunctionConfiguration {
 		Version:          version,
 		TracingConfig:    &lambdawire.TracingConfig{Mode: "PassThrough"},
 		RevisionId:       f.RevisionID,
-		State:            "Active",
-		LastUpdateStatus: "Successful",
 		PackageType:      f.PackageType,
 		Architectures:    f.Architectures,
 		EphemeralStorage: &lambdawire.EphemeralStorage{Size: f.EphemeralStorage},
 		LoggingConfig:    wireLogging(f),
 		Network:          a.network(f),
 	}
+	wireImage(&c, f)
 	if f.Environment != nil {
 		c.Environment = &lambdawire.EnvironmentState{Variables: f.Environment}
 	}
@@ -118,6 +117,7 @@ type createRequest struct {
 	Network          *string                      `json:"Network"`
 	DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
 	LoggingConfig    *lambdawire.LoggingConfig    `json:"LoggingConfig"`
+	ImageConfig      *lambdawire.ImageConfig      `json:"ImageConfig"`
 }
 
 // defaultNetwork is the network mode of functions that do not choose one.
@@ -182,7 +182,7 @@ func (a *API) checkCode(c *codeInput, up *upload) (*registry.Zip, error) {
 		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code is required: provide Code.ZipFile (a base64-encoded zip).")
 	}
 	if c.ImageUri != nil {
-		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Container images (ImageUri) are not supported yet; upload a zip in Code.ZipFile.")
+		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Please provide ZipFile for a function of PackageType Zip; ImageUri needs PackageType Image.")
 	}
 	if c.S3Bucket != nil || c.S3Key != nil {
 		return nil, lambdaerr.New(lambdaerr.InvalidParameterValue, "Code from S3 (S3Bucket/S3Key) is not supported yet; upload the zip in Code.ZipFile.")
@@ -228,8 +228,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	if err := up.decode(&req); err != nil {
 		return err
 	}
-	if req.PackageType != "" && req.PackageType != "Zip" {
-		return lambdaerr.New(lambdaerr.InvalidParameterValue, "PackageType %s is not supported yet; use Zip.", req.PackageType)
+	imageURI, err := a.packageOf(req.PackageType, req.Code, req.ImageConfig, req.Layers)
+	if err != nil {
+		return err
 	}
 	if err := checkArchitectures(req.Architectures); err != nil {
 		return err
@@ -273,6 +274,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, up *upload)
 	f.DeadLetterTarget = deadLetter
 	if f.Logging, err = logging(f, req.LoggingConfig); err != nil {
 		return err
+	}
+	if imageURI != "" {
+		return a.createImageFunction(w, r, f, imageURI, req.ImageConfig, req.Publish)
 	}
 	if err := f.Validate(); err != nil {
 		return err
@@ -330,6 +334,9 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ []byte) erro
 	out := lambdawire.GetFunctionOutput{
 		Configuration: a.wireTarget(t),
 		Code:          &lambdawire.FunctionCodeLocation{RepositoryType: "S3", Location: location},
+	}
+	if fn.Image != nil {
+		out.Code = imageLocation(fn)
 	}
 	// Tags and reserved concurrency are the function's, whatever version
 	// was asked for: $LATEST keeps them.
@@ -457,6 +464,9 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, up *upl
 	if err := checkArchitectures(req.Architectures); err != nil {
 		return err
 	}
+	if fn.PackageType == registry.PackageImage || req.ImageUri != nil {
+		return a.updateImageCode(w, r, fn, &req.codeInput, req.RevisionId, req.DryRun, req.Publish)
+	}
 	zip, err := a.checkCode(&req.codeInput, up)
 	if err != nil {
 		return err
@@ -503,6 +513,7 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		Network          *string                      `json:"Network"`
 		DeadLetterConfig *lambdawire.DeadLetterConfig `json:"DeadLetterConfig"`
 		LoggingConfig    *lambdawire.LoggingConfig    `json:"LoggingConfig"`
+		ImageConfig      *lambdawire.ImageConfig      `json:"ImageConfig"`
 	}
 	if err := decode(body, &req); err != nil {
 		return err
@@ -512,12 +523,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 			return err
 		}
 	}
-	var layers []registry.FunctionLayer
-	if req.Layers != nil {
-		var err error
-		if layers, err = a.reg.ResolveLayers(r.Context(), *req.Layers); err != nil {
-			return err
-		}
+	layers, err := a.layersOf(r, req.Layers)
+	if err != nil {
+		return err
 	}
 	fn, err := a.unqualified(r, "updating the configuration")
 	if err != nil {
@@ -530,6 +538,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	logs, err := logging(fn, req.LoggingConfig)
 	if err != nil {
 		return err
+	}
+	if req.ImageConfig != nil && fn.Image == nil {
+		return errImageConfigOfZip()
 	}
 	updated, err := a.reg.Update(r.Context(), fn.Name, req.RevisionId, nil, func(f *registry.Function) {
 		set(&f.Role, req.Role)
@@ -557,12 +568,21 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 				f.Environment = nil
 			}
 		}
+		setImageConfig(f, req.ImageConfig)
 	})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, a.wire(updated))
 	return nil
+}
+
+// layersOf resolves an update's Layers (nil: unchanged, none resolved).
+func (a *API) layersOf(r *http.Request, arns *[]string) ([]registry.FunctionLayer, error) {
+	if arns == nil {
+		return nil, nil
+	}
+	return a.reg.ResolveLayers(r.Context(), *arns)
 }
 
 func set[T any](dst *T, v *T) {

@@ -94,6 +94,9 @@ const (
 	RuntimeExitError = "Runtime.ExitError"
 	// RuntimeInvalidEntrypoint is a runtime that could not be started.
 	RuntimeInvalidEntrypoint = "Runtime.InvalidEntrypoint"
+	// RuntimeInvalidWorkingDirectory is an image function whose working
+	// directory (WORKDIR or ImageConfig's) does not exist in the image.
+	RuntimeInvalidWorkingDirectory = "Runtime.InvalidWorkingDirectory"
 	// SandboxTimedout is an invocation (or init) past its timeout.
 	SandboxTimedout = "Sandbox.Timedout"
 	// ExtensionInitError is an extension that posted /extension/init/error.

@@ -15,9 +15,9 @@ package lambdawire
 type FunctionConfiguration struct {
 	FunctionName string            `json:"FunctionName"`
 	FunctionArn  string            `json:"FunctionArn"`
-	Runtime      string            `json:"Runtime"`
+	Runtime      string            `json:"Runtime,omitempty"` // none for images
 	Role         string            `json:"Role"`
-	Handler      string            `json:"Handler"`
+	Handler      string            `json:"Handler,omitempty"`
 	CodeSize     int64             `json:"CodeSize"`
 	Description  string            `json:"Description"`
 	Timeout      int               `json:"Timeout"`    // seconds
@@ -42,9 +42,24 @@ type FunctionConfiguration struct {
 	LoggingConfig              *LoggingConfig    `json:"LoggingConfig,omitempty"`
 	Layers                     []Layer           `json:"Layers,omitempty"`
 	DeadLetterConfig           *DeadLetterConfig `json:"DeadLetterConfig,omitempty"`
+	// ImageConfigResponse is an image function's ImageConfig.
+	ImageConfigResponse *ImageConfigResponse `json:"ImageConfigResponse,omitempty"`
 	// Network is Owl's extension: "egress" or "none" (AWS SDKs ignore it).
 	Network string `json:"Network,omitempty"`
 }
+
+// Function states and update statuses reported in FunctionConfiguration
+// (State, LastUpdateStatus).
+const (
+	StatePending  = "Pending"
+	StateActive   = "Active"
+	StateInactive = "Inactive"
+	StateFailed   = "Failed"
+
+	UpdateInProgress = "InProgress"
+	UpdateSuccessful = "Successful"
+	UpdateFailed     = "Failed"
+)
 
 // Environment is a function's environment as create and update requests
 // send it.
@@ -157,6 +172,21 @@ type GetFunctionOutput struct {
 type FunctionCodeLocation struct {
 	RepositoryType string `json:"RepositoryType,omitempty"`
 	Location       string `json:"Location,omitempty"`
+	// ImageUri and ResolvedImageUri (by digest) are an image function's.
+	ImageUri         string `json:"ImageUri,omitempty"`
+	ResolvedImageUri string `json:"ResolvedImageUri,omitempty"`
+}
+
+// ImageConfig overrides an image's ENTRYPOINT, CMD and WORKDIR.
+type ImageConfig struct {
+	EntryPoint       []string `json:"EntryPoint,omitempty"`
+	Command          []string `json:"Command,omitempty"`
+	WorkingDirectory string   `json:"WorkingDirectory,omitempty"`
+}
+
+// ImageConfigResponse is how an image function's ImageConfig is reported.
+type ImageConfigResponse struct {
+	ImageConfig *ImageConfig `json:"ImageConfig,omitempty"`
 }
 
 // Concurrency is a function's reserved concurrency.

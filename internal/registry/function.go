@@ -41,6 +41,18 @@ type Function struct {
 	// Logging is the function's LoggingConfig (logging.go); the zero
 	// value, Text, is left out of the stored record.
 	Logging Logging `json:"logging,omitzero"`
+	// Image is the container image of a function of PackageType Image
+	// (image.go); nil for a zip.
+	Image *ImageCode `json:"image,omitempty"`
+	// State and LastUpdateStatus, with their reasons, are Lambda's; ""
+	// means Active and Successful. Only image functions pass through
+	// Pending / InProgress while their image is pulled.
+	State                      string `json:"state,omitempty"`
+	StateReason                string `json:"state_reason,omitempty"`
+	StateReasonCode            string `json:"state_reason_code,omitempty"`
+	LastUpdateStatus           string `json:"last_update_status,omitempty"`
+	LastUpdateStatusReason     string `json:"last_update_status_reason,omitempty"`
+	LastUpdateStatusReasonCode string `json:"last_update_status_reason_code,omitempty"`
 	// Layers are resolved when configured: layer versions are immutable,
 	// and a function keeps a layer version deleted after it was attached.
 	Layers        []FunctionLayer `json:"layers,omitempty"`
@@ -137,6 +149,39 @@ func (f *Function) Validate() error {
 	if err := ValidateName(f.Name); err != nil {
 		return err
 	}
+	if f.PackageType == PackageImage {
+		if err := f.validateImage(); err != nil {
+			return err
+		}
+	} else if err := f.validateZipRuntime(); err != nil {
+		return err
+	}
+	if err := lambdaerr.IntRange(f.MemorySize, "memorySize", MinMemory, MaxMemory); err != nil {
+		return err
+	}
+	return f.validateRest()
+}
+
+// validateImage checks what an image function may not have: a runtime, a
+// handler, layers (as Lambda).
+func (f *Function) validateImage() error {
+	if f.Image == nil {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "A function of PackageType Image needs Code.ImageUri.")
+	}
+	if f.Runtime != "" || f.Handler != "" {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Runtime and Handler are not supported for functions of PackageType Image: the image's ENTRYPOINT and CMD (or ImageConfig) say what runs.")
+	}
+	if len(f.Layers) > 0 {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "Layers are not supported for functions of PackageType Image: build them into the image.")
+	}
+	return f.Image.Overrides.validate()
+}
+
+// validateZipRuntime checks a zip function's runtime and handler.
+func (f *Function) validateZipRuntime() error {
+	if f.Image != nil {
+		return lambdaerr.New(lambdaerr.InvalidParameterValue, "A function of PackageType Zip cannot have an ImageUri or ImageConfig.")
+	}
 	if _, ok := runtimes.Lookup(f.Runtime); !ok {
 		return lambdaerr.New(lambdaerr.InvalidParameterValue,
 			"Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [%s] or be a valid ARN",
@@ -145,9 +190,11 @@ func (f *Function) Validate() error {
 	if f.Handler == "" || len(f.Handler) > 128 || strings.ContainsAny(f.Handler, " \t\r\n") {
 		return lambdaerr.ValidationFailed(f.Handler, "handler", "Member must satisfy regular expression pattern: [^\\s]+")
 	}
-	if err := lambdaerr.IntRange(f.MemorySize, "memorySize", MinMemory, MaxMemory); err != nil {
-		return err
-	}
+	return nil
+}
+
+// validateRest checks the fields every package type has.
+func (f *Function) validateRest() error {
 	if err := lambdaerr.IntRange(f.Timeout, "timeout", MinTimeout, MaxTimeout); err != nil {
 		return err
 	}

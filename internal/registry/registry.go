@@ -196,7 +196,8 @@ func appendExisting[K, T any](out []T, keys []K, get func(K) (T, error)) ([]T, e
 	return out, nil
 }
 
-// Create stores a new function with its (already validated) code zip.
+// Create stores a new function with its (already validated) code zip;
+// an image function (f.Image) has none.
 func (r *Registry) Create(ctx context.Context, f Function, zip *Zip) (Function, error) {
 	r.codeMu.Lock()
 	defer r.codeMu.Unlock()
@@ -209,8 +210,10 @@ func (r *Registry) Create(ctx context.Context, f Function, zip *Zip) (Function, 
 	if err := r.writable(); err != nil {
 		return Function{}, err
 	}
-	if err := r.putCode(ctx, &f, zip); err != nil {
-		return Function{}, err
+	if zip != nil { // an image function's code is its image
+		if err := r.putCode(ctx, &f, zip); err != nil {
+			return Function{}, err
+		}
 	}
 	f.Version = Latest
 	f.LastModified = r.opts.Now().UTC()

@@ -285,6 +285,9 @@ func (r *Registry) publishLocked(ctx context.Context, name string, o PublishOpti
 	if err := r.writable(); err != nil {
 		return Function{}, err
 	}
+	if err := latest.Runnable(); err != nil {
+		return Function{}, err // an image not pulled yet: nothing to freeze
+	}
 	if latest.LastVersion > 0 {
 		prev, err := r.Version(ctx, name, strconv.Itoa(latest.LastVersion))
 		switch {

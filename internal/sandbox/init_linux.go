@@ -60,6 +60,11 @@ type initConfig struct {
 	// (task, opt, tmp): bound at /var/task, /opt and /tmp as slaves of the
 	// host's slot mounts instead of CodeDir, OptDir and a tmpfs.
 	Slots string `json:"slots,omitempty"`
+	// Image is an unpacked image bound read-only as the root instead of
+	// the tmpfs (image_linux.go); WorkDir the working directory ("" is
+	// /var/task).
+	Image   string `json:"image,omitempty"`
+	WorkDir string `json:"work_dir,omitempty"`
 	// JoinCgroups are v1 cgroup directories whose tasks file the init
 	// writes "0" to (see joinCgroups); empty on v2 (CLONE_INTO_CGROUP).
 	JoinCgroups []string `json:"join_cgroups,omitempty"`
@@ -246,24 +251,15 @@ func setupSandbox(cfg *initConfig) error {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
 	root := cfg.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, rootTmpfsOpts); err != nil {
-		return fmt.Errorf("mounting root tmpfs on %s: %w", root, err)
-	}
-	for _, name := range hostRuntimeDirs {
-		if err := addHostDir(root, name); err != nil {
+	if cfg.Image != "" {
+		if err := mountImageRoot(cfg); err != nil {
 			return err
 		}
+	} else if err := mountTmpfsRoot(cfg); err != nil {
+		return err
 	}
-	for _, d := range []string{"etc", "var", "var/task", "opt", "tmp", "proc", "dev"} {
-		if err := unix.Mkdir(root+"/"+d, 0o755); err != nil {
-			return fmt.Errorf("creating /%s: %w", d, err)
-		}
-	}
-	if err := bindReadOnly(cfg.EtcDir, root+"/etc"); err != nil {
-		return fmt.Errorf("mounting /etc from %s: %w", cfg.EtcDir, err)
-	}
-	if cfg.Slots != "" {
-		// Attached last, below.
+	if cfg.Slots != "" || cfg.CodeDir == "" {
+		// Attached last, below; or the image's own.
 	} else if err := bindReadOnly(cfg.CodeDir, root+"/var/task"); err != nil {
 		return fmt.Errorf("mounting /var/task from %s: %w", cfg.CodeDir, err)
 	}
@@ -273,7 +269,7 @@ func setupSandbox(cfg *initConfig) error {
 		}
 	}
 	if cfg.RuntimeDir != "" {
-		if err := unix.Mkdir(root+"/var/runtime", 0o755); err != nil {
+		if err := unix.Mkdir(root+"/var/runtime", 0o755); err != nil && (cfg.Image == "" || err != unix.EEXIST) {
 			return fmt.Errorf("creating /var/runtime: %w", err)
 		}
 		if err := bindReadOnly(cfg.RuntimeDir, root+"/var/runtime"); err != nil {
@@ -304,7 +300,12 @@ func setupSandbox(cfg *initConfig) error {
 		return err
 	}
 	// /opt stays an empty directory of the read-only root (layers later).
-	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+	// An image's root holds its programs: not noexec.
+	rootFlags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if cfg.Image != "" {
+		rootFlags &^= unix.MS_NOEXEC
+	}
+	if err := unix.Mount("", "/", "", rootFlags, ""); err != nil {
 		return fmt.Errorf("remounting / read-only: %w", err)
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
@@ -493,8 +494,12 @@ func setIdentity(cfg *initConfig) error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("setting parent-death signal: %w", err)
 	}
-	if err := unix.Chdir("/var/task"); err != nil {
-		return fmt.Errorf("entering /var/task as %d:%d: %w", cfg.UID, cfg.GID, err)
+	wd := cfg.WorkDir
+	if wd == "" {
+		wd = "/var/task"
+	}
+	if err := unix.Chdir(wd); err != nil {
+		return fmt.Errorf("entering %s as %d:%d: %w", wd, cfg.UID, cfg.GID, err)
 	}
 	return nil
 }

@@ -266,6 +266,8 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	}
 	if spec.Slots {
 		spec.CodeDir, spec.OptDir = "", ""
+	} else if spec.Image != "" && spec.CodeDir == "" {
+		// The image's own /var/task.
 	} else if fi, err := os.Stat(spec.CodeDir); err != nil {
 		return nil, fmt.Errorf("sandbox %s: code dir: %w", spec.ID, err)
 	} else if !fi.IsDir() {
@@ -507,6 +509,8 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		GID:        spec.GID,
 		Hostname:   Hostname,
 		Slots:      slots,
+		Image:      spec.Image,
+		WorkDir:    spec.WorkDir,
 	}
 	if !m.cg.v2 {
 		ic.JoinCgroups = cg.dirs

@@ -134,8 +134,20 @@ type Spec struct {
 	// (it names the sandbox's cgroup, except for v2 spares). Letters,
 	// digits, '.', '_', '-'.
 	ID string
-	// CodeDir is the host directory bound read-only at /var/task.
+	// CodeDir is the host directory bound read-only at /var/task; with
+	// Image it may be "" (the image's own /var/task).
 	CodeDir string
+	// Image, when set, is the host directory of an unpacked container
+	// image's root file system (prepared by the images package: its mount
+	// points are real directories). It is bound read-only as the root
+	// instead of the tmpfs with the host's /usr; /etc is the image's with
+	// Owl's identity and name-service files bound over it, and /proc,
+	// /dev, /tmp, seccomp and the rest are as for any sandbox
+	// (image_linux.go).
+	Image string
+	// WorkDir is the entrypoint's working directory inside the sandbox;
+	// "" means /var/task.
+	WorkDir string
 	// OptDir, when set, is a host directory bound read-only at /opt (the
 	// function's layers); otherwise /opt is empty.
 	OptDir string
@@ -215,10 +227,10 @@ func (s Spec) validate() error {
 	checks := []func() error{
 		func() error { return checkName("ID", s.ID) },
 		func() error {
-			if !s.Slots && !filepath.IsAbs(s.CodeDir) {
+			if !s.Slots && !filepath.IsAbs(s.CodeDir) && !(s.Image != "" && s.CodeDir == "") {
 				return fmt.Errorf("CodeDir must be an absolute path, got %q", s.CodeDir)
 			}
-			return nil
+			return s.validateImage()
 		},
 		func() error {
 			if !s.Slots && s.OptDir != "" && !filepath.IsAbs(s.OptDir) {
@@ -285,6 +297,17 @@ func (s Spec) validate() error {
 		if err := check(); err != nil {
 			return fmt.Errorf("sandbox spec %q: %w", s.ID, err)
 		}
+	}
+	return nil
+}
+
+// validateImage checks the image fields.
+func (s Spec) validateImage() error {
+	if s.Image != "" && (!filepath.IsAbs(s.Image) || s.Slots) {
+		return fmt.Errorf("the image root (Image) must be an absolute path, and not with Slots, got %q", s.Image)
+	}
+	if s.WorkDir != "" && !strings.HasPrefix(s.WorkDir, "/") {
+		return fmt.Errorf("WorkDir must be an absolute path inside the sandbox, got %q", s.WorkDir)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/events"
+	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/metrics"
 	"github.com/owl-project/owl/internal/natsbus"
@@ -60,6 +61,8 @@ type Server struct {
 	deliver *events.Delivery // started by Start
 	sbm     *sandbox.Manager
 	worker  *worker.Worker
+	images  *images.Store
+	pulls   *imagePulls // image functions' pulls (images.go)
 	httpSrv *http.Server
 	ln      net.Listener
 	// metricsSrv serves /metrics openly on cfg.MetricsAddr (nil: off).
@@ -202,19 +205,28 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// (worker/caller.go); it is made after the worker, which asks for
 	// that handler only once environments start (after New).
 	var api *lambdaapi.API
+	s.images, err = images.New(images.Config{Dir: filepath.Join(dataDir, "images"), Insecure: cfg.InsecureRegistries,
+		AuthFile: cfg.RegistryAuthFile, MaxBytes: cfg.ImageSizeLimit, Space: s.space, Logger: logger.With("component", "images")})
+	if err != nil {
+		return nil, err
+	}
 	s.worker = worker.New(worker.Config{
 		DataDir: dataDir, RuntimeDir: runtimeDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
 		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
-		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space,
+		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space, Images: s.images,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage},
 		Tracer:   s.tracer,
 		Logger:   logger.With("component", "worker"),
 	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
 
+	s.pulls = newImagePulls(s.images, s.reg, logger.With("component", "images"))
+	if err := s.pulls.resume(ctx); err != nil {
+		return nil, err
+	}
 	s.reg.OnCodeCollected(s.worker.DropCode)
 	s.gc = storegc.New(s.reg, s.logs, s.bus, s.space, cfg.StoreCollectInterval, logger.With("component", "store"))
 	s.reg.OnChange(applyChange(s.worker, s.gc)) // the one path from the registry to the worker (changes.go)
@@ -275,7 +287,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage,
-		Tracer: s.tracer, Logger: logger.With("component", "api"),
+		Images: s.pulls, Tracer: s.tracer, Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	if cfg.MetricsAddr != "" {
 		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -453,6 +465,9 @@ func (s *Server) teardown() {
 	}
 	if s.gc != nil {
 		s.gc.Close() // before the worker: a collection notifies it
+	}
+	if s.pulls != nil {
+		s.pulls.close() // before the registry they write outcomes to
 	}
 	if s.worker != nil {
 		s.worker.Close()

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/owl-project/owl/internal/codezip"
+	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/lambdaerr"
 )
 
@@ -174,9 +176,12 @@ func noRoomToUnpack(shaHex string, cause error) error {
 func (c *codeCache) collect(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, sub := range []string{"code", "opt"} {
+	for _, sub := range []string{"code", "opt", imageRootfsDir} {
 		entries, _ := os.ReadDir(filepath.Join(c.dataDir, sub))
 		for _, e := range entries {
+			if strings.Contains(e.Name(), images.PartialMark) {
+				continue // being unpacked by the images package
+			}
 			dir := filepath.Join(c.dataDir, sub, e.Name())
 			if c.dirRefs[dir] == nil {
 				c.dirRefs[dir] = &dirRef{lastUsed: now}

@@ -135,8 +135,11 @@ type coldStart struct {
 // /next; the environment is busy, for the caller. A runtime that fails to
 // initialise yields *initFailed.
 func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, opts startOptions) (*env, coldStart, error) {
+	if err := fn.Runnable(); err != nil {
+		return nil, coldStart{}, err // an image not pulled (yet)
+	}
 	rt, ok := runtimes.Lookup(fn.Runtime)
-	if !ok {
+	if !ok && fn.Image == nil {
 		return nil, coldStart{}, fmt.Errorf("function %s: runtime %q is not available on this node", fn.Name, fn.Runtime)
 	}
 	egress := fn.Network == registry.NetworkEgress || fn.Network == "" && w.cfg.Egress
@@ -215,6 +218,10 @@ type envSpec struct {
 // spec.dirs) and creates its sandbox: a pre-warmed one specialised for fn
 // when one is ready (prewarmed), else a new one.
 func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt runtimes.Runtime, egress bool, spec *envSpec) (_ Sandbox, prewarmed bool, _ error) {
+	if fn.Image != nil {
+		sb, err := w.createImageSandbox(ctx, fn, egress, spec)
+		return sb, false, sandboxError(fn, spec, err)
+	}
 	dir, err := w.cache.codeDir(ctx, fn.CodeSha256Hex)
 	if err != nil {
 		return nil, false, err
@@ -258,16 +265,23 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 		RuntimeAPIAddr: runtimeAPIAddr,
 		Egress:         egress,
 	})
-	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
-		// The code has no runnable bootstrap: the function's fault, reported
-		// as Lambda does, not a platform error.
-		return nil, false, &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
+	return sb, false, sandboxError(fn, spec, err)
+}
+
+// sandboxError is what a failed Create means: an entrypoint that cannot
+// be exec'd is the function's fault (Runtime.InvalidEntrypoint, as Lambda
+// reports it), other errors the platform's.
+func sandboxError(fn registry.Function, spec *envSpec, err error) error {
+	var fail *initFailed
+	var lerr *lambdaerr.Error
+	switch {
+	case err == nil || errors.As(err, &fail) || errors.As(err, &lerr):
+		return err
+	case errors.Is(err, sandbox.ErrInvalidEntrypoint):
+		return &initFailed{dur: time.Since(spec.t0), errType: lambdaerr.RuntimeInvalidEntrypoint,
 			body: lambdaerr.ErrorBody(lambdaerr.RuntimeInvalidEntrypoint, fmt.Sprintf("Error: %v", err))}
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
-	}
-	return sb, false, nil
+	return fmt.Errorf("creating sandbox for %s: %w", fn.Name, err)
 }
 
 // serve makes a starting environment of sb: it captures its output, runs

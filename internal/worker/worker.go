@@ -81,6 +81,9 @@ type Config struct {
 	// would go below the data dir's disk reserve is refused with 503
 	// ServiceUnavailableException instead of failing half-way.
 	Space SpaceChecker
+	// Images gives the unpacked roots of image functions (images.go);
+	// nil: they cannot start on this node.
+	Images ImageSource
 	// Inside, when set, makes the handler of an environment's own calls
 	// (caller.go): its credentials are in the function's environment.
 	Inside func(Caller) http.Handler
@@ -617,6 +620,9 @@ func (w *Worker) collectIdle() {
 		case now := <-t.C:
 			w.teardownAll(w.envs.collect(now, w.cfg.IdleTimeout))
 			w.cache.collect(now)
+			if w.cfg.Images != nil {
+				w.cfg.Images.CollectLayers(now.Add(-w.cfg.IdleTimeout))
+			}
 		}
 	}
 }
