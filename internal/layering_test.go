@@ -58,6 +58,7 @@ var forbidden = map[string][]string{
 	"internal/runtimeapi": {"nats-io", "internal/registry", "internal/lambdaapi", "internal/worker", "internal/server", "internal/sandbox"},
 	"internal/codezip":    {"nats-io", "internal/"},
 	"internal/auth":       {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/console":    {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/lambdaerr":  {"nats-io", "internal/"},
 	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},

@@ -1,0 +1,33 @@
+// dom.js: building elements. Data only ever becomes text (text nodes,
+// textContent, attribute values), never markup.
+
+// el makes an element: attrs are properties (on* names listeners), the
+// children strings (as text) or nodes.
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else if (k === 'value') e.value = String(v);
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// show replaces what <main> shows.
+export function show(...nodes) {
+  const main = document.getElementById('main');
+  main.replaceChildren(...nodes);
+}
+
+// errorText is how an error reads: Lambda's error type and its message.
+export function errorText(err) {
+  if (err && err.type) return `${err.type}: ${err.message}`;
+  return String(err && err.message ? err.message : err);
+}

@@ -1,0 +1,262 @@
+// function.js: one function: its configuration (memory, timeout and
+// environment editable), a test-invoke panel, live logs, versions and
+// aliases, and its code to download.
+import { call, json, fnPath } from './api.js';
+import { el, show, errorText } from './dom.js';
+
+// The invoke panel's text survives a sign-in: it is kept per function in
+// sessionStorage as it is typed.
+const draftKey = (name) => `owl.invoke.${name}`;
+
+export async function functionPage(name) {
+  const fn = await json('GET', fnPath(name));
+  const cfg = fn.Configuration;
+  const follow = logsPanel(name);
+  show(
+    el('p', {}, el('a', { href: '#/' }, '← Functions')),
+    el('h1', { id: 'fn-name' }, cfg.FunctionName),
+    el('div', { class: 'grid' }, configPanel(cfg), invokePanel(name)),
+    follow.section,
+    el('div', { class: 'grid' }, await versionsPanel(name), codePanel(name, cfg)),
+  );
+  return follow.stop;
+}
+
+function facts(pairs) {
+  return el('dl', { class: 'facts' }, pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+}
+
+function envText(cfg) {
+  const vars = (cfg.Environment && cfg.Environment.Variables) || {};
+  return Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n');
+}
+
+function configPanel(cfg) {
+  const memory = el('input', { id: 'memory', type: 'number', value: cfg.MemorySize, inputmode: 'numeric' });
+  const timeout = el('input', { id: 'timeout', type: 'number', value: cfg.Timeout, inputmode: 'numeric' });
+  const env = el('textarea', { id: 'environment', rows: 4, spellcheck: 'false', value: envText(cfg) });
+  const status = el('p', { id: 'config-status', role: 'status' });
+  const modified = el('dd', { id: 'last-modified' }, cfg.LastModified || '');
+  const save = el('button', { type: 'submit', id: 'save-config' }, 'Save');
+  const form = el('form', { onsubmit: async (ev) => {
+    ev.preventDefault();
+    status.className = '';
+    status.textContent = 'Saving…';
+    const vars = {};
+    for (const line of env.value.split('\n')) {
+      if (!line.trim()) continue;
+      const i = line.indexOf('=');
+      if (i < 1) {
+        status.className = 'error';
+        status.textContent = `Each environment line is NAME=value: "${line}" is not.`;
+        return;
+      }
+      vars[line.slice(0, i).trim()] = line.slice(i + 1);
+    }
+    save.disabled = true;
+    try {
+      const out = await json('PUT', fnPath(cfg.FunctionName, '/configuration'), { body: {
+        MemorySize: Number(memory.value), Timeout: Number(timeout.value), Environment: { Variables: vars },
+      } });
+      memory.value = out.MemorySize;
+      timeout.value = out.Timeout;
+      env.value = envText(out);
+      modified.textContent = out.LastModified || '';
+      status.className = 'ok';
+      status.textContent = `Saved: ${out.MemorySize} MB, ${out.Timeout} s.`;
+    } catch (err) {
+      status.className = 'error';
+      status.textContent = errorText(err);
+    } finally {
+      save.disabled = false;
+    }
+  } },
+  el('label', { for: 'memory' }, 'Memory (MB)'), memory,
+  el('label', { for: 'timeout' }, 'Timeout (seconds)'), timeout,
+  el('label', { for: 'environment' }, 'Environment (NAME=value, one a line)'), env,
+  el('div', { class: 'row' }, save), status);
+  return el('section', { 'aria-labelledby': 'h-config' },
+    el('h2', { id: 'h-config' }, 'Configuration'),
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'Runtime'), el('dd', {}, cfg.Runtime || ''),
+      el('dt', {}, 'Handler'), el('dd', {}, cfg.Handler || ''),
+      el('dt', {}, 'Version'), el('dd', {}, cfg.Version || ''),
+      el('dt', {}, 'Last modified'), modified),
+    form);
+}
+
+// report parses a REPORT line's figures.
+export function report(log) {
+  const line = log.split('\n').find((l) => l.startsWith('REPORT ')) || '';
+  const num = (label) => {
+    const m = line.match(new RegExp(`${label}: ([0-9.]+) ms`));
+    return m ? Number(m[1]) : undefined;
+  };
+  const rid = line.match(/RequestId: (\S+)/);
+  return { requestId: rid ? rid[1] : '', duration: num('Duration'), billed: num('Billed Duration'), init: num('Init Duration') };
+}
+
+function decodeLog(b64) {
+  if (!b64) return '';
+  const bin = atob(b64);
+  return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
+
+function invokePanel(name) {
+  const saved = sessionStorage.getItem(draftKey(name));
+  const payload = el('textarea', { id: 'payload', rows: 6, spellcheck: 'false', value: saved ?? '{}',
+    oninput: () => sessionStorage.setItem(draftKey(name), payload.value) });
+  const status = el('p', { id: 'invoke-status', role: 'status' });
+  const response = el('pre', { id: 'invoke-response', hidden: true });
+  const tail = el('pre', { id: 'invoke-log', hidden: true });
+  const figures = el('div', { id: 'invoke-figures' });
+  const button = el('button', { type: 'submit', id: 'invoke' }, 'Invoke');
+  const form = el('form', { onsubmit: async (ev) => {
+    ev.preventDefault();
+    status.className = '';
+    try {
+      JSON.parse(payload.value);
+    } catch (err) {
+      status.className = 'error';
+      status.textContent = `The payload is not JSON: ${err.message}`;
+      return;
+    }
+    button.disabled = true;
+    status.textContent = 'Invoking…';
+    try {
+      const resp = await call('POST', fnPath(name, '/invocations'), { body: payload.value, headers: { 'X-Amz-Log-Type': 'Tail' } });
+      const text = await resp.text();
+      const funcErr = resp.headers.get('X-Amz-Function-Error');
+      const log = decodeLog(resp.headers.get('X-Amz-Log-Result'));
+      const r = report(log);
+      status.className = funcErr ? 'error' : 'ok';
+      status.textContent = funcErr ? `The function failed (${funcErr}).` : `Succeeded (version ${resp.headers.get('X-Amz-Executed-Version') || ''}).`;
+      response.textContent = text;
+      response.hidden = false;
+      tail.textContent = log;
+      tail.hidden = !log;
+      figures.replaceChildren(facts([
+        ['Request id', r.requestId],
+        ['Duration', r.duration === undefined ? '' : `${r.duration} ms`],
+        ['Billed', r.billed === undefined ? '' : `${r.billed} ms`],
+        ['Start', r.init === undefined ? 'warm' : `cold (init ${r.init} ms)`],
+      ]));
+      figures.querySelector('dd:last-child').id = 'invoke-start';
+    } catch (err) {
+      status.className = 'error';
+      status.textContent = errorText(err);
+    } finally {
+      button.disabled = false;
+    }
+  } },
+  el('label', { for: 'payload' }, 'Event (JSON)'), payload,
+  el('div', { class: 'row' }, button), status, figures,
+  el('h3', {}, 'Response'), response,
+  el('h3', {}, 'Log tail'), tail);
+  return el('section', { 'aria-labelledby': 'h-invoke' }, el('h2', { id: 'h-invoke' }, 'Test'), form);
+}
+
+// logsPanel follows the function's log (GET .../logs?follow=true, the
+// stream owl logs --follow reads), optionally of one request id.
+function logsPanel(name) {
+  const filter = el('input', { id: 'log-request', placeholder: 'all requests', spellcheck: 'false' });
+  const lines = el('div', { id: 'log-lines', class: 'log', 'aria-live': 'off' });
+  const status = el('span', { id: 'log-status', class: 'muted' }, 'Not following.');
+  let abort = null;
+  const stop = () => {
+    if (abort) abort.abort();
+    abort = null;
+    button.textContent = 'Follow';
+    status.textContent = 'Not following.';
+  };
+  const append = (text) => {
+    const frag = document.createDocumentFragment();
+    for (const line of text.split('\n')) frag.append(el('div', {}, line));
+    lines.append(frag);
+    while (lines.childElementCount > 2000) lines.firstElementChild.remove();
+    lines.scrollTop = lines.scrollHeight;
+  };
+  const start = async () => {
+    const ctl = new AbortController();
+    abort = ctl;
+    button.textContent = 'Stop';
+    lines.replaceChildren();
+    const q = new URLSearchParams({ follow: 'true' });
+    if (filter.value.trim()) q.set('request', filter.value.trim());
+    try {
+      const resp = await call('GET', `/owl/v1/functions/${encodeURIComponent(name)}/logs?${q}`, { signal: ctl.signal });
+      status.textContent = 'Following…';
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let rest = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        rest += value;
+        const cut = rest.lastIndexOf('\n');
+        if (cut >= 0) {
+          append(rest.slice(0, cut));
+          rest = rest.slice(cut + 1);
+        }
+      }
+      if (abort === ctl) stop();
+    } catch (err) {
+      if (ctl.signal.aborted) return;
+      if (abort === ctl) stop();
+      status.textContent = errorText(err);
+      status.className = 'error';
+    }
+  };
+  const button = el('button', { type: 'button', id: 'follow', onclick: () => (abort ? stop() : start()) }, 'Follow');
+  const section = el('section', { 'aria-labelledby': 'h-logs' },
+    el('h2', { id: 'h-logs' }, 'Live logs'),
+    el('label', { for: 'log-request' }, 'Request id'),
+    el('div', { class: 'row' }, filter, button, status),
+    lines);
+  return { section, stop };
+}
+
+async function versionsPanel(name) {
+  const [versions, aliases] = await Promise.all([
+    json('GET', fnPath(name, '/versions')),
+    json('GET', fnPath(name, '/aliases')),
+  ]);
+  const vrows = (versions.Versions || []).map((v) => el('tr', {},
+    el('td', {}, v.Version), el('td', {}, v.Description || ''), el('td', {}, v.LastModified || '')));
+  const arows = (aliases.Aliases || []).map((a) => {
+    const extra = Object.entries((a.RoutingConfig && a.RoutingConfig.AdditionalVersionWeights) || {})
+      .map(([v, w]) => `${v}: ${Math.round(w * 100)} %`).join(', ');
+    return el('tr', {}, el('td', {}, a.Name), el('td', {}, a.FunctionVersion), el('td', {}, extra));
+  });
+  const status = el('p', { id: 'publish-status', role: 'status' });
+  const publish = el('button', { type: 'button', class: 'secondary', id: 'publish', onclick: async () => {
+    publish.disabled = true;
+    try {
+      const v = await json('POST', fnPath(name, '/versions'), { body: {} });
+      status.className = 'ok';
+      status.textContent = `Published version ${v.Version}.`;
+      location.hash = `#/fn/${encodeURIComponent(name)}`;
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
+    } catch (err) {
+      status.className = 'error';
+      status.textContent = errorText(err);
+    } finally {
+      publish.disabled = false;
+    }
+  } }, 'Publish version');
+  return el('section', { 'aria-labelledby': 'h-versions' },
+    el('h2', { id: 'h-versions' }, 'Versions and aliases'),
+    el('div', { class: 'tablewrap' }, el('table', { id: 'versions' },
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Version'), el('th', { scope: 'col' }, 'Description'), el('th', { scope: 'col' }, 'Last modified'))),
+      el('tbody', {}, vrows))),
+    el('div', { class: 'row' }, publish), status,
+    el('div', { class: 'tablewrap' }, el('table', { id: 'aliases' },
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Alias'), el('th', { scope: 'col' }, 'Version'), el('th', { scope: 'col' }, 'Also routes to'))),
+      el('tbody', {}, arows.length ? arows : el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No aliases.'))))));
+}
+
+function codePanel(name, cfg) {
+  return el('section', { 'aria-labelledby': 'h-code' },
+    el('h2', { id: 'h-code' }, 'Code'),
+    facts([['Size', `${cfg.CodeSize} bytes`], ['SHA-256', cfg.CodeSha256 || '']]),
+    el('div', { class: 'row' }, el('a', { id: 'download', href: `/owl/v1/functions/${encodeURIComponent(name)}/code`, download: `${name}.zip` }, 'Download the zip')));
+}

@@ -1,0 +1,104 @@
+// functions.js: the functions page: every function with its runtime,
+// memory and last change, and over the last hour its invocations and
+// errors (GET /owl/v1/usage), with the duration p99 since the server
+// started (GET /metrics, the histogram owl top reads).
+import { json, call } from './api.js';
+import { el, show, errorText } from './dom.js';
+
+// listAll pages through ListFunctions (50 a page, as Lambda).
+export async function listAll() {
+  const out = [];
+  let marker = '';
+  for (;;) {
+    const q = new URLSearchParams({ MaxItems: '50' });
+    if (marker) q.set('Marker', marker);
+    const page = await json('GET', `/2015-03-31/functions/?${q}`);
+    out.push(...(page.Functions || []));
+    if (!page.NextMarker) return out;
+    marker = page.NextMarker;
+  }
+}
+
+async function usageLastHour() {
+  const since = new Date(Date.now() - 3600e3).toISOString().replace(/\.\d+Z$/, 'Z');
+  const r = await json('GET', `/owl/v1/usage?since=${encodeURIComponent(since)}`);
+  const by = new Map();
+  for (const row of r.Usage || []) by.set(row.Function, row);
+  return by;
+}
+
+// p99s reads each function's duration p99 from the Prometheus
+// histogram owl_invocation_duration_seconds, interpolated within its
+// bucket as histogram_quantile does.
+export async function p99s() {
+  const text = await (await call('GET', '/metrics')).text();
+  const buckets = new Map();
+  const re = /^owl_invocation_duration_seconds_bucket\{([^}]*)\} (\S+)$/;
+  for (const line of text.split('\n')) {
+    const m = line.match(re);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2].replace(/\\(.)/g, '$1')]));
+    const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+    const key = labels.function;
+    if (key === undefined) continue;
+    const b = buckets.get(key) || new Map();
+    b.set(le, (b.get(le) || 0) + Number(m[2]));
+    buckets.set(key, b);
+  }
+  const out = new Map();
+  for (const [fn, b] of buckets) {
+    const sorted = [...b.entries()].sort((x, y) => x[0] - y[0]);
+    const total = sorted.length ? sorted[sorted.length - 1][1] : 0;
+    if (!total) continue;
+    const want = 0.99 * total;
+    let prevLe = 0, prevCount = 0;
+    for (const [le, count] of sorted) {
+      if (count >= want) {
+        out.set(fn, le === Infinity ? prevLe : prevLe + (le - prevLe) * ((want - prevCount) / Math.max(count - prevCount, 1)));
+        break;
+      }
+      prevLe = le; prevCount = count;
+    }
+  }
+  return out;
+}
+
+function ms(seconds) {
+  if (seconds === undefined) return '–';
+  return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
+}
+
+export async function functionsPage() {
+  const started = performance.now();
+  const [fns, usage, p99] = await Promise.all([
+    listAll(),
+    usageLastHour().catch(() => new Map()),
+    p99s().catch(() => new Map()),
+  ]);
+  fns.sort((a, b) => a.FunctionName.localeCompare(b.FunctionName));
+  const body = el('tbody');
+  const frag = document.createDocumentFragment();
+  for (const f of fns) {
+    const u = usage.get(f.FunctionName);
+    frag.append(el('tr', { 'data-function': f.FunctionName },
+      el('td', {}, el('a', { href: `#/fn/${encodeURIComponent(f.FunctionName)}` }, f.FunctionName)),
+      el('td', {}, f.Runtime || ''),
+      el('td', { class: 'num' }, `${f.MemorySize} MB`),
+      el('td', { class: 'hide-narrow' }, f.LastModified || ''),
+      el('td', { class: 'num' }, u ? String(u.Invocations) : '0'),
+      el('td', { class: 'num' }, u ? String(u.Errors) : '0'),
+      el('td', { class: 'num hide-narrow' }, ms(p99.get(f.FunctionName)))));
+  }
+  body.append(frag);
+  const table = el('table', { id: 'functions' },
+    el('caption', { class: 'muted' }, 'Invocations and errors over the last hour; p99 of the duration since the server started.'),
+    el('thead', {}, el('tr', {},
+      el('th', { scope: 'col' }, 'Function'), el('th', { scope: 'col' }, 'Runtime'), el('th', { scope: 'col', class: 'num' }, 'Memory'),
+      el('th', { scope: 'col', class: 'hide-narrow' }, 'Last modified'), el('th', { scope: 'col', class: 'num' }, 'Invocations'),
+      el('th', { scope: 'col', class: 'num' }, 'Errors'), el('th', { scope: 'col', class: 'num hide-narrow' }, 'p99'))),
+    body);
+  const summary = fns.length ? `${fns.length} functions` : 'No functions yet: deploy one with owl deploy or the AWS CLI.';
+  show(el('h1', {}, 'Functions'), el('p', { class: 'muted', id: 'count' }, summary), el('div', { class: 'tablewrap' }, table));
+  document.getElementById('main').dataset.renderMs = String(Math.round(performance.now() - started));
+}
+
