@@ -97,7 +97,7 @@ export async function functionsPage() {
       el('th', { scope: 'col', class: 'hide-narrow' }, 'Last modified'), el('th', { scope: 'col', class: 'num' }, 'Invocations'),
       el('th', { scope: 'col', class: 'num' }, 'Errors'), el('th', { scope: 'col', class: 'num hide-narrow' }, 'p99'))),
     body);
-  const summary = fns.length ? `${fns.length} functions` : 'No functions yet: deploy one with owl deploy or the AWS CLI.';
+  const summary = fns.length ? `${fns.length} function${fns.length === 1 ? '' : 's'}` : 'No functions yet: deploy one with owl deploy or the AWS CLI.';
   show(el('h1', {}, 'Functions'), el('p', { class: 'muted', id: 'count' }, summary), el('div', { class: 'tablewrap' }, table));
   document.getElementById('main').dataset.renderMs = String(Math.round(performance.now() - started));
 }

@@ -1,0 +1,347 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+// consoleScreenshots, when set, is where TestConsoleBrowser writes its
+// screenshots of the console's pages (docs/ keeps them):
+//
+//	go test ./internal/server -run TestConsoleBrowser -console-screenshots ../../docs
+var consoleScreenshots = flag.String("console-screenshots", "", "directory to write the console's screenshots to")
+
+// browserPatience bounds each wait for the page: it only limits how long
+// a broken test takes to fail.
+const browserPatience = 60 * time.Second
+
+// startChromium starts a headless Chromium with a temporary profile of
+// its own (chromedp makes it, and removes it with every process of the
+// browser when it ends); t's cleanup ends it and checks that no process
+// of it is left.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		testkit.Skipf(t, "no Chromium on this host (apt-get install chromium): the console's browser tests need it")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.WindowSize(1280, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	pid := chromedp.FromContext(ctx).Browser.Process().Pid
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	profile := ""
+	for arg := range bytes.SplitSeq(cmdline, []byte{0}) {
+		if p, ok := strings.CutPrefix(string(arg), "--user-data-dir="); ok {
+			profile = p
+		}
+	}
+	if profile == "" {
+		t.Fatalf("chromium %d has no --user-data-dir of its own: %q", pid, cmdline)
+	}
+	t.Cleanup(func() {
+		closing, done := context.WithTimeout(ctx, 30*time.Second)
+		if err := chromedp.Cancel(closing); err != nil {
+			t.Logf("closing chromium: %v", err)
+		}
+		done()
+		cancel()
+		cancelAlloc() // waits for the browser and the removal of its profile
+		if left := processesUsing(profile); len(left) > 0 {
+			t.Errorf("chromium processes left after the test: %v", left)
+		}
+		if _, err := os.Stat(profile); !os.IsNotExist(err) {
+			t.Errorf("chromium's profile %s is left: %v", profile, err)
+		}
+	})
+	return ctx
+}
+
+// processesUsing lists the processes with profile as their Chromium
+// profile (Chromium gives every child process the flag).
+func processesUsing(profile string) []int {
+	want := []byte("--user-data-dir=" + profile)
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, want) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// page is a test's browser tab.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// do runs actions, failing the test on an error.
+func (p page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression (awaiting a promise) into a value
+// of type T.
+func eval[T any](p page, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitText waits until the text of the element sel contains want, and
+// returns that text.
+func (p page) waitText(sel, want string) string {
+	p.t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e && e.textContent.includes(%s) ? e.textContent : ""; })()`,
+		jsString(sel), jsString(want))
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Poll[string](js, chromedp.WithPollingTimeout(browserPatience), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		now, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%s) || {textContent: "(no such element)"}).textContent`, jsString(sel))))
+		p.t.Fatalf("waiting for %s to contain %q: %v; it has %q", sel, want, err, now)
+	}
+	return text
+}
+
+// fill sets the value of the input sel as typing would (its input event
+// fires).
+func (p page) fill(sel, value string) {
+	p.t.Helper()
+	eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`,
+		jsString(sel), jsString(value)))
+}
+
+// jsString is s as a JavaScript (and JSON) string literal, markup
+// unescaped.
+func jsString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSpace(b.String())
+}
+
+// screenshot writes the page to name under -console-screenshots, if set.
+func (p page) screenshot(name string) {
+	p.t.Helper()
+	if *consoleScreenshots == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(*consoleScreenshots, name), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// TestConsoleBrowser drives the console in a real Chromium against a real
+// server: a browser opening the API's address lands on the sign-in; a
+// wrong token gets a clear message; signed in, it sees the deployed
+// function, invokes it (response, log tail, billed ms, cold then warm),
+// changes its memory (and sees a bad value refused inline, the function
+// unchanged), follows its live logs while the API invokes it, by request
+// id too; a payload and log line with HTML stays text; a write without
+// the CSRF header is refused; a session ended on the server returns to
+// the sign-in, keeping what was typed in the invoke panel.
+func TestConsoleBrowser(t *testing.T) {
+	ts := startServer(t, "")
+	ctx := startChromium(t)
+	p := page{t: t, ctx: ctx}
+	ts.createKitchensink("web-hello")
+
+	p.do("opening the server's address", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if loc := eval[string](p, "location.pathname"); loc != "/console/" {
+		t.Fatalf("a browser at / is at %q, want /console/", loc)
+	}
+	p.screenshot("console-signin.png")
+	p.fill("#token", "owl_wrong_token")
+	p.do("signing in with a wrong token", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#signin-error", "That token was not accepted (UnrecognizedClientException")
+
+	p.fill("#token", testToken)
+	p.do("signing in", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#functions", "web-hello")
+	row := p.waitText(`#functions tr[data-function="web-hello"]`, "128 MB")
+	testkit.Contains(t, "the function's row", row, "provided.al2023")
+	if cookie := eval[string](p, "document.cookie"); strings.Contains(cookie, "owl_session") {
+		t.Fatalf("the session cookie is readable by scripts: %q", cookie)
+	}
+
+	p.do("opening the function", chromedp.Click(chromedp.CSS(`#functions a[href="#/fn/web-hello"]`)))
+	p.waitText("#fn-name", "web-hello")
+
+	// An event and a log line with markup: shown as text, never run.
+	const hostile = `<script>window.owlPwned=1</script><img src=x onerror="window.owlPwned=2">`
+	p.fill("#payload", `{"action":"echo","print":`+jsString(hostile)+`}`)
+	p.do("invoking", chromedp.Click(chromedp.CSS("#invoke")))
+	p.waitText("#invoke-status", "Succeeded")
+	p.waitText("#invoke-response", `"print":"<script>window.owlPwned=1</script><img src=x`)
+	logTail := p.waitText("#invoke-log", "REPORT RequestId:")
+	testkit.Contains(t, "the log tail", logTail, hostile, "START RequestId:", "Billed Duration:")
+	testkit.Contains(t, "the first invocation's figures", p.waitText("#invoke-figures", "cold (init"), "Billed", " ms")
+	if pwned := eval[bool](p, `window.owlPwned !== undefined || document.querySelector("#main script, #main img") !== null`); pwned {
+		t.Fatal("markup in a payload or log line was run or inserted as HTML")
+	}
+	p.screenshot("console-function.png")
+	p.do("invoking again", chromedp.Click(chromedp.CSS("#invoke")))
+	p.waitText("#invoke-start", "warm")
+
+	// Configuration: a good memory size is saved, a bad one refused
+	// inline with Lambda's error, the function left as it was.
+	p.fill("#memory", "256")
+	p.do("saving 256 MB", chromedp.Click(chromedp.CSS("#save-config")))
+	p.waitText("#config-status", "Saved: 256 MB")
+	p.fill("#memory", "1")
+	p.do("saving 1 MB", chromedp.Click(chromedp.CSS("#save-config")))
+	p.waitText("#config-status", "ValidationException: ")
+	fn, err := ts.sdk().GetFunctionConfiguration(t.Context(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("web-hello")})
+	if err != nil || aws.ToInt32(fn.MemorySize) != 256 {
+		t.Fatalf("after the console's changes the function has %v MB (%v), want 256", aws.ToInt32(fn.MemorySize), err)
+	}
+
+	// A write without the CSRF header, from the page itself, is refused.
+	status := eval[float64](p, `fetch("/2015-03-31/functions/web-hello/configuration", {method: "PUT", body: '{"MemorySize":512}'}).then(r => r.status)`)
+	if status != http.StatusForbidden {
+		t.Fatalf("a write with the cookie and no CSRF header: %v, want 403", status)
+	}
+
+	// Live logs, while the API invokes the function.
+	p.do("following the logs", chromedp.Click(chromedp.CSS("#follow")))
+	p.waitText("#log-status", "Following")
+	first := ts.invoke("web-hello", `{"print":"followed-from-the-api-1"}`)
+	p.waitText("#log-lines", "followed-from-the-api-1")
+	p.do("stopping", chromedp.Click(chromedp.CSS("#follow")))
+	p.waitText("#log-status", "Not following")
+	id := requestIDOf(t, first.log)
+	p.fill("#log-request", id)
+	p.do("following one request", chromedp.Click(chromedp.CSS("#follow")))
+	p.waitText("#log-status", "Following")
+	ts.invoke("web-hello", `{"print":"followed-from-the-api-2"}`)
+	lines := p.waitText("#log-lines", "REPORT RequestId: "+id)
+	testkit.Contains(t, "one request's lines", lines, "followed-from-the-api-1")
+	if strings.Contains(lines, "followed-from-the-api-2") || strings.Count(lines, "START RequestId:") != 1 {
+		t.Fatalf("the logs of request %s show other requests: %q", id, lines)
+	}
+	p.do("stopping", chromedp.Click(chromedp.CSS("#follow")))
+
+	// The session ends on the server: the next call returns to the
+	// sign-in, and what was typed in the invoke panel is still there after.
+	const draft = `{"action":"hello","name":"kept across sign-ins"}`
+	p.fill("#payload", draft)
+	endSession(t, ts, p)
+	p.do("invoking without a session", chromedp.Click(chromedp.CSS("#invoke")))
+	p.waitText("#signin-error", "Your session has ended")
+	p.fill("#token", testToken)
+	p.do("signing in again", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#fn-name", "web-hello")
+	if got := eval[string](p, `document.querySelector("#payload").value`); got != draft {
+		t.Fatalf("the invoke panel after signing in again has %q, want %q", got, draft)
+	}
+	p.do("invoking the kept event", chromedp.Click(chromedp.CSS("#invoke")))
+	p.waitText("#invoke-response", "hello kept across sign-ins")
+
+	// Back on the list: the new memory, and a p99 from the metrics.
+	eval[string](p, `location.hash = "#/"`)
+	row = p.waitText(`#functions tr[data-function="web-hello"]`, "256 MB")
+	if !strings.HasSuffix(row, " ms") && !strings.HasSuffix(row, " s") {
+		t.Fatalf("the function's row has no p99 after its invocations: %q", row)
+	}
+	p.screenshot("console-functions.png")
+}
+
+// endSession signs the page's session out on the server, with the
+// page's cookie and CSRF token, as another tab would.
+func endSession(t *testing.T, ts *testServer, p page) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	cookies, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{ts.URL}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Cookies, nil
+	})
+	if err != nil {
+		t.Fatalf("reading the browser's cookies: %v", err)
+	}
+	var c *http.Cookie
+	for _, k := range cookies {
+		if k.Name == "owl_session" {
+			if !k.HTTPOnly || k.SameSite != network.CookieSameSiteStrict {
+				t.Fatalf("the browser holds the session cookie as %+v: want HttpOnly and SameSite=Strict", k)
+			}
+			c = &http.Cookie{Name: k.Name, Value: k.Value}
+		}
+	}
+	if c == nil {
+		t.Fatalf("the browser has no session cookie: %+v", cookies)
+	}
+	csrf := eval[string](p, `sessionStorage.getItem("owl.csrf")`)
+	if resp, body := ts.withCookie(http.MethodDelete, "/console/session", nil, c, csrf, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("signing the page's session out: %d %s", resp.StatusCode, body)
+	}
+}
+
+// requestIDOf is the request id of an invocation's log.
+func requestIDOf(t *testing.T, log string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(log, "START RequestId: ")
+	if !ok {
+		t.Fatalf("no START line in %q", log)
+	}
+	id, _, _ := strings.Cut(rest, " ")
+	return strings.TrimSpace(id)
+}
