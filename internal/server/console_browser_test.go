@@ -38,7 +38,7 @@ const browserPatience = 60 * time.Second
 // its own (chromedp makes it, and removes it with every process of the
 // browser when it ends); t's cleanup ends it and checks that no process
 // of it is left.
-func startChromium(t *testing.T) context.Context {
+func startChromium(t testing.TB) context.Context {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -108,7 +108,7 @@ func processesUsing(profile string) []int {
 
 // page is a test's browser tab.
 type page struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 }
 
@@ -303,7 +303,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 // endSession signs the page's session out on the server, with the
 // page's cookie and CSRF token, as another tab would.
-func endSession(t *testing.T, ts *testServer, p page) {
+func endSession(t testing.TB, ts *testServer, p page) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
 	defer cancel()
@@ -344,4 +344,99 @@ func requestIDOf(t *testing.T, log string) string {
 	}
 	id, _, _ := strings.Cut(rest, " ")
 	return strings.TrimSpace(id)
+}
+
+// BenchmarkConsoleFunctionsPage measures the console's functions page
+// with 1000 functions in a real Chromium: from the route change to the
+// table in the document, its API calls included (20 ListFunctions pages,
+// the usage and /metrics), as the page itself times it (ms/render); the
+// baseline in the same run is the bare API work, the same 20 pages
+// listed by a Go client (ms/list). page-bytes is the console's weight:
+// every file it loads, uncompressed.
+//
+//	go test -run '^$' -bench ConsoleFunctionsPage -benchtime 10x ./internal/server
+func BenchmarkConsoleFunctionsPage(b *testing.B) {
+	const n = 1000
+	ts := startServer(b, "")
+	var weight int64
+	for _, f := range []string{"", "console.css", "app.js", "api.js", "dom.js", "functions.js", "function.js"} {
+		resp, body := ts.do(http.MethodGet, "/console/"+f, nil, map[string]string{"Authorization": ""})
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET /console/%s: %d", f, resp.StatusCode)
+		}
+		weight += int64(len(body))
+	}
+	work := make(chan int)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for i := range work {
+				resp, body := ts.do(http.MethodPost, "/2015-03-31/functions", createBody(b, fmt.Sprintf("page-%04d", i), nil), nil)
+				if resp.StatusCode != http.StatusCreated {
+					errs <- fmt.Errorf("creating page-%04d: %d %s", i, resp.StatusCode, body)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	for range 8 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	p := page{t: b, ctx: startChromium(b)}
+	p.do("opening the console", chromedp.Navigate(ts.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	p.fill("#token", testToken)
+	p.do("signing in", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#count", fmt.Sprintf("%d functions", n))
+
+	var renderMs, listMs float64
+	b.ResetTimer()
+	for i := range b.N {
+		eval[string](p, fmt.Sprintf(`document.getElementById("main").dataset.renderMs = ""; location.hash = "#/?%d"; ""`, i))
+		rows := eval[float64](p, `new Promise((ok) => { const t = setInterval(() => { const m = document.getElementById("main");
+			if (m.dataset.renderMs) { clearInterval(t); ok(document.querySelectorAll("#functions tbody tr").length); } }, 5); })`)
+		if rows != n {
+			b.Fatalf("the page shows %v functions, want %d", rows, n)
+		}
+		ms, err := strconv.ParseFloat(eval[string](p, `document.getElementById("main").dataset.renderMs`), 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		renderMs += ms
+
+		start := time.Now()
+		marker, count := "", 0
+		for {
+			q := "/2015-03-31/functions/?MaxItems=50"
+			if marker != "" {
+				q += "&Marker=" + marker
+			}
+			resp, body := ts.do(http.MethodGet, q, nil, nil)
+			var page struct {
+				Functions  []json.RawMessage
+				NextMarker string
+			}
+			if resp.StatusCode != 200 || json.Unmarshal(body, &page) != nil {
+				b.Fatalf("listing: %d %s", resp.StatusCode, body)
+			}
+			count += len(page.Functions)
+			if marker = page.NextMarker; marker == "" {
+				break
+			}
+		}
+		listMs += float64(time.Since(start).Microseconds()) / 1000
+		if count != n {
+			b.Fatalf("listed %d functions, want %d", count, n)
+		}
+	}
+	b.ReportMetric(renderMs/float64(b.N), "ms/render")
+	b.ReportMetric(listMs/float64(b.N), "ms/list")
+	b.ReportMetric(float64(weight), "page-bytes")
 }
