@@ -44,6 +44,22 @@ func newTestSessions(t *testing.T, ttl time.Duration) (*Sessions, *time.Time) {
 	return s, &now
 }
 
+// wantRefused checks s refuses r with a 403 of code wrapping kind.
+func wantRefused(t *testing.T, s *Sessions, r *http.Request, kind error, code string) {
+	t.Helper()
+	_, err := s.Authenticate(r)
+	wantAuthError(t, err, kind, code)
+}
+
+func mustSignIn(t *testing.T, s *Sessions) Session {
+	t.Helper()
+	ses, err := s.SignIn(testCreds.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ses
+}
+
 func TestSessionSignIn(t *testing.T) {
 	s, _ := newTestSessions(t, time.Hour)
 	for _, tok := range []string{"", "wrong", testCreds.SecretAccessKey, testCreds.AccessKeyID} {
@@ -56,14 +72,8 @@ func TestSessionSignIn(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatalf("refused sign-ins left %d sessions", s.Len())
 	}
-	a, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustSignIn(t, s)
+	b := mustSignIn(t, s)
 	if a.ID == b.ID || a.CSRF == b.CSRF || a.ID == a.CSRF || len(a.ID) < 40 || len(a.CSRF) < 40 {
 		t.Fatalf("sessions not distinct random tokens: %+v %+v", a, b)
 	}
@@ -76,14 +86,8 @@ func TestSessionSignIn(t *testing.T) {
 // own CSRF token.
 func TestSessionCSRF(t *testing.T) {
 	s, _ := newTestSessions(t, time.Hour)
-	ses, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ses := mustSignIn(t, s)
+	other := mustSignIn(t, s)
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		if p, err := s.Authenticate(sessionRequest(m, ses.ID, "")); err != nil || p.Method != "session" {
 			t.Fatalf("%s with the cookie: %+v, %v", m, p, err)
@@ -91,26 +95,20 @@ func TestSessionCSRF(t *testing.T) {
 	}
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		for _, csrf := range []string{"", "wrong", other.CSRF, ses.ID} {
-			_, err := s.Authenticate(sessionRequest(m, ses.ID, csrf))
-			wantAuthError(t, err, ErrCSRF, lambdaerr.AccessDenied)
+			wantRefused(t, s, sessionRequest(m, ses.ID, csrf), ErrCSRF, lambdaerr.AccessDenied)
 		}
 		if _, err := s.Authenticate(sessionRequest(m, ses.ID, ses.CSRF)); err != nil {
 			t.Fatalf("%s with the cookie and its CSRF token: %v", m, err)
 		}
 	}
 	// The CSRF token without the cookie is nothing.
-	_, err = s.Authenticate(sessionRequest(http.MethodPost, "", ses.CSRF))
-	wantAuthError(t, err, ErrSessionExpired, lambdaerr.UnrecognizedClient)
-	_, err = s.Authenticate(sessionRequest(http.MethodGet, testCreds.Token, ""))
-	wantAuthError(t, err, ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodPost, "", ses.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, testCreds.Token, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }
 
 func TestSessionExpiresAndSignsOut(t *testing.T) {
 	s, now := newTestSessions(t, time.Hour)
-	ses, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ses := mustSignIn(t, s)
 	if !ses.Expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("expires %v, want an hour from %v", ses.Expires, *now)
 	}
@@ -119,28 +117,20 @@ func TestSessionExpiresAndSignsOut(t *testing.T) {
 		t.Fatalf("a second before expiry: %v", err)
 	}
 	*now = now.Add(time.Second)
-	_, err = s.Authenticate(sessionRequest(http.MethodGet, ses.ID, ""))
-	wantAuthError(t, err, ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 	if s.Len() != 0 {
 		t.Fatalf("an expired session is still kept (%d)", s.Len())
 	}
 
-	ses, err = s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ses = mustSignIn(t, s)
 	s.SignOut(sessionRequest(http.MethodDelete, ses.ID, ses.CSRF))
-	_, err = s.Authenticate(sessionRequest(http.MethodGet, ses.ID, ""))
-	wantAuthError(t, err, ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }
 
 // Sessions are bounded: past maxSessions the one expiring first goes.
 func TestSessionsBounded(t *testing.T) {
 	s, now := newTestSessions(t, time.Hour)
-	first, err := s.SignIn(testCreds.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := mustSignIn(t, s)
 	for range maxSessions {
 		*now = now.Add(time.Millisecond)
 		if _, err := s.SignIn(testCreds.Token); err != nil {
@@ -150,6 +140,5 @@ func TestSessionsBounded(t *testing.T) {
 	if s.Len() != maxSessions {
 		t.Fatalf("%d sessions kept, want %d", s.Len(), maxSessions)
 	}
-	_, err = s.Authenticate(sessionRequest(http.MethodGet, first.ID, ""))
-	wantAuthError(t, err, ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, first.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }

@@ -31,3 +31,22 @@ export function errorText(err) {
   if (err && err.type) return `${err.type}: ${err.message}`;
   return String(err && err.message ? err.message : err);
 }
+
+// setStatus shows text in a status line, as 'ok', 'error' or plain ('').
+export function setStatus(node, kind, text) {
+  node.className = kind;
+  node.textContent = text;
+}
+
+// act runs fn with button disabled; an error it throws is shown in status
+// as Lambda's error type and message.
+export async function act(button, status, fn) {
+  button.disabled = true;
+  try {
+    await fn();
+  } catch (err) {
+    setStatus(status, 'error', errorText(err));
+  } finally {
+    button.disabled = false;
+  }
+}

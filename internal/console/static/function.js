@@ -2,7 +2,7 @@
 // environment editable), a test-invoke panel, live logs, versions and
 // aliases, and its code to download.
 import { call, json, fnPath } from './api.js';
-import { el, show, errorText } from './dom.js';
+import { el, show, errorText, setStatus, act } from './dom.js';
 
 // The invoke panel's text survives a sign-in: it is kept per function in
 // sessionStorage as it is typed.
@@ -40,21 +40,18 @@ function configPanel(cfg) {
   const save = el('button', { type: 'submit', id: 'save-config' }, 'Save');
   const form = el('form', { onsubmit: async (ev) => {
     ev.preventDefault();
-    status.className = '';
-    status.textContent = 'Saving…';
+    setStatus(status, '', 'Saving…');
     const vars = {};
     for (const line of env.value.split('\n')) {
       if (!line.trim()) continue;
       const i = line.indexOf('=');
       if (i < 1) {
-        status.className = 'error';
-        status.textContent = `Each environment line is NAME=value: "${line}" is not.`;
+        setStatus(status, 'error', `Each environment line is NAME=value: "${line}" is not.`);
         return;
       }
       vars[line.slice(0, i).trim()] = line.slice(i + 1);
     }
-    save.disabled = true;
-    try {
+    await act(save, status, async () => {
       const out = await json('PUT', fnPath(cfg.FunctionName, '/configuration'), { body: {
         MemorySize: Number(memory.value), Timeout: Number(timeout.value), Environment: { Variables: vars },
       } });
@@ -62,14 +59,8 @@ function configPanel(cfg) {
       timeout.value = out.Timeout;
       env.value = envText(out);
       modified.textContent = out.LastModified || '';
-      status.className = 'ok';
-      status.textContent = `Saved: ${out.MemorySize} MB, ${out.Timeout} s.`;
-    } catch (err) {
-      status.className = 'error';
-      status.textContent = errorText(err);
-    } finally {
-      save.disabled = false;
-    }
+      setStatus(status, 'ok', `Saved: ${out.MemorySize} MB, ${out.Timeout} s.`);
+    });
   } },
   el('label', { for: 'memory' }, 'Memory (MB)'), memory,
   el('label', { for: 'timeout' }, 'Timeout (seconds)'), timeout,
@@ -113,24 +104,21 @@ function invokePanel(name) {
   const button = el('button', { type: 'submit', id: 'invoke' }, 'Invoke');
   const form = el('form', { onsubmit: async (ev) => {
     ev.preventDefault();
-    status.className = '';
     try {
       JSON.parse(payload.value);
     } catch (err) {
-      status.className = 'error';
-      status.textContent = `The payload is not JSON: ${err.message}`;
+      setStatus(status, 'error', `The payload is not JSON: ${err.message}`);
       return;
     }
-    button.disabled = true;
-    status.textContent = 'Invoking…';
-    try {
+    setStatus(status, '', 'Invoking…');
+    await act(button, status, async () => {
       const resp = await call('POST', fnPath(name, '/invocations'), { body: payload.value, headers: { 'X-Amz-Log-Type': 'Tail' } });
       const text = await resp.text();
       const funcErr = resp.headers.get('X-Amz-Function-Error');
       const log = decodeLog(resp.headers.get('X-Amz-Log-Result'));
       const r = report(log);
-      status.className = funcErr ? 'error' : 'ok';
-      status.textContent = funcErr ? `The function failed (${funcErr}).` : `Succeeded (version ${resp.headers.get('X-Amz-Executed-Version') || ''}).`;
+      setStatus(status, funcErr ? 'error' : 'ok',
+        funcErr ? `The function failed (${funcErr}).` : `Succeeded (version ${resp.headers.get('X-Amz-Executed-Version') || ''}).`);
       response.textContent = text;
       response.hidden = false;
       tail.textContent = log;
@@ -142,12 +130,7 @@ function invokePanel(name) {
         ['Start', r.init === undefined ? 'warm' : `cold (init ${r.init} ms)`],
       ]));
       figures.querySelector('dd:last-child').id = 'invoke-start';
-    } catch (err) {
-      status.className = 'error';
-      status.textContent = errorText(err);
-    } finally {
-      button.disabled = false;
-    }
+    });
   } },
   el('label', { for: 'payload' }, 'Event (JSON)'), payload,
   el('div', { class: 'row' }, button), status, figures,
@@ -167,7 +150,7 @@ function logsPanel(name) {
     if (abort) abort.abort();
     abort = null;
     button.textContent = 'Follow';
-    status.textContent = 'Not following.';
+    setStatus(status, 'muted', 'Not following.');
   };
   const append = (text) => {
     const frag = document.createDocumentFragment();
@@ -185,7 +168,7 @@ function logsPanel(name) {
     if (filter.value.trim()) q.set('request', filter.value.trim());
     try {
       const resp = await call('GET', `/owl/v1/functions/${encodeURIComponent(name)}/logs?${q}`, { signal: ctl.signal });
-      status.textContent = 'Following…';
+      setStatus(status, 'muted', 'Following…');
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       let rest = '';
       for (;;) {
@@ -202,8 +185,7 @@ function logsPanel(name) {
     } catch (err) {
       if (ctl.signal.aborted) return;
       if (abort === ctl) stop();
-      status.textContent = errorText(err);
-      status.className = 'error';
+      setStatus(status, 'error', errorText(err));
     }
   };
   const button = el('button', { type: 'button', id: 'follow', onclick: () => (abort ? stop() : start()) }, 'Follow');
@@ -228,21 +210,11 @@ async function versionsPanel(name) {
     return el('tr', {}, el('td', {}, a.Name), el('td', {}, a.FunctionVersion), el('td', {}, extra));
   });
   const status = el('p', { id: 'publish-status', role: 'status' });
-  const publish = el('button', { type: 'button', class: 'secondary', id: 'publish', onclick: async () => {
-    publish.disabled = true;
-    try {
-      const v = await json('POST', fnPath(name, '/versions'), { body: {} });
-      status.className = 'ok';
-      status.textContent = `Published version ${v.Version}.`;
-      location.hash = `#/fn/${encodeURIComponent(name)}`;
-      window.dispatchEvent(new HashChangeEvent('hashchange'));
-    } catch (err) {
-      status.className = 'error';
-      status.textContent = errorText(err);
-    } finally {
-      publish.disabled = false;
-    }
-  } }, 'Publish version');
+  const publish = el('button', { type: 'button', class: 'secondary', id: 'publish', onclick: () => act(publish, status, async () => {
+    const v = await json('POST', fnPath(name, '/versions'), { body: {} });
+    setStatus(status, 'ok', `Published version ${v.Version}.`);
+    window.dispatchEvent(new HashChangeEvent('hashchange'));
+  }) }, 'Publish version');
   return el('section', { 'aria-labelledby': 'h-versions' },
     el('h2', { id: 'h-versions' }, 'Versions and aliases'),
     el('div', { class: 'tablewrap' }, el('table', { id: 'versions' },
