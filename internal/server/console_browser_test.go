@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/owl-project/owl/internal/testkit"
 )
@@ -234,7 +235,6 @@ func TestConsoleBrowser(t *testing.T) {
 	if pwned := eval[bool](p, `window.owlPwned !== undefined || document.querySelector("#main script, #main img") !== null`); pwned {
 		t.Fatal("markup in a payload or log line was run or inserted as HTML")
 	}
-	p.screenshot("console-function.png")
 	p.do("invoking again", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#invoke-start", "warm")
 
@@ -256,6 +256,47 @@ func TestConsoleBrowser(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Fatalf("a write with the cookie and no CSRF header: %v, want 403", status)
 	}
+
+	// Versions, an alias, new code and the alias's weights.
+	p.do("publishing", chromedp.Click(chromedp.CSS("#publish")))
+	p.waitText("#versions-status", "Published version 1.")
+	p.fill("#alias-name", "live")
+	p.do("creating an alias", chromedp.Click(chromedp.CSS("#create-alias")))
+	p.waitText("#versions-status", "Alias live made: version 1.")
+	before := codeSha(t, ts, "web-hello")
+	dir := t.TempDir()
+	notZip, goodZip := filepath.Join(dir, "notes.zip"), filepath.Join(dir, "code.zip")
+	if err := os.WriteFile(notZip, []byte("not a zip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(goodZip, kitchenZipWith(t, zipEntry{name: "console.txt", body: "uploaded from a browser"}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.do("choosing a file that is no zip", chromedp.SetUploadFiles(chromedp.CSS("#code-file"), []string{notZip}))
+	p.do("uploading it", chromedp.Click(chromedp.CSS("#upload")))
+	p.waitText("#code-status", "InvalidParameterValueException: Could not unzip")
+	if got := codeSha(t, ts, "web-hello"); got != before {
+		t.Fatalf("a refused upload changed the code: %s, was %s", got, before)
+	}
+	p.do("choosing a zip", chromedp.SetUploadFiles(chromedp.CSS("#code-file"), []string{goodZip}))
+	p.do("uploading it", chromedp.Click(chromedp.CSS("#upload")))
+	p.waitText("#code-status", "Uploaded")
+	after := codeSha(t, ts, "web-hello")
+	if after == before || p.waitText("#code-sha", after) != after {
+		t.Fatalf("after the upload the code is %s (was %s), the page shows %q", after, before, eval[string](p, `document.querySelector("#code-sha").textContent`))
+	}
+	p.do("publishing the new code", chromedp.Click(chromedp.CSS("#publish")))
+	p.waitText("#versions-status", "Published version 2.")
+	p.fill("#alias-live-extra", "2")
+	p.fill("#alias-live-weight", "25")
+	p.waitText("#alias-live-weight-shown", "25 %")
+	p.do("saving the alias", chromedp.Click(chromedp.CSS("#alias-live-save")))
+	p.waitText("#versions-status", "Alias live: version 1, 2 at 25 %.")
+	alias, err := ts.sdk().GetAlias(t.Context(), &lambda.GetAliasInput{FunctionName: aws.String("web-hello"), Name: aws.String("live")})
+	if err != nil || aws.ToString(alias.FunctionVersion) != "1" || alias.RoutingConfig == nil || alias.RoutingConfig.AdditionalVersionWeights["2"] != 0.25 {
+		t.Fatalf("the alias after the console's change: %+v, %v", alias, err)
+	}
+	p.screenshot("console-function.png")
 
 	// Live logs, while the API invokes the function.
 	p.do("following the logs", chromedp.Click(chromedp.CSS("#follow")))
@@ -283,8 +324,8 @@ func TestConsoleBrowser(t *testing.T) {
 	endSession(t, ts, p)
 	p.do("invoking without a session", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#signin-error", "Your session has ended")
-	p.fill("#token", testToken)
-	p.do("signing in again", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	// By keyboard this time: the token and Enter.
+	p.do("signing in again", chromedp.SendKeys(chromedp.CSS("#token"), testToken+kb.Enter))
 	p.waitText("#fn-name", "web-hello")
 	if got := eval[string](p, `document.querySelector("#payload").value`); got != draft {
 		t.Fatalf("the invoke panel after signing in again has %q, want %q", got, draft)
@@ -299,6 +340,18 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("the function's row has no p99 after its invocations: %q", row)
 	}
 	p.screenshot("console-functions.png")
+
+	// A phone's width: the page does not scroll sideways (wide tables
+	// scroll in their own box).
+	p.do("a 360 px wide screen", chromedp.EmulateViewport(360, 740))
+	for _, route := range []string{"#/", "#/fn/web-hello"} {
+		eval[string](p, fmt.Sprintf(`location.hash = %s; ""`, jsString(route)))
+		p.waitText("main h1", map[string]string{"#/": "Functions", "#/fn/web-hello": "web-hello"}[route])
+		if over := eval[float64](p, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
+			t.Errorf("at 360 px, %s is %v px wider than the screen", route, over)
+		}
+	}
+	p.screenshot("console-function-360.png")
 }
 
 // endSession signs the page's session out on the server, with the
@@ -333,6 +386,16 @@ func endSession(t testing.TB, ts *testServer, p page) {
 	if resp, body := ts.withCookie(http.MethodDelete, "/console/session", nil, c, csrf, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("signing the page's session out: %d %s", resp.StatusCode, body)
 	}
+}
+
+// codeSha is a function's CodeSha256.
+func codeSha(t testing.TB, ts *testServer, name string) string {
+	t.Helper()
+	fn, err := ts.sdk().GetFunctionConfiguration(t.Context(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(fn.CodeSha256)
 }
 
 // requestIDOf is the request id of an invocation's log.

@@ -197,38 +197,120 @@ function logsPanel(name) {
   return { section, stop };
 }
 
-async function versionsPanel(name) {
+// versionsPanel lists the versions (and publishes one) and the aliases:
+// each alias's version and the share of its traffic another version
+// gets (a slider), editable, and a form to make one.
+async function versionsPanel(name, message = '') {
   const [versions, aliases] = await Promise.all([
     json('GET', fnPath(name, '/versions')),
     json('GET', fnPath(name, '/aliases')),
   ]);
+  const published = (versions.Versions || []).map((v) => v.Version).filter((v) => v !== '$LATEST');
   const vrows = (versions.Versions || []).map((v) => el('tr', {},
     el('td', {}, v.Version), el('td', {}, v.Description || ''), el('td', {}, v.LastModified || '')));
-  const arows = (aliases.Aliases || []).map((a) => {
-    const extra = Object.entries((a.RoutingConfig && a.RoutingConfig.AdditionalVersionWeights) || {})
-      .map(([v, w]) => `${v}: ${Math.round(w * 100)} %`).join(', ');
-    return el('tr', {}, el('td', {}, a.Name), el('td', {}, a.FunctionVersion), el('td', {}, extra));
-  });
-  const status = el('p', { id: 'publish-status', role: 'status' });
+  const status = el('p', { id: 'versions-status', role: 'status', class: message ? 'ok' : '' }, message);
+  // reload draws the panel again from the API, saying what was done.
+  const reload = async (done) => section.replaceWith(await versionsPanel(name, done));
   const publish = el('button', { type: 'button', class: 'secondary', id: 'publish', onclick: () => act(publish, status, async () => {
     const v = await json('POST', fnPath(name, '/versions'), { body: {} });
-    setStatus(status, 'ok', `Published version ${v.Version}.`);
-    window.dispatchEvent(new HashChangeEvent('hashchange'));
+    await reload(`Published version ${v.Version}.`);
   }) }, 'Publish version');
-  return el('section', { 'aria-labelledby': 'h-versions' },
+  const arows = (aliases.Aliases || []).map((a) => aliasRow(name, a, published, status));
+  const newName = el('input', { id: 'alias-name', placeholder: 'live', spellcheck: 'false' });
+  const newVersion = versionSelect('alias-version', published, published[published.length - 1]);
+  const create = el('button', { type: 'submit', class: 'secondary', id: 'create-alias' }, 'Create alias');
+  const createForm = el('form', { class: 'row', onsubmit: (ev) => {
+    ev.preventDefault();
+    act(create, status, async () => {
+      const a = await json('POST', fnPath(name, '/aliases'), { body: { Name: newName.value.trim(), FunctionVersion: newVersion.value } });
+      await reload(`Alias ${a.Name} made: version ${a.FunctionVersion}.`);
+    });
+  } },
+  el('label', { for: 'alias-name' }, 'New alias'), newName,
+  el('label', { for: 'alias-version' }, 'to version'), newVersion, create);
+  const section = el('section', { 'aria-labelledby': 'h-versions', id: 'versions-panel' },
     el('h2', { id: 'h-versions' }, 'Versions and aliases'),
     el('div', { class: 'tablewrap' }, el('table', { id: 'versions' },
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Version'), el('th', { scope: 'col' }, 'Description'), el('th', { scope: 'col' }, 'Last modified'))),
       el('tbody', {}, vrows))),
     el('div', { class: 'row' }, publish), status,
     el('div', { class: 'tablewrap' }, el('table', { id: 'aliases' },
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Alias'), el('th', { scope: 'col' }, 'Version'), el('th', { scope: 'col' }, 'Also routes to'))),
-      el('tbody', {}, arows.length ? arows : el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No aliases.'))))));
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Alias'), el('th', { scope: 'col' }, 'Version'),
+        el('th', { scope: 'col' }, 'Also routes to'), el('th', { scope: 'col' }, ''))),
+      el('tbody', {}, arows.length ? arows : el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No aliases.'))))),
+    published.length ? createForm : el('p', { class: 'muted' }, 'Publish a version to make an alias.'));
+  return section;
 }
 
+function versionSelect(id, versions, selected, none) {
+  const opts = versions.map((v) => el('option', { value: v, selected: v === selected }, v));
+  if (none) opts.unshift(el('option', { value: '', selected: !selected }, none));
+  return el('select', { id }, opts);
+}
+
+// aliasRow is one alias, editable: its version, and another version with
+// the share of invocations (0–100 %) it gets.
+function aliasRow(name, a, published, status) {
+  const weights = Object.entries((a.RoutingConfig && a.RoutingConfig.AdditionalVersionWeights) || {});
+  const [extraV, extraW] = weights[0] || ['', 0];
+  const id = (part) => `alias-${a.Name}-${part}`;
+  const primary = versionSelect(id('version'), published, a.FunctionVersion);
+  const extra = versionSelect(id('extra'), published, extraV, 'none');
+  const weight = el('input', { id: id('weight'), type: 'range', min: 0, max: 100, step: 1, value: Math.round(extraW * 100) });
+  const shown = el('output', { for: id('weight'), id: id('weight-shown') }, `${Math.round(extraW * 100)} %`);
+  weight.addEventListener('input', () => { shown.textContent = `${weight.value} %`; });
+  const save = el('button', { type: 'button', class: 'secondary', id: id('save'), onclick: () => act(save, status, async () => {
+    const body = { FunctionVersion: primary.value, RoutingConfig: { AdditionalVersionWeights: {} } };
+    if (extra.value) body.RoutingConfig.AdditionalVersionWeights[extra.value] = Number(weight.value) / 100;
+    const out = await json('PUT', fnPath(name, `/aliases/${encodeURIComponent(a.Name)}`), { body });
+    const w = Object.entries((out.RoutingConfig && out.RoutingConfig.AdditionalVersionWeights) || {})
+      .map(([v, x]) => `${v} at ${Math.round(x * 100)} %`).join(', ');
+    setStatus(status, 'ok', `Alias ${out.Name}: version ${out.FunctionVersion}${w ? `, ${w}` : ''}.`);
+  }) }, 'Save');
+  return el('tr', { 'data-alias': a.Name },
+    el('th', { scope: 'row' }, a.Name),
+    el('td', {}, el('label', { for: id('version'), class: 'sr-only' }, `Version of ${a.Name}`), primary),
+    el('td', {}, el('label', { for: id('extra'), class: 'sr-only' }, `Other version of ${a.Name}`), extra,
+      el('label', { for: id('weight'), class: 'sr-only' }, `Share of the other version of ${a.Name}`), weight, shown),
+    el('td', {}, save));
+}
+
+// toBase64 encodes bytes for a JSON ZipFile, in chunks (a spread of a
+// large array overflows the call stack).
+function toBase64(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+// codePanel shows the code's size and hash, downloads it, and uploads a
+// new zip (UpdateFunctionCode).
 function codePanel(name, cfg) {
+  const sha = el('dd', { id: 'code-sha' }, cfg.CodeSha256 || '');
+  const size = el('dd', { id: 'code-size' }, `${cfg.CodeSize} bytes`);
+  const file = el('input', { id: 'code-file', type: 'file', accept: '.zip,application/zip' });
+  const status = el('p', { id: 'code-status', role: 'status' });
+  const upload = el('button', { type: 'submit', id: 'upload' }, 'Upload');
+  const form = el('form', { onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!file.files.length) {
+      setStatus(status, 'error', 'Choose a zip first.');
+      return;
+    }
+    setStatus(status, '', 'Uploading…');
+    await act(upload, status, async () => {
+      const bytes = new Uint8Array(await file.files[0].arrayBuffer());
+      const out = await json('PUT', fnPath(name, '/code'), { body: { ZipFile: toBase64(bytes) } });
+      sha.textContent = out.CodeSha256;
+      size.textContent = `${out.CodeSize} bytes`;
+      setStatus(status, 'ok', `Uploaded: ${out.CodeSize} bytes.`);
+    });
+  } },
+  el('label', { for: 'code-file' }, 'New code (a zip)'), file,
+  el('div', { class: 'row' }, upload), status);
   return el('section', { 'aria-labelledby': 'h-code' },
     el('h2', { id: 'h-code' }, 'Code'),
-    facts([['Size', `${cfg.CodeSize} bytes`], ['SHA-256', cfg.CodeSha256 || '']]),
-    el('div', { class: 'row' }, el('a', { id: 'download', href: `/owl/v1/functions/${encodeURIComponent(name)}/code`, download: `${name}.zip` }, 'Download the zip')));
+    el('dl', { class: 'facts' }, el('dt', {}, 'Size'), size, el('dt', {}, 'SHA-256'), sha),
+    el('div', { class: 'row' }, el('a', { id: 'download', href: `/owl/v1/functions/${encodeURIComponent(name)}/code`, download: `${name}.zip` }, 'Download the zip')),
+    form);
 }
