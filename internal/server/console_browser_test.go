@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,11 +18,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/owl-project/owl/internal/console"
 	"github.com/owl-project/owl/internal/testkit"
 )
 
@@ -147,7 +150,8 @@ func (p page) waitText(sel, want string) string {
 	text, err := chromedp.Run(ctx, chromedp.Poll[string](js, chromedp.WithPollingTimeout(browserPatience), chromedp.WithPollingInterval(50*time.Millisecond)))
 	if err != nil {
 		now, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%s) || {textContent: "(no such element)"}).textContent`, jsString(sel))))
-		p.t.Fatalf("waiting for %s to contain %q: %v; it has %q", sel, want, err, now)
+		main, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("main").textContent`))
+		p.t.Fatalf("waiting for %s to contain %q: %v; it has %q; the page shows %q", sel, want, err, now, main)
 	}
 	return text
 }
@@ -333,6 +337,30 @@ func TestConsoleBrowser(t *testing.T) {
 	p.do("invoking the kept event", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#invoke-response", "hello kept across sign-ins")
 
+	// What happened: usage, an asynchronous event (replayed from the
+	// page) and a schedule.
+	if _, err := ts.sdk().Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String("web-hello"),
+		InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"print":"an event <b>not bold</b>"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := ts.do(http.MethodPost, "/owl/v1/triggers", []byte(`{"Name":"nightly","Schedule":"cron(0 3 * * ? *)","Function":"web-hello"}`), nil)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("creating a trigger: %d %s", resp.StatusCode, body)
+	}
+	eval[string](p, `location.hash = "#/"; ""`)
+	p.waitText("#functions", "web-hello")
+	eval[string](p, `location.hash = "#/fn/web-hello"; ""`)
+	p.waitText("#events", "an event <b>not bold</b>")
+	p.waitText("#triggers", "cron(0 3 * * ? *)")
+	if facts := p.waitText("#usage-facts", "GB-s"); strings.Contains(facts, "Invocations0") {
+		t.Fatalf("the usage panel counts no invocations: %q", facts)
+	}
+	p.do("replaying the last hour's events", chromedp.Click(chromedp.CSS("#replay")))
+	p.waitText("#replay-status", "Replayed 1 event.")
+	if pwned := eval[bool](p, `document.querySelector("#main b") !== null`); pwned {
+		t.Fatal("markup in an event became an element")
+	}
+
 	// Back on the list: the new memory, and a p99 from the metrics.
 	eval[string](p, `location.hash = "#/"`)
 	row = p.waitText(`#functions tr[data-function="web-hello"]`, "256 MB")
@@ -422,12 +450,19 @@ func BenchmarkConsoleFunctionsPage(b *testing.B) {
 	const n = 1000
 	ts := startServer(b, "")
 	var weight int64
-	for _, f := range []string{"", "console.css", "app.js", "api.js", "dom.js", "functions.js", "function.js"} {
-		resp, body := ts.do(http.MethodGet, "/console/"+f, nil, map[string]string{"Authorization": ""})
+	err := fs.WalkDir(console.Files(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		resp, body := ts.do(http.MethodGet, "/console/"+strings.TrimSuffix(path, "index.html"), nil, map[string]string{"Authorization": ""})
 		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("GET /console/%s: %d", f, resp.StatusCode)
+			return fmt.Errorf("GET /console/%s: %d", path, resp.StatusCode)
 		}
 		weight += int64(len(body))
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	work := make(chan int)
 	errs := make(chan error, 8)

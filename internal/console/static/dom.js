@@ -50,3 +50,24 @@ export async function act(button, status, fn) {
     button.disabled = false;
   }
 }
+
+// sparkline draws values as a small SVG line (built as elements: the CSP
+// allows no inline markup), labelled for screen readers.
+export function sparkline(values, label) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const w = 96, h = 20;
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('width', String(w));
+  svg.setAttribute('height', String(h));
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  const max = Math.max(1, ...values);
+  const step = values.length > 1 ? w / (values.length - 1) : w;
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(h - 1 - (v / max) * (h - 2)).toFixed(1)}`).join(' ');
+  const line = document.createElementNS(ns, 'polyline');
+  line.setAttribute('points', points);
+  svg.append(line);
+  return svg;
+}

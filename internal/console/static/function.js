@@ -3,6 +3,7 @@
 // aliases, and its code to download.
 import { call, json, fnPath } from './api.js';
 import { el, show, errorText, setStatus, act } from './dom.js';
+import { usagePanel, eventsPanel, triggersPanel } from './activity.js';
 
 // The invoke panel's text survives a sign-in: it is kept per function in
 // sessionStorage as it is typed.
@@ -12,12 +13,16 @@ export async function functionPage(name) {
   const fn = await json('GET', fnPath(name));
   const cfg = fn.Configuration;
   const follow = logsPanel(name);
+  const [versions, usage, events, triggers] = await Promise.all([
+    versionsPanel(name), usagePanel(name), eventsPanel(name), triggersPanel(name)]);
   show(
     el('p', {}, el('a', { href: '#/' }, '← Functions')),
     el('h1', { id: 'fn-name' }, cfg.FunctionName),
     el('div', { class: 'grid' }, configPanel(cfg), invokePanel(name)),
     follow.section,
-    el('div', { class: 'grid' }, await versionsPanel(name), codePanel(name, cfg)),
+    el('div', { class: 'grid' }, versions, codePanel(name, cfg)),
+    el('div', { class: 'grid' }, usage, triggers),
+    events,
   );
   return follow.stop;
 }

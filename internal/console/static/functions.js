@@ -3,7 +3,7 @@
 // errors (GET /owl/v1/usage), with the duration p99 since the server
 // started (GET /metrics, the histogram owl top reads).
 import { json, call } from './api.js';
-import { el, show, errorText } from './dom.js';
+import { el, show, sparkline } from './dom.js';
 
 // listAll pages through ListFunctions (50 a page, as Lambda).
 export async function listAll() {
@@ -24,6 +24,28 @@ async function usageLastHour() {
   const r = await json('GET', `/owl/v1/usage?since=${encodeURIComponent(since)}`);
   const by = new Map();
   for (const row of r.Usage || []) by.set(row.Function, row);
+  return by;
+}
+
+// hourly returns, per function, its invocations in each of the last 24
+// hours (GET /owl/v1/usage?by=hour), oldest first; with fn, only fn's.
+export async function hourly(fn) {
+  const now = Date.now();
+  const first = Math.floor(now / 3600e3) * 3600e3 - 23 * 3600e3;
+  const q = new URLSearchParams({ since: new Date(first).toISOString().replace(/\.\d+Z$/, 'Z'), by: 'hour' });
+  if (fn) q.set('function', fn);
+  const r = await json('GET', `/owl/v1/usage?${q}`);
+  const by = new Map();
+  for (const row of r.Usage || []) {
+    const i = Math.round((Date.parse(row.Period) - first) / 3600e3);
+    if (i < 0 || i > 23) continue;
+    if (!by.has(row.Function)) by.set(row.Function, { invocations: new Array(24).fill(0), gbs: 0, billedMs: 0, errors: 0 });
+    const u = by.get(row.Function);
+    u.invocations[i] += row.Invocations;
+    u.gbs += row.GBSeconds;
+    u.billedMs += row.BilledMs;
+    u.errors += row.Errors;
+  }
   return by;
 }
 
@@ -70,11 +92,13 @@ function ms(seconds) {
 
 export async function functionsPage() {
   const started = performance.now();
-  const [fns, usage, p99] = await Promise.all([
+  const [fns, usage, day, p99] = await Promise.all([
     listAll(),
     usageLastHour().catch(() => new Map()),
+    hourly().catch(() => new Map()),
     p99s().catch(() => new Map()),
   ]);
+  const quiet = new Array(24).fill(0);
   fns.sort((a, b) => a.FunctionName.localeCompare(b.FunctionName));
   const body = el('tbody');
   const frag = document.createDocumentFragment();
@@ -86,6 +110,8 @@ export async function functionsPage() {
       el('td', { class: 'num' }, `${f.MemorySize} MB`),
       el('td', { class: 'hide-narrow' }, f.LastModified || ''),
       el('td', { class: 'num' }, u ? String(u.Invocations) : '0'),
+      el('td', { class: 'hide-narrow' }, sparkline((day.get(f.FunctionName) || { invocations: quiet }).invocations,
+        `invocations per hour over 24 hours of ${f.FunctionName}`)),
       el('td', { class: 'num' }, u ? String(u.Errors) : '0'),
       el('td', { class: 'num hide-narrow' }, ms(p99.get(f.FunctionName)))));
   }
@@ -95,6 +121,7 @@ export async function functionsPage() {
     el('thead', {}, el('tr', {},
       el('th', { scope: 'col' }, 'Function'), el('th', { scope: 'col' }, 'Runtime'), el('th', { scope: 'col', class: 'num' }, 'Memory'),
       el('th', { scope: 'col', class: 'hide-narrow' }, 'Last modified'), el('th', { scope: 'col', class: 'num' }, 'Invocations'),
+      el('th', { scope: 'col', class: 'hide-narrow' }, '24 h'),
       el('th', { scope: 'col', class: 'num' }, 'Errors'), el('th', { scope: 'col', class: 'num hide-narrow' }, 'p99'))),
     body);
   const summary = fns.length ? `${fns.length} function${fns.length === 1 ? '' : 's'}` : 'No functions yet: deploy one with owl deploy or the AWS CLI.';

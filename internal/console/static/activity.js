@@ -1,0 +1,83 @@
+// activity.js: what happened to a function: its usage over 24 hours
+// (GET /owl/v1/usage), its asynchronous events with replay (GET
+// /owl/v1/events, POST /owl/v1/events/replay) and its schedules (GET
+// /owl/v1/triggers). A panel whose operation this node does not offer
+// says so in place.
+import { json } from './api.js';
+import { el, errorText, setStatus, act, sparkline } from './dom.js';
+import { hourly } from './functions.js';
+
+// panel is a section with a heading; body is built by fill, and an
+// error filling it is shown in the section.
+async function panel(id, title, fill) {
+  const section = el('section', { 'aria-labelledby': `h-${id}`, id: `${id}-panel` }, el('h2', { id: `h-${id}` }, title));
+  try {
+    section.append(...await fill());
+  } catch (err) {
+    section.append(el('p', { class: 'error' }, errorText(err)));
+  }
+  return section;
+}
+
+export function usagePanel(name) {
+  return panel('usage', 'Usage (24 hours)', async () => {
+    const u = (await hourly(name)).get(name) || { invocations: new Array(24).fill(0), gbs: 0, billedMs: 0, errors: 0 };
+    const total = u.invocations.reduce((a, b) => a + b, 0);
+    return [
+      el('p', {}, sparkline(u.invocations, `invocations per hour over 24 hours of ${name}`)),
+      el('dl', { class: 'facts', id: 'usage-facts' },
+        el('dt', {}, 'Invocations'), el('dd', {}, String(total)),
+        el('dt', {}, 'Errors'), el('dd', {}, String(u.errors)),
+        el('dt', {}, 'Billed'), el('dd', {}, `${u.billedMs} ms`),
+        el('dt', {}, 'Compute'), el('dd', {}, `${u.gbs.toFixed(4)} GB-s`)),
+    ];
+  });
+}
+
+// localInput is a Date as a datetime-local input's value.
+function localInput(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+export function eventsPanel(name) {
+  return panel('events', 'Events', async () => {
+    const list = await json('GET', `/owl/v1/events?${new URLSearchParams({ function: name, limit: '20' })}`);
+    const rows = (list.Events || []).map((e) => el('tr', {},
+      el('td', {}, new Date(e.time).toLocaleString()),
+      el('td', {}, e.id),
+      el('td', {}, e.type),
+      el('td', {}, el('code', {}, e.data === undefined ? '' : JSON.stringify(e.data).slice(0, 200))),
+      el('td', {}, e.owlreplayof || '')));
+    const since = el('input', { id: 'replay-since', type: 'datetime-local', value: localInput(new Date(Date.now() - 3600e3)) });
+    const status = el('p', { id: 'replay-status', role: 'status' });
+    const replay = el('button', { type: 'submit', class: 'secondary', id: 'replay' }, 'Replay');
+    const form = el('form', { class: 'row', onsubmit: (ev) => {
+      ev.preventDefault();
+      act(replay, status, async () => {
+        const out = await json('POST', '/owl/v1/events/replay', { body: { Function: name, Since: new Date(since.value).toISOString() } });
+        setStatus(status, 'ok', `Replayed ${out.Count} event${out.Count === 1 ? '' : 's'}.`);
+      });
+    } }, el('label', { for: 'replay-since' }, 'Replay the events since'), since, replay);
+    return [
+      el('div', { class: 'tablewrap' }, el('table', { id: 'events' },
+        el('thead', {}, el('tr', {}, ...['Time', 'Id', 'Type', 'Data', 'Replay of'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No asynchronous events.'))))),
+      form, status,
+    ];
+  });
+}
+
+export function triggersPanel(name) {
+  return panel('triggers', 'Schedules', async () => {
+    const list = await json('GET', '/owl/v1/triggers');
+    const mine = (list.Triggers || []).filter((t) => t.Function.split(':')[0] === name || t.Function.endsWith(`:function:${name}`) || t.Function.includes(`:function:${name}:`));
+    if (!mine.length) return [el('p', { class: 'muted', id: 'triggers-none' }, 'No schedules: owl trigger add makes one.')];
+    return [el('div', { class: 'tablewrap' }, el('table', { id: 'triggers' },
+      el('thead', {}, el('tr', {}, ...['Name', 'Schedule', 'State', 'Next firing'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, mine.map((t) => el('tr', {},
+        el('td', {}, t.Name), el('td', {}, `${t.Schedule}${t.Timezone ? ` (${t.Timezone})` : ''}`),
+        el('td', {}, t.State + (t.StateReason ? `: ${t.StateReason}` : '')),
+        el('td', {}, t.NextFiring ? new Date(t.NextFiring).toLocaleString() : ''))))))];
+  });
+}
