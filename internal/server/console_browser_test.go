@@ -156,6 +156,17 @@ func (p page) waitText(sel, want string) string {
 	return text
 }
 
+// waitJS waits until the JavaScript expression is true.
+func (p page) waitJS(expr, what string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, browserPatience)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(browserPatience), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		main, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("main").textContent`))
+		p.t.Fatalf("waiting for %s (%s): %v; the page shows %q", what, expr, err, main)
+	}
+}
+
 // fill sets the value of the input sel as typing would (its input event
 // fires).
 func (p page) fill(sel, value string) {
@@ -300,7 +311,6 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil || aws.ToString(alias.FunctionVersion) != "1" || alias.RoutingConfig == nil || alias.RoutingConfig.AdditionalVersionWeights["2"] != 0.25 {
 		t.Fatalf("the alias after the console's change: %+v, %v", alias, err)
 	}
-	p.screenshot("console-function.png")
 
 	// Live logs, while the API invokes the function.
 	p.do("following the logs", chromedp.Click(chromedp.CSS("#follow")))
@@ -355,11 +365,16 @@ func TestConsoleBrowser(t *testing.T) {
 	if facts := p.waitText("#usage-facts", "GB-s"); strings.Contains(facts, "Invocations0") {
 		t.Fatalf("the usage panel counts no invocations: %q", facts)
 	}
+	// Live metrics: an invocation from the API shows in the next scrape.
+	p.waitText("#live-status", "every 2 s")
+	ts.invoke("web-hello", `{"print":"counted live"}`)
+	p.waitJS(`Number((document.querySelector("#live-invocations") || {}).textContent) >= 1`, "the live panel counting the invocation")
 	p.do("replaying the last hour's events", chromedp.Click(chromedp.CSS("#replay")))
 	p.waitText("#replay-status", "Replayed 1 event.")
 	if pwned := eval[bool](p, `document.querySelector("#main b") !== null`); pwned {
 		t.Fatal("markup in an event became an element")
 	}
+	p.screenshot("console-function.png")
 
 	// Back on the list: the new memory, and a p99 from the metrics.
 	eval[string](p, `location.hash = "#/"`)

@@ -1,4 +1,5 @@
-// activity.js: what happened to a function: its usage over 24 hours
+// activity.js: what happened to a function: live metrics (GET /metrics),
+// its usage over 24 hours
 // (GET /owl/v1/usage), its asynchronous events with replay (GET
 // /owl/v1/events, POST /owl/v1/events/replay) and its schedules (GET
 // /owl/v1/triggers). A panel whose operation this node does not offer
@@ -6,6 +7,7 @@
 import { json } from './api.js';
 import { el, errorText, setStatus, act, sparkline } from './dom.js';
 import { hourly } from './functions.js';
+import { scrape, between, duration } from './metrics.js';
 
 // panel is a section with a heading; body is built by fill, and an
 // error filling it is shown in the section.
@@ -80,4 +82,45 @@ export function triggersPanel(name) {
         el('td', {}, t.State + (t.StateReason ? `: ${t.StateReason}` : '')),
         el('td', {}, t.NextFiring ? new Date(t.NextFiring).toLocaleString() : ''))))))];
   });
+}
+
+// livePanel shows what happened to the function between the last two
+// scrapes of /metrics, every 2 s while the page is open (owl top's
+// figures), with a sparkline of its invocations per second. stop ends it.
+export function livePanel(name) {
+  const figures = el('dl', { class: 'facts', id: 'live-facts' }, el('dt', {}, 'Measuring'), el('dd', {}, '…'));
+  const chart = el('p', { id: 'live-chart' });
+  const status = el('p', { id: 'live-status', role: 'status' });
+  const history = [];
+  let last = null;
+  let timer = null;
+  const tick = async () => {
+    try {
+      const now = await scrape();
+      if (last) {
+        const d = between(last, now, name);
+        history.push(d.perSecond);
+        if (history.length > 60) history.shift();
+        const dd = (id, text) => el('dd', { id: `live-${id}` }, text);
+        figures.replaceChildren(
+          el('dt', {}, 'Invocations/s'), dd('rate', d.perSecond.toFixed(2)),
+          el('dt', {}, 'Invocations'), dd('invocations', String(d.invocations)),
+          el('dt', {}, 'Errors'), dd('errors', String(d.errors)),
+          el('dt', {}, 'Throttles'), dd('throttles', String(d.throttles)),
+          el('dt', {}, 'Cold starts'), dd('cold', String(d.cold)),
+          el('dt', {}, 'Duration p50 / p99'), dd('p', `${duration(d.p50)} / ${duration(d.p99)}`),
+          el('dt', {}, 'Concurrency'), dd('concurrency', d.concurrency.toFixed(2)));
+        chart.replaceChildren(sparkline(history, `invocations per second of ${name}, the last ${history.length} intervals of 2 s`));
+      }
+      last = now;
+      setStatus(status, 'muted', `Updated ${new Date().toLocaleTimeString()}, every 2 s.`);
+    } catch (err) {
+      setStatus(status, 'error', errorText(err));
+    }
+  };
+  tick();
+  timer = setInterval(tick, 2000);
+  const section = el('section', { 'aria-labelledby': 'h-live', id: 'live-panel' },
+    el('h2', { id: 'h-live' }, 'Live metrics (the last 2 s)'), chart, figures, status);
+  return { section, stop: () => clearInterval(timer) };
 }

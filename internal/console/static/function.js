@@ -3,7 +3,7 @@
 // aliases, and its code to download.
 import { call, json, fnPath } from './api.js';
 import { el, show, errorText, setStatus, act } from './dom.js';
-import { usagePanel, eventsPanel, triggersPanel } from './activity.js';
+import { usagePanel, eventsPanel, triggersPanel, livePanel } from './activity.js';
 
 // The invoke panel's text survives a sign-in: it is kept per function in
 // sessionStorage as it is typed.
@@ -15,16 +15,20 @@ export async function functionPage(name) {
   const follow = logsPanel(name);
   const [versions, usage, events, triggers] = await Promise.all([
     versionsPanel(name), usagePanel(name), eventsPanel(name), triggersPanel(name)]);
+  const live = livePanel(name);
   show(
     el('p', {}, el('a', { href: '#/' }, '← Functions')),
     el('h1', { id: 'fn-name' }, cfg.FunctionName),
     el('div', { class: 'grid' }, configPanel(cfg), invokePanel(name)),
     follow.section,
     el('div', { class: 'grid' }, versions, codePanel(name, cfg)),
-    el('div', { class: 'grid' }, usage, triggers),
-    events,
+    el('div', { class: 'grid' }, live.section, usage),
+    el('div', { class: 'grid' }, triggers, events),
   );
-  return follow.stop;
+  return () => {
+    follow.stop();
+    live.stop();
+  };
 }
 
 function facts(pairs) {

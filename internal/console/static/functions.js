@@ -2,7 +2,8 @@
 // memory and last change, and over the last hour its invocations and
 // errors (GET /owl/v1/usage), with the duration p99 since the server
 // started (GET /metrics, the histogram owl top reads).
-import { json, call } from './api.js';
+import { json } from './api.js';
+import { scrape, quantile, duration } from './metrics.js';
 import { el, show, sparkline } from './dom.js';
 
 // listAll pages through ListFunctions (50 a page, as Lambda).
@@ -49,45 +50,10 @@ export async function hourly(fn) {
   return by;
 }
 
-// p99s reads each function's duration p99 from the Prometheus
-// histogram owl_invocation_duration_seconds, interpolated within its
-// bucket as histogram_quantile does.
-export async function p99s() {
-  const text = await (await call('GET', '/metrics')).text();
-  const buckets = new Map();
-  const re = /^owl_invocation_duration_seconds_bucket\{([^}]*)\} (\S+)$/;
-  for (const line of text.split('\n')) {
-    const m = line.match(re);
-    if (!m) continue;
-    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2].replace(/\\(.)/g, '$1')]));
-    const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
-    const key = labels.function;
-    if (key === undefined) continue;
-    const b = buckets.get(key) || new Map();
-    b.set(le, (b.get(le) || 0) + Number(m[2]));
-    buckets.set(key, b);
-  }
-  const out = new Map();
-  for (const [fn, b] of buckets) {
-    const sorted = [...b.entries()].sort((x, y) => x[0] - y[0]);
-    const total = sorted.length ? sorted[sorted.length - 1][1] : 0;
-    if (!total) continue;
-    const want = 0.99 * total;
-    let prevLe = 0, prevCount = 0;
-    for (const [le, count] of sorted) {
-      if (count >= want) {
-        out.set(fn, le === Infinity ? prevLe : prevLe + (le - prevLe) * ((want - prevCount) / Math.max(count - prevCount, 1)));
-        break;
-      }
-      prevLe = le; prevCount = count;
-    }
-  }
-  return out;
-}
-
-function ms(seconds) {
-  if (seconds === undefined) return '–';
-  return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
+// p99s is each function's duration p99 since the server started.
+async function p99s() {
+  const { fns } = await scrape();
+  return new Map([...fns].map(([fn, f]) => [fn, quantile(f.buckets, 0.99)]));
 }
 
 export async function functionsPage() {
@@ -114,7 +80,7 @@ export async function functionsPage() {
       el('td', { class: 'hide-narrow' }, sparkline((day.get(f.FunctionName) || { invocations: quiet }).invocations,
         `invocations per hour over 24 hours of ${f.FunctionName}`)),
       el('td', { class: 'num' }, u ? String(u.Errors) : '0'),
-      el('td', { class: 'num hide-narrow' }, ms(p99.get(f.FunctionName)))));
+      el('td', { class: 'num hide-narrow' }, duration(p99.get(f.FunctionName)))));
   }
   body.append(frag);
   const table = el('table', { id: 'functions' },
