@@ -133,6 +133,15 @@ func TestConsoleSession(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an AWS_IAM function URL with the console's cookie: %d %s", resp.StatusCode, body)
 	}
+	// Nor routes: the cookie may make one (an API operation), not call it.
+	resp, body = ts.withCookie(http.MethodPost, "/owl/v1/routes", []byte(`{"RouteKey":"GET /private","Function":"con","AuthType":"AWS_IAM"}`), c, csrf, nil)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("adding a route with the cookie and CSRF: %d %s", resp.StatusCode, body)
+	}
+	resp, body = ts.withCookie(http.MethodGet, "/http/private", nil, c, csrf, nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an AWS_IAM route with the console's cookie: %d %s", resp.StatusCode, body)
+	}
 
 	resp, _ = ts.withCookie(http.MethodDelete, "/console/session", nil, c, "", nil)
 	if resp.StatusCode != http.StatusForbidden {
