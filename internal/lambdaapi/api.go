@@ -1,8 +1,11 @@
 // Package lambdaapi serves Owl's Lambda-compatible HTTP API (the paths,
 // shapes and errors real AWS clients use) plus Owl's /owl/v1 extensions.
-// Every request is authenticated before it reaches a handler, except the
-// health probe GET /healthz (health.go), which reveals only which checks
-// failed; errors are rendered in one place (writeError).
+// Every request is authenticated before it reaches a handler (SigV4, the
+// bearer token, or the web console's session cookie with its CSRF header:
+// auth.Sessions), except the health probe GET /healthz (health.go), which
+// reveals only which checks failed, and the web console's own pages and
+// sign-in under /console/ (Options.Console, internal/console); errors are
+// rendered in one place (writeError).
 package lambdaapi
 
 import (
