@@ -167,11 +167,11 @@ func (p page) waitJS(expr, what string) {
 	}
 }
 
-// fill sets the value of the input sel as typing would (its input event
-// fires).
+// fill sets the value of the input sel as typing would (its input and
+// change events fire).
 func (p page) fill(sel, value string) {
 	p.t.Helper()
-	eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`,
+	eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`,
 		jsString(sel), jsString(value)))
 }
 
@@ -365,6 +365,12 @@ func TestConsoleBrowser(t *testing.T) {
 	if facts := p.waitText("#usage-facts", "GB-s"); strings.Contains(facts, "Invocations0") {
 		t.Fatalf("the usage panel counts no invocations: %q", facts)
 	}
+	p.fill("#usage-range", "7d")
+	p.waitJS(`(document.querySelector("#usage-panel svg") || {getAttribute: () => ""}).getAttribute("aria-label").includes("7 days")`, "the usage of 7 days")
+	if facts := p.waitText("#usage-facts", "GB-s"); strings.Contains(facts, "Invocations0") {
+		t.Fatalf("the usage panel counts no invocations over 7 days: %q", facts)
+	}
+
 	// Live metrics: an invocation from the API shows in the next scrape.
 	p.waitText("#live-status", "every 2 s")
 	ts.invoke("web-hello", `{"print":"counted live"}`)

@@ -6,7 +6,7 @@
 // says so in place.
 import { json } from './api.js';
 import { el, errorText, setStatus, act, sparkline } from './dom.js';
-import { hourly } from './functions.js';
+import { usageSeries, ranges } from './functions.js';
 import { scrape, between, duration } from './metrics.js';
 
 // panel is a section with a heading; body is built by fill, and an
@@ -21,18 +21,32 @@ async function panel(id, title, fill) {
   return section;
 }
 
+// usagePanel shows the function's billed usage over a range the user
+// picks (24 hours by hour, 7 or 30 days by day).
 export function usagePanel(name) {
-  return panel('usage', 'Usage (24 hours)', async () => {
-    const u = (await hourly(name)).get(name) || { invocations: new Array(24).fill(0), gbs: 0, billedMs: 0, errors: 0 };
-    const total = u.invocations.reduce((a, b) => a + b, 0);
-    return [
-      el('p', {}, sparkline(u.invocations, `invocations per hour over 24 hours of ${name}`)),
-      el('dl', { class: 'facts', id: 'usage-facts' },
-        el('dt', {}, 'Invocations'), el('dd', {}, String(total)),
-        el('dt', {}, 'Errors'), el('dd', {}, String(u.errors)),
-        el('dt', {}, 'Billed'), el('dd', {}, `${u.billedMs} ms`),
-        el('dt', {}, 'Compute'), el('dd', {}, `${u.gbs.toFixed(4)} GB-s`)),
-    ];
+  return panel('usage', 'Usage', async () => {
+    const pick = el('select', { id: 'usage-range' },
+      Object.entries(ranges).map(([k, r]) => el('option', { value: k }, r.label)));
+    const body = el('div', {});
+    const draw = async () => {
+      const r = ranges[pick.value];
+      try {
+        const u = (await usageSeries(name, pick.value)).get(name) || { invocations: new Array(r.n).fill(0), gbs: 0, billedMs: 0, errors: 0 };
+        const total = u.invocations.reduce((a, b) => a + b, 0);
+        body.replaceChildren(
+          el('p', {}, sparkline(u.invocations, `invocations of ${name} over ${r.label}`)),
+          el('dl', { class: 'facts', id: 'usage-facts' },
+            el('dt', {}, 'Invocations'), el('dd', {}, String(total)),
+            el('dt', {}, 'Errors'), el('dd', {}, String(u.errors)),
+            el('dt', {}, 'Billed'), el('dd', {}, `${u.billedMs} ms`),
+            el('dt', {}, 'Compute'), el('dd', {}, `${u.gbs.toFixed(4)} GB-s`)));
+      } catch (err) {
+        body.replaceChildren(el('p', { class: 'error' }, errorText(err)));
+      }
+    };
+    pick.addEventListener('change', draw);
+    await draw();
+    return [el('div', { class: 'row' }, el('label', { for: 'usage-range' }, 'Over'), pick), body];
   });
 }
 

@@ -28,26 +28,34 @@ async function usageLastHour() {
   return by;
 }
 
-// hourly returns, per function, its invocations in each of the last 24
-// hours (GET /owl/v1/usage?by=hour), oldest first; with fn, only fn's.
-export async function hourly(fn) {
-  const now = Date.now();
-  const first = Math.floor(now / 3600e3) * 3600e3 - 23 * 3600e3;
-  const q = new URLSearchParams({ since: new Date(first).toISOString().replace(/\.\d+Z$/, 'Z'), by: 'hour' });
+// Usage ranges: how many periods of which size (the usage API's by).
+export const ranges = {
+  '24h': { n: 24, by: 'hour', ms: 3600e3, label: '24 hours, by hour' },
+  '7d': { n: 7, by: 'day', ms: 86400e3, label: '7 days, by day' },
+  '30d': { n: 30, by: 'day', ms: 86400e3, label: '30 days, by day' },
+};
+
+// usageSeries returns, per function, its invocations in each period of
+// range (a key of ranges) up to now, oldest first, and its totals
+// (GET /owl/v1/usage?by=hour|day); with fn, only fn's.
+export async function usageSeries(fn, range = '24h') {
+  const { n, by, ms } = ranges[range];
+  const first = Math.floor(Date.now() / ms) * ms - (n - 1) * ms;
+  const q = new URLSearchParams({ since: new Date(first).toISOString().replace(/\.\d+Z$/, 'Z'), by });
   if (fn) q.set('function', fn);
   const r = await json('GET', `/owl/v1/usage?${q}`);
-  const by = new Map();
+  const out = new Map();
   for (const row of r.Usage || []) {
-    const i = Math.round((Date.parse(row.Period) - first) / 3600e3);
-    if (i < 0 || i > 23) continue;
-    if (!by.has(row.Function)) by.set(row.Function, { invocations: new Array(24).fill(0), gbs: 0, billedMs: 0, errors: 0 });
-    const u = by.get(row.Function);
+    const i = Math.round((Date.parse(row.Period) - first) / ms);
+    if (i < 0 || i >= n) continue;
+    if (!out.has(row.Function)) out.set(row.Function, { invocations: new Array(n).fill(0), gbs: 0, billedMs: 0, errors: 0 });
+    const u = out.get(row.Function);
     u.invocations[i] += row.Invocations;
     u.gbs += row.GBSeconds;
     u.billedMs += row.BilledMs;
     u.errors += row.Errors;
   }
-  return by;
+  return out;
 }
 
 // p99s is each function's duration p99 since the server started.
@@ -61,7 +69,7 @@ export async function functionsPage() {
   const [fns, usage, day, p99] = await Promise.all([
     listAll(),
     usageLastHour().catch(() => new Map()),
-    hourly().catch(() => new Map()),
+    usageSeries().catch(() => new Map()),
     p99s().catch(() => new Map()),
   ]);
   const fetched = performance.now();
