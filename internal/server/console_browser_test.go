@@ -207,8 +207,8 @@ func (p page) screenshot(name string) {
 // wrong token gets a clear message; signed in, it sees the deployed
 // function, invokes it (response, log tail, billed ms, cold then warm),
 // changes its memory (and sees a bad value refused inline, the function
-// unchanged), follows its live logs while the API invokes it, by request
-// id too; a payload and log line with HTML stays text; a write without
+// unchanged), follows its live logs while the CLI and the API invoke it,
+// by request id too; a payload and log line with HTML stays text; a write without
 // the CSRF header is refused; a session ended on the server returns to
 // the sign-in, keeping what was typed in the invoke panel.
 func TestConsoleBrowser(t *testing.T) {
@@ -312,9 +312,13 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("the alias after the console's change: %+v, %v", alias, err)
 	}
 
-	// Live logs, while the API invokes the function.
+	// Live logs, while the CLI invokes the function, then the API.
 	p.do("following the logs", chromedp.Click(chromedp.CSS("#follow")))
 	p.waitText("#log-status", "Following")
+	if out, errOut, code := owlCLI(t, ts.URL, "invoke", "web-hello", "--data", `{"print":"followed-from-the-cli"}`); code != 0 {
+		t.Fatalf("owl invoke: %d %s %s", code, out, errOut)
+	}
+	p.waitText("#log-lines", "followed-from-the-cli")
 	first := ts.invoke("web-hello", `{"print":"followed-from-the-api-1"}`)
 	p.waitText("#log-lines", "followed-from-the-api-1")
 	p.do("stopping", chromedp.Click(chromedp.CSS("#follow")))
