@@ -203,14 +203,10 @@ func (p page) screenshot(name string) {
 }
 
 // TestConsoleBrowser drives the console in a real Chromium against a real
-// server: a browser opening the API's address lands on the sign-in; a
-// wrong token gets a clear message; signed in, it sees the deployed
-// function, invokes it (response, log tail, billed ms, cold then warm),
-// changes its memory (and sees a bad value refused inline, the function
-// unchanged), follows its live logs while the CLI and the API invoke it,
-// by request id too; a payload and log line with HTML stays text; a write without
-// the CSRF header is refused; a session ended on the server returns to
-// the sign-in, keeping what was typed in the invoke panel.
+// server, one function through every page: a browser opening the API's
+// address lands on the sign-in; a wrong token gets a clear message;
+// signed in, it sees the deployed function (the cookie out of scripts'
+// reach), then each console* step below runs on the function's page.
 func TestConsoleBrowser(t *testing.T) {
 	ts := startServer(t, "")
 	ctx := startChromium(t)
@@ -238,6 +234,19 @@ func TestConsoleBrowser(t *testing.T) {
 	p.do("opening the function", chromedp.Click(chromedp.CSS(`#functions a[href="#/fn/web-hello"]`)))
 	p.waitText("#fn-name", "web-hello")
 
+	consoleInvoke(t, ts, p)
+	consoleConfigure(t, ts, p)
+	consoleVersions(t, ts, p)
+	consoleLogs(t, ts, p)
+	consoleSessionEnds(t, ts, p)
+	consoleActivity(t, ts, p)
+	consoleListAndPhone(t, ts, p)
+}
+
+// consoleInvoke invokes the function from the test panel: the response, the log tail and
+// the REPORT figures, cold then warm; markup in the event and the log is
+// shown as text, never run.
+func consoleInvoke(t *testing.T, ts *testServer, p page) {
 	// An event and a log line with markup: shown as text, never run.
 	const hostile = `<script>window.owlPwned=1</script><img src=x onerror="window.owlPwned=2">`
 	p.fill("#payload", `{"action":"echo","print":`+jsString(hostile)+`}`)
@@ -252,7 +261,12 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	p.do("invoking again", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#invoke-start", "warm")
+}
 
+// consoleConfigure edits the memory: a good size is saved, a bad one refused inline with
+// Lambda's error and the function left as it was; a write from the page
+// without the CSRF header is refused.
+func consoleConfigure(t *testing.T, ts *testServer, p page) {
 	// Configuration: a good memory size is saved, a bad one refused
 	// inline with Lambda's error, the function left as it was.
 	p.fill("#memory", "256")
@@ -271,7 +285,12 @@ func TestConsoleBrowser(t *testing.T) {
 	if status != http.StatusForbidden {
 		t.Fatalf("a write with the cookie and no CSRF header: %v, want 403", status)
 	}
+}
 
+// consoleVersions publishes versions, makes an alias and gives a second version a share
+// of it with the slider, and uploads code (a file that is no zip is
+// refused inline, the code unchanged).
+func consoleVersions(t *testing.T, ts *testServer, p page) {
 	// Versions, an alias, new code and the alias's weights.
 	p.do("publishing", chromedp.Click(chromedp.CSS("#publish")))
 	p.waitText("#versions-status", "Published version 1.")
@@ -311,7 +330,11 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil || aws.ToString(alias.FunctionVersion) != "1" || alias.RoutingConfig == nil || alias.RoutingConfig.AdditionalVersionWeights["2"] != 0.25 {
 		t.Fatalf("the alias after the console's change: %+v, %v", alias, err)
 	}
+}
 
+// consoleLogs follows the live logs while the CLI and the API invoke the function,
+// then one request's.
+func consoleLogs(t *testing.T, ts *testServer, p page) {
 	// Live logs, while the CLI invokes the function, then the API.
 	p.do("following the logs", chromedp.Click(chromedp.CSS("#follow")))
 	p.waitText("#log-status", "Following")
@@ -334,7 +357,12 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("the logs of request %s show other requests: %q", id, lines)
 	}
 	p.do("stopping", chromedp.Click(chromedp.CSS("#follow")))
+}
 
+// consoleSessionEnds ends the session on the server: the next call returns to the sign-in,
+// and what was typed in the invoke panel is still there after signing in
+// again (by keyboard).
+func consoleSessionEnds(t *testing.T, ts *testServer, p page) {
 	// The session ends on the server: the next call returns to the
 	// sign-in, and what was typed in the invoke panel is still there after.
 	const draft = `{"action":"hello","name":"kept across sign-ins"}`
@@ -350,7 +378,11 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	p.do("invoking the kept event", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#invoke-response", "hello kept across sign-ins")
+}
 
+// consoleActivity shows usage over two ranges, an asynchronous event (replayed from the
+// page, its markup kept as text), a schedule and live metrics.
+func consoleActivity(t *testing.T, ts *testServer, p page) {
 	// What happened: usage, an asynchronous event (replayed from the
 	// page) and a schedule.
 	if _, err := ts.sdk().Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String("web-hello"),
@@ -385,10 +417,13 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatal("markup in an event became an element")
 	}
 	p.screenshot("console-function.png")
+}
 
+// consoleListAndPhone shows the list with the new memory and a p99, and fits a 360 px screen.
+func consoleListAndPhone(t *testing.T, ts *testServer, p page) {
 	// Back on the list: the new memory, and a p99 from the metrics.
 	eval[string](p, `location.hash = "#/"`)
-	row = p.waitText(`#functions tr[data-function="web-hello"]`, "256 MB")
+	row := p.waitText(`#functions tr[data-function="web-hello"]`, "256 MB")
 	if !strings.HasSuffix(row, " ms") && !strings.HasSuffix(row, " s") {
 		t.Fatalf("the function's row has no p99 after its invocations: %q", row)
 	}
@@ -474,44 +509,8 @@ func requestIDOf(t *testing.T, log string) string {
 func BenchmarkConsoleFunctionsPage(b *testing.B) {
 	const n = 1000
 	ts := startServer(b, "")
-	var weight int64
-	err := fs.WalkDir(console.Files(), ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		resp, body := ts.do(http.MethodGet, "/console/"+strings.TrimSuffix(path, "index.html"), nil, map[string]string{"Authorization": ""})
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /console/%s: %d", path, resp.StatusCode)
-		}
-		weight += int64(len(body))
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	work := make(chan int)
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			for i := range work {
-				resp, body := ts.do(http.MethodPost, "/2015-03-31/functions", createBody(b, fmt.Sprintf("page-%04d", i), nil), nil)
-				if resp.StatusCode != http.StatusCreated {
-					errs <- fmt.Errorf("creating page-%04d: %d %s", i, resp.StatusCode, body)
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	for range 8 {
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
-	}
+	weight := consoleWeight(b, ts)
+	createFunctions(b, ts, n)
 
 	p := page{t: b, ctx: startChromium(b)}
 	p.do("opening the console", chromedp.Navigate(ts.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -568,4 +567,57 @@ func BenchmarkConsoleFunctionsPage(b *testing.B) {
 	b.ReportMetric(fetchMs/float64(b.N), "ms/fetch")
 	b.ReportMetric(listMs/float64(b.N), "ms/list")
 	b.ReportMetric(float64(weight), "page-bytes")
+}
+
+// consoleWeight is the bytes of every file the console serves.
+func consoleWeight(b *testing.B, ts *testServer) int64 {
+	b.Helper()
+	var weight int64
+	err := fs.WalkDir(console.Files(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		resp, body := ts.do(http.MethodGet, "/console/"+strings.TrimSuffix(path, "index.html"), nil, map[string]string{"Authorization": ""})
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /console/%s: %d", path, resp.StatusCode)
+		}
+		weight += int64(len(body))
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return weight
+}
+
+// createFunctions creates n functions page-0000… through the API, 8 at a
+// time.
+func createFunctions(b *testing.B, ts *testServer, n int) {
+	b.Helper()
+	work := make(chan int)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var failed error
+			for i := range work { // drained to the end even after a failure
+				if failed != nil {
+					continue
+				}
+				resp, body := ts.do(http.MethodPost, "/2015-03-31/functions", createBody(b, fmt.Sprintf("page-%04d", i), nil), nil)
+				if resp.StatusCode != http.StatusCreated {
+					failed = fmt.Errorf("creating page-%04d: %d %s", i, resp.StatusCode, body)
+				}
+			}
+			errs <- failed
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	for range 8 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -55,22 +55,7 @@ func TestConsoleSession(t *testing.T) {
 	ts := startServer(t, "")
 	ts.createKitchensink("con")
 
-	resp, _ := ts.do(http.MethodGet, "/", nil, map[string]string{"Authorization": "", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/console/" {
-		t.Fatalf("a browser's GET /: %d to %q, want 302 to /console/", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	resp, body := ts.do(http.MethodGet, "/", nil, nil)
-	wantError(t, resp, body, http.StatusNotFound, "UnknownOperationException", "Unknown operation GET /")
-	resp, body = ts.do(http.MethodGet, "/", nil, map[string]string{"Authorization": ""})
-	wantError(t, resp, body, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
-
-	resp, body = ts.do(http.MethodGet, "/console/", nil, map[string]string{"Authorization": ""})
-	csp := resp.Header.Get("Content-Security-Policy")
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script type="module" src="app.js">`) ||
-		!strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") ||
-		strings.Contains(csp, "unsafe") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Fatalf("GET /console/: %d, CSP %q, body %.200s", resp.StatusCode, csp, body)
-	}
+	consoleServed(t, ts)
 
 	resp, c, _ := ts.consoleSignIn("owl_not_the_token", nil)
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-ErrorType") != "UnrecognizedClientException" || c != nil {
@@ -91,7 +76,7 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatalf("behind a TLS proxy the cookie is not Secure: %+v", tc)
 	}
 
-	resp, body = ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
+	resp, body := ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"FunctionName":"con"`) {
 		t.Fatalf("GetFunction with the cookie: %d %s", resp.StatusCode, body)
 	}
@@ -122,6 +107,46 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatalf("an update with the cookie and CSRF: %d %s", resp.StatusCode, body)
 	}
 
+	cookieNotForEndpoints(t, ts, c, csrf)
+
+	resp, _ = ts.withCookie(http.MethodDelete, "/console/session", nil, c, "", nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-out without CSRF: %d", resp.StatusCode)
+	}
+	resp, _ = ts.withCookie(http.MethodDelete, "/console/session", nil, c, csrf, nil)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	resp, body = ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
+	wantError(t, resp, body, http.StatusForbidden, "UnrecognizedClientException", "The console session has expired or was signed out: sign in again.")
+}
+
+// consoleServed checks a browser's GET / goes to the console while API
+// clients keep their answers, and the console comes with a strict CSP.
+func consoleServed(t *testing.T, ts *testServer) {
+	t.Helper()
+	resp, _ := ts.do(http.MethodGet, "/", nil, map[string]string{"Authorization": "", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("a browser's GET /: %d to %q, want 302 to /console/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := ts.do(http.MethodGet, "/", nil, nil)
+	wantError(t, resp, body, http.StatusNotFound, "UnknownOperationException", "Unknown operation GET /")
+	resp, body = ts.do(http.MethodGet, "/", nil, map[string]string{"Authorization": ""})
+	wantError(t, resp, body, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+
+	resp, body = ts.do(http.MethodGet, "/console/", nil, map[string]string{"Authorization": ""})
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script type="module" src="app.js">`) ||
+		!strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "default-src 'none'") ||
+		strings.Contains(csp, "unsafe") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET /console/: %d, CSP %q, body %.200s", resp.StatusCode, csp, body)
+	}
+}
+
+// cookieNotForEndpoints checks function URLs and routes refuse the
+// console's cookie, CSRF header and all.
+func cookieNotForEndpoints(t *testing.T, ts *testServer, c *http.Cookie, csrf string) {
+	t.Helper()
 	// Function URLs take SigV4 or nothing: not the console's cookie.
 	u, err := ts.sdk().CreateFunctionUrlConfig(t.Context(), &lambda.CreateFunctionUrlConfigInput{
 		FunctionName: aws.String("con"), AuthType: types.FunctionUrlAuthTypeAwsIam})
@@ -129,7 +154,7 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := strings.TrimPrefix(aws.ToString(u.FunctionUrl), ts.URL)
-	resp, body = ts.withCookie(http.MethodPost, path, []byte(`{}`), c, csrf, nil)
+	resp, body := ts.withCookie(http.MethodPost, path, []byte(`{}`), c, csrf, nil)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an AWS_IAM function URL with the console's cookie: %d %s", resp.StatusCode, body)
 	}
@@ -142,15 +167,4 @@ func TestConsoleSession(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an AWS_IAM route with the console's cookie: %d %s", resp.StatusCode, body)
 	}
-
-	resp, _ = ts.withCookie(http.MethodDelete, "/console/session", nil, c, "", nil)
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("sign-out without CSRF: %d", resp.StatusCode)
-	}
-	resp, _ = ts.withCookie(http.MethodDelete, "/console/session", nil, c, csrf, nil)
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("sign-out: %d", resp.StatusCode)
-	}
-	resp, body = ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
-	wantError(t, resp, body, http.StatusForbidden, "UnrecognizedClientException", "The console session has expired or was signed out: sign in again.")
 }
