@@ -16,13 +16,12 @@ import (
 
 // Browser sessions (the web console, internal/console): a signed-in
 // browser holds a session cookie instead of the bearer token, and proves
-// every state-changing request with the session's CSRF token in a header
-// a cross-site page cannot set (CSRFHeader).
+// every request with the session's CSRF token in a header a cross-site
+// page cannot set (CSRFHeader).
 const (
 	// SessionCookie is the session cookie's name.
 	SessionCookie = "owl_session"
-	// CSRFHeader carries the session's CSRF token on every request that
-	// is not a GET or HEAD.
+	// CSRFHeader carries the session's CSRF token on every request.
 	CSRFHeader = "X-Owl-Csrf"
 	// DefaultSessionTTL is how long a session lasts from sign-in.
 	DefaultSessionTTL = 12 * time.Hour
@@ -125,21 +124,22 @@ func (s *Sessions) Lookup(r *http.Request) (Session, error) {
 	return Session{CSRF: ses.csrf, Expires: ses.expires}, nil
 }
 
-// Authenticate authenticates r by its session cookie: a live session,
-// and, unless r is a GET or HEAD, CSRFHeader equal to the session's CSRF
-// token. Every failure is a *lambdaerr.Error (403).
+// Authenticate authenticates r by its session cookie: a live session and
+// CSRFHeader equal to the session's CSRF token, on every request, reads
+// included. The cookie alone authorizes nothing: a page that can make the
+// browser send it (another site's, or a function URL's on this origin)
+// cannot know the token, which the console keeps in its tab's
+// sessionStorage. Every failure is a *lambdaerr.Error (403).
 func (s *Sessions) Authenticate(r *http.Request) (Principal, error) {
 	ses, err := s.Lookup(r)
 	if err != nil {
 		return Principal{}, err
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		got := r.Header.Get(CSRFHeader)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ses.CSRF)) != 1 {
-			return Principal{}, &lambdaerr.Error{Code: lambdaerr.AccessDenied,
-				Message: "A console request that changes something must carry the session's " + CSRFHeader + " header.",
-				Err:     ErrCSRF}
-		}
+	got := r.Header.Get(CSRFHeader)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ses.CSRF)) != 1 {
+		return Principal{}, &lambdaerr.Error{Code: lambdaerr.AccessDenied,
+			Message: "A console request must carry the session's " + CSRFHeader + " header.",
+			Err:     ErrCSRF}
 	}
 	return Principal{ID: "session", Method: "session"}, nil
 }

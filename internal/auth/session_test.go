@@ -82,28 +82,23 @@ func TestSessionSignIn(t *testing.T) {
 	}
 }
 
-// A cookie authenticates reads alone; anything else needs the session's
-// own CSRF token.
+// A cookie authenticates nothing alone, reads included: every request
+// needs the session's own CSRF token.
 func TestSessionCSRF(t *testing.T) {
 	s, _ := newTestSessions(t, time.Hour)
 	ses := mustSignIn(t, s)
 	other := mustSignIn(t, s)
-	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		if p, err := s.Authenticate(sessionRequest(m, ses.ID, "")); err != nil || p.Method != "session" {
-			t.Fatalf("%s with the cookie: %+v, %v", m, p, err)
-		}
-	}
-	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		for _, csrf := range []string{"", "wrong", other.CSRF, ses.ID} {
 			wantRefused(t, s, sessionRequest(m, ses.ID, csrf), ErrCSRF, lambdaerr.AccessDenied)
 		}
-		if _, err := s.Authenticate(sessionRequest(m, ses.ID, ses.CSRF)); err != nil {
-			t.Fatalf("%s with the cookie and its CSRF token: %v", m, err)
+		if p, err := s.Authenticate(sessionRequest(m, ses.ID, ses.CSRF)); err != nil || p.Method != "session" {
+			t.Fatalf("%s with the cookie and its CSRF token: %+v, %v", m, p, err)
 		}
 	}
 	// The CSRF token without the cookie is nothing.
 	wantRefused(t, s, sessionRequest(http.MethodPost, "", ses.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
-	wantRefused(t, s, sessionRequest(http.MethodGet, testCreds.Token, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, testCreds.Token, ses.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }
 
 func TestSessionExpiresAndSignsOut(t *testing.T) {
@@ -113,18 +108,18 @@ func TestSessionExpiresAndSignsOut(t *testing.T) {
 		t.Fatalf("expires %v, want an hour from %v", ses.Expires, *now)
 	}
 	*now = now.Add(time.Hour - time.Second)
-	if _, err := s.Authenticate(sessionRequest(http.MethodGet, ses.ID, "")); err != nil {
+	if _, err := s.Authenticate(sessionRequest(http.MethodGet, ses.ID, ses.CSRF)); err != nil {
 		t.Fatalf("a second before expiry: %v", err)
 	}
 	*now = now.Add(time.Second)
-	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ses.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 	if s.Len() != 0 {
 		t.Fatalf("an expired session is still kept (%d)", s.Len())
 	}
 
 	ses = mustSignIn(t, s)
 	s.SignOut(sessionRequest(http.MethodDelete, ses.ID, ses.CSRF))
-	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, ses.ID, ses.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }
 
 // Sessions are bounded: past maxSessions the one expiring first goes.
@@ -140,5 +135,5 @@ func TestSessionsBounded(t *testing.T) {
 	if s.Len() != maxSessions {
 		t.Fatalf("%d sessions kept, want %d", s.Len(), maxSessions)
 	}
-	wantRefused(t, s, sessionRequest(http.MethodGet, first.ID, ""), ErrSessionExpired, lambdaerr.UnrecognizedClient)
+	wantRefused(t, s, sessionRequest(http.MethodGet, first.ID, first.CSRF), ErrSessionExpired, lambdaerr.UnrecognizedClient)
 }

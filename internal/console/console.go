@@ -6,7 +6,8 @@
 // The pages call the same API as the CLI: the session cookie is one more
 // way to authenticate its operations (auth.Sessions, checked by
 // lambdaapi), with a CSRF token the page sends in a header on every
-// request that changes something. Every answer here carries a strict
+// request; the token is handed out once, at sign-in, and kept in the
+// tab's sessionStorage. Every answer here carries a strict
 // Content-Security-Policy: scripts only from the console's own files (no
 // inline script, no eval), no frames, no third-party anything.
 package console
@@ -75,26 +76,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.files.ServeHTTP(w, r)
 }
 
-// sessionAnswer is what the page learns of its session.
+// sessionAnswer is what the page learns of its session: its CSRF token
+// at sign-in only, and when it expires.
 type sessionAnswer struct {
-	CSRF    string    `json:"csrf"`
+	CSRF    string    `json:"csrf,omitempty"`
 	Expires time.Time `json:"expires"`
 }
 
 // session is /console/session: POST {"token": ...} signs in, GET says
-// whether the cookie's session lives (and its CSRF token, which only a
-// page of this origin can read), DELETE signs out.
+// whether the session of the cookie and CSRF token lives, DELETE signs
+// out.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
 		h.signIn(w, r)
 	case http.MethodGet:
+		// Like every console request, with the CSRF token the page kept
+		// (it is never handed out again).
+		if _, err := h.sessions.Authenticate(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		ses, err := h.sessions.Lookup(r)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, sessionAnswer{CSRF: ses.CSRF, Expires: ses.Expires})
+		writeJSON(w, sessionAnswer{Expires: ses.Expires})
 	case http.MethodDelete:
 		if _, err := h.sessions.Authenticate(r); err != nil {
 			writeError(w, err)

@@ -280,10 +280,14 @@ func consoleConfigure(t *testing.T, ts *testServer, p page) {
 		t.Fatalf("after the console's changes the function has %v MB (%v), want 256", aws.ToInt32(fn.MemorySize), err)
 	}
 
-	// A write without the CSRF header, from the page itself, is refused.
+	// Without the CSRF header, even from the page itself, the cookie
+	// reads and writes nothing.
 	status := eval[float64](p, `fetch("/2015-03-31/functions/web-hello/configuration", {method: "PUT", body: '{"MemorySize":512}'}).then(r => r.status)`)
 	if status != http.StatusForbidden {
 		t.Fatalf("a write with the cookie and no CSRF header: %v, want 403", status)
+	}
+	if status := eval[float64](p, `fetch("/2015-03-31/functions/web-hello").then(r => r.status)`); status != http.StatusForbidden {
+		t.Fatalf("a read with the cookie and no CSRF header: %v, want 403", status)
 	}
 }
 
@@ -319,6 +323,8 @@ func consoleVersions(t *testing.T, ts *testServer, p page) {
 	if after == before || p.waitText("#code-sha", after) != after {
 		t.Fatalf("after the upload the code is %s (was %s), the page shows %q", after, before, eval[string](p, `document.querySelector("#code-sha").textContent`))
 	}
+	p.do("downloading the code", chromedp.Click(chromedp.CSS("#download")))
+	p.waitText("#download-status", "Downloaded.")
 	p.do("publishing the new code", chromedp.Click(chromedp.CSS("#publish")))
 	p.waitText("#versions-status", "Published version 2.")
 	p.fill("#alias-live-extra", "2")
@@ -378,6 +384,9 @@ func consoleSessionEnds(t *testing.T, ts *testServer, p page) {
 	}
 	p.do("invoking the kept event", chromedp.Click(chromedp.CSS("#invoke")))
 	p.waitText("#invoke-response", "hello kept across sign-ins")
+	// A reload keeps the tab's session: straight back to the function.
+	p.do("reloading", chromedp.Reload())
+	p.waitText("#fn-name", "web-hello")
 }
 
 // consoleActivity shows usage over two ranges, an asynchronous event (replayed from the

@@ -76,9 +76,16 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatalf("behind a TLS proxy the cookie is not Secure: %+v", tc)
 	}
 
-	resp, body := ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
+	// The cookie alone authorizes nothing, reads included.
+	for _, bad := range []string{"", "not-the-token", testToken} {
+		resp, body := ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, bad, nil)
+		if e := parseAPIError(t, resp, body); e.status != http.StatusForbidden || e.code != "AccessDeniedException" || !strings.Contains(e.message, "X-Owl-Csrf") {
+			t.Fatalf("a read with the cookie and CSRF %q: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+	resp, body := ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, csrf, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"FunctionName":"con"`) {
-		t.Fatalf("GetFunction with the cookie: %d %s", resp.StatusCode, body)
+		t.Fatalf("GetFunction with the cookie and CSRF: %d %s", resp.StatusCode, body)
 	}
 	update := []byte(`{"MemorySize":256}`)
 	for _, bad := range []string{"", "not-the-token", testToken} {
@@ -117,7 +124,7 @@ func TestConsoleSession(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("sign-out: %d", resp.StatusCode)
 	}
-	resp, body = ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, "", nil)
+	resp, body = ts.withCookie(http.MethodGet, "/2015-03-31/functions/con", nil, c, csrf, nil)
 	wantError(t, resp, body, http.StatusForbidden, "UnrecognizedClientException", "The console session has expired or was signed out: sign in again.")
 }
 
@@ -166,5 +173,16 @@ func cookieNotForEndpoints(t *testing.T, ts *testServer, c *http.Cookie, csrf st
 	resp, body = ts.withCookie(http.MethodGet, "/http/private", nil, c, csrf, nil)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an AWS_IAM route with the console's cookie: %d %s", resp.StatusCode, body)
+	}
+	// A public route's function sees the request's other cookies, never
+	// the session.
+	ts.createZip("con-py", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: urlPython}))
+	resp, body = ts.withCookie(http.MethodPost, "/owl/v1/routes", []byte(`{"RouteKey":"GET /public","Function":"con-py"}`), c, csrf, nil)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("adding a public route: %d %s", resp.StatusCode, body)
+	}
+	resp, body = httpDo(t, http.MethodGet, ts.URL+"/http/public", nil, map[string]string{"Cookie": "theme=dark; " + c.Name + "=" + c.Value})
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "theme=dark") || strings.Contains(string(body), c.Value) || strings.Contains(string(body), c.Name) {
+		t.Fatalf("a public route's event: %d %s", resp.StatusCode, body)
 	}
 }

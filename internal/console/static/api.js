@@ -1,6 +1,7 @@
 // api.js: the console's one way to Owl's API, the same operations the
-// CLI uses, authenticated by the session cookie; every request that
-// changes something carries the session's CSRF token in X-Owl-Csrf.
+// CLI uses, authenticated by the session cookie; every request carries
+// the session's CSRF token in X-Owl-Csrf (the cookie alone authorizes
+// nothing). The token is kept in this tab's sessionStorage only.
 
 const csrfKey = 'owl.csrf';
 
@@ -18,6 +19,11 @@ export class APIError extends Error {
 // signed out, or the server restarted).
 export class SignedOutError extends APIError {}
 
+// csrf is the session's CSRF token, '' when this tab has none.
+export function csrf() {
+  return sessionStorage.getItem(csrfKey) || '';
+}
+
 export function setCSRF(token) {
   if (token) sessionStorage.setItem(csrfKey, token);
   else sessionStorage.removeItem(csrfKey);
@@ -26,8 +32,7 @@ export function setCSRF(token) {
 // call sends one request and returns the Response, or throws an APIError.
 // A body that is not a string is sent as JSON.
 export async function call(method, path, { body, headers = {}, signal } = {}) {
-  const h = { ...headers };
-  if (method !== 'GET' && method !== 'HEAD') h['X-Owl-Csrf'] = sessionStorage.getItem(csrfKey) || '';
+  const h = { ...headers, 'X-Owl-Csrf': csrf() };
   if (body !== undefined && typeof body !== 'string') {
     body = JSON.stringify(body);
     h['Content-Type'] = 'application/json';

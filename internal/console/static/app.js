@@ -1,6 +1,6 @@
 // app.js: the console's entry: sign-in, sign-out and the router
 // (#/ the functions, #/fn/NAME a function).
-import { call, json, setCSRF, SignedOutError } from './api.js';
+import { call, csrf, json, setCSRF, SignedOutError } from './api.js';
 import { el, show, errorText } from './dom.js';
 import { functionsPage } from './functions.js';
 import { functionPage } from './function.js';
@@ -68,13 +68,19 @@ document.getElementById('signout').addEventListener('click', async () => {
   signInPage('Signed out.');
 });
 
+// start resumes this tab's session (a reload), else asks to sign in: a
+// new tab signs in again, its token being this tab's alone.
 async function start() {
+  if (!csrf()) {
+    signInPage('');
+    return;
+  }
   try {
-    const s = await json('GET', '/console/session');
-    setCSRF(s.csrf);
+    await json('GET', '/console/session');
     signedIn = true;
     route();
   } catch {
+    setCSRF('');
     signInPage('');
   }
 }

@@ -300,6 +300,16 @@ function codePanel(name, cfg) {
   const file = el('input', { id: 'code-file', type: 'file', accept: '.zip,application/zip' });
   const status = el('p', { id: 'code-status', role: 'status' });
   const upload = el('button', { type: 'submit', id: 'upload' }, 'Upload');
+  // A plain link would send the cookie without the CSRF header: the zip
+  // is fetched, then saved from a blob.
+  const downloadStatus = el('span', { id: 'download-status', role: 'status' });
+  const download = el('button', { type: 'button', class: 'secondary', id: 'download', onclick: () => act(download, downloadStatus, async () => {
+    const resp = await call('GET', `/owl/v1/functions/${encodeURIComponent(name)}/code`);
+    const url = URL.createObjectURL(await resp.blob());
+    el('a', { href: url, download: `${name}.zip` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60e3);
+    setStatus(downloadStatus, 'ok', 'Downloaded.');
+  }) }, 'Download the zip');
   const form = el('form', { onsubmit: async (ev) => {
     ev.preventDefault();
     if (!file.files.length) {
@@ -320,6 +330,6 @@ function codePanel(name, cfg) {
   return el('section', { 'aria-labelledby': 'h-code' },
     el('h2', { id: 'h-code' }, 'Code'),
     el('dl', { class: 'facts' }, el('dt', {}, 'Size'), size, el('dt', {}, 'SHA-256'), sha),
-    el('div', { class: 'row' }, el('a', { id: 'download', href: `/owl/v1/functions/${encodeURIComponent(name)}/code`, download: `${name}.zip` }, 'Download the zip')),
+    el('div', { class: 'row' }, download, downloadStatus),
     form);
 }
