@@ -432,6 +432,11 @@ func consoleActivity(t *testing.T, ts *testServer, p page) {
 func consoleListAndPhone(t *testing.T, ts *testServer, p page) {
 	// Back on the list: the new memory, and a p99 from the metrics.
 	eval[string](p, `location.hash = "#/"`)
+	p.waitText("#functions", "web-hello")
+	p.fill("#filter", "no-such")
+	p.waitText("#count", "0 of 1 function")
+	p.fill("#filter", "WEB")
+	p.waitText("#count", "1 of 1 function")
 	row := p.waitText(`#functions tr[data-function="web-hello"]`, "256 MB")
 	if !strings.HasSuffix(row, " ms") && !strings.HasSuffix(row, " s") {
 		t.Fatalf("the function's row has no p99 after its invocations: %q", row)

@@ -100,7 +100,20 @@ export async function functionsPage() {
       el('th', { scope: 'col', class: 'num' }, 'Errors'), el('th', { scope: 'col', class: 'num hide-narrow' }, 'p99'))),
     body);
   const summary = fns.length ? `${fns.length} function${fns.length === 1 ? '' : 's'}` : 'No functions yet: deploy one with owl deploy or the AWS CLI.';
-  show(el('h1', {}, 'Functions'), el('p', { class: 'muted', id: 'count' }, summary), el('div', { class: 'tablewrap' }, table));
+  const count = el('p', { class: 'muted', id: 'count' }, summary);
+  // The filter hides the rows whose name lacks its text.
+  const filter = el('input', { id: 'filter', type: 'search', placeholder: 'part of a name', spellcheck: 'false', oninput: () => {
+    const want = filter.value.trim().toLowerCase();
+    let shown = 0;
+    for (const tr of body.rows) {
+      tr.hidden = want !== '' && !tr.dataset.function.toLowerCase().includes(want);
+      if (!tr.hidden) shown++;
+    }
+    count.textContent = want ? `${shown} of ${summary}` : summary;
+  } });
+  show(el('h1', {}, 'Functions'),
+    el('div', { class: 'row' }, el('label', { for: 'filter' }, 'Filter'), filter),
+    count, el('div', { class: 'tablewrap' }, table));
   // For BenchmarkConsoleFunctionsPage: the whole render, and its API calls.
   const main = document.getElementById('main');
   main.dataset.fetchMs = String(Math.round(fetched - started));
