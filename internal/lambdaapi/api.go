@@ -128,9 +128,8 @@ type Options struct {
 	Tracer *tracing.Tracer
 	// Sessions, when set, also authenticates the API's operations by the
 	// web console's session cookie (a request with no Authorization
-	// header), with its CSRF header on every request that is not a GET or
-	// HEAD. Function URLs, routes and a function's own calls never take
-	// the cookie.
+	// header) together with its CSRF header, on every request. Function
+	// URLs, routes and a function's own calls never take the cookie.
 	Sessions *auth.Sessions
 	// Console, when set, serves the web console under /console/, and a
 	// browser's GET / (Accept: text/html) is redirected there.
