@@ -406,6 +406,7 @@ func consoleActivity(t *testing.T, ts *testServer, p page) {
 	p.waitText("#functions", "web-hello")
 	eval[string](p, `location.hash = "#/fn/web-hello"; ""`)
 	p.waitText("#events", "an event <b>not bold</b>")
+	p.waitText("#async-config", "Lambda's defaults (2 retries")
 	p.waitText("#triggers", "cron(0 3 * * ? *)")
 	if facts := p.waitText("#usage-facts", "GB-s"); strings.Contains(facts, "Invocations0") {
 		t.Fatalf("the usage panel counts no invocations: %q", facts)
@@ -425,6 +426,15 @@ func consoleActivity(t *testing.T, ts *testServer, p page) {
 	if pwned := eval[bool](p, `document.querySelector("#main b") !== null`); pwned {
 		t.Fatal("markup in an event became an element")
 	}
+	resp, body = ts.do(http.MethodPut, "/2019-09-25/functions/web-hello/event-invoke-config",
+		[]byte(`{"MaximumRetryAttempts":1,"DestinationConfig":{"OnFailure":{"Destination":"arn:owl:nats:::web.failed"}}}`), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("putting an event invoke config: %d %s", resp.StatusCode, body)
+	}
+	eval[string](p, `location.hash = "#/"; ""`)
+	p.waitText("#functions", "web-hello")
+	eval[string](p, `location.hash = "#/fn/web-hello"; ""`)
+	testkit.Contains(t, "the async config", p.waitText("#async-config", "arn:owl:nats:::web.failed"), "Retries1")
 	p.screenshot("console-function.png")
 }
 

@@ -76,12 +76,33 @@ export function eventsPanel(name) {
       });
     } }, el('label', { for: 'replay-since' }, 'Replay the events since'), since, replay);
     return [
+      await asyncConfig(name),
       el('div', { class: 'tablewrap' }, el('table', { id: 'events' },
         el('thead', {}, el('tr', {}, ...['Time', 'Id', 'Type', 'Data', 'Replay of'].map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No asynchronous events.'))))),
       form, status,
     ];
   });
+}
+
+// asyncConfig shows how the function's asynchronous invocations are
+// retried and where their outcomes go (its event invoke config; Lambda's
+// defaults without one).
+async function asyncConfig(name) {
+  let c;
+  try {
+    c = await json('GET', `/2019-09-25/functions/${encodeURIComponent(name)}/event-invoke-config`);
+  } catch (err) {
+    if (err.type !== 'ResourceNotFoundException') throw err;
+    return el('p', { class: 'muted', id: 'async-config' }, 'Asynchronous invocations: Lambda\'s defaults (2 retries, events kept 6 hours, no destinations).');
+  }
+  const dest = (c.DestinationConfig || {});
+  const to = (d) => (d && d.Destination) || 'none';
+  return el('dl', { class: 'facts', id: 'async-config' },
+    el('dt', {}, 'Retries'), el('dd', {}, String(c.MaximumRetryAttempts ?? 2)),
+    el('dt', {}, 'Events kept'), el('dd', {}, `${c.MaximumEventAgeInSeconds ?? 21600} s`),
+    el('dt', {}, 'On success'), el('dd', {}, to(dest.OnSuccess)),
+    el('dt', {}, 'On failure'), el('dd', {}, to(dest.OnFailure)));
 }
 
 export function triggersPanel(name) {
