@@ -59,6 +59,7 @@ var forbidden = map[string][]string{
 	"internal/codezip":    {"nats-io", "internal/"},
 	"internal/images":     {"nats-io", "internal/registry", "internal/lambdaapi", "internal/worker", "internal/server", "internal/sandbox"},
 	"internal/auth":       {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/console":    {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/lambdaerr":  {"nats-io", "internal/"},
 	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},

@@ -4,8 +4,11 @@
 // <dataDir>/credentials.json) and verifies the two ways clients prove they hold
 // them: AWS Signature Version 4 (the AWS CLI, boto3 and aws-sdk-go-v2 sign for
 // service "lambda" in any region) and "Authorization: Bearer <token>" (Owl's
-// own CLI). Failures are *lambdaerr.Error values that carry the AWS error
-// code, message and HTTP status (403) the API server must answer with.
+// own CLI). The web console's browsers sign in with the token and then
+// hold a session cookie instead (Sessions, session.go), with a CSRF token
+// every state-changing request must carry. Failures are *lambdaerr.Error
+// values that carry the AWS error code, message and HTTP status (403) the
+// API server must answer with.
 //
 // Verification is against what came over the wire: the request target as the
 // client sent it (r.RequestURI) and the exact body bytes, so handlers must

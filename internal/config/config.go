@@ -39,6 +39,9 @@ type Config struct {
 	ConcurrencyLimit int
 	// IdleTimeout is how long an idle execution environment is kept warm.
 	IdleTimeout time.Duration
+	// ConsoleSessionTTL is how long a web console sign-in lasts
+	// (OWL_CONSOLE_SESSION_TTL).
+	ConsoleSessionTTL time.Duration
 	// FreezeAfter is how long an idle environment runs before it is frozen
 	// (OWL_FREEZE_AFTER); 0 never freezes.
 	FreezeAfter time.Duration
@@ -175,6 +178,7 @@ func Default() Config {
 		CodeStorageLimit:     75 << 30,
 		ConcurrencyLimit:     1000,
 		IdleTimeout:          10 * time.Minute,
+		ConsoleSessionTTL:    12 * time.Hour,
 		FreezeAfter:          50 * time.Millisecond,
 		Prewarm:              1,
 		SpareInits:           2,
@@ -304,6 +308,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.IdleTimeout))
+	}
+	if c.ConsoleSessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("console session TTL %v: must be at least a minute", c.ConsoleSessionTTL))
 	}
 	if c.AsyncDeliveries < 1 || c.AsyncDeliveries > MaxAsyncDeliveries {
 		errs = append(errs, fmt.Errorf("async deliveries %d: must be between 1 and %d", c.AsyncDeliveries, MaxAsyncDeliveries))

@@ -59,6 +59,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"prewarm too many", func(c *Config) { c.Prewarm = MaxPrewarm + 1 }, "prewarm"},
 		{"spare inits negative", func(c *Config) { c.SpareInits = -1 }, "spare inits"},
 		{"spare inits too many", func(c *Config) { c.SpareInits = MaxSpareInits + 1 }, "spare inits"},
+		{"console session ttl", func(c *Config) { c.ConsoleSessionTTL = time.Second }, "console session TTL 1s: must be at least a minute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -48,6 +48,7 @@ var Settings = []Setting{
 	{Name: "memory-overcommit", Help: "admit environments whose memory adds up to budget × this factor", Field: func(c *Config) any { return &c.MemoryOvercommit }},
 	{Name: "capacity-wait", Help: "how long an invocation waits for memory before 429", Field: func(c *Config) any { return &c.CapacityWait }},
 	{Name: "starts-in-parallel", Help: "environments that start at once; more wait their turn in order, up to their function's timeout, then 429 (0: four per CPU)", Field: func(c *Config) any { return &c.StartsInParallel }},
+	{Name: "console-session-ttl", Help: "how long a web console sign-in lasts", Field: func(c *Config) any { return &c.ConsoleSessionTTL }},
 	{Name: "idle-timeout", Help: "keep-alive of an idle environment", Field: func(c *Config) any { return &c.IdleTimeout }},
 	{Name: "max-lifetime", Help: "retire environments older than this once idle", Field: func(c *Config) any { return &c.MaxLifetime }},
 	{Name: "freeze-after", Help: "freeze idle environments after this; 0 never", Field: func(c *Config) any { return &c.FreezeAfter }},

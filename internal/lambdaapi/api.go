@@ -1,8 +1,11 @@
 // Package lambdaapi serves Owl's Lambda-compatible HTTP API (the paths,
 // shapes and errors real AWS clients use) plus Owl's /owl/v1 extensions.
-// Every request is authenticated before it reaches a handler, except the
-// health probe GET /healthz (health.go), which reveals only which checks
-// failed; errors are rendered in one place (writeError).
+// Every request is authenticated before it reaches a handler (SigV4, the
+// bearer token, or the web console's session cookie with its CSRF header:
+// auth.Sessions), except the health probe GET /healthz (health.go), which
+// reveals only which checks failed, and the web console's own pages and
+// sign-in under /console/ (Options.Console, internal/console); errors are
+// rendered in one place (writeError).
 package lambdaapi
 
 import (
@@ -140,7 +143,15 @@ type Options struct {
 	// Tracer records the API's span of each invocation (nil: off; the
 	// trace header is passed on all the same).
 	Tracer *tracing.Tracer
-	Logger *slog.Logger
+	// Sessions, when set, also authenticates the API's operations by the
+	// web console's session cookie (a request with no Authorization
+	// header) together with its CSRF header, on every request. Function
+	// URLs, routes and a function's own calls never take the cookie.
+	Sessions *auth.Sessions
+	// Console, when set, serves the web console under /console/, and a
+	// browser's GET / (Accept: text/html) is redirected there.
+	Console http.Handler
+	Logger  *slog.Logger
 }
 
 // EventQueue stores an accepted asynchronous invocation durably; the API
@@ -200,6 +211,7 @@ func (a *API) routes() {
 	// probes carry no credentials, and the answer reveals only which
 	// checks failed.
 	a.mux.Handle("/healthz", newHealth(a.opts.Health, a.logger))
+	a.consoleRoutes()
 	h := func(pattern string, limit int64, fn handlerFunc) {
 		a.mux.Handle(pattern, a.authenticated(limit, fn))
 	}
@@ -278,6 +290,16 @@ func (a *API) routes() {
 	a.mux.Handle("/", a.unknown)
 }
 
+// consoleRoutes registers the web console's pages and its sign-in, which
+// authenticate themselves (internal/console), when there is a console.
+func (a *API) consoleRoutes() {
+	if a.opts.Console == nil {
+		return
+	}
+	a.mux.Handle("/console/", a.opts.Console)
+	a.mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+}
+
 // owlRoutes registers Owl's own operations (/owl/v1) and the HTTP
 // endpoints functions have (function URLs, the route table); h registers
 // an authenticated operation.
@@ -314,6 +336,12 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Console != nil && r.URL.Path == "/" && r.Method == http.MethodGet && acceptsHTML(r) {
+		// A browser opening the API's address: the console. API clients
+		// (no text/html in Accept) keep their answer.
+		http.Redirect(w, r, "/console/", http.StatusFound)
+		return
+	}
 	w.Header().Set("x-amzn-RequestId", lambdawire.NewRequestID())
 	if !cleanPath(r.URL.Path) {
 		// ServeMux would answer a redirect to the cleaned path: a path
@@ -322,6 +350,20 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// acceptsHTML reports whether r's Accept header lists text/html, as a
+// browser's navigation does.
+func acceptsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			media, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(media), "text/html") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cleanPath reports whether p has no empty, "." or ".." segments (a
@@ -351,14 +393,28 @@ var errTooLarge = errors.New("request body too large")
 // (bodies.go): a client that cannot authenticate costs the server its
 // headers, never a body.
 func (a *API) authenticated(limit int64, fn handlerFunc) http.Handler {
-	return a.authenticatedWith(a.auth, limit, fn)
+	return a.authenticatedWith(a.auth, a.opts.Sessions, limit, fn)
 }
 
-// authenticatedWith is authenticated against authn's credentials.
-func (a *API) authenticatedWith(authn *auth.Authenticator, limit int64, fn handlerFunc) http.Handler {
+// authenticateHeaders is authn.AuthenticateHeaders, or, when sessions is
+// set and r has no Authorization header but a session cookie, the
+// console's session (auth.Sessions.Authenticate: the cookie and, to change
+// anything, the CSRF header).
+func authenticateHeaders(authn *auth.Authenticator, sessions *auth.Sessions, r *http.Request) (*auth.Pending, error) {
+	if sessions != nil && len(r.Header.Values("Authorization")) == 0 && auth.HasSessionCookie(r) {
+		_, err := sessions.Authenticate(r)
+		return nil, err
+	}
+	_, verify, err := authn.AuthenticateHeaders(r)
+	return verify, err
+}
+
+// authenticatedWith is authenticated against authn's credentials, and
+// sessions' when not nil.
+func (a *API) authenticatedWith(authn *auth.Authenticator, sessions *auth.Sessions, limit int64, fn handlerFunc) http.Handler {
 	limit = effectiveLimit(limit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, verify, err := authn.AuthenticateHeaders(r)
+		verify, err := authenticateHeaders(authn, sessions, r)
 		if err != nil {
 			a.refuse(w, r, err)
 			return

@@ -163,7 +163,9 @@ func (a *API) httpEvent(r *http.Request, t httpTarget, body []byte, p auth.Princ
 		case "cookie":
 			for _, v := range values {
 				for c := range strings.SplitSeq(v, ";") {
-					if c = strings.TrimSpace(c); c != "" {
+					// The console's session is a credential: it stays
+					// with Owl like Authorization.
+					if c = strings.TrimSpace(c); c != "" && !strings.HasPrefix(c, auth.SessionCookie+"=") {
 						ev.Cookies = append(ev.Cookies, c)
 					}
 				}

@@ -52,7 +52,7 @@ func (a *API) Inside(c Caller) (http.Handler, error) {
 		return nil, err
 	}
 	with := func(limit int64, fn handlerFunc) http.Handler {
-		return a.authenticatedWith(authn, limit, func(w http.ResponseWriter, r *http.Request, body []byte) error {
+		return a.authenticatedWith(authn, nil, limit, func(w http.ResponseWriter, r *http.Request, body []byte) error {
 			if tok := r.Header.Get("X-Amz-Security-Token"); tok != "" && tok != c.Credentials.Token {
 				return lambdaerr.New(lambdaerr.UnrecognizedClient, "The security token included in the request is invalid.")
 			}

@@ -58,7 +58,7 @@ type uploadFunc func(w http.ResponseWriter, r *http.Request, up *upload) error
 // bytes) is streamed, the zip at path spooled to disk, before fn runs.
 func (a *API) uploading(limit int64, path []string, fn uploadFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, verify, err := a.auth.AuthenticateHeaders(r)
+		verify, err := authenticateHeaders(a.auth, a.opts.Sessions, r)
 		if err != nil {
 			a.refuse(w, r, err)
 			return

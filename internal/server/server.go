@@ -22,6 +22,7 @@ import (
 	"github.com/owl-project/owl/internal/auth"
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/console"
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/events"
 	"github.com/owl-project/owl/internal/images"
@@ -281,13 +282,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
+	sessions := auth.NewSessions(authn, cfg.ConsoleSessionTTL)
 	api = lambdaapi.New(lambdaapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage,
-		Images: s.pulls, Tracer: s.tracer, Logger: logger.With("component", "api"),
+		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions, logger.With("component", "console")),
+		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	if cfg.MetricsAddr != "" {
 		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
