@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -48,6 +49,7 @@ type Manager struct {
 	nonce   string   // names this Manager's spare cgroups (v2)
 	net     *network // the egress network; nil without Config.Egress
 	mem     *memWatcher
+	tmp     *tmpDisks // every sandbox's /tmp
 
 	mu           sync.Mutex
 	closed       bool                // guarded by mu
@@ -89,6 +91,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	rootfs := filepath.Join(cfg.RootDir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox manager: creating %s: %w", rootfs, err)
+	}
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		return nil, fmt.Errorf("%w: /tmp needs mkfs.ext4 (Debian: e2fsprogs): %w", ErrUnsupported, err)
 	}
 	var netw *network
 	var err error
@@ -135,6 +140,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	// The default identity's /etc is built now, off the first cold start.
 	if _, err := m.etcDir(DefaultUID, DefaultGID); err != nil {
 		devNull.Close()
+		return nil, fmt.Errorf("sandbox manager: %w", err)
+	}
+	// Images a crashed run caught before unlinking them are removed here.
+	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir), cfg.TmpSpares, m.log); err != nil {
+		devNull.Close()
+		if netw != nil {
+			_ = netw.teardown()
+		}
 		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
 	if cfg.Spares > 0 {
@@ -235,7 +248,7 @@ func (m *Manager) Close() error {
 		if m.net != nil {
 			errs = append(errs, m.net.teardown())
 		}
-		errs = append(errs, m.closeSlots(), m.cg.removeInstance(), m.devNull.Close())
+		errs = append(errs, m.closeSlots(), m.tmp.close(), m.cg.removeInstance(), m.devNull.Close())
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
@@ -494,6 +507,17 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	if err != nil {
 		return nil, err
 	}
+	var tmp *tmpDisk
+	if slots == "" {
+		if tmp, err = m.tmp.take(spec.TmpMB); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				m.tmp.release(tmp)
+			}
+		}()
+	}
 	ic := initConfig{
 		Root:       m.rootfs,
 		EtcDir:     etc,
@@ -502,7 +526,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		OptDir:     spec.OptDir,
 		Argv:       spec.Argv,
 		Env:        spec.Env,
-		TmpMB:      spec.TmpMB,
+		TmpFD:      tmp != nil,
 		UID:        spec.UID,
 		GID:        spec.GID,
 		Hostname:   Hostname,
@@ -520,7 +544,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	// parent makes the listener.
 	stop := context.AfterFunc(ctx, func() { p.ctl.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := writeFrame(p.ctl, frameConfig, config); err != nil {
+	if err := sendConfig(p.ctl, config, tmp); err != nil {
 		return nil, initDied(ctx, p, cg, "sending config", err)
 	}
 	var veth *vethLink
@@ -601,10 +625,50 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		ln:   ln,
 		veth: veth,
 		out:  p.out,
+		tmp:  tmp,
 		done: make(chan struct{}),
 	}
 	go s.reap(p.pidf)
 	return s, nil
+}
+
+// sendConfig writes the config frame, with /tmp's mount fd when there is
+// one (it reaches the init with the frame's first byte).
+func sendConfig(ctl *os.File, config []byte, tmp *tmpDisk) error {
+	if tmp == nil {
+		return writeFrame(ctl, frameConfig, config)
+	}
+	var frame bytes.Buffer
+	if err := writeFrame(&frame, frameConfig, config); err != nil {
+		return err
+	}
+	rc, err := ctl.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("sending config: %w", err)
+	}
+	buf, rights := frame.Bytes(), unix.UnixRights(int(tmp.mnt.Fd()))
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(buf) > 0 {
+			var n int
+			n, serr = unix.SendmsgN(int(fd), buf, rights, nil, 0)
+			if serr == unix.EAGAIN {
+				return false
+			}
+			if serr == unix.EINTR {
+				continue
+			}
+			if serr != nil {
+				return true
+			}
+			buf, rights = buf[n:], nil
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // errInitDied marks an init that died or hung up before reporting.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +20,8 @@ import (
 // on the host, in a peer group of its own (shared), and the sandbox's bind
 // of it is a *slave* of that group: a mount that the host later puts on the
 // slot propagates into the sandbox, one way. Specialize uses that to attach
-// a function's code (read-only), layers (read-only) and a /tmp tmpfs of the
-// function's size to a sandbox whose runtime is already running.
+// a function's code (read-only), layers (read-only) and a /tmp disk of the
+// function's size (tmpdisk_linux.go) to a sandbox whose runtime is already running.
 //
 // What keeps this safe:
 //   - Propagation is host → sandbox only (slave). The sandbox cannot mount
@@ -289,18 +288,25 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	return nil
 }
 
+// specialize attaches /tmp and /opt before the code: a runtime waiting for
+// its code finds the rest in place when the code appears.
 func (s *Sandbox) specialize(sp Specialization) error {
-	if err := attachReadOnly(sp.CodeDir, filepath.Join(s.slots, "task")); err != nil {
+	tmp, err := s.m.tmp.take(sp.TmpMB)
+	if err != nil {
 		return err
+	}
+	s.tmp = tmp // Destroy releases it
+	// Already nosuid,nodev (tmpdisk_linux.go): propagated as it is.
+	if err := unix.MoveMount(int(tmp.mnt.Fd()), "", unix.AT_FDCWD, filepath.Join(s.slots, "tmp"), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mounting /tmp: %w", err)
 	}
 	if sp.OptDir != "" {
 		if err := attachReadOnly(sp.OptDir, filepath.Join(s.slots, "opt")); err != nil {
 			return err
 		}
 	}
-	tmp := filepath.Join(s.slots, "tmp")
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,size="+strconv.Itoa(sp.TmpMB)+"m"); err != nil {
-		return fmt.Errorf("mounting /tmp: %w", err)
+	if err := attachReadOnly(sp.CodeDir, filepath.Join(s.slots, "task")); err != nil {
+		return err
 	}
 	lim := limits{memoryBytes: uint64(sp.MemoryMB) << 20, pidsMax: sp.PidsMax, memoryMB: sp.MemoryMB}
 	if err := s.cg.setLimits(lim); err != nil {

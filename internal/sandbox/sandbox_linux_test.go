@@ -106,9 +106,7 @@ func TestIsolation(t *testing.T) {
 				t.Errorf("writing in %s: %s", dir, e)
 			}
 		}
-		if want := uint64(spec.TmpMB) << 20; f.TmpBytes != want {
-			t.Errorf("/tmp size %d, want %d", f.TmpBytes, want)
-		}
+		checkTmp(t, f, spec.TmpMB)
 		if f.DevNull != "" || f.Urandom != "" {
 			t.Errorf("/dev/null: %q, /dev/urandom: %q", f.DevNull, f.Urandom)
 		}
@@ -1123,7 +1121,7 @@ func TestSetLimitsFiles(t *testing.T) {
 }
 
 // TestMemoryGuard: a sandbox whose memory the kernel cannot reclaim (here
-// tmpfs, which without swap stays in memory) comes within the slack of its
+// anonymous memory, which without swap stays in memory) comes within the slack of its
 // limit is killed by Owl's guard, before the kernel's OOM killer ever acts;
 // one well below its limit is left alone.
 func TestMemoryGuard(t *testing.T) {
@@ -1131,14 +1129,14 @@ func TestMemoryGuard(t *testing.T) {
 	code := probeCodeDir(t)
 	const limitMB = 256 // slack 8 MB: the guard acts from 248 MB on
 
-	spec := testSpec(t, code, "fill", "200")
-	spec.MemoryMB, spec.TmpMB = limitMB, 300
+	spec := testSpec(t, code, "hold", "200")
+	spec.MemoryMB = limitMB
 	calm := create(t, m, spec)
-	// Writing 200 MB at 256/1769 of a CPU takes a while on a slow
+	// Touching 200 MB at 256/1769 of a CPU takes a while on a slow
 	// (emulated) machine: a deadline for the property, not the speed.
 	calm.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
-	if line, err := bufio.NewReader(calm.Output()).ReadString('\n'); err != nil || line != "filled\n" {
-		t.Fatalf("fill 200: %q, %v", line, err)
+	if line, err := bufio.NewReader(calm.Output()).ReadString('\n'); err != nil || line != "holding 200 MB\n" {
+		t.Fatalf("hold 200: %q, %v", line, err)
 	}
 	time.Sleep(3 * memGuardRecheck)
 	select {
@@ -1147,21 +1145,21 @@ func TestMemoryGuard(t *testing.T) {
 	default:
 	}
 
-	// 251 MB of tmpfs and the probe's own ~2 MB: past limit − slack, still
+	// 251 MB held and the probe's own ~2 MB: past limit − slack, still
 	// short of the limit, so the kernel would never OOM-kill it.
-	spec = testSpec(t, code, "fill", "251")
-	spec.MemoryMB, spec.TmpMB = limitMB, 300
+	spec = testSpec(t, code, "hold", "251")
+	spec.MemoryMB = limitMB
 	full := create(t, m, spec)
 	full.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
 	outb, err := io.ReadAll(full.Output())
 	out := string(outb)
 	if err != nil {
-		t.Fatalf("fill 251: reading output: %v (got %q)", err, out)
+		t.Fatalf("hold 251: reading output: %v (got %q)", err, out)
 	}
 	select {
 	case <-full.Done():
 	case <-time.After(patience):
-		t.Fatalf("fill 251: the sandbox did not exit (output %q)", out)
+		t.Fatalf("hold 251: the sandbox did not exit (output %q)", out)
 	}
 	if err := full.ExitError(); err == nil || err.Error() != "signal: killed" {
 		t.Errorf("ExitError %v (output %q), want signal: killed", err, out)
