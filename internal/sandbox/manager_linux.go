@@ -92,11 +92,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox manager: creating %s: %w", rootfs, err)
 	}
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		return nil, fmt.Errorf("%w: /tmp needs mkfs.ext4 (Debian: e2fsprogs): %w", ErrUnsupported, err)
+	mkfs, err := findMkfs()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
 	var netw *network
-	var err error
 	if cfg.Egress != nil {
 		if netw, err = setupNetwork(cfg.Instance, cfg.Egress, log.With("component", "sandbox")); err != nil {
 			return nil, fmt.Errorf("sandbox manager: %w", err)
@@ -143,7 +143,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
 	// Images a crashed run caught before unlinking them are removed here.
-	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir), cfg.TmpSpares, m.log); err != nil {
+	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir), mkfs, cfg.TmpSpares, m.log); err != nil {
 		devNull.Close()
 		if netw != nil {
 			_ = netw.teardown()
@@ -253,6 +253,11 @@ func (m *Manager) Close() error {
 	})
 	return m.closeErr
 }
+
+// TmpPromisedBytes is what the functions of the live sandboxes may still
+// write to their /tmp disks: sparse images on the RootDir's filesystem,
+// which grow as they write (an fstatfs per live sandbox).
+func (m *Manager) TmpPromisedBytes() int64 { return m.tmp.unwrittenBytes() }
 
 // forget drops a destroyed sandbox.
 func (m *Manager) forget(s *Sandbox) {
@@ -722,33 +727,44 @@ func (m *Manager) kickRefill() {
 
 func (m *Manager) refill() {
 	defer close(m.refillDone)
+	keepReady(m.spares, m.refillKick, m.stopRefill, func() (*initProc, error) {
+		p, err := m.newSpare()
+		if err == nil {
+			if err = awaitHello(p); err != nil {
+				err = errors.Join(err, m.discard(p))
+			}
+		}
+		return p, err
+	}, func(p *initProc) { m.discard(p) }, m.log, "starting a spare sandbox init")
+}
+
+// keepReady keeps ready full of what newOne makes, each time kick wakes
+// it, until stop is closed; after a failure (logged as what) it waits
+// spareRetry. What it made when stop closed goes to drop. Only it may send
+// on ready: then its sends never block.
+func keepReady[T any](ready chan T, kick, stop <-chan struct{}, newOne func() (T, error), drop func(T), log *slog.Logger, what string) {
 	for {
 		select {
-		case <-m.stopRefill:
+		case <-stop:
 			return
-		case <-m.refillKick:
+		case <-kick:
 		}
-		for len(m.spares) < cap(m.spares) {
-			p, err := m.newSpare()
-			if err == nil {
-				if err = awaitHello(p); err != nil {
-					err = errors.Join(err, m.discard(p))
-				}
-			}
+		for len(ready) < cap(ready) {
+			v, err := newOne()
 			if err != nil {
-				m.log.Warn("starting a spare sandbox init", "err", err)
+				log.Warn(what, "err", err)
 				select {
-				case <-m.stopRefill:
+				case <-stop:
 					return
 				case <-time.After(spareRetry):
 				}
 				continue
 			}
 			select {
-			case <-m.stopRefill:
-				m.discard(p)
+			case <-stop:
+				drop(v)
 				return
-			case m.spares <- p: // never blocks: only refill sends
+			case ready <- v:
 			}
 		}
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +53,20 @@ const tmpDisksDir = "tmpdisks"
 var mkfsArgs = []string{"-q", "-F", "-t", "ext4", "-O", "^has_journal,^resize_inode", "-m", "0",
 	"-b", "4096", "-i", "16384", "-E", "nodiscard,root_owner=0:0"}
 
+// findMkfs finds mkfs.ext4: on the PATH, else in the sbin directories a
+// user's PATH often lacks.
+func findMkfs() (string, error) {
+	if p, err := exec.LookPath("mkfs.ext4"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("every sandbox's /tmp is an ext4 filesystem, and mkfs.ext4 is not installed (Debian: apt install e2fsprogs)")
+}
+
 // tmpDisk is a /tmp ready to attach, or attached: a mount fd of its ext4
 // filesystem.
 type tmpDisk struct {
@@ -63,7 +77,7 @@ type tmpDisk struct {
 
 // newTmpDisk makes a filesystem of mb MiB in a sparse image under dir and
 // returns it as a detached mount (nosuid, nodev, root mode 1777, empty).
-func newTmpDisk(dir string, mb int) (_ *tmpDisk, err error) {
+func newTmpDisk(dir, mkfs string, mb int) (_ *tmpDisk, err error) {
 	name := make([]byte, 8)
 	rand.Read(name)
 	img := filepath.Join(dir, hex.EncodeToString(name)+".img")
@@ -76,7 +90,7 @@ func newTmpDisk(dir string, mb int) (_ *tmpDisk, err error) {
 	if err := f.Truncate(imageBytes(mb)); err != nil {
 		return nil, fmt.Errorf("sizing /tmp image: %w", err)
 	}
-	if out, err := exec.Command("mkfs.ext4", append(mkfsArgs, img)...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(mkfs, append(mkfsArgs, img)...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("making /tmp filesystem (mkfs.ext4, from e2fsprogs): %w: %s", err, out)
 	}
 	loop, err := attachLoop(f)
@@ -107,7 +121,7 @@ func newTmpDisk(dir string, mb int) (_ *tmpDisk, err error) {
 // ordinary writes (reserved clusters, ext4_calculate_resv_clusters).
 func imageBytes(mb int) int64 {
 	b := int64(mb) << 20
-	return b + b/63 + min(b/49, 16<<20) + 2<<20
+	return b + b/63 + min(b/49, 16<<20) + 1<<20 + b>>12
 }
 
 // attachLoop binds f to a free loop device that detaches itself on its
@@ -115,6 +129,14 @@ func imageBytes(mb int) int64 {
 // image file's page cache). It returns the device, open.
 func attachLoop(f *os.File) (*os.File, error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The loop module is not loaded, and nothing (systemd's static
+		// nodes) loads it on open: a minimal host, or the v2 test guest.
+		if out, merr := exec.Command("/sbin/modprobe", "loop").CombinedOutput(); merr != nil {
+			return nil, fmt.Errorf("opening loop control: %w (modprobe loop: %v: %s)", err, merr, out)
+		}
+		ctl, err = os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening loop control: %w", err)
 	}
@@ -202,6 +224,7 @@ func (d *tmpDisk) close() {
 // inits; other sizes are made when asked for.
 type tmpDisks struct {
 	dir   string
+	mkfs  string // mkfs.ext4's path
 	log   *slog.Logger
 	ready chan *tmpDisk // DefaultTmpMB; only refill sends
 	kick  chan struct{} // cap 1
@@ -214,14 +237,14 @@ type tmpDisks struct {
 
 // newTmpDisks empties dir (images a crash caught before their unlink) and
 // starts keeping spares of them ready.
-func newTmpDisks(dir string, spares int, log *slog.Logger) (*tmpDisks, error) {
+func newTmpDisks(dir, mkfs string, spares int, log *slog.Logger) (*tmpDisks, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("emptying %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	t := &tmpDisks{dir: dir, log: log, ready: make(chan *tmpDisk, spares), kick: make(chan struct{}, 1),
+	t := &tmpDisks{dir: dir, mkfs: mkfs, log: log, ready: make(chan *tmpDisk, spares), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), live: map[*tmpDisk]bool{}}
 	if spares > 0 {
 		t.kick <- struct{}{}
@@ -248,7 +271,7 @@ func (t *tmpDisks) take(mb int) (*tmpDisk, error) {
 	}
 	if d == nil {
 		var err error
-		if d, err = newTmpDisk(t.dir, mb); err != nil {
+		if d, err = newTmpDisk(t.dir, t.mkfs, mb); err != nil {
 			return nil, err
 		}
 	}
@@ -279,26 +302,9 @@ func (t *tmpDisks) unwrittenBytes() int64 {
 
 func (t *tmpDisks) refill() {
 	defer close(t.done)
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-t.kick:
-		}
-		for len(t.ready) < cap(t.ready) {
-			d, err := newTmpDisk(t.dir, DefaultTmpMB)
-			if err != nil {
-				t.log.Warn("making a spare /tmp disk", "err", err)
-				select {
-				case <-t.stop:
-					return
-				case <-time.After(spareRetry):
-				}
-				continue
-			}
-			t.ready <- d // never blocks: only refill sends
-		}
-	}
+	keepReady(t.ready, t.kick, t.stop, func() (*tmpDisk, error) {
+		return newTmpDisk(t.dir, t.mkfs, DefaultTmpMB)
+	}, (*tmpDisk).close, t.log, "making a spare /tmp disk")
 }
 
 // close stops the refill and closes the spare disks; live ones belong to

@@ -153,8 +153,12 @@ func TestTmpDiskSizes(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	mkfs, err := findMkfs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, mb := range []int{1, 512, 1000, MaxTmpMB} {
-		d, err := newTmpDisk(dir, mb)
+		d, err := newTmpDisk(dir, mkfs, mb)
 		if err != nil {
 			t.Fatal(err)
 		}
