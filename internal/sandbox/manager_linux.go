@@ -304,6 +304,8 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	defer m.inflight.Done()
 
 	start := time.Now()
+	// The /tmp disk it took is made again once it is up, not meanwhile.
+	defer m.tmp.refillSoon()
 	s, spare, err := m.create(ctx, spec)
 	m.mu.Lock()
 	if err != nil {

@@ -282,6 +282,7 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	default:
 	}
 	s.specialized = true
+	defer s.m.tmp.refillSoon() // the /tmp disk it takes, once done
 	if err := s.specialize(sp); err != nil {
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 	}

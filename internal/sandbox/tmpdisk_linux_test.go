@@ -132,8 +132,8 @@ func TestTmpDisk(t *testing.T) {
 		tmpReleased(t, d.d, d.image)
 	}
 	ents, err := os.ReadDir(dir)
-	if err != nil || len(ents) != 0 {
-		t.Errorf("%s holds %v (%v), want no image", dir, ents, err)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "template-512.img" {
+		t.Errorf("%s holds %v (%v), want the 512 MB template alone", dir, ents, err)
 	}
 	assertNoMounts(t, dir)
 	spare, err := m.tmp.take(DefaultTmpMB) // made ahead
@@ -145,20 +145,22 @@ func TestTmpDisk(t *testing.T) {
 	tmpReleased(t, spare, image)
 }
 
-// TestTmpDiskSizes: a /tmp of each size holds that size, and closing one
-// never attached releases its loop device at once.
+// TestTmpDiskSizes: a /tmp of each size holds that size, made from its
+// size's template or a spare, and closing one never attached releases its
+// loop device at once; closing leaves no image.
 func TestTmpDiskSizes(t *testing.T) {
 	requireSandboxes(t)
 	dir := filepath.Join(t.TempDir(), tmpDisksDir)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	mkfs, err := findMkfs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mb := range []int{1, 512, 1000, MaxTmpMB} {
-		d, err := newTmpDisk(dir, mkfs, mb)
+	disks, err := newTmpDisks(dir, mkfs, 1, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range []int{1, 512, 1000, MaxTmpMB, 512, 1000} {
+		d, err := disks.take(mb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +168,13 @@ func TestTmpDiskSizes(t *testing.T) {
 			t.Errorf("a %d MB /tmp can take %d bytes", mb, got)
 		}
 		image := loopImage(t, d)
-		d.close()
+		disks.release(d)
 		tmpReleased(t, d, image)
+	}
+	if err := disks.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left after close (%v)", dir, err)
 	}
 }

@@ -697,7 +697,8 @@ func checkNothingLeft(t testing.TB, dataDir string) {
 }
 
 // loopImagesUnder lists the images under dir that loop devices are bound
-// to (the sandboxes' /tmp disks: unlinked, so "(deleted)" follows each).
+// to (the sandboxes' /tmp disks), by name: each is unlinked once its loop
+// device holds it, and sysfs then adds " (deleted)", left out here.
 func loopImagesUnder(t testing.TB, dir string) []string {
 	t.Helper()
 	files, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
@@ -707,7 +708,8 @@ func loopImagesUnder(t testing.TB, dir string) []string {
 	var found []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
-		if img := strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(img, dir+"/") {
+		img := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+		if err == nil && strings.HasPrefix(img, dir+"/") {
 			found = append(found, img)
 		}
 	}
