@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -368,13 +369,22 @@ func (t *tmpDisks) take(mb int) (*tmpDisk, error) {
 	return d, nil
 }
 
-// refillSoon has the spares made again, after a take: the caller kicks it once
-// its sandbox is up, not to compete with its start for CPU.
+// tmpRefillDelay is how long after a sandbox is up the /tmp disk it took
+// is made again: past its runtime's start and first invocation (a cold
+// start's second half), with which the ~1 ms of CPU and the I/O of
+// making one would compete on a small machine. Cold starts faster than
+// that use the spares, then make their disk themselves.
+const tmpRefillDelay = 50 * time.Millisecond
+
+// refillSoon has the spares made again after a take, tmpRefillDelay from
+// now.
 func (t *tmpDisks) refillSoon() {
-	select {
-	case t.kick <- struct{}{}:
-	default:
-	}
+	time.AfterFunc(tmpRefillDelay, func() {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // release closes a disk from take.
