@@ -142,8 +142,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		devNull.Close()
 		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
-	// Images a crashed run caught before unlinking them are removed here.
-	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir), mkfs, cfg.TmpSpares, m.log); err != nil {
+	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir, m.nonce), mkfs, cfg.TmpSpares, m.log); err != nil {
 		devNull.Close()
 		if netw != nil {
 			_ = netw.teardown()
@@ -191,6 +190,12 @@ func (m *Manager) CleanupStale(ctx context.Context) (int, error) {
 		}
 		removed++
 		m.log.Info("removed stale sandbox", "sandbox", name, "killed", len(pids))
+	}
+	// A crashed run's /tmp templates and half-made images.
+	if n, err := cleanupStaleTmp(filepath.Join(m.cfg.RootDir, tmpDisksDir), m.tmp.dir); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 {
+		m.log.Info("removed stale /tmp disk directories", "count", n)
 	}
 	// After the kills above: the slots of pre-warmed sandboxes.
 	if n, err := m.cleanupStaleSlots(); err != nil {

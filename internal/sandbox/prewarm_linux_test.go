@@ -156,6 +156,10 @@ func TestCleanupStaleSlots(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(code, "hello")); err != nil {
 		t.Errorf("code dir damaged: %v", err)
 	}
+	// And the crashed one's /tmp template and directory.
+	if _, err := os.Stat(other.tmp.dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale /tmp directory %s still exists (%v)", other.tmp.dir, err)
+	}
 	_ = orphan.Destroy()
 	other.devNull.Close()
 }

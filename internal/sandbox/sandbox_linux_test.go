@@ -922,7 +922,8 @@ func TestSpares(t *testing.T) {
 // BenchmarkCreateDestroy measures sandbox churn: create a sandbox running
 // /usr/bin/true, wait for it to exit, destroy it. create-ns/op is the Create
 // part alone (the cold-start cost before the runtime's own start-up).
-// "fresh" starts every init; "spare" waits (untimed) for a spare first.
+// "fresh" starts every init; "spare" waits (untimed) for a spare first,
+// and for a spare /tmp disk (as the server keeps them: Config.TmpSpares).
 func BenchmarkCreateDestroy(b *testing.B) {
 	for _, spares := range []int{0, 1} {
 		name := "fresh"
@@ -930,7 +931,7 @@ func BenchmarkCreateDestroy(b *testing.B) {
 			name = "spare"
 		}
 		b.Run(name, func(b *testing.B) {
-			benchCreateDestroy(b, newTestManagerWith(b, Config{Spares: spares}), spares, Spec{})
+			benchCreateDestroy(b, newTestManagerWith(b, Config{Spares: spares, TmpSpares: spares}), spares, Spec{})
 		})
 	}
 }
@@ -951,7 +952,7 @@ func benchCreateDestroy(b *testing.B, m *Manager, spares int, spec Spec) {
 	for i := range b.N {
 		if spares > 0 {
 			b.StopTimer()
-			for len(m.spares) < spares {
+			for len(m.spares) < spares || len(m.tmp.ready) < m.cfg.TmpSpares {
 				time.Sleep(100 * time.Microsecond)
 			}
 			b.StartTimer()

@@ -40,12 +40,14 @@ import (
 //     the unlinked image's blocks are freed. A crash of Owl leaves nothing
 //     either: its fds close, its sandboxes die with it (parent-death
 //     signal). Only an image caught between its creation and its unlink,
-//     and the templates, can remain; NewManager empties the directory.
+//     and the templates, can remain in a crashed Manager's directory
+//     (<RootDir>/tmpdisks/<nonce>); CleanupStale removes it.
 //
 // Every /tmp is a new filesystem: nothing written by one function is ever
 // seen by another, whatever reuses what.
 
-// tmpDisksDir is the directory of the images, under Config.RootDir.
+// tmpDisksDir is the directory of the images, under Config.RootDir: a
+// directory per Manager in it.
 const tmpDisksDir = "tmpdisks"
 
 // mkfsArgs make the image: no journal (a /tmp's contents do not outlive
@@ -309,14 +311,13 @@ type tmpDisks struct {
 
 	mu   sync.Mutex
 	live map[*tmpDisk]bool // guarded by mu; handed out and not yet released
+
+	closing sync.WaitGroup // released disks being closed
 }
 
-// newTmpDisks empties dir (images a crash caught before their unlink) and
-// starts keeping spares of them ready.
+// newTmpDisks makes dir, this Manager's own (a crashed run's are
+// removed by cleanupStaleTmp), and starts keeping spares of them ready.
 func newTmpDisks(dir, mkfs string, spares int, log *slog.Logger) (*tmpDisks, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("emptying %s: %w", dir, err)
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -387,12 +388,15 @@ func (t *tmpDisks) refillSoon() {
 	})
 }
 
-// release closes a disk from take.
+// release closes a disk from take, in the background: once its sandbox's
+// mount namespace is gone, the last close unmounts the filesystem and
+// clears the loop device (a few milliseconds, RCU grace periods among
+// them), which the sandbox's Destroy need not wait for. close waits.
 func (t *tmpDisks) release(d *tmpDisk) {
 	t.mu.Lock()
 	delete(t.live, d)
 	t.mu.Unlock()
-	d.close()
+	t.closing.Go(d.close)
 }
 
 // unwrittenBytes sums what the live /tmp disks may still write.
@@ -421,6 +425,7 @@ func (t *tmpDisks) close() error {
 	for len(t.ready) > 0 {
 		(<-t.ready).close()
 	}
+	t.closing.Wait()
 	t.tmplMu.Lock()
 	for mb, tmpl := range t.templates {
 		if err := os.Remove(tmpl); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -432,5 +437,34 @@ func (t *tmpDisks) close() error {
 	if err := os.Remove(t.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", t.dir, err)
 	}
+	// The parent too, unless another Manager's directory is in it.
+	if err := os.Remove(filepath.Dir(t.dir)); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) {
+		return fmt.Errorf("removing %s: %w", filepath.Dir(t.dir), err)
+	}
 	return nil
+}
+
+// cleanupStaleTmp removes the /tmp directories under root (images and
+// templates) of Managers other than the one whose directory is mine: a
+// crashed run's. Their images' loop devices went with that run.
+func cleanupStaleTmp(root, mine string) (int, error) {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, e := range ents {
+		if p := filepath.Join(root, e.Name()); p != mine {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }

@@ -127,7 +127,7 @@ func TestTmpDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := filepath.Join(m.cfg.RootDir, tmpDisksDir)
+	dir := m.tmp.dir
 	for _, d := range disks {
 		tmpReleased(t, d.d, d.image)
 	}
@@ -150,7 +150,7 @@ func TestTmpDisk(t *testing.T) {
 // loop device at once; closing leaves no image.
 func TestTmpDiskSizes(t *testing.T) {
 	requireSandboxes(t)
-	dir := filepath.Join(t.TempDir(), tmpDisksDir)
+	dir := filepath.Join(t.TempDir(), tmpDisksDir, "test")
 	mkfs, err := findMkfs()
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestTmpDiskSizes(t *testing.T) {
 	if err := disks.close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s left after close (%v)", dir, err)
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s left after close (%v)", filepath.Dir(dir), err)
 	}
 }
