@@ -138,11 +138,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		refillDone:   make(chan struct{}),
 	}
 	// The default identity's /etc is built now, off the first cold start.
-	if _, err := m.etcDir(DefaultUID, DefaultGID); err != nil {
-		devNull.Close()
-		return nil, fmt.Errorf("sandbox manager: %w", err)
+	if _, err = m.etcDir(DefaultUID, DefaultGID); err == nil {
+		m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir, m.nonce), mkfs, cfg.TmpSpares, m.log)
 	}
-	if m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir, m.nonce), mkfs, cfg.TmpSpares, m.log); err != nil {
+	if err != nil {
 		devNull.Close()
 		if netw != nil {
 			_ = netw.teardown()
