@@ -137,7 +137,18 @@ func removeSlots(dir string) error {
 // cleanupStaleSlots removes the slots of sandboxes that are not this
 // Manager's (a crashed previous run); it returns how many.
 func (m *Manager) cleanupStaleSlots() (int, error) {
-	ents, err := os.ReadDir(m.slotsRoot())
+	return removeEntries(m.slotsRoot(), func(name string) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, mine := m.live[name]
+		return mine
+	}, removeSlots)
+}
+
+// removeEntries removes with remove each entry of dir that keep does not
+// claim; it returns how many it removed. A missing dir has none.
+func removeEntries(dir string, keep func(name string) bool, remove func(path string) error) (int, error) {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -147,13 +158,10 @@ func (m *Manager) cleanupStaleSlots() (int, error) {
 	n := 0
 	var errs []error
 	for _, e := range ents {
-		m.mu.Lock()
-		_, mine := m.live[e.Name()]
-		m.mu.Unlock()
-		if mine {
+		if keep(e.Name()) {
 			continue
 		}
-		if err := removeSlots(filepath.Join(m.slotsRoot(), e.Name())); err != nil {
+		if err := remove(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 			continue
 		}

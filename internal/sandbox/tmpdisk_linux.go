@@ -448,23 +448,5 @@ func (t *tmpDisks) close() error {
 // templates) of Managers other than the one whose directory is mine: a
 // crashed run's. Their images' loop devices went with that run.
 func cleanupStaleTmp(root, mine string) (int, error) {
-	ents, err := os.ReadDir(root)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var errs []error
-	for _, e := range ents {
-		if p := filepath.Join(root, e.Name()); p != mine {
-			if err := os.RemoveAll(p); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
+	return removeEntries(root, func(name string) bool { return filepath.Join(root, name) == mine }, os.RemoveAll)
 }
