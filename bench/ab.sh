@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/ab.sh: compare two owl binaries on the warm path, paired and interleaved.
+# bench/ab.sh: compare two owl binaries on the warm or cold path, paired and interleaved.
 #
 # On a shared 2-vCPU machine one timing is noise: other sessions' builds and tests come and go
 # within seconds. This script starts both servers side by side (temp data dirs, free ports, the
@@ -14,8 +14,10 @@
 #   MODE=t32 ROUNDS=10 bench/ab.sh /tmp/owl-old /tmp/owl-new
 #
 # Settings (environment):
-#   MODE=c1     c1: owl bench warm -c 1 -n N1 --warmup 100; t32: owl bench throughput -c 32 -d D
+#   MODE=c1     c1: owl bench warm -c 1 -n N1 --warmup 100; t32: owl bench throughput -c 32 -d D;
+#               cold: owl bench cold -n NC (each a cold start of a new version)
 #   ROUNDS=16   pairs           N1=3000   invocations per c1 run        D=3s   t32 duration
+#   NC=20       cold starts per cold run
 #   OUT=$(mktemp -d)            where each run's JSON and CPU figures go (kept)
 set -euo pipefail
 # The Go release go.mod names (the machine's own go fetches it from the proxy).
@@ -28,6 +30,7 @@ MODE=${MODE:-c1}
 ROUNDS=${ROUNDS:-16}
 N1=${N1:-3000}
 D=${D:-3s}
+NC=${NC:-20}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
@@ -95,6 +98,9 @@ run() {
 	if [[ $MODE == c1 ]]; then
 		OWL_ENDPOINT=${ENDPOINT[$side]} OWL_DATA=${DATA[$side]} \
 			"$B" bench warm -c 1 -n "$N1" --warmup 100 --json "$OUT/$side-$r.json" >/dev/null
+	elif [[ $MODE == cold ]]; then
+		OWL_ENDPOINT=${ENDPOINT[$side]} OWL_DATA=${DATA[$side]} \
+			"$B" bench cold -n "$NC" --json "$OUT/$side-$r.json" >/dev/null
 	else
 		OWL_ENDPOINT=${ENDPOINT[$side]} OWL_DATA=${DATA[$side]} \
 			"$B" bench throughput -c 32 -d "$D" --json "$OUT/$side-$r.json" >/dev/null

@@ -11,6 +11,8 @@
 #
 #   bench/prewarm.sh                 ROUNDS=3 N=30 SETTLE=100ms ON_PREWARM=1 (OWL_PREWARM of "on")
 #   KEEP_LOG=file keeps the "on" server's log.
+#   OLD=/path/to/owl                 "off" is that build with pre-warming on instead: two builds'
+#                                    pre-warmed cold starts, interleaved (off = OLD, on = this one).
 set -euo pipefail
 # The Go release go.mod names (the machine's own go fetches it from the proxy).
 export GOTOOLCHAIN=go1.27.3
@@ -35,8 +37,8 @@ cd "$REPO"
 go build -o "$TMP/owl" ./cmd/owl
 OWL=$TMP/owl
 
-start() { # name prewarm
-	OWL_PREWARM=$2 owl_serve "$OWL" "$TMP/$1" "$TMP/$1.log" --log-level debug
+start() { # name prewarm [binary]
+	OWL_PREWARM=$2 owl_serve "${3:-$OWL}" "$TMP/$1" "$TMP/$1.log" --log-level debug
 	PIDS+=("$OWL_SERVE_PID")
 	echo "$OWL_SERVE_ENDPOINT" >"$TMP/$1.endpoint"
 }
@@ -45,7 +47,11 @@ owlat() { # name args...
 	shift
 	OWL_DATA=$TMP/$n OWL_ENDPOINT=$(cat "$TMP/$n.endpoint") "$OWL" "$@"
 }
-start off 0
+if [[ -n ${OLD:-} ]]; then
+	start off "${ON_PREWARM:-1}" "$(realpath "$OLD")"
+else
+	start off 0
+fi
 start on "${ON_PREWARM:-1}"
 for s in off on; do
 	owlat $s deploy examples/hello-python --name hello-py --runtime "$PY" --handler app.handler >/dev/null

@@ -25,17 +25,41 @@ import (
 // bodies spooled to disk) claim space ahead of their writes (Claim, or a
 // Writer); every check counts what is claimed and not yet written as
 // used, so that such writers together stay above the reserve too.
+//
+// Space promised elsewhere on the same filesystem and not yet written
+// (the sandboxes' /tmp disks, sparse images that grow as functions write)
+// is counted as used too: see SetPromised.
 type Guard struct {
-	dir     string
-	reserve int64
-	low     atomic.Bool  // the last check found less than the reserve free
-	claimed atomic.Int64 // bytes claimed by writers and not yet written
+	dir      string
+	reserve  int64
+	low      atomic.Bool  // the last check found less than the reserve free
+	claimed  atomic.Int64 // bytes claimed by writers and not yet written
+	promised atomic.Pointer[func() int64]
 }
 
 // New returns a guard of the filesystem holding dir that keeps reserve
 // bytes free.
 func New(dir string, reserve int64) *Guard {
 	return &Guard{dir: dir, reserve: reserve}
+}
+
+// SetPromised makes every check count promised() bytes as used: space
+// that others may still write on the guarded filesystem without asking
+// the guard (the sandboxes' /tmp disks: what their functions have not yet
+// written of their size). It is called on every check, so it must be
+// cheap and safe for concurrent use.
+func (g *Guard) SetPromised(promised func() int64) { g.promised.Store(&promised) }
+
+// usable is the free space less what is claimed and promised.
+func (g *Guard) usable() (int64, error) {
+	free, err := g.Free()
+	if err != nil {
+		return 0, err
+	}
+	if p := g.promised.Load(); p != nil {
+		free -= (*p)()
+	}
+	return free, nil
 }
 
 // Reserve is the space the guard keeps free, in bytes.
@@ -93,10 +117,10 @@ func IsLow(err error) bool {
 }
 
 // Check returns a *LowSpaceError when writing need bytes would leave less
-// than the reserve free, counting claimed space as used. A statfs failure
+// than the reserve free, counting claimed and promised space as used. A statfs failure
 // is returned as is (wrapped).
 func (g *Guard) Check(need int64) error {
-	free, err := g.Free()
+	free, err := g.usable()
 	if err != nil {
 		return err
 	}
@@ -114,7 +138,7 @@ func (g *Guard) Check(need int64) error {
 // claim. The claimant gives the bytes back with Release as it writes them
 // (the filesystem then counts them) or once it no longer needs them.
 func (g *Guard) Claim(n int64) error {
-	free, err := g.Free()
+	free, err := g.usable()
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package diskspace
 import (
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -105,4 +106,31 @@ func TestClaims(t *testing.T) {
 	if c := g.claimed.Load(); c != 0 {
 		t.Errorf("claimed after Close: %d", c)
 	}
+}
+
+// TestPromised: space promised elsewhere (the sandboxes' /tmp disks)
+// counts as used by checks and claims, as it changes.
+func TestPromised(t *testing.T) {
+	dir, free := freeDir(t)
+	if free < 64<<20 {
+		t.Skipf("%s free: too little to test with", MB(free))
+	}
+	g := New(dir, 16<<20)
+	var promised atomic.Int64
+	g.SetPromised(promised.Load)
+	if err := g.Check(1 << 20); err != nil {
+		t.Fatalf("nothing promised: %v", err)
+	}
+	promised.Store(free) // every byte, the reserve too
+	if err := g.Check(1 << 20); !IsLow(err) {
+		t.Errorf("a 1 MB write with all the space promised: %v, want a LowSpaceError", err)
+	}
+	if err := g.Claim(1 << 20); !IsLow(err) {
+		t.Errorf("a 1 MB claim with all the space promised: %v, want a LowSpaceError", err)
+	}
+	promised.Store(0) // written, or the sandbox gone
+	if err := g.Claim(1 << 20); err != nil {
+		t.Errorf("a 1 MB claim once nothing is promised: %v", err)
+	}
+	g.Release(1 << 20)
 }

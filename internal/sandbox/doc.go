@@ -21,7 +21,9 @@
 //     bind mounts of the host's /usr (and /bin, /sbin, /lib, /lib64, or
 //     their merged-usr symlinks), a minimal /etc prepared by the Manager
 //     (etc_linux.go: what runtimes read, no shadow or keys), /var/task (the
-//     code, read-only), /opt (layers, or empty), a /tmp tmpfs of Spec.TmpMB,
+//     code, read-only), /opt (layers, or empty), a /tmp of Spec.TmpMB on
+//     disk (an ext4 filesystem of its own on a loop device, made ahead of
+//     need: tmpdisk_linux.go),
 //     a fresh /proc with runc's masks (proc_linux.go) and a read-only
 //     minimal /dev (null, zero, full, random, urandom, fd links, a small
 //     /dev/shm); no /sys. All mounts happen inside the sandbox's private

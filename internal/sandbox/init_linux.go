@@ -21,7 +21,8 @@ import (
 // [payload]:
 //
 //	init → parent   frameHello   the init runs (its Go runtime is up)
-//	parent → init   frameConfig  initConfig as JSON
+//	parent → init   frameConfig  initConfig as JSON, with the /tmp mount's
+//	                             fd (SCM_RIGHTS) unless pre-warmed
 //	init → parent   frameReady   setup done; or frameFailed + initFailure
 //	parent → init   frameGo      the cgroup and the Runtime API listener exist
 //	init → parent   EOF          exec succeeded (fd 3 is close-on-exec);
@@ -52,10 +53,12 @@ type initConfig struct {
 	RuntimeDir string   `json:"runtime_dir,omitempty"`
 	Argv       []string `json:"argv"`
 	Env        []string `json:"env"`
-	TmpMB      int      `json:"tmp_mb"`
-	UID        int      `json:"uid"`
-	GID        int      `json:"gid"`
-	Hostname   string   `json:"hostname"`
+	// TmpFD says the config frame carries /tmp: a detached mount's fd
+	// (tmpdisk_linux.go) that the init moves onto /tmp.
+	TmpFD    bool   `json:"tmp_fd,omitempty"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	Hostname string `json:"hostname"`
 	// Slots, for a pre-warmed sandbox, is the host directory of its slots
 	// (task, opt, tmp): bound at /var/task, /opt and /tmp as slaves of the
 	// host's slot mounts instead of CodeDir, OptDir and a tmpfs.
@@ -108,6 +111,11 @@ func readFrame(r io.Reader) (kind byte, payload []byte, err error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
+	return readFramePayload(r, hdr)
+}
+
+// readFramePayload reads the payload of the frame whose header is hdr.
+func readFramePayload(r io.Reader, hdr [5]byte) (kind byte, payload []byte, err error) {
 	n := binary.BigEndian.Uint32(hdr[1:])
 	if n > maxFrameSize {
 		return 0, nil, fmt.Errorf("frame of %d bytes exceeds %d", n, maxFrameSize)
@@ -182,7 +190,7 @@ func runInit(ctl rawFD) error {
 	if err := writeFrame(ctl, frameHello, nil); err != nil {
 		return fmt.Errorf("must be started by owl: writing to fd %d: %w", initSyncFD, err)
 	}
-	kind, payload, err := readFrame(ctl)
+	kind, payload, tmpFD, err := readFrameFD(ctl)
 	if err != nil || kind != frameConfig {
 		return fmt.Errorf("must be started by owl: reading config from fd %d: %v (kind %q)", initSyncFD, err, kind)
 	}
@@ -190,7 +198,10 @@ func runInit(ctl rawFD) error {
 	if err := json.Unmarshal(payload, &cfg); err != nil {
 		return reportFailure(ctl, frameFailed, fmt.Errorf("decoding config: %w", err))
 	}
-	if err := setupSandbox(&cfg); err != nil {
+	if cfg.TmpFD != (tmpFD >= 0) {
+		return reportFailure(ctl, frameFailed, fmt.Errorf("config frame: /tmp's mount fd expected %v, received %v", cfg.TmpFD, tmpFD >= 0))
+	}
+	if err := setupSandbox(&cfg, tmpFD); err != nil {
 		return reportFailure(ctl, frameFailed, err)
 	}
 	if err := writeFrame(ctl, frameReady, nil); err != nil {
@@ -203,6 +214,44 @@ func runInit(ctl rawFD) error {
 	closeExtraFDsOnExec()
 	err = unix.Exec(cfg.Argv[0], cfg.Argv, cfg.Env)
 	return reportFailure(ctl, frameExecFailed, fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
+}
+
+// readFrameFD reads one frame and the fd sent with it (SCM_RIGHTS), or -1.
+// The fd arrives with the frame's first byte, so the header is read with
+// recvmsg; it is close-on-exec.
+func readFrameFD(ctl rawFD) (kind byte, payload []byte, fd int, err error) {
+	fd = -1
+	var hdr [5]byte
+	oob := make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(int(ctl), hdr[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return 0, nil, -1, err
+	}
+	if oobn > 0 {
+		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if perr == nil && len(msgs) == 1 {
+			if fds, ferr := unix.ParseUnixRights(&msgs[0]); ferr == nil && len(fds) == 1 {
+				fd = fds[0]
+			}
+		}
+		if fd < 0 {
+			return 0, nil, -1, errors.New("unexpected control message with the config")
+		}
+	}
+	if n == 0 {
+		return 0, nil, fd, io.EOF
+	}
+	if _, err := io.ReadFull(ctl, hdr[n:]); err != nil {
+		return 0, nil, fd, err
+	}
+	kind, payload, err = readFramePayload(ctl, hdr)
+	return kind, payload, fd, err
 }
 
 func reportFailure(ctl rawFD, kind byte, err error) error {
@@ -236,7 +285,7 @@ const (
 //
 // It is long because the order of its mounts and pivot is the security
 // argument (docs/security.md): one function reads as that sequence.
-func setupSandbox(cfg *initConfig) error {
+func setupSandbox(cfg *initConfig, tmpFD int) error {
 	if err := joinCgroups(cfg.JoinCgroups); err != nil {
 		return err
 	}
@@ -276,9 +325,11 @@ func setupSandbox(cfg *initConfig) error {
 			return fmt.Errorf("mounting /var/runtime from %s: %w", cfg.RuntimeDir, err)
 		}
 	}
-	if cfg.Slots == "" {
-		tmpOpts := "mode=1777,size=" + strconv.Itoa(cfg.TmpMB) + "m"
-		if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
+	if tmpFD >= 0 {
+		// A disk of its own, already mounted nosuid,nodev (tmpdisk_linux.go).
+		err := unix.MoveMount(tmpFD, "", unix.AT_FDCWD, root+"/tmp", unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(tmpFD)
+		if err != nil {
 			return fmt.Errorf("mounting /tmp: %w", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -48,6 +49,7 @@ type Manager struct {
 	nonce   string   // names this Manager's spare cgroups (v2)
 	net     *network // the egress network; nil without Config.Egress
 	mem     *memWatcher
+	tmp     *tmpDisks // every sandbox's /tmp
 
 	mu           sync.Mutex
 	closed       bool                // guarded by mu
@@ -90,8 +92,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(rootfs, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox manager: creating %s: %w", rootfs, err)
 	}
+	mkfs, err := findMkfs()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
 	var netw *network
-	var err error
 	if cfg.Egress != nil {
 		if netw, err = setupNetwork(cfg.Instance, cfg.Egress, log.With("component", "sandbox")); err != nil {
 			return nil, fmt.Errorf("sandbox manager: %w", err)
@@ -133,8 +138,14 @@ func NewManager(cfg Config) (*Manager, error) {
 		refillDone:   make(chan struct{}),
 	}
 	// The default identity's /etc is built now, off the first cold start.
-	if _, err := m.etcDir(DefaultUID, DefaultGID); err != nil {
+	if _, err = m.etcDir(DefaultUID, DefaultGID); err == nil {
+		m.tmp, err = newTmpDisks(filepath.Join(cfg.RootDir, tmpDisksDir, m.nonce), mkfs, cfg.TmpSpares, m.log)
+	}
+	if err != nil {
 		devNull.Close()
+		if netw != nil {
+			_ = netw.teardown()
+		}
 		return nil, fmt.Errorf("sandbox manager: %w", err)
 	}
 	if cfg.Spares > 0 {
@@ -178,6 +189,12 @@ func (m *Manager) CleanupStale(ctx context.Context) (int, error) {
 		}
 		removed++
 		m.log.Info("removed stale sandbox", "sandbox", name, "killed", len(pids))
+	}
+	// A crashed run's /tmp templates and half-made images.
+	if n, err := cleanupStaleTmp(filepath.Join(m.cfg.RootDir, tmpDisksDir), m.tmp.dir); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 {
+		m.log.Info("removed stale /tmp disk directories", "count", n)
 	}
 	// After the kills above: the slots of pre-warmed sandboxes.
 	if n, err := m.cleanupStaleSlots(); err != nil {
@@ -235,11 +252,16 @@ func (m *Manager) Close() error {
 		if m.net != nil {
 			errs = append(errs, m.net.teardown())
 		}
-		errs = append(errs, m.closeSlots(), m.cg.removeInstance(), m.devNull.Close())
+		errs = append(errs, m.closeSlots(), m.tmp.close(), m.cg.removeInstance(), m.devNull.Close())
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
 }
+
+// TmpPromisedBytes is what the functions of the live sandboxes may still
+// write to their /tmp disks: sparse images on the RootDir's filesystem,
+// which grow as they write (an fstatfs per live sandbox).
+func (m *Manager) TmpPromisedBytes() int64 { return m.tmp.unwrittenBytes() }
 
 // forget drops a destroyed sandbox.
 func (m *Manager) forget(s *Sandbox) {
@@ -288,6 +310,8 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 	defer m.inflight.Done()
 
 	start := time.Now()
+	// The /tmp disk it took is made again once it is up, not meanwhile.
+	defer m.tmp.refillSoon()
 	s, spare, err := m.create(ctx, spec)
 	m.mu.Lock()
 	if err != nil {
@@ -496,6 +520,17 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	if err != nil {
 		return nil, err
 	}
+	var tmp *tmpDisk
+	if slots == "" {
+		if tmp, err = m.tmp.take(spec.TmpMB); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				m.tmp.release(tmp)
+			}
+		}()
+	}
 	ic := initConfig{
 		Root:       m.rootfs,
 		EtcDir:     etc,
@@ -504,7 +539,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		OptDir:     spec.OptDir,
 		Argv:       spec.Argv,
 		Env:        spec.Env,
-		TmpMB:      spec.TmpMB,
+		TmpFD:      tmp != nil,
 		UID:        spec.UID,
 		GID:        spec.GID,
 		Hostname:   Hostname,
@@ -524,7 +559,7 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	// parent makes the listener.
 	stop := context.AfterFunc(ctx, func() { p.ctl.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := writeFrame(p.ctl, frameConfig, config); err != nil {
+	if err := sendConfig(p.ctl, config, tmp); err != nil {
 		return nil, initDied(ctx, p, cg, "sending config", err)
 	}
 	var veth *vethLink
@@ -605,10 +640,50 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		ln:   ln,
 		veth: veth,
 		out:  p.out,
+		tmp:  tmp,
 		done: make(chan struct{}),
 	}
 	go s.reap(p.pidf)
 	return s, nil
+}
+
+// sendConfig writes the config frame, with /tmp's mount fd when there is
+// one (it reaches the init with the frame's first byte).
+func sendConfig(ctl *os.File, config []byte, tmp *tmpDisk) error {
+	if tmp == nil {
+		return writeFrame(ctl, frameConfig, config)
+	}
+	var frame bytes.Buffer
+	if err := writeFrame(&frame, frameConfig, config); err != nil {
+		return err
+	}
+	rc, err := ctl.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("sending config: %w", err)
+	}
+	buf, rights := frame.Bytes(), unix.UnixRights(int(tmp.mnt.Fd()))
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(buf) > 0 {
+			var n int
+			n, serr = unix.SendmsgN(int(fd), buf, rights, nil, 0)
+			if serr == unix.EAGAIN {
+				return false
+			}
+			if serr == unix.EINTR {
+				continue
+			}
+			if serr != nil {
+				return true
+			}
+			buf, rights = buf[n:], nil
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // errInitDied marks an init that died or hung up before reporting.
@@ -662,33 +737,44 @@ func (m *Manager) kickRefill() {
 
 func (m *Manager) refill() {
 	defer close(m.refillDone)
+	keepReady(m.spares, m.refillKick, m.stopRefill, func() (*initProc, error) {
+		p, err := m.newSpare()
+		if err == nil {
+			if err = awaitHello(p); err != nil {
+				err = errors.Join(err, m.discard(p))
+			}
+		}
+		return p, err
+	}, func(p *initProc) { m.discard(p) }, m.log, "starting a spare sandbox init")
+}
+
+// keepReady keeps ready full of what newOne makes, each time kick wakes
+// it, until stop is closed; after a failure (logged as what) it waits
+// spareRetry. What it made when stop closed goes to drop. Only it may send
+// on ready: then its sends never block.
+func keepReady[T any](ready chan T, kick, stop <-chan struct{}, newOne func() (T, error), drop func(T), log *slog.Logger, what string) {
 	for {
 		select {
-		case <-m.stopRefill:
+		case <-stop:
 			return
-		case <-m.refillKick:
+		case <-kick:
 		}
-		for len(m.spares) < cap(m.spares) {
-			p, err := m.newSpare()
-			if err == nil {
-				if err = awaitHello(p); err != nil {
-					err = errors.Join(err, m.discard(p))
-				}
-			}
+		for len(ready) < cap(ready) {
+			v, err := newOne()
 			if err != nil {
-				m.log.Warn("starting a spare sandbox init", "err", err)
+				log.Warn(what, "err", err)
 				select {
-				case <-m.stopRefill:
+				case <-stop:
 					return
 				case <-time.After(spareRetry):
 				}
 				continue
 			}
 			select {
-			case <-m.stopRefill:
-				m.discard(p)
+			case <-stop:
+				drop(v)
 				return
-			case m.spares <- p: // never blocks: only refill sends
+			case ready <- v:
 			}
 		}
 	}

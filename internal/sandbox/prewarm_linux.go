@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,8 +20,8 @@ import (
 // on the host, in a peer group of its own (shared), and the sandbox's bind
 // of it is a *slave* of that group: a mount that the host later puts on the
 // slot propagates into the sandbox, one way. Specialize uses that to attach
-// a function's code (read-only), layers (read-only) and a /tmp tmpfs of the
-// function's size to a sandbox whose runtime is already running.
+// a function's code (read-only), layers (read-only) and a /tmp disk of the
+// function's size (tmpdisk_linux.go) to a sandbox whose runtime is already running.
 //
 // What keeps this safe:
 //   - Propagation is host → sandbox only (slave). The sandbox cannot mount
@@ -138,7 +137,18 @@ func removeSlots(dir string) error {
 // cleanupStaleSlots removes the slots of sandboxes that are not this
 // Manager's (a crashed previous run); it returns how many.
 func (m *Manager) cleanupStaleSlots() (int, error) {
-	ents, err := os.ReadDir(m.slotsRoot())
+	return removeEntries(m.slotsRoot(), func(name string) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, mine := m.live[name]
+		return mine
+	}, removeSlots)
+}
+
+// removeEntries removes with remove each entry of dir that keep does not
+// claim; it returns how many it removed. A missing dir has none.
+func removeEntries(dir string, keep func(name string) bool, remove func(path string) error) (int, error) {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -148,13 +158,10 @@ func (m *Manager) cleanupStaleSlots() (int, error) {
 	n := 0
 	var errs []error
 	for _, e := range ents {
-		m.mu.Lock()
-		_, mine := m.live[e.Name()]
-		m.mu.Unlock()
-		if mine {
+		if keep(e.Name()) {
 			continue
 		}
-		if err := removeSlots(filepath.Join(m.slotsRoot(), e.Name())); err != nil {
+		if err := remove(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -283,24 +290,32 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	default:
 	}
 	s.specialized = true
+	defer s.m.tmp.refillSoon() // the /tmp disk it takes, once done
 	if err := s.specialize(sp); err != nil {
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 	}
 	return nil
 }
 
+// specialize attaches /tmp and /opt before the code: a runtime waiting for
+// its code finds the rest in place when the code appears.
 func (s *Sandbox) specialize(sp Specialization) error {
-	if err := attachReadOnly(sp.CodeDir, filepath.Join(s.slots, "task")); err != nil {
+	tmp, err := s.m.tmp.take(sp.TmpMB)
+	if err != nil {
 		return err
+	}
+	s.tmp = tmp // Destroy releases it
+	// Already nosuid,nodev (tmpdisk_linux.go): propagated as it is.
+	if err := unix.MoveMount(int(tmp.mnt.Fd()), "", unix.AT_FDCWD, filepath.Join(s.slots, "tmp"), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mounting /tmp: %w", err)
 	}
 	if sp.OptDir != "" {
 		if err := attachReadOnly(sp.OptDir, filepath.Join(s.slots, "opt")); err != nil {
 			return err
 		}
 	}
-	tmp := filepath.Join(s.slots, "tmp")
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,size="+strconv.Itoa(sp.TmpMB)+"m"); err != nil {
-		return fmt.Errorf("mounting /tmp: %w", err)
+	if err := attachReadOnly(sp.CodeDir, filepath.Join(s.slots, "task")); err != nil {
+		return err
 	}
 	lim := limits{memoryBytes: uint64(sp.MemoryMB) << 20, pidsMax: sp.PidsMax, memoryMB: sp.MemoryMB}
 	if err := s.cg.setLimits(lim); err != nil {

@@ -80,6 +80,12 @@ type Config struct {
 	// reclaims and OOM-kills inside the sandboxes, never Owl or the host.
 	// 0: no cap.
 	MemoryBudgetMB int
+	// TmpSpares is how many /tmp disks of DefaultTmpMB the manager keeps
+	// made ahead of time (tmpdisk_linux.go): Create and Specialize take one
+	// instead of making the filesystem, which takes tens of milliseconds.
+	// Each costs a loop device, an fd and a few hundred KB of the data
+	// dir's disk. Other sizes are made when asked for. At most MaxSpares.
+	TmpSpares int
 	// Egress, when set, lets sandboxes whose Spec.Egress is true reach the
 	// host's networks through a bridge of this instance (see network.md in
 	// the repository's docs). NewManager then sets up the bridge and the
@@ -118,6 +124,9 @@ func (c Config) validate() error {
 	}
 	if c.Spares < 0 || c.Spares > MaxSpares {
 		return fmt.Errorf("sandbox config: Spares must be between 0 and %d, got %d", MaxSpares, c.Spares)
+	}
+	if c.TmpSpares < 0 || c.TmpSpares > MaxSpares {
+		return fmt.Errorf("sandbox config: TmpSpares must be between 0 and %d, got %d", MaxSpares, c.TmpSpares)
 	}
 	if c.Egress != nil {
 		if p := c.Egress.Pool; !p.IsValid() || !p.Addr().Is4() || p.Bits() > MaxPoolBits || p.Masked() != p {
@@ -164,7 +173,8 @@ type Spec struct {
 	// and the CPU quota (MBPerVCPU MB = one CPU's worth, see cpuQuotaUs).
 	// Required, at least MinMemoryMB.
 	MemoryMB int
-	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
+	// TmpMB sizes /tmp, a disk of its own (an ext4 filesystem under
+	// RootDir, not memory); 0 means DefaultTmpMB.
 	TmpMB int
 	// PidsMax limits processes and threads; 0 means DefaultPidsMax.
 	PidsMax int
@@ -193,7 +203,7 @@ type Specialization struct {
 	CodeDir string
 	// OptDir, when set, is bound read-only at /opt.
 	OptDir string
-	// TmpMB sizes the /tmp tmpfs; 0 means DefaultTmpMB.
+	// TmpMB sizes /tmp (see Spec.TmpMB); 0 means DefaultTmpMB.
 	TmpMB int
 	// MemoryMB is the new memory limit (and CPU share); required.
 	MemoryMB int

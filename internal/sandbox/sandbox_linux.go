@@ -26,7 +26,8 @@ type Sandbox struct {
 	out  *os.File
 	// slots is the host directory of a pre-warmed sandbox's slots (Spec.Slots); "" otherwise.
 	slots       string
-	specialized bool // guarded by mu
+	specialized bool     // guarded by mu
+	tmp         *tmpDisk // its /tmp; nil for a pre-warmed one until Specialize
 
 	done chan struct{} // closed by reap once pid 1 is reaped
 	// Written by reap before done is closed, read only after.
@@ -225,6 +226,14 @@ func (s *Sandbox) destroy() error {
 		if err := removeSlots(s.slots); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	s.mu.Lock()
+	tmp := s.tmp
+	s.mu.Unlock()
+	if tmp != nil {
+		// Its filesystem, loop device and image go once the sandbox's
+		// mount namespace is gone too (the kernel's, a moment later).
+		s.m.tmp.release(tmp)
 	}
 	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)

@@ -33,6 +33,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Sandbox, error) {
 
 func (m *Manager) Close() error { return nil }
 
+// TmpPromisedBytes is always 0: there are no sandboxes.
+func (m *Manager) TmpPromisedBytes() int64 { return 0 }
+
 // Sandbox is unavailable on this system.
 type Sandbox struct{}
 

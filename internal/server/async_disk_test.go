@@ -192,7 +192,8 @@ func (ts *testServer) sendAccepted(name, label, when string) []string {
 // events are accepted and delivered again without a restart.
 func TestAsyncDiskFull(t *testing.T) {
 	t.Parallel()
-	dataDir := mountTmpfs(t, 200)
+	// Room for the store and one environment's 512 MB /tmp.
+	dataDir := mountTmpfs(t, 800)
 	ts := startServer(t, dataDir, asyncConfig, func(c *config.Config) {
 		c.DiskReserveMB = 16
 		c.Prewarm = 0 // keep the tmpfs for the store
@@ -222,7 +223,12 @@ func TestAsyncDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepted = append(accepted, ts.sendAccepted("disk", "after", "after freeing space")...)
-	ts.holdEvents("disk", false)
+	// One environment at a time: the tmpfs holds one 512 MB /tmp.
+	if _, err := ts.sdk().PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("disk"), ReservedConcurrentExecutions: aws.Int32(1),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	ts.waitDelivered("disk", accepted)
 }
 

@@ -685,8 +685,35 @@ func checkNothingLeft(t testing.TB, dataDir string) {
 		if n := networkLeft(t, inst); len(n) > 0 {
 			return fmt.Errorf("network of instance %s left: %v", inst, n)
 		}
+		// The sandboxes' /tmp disks: loop devices over images in the data dir.
+		if l := loopImagesUnder(t, dataDir); len(l) > 0 {
+			return fmt.Errorf("loop devices left over images under %s: %v", dataDir, l)
+		}
+		if dir := filepath.Join(dataDir, "sandboxes", "tmpdisks"); exists(dir) {
+			return fmt.Errorf("/tmp disk directory %s left", dir)
+		}
 		return nil
 	})
+}
+
+// loopImagesUnder lists the images under dir that loop devices are bound
+// to (the sandboxes' /tmp disks), by name: each is unlinked once its loop
+// device holds it, and sysfs then adds " (deleted)", left out here.
+func loopImagesUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		img := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+		if err == nil && strings.HasPrefix(img, dir+"/") {
+			found = append(found, img)
+		}
+	}
+	return found
 }
 
 func exists(path string) bool {

@@ -348,7 +348,7 @@ func envOf(t testing.TB, r invokeResult) map[string]string {
 	return env
 }
 
-// tmpSizeMB is the size of /tmp as the function sees it.
+// tmpSizeMB is the size of /tmp as the function sees it: what it can write.
 func tmpSizeMB(t testing.TB, ts *testServer, name string) int64 {
 	t.Helper()
 	r := ts.invoke(name, `{"action":"statfs","path":"/tmp"}`)

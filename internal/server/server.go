@@ -134,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Instance:       instanceID(dataDir),
 		RootDir:        filepath.Join(dataDir, "sandboxes"),
 		Spares:         cfg.SpareInits,
+		TmpSpares:      min(cfg.SpareInits+2, sandbox.MaxSpares),
 		MemoryBudgetMB: cfg.MemoryBudgetMB,
 		Logger:         logger.With("component", "sandbox"),
 	}
@@ -155,6 +156,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// smaller log stream, or refuses with one line saying what it needs);
 	// the guard refuses writes below the reserve (docs/security.md).
 	s.space = diskspace.New(dataDir, int64(cfg.DiskReserveMB)<<20)
+	// The sandboxes' /tmp disks are sparse images in the data dir: what
+	// their functions may still write is counted as used.
+	s.space.SetPromised(s.sbm.TmpPromisedBytes)
 	plan, err := diskspace.PlanStart(dataDir, natsbus.DirBytes(natsbus.StoreDir(dataDir)), s.space.Reserve())
 	if err != nil {
 		return nil, err

@@ -311,14 +311,15 @@ func timed(t *testing.T, what string, fn func()) {
 	}
 }
 
-// TestStoreDiskFull fills a small data dir (a 400 MB tmpfs) with code,
+// TestStoreDiskFull fills a small data dir (a 1.5 GB tmpfs: an
+// environment's 512 MB /tmp disk counts as used while it lives) with code,
 // then pushes it below the disk reserve with a file of its own, and checks
 // that writes needing space are refused clearly and at once while reads,
 // invokes of unpacked code and deletes keep working, and that everything
 // works again once space is freed, without a restart.
 func TestStoreDiskFull(t *testing.T) {
 	t.Parallel()
-	dataDir := mountTmpfs(t, 400)
+	dataDir := mountTmpfs(t, 1536)
 	ts := startServer(t, dataDir, func(c *config.Config) {
 		c.DiskReserveMB = 48
 		c.StoreCollectInterval = 2 * time.Second
@@ -335,8 +336,8 @@ func TestStoreDiskFull(t *testing.T) {
 	// Deploy 20 MB functions until the store refuses one.
 	var filled []string
 	for i := 0; ; i++ {
-		if i > 40 {
-			t.Fatalf("40 deploys of 20 MB fit on a 400 MB tmpfs (%d MB free)", freeMB(t, dataDir))
+		if i > 80 {
+			t.Fatalf("80 deploys of 20 MB fit on a 1.5 GB tmpfs (%d MB free)", freeMB(t, dataDir))
 		}
 		name := fmt.Sprintf("fill-%d", i)
 		req := createBodyZip(t, name, bigZip(t, 20<<20, name))
@@ -401,7 +402,8 @@ func TestStoreDiskFull(t *testing.T) {
 	})
 	timed(t, "an invoke that needs its code unpacked on a full disk", func() {
 		resp, body := ts.rawInvoke("cold/invocations", `{"name":"cold"}`, nil)
-		wantError(t, resp, body, http.StatusServiceUnavailable, "ServiceUnavailableException", "~no disk space to unpack")
+		// Its 512 MB /tmp is asked for first (env.go), then its code.
+		wantError(t, resp, body, http.StatusServiceUnavailable, "ServiceUnavailableException", "~Cannot start the function: no disk space")
 	})
 	for _, name := range filled[:4] {
 		timed(t, "a delete on a full disk", func() {
@@ -430,9 +432,20 @@ func TestStoreDiskFull(t *testing.T) {
 		}
 		return nil
 	})
-	if r := ts.invoke("cold", `{"name":"cold"}`); r.payload != `{"message":"hello cold"}` {
-		t.Errorf("invoke of cold after freeing space: %+v", r)
+	// The update retired warm's environment, whose /tmp counted as used
+	// until its disk was released.
+	eventually(t, 60*time.Second, func() error {
+		resp, body := ts.rawInvoke("cold/invocations", `{"name":"cold"}`, nil)
+		if resp.StatusCode != http.StatusOK || string(body) != `{"message":"hello cold"}` {
+			return fmt.Errorf("invoke of cold after freeing space (%d MB free): %d %s", freeMB(t, dataDir), resp.StatusCode, body)
+		}
+		return nil
+	})
+	// And cold's goes with cold, leaving room for after's.
+	if resp, body := ts.do(http.MethodDelete, "/2015-03-31/functions/cold", nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("DeleteFunction cold: %d %s", resp.StatusCode, body)
 	}
+	ts.waitEnvironments(0, "after cold was deleted")
 	ts.createKitchensink("after", func(in *lambda.CreateFunctionInput) {
 		in.Code.ZipFile = kitchenZipWith(t, zipEntry{name: "after", body: "space is back"})
 	})

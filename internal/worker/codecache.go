@@ -166,8 +166,18 @@ func (c *codeCache) codeDir(ctx context.Context, shaHex string) (string, error) 
 // function's unpacked code: 503, retry later (functions whose code is
 // unpacked already keep running).
 func noRoomToUnpack(shaHex string, cause error) error {
+	return noRoom("to unpack its code", cause)
+}
+
+// noRoomForTmp is noRoomToUnpack's answer for a /tmp of mb MB.
+func noRoomForTmp(mb int, cause error) error {
+	return noRoom(fmt.Sprintf("for its %d MB /tmp (EphemeralStorage)", mb), cause)
+}
+
+// noRoom is the 503 of a cold start the data dir's disk cannot hold.
+func noRoom(what string, cause error) error {
 	return &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 30, Err: cause,
-		Message: fmt.Sprintf("Cannot start the function: no disk space to unpack its code (%s). Free disk space or delete unused functions, then retry.", cause)}
+		Message: fmt.Sprintf("Cannot start the function: no disk space %s (%s). Free disk space or delete unused functions, then retry.", what, cause)}
 }
 
 // collect deletes cache directories nobody has used for the idle

@@ -150,6 +150,16 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 			"The function %s has Network %s, which this Owl server has disabled (OWL_NETWORK_EGRESS=false): "+
 				"enable egress, or update the function to Network %s.", fn.Name, registry.NetworkEgress, registry.NetworkNone)
 	}
+	if w.cfg.Space != nil {
+		// Its /tmp may take all of its size from the data dir's disk:
+		// claimed until its disk exists, which the guard then counts as
+		// promised (server.go), so concurrent starts cannot all pass.
+		tmpBytes := int64(fn.EphemeralStorage) << 20
+		if err := w.cfg.Space.Claim(tmpBytes); err != nil {
+			return nil, coldStart{}, noRoomForTmp(fn.EphemeralStorage, err)
+		}
+		defer w.cfg.Space.Release(tmpBytes)
+	}
 	if err := w.memory.reserve(ctx, fn.MemorySize, opts.waitForMemory, w.evictIdle); err != nil {
 		return nil, coldStart{}, err
 	}

@@ -77,9 +77,10 @@ type Config struct {
 	// rest is read and dropped, and one line says so. Zero means
 	// DefaultLogLimitBytes.
 	LogLimitBytes int
-	// Space, when set, is asked before code is unpacked: an unpack that
-	// would go below the data dir's disk reserve is refused with 503
-	// ServiceUnavailableException instead of failing half-way.
+	// Space, when set, is asked before code is unpacked and before an
+	// environment gets its /tmp (a disk of EphemeralStorage in the data
+	// dir): what would go below the data dir's disk reserve is refused
+	// with 503 ServiceUnavailableException instead of failing half-way.
 	Space SpaceChecker
 	// Images gives the unpacked roots of image functions (images.go);
 	// nil: they cannot start on this node.
@@ -97,6 +98,10 @@ type Config struct {
 // SpaceChecker is the data dir's free-space guard (internal/diskspace).
 type SpaceChecker interface {
 	Check(need int64) error
+	// Claim holds n bytes until Release: a new environment's /tmp, until
+	// its disk exists and is counted by the guard itself.
+	Claim(n int64) error
+	Release(n int64)
 }
 
 // Worker runs invocations in sandboxes. Its parts each keep their own

@@ -15,7 +15,9 @@ type Facts struct {
 	Env                  []string
 	Procs                []int
 	WriteErrs            map[string]string
-	TmpBytes             uint64
+	TmpBytes             uint64 // what /tmp can still take (statfs f_bavail)
+	TmpMount             string // /tmp's filesystem type and mount options (mountinfo)
+	TmpMode              uint32 // /tmp's permission bits, sticky bit included
 	Interfaces           []string
 	LoUp                 bool
 	HostDial             string

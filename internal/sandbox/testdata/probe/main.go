@@ -50,19 +50,8 @@ func main() {
 		progress := len(os.Args) > 3 && os.Args[3] == "progress"
 		chunks := allocMB(mb, progress)
 		fmt.Printf("allocated %d MB\n", len(chunks))
-	case "fill": // fill <MB>: write that much to /tmp (tmpfs: memory), say so, then sleep
-		chunk := make([]byte, 1<<20)
-		f, err := os.Create("/tmp/fill")
-		if err != nil {
-			fail(err.Error())
-		}
-		for range atoi(os.Args[2]) {
-			if _, err := f.Write(chunk); err != nil {
-				fail(err.Error())
-			}
-		}
-		fmt.Println("filled")
-		sleepForever()
+	case "fill": // fill <MB> [marker]: list /tmp, leave a marker file, write MB to /tmp, say so, then sleep
+		fill(atoi(os.Args[2]), os.Args[3:])
 	case "hold": // hold <MB>: touch that much memory, say so, then keep it
 		held = allocMB(atoi(os.Args[2]), false)
 		fmt.Printf("holding %d MB\n", len(held))
@@ -99,6 +88,55 @@ func sleepForever() {
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// fill says what /tmp holds ("tmp-entries" and the names), leaves a
+// marker file there, writes mb MiB to /tmp/fill and says "filled", or
+// "fill failed after N MB: error" and exits 3; then it sleeps.
+func fill(mb int, marker []string) {
+	ents, _ := os.ReadDir("/tmp")
+	names := []string{}
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	fmt.Printf("tmp-entries %d %s\n", len(names), strings.Join(names, ","))
+	if len(marker) > 0 {
+		if err := os.WriteFile("/tmp/"+marker[0], []byte("secret"), 0o644); err != nil {
+			fail(err.Error())
+		}
+	}
+	chunk := make([]byte, 1<<20)
+	f, err := os.Create("/tmp/fill")
+	if err != nil {
+		fail(err.Error())
+	}
+	for i := range mb {
+		if _, err := f.Write(chunk); err != nil {
+			fmt.Printf("fill failed after %d MB: %v\n", i, err)
+			os.Exit(3)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		fmt.Printf("fill failed after %d MB: %v\n", mb, err)
+		os.Exit(3)
+	}
+	fmt.Println("filled")
+	sleepForever()
+}
+
+// mountOf is the filesystem type and options of the mount at dir (the
+// topmost: the last listed).
+func mountOf(dir string) string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	found := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if ok && len(fields) >= 6 && fields[4] == dir && len(tail) >= 3 {
+			found = tail[0] + " " + fields[5] + " " + tail[2]
+		}
+	}
+	return found
 }
 
 func fail(msg string) {
@@ -138,7 +176,14 @@ func facts() {
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/tmp", &st); err == nil {
-		f.TmpBytes = st.Blocks * uint64(st.Bsize)
+		f.TmpBytes = st.Bavail * uint64(st.Bsize)
+	}
+	f.TmpMount = mountOf("/tmp")
+	if fi, err := os.Stat("/tmp"); err == nil {
+		f.TmpMode = uint32(fi.Mode().Perm())
+		if fi.Mode()&os.ModeSticky != 0 {
+			f.TmpMode |= 0o1000
+		}
 	}
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {

@@ -76,7 +76,9 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		if err := syscall.Statfs(e.Path, &st); err != nil {
 			return nil, err
 		}
-		return map[string]any{"bytes": st.Blocks * uint64(st.Bsize)}, nil
+		// What the function can write: /tmp is ext4, whose metadata takes
+		// some of its blocks beside the EphemeralStorage it holds.
+		return map[string]any{"bytes": st.Bavail * uint64(st.Bsize)}, nil
 	case "readdir":
 		ents, err := os.ReadDir(e.Path)
 		if err != nil {
