@@ -57,3 +57,6 @@ func FindNft() (string, error) { return "", ErrUnsupported }
 
 // Check returns ErrUnsupported: no sandbox can be created here.
 func (m *Manager) Check() error { return ErrUnsupported }
+
+// InNetnsAt returns ErrUnsupported: there are no network namespaces here.
+func InNetnsAt(path string, fn func() error) error { return ErrUnsupported }
