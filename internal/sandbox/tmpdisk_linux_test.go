@@ -36,11 +36,12 @@ func checkTmp(t testing.TB, f probereport.Facts, mb int) {
 
 // loopImage is the image a /tmp disk's loop device is bound to now: each
 // image has a name of its own, and a device released and bound again has
-// another ("" once released).
+// another ("" once released: the file is gone, or, while the device is
+// being cleared, reading it fails with ENODEV).
 func loopImage(t testing.TB, d *tmpDisk) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/loop/backing_file", unix.Major(d.dev), unix.Minor(d.dev)))
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
 		return ""
 	}
 	if err != nil {
