@@ -148,6 +148,9 @@ func TestTriggersSurviveKill9(t *testing.T) {
 	first := startOwl(t, dataDir)
 	first.createKitchensink("ticker")
 	first.createZip("slow", interpreter(t, "python3"), "app.handler", makeZip(t, zipEntry{name: "app.py", body: slowBatch}))
+	// A cold start and the 2 s batch pass Lambda's default 3 s on a loaded
+	// machine: the redelivered batch would time out, retry and be dropped.
+	first.updateConfig(&lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("slow"), Timeout: aws.Int32(60)})
 	if _, stderr, code := owlCLI(t, first.URL, "trigger", "add", "--subject", "work.items", "--function", "slow", "--batch-size", "2", "--batch-window", "1"); code != 0 {
 		t.Fatalf("owl trigger add --subject: exit %d\n%s", code, stderr)
 	}
