@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -164,22 +165,50 @@ func TestPreAuthLimits(t *testing.T) {
 
 	t.Run("connections past the cap get 503", func(t *testing.T) {
 		var held []net.Conn
-		for range 64 {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			held = append(held, c)
-		}
 		defer func() {
 			for _, c := range held {
 				c.Close()
 			}
 		}()
-		time.Sleep(200 * time.Millisecond) // let the server accept them all
-		c := rawConn(t, addr, "GET /2016-08-19/account-settings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+"\r\n\r\n")
-		if code, closed := statusAndClose(c, 20*time.Second); code != 503 || !closed {
-			t.Errorf("connection 65 of 64: status %d, closed %v; want 503 and closed", code, closed)
+		// Hold connections, each answered (so the server accepted it and
+		// keeps it), until one is refused: at the cap of 64, less the
+		// harness's own client connections.
+		refused := false
+		for !refused && len(held) < 70 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, "GET /2016-08-19/account-settings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+"\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("connection %d: %v", len(held)+1, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				c.SetDeadline(time.Time{})
+				held = append(held, c)
+			case 503:
+				refused = true
+				// And closed: nothing more is read from it.
+				_, err := br.ReadByte()
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Errorf("the connection past the cap got 503 but was kept open")
+				}
+				c.Close()
+			default:
+				t.Fatalf("connection %d: status %d", len(held)+1, resp.StatusCode)
+			}
+		}
+		if !refused || len(held) > 64 || len(held) < 60 {
+			t.Errorf("%d connections held, then refused: %v; want 503 at the cap of 64 (less a few of the harness's)", len(held), refused)
 		}
 		for _, c := range held {
 			c.Close()
