@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +80,7 @@ type tmpDisk struct {
 	mnt *os.File // from fsmount (detached until moved); closing it lets the filesystem go once unmounted
 	mb  int
 	dev uint64 // the loop device's number
+	img string // the (unlinked) image the loop device holds
 }
 
 // newTmpDisk makes a filesystem in a sparse image under dir, a copy of
@@ -107,7 +109,7 @@ func newTmpDisk(dir, template string, mb int) (_ *tmpDisk, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &tmpDisk{mnt: mnt, mb: mb}
+	d := &tmpDisk{mnt: mnt, mb: mb, img: img}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(loop.Fd()), &st); err == nil {
 		d.dev = st.Rdev
@@ -290,10 +292,27 @@ func (d *tmpDisk) unwrittenBytes() int64 {
 }
 
 // close drops Owl's reference: a detached disk goes at once, an attached
-// one when its last mount does.
+// one when its last mount does. It waits (up to detachWait) until the loop
+// device let go of the image, which the kernel does after the last
+// unmount, asynchronously: until then the image's blocks are held, and the
+// filesystem of the data dir cannot be unmounted.
 func (d *tmpDisk) close() {
 	d.mnt.Close()
+	if d.dev == 0 {
+		return
+	}
+	backing := fmt.Sprintf("/sys/dev/block/%d:%d/loop/backing_file", unix.Major(d.dev), unix.Minor(d.dev))
+	for deadline := time.Now().Add(detachWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(backing)
+		if err != nil || strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)") != d.img {
+			return // detached (ENOENT, ENODEV while clearing), or bound to another image since
+		}
+	}
 }
+
+// detachWait bounds tmpDisk.close's wait for its loop device: a disk
+// still mounted in a sandbox that is not yet gone detaches later, alone.
+const detachWait = 10 * time.Second
 
 // tmpDisks makes the /tmp disks of a Manager and keeps some of the default
 // size ready (Config.TmpSpares), refilled in the background like the spare
