@@ -65,6 +65,10 @@ type Config struct {
 	// budget × overcommit may exist at once; the cgroup cap still holds,
 	// so an overcommitted node kills function processes, never Owl.
 	MemoryOvercommit float64
+	// TmpOvercommit divides what the live environments' /tmp disks may
+	// still write before the data dir's disk guard counts it
+	// (OWL_TMP_OVERCOMMIT): 1 guarantees every /tmp its whole size.
+	TmpOvercommit float64
 	// CapacityWait is how long an invocation waits for memory to free up
 	// before it is refused with TooManyRequestsException
 	// (OWL_CAPACITY_WAIT).
@@ -185,6 +189,7 @@ func Default() Config {
 		MaxLifetime:          2 * time.Hour,
 		MemoryBudgetMB:       DefaultMemoryBudgetMB(),
 		MemoryOvercommit:     1,
+		TmpOvercommit:        16,
 		CapacityWait:         time.Second,
 		SandboxUID:           993,
 		SandboxGID:           990,
@@ -350,6 +355,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryBudgetMB < 128 {
 		errs = append(errs, fmt.Errorf("memory budget %d MB: must be at least 128 MB (one function)", c.MemoryBudgetMB))
+	}
+	if !(c.TmpOvercommit >= 1 && c.TmpOvercommit <= 1000) {
+		errs = append(errs, fmt.Errorf("tmp overcommit %v: must be between 1 and 1000", c.TmpOvercommit))
 	}
 	if !(c.MemoryOvercommit >= 1 && c.MemoryOvercommit <= 100) {
 		errs = append(errs, fmt.Errorf("memory overcommit %v: must be between 1 and 100", c.MemoryOvercommit))

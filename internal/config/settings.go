@@ -45,6 +45,7 @@ var Settings = []Setting{
 	{Name: "code-storage-limit", Help: "bytes of code (functions, versions, layers) the installation may store", Field: func(c *Config) any { return &c.CodeStorageLimit }},
 	{Name: "concurrency-limit", Help: "invocations running at once on this node", Field: func(c *Config) any { return &c.ConcurrencyLimit }},
 	{Name: "memory-budget", Help: "MB of memory for execution environments, all capped together by one cgroup (default: RAM less a reserve)", Field: func(c *Config) any { return &c.MemoryBudgetMB }},
+	{Name: "tmp-overcommit", Help: "count 1/this of what the environments' /tmp disks may still write against the data dir's disk (1: each /tmp's whole size, so it never meets a full disk)", Field: func(c *Config) any { return &c.TmpOvercommit }},
 	{Name: "memory-overcommit", Help: "admit environments whose memory adds up to budget × this factor", Field: func(c *Config) any { return &c.MemoryOvercommit }},
 	{Name: "capacity-wait", Help: "how long an invocation waits for memory before 429", Field: func(c *Config) any { return &c.CapacityWait }},
 	{Name: "starts-in-parallel", Help: "environments that start at once; more wait their turn in order, up to their function's timeout, then 429 (0: four per CPU)", Field: func(c *Config) any { return &c.StartsInParallel }},

@@ -158,7 +158,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.space = diskspace.New(dataDir, int64(cfg.DiskReserveMB)<<20)
 	// The sandboxes' /tmp disks are sparse images in the data dir: what
 	// their functions may still write is counted as used.
-	s.space.SetPromised(s.sbm.TmpPromisedBytes)
+	// What the live /tmp disks may still write, over --tmp-overcommit: a
+	// burst of 1000 environments at 512 MB would otherwise need 512 GB.
+	s.space.SetPromised(func() int64 { return int64(float64(s.sbm.TmpPromisedBytes()) / cfg.TmpOvercommit) })
 	plan, err := diskspace.PlanStart(dataDir, natsbus.DirBytes(natsbus.StoreDir(dataDir)), s.space.Reserve())
 	if err != nil {
 		return nil, err
@@ -219,7 +221,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		DataDir: dataDir, RuntimeDir: runtimeDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
-		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit,
+		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit, TmpOvercommit: cfg.TmpOvercommit,
 		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space, Images: s.images,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },

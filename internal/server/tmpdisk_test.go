@@ -110,7 +110,8 @@ func TestTmpDiskNoSpace(t *testing.T) {
 	if reserve < 128 {
 		t.Skipf("%d MB free: too little to test with", freeMB(t, dataDir))
 	}
-	ts := startServer(t, dataDir, func(c *config.Config) { c.DiskReserveMB = int(reserve); c.Prewarm = 0 })
+	// --tmp-overcommit 1: every /tmp counts whole against the disk.
+	ts := startServer(t, dataDir, func(c *config.Config) { c.DiskReserveMB = int(reserve); c.Prewarm = 0; c.TmpOvercommit = 1 })
 	ts.createHostile("big-tmp", 0, 0, func(in *lambda.CreateFunctionInput) {
 		in.EphemeralStorage = &types.EphemeralStorage{Size: aws.Int32(10240)}
 	})

@@ -155,6 +155,9 @@ func (w *Worker) start(ctx context.Context, fn registry.Function, key poolKey, o
 		// claimed until its disk exists, which the guard then counts as
 		// promised (server.go), so concurrent starts cannot all pass.
 		tmpBytes := int64(fn.EphemeralStorage) << 20
+		if w.cfg.TmpOvercommit > 1 {
+			tmpBytes = int64(float64(tmpBytes) / w.cfg.TmpOvercommit)
+		}
 		if err := w.cfg.Space.Claim(tmpBytes); err != nil {
 			return nil, coldStart{}, noRoomForTmp(fn.EphemeralStorage, err)
 		}

@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -110,6 +112,40 @@ func TestCPUQuotaAfterInit(t *testing.T) {
 		ready := !strings.HasPrefix(sb.spec.ID, "fails")
 		if limited != ready || early {
 			t.Errorf("sandbox %s: CPU limited %v (before its first /next: %v); want it limited once ready only", sb.spec.ID, limited, early)
+		}
+	}
+}
+
+// claimSpace is a SpaceChecker that records what is claimed.
+type claimSpace struct {
+	mu     sync.Mutex
+	claims []int64
+}
+
+func (c *claimSpace) Check(int64) error { return nil }
+func (c *claimSpace) Claim(n int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.claims = append(c.claims, n)
+	return nil
+}
+func (c *claimSpace) Release(int64) {}
+
+// TestTmpClaimOvercommit: a new environment claims its /tmp's size from
+// the disk guard, divided by TmpOvercommit.
+func TestTmpClaimOvercommit(t *testing.T) {
+	for _, tt := range []struct {
+		overcommit float64
+		want       int64
+	}{{0, 512 << 20}, {1, 512 << 20}, {16, 32 << 20}} {
+		space := &claimSpace{}
+		w, _ := newTestWorker(t, Config{Space: space, TmpOvercommit: tt.overcommit})
+		invoke(t, w, testFunction("tmp", nil), "x")
+		space.mu.Lock()
+		claims := slices.Clone(space.claims)
+		space.mu.Unlock()
+		if len(claims) != 1 || claims[0] != tt.want {
+			t.Errorf("overcommit %v: claims %v, want one of %d", tt.overcommit, claims, tt.want)
 		}
 	}
 }

@@ -82,6 +82,9 @@ type Config struct {
 	// dir): what would go below the data dir's disk reserve is refused
 	// with 503 ServiceUnavailableException instead of failing half-way.
 	Space SpaceChecker
+	// TmpOvercommit divides the /tmp size a new environment claims from
+	// Space (0 or 1: all of it).
+	TmpOvercommit float64
 	// Images gives the unpacked roots of image functions (images.go);
 	// nil: they cannot start on this node.
 	Images ImageSource
