@@ -1,17 +1,16 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/owl-project/owl/internal/hostcheck"
 	"github.com/owl-project/owl/internal/sandbox"
 )
 
@@ -173,43 +172,5 @@ func serverPID(endpoint string) int {
 	if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 		return 0
 	}
-	inodes := map[string]bool{}
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		listeningInodes(table, uint16(port), inodes)
-	}
-	if len(inodes) == 0 {
-		return 0
-	}
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range fds {
-		link, err := os.Readlink(fd)
-		if err != nil || !strings.HasPrefix(link, "socket:[") {
-			continue
-		}
-		if inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
-			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
-			return pid
-		}
-	}
-	return 0
-}
-
-// listeningInodes adds the socket inodes of table (/proc/net/tcp or tcp6)
-// that listen on port.
-func listeningInodes(table string, port uint16, inodes map[string]bool) {
-	f, err := os.Open(table)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan() // the header
-	want := fmt.Sprintf(":%04X", port)
-	for sc.Scan() {
-		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-		f := strings.Fields(sc.Text())
-		if len(f) >= 10 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
-			inodes[f[9]] = true
-		}
-	}
+	return hostcheck.ListenerPID(int(port))
 }

@@ -46,9 +46,23 @@ func (h Host) Port(o Options) Result {
 }
 
 // listener names the process listening on TCP port ("owl (pid 42)"), or
-// "" when /proc does not tell: the socket's inode from /proc/net/tcp{,6},
-// then the process holding it among /proc/*/fd.
+// "" when /proc does not tell.
 func (h Host) listener(port int) string {
+	pid := h.listenerPID(port)
+	if pid == 0 {
+		return ""
+	}
+	comm, _ := os.ReadFile(h.path(fmt.Sprintf("/proc/%d/comm", pid)))
+	return fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), pid)
+}
+
+// ListenerPID is the process listening on TCP port of this host, or 0
+// when /proc does not tell (owl bench reads the server's CPU with it).
+func ListenerPID(port int) int { return Host{}.listenerPID(port) }
+
+// listenerPID finds the socket's inode in /proc/net/tcp{,6}, then the
+// process holding it among /proc/*/fd.
+func (h Host) listenerPID(port int) int {
 	inode := ""
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		if inode = listenInode(h.path(f), port); inode != "" {
@@ -56,7 +70,7 @@ func (h Host) listener(port int) string {
 		}
 	}
 	if inode == "" {
-		return ""
+		return 0
 	}
 	target := "socket:[" + inode + "]"
 	procs, _ := filepath.Glob(h.path("/proc/[0-9]*"))
@@ -64,12 +78,12 @@ func (h Host) listener(port int) string {
 		fds, _ := os.ReadDir(filepath.Join(p, "fd"))
 		for _, fd := range fds {
 			if l, err := os.Readlink(filepath.Join(p, "fd", fd.Name())); err == nil && l == target {
-				comm, _ := os.ReadFile(filepath.Join(p, "comm"))
-				return fmt.Sprintf("%s (pid %s)", strings.TrimSpace(string(comm)), filepath.Base(p))
+				pid, _ := strconv.Atoi(filepath.Base(p))
+				return pid
 			}
 		}
 	}
-	return ""
+	return 0
 }
 
 // listenInode finds the inode of a listening socket on port in a
