@@ -61,6 +61,7 @@ var forbidden = map[string][]string{
 	"internal/auth":       {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/console":    {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/lambdaerr":  {"nats-io", "internal/"},
+	"internal/leases":     {"internal/"},
 	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},
 	"internal/lambdaapi":  {"internal/server", "internal/sandbox", "internal/worker"},
