@@ -1,0 +1,171 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/owl-project/owl/internal/lambdawire"
+)
+
+// MaxPoints is the most points one query answers (a week by 10 minutes
+// is 1008; a day by minute 1440).
+const MaxPoints = 2000
+
+// Query sums the samples of function ("": every function) whose
+// intervals start from since (rounded down to a whole step) to until
+// into one point per step. The caller checks the range: step positive,
+// until after since, at most MaxPoints steps.
+func (r *Recorder) Query(ctx context.Context, function string, since, until time.Time, step time.Duration) (lambdawire.HistoryReport, error) {
+	if step <= 0 {
+		return lambdawire.HistoryReport{}, fmt.Errorf("a query by step %v: want a positive step", step)
+	}
+	start := since.Truncate(step)
+	n := int((until.Sub(start) + step - 1) / step)
+	if n <= 0 || n > MaxPoints {
+		return lambdawire.HistoryReport{}, fmt.Errorf("a query of %d points of %v: want 1 to %d", n, step, MaxPoints)
+	}
+	acc := make([]counts, n)
+	subject := subjectPrefix + "*.*"
+	if function != "" {
+		subject = subjectPrefix + "*." + function
+	}
+	err := r.read(ctx, subject, start, func(s sample) {
+		at := time.UnixMilli(s.Start)
+		if at.Before(start) || !at.Before(until) {
+			return
+		}
+		s.addTo(&acc[int(at.Sub(start)/step)])
+	})
+	if err != nil {
+		return lambdawire.HistoryReport{}, err
+	}
+	rep := lambdawire.HistoryReport{Function: function, Start: start.UTC().Format(time.RFC3339),
+		StepSeconds: int64(step / time.Second), IntervalSeconds: int64(r.interval / time.Second),
+		Points: make([]lambdawire.HistoryPoint, n)}
+	for i := range acc {
+		rep.Points[i] = acc[i].point(start.Add(time.Duration(i)*step), step)
+	}
+	return rep, nil
+}
+
+func (s sample) addTo(c *counts) {
+	c.invocations += s.Invocations
+	c.errors += s.Errors
+	c.throttles += s.Throttles
+	c.cold += s.Cold
+	c.durationMs += s.DurationMs
+	for _, b := range s.Buckets {
+		if b[0] >= 0 && b[0] < Buckets {
+			c.buckets[b[0]] += b[1]
+		}
+	}
+}
+
+func (c *counts) point(at time.Time, step time.Duration) lambdawire.HistoryPoint {
+	return lambdawire.HistoryPoint{Time: at.UTC().Format(time.RFC3339), Invocations: c.invocations, Errors: c.errors,
+		Throttles: c.throttles, ColdStarts: c.cold, DurationP50Ms: c.quantile(0.5), DurationP99Ms: c.quantile(0.99),
+		Concurrency: c.durationMs / float64(step/time.Millisecond)}
+}
+
+// quantile interpolates q (0..1) within the buckets, as Prometheus'
+// histogram_quantile does (linearly within a bucket; the unbounded last
+// one answers its lower bound); nil without a duration.
+func (c *counts) quantile(q float64) *float64 {
+	var total int64
+	for _, n := range c.buckets {
+		total += n
+	}
+	if total == 0 {
+		return nil
+	}
+	want := q * float64(total)
+	var seen int64
+	for i, n := range c.buckets {
+		if n == 0 || float64(seen+n) < want {
+			seen += n
+			continue
+		}
+		lo := 0.0
+		if i > 0 {
+			lo = bucketBound(i - 1)
+		}
+		v := lo
+		if i < Buckets-1 {
+			v = lo + (bucketBound(i)-lo)*(want-float64(seen))/float64(n)
+		}
+		v = math.Round(v*1000) / 1000
+		return &v
+	}
+	return nil
+}
+
+// read hands fn every sample on subject written from start on, through
+// an ordered consumer deleted when the read ends.
+func (r *Recorder) read(ctx context.Context, subject string, start time.Time, fn func(sample)) error {
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the metric history: %w", err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := r.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
+	if err != nil {
+		return fmt.Errorf("reading the metric history: %w", err)
+	}
+	defer r.deleteConsumer(cons)
+	for {
+		batch, err := cons.FetchNoWait(1024)
+		if err != nil {
+			return fmt.Errorf("reading the metric history: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("reading the metric history: %w", err)
+			}
+			if meta.Sequence.Stream > last {
+				return nil // written after the read began
+			}
+			var s sample
+			if err := json.Unmarshal(m.Data(), &s); err != nil {
+				r.log.Warn("skipping an unreadable metric history sample", "subject", m.Subject(), "err", err)
+			} else {
+				fn(s)
+			}
+			if meta.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("reading the metric history: %w", err)
+		}
+		if got == 0 {
+			return nil // nothing from start on
+		}
+	}
+}
+
+// deleteConsumer deletes a read's consumer, so clients polling charts
+// cannot pile consumers up to JetStream's limit.
+func (r *Recorder) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.js.DeleteConsumer(ctx, Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		r.log.Debug("deleting a metric history reader", "consumer", info.Name, "err", err)
+	}
+}
