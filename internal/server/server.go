@@ -301,7 +301,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage, History: s.history,
-		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions, logger.With("component", "console")),
+		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions,
+			console.SignInLimit{Failures: cfg.ConsoleSignInFailures, Window: cfg.ConsoleSignInWindow}, logger.With("component", "console")),
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
 	if cfg.MetricsAddr != "" {
