@@ -117,16 +117,84 @@ func TestNodesSumAndFunctionsStayApart(t *testing.T) {
 		t.Errorf("an earlier range: %d invocations in %d points, want 0 in 30", n, len(old.Points))
 	}
 
-	// A deleted function's samples go, every node's; others stay.
+	// A deleted function's samples go, every node's; the sums of all
+	// functions keep what it did.
 	if err := a.Forget(ctx, "f"); err != nil {
 		t.Fatal(err)
 	}
-	all, err = a.Query(ctx, "", since, until, time.Minute)
+	if _, n := query(t, a, "f", since, until, time.Minute); n != 0 {
+		t.Errorf("after forgetting f: %d of its invocations left", n)
+	}
+	if _, n := query(t, a, "", since, until, time.Minute); n != 7 {
+		t.Errorf("after forgetting f: %d invocations of all functions, want the 7 that ran", n)
+	}
+}
+
+// query is r.Query, failing t on an error, with the invocations summed.
+func query(t *testing.T, r *history.Recorder, fn string, since, until time.Time, step time.Duration) ([]lambdawire.HistoryPoint, int64) {
+	t.Helper()
+	rep, err := r.Query(context.Background(), fn, since, until, step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := sum(all.Points, func(p lambdawire.HistoryPoint) int64 { return p.Invocations }); n != 1 {
-		t.Errorf("after forgetting f: %d invocations, want g's 1", n)
+	return rep.Points, sum(rep.Points, func(p lambdawire.HistoryPoint) int64 { return p.Invocations })
+}
+
+// TestRollups: each 5 minutes of the clock, the samples that started in
+// it are also written summed as rollups; a step of 5 minutes or more
+// reads the rollups, and the samples for the minutes whose rollup may
+// not be written yet, counting each invocation once; rollups of every
+// function hold the sum; Close writes the open rollup.
+func TestRollups(t *testing.T) {
+	bus := natstest.Start(t)
+	ctx := context.Background()
+	r, err := history.Open(ctx, bus.JS, history.Options{Node: "n", Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := time.Now().Truncate(history.RollupPeriod).Add(-48 * time.Hour)
+	now := b.Add(time.Minute)
+	r.SetClock(func() time.Time { return now })
+	at := func(d time.Duration) { now = b.Add(d) }
+
+	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})
+	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})
+	at(time.Minute + 10*time.Second)
+	r.Sample(ctx) // a sample from 1:00, in the rollup of 0:00
+	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})
+	r.Observe(history.Observation{Function: "g", Duration: time.Millisecond})
+	at(6 * time.Minute)
+	r.Sample(ctx) // from 1:10, in the rollup of 0:00, which is written now
+	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})
+	at(6*time.Minute + 10*time.Second)
+	r.Sample(ctx) // from 6:00, in the rollup of 5:00, still open
+
+	// At 6:20 the rollup of 5:00 is not written: the query reads the
+	// rollup of 0:00 and the samples from 5:00 on.
+	at(6*time.Minute + 20*time.Second)
+	points, n := query(t, r, "f", b, now, history.RollupPeriod)
+	if n != 4 || len(points) != 2 || points[0].Invocations != 3 || points[1].Invocations != 1 {
+		t.Errorf("at 6:20, by 5 min: %d invocations in %+v, want 3 then 1", n, points)
+	}
+	r.Close() // writes the rollup of 5:00
+	at(20 * time.Minute)
+	points, n = query(t, r, "f", b, now, history.RollupPeriod)
+	if n != 4 || len(points) != 4 || points[0].Invocations != 3 || points[1].Invocations != 1 {
+		t.Errorf("at 20:00, by 5 min: %d invocations in %+v, want 3 then 1 (rollups only)", n, points)
+	}
+	if _, n := query(t, r, "", b, now, history.RollupPeriod); n != 5 {
+		t.Errorf("all functions by 5 min: %d invocations, want 5", n)
+	}
+	points, n = query(t, r, "f", b, now, time.Minute)
+	if n != 4 || points[1].Invocations != 3 || points[6].Invocations != 1 {
+		t.Errorf("by minute: %d invocations in %+v, want 3 at 1:00 and 1 at 6:00 (samples)", n, points)
+	}
+	if got := r.FinestStep(b); got != 10*time.Second {
+		t.Errorf("the finest step from a time within the samples' age: %v, want the interval", got)
+	}
+	if got := r.FinestStep(now.Add(-history.SampleAge - time.Minute)); got != history.RollupPeriod {
+		t.Errorf("the finest step from before the samples' age: %v, want %v", got, history.RollupPeriod)
 	}
 }
 
@@ -169,8 +237,8 @@ func TestSamplesDroppedWithoutSpace(t *testing.T) {
 	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})
 	r.Observe(history.Observation{Function: "g", Duration: time.Millisecond})
 	r.Sample(ctx)
-	if r.Dropped() != 2 {
-		t.Errorf("dropped %d samples, want 2", r.Dropped())
+	if r.Dropped() != 3 {
+		t.Errorf("dropped %d samples, want 3 (f's, g's and all's)", r.Dropped())
 	}
 	full = false
 	r.Observe(history.Observation{Function: "f", Duration: time.Millisecond})

@@ -17,10 +17,31 @@ import (
 // is 1008; a day by minute 1440).
 const MaxPoints = 2000
 
-// Query sums the samples of function ("": every function) whose
-// intervals start from since (rounded down to a whole step) to until
-// into one point per step. The caller checks the range: step positive,
-// until after since, at most MaxPoints steps.
+// FinestStep is the finest step a query of a range from since may ask
+// for: the sampling interval while since is within the samples' age,
+// else RollupPeriod (the rollups are all that is kept of older times).
+func (r *Recorder) FinestStep(since time.Time) time.Duration {
+	if r.rollups != nil && r.clock().Sub(since) > min(r.opts.MaxAge, SampleAge) {
+		return RollupPeriod
+	}
+	return r.interval
+}
+
+// Rollup is the period of the rollups queries of steps as long or longer
+// read (0: none are kept, the interval being as long).
+func (r *Recorder) Rollup() time.Duration {
+	if r.rollups == nil {
+		return 0
+	}
+	return RollupPeriod
+}
+
+// Query sums the history of function ("": every function) from since
+// (rounded down to a whole step) to until into one point per step, by
+// the time each sample or rollup starts: a step of RollupPeriod or more
+// reads the rollups, but for the last minutes, which it reads from the
+// samples. The caller checks the range: step positive, until after
+// since, at most MaxPoints steps.
 func (r *Recorder) Query(ctx context.Context, function string, since, until time.Time, step time.Duration) (lambdawire.HistoryReport, error) {
 	if step <= 0 {
 		return lambdawire.HistoryReport{}, fmt.Errorf("a query by step %v: want a positive step", step)
@@ -31,22 +52,38 @@ func (r *Recorder) Query(ctx context.Context, function string, since, until time
 		return lambdawire.HistoryReport{}, fmt.Errorf("a query of %d points of %v: want 1 to %d", n, step, MaxPoints)
 	}
 	acc := make([]counts, n)
-	subject := subjectPrefix + "*.*"
-	if function != "" {
-		subject = subjectPrefix + "*." + function
-	}
-	err := r.read(ctx, subject, start, func(s sample) {
-		at := time.UnixMilli(s.Start)
-		if at.Before(start) || !at.Before(until) {
-			return
+	into := func(from, to time.Time) func(sample) {
+		return func(s sample) {
+			if at := time.UnixMilli(s.Start); !at.Before(from) && at.Before(to) {
+				s.addTo(&acc[int(at.Sub(start)/step)])
+			}
 		}
-		s.addTo(&acc[int(at.Sub(start)/step)])
-	})
-	if err != nil {
-		return lambdawire.HistoryReport{}, err
+	}
+	kind := "all.*"
+	if function != "" {
+		kind = "fn.*." + function
+	}
+	resolution, cutoff := r.interval, start // samples from cutoff on, rollups before
+	if r.rollups != nil && step >= RollupPeriod {
+		resolution = RollupPeriod
+		// A rollup is written within an interval of its end.
+		if c := r.clock().Add(-2*r.interval - 30*time.Second).Truncate(RollupPeriod); c.After(start) {
+			cutoff = c
+			if until.Before(c) {
+				cutoff = until
+			}
+			if err := r.read(ctx, r.rollups, rollupPrefix+kind, start, into(start, cutoff)); err != nil {
+				return lambdawire.HistoryReport{}, err
+			}
+		}
+	}
+	if cutoff.Before(until) {
+		if err := r.read(ctx, r.samples, samplePrefix+kind, cutoff, into(cutoff, until)); err != nil {
+			return lambdawire.HistoryReport{}, err
+		}
 	}
 	rep := lambdawire.HistoryReport{Function: function, Start: start.UTC().Format(time.RFC3339),
-		StepSeconds: int64(step / time.Second), IntervalSeconds: int64(r.interval / time.Second),
+		StepSeconds: int64(step / time.Second), IntervalSeconds: int64(resolution / time.Second),
 		Points: make([]lambdawire.HistoryPoint, n)}
 	for i := range acc {
 		rep.Points[i] = acc[i].point(start.Add(time.Duration(i)*step), step)
@@ -105,10 +142,10 @@ func (c *counts) quantile(q float64) *float64 {
 	return nil
 }
 
-// read hands fn every sample on subject written from start on, through
-// an ordered consumer deleted when the read ends.
-func (r *Recorder) read(ctx context.Context, subject string, start time.Time, fn func(sample)) error {
-	info, err := r.stream.Info(ctx)
+// read hands fn every sample on subject of stream written from start
+// on, through an ordered consumer deleted when the read ends.
+func (r *Recorder) read(ctx context.Context, stream jetstream.Stream, subject string, start time.Time, fn func(sample)) error {
+	info, err := stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the metric history: %w", err)
 	}
@@ -116,12 +153,12 @@ func (r *Recorder) read(ctx context.Context, subject string, start time.Time, fn
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	cons, err := r.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
 	if err != nil {
 		return fmt.Errorf("reading the metric history: %w", err)
 	}
-	defer r.deleteConsumer(cons)
+	defer r.deleteConsumer(stream, cons)
 	for {
 		batch, err := cons.FetchNoWait(1024)
 		if err != nil {
@@ -158,14 +195,21 @@ func (r *Recorder) read(ctx context.Context, subject string, start time.Time, fn
 
 // deleteConsumer deletes a read's consumer, so clients polling charts
 // cannot pile consumers up to JetStream's limit.
-func (r *Recorder) deleteConsumer(cons jetstream.Consumer) {
+func (r *Recorder) deleteConsumer(stream jetstream.Stream, cons jetstream.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.js.DeleteConsumer(ctx, Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		r.log.Debug("deleting a metric history reader", "consumer", info.Name, "err", err)
 	}
+}
+
+// clock is the recorder's time.
+func (r *Recorder) clock() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.now()
 }

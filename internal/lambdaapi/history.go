@@ -12,10 +12,13 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 )
 
-// History answers metric history queries (internal/history): the
-// samples written every Interval, summed per step over a range.
+// History answers metric history queries (internal/history): samples
+// and rollups summed per step over a range.
 type History interface {
-	Interval() time.Duration
+	// FinestStep is the finest step a range from since may ask for;
+	// Rollup the period of the rollups (0: none).
+	FinestStep(since time.Time) time.Duration
+	Rollup() time.Duration
 	Query(ctx context.Context, function string, since, until time.Time, step time.Duration) (lambdawire.HistoryReport, error)
 }
 
@@ -25,8 +28,10 @@ const defaultHistoryPoints = 360
 // getHistory is GET /owl/v1/metrics/history?function=&since=&until=&step=:
 // since is an RFC 3339 time or a duration back from now ("24h"; default
 // 1h), until an RFC 3339 time (default now), step a duration ("1m") or
-// seconds, at least the recording interval and at most history.MaxPoints
-// steps in the range (default: the range in 360 steps, whole intervals).
+// seconds, at least the sampling interval (the rollups' 5 minutes for a
+// range older than the samples) and at most history.MaxPoints steps in
+// the range (default: the range in about 360 steps, whole intervals, or
+// whole rollups from 2.5 minutes on).
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	if a.opts.History == nil {
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Metric history is not kept on this node.")
@@ -46,8 +51,7 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ []byte) error
 	if err != nil {
 		return err
 	}
-	interval := a.opts.History.Interval()
-	step, err := historyStep(q.Get("step"), until.Sub(since), interval)
+	step, err := historyStep(q.Get("step"), until.Sub(since), a.opts.History.FinestStep(since), a.opts.History.Rollup())
 	if err != nil {
 		return err
 	}
@@ -90,10 +94,13 @@ func historyRange(sinceArg, untilArg string, now time.Time) (since, until time.T
 }
 
 // historyStep parses a history query's step, or picks one for span.
-func historyStep(arg string, span, interval time.Duration) (time.Duration, error) {
+func historyStep(arg string, span, finest, rollup time.Duration) (time.Duration, error) {
 	if arg == "" {
-		step := (span/defaultHistoryPoints + interval - 1) / interval * interval
-		return max(step, interval), nil
+		step := max((span/defaultHistoryPoints+finest-1)/finest*finest, finest)
+		if rollup > 0 && step > rollup/2 {
+			step = (step + rollup - 1) / rollup * rollup
+		}
+		return step, nil
 	}
 	step, err := time.ParseDuration(arg)
 	if err != nil {
@@ -103,9 +110,10 @@ func historyStep(arg string, span, interval time.Duration) (time.Duration, error
 		}
 		step = time.Duration(n) * time.Second
 	}
-	if step < interval {
+	if step < finest {
 		return 0, lambdaerr.New(lambdaerr.InvalidParameterValue,
-			"step %v is finer than the history's samples: they are written every %v (--metric-history-interval).", step, interval)
+			"step %v is finer than the history of this range: it is kept by %v (--metric-history-interval; 5 min rollups past %v).",
+			step, finest, history.SampleAge)
 	}
 	if span/step+1 > history.MaxPoints {
 		return 0, lambdaerr.New(lambdaerr.InvalidParameterValue,

@@ -99,12 +99,23 @@ func TestMetricHistory(t *testing.T) {
 		t.Errorf("all functions over 1h: %d invocations in %d points, want 6 in 360", tot.invocations, len(all.Points))
 	}
 
-	// A deleted function's history goes.
+	// Over a day, by 5 minutes (rollups, and samples for the last
+	// minutes): the same counts.
+	if _, got := ts.history("function=hist&since=24h"); got != want {
+		t.Errorf("hist over 24h: %+v, want %+v", got, want)
+	}
+
+	// A deleted function's history goes with it; the sums of all
+	// functions keep what it did.
 	if _, err := ts.sdk().DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("hist-other")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, tot := ts.history("since=1h"); tot.invocations != 5 {
-		t.Errorf("after deleting hist-other: %d invocations in the history, want hist's 5", tot.invocations)
+	if _, tot := ts.history("since=1h"); tot.invocations != 6 {
+		t.Errorf("after deleting hist-other: %d invocations of all functions, want the 6 that ran", tot.invocations)
+	}
+	ts.createKitchensink("hist-other")
+	if _, tot := ts.history("function=hist-other&since=1h"); tot.invocations != 0 {
+		t.Errorf("a new hist-other has the deleted one's %d invocations", tot.invocations)
 	}
 
 	badHistoryQueries(t, ts)
@@ -123,8 +134,9 @@ func badHistoryQueries(t *testing.T, ts *testServer) {
 		status      int
 		code, match string
 	}{
-		{"function=hist&step=1ms", 400, "InvalidParameterValueException", "~finer than the history's samples"},
-		{"function=hist&since=168h&step=10s", 400, "InvalidParameterValueException", "~too small for a range of 168h0m0s"},
+		{"function=hist&step=1ms", 400, "InvalidParameterValueException", "~finer than the history of this range: it is kept by 1s"},
+		{"function=hist&since=48h&step=10s", 400, "InvalidParameterValueException", "~finer than the history of this range: it is kept by 5m0s"},
+		{"function=hist&since=168h&step=5m", 400, "InvalidParameterValueException", "~too small for a range of 168h0m0s"},
 		{"since=yesterday", 400, "InvalidParameterValueException", "~neither an RFC 3339 time"},
 		{"since=-1h", 400, "InvalidParameterValueException", "~must be positive"},
 		{"step=often", 400, "InvalidParameterValueException", "~is neither a duration"},
