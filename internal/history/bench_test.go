@@ -20,11 +20,7 @@ func BenchmarkSample(b *testing.B) {
 		b.Run(fmt.Sprintf("functions=%d", n), func(b *testing.B) {
 			bus := natstest.Start(b)
 			ctx := context.Background()
-			r, err := history.Open(ctx, bus.JS, history.Options{Node: "bench", Interval: time.Hour})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
+			r := openWith(b, ctx, bus, history.Options{Node: "bench", Interval: time.Hour})
 			names := make([]string, n)
 			for i := range names {
 				names[i] = fmt.Sprintf("function-%04d", i)
@@ -65,11 +61,7 @@ func BenchmarkSample(b *testing.B) {
 func BenchmarkQueryDay(b *testing.B) {
 	bus := natstest.Start(b)
 	ctx := context.Background()
-	r, err := history.Open(ctx, bus.JS, history.Options{Node: "bench", Interval: 10 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := openWith(b, ctx, bus, history.Options{Node: "bench", Interval: 10 * time.Second})
 	since := time.Now().Truncate(history.RollupPeriod).Add(-24 * time.Hour)
 	now := since
 	r.SetClock(func() time.Time { return now })

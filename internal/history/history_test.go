@@ -17,6 +17,12 @@ import (
 func open(t *testing.T, ctx context.Context, bus *natsbus.Bus, node string, opts history.Options) *history.Recorder {
 	t.Helper()
 	opts.Node, opts.Interval = node, time.Hour
+	return openWith(t, ctx, bus, opts)
+}
+
+// openWith starts a recorder with opts, closed when t ends.
+func openWith(t testing.TB, ctx context.Context, bus *natsbus.Bus, opts history.Options) *history.Recorder {
+	t.Helper()
 	r, err := history.Open(ctx, bus.JS, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +154,7 @@ func query(t *testing.T, r *history.Recorder, fn string, since, until time.Time,
 func TestRollups(t *testing.T) {
 	bus := natstest.Start(t)
 	ctx := context.Background()
-	r, err := history.Open(ctx, bus.JS, history.Options{Node: "n", Interval: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openWith(t, ctx, bus, history.Options{Node: "n", Interval: 10 * time.Second})
 	b := time.Now().Truncate(history.RollupPeriod).Add(-48 * time.Hour)
 	now := b.Add(time.Minute)
 	r.SetClock(func() time.Time { return now })

@@ -91,17 +91,15 @@ func (r *Recorder) Query(ctx context.Context, function string, since, until time
 	return rep, nil
 }
 
+// addTo adds s's counts to c (bucket numbers out of range are ignored).
 func (s sample) addTo(c *counts) {
-	c.invocations += s.Invocations
-	c.errors += s.Errors
-	c.throttles += s.Throttles
-	c.cold += s.Cold
-	c.durationMs += s.DurationMs
+	d := counts{invocations: s.Invocations, errors: s.Errors, throttles: s.Throttles, cold: s.Cold, durationMs: s.DurationMs}
 	for _, b := range s.Buckets {
 		if b[0] >= 0 && b[0] < Buckets {
-			c.buckets[b[0]] += b[1]
+			d.buckets[b[0]] += b[1]
 		}
 	}
+	c.add(&d)
 }
 
 func (c *counts) point(at time.Time, step time.Duration) lambdawire.HistoryPoint {

@@ -9,7 +9,6 @@ import (
 	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
-	"github.com/owl-project/owl/internal/registry"
 )
 
 // History answers metric history queries (internal/history): samples
@@ -37,11 +36,11 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ []byte) error
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Metric history is not kept on this node.")
 	}
 	q := r.URL.Query()
-	function := q.Get("function")
+	function, err := functionParam(q.Get("function"))
+	if err != nil {
+		return err
+	}
 	if function != "" {
-		if err := registry.ValidateName(function); err != nil {
-			return err
-		}
 		if _, err := a.reg.Get(r.Context(), function); err != nil {
 			return err
 		}
