@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/testkit/natstest"
 )
@@ -46,6 +48,44 @@ func BenchmarkSample(b *testing.B) {
 			per := float64(info.State.Bytes) / float64(info.State.Msgs)
 			b.ReportMetric(per, "B/sample")
 			b.ReportMetric(per*(86400/10+86400/300)/1e6, "MB/fn/day")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/fn")
+		})
+	}
+}
+
+// BenchmarkPublishBaseline is the floor BenchmarkSample stands on, in
+// the same run: publishing N+1 messages of a sample's size to a
+// JetStream stream and awaiting their acknowledgements, nothing else.
+func BenchmarkPublishBaseline(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("functions=%d", n), func(b *testing.B) {
+			bus := natstest.Start(b)
+			ctx := context.Background()
+			if _, err := bus.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "BASELINE", Subjects: []string{"baseline.>"}}); err != nil {
+				b.Fatal(err)
+			}
+			data := make([]byte, 100) // a sample's JSON, about
+			subjects := make([]string, n+1)
+			for i := range subjects {
+				subjects[i] = fmt.Sprintf("baseline.fn.bench.function-%04d", i)
+			}
+			for b.Loop() {
+				futures := make([]jetstream.PubAckFuture, 0, len(subjects))
+				for _, s := range subjects {
+					f, err := bus.JS.PublishAsync(s, data)
+					if err != nil {
+						b.Fatal(err)
+					}
+					futures = append(futures, f)
+				}
+				for _, f := range futures {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						b.Fatal(err)
+					}
+				}
+			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/fn")
 		})
 	}
