@@ -40,7 +40,6 @@ func TestConsoleHistoryCharts(t *testing.T) {
 	eval[string](p, `location.hash = "#/fn/chart-fn"; ""`)
 	p.waitText("#history-totals", "3 invocations, 0 errors, 0 throttles")
 	checkChart(t, ts, p, "chart-fn")
-	p.screenshot("console-history.png")
 
 	p.fill("#history-range", "24h")
 	p.waitText("#history-totals", "over the last 24 hours")
@@ -50,6 +49,7 @@ func TestConsoleHistoryCharts(t *testing.T) {
 	p.waitText("main h1", "Dashboard")
 	p.waitText("#history-totals", "3 invocations")
 	checkChart(t, ts, p, "")
+	p.screenshot("console-dashboard.png")
 
 	// A name with markup, from the address bar: refused by the API, and
 	// its message shown as text.

@@ -35,25 +35,32 @@ function niceMax(v) {
 
 function fmt(v) {
   if (v >= 1000) return `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)}k`;
-  return Number.isInteger(v) ? String(v) : v.toFixed(v < 1 ? 2 : 1);
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(2)));
 }
 
+const missing = (v) => v === null || v === undefined;
+
 // pathData is a series as a path: M starts a run, L continues it; a gap
-// (null: no invocation ran, so no duration) ends the run. A run of one
-// point gets a zero-length h0, which the round line cap shows as a dot.
+// (null: no invocation ran, so no duration) ends the run.
 export function pathData(values, x, y) {
   let d = '';
-  let run = 0;
+  let pen = false;
   values.forEach((v, i) => {
-    if (v === null || v === undefined) {
-      if (run === 1) d += 'h0';
-      run = 0;
+    if (missing(v)) {
+      pen = false;
       return;
     }
-    d += `${run ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
-    run++;
+    d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+    pen = true;
   });
-  return run === 1 ? `${d}h0` : d;
+  return d;
+}
+
+// dots marks the points a line cannot show: those with a gap on both
+// sides.
+function dots(s, x, y) {
+  return s.values.flatMap((v, i) => (missing(v) || !missing(s.values[i - 1]) || !missing(s.values[i + 1]) ? []
+    : [svg('circle', { class: `dot series-${s.key}`, cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3 })]));
 }
 
 // lineChart draws series ({key, label, values}) over the report's points
@@ -75,7 +82,7 @@ export function lineChart(id, title, rep, series, range) {
     svg('text', { class: 'label', x: left, y: h - 6 }, when(0)),
     svg('text', { class: 'label', x: w - right, y: h - 6, 'text-anchor': 'end' }, when(n)));
   for (const s of series) {
-    chart.append(svg('path', { class: `series series-${s.key}`, 'data-series': s.key, d: pathData(s.values, x, y) }));
+    chart.append(svg('path', { class: `series series-${s.key}`, 'data-series': s.key, d: pathData(s.values, x, y) }), ...dots(s, x, y));
   }
   const legend = el('ul', { class: 'legend' }, series.map((s) => el('li', { class: `series-${s.key}` }, s.label)));
   return el('figure', { class: 'chartbox' }, el('figcaption', {}, title), chart, legend);
