@@ -50,7 +50,8 @@ type Config struct {
 	ConsoleSignInWindow   time.Duration
 	// MetricHistoryInterval is how often each function's metric sample
 	// is written to the history; MetricHistoryAge and MetricHistoryBytes
-	// bound the history (OWL_METRIC_HISTORY_*).
+	// bound the history (OWL_METRIC_HISTORY_*; bytes 0: sized from the
+	// disk at start).
 	MetricHistoryInterval time.Duration
 	MetricHistoryAge      time.Duration
 	MetricHistoryBytes    int64
@@ -199,7 +200,6 @@ func Default() Config {
 		ConsoleSignInWindow:   time.Minute,
 		MetricHistoryInterval: 10 * time.Second,
 		MetricHistoryAge:      7 * 24 * time.Hour,
-		MetricHistoryBytes:    256 << 20,
 		FreezeAfter:           50 * time.Millisecond,
 		Prewarm:               1,
 		SpareInits:            2,
@@ -451,8 +451,8 @@ func (c *Config) validateConsoleAndHistory() []error {
 	if c.MetricHistoryAge < time.Hour {
 		errs = append(errs, fmt.Errorf("metric history age %v: must be at least 1h", c.MetricHistoryAge))
 	}
-	if c.MetricHistoryBytes < 1<<20 {
-		errs = append(errs, fmt.Errorf("metric history bytes %d: must be at least 1 MiB", c.MetricHistoryBytes))
+	if c.MetricHistoryBytes != 0 && c.MetricHistoryBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("metric history bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.MetricHistoryBytes))
 	}
 	return errs
 }

@@ -54,7 +54,7 @@ var Settings = []Setting{
 	{Name: "console-signin-window", Help: "the window --console-signin-failures counts in", Field: func(c *Config) any { return &c.ConsoleSignInWindow }},
 	{Name: "metric-history-interval", Help: "how often each active function's metric sample (invocations, errors, throttles, cold starts, durations) is written to the history the console charts; the finest step it answers", Field: func(c *Config) any { return &c.MetricHistoryInterval }},
 	{Name: "metric-history-age", Help: "how long metric history samples are kept", Field: func(c *Config) any { return &c.MetricHistoryAge }},
-	{Name: "metric-history-bytes", Help: "bytes the metric history may hold before its oldest samples go", Field: func(c *Config) any { return &c.MetricHistoryBytes }},
+	{Name: "metric-history-bytes", Help: "bytes the metric history may hold before its oldest samples go (0: a sixteenth of the disk's space for the store, 4 MiB to 256 MiB)", Field: func(c *Config) any { return &c.MetricHistoryBytes }},
 	{Name: "idle-timeout", Help: "keep-alive of an idle environment", Field: func(c *Config) any { return &c.IdleTimeout }},
 	{Name: "max-lifetime", Help: "retire environments older than this once idle", Field: func(c *Config) any { return &c.MaxLifetime }},
 	{Name: "freeze-after", Help: "freeze idle environments after this; 0 never", Field: func(c *Config) any { return &c.FreezeAfter }},

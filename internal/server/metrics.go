@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/metrics"
 	"github.com/owl-project/owl/internal/usage"
@@ -78,14 +79,22 @@ func newMetrics(s *Server) *metrics.Metrics {
 
 // openHistory opens the metric history, its samples written under this
 // host's name (a cluster's nodes each write their own subjects) and
-// only while the disk guard has room.
-func openHistory(ctx context.Context, s *Server, cfg config.Config, logger *slog.Logger) (*history.Recorder, error) {
+// only while the disk guard has room. Unless set, its bytes are a
+// sixteenth of the store's space, 4 to 256 MiB: JetStream counts a
+// stream's MaxBytes against the store's size when it is created, so a
+// fixed size could keep a small disk's server from starting.
+func openHistory(ctx context.Context, s *Server, cfg config.Config, plan diskspace.Plan, logger *slog.Logger) (*history.Recorder, error) {
 	node, err := os.Hostname()
 	if err != nil {
 		node = "local"
 	}
+	bytes := cfg.MetricHistoryBytes
+	if bytes == 0 {
+		bytes = min(256<<20, max(4<<20, (plan.Free+plan.StoreBytes-plan.Reserve)/16))
+	}
+	logger.Debug("metric history", "max_bytes", bytes, "interval", cfg.MetricHistoryInterval, "max_age", cfg.MetricHistoryAge)
 	return history.Open(ctx, s.bus.JS, history.Options{Node: node, Interval: cfg.MetricHistoryInterval,
-		MaxAge: cfg.MetricHistoryAge, MaxBytes: cfg.MetricHistoryBytes, SpaceCheck: s.space.Check, Logger: logger})
+		MaxAge: cfg.MetricHistoryAge, MaxBytes: bytes, SpaceCheck: s.space.Check, Logger: logger})
 }
 
 // forgetHistory deletes a deleted function's metric history.

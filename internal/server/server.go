@@ -210,7 +210,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if s.usage, err = usage.Open(ctx, s.bus.JS, logger.With("component", "usage")); err != nil {
 		return nil, err
 	}
-	if s.history, err = openHistory(ctx, s, cfg, logger.With("component", "history")); err != nil {
+	if s.history, err = openHistory(ctx, s, cfg, plan, logger.With("component", "history")); err != nil {
 		return nil, err
 	}
 	// The API serves functions' own calls from inside their sandboxes
