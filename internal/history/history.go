@@ -77,8 +77,9 @@ type Options struct {
 type Observation struct {
 	Function string
 	// Throttled: refused without running. Failed: a function error, a
-	// timeout or an init failure.
-	Throttled, Failed bool
+	// timeout or an init failure; InitFailed: the init failed, so the
+	// handler never ran (an error with no duration).
+	Throttled, Failed, InitFailed bool
 	// Duration is how long the handler ran; Cold says it started an
 	// environment.
 	Duration time.Duration
@@ -204,8 +205,11 @@ func (r *Recorder) Observe(o Observation) {
 		c.throttles++
 		return // it never ran: no duration, no cold start
 	}
-	if o.Failed {
+	if o.Failed || o.InitFailed {
 		c.errors++
+	}
+	if o.InitFailed {
+		return // no handler ran: no duration, no cold start that served
 	}
 	if o.Cold {
 		c.cold++

@@ -54,6 +54,7 @@ func TestNodesSumAndFunctionsStayApart(t *testing.T) {
 	}
 	a.Observe(history.Observation{Function: "f", Failed: true, Duration: 100 * time.Millisecond})
 	b.Observe(history.Observation{Function: "f", Throttled: true})
+	b.Observe(history.Observation{Function: "f", InitFailed: true, Cold: true})
 	b.Observe(history.Observation{Function: "f", Duration: 5 * time.Millisecond})
 	b.Observe(history.Observation{Function: "g", Duration: time.Second})
 	a.Sample(ctx)
@@ -77,8 +78,8 @@ func TestNodesSumAndFunctionsStayApart(t *testing.T) {
 		sum(rep.Points, func(p lambdawire.HistoryPoint) int64 { return p.Throttles }),
 		sum(rep.Points, func(p lambdawire.HistoryPoint) int64 { return p.ColdStarts }),
 	}
-	if got != [4]int64{6, 1, 1, 1} {
-		t.Errorf("f's invocations, errors, throttles, cold starts = %v, want [6 1 1 1]", got)
+	if got != [4]int64{7, 2, 1, 1} {
+		t.Errorf("f's invocations, errors, throttles, cold starts = %v, want [7 2 1 1] (an init failure is an error, not a cold start that served)", got)
 	}
 	var busy int
 	for _, p := range rep.Points {
@@ -109,8 +110,8 @@ func TestNodesSumAndFunctionsStayApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := sum(all.Points, func(p lambdawire.HistoryPoint) int64 { return p.Invocations }); n != 7 {
-		t.Errorf("all functions: %d invocations, want 7", n)
+	if n := sum(all.Points, func(p lambdawire.HistoryPoint) int64 { return p.Invocations }); n != 8 {
+		t.Errorf("all functions: %d invocations, want 8", n)
 	}
 
 	// A range before the samples has none (whole minutes: 30 points).
@@ -131,8 +132,8 @@ func TestNodesSumAndFunctionsStayApart(t *testing.T) {
 	if _, n := query(t, a, "f", since, until, time.Minute); n != 0 {
 		t.Errorf("after forgetting f: %d of its invocations left", n)
 	}
-	if _, n := query(t, a, "", since, until, time.Minute); n != 7 {
-		t.Errorf("after forgetting f: %d invocations of all functions, want the 7 that ran", n)
+	if _, n := query(t, a, "", since, until, time.Minute); n != 8 {
+		t.Errorf("after forgetting f: %d invocations of all functions, want the 8 that ran", n)
 	}
 }
 

@@ -25,8 +25,8 @@ type invocationObserver struct {
 func (o invocationObserver) Invocation(inv worker.Invocation) {
 	o.m.Invocation(inv.Function, inv.Version, inv.Outcome, inv.Duration, inv.InitDuration, inv.Cold)
 	o.h.Observe(history.Observation{Function: inv.Function, Throttled: inv.Outcome == metrics.Throttle,
-		Failed: inv.Outcome != metrics.Success && inv.Outcome != metrics.Throttle, Duration: inv.Duration,
-		Cold: inv.Cold && inv.Outcome != metrics.InitError})
+		Failed:     inv.Outcome == metrics.FunctionError || inv.Outcome == metrics.Timeout,
+		InitFailed: inv.Outcome == metrics.InitError, Duration: inv.Duration, Cold: inv.Cold})
 	if inv.BilledMs > 0 { // a throttled invocation never ran: nothing to bill
 		o.u.Record(inv.Function, inv.MemoryMB, inv.BilledMs, inv.Outcome != metrics.Success, time.Now())
 	}
