@@ -18,9 +18,13 @@ import (
 // the dashboard chart the metric history: an SVG path per series with a
 // point per step of the API's answer for the same range, the steps with
 // invocations drawn above the axis and only those; another range redraws;
-// markup in a function's name (typed into the address) stays text.
+// markup in a function's name (typed into the address) stays text. The
+// sign-in, closed by a wrong token, says so.
 func TestConsoleHistoryCharts(t *testing.T) {
-	ts := startServer(t, "", func(c *config.Config) { c.MetricHistoryInterval = time.Second })
+	ts := startServer(t, "", func(c *config.Config) {
+		c.MetricHistoryInterval = time.Second
+		c.ConsoleSignInFailures, c.ConsoleSignInWindow = 1, 5*time.Second
+	})
 	p := page{t: t, ctx: startChromium(t)}
 	ts.createKitchensink("chart-fn")
 	for range 3 {
@@ -33,9 +37,18 @@ func TestConsoleHistoryCharts(t *testing.T) {
 		return nil
 	})
 
+	// One wrong token closes the sign-in (this server allows one in 5 s):
+	// the right one is then refused with a clear message, and accepted
+	// once the window has passed.
 	p.do("opening the console", chromedp.Navigate(ts.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	p.fill("#token", "owl_a_wrong_guess")
+	p.do("signing in with a wrong token", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#signin-error", "That token was not accepted")
 	p.fill("#token", testToken)
-	p.do("signing in", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.do("signing in while closed", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.waitText("#signin-error", "TooManyRequestsException: Too many wrong tokens from your address")
+	p.waitJS(`(() => { const b = document.querySelector(".signin button[type=submit]"); if (b && !b.disabled) b.click(); return document.querySelector("#functions") !== null; })()`,
+		"signing in once the window has passed")
 	p.waitText("#functions", "chart-fn")
 	eval[string](p, `location.hash = "#/fn/chart-fn"; ""`)
 	p.waitText("#history-totals", "3 invocations, 0 errors, 0 throttles")
