@@ -368,8 +368,16 @@ func (c *counts) add(o *counts) {
 }
 
 // Forget deletes a deleted function's samples and rollups, every
-// node's. The sums of all functions keep what it did.
+// node's, and this node's not yet written, so a new function of the
+// same name starts with none. The sums of all functions keep what it
+// did.
 func (r *Recorder) Forget(ctx context.Context, function string) error {
+	r.mu.Lock()
+	delete(r.pending, function)
+	r.mu.Unlock()
+	r.sampleMu.Lock()
+	delete(r.rolled, function)
+	r.sampleMu.Unlock()
 	if err := r.samples.Purge(ctx, jetstream.WithPurgeSubject(samplePrefix+"fn.*."+function)); err != nil {
 		return fmt.Errorf("purging the metric history of %s: %w", function, err)
 	}
