@@ -18,8 +18,9 @@ import (
 // the dashboard chart the metric history: an SVG path per series with a
 // point per step of the API's answer for the same range, the steps with
 // invocations drawn above the axis and only those; another range redraws;
-// markup in a function's name (typed into the address) stays text. The
-// sign-in, closed by a wrong token, says so.
+// markup in a function's name (typed into the address) stays text; the
+// dashboard fits a 360 px screen. The sign-in, closed by a wrong token,
+// says so.
 func TestConsoleHistoryCharts(t *testing.T) {
 	ts := startServer(t, "", func(c *config.Config) {
 		c.MetricHistoryInterval = time.Second
@@ -63,6 +64,16 @@ func TestConsoleHistoryCharts(t *testing.T) {
 	p.waitText("#history-totals", "3 invocations")
 	checkChart(t, ts, p, "")
 	p.screenshot("console-dashboard.png")
+	// A phone's width: the charts shrink with the page, which does not
+	// scroll sideways.
+	p.do("a 360 px wide screen", chromedp.EmulateViewport(360, 740))
+	if over := eval[float64](p, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
+		t.Errorf("at 360 px, the dashboard is %v px wider than the screen", over)
+	}
+	if w := eval[float64](p, `document.getElementById("chart-invocations").getBoundingClientRect().width`); w <= 0 || w > 360 {
+		t.Errorf("at 360 px, the invocations chart is %v px wide", w)
+	}
+	p.do("a desktop's width again", chromedp.EmulateViewport(1280, 900))
 
 	// A name with markup, from the address bar: refused by the API, and
 	// its message shown as text.
