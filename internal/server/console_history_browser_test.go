@@ -42,11 +42,9 @@ func TestConsoleHistoryCharts(t *testing.T) {
 	// the right one is then refused with a clear message, and accepted
 	// once the window has passed.
 	p.do("opening the console", chromedp.Navigate(ts.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
-	p.fill("#token", "owl_a_wrong_guess")
-	p.do("signing in with a wrong token", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.submitToken("signing in with a wrong token", "owl_a_wrong_guess")
 	p.waitText("#signin-error", "That token was not accepted")
-	p.fill("#token", testToken)
-	p.do("signing in while closed", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.submitToken("signing in while closed", testToken)
 	p.waitText("#signin-error", "TooManyRequestsException: Too many wrong tokens from your address")
 	p.waitJS(`(() => { const b = document.querySelector(".signin button[type=submit]"); if (b && !b.disabled) b.click(); return document.querySelector("#functions") !== null; })()`,
 		"signing in once the window has passed")
