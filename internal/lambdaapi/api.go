@@ -135,6 +135,8 @@ type Options struct {
 	Metrics http.Handler
 	// Usage answers GET /owl/v1/usage; nil: refused.
 	Usage Usage
+	// History answers GET /owl/v1/metrics/history; nil: refused.
+	History History
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
@@ -316,6 +318,7 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
 	h("GET /owl/v1/usage", 0, a.getUsage)
+	h("GET /owl/v1/metrics/history", 0, a.getHistory)
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)
