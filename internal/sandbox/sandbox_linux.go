@@ -25,7 +25,11 @@ type Sandbox struct {
 	veth *vethLink // egress network; nil without Spec.Egress (or until Specialize)
 	out  *os.File
 	// slots is the host directory of a pre-warmed sandbox's slots (Spec.Slots); "" otherwise.
-	slots       string
+	slots string
+	// ctl is a DeferExec sandbox's end of the control socket to its
+	// waiting init, until Specialize has it exec the command; nil
+	// otherwise. Guarded by mu.
+	ctl         *os.File
 	specialized bool     // guarded by mu
 	tmp         *tmpDisk // its /tmp; nil for a pre-warmed one until Specialize
 
@@ -194,6 +198,10 @@ func (s *Sandbox) destroy() error {
 	s.mu.Lock()
 	s.destroyed = true
 	frozen := s.frozen
+	if s.ctl != nil {
+		s.ctl.Close() // a waiting init gives up
+		s.ctl = nil
+	}
 	s.cg.closePeak()
 	guard := s.guard
 	s.mu.Unlock()
