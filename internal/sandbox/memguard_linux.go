@@ -129,6 +129,19 @@ func (g *memGuard) arm(limit uint64) error {
 	return nil
 }
 
+// raise sets a new limit for the checks at once and reports whether it
+// changed (then the caller arms for it; until then a crossing of the old
+// threshold is judged against the new limit).
+func (g *memGuard) raise(limit uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.limit == limit {
+		return false
+	}
+	g.limit = limit
+	return true
+}
+
 // waitV1 reads the threshold eventfd until it is closed, checking the
 // cgroup on each crossing.
 func (g *memGuard) waitV1(efd *os.File) {

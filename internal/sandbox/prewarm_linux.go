@@ -304,14 +304,17 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	}
 	s.specialized = true
 	defer s.m.tmp.refillSoon() // the /tmp disk it takes, once done
+	start := time.Now()
 	if err := s.specialize(sp); err != nil {
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 	}
+	attached := time.Since(start)
 	if command != nil {
 		if err := s.execCommand(command); err != nil {
 			return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 		}
 	}
+	s.m.log.Debug("sandbox specialized", "sandbox", s.id, "attached", attached, "took", time.Since(start))
 	return nil
 }
 
@@ -375,7 +378,7 @@ func (s *Sandbox) specialize(sp Specialization) error {
 	if err := s.cg.setLimits(lim); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
 	}
-	s.armMemGuard(lim.memoryBytes)
+	s.rearmMemGuard(lim.memoryBytes)
 	if sp.Egress && s.veth == nil {
 		veth, err := s.m.net.attach(s.cmd.Process.Pid)
 		if err != nil {

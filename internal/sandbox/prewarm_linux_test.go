@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // spareScript waits for the host to attach code, then reports what the
@@ -242,5 +244,50 @@ func TestSpecializeDeferExec(t *testing.T) {
 	}
 	if _, err := os.Stat(idle.slots); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("slots %s still exist after Destroy (%v)", idle.slots, err)
+	}
+}
+
+// TestMemoryGuardSpecialized: a pre-warmed sandbox specialised to a larger
+// limit is guarded at that limit, though the guard is re-armed in the
+// background: 200 MB of 256 (past the spare's 128 MB threshold) is left
+// alone, 251 MB is killed by the guard before the kernel's OOM killer.
+func TestMemoryGuardSpecialized(t *testing.T) {
+	m := newTestManager(t)
+	code := probeCodeDir(t)
+	const limitMB = 256
+	hold := func(mb string) *Sandbox {
+		sb := create(t, m, Spec{ID: randomName("defer"), Slots: true, DeferExec: true, MemoryMB: 128})
+		err := sb.Specialize(Specialization{CodeDir: code, MemoryMB: limitMB,
+			Argv: []string{"/var/task/probe", "hold", mb}, Env: []string{"PATH=/usr/bin:/bin"}})
+		if err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		sb.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
+		return sb
+	}
+	calm := hold("200")
+	if line, err := bufio.NewReader(calm.Output()).ReadString('\n'); err != nil || line != "holding 200 MB\n" {
+		t.Fatalf("hold 200: %q, %v", line, err)
+	}
+	time.Sleep(3 * memGuardRecheck)
+	select {
+	case <-calm.Done():
+		t.Fatalf("a specialised sandbox 50 MB below its limit was killed: %v", calm.ExitError())
+	default:
+	}
+	full := hold("251")
+	out, err := io.ReadAll(full.Output())
+	if err != nil {
+		t.Fatalf("hold 251: reading output: %v (got %q)", err, out)
+	}
+	waitDone(t, full)
+	if err := full.ExitError(); err == nil || err.Error() != "signal: killed" {
+		t.Errorf("ExitError %v (output %q), want signal: killed", err, out)
+	}
+	if !full.memKilled.Load() {
+		t.Error("not killed by the guard")
+	}
+	if n, _ := full.cg.oomKills(); n != 0 {
+		t.Errorf("the kernel OOM-killed %d processes: the guard should have acted first", n)
 	}
 }

@@ -141,6 +141,28 @@ func (s *Sandbox) armMemGuard(limit uint64) {
 	}
 }
 
+// rearmMemGuard re-arms a specialised sandbox's guard for its new limit
+// without holding up the runtime's start: on cgroup v1 registering a
+// threshold waits for an RCU grace period (~10 ms here, most of a
+// specialisation), so it runs in the background — the kernel enforces the
+// limit meanwhile, the guard only acts sooner, and the old threshold's
+// crossings are judged against the new limit. Destroy waits for it (the
+// guard's lock). Nothing to do when the limit is the spare's.
+func (s *Sandbox) rearmMemGuard(limit uint64) {
+	if s.guard == nil || s.m.cg.v2 {
+		s.armMemGuard(limit) // cheap on v2: a write of memory.high
+		return
+	}
+	if !s.guard.raise(limit) {
+		return
+	}
+	go func() {
+		if err := s.guard.arm(limit); err != nil {
+			s.m.mem.warnOnce(err)
+		}
+	}()
+}
+
 // MaxMemoryBytes returns the peak memory use of the sandbox's cgroup
 // (memory.max_usage_in_bytes on v1, memory.peak on v2). It works until
 // Destroy, including after Done.
