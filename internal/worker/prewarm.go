@@ -376,6 +376,7 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 	if s.req == nil {
 		sp.Argv, sp.Env = argv, env
 	}
+	t0 := time.Now()
 	err := s.sb.Specialize(sp)
 	if err == nil && s.req != nil {
 		err = s.req.Answer(runtimeapi.Specialization{Env: env})
@@ -401,7 +402,7 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 	}
 	p.failures.Store(0)
 	p.specialized.Add(1)
-	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID())
+	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID(), "took", time.Since(t0))
 	return s.sb, nil
 }
 
