@@ -7,6 +7,7 @@ package server_test
 // no two functions ever share one.
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"os"
@@ -220,6 +221,35 @@ func TestPrewarmedProvided(t *testing.T) {
 	}
 	if cg, spare := servedBySpare(t, inst, "pw-none"); spare || w.Stats().Specialized != before {
 		t.Errorf("a function without egress ran in %s (specialized %d → %d): want a fresh sandbox", cg, before, w.Stats().Specialized)
+	}
+
+	// The bootstrap in a layer: /opt/bootstrap is exec'd, from the layer
+	// attached read-only at /opt.
+	layerZip, err := zipFiles(map[string]string{"bootstrap": kitchenBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := ts.sdk().PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{
+		LayerName: aws.String("pw-runtime"), Content: &types.LayerVersionContentInput{ZipFile: layerZip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = specialized(t, w, 1)
+	ts.createKitchensink("pw-layered", func(in *lambda.CreateFunctionInput) {
+		in.Code = &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: "README", body: "x"})}
+		in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+	})
+	if got := readdir(t, ts, "pw-layered", "/opt"); !slices.Equal(got, []string{"bootstrap"}) {
+		t.Errorf("/opt holds %v, want the layer's bootstrap", got)
+	}
+	if got := w.Stats().Specialized; got != before+1 {
+		t.Errorf("Specialized = %d after pw-layered's first invocation, want %d", got, before+1)
+	}
+	if got := readdir(t, ts, "pw-layered", "/var/task"); !slices.Equal(got, []string{"README"}) {
+		t.Errorf("/var/task holds %v, want the function's code", got)
+	}
+	if r := ts.invoke("pw-layered", `{"action":"write","path":"/opt/x"}`); !strings.Contains(r.payload, erofs) {
+		t.Errorf("writing /opt: %s, want %s", r.payload, erofs)
 	}
 
 	// No bootstrap: Runtime.InvalidEntrypoint, as from a fresh start, and
