@@ -378,7 +378,7 @@ func (s *Sandbox) specialize(sp Specialization) error {
 	if err := s.cg.setLimits(lim); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
 	}
-	s.rearmMemGuard(lim.memoryBytes)
+	s.armMemGuard(lim.memoryBytes)
 	if sp.Egress && s.veth == nil {
 		veth, err := s.m.net.attach(s.cmd.Process.Pid)
 		if err != nil {

@@ -128,39 +128,35 @@ func (s *Sandbox) OOMKilled() bool {
 	return n > 0 || s.memKilled.Load()
 }
 
-// armMemGuard starts (or re-arms, after a limit change) the sandbox's
-// memory guard (memguard_linux.go). Without it the kernel's OOM killer
-// still enforces the limit, only later: a failure is logged, once per
-// Manager.
+// armMemGuard arms the sandbox's memory guard (memguard_linux.go) for
+// limit: at creation, and again when Specialize changes the limit. Without
+// it the kernel's OOM killer still enforces the limit, only later: a
+// failure is logged, once per Manager.
+//
+// On cgroup v1 the arming runs in the background: registering a threshold
+// waits for an RCU grace period (~10 ms here, more than the rest of a
+// sandbox's creation or specialisation). The limit applies to the guard's
+// checks at once (a crossing of an older threshold is judged against it),
+// the kernel enforces it meanwhile, and the arming ends with a check of
+// the usage it may have missed. Destroy waits for it (the guard's lock).
+// On v2 it is a write of memory.high, done at once.
 func (s *Sandbox) armMemGuard(limit uint64) {
 	if s.guard == nil {
 		s.guard = s.m.mem.guard(s.cg, func() { s.memKilled.Store(true) })
 	}
-	if err := s.guard.arm(limit); err != nil {
-		s.m.mem.warnOnce(err)
-	}
-}
-
-// rearmMemGuard re-arms a specialised sandbox's guard for its new limit
-// without holding up the runtime's start: on cgroup v1 registering a
-// threshold waits for an RCU grace period (~10 ms here, most of a
-// specialisation), so it runs in the background — the kernel enforces the
-// limit meanwhile, the guard only acts sooner, and the old threshold's
-// crossings are judged against the new limit. Destroy waits for it (the
-// guard's lock). Nothing to do when the limit is the spare's.
-func (s *Sandbox) rearmMemGuard(limit uint64) {
-	if s.guard == nil || s.m.cg.v2 {
-		s.armMemGuard(limit) // cheap on v2: a write of memory.high
-		return
-	}
 	if !s.guard.raise(limit) {
-		return
+		return // unchanged: a spare specialised to its own 128 MB
 	}
-	go func() {
-		if err := s.guard.arm(limit); err != nil {
+	arm := func() {
+		if err := s.guard.arm(); err != nil {
 			s.m.mem.warnOnce(err)
 		}
-	}()
+	}
+	if s.m.cg.v2 {
+		arm()
+		return
+	}
+	go arm()
 }
 
 // MaxMemoryBytes returns the peak memory use of the sandbox's cgroup
