@@ -234,6 +234,9 @@ func runInit(ctl rawFD) error {
 			return reportFailure(ctl, frameExecFailed, err)
 		}
 	}
+	if len(argv) == 0 {
+		return reportFailure(ctl, frameExecFailed, errors.New("no command"))
+	}
 	closeExtraFDsOnExec()
 	err = unix.Exec(argv[0], argv, env)
 	return reportFailure(ctl, frameExecFailed, fmt.Errorf("exec %s: %w", argv[0], err))

@@ -278,12 +278,9 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	case sp.Egress && s.m.net == nil:
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, ErrNoEgress)
 	}
-	var command []byte
-	if s.ctl != nil || len(sp.Argv)+len(sp.Env) > 0 {
-		var err error
-		if command, err = s.checkCommand(sp); err != nil {
-			return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
-		}
+	command, err := s.checkCommand(sp)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -322,13 +319,17 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 const execTimeout = 10 * time.Second
 
 // checkCommand validates and encodes the command of a DeferExec sandbox
-// (Specialization.Argv and Env), which only such a sandbox takes.
+// (Specialization.Argv and Env), which only such a sandbox takes; nil for
+// another sandbox.
 func (s *Sandbox) checkCommand(sp Specialization) ([]byte, error) {
 	s.mu.Lock()
 	waiting := s.ctl != nil
 	s.mu.Unlock()
-	if !waiting {
+	switch {
+	case !waiting && len(sp.Argv)+len(sp.Env) > 0:
 		return nil, errors.New("Argv and Env are for a sandbox created with DeferExec")
+	case !waiting:
+		return nil, nil
 	}
 	if err := validateCommand(sp.Argv, sp.Env); err != nil {
 		return nil, err
