@@ -59,7 +59,8 @@ type Config struct {
 	// (OWL_FREEZE_AFTER); 0 never freezes.
 	FreezeAfter time.Duration
 	// Prewarm is how many pre-warmed environments (interpreter started,
-	// waiting for a function) the worker keeps per interpreted runtime
+	// waiting for a function) the worker keeps per interpreted runtime,
+	// and of sandboxes waiting to exec a custom runtime's bootstrap
 	// (OWL_PREWARM); 0 disables pre-warming.
 	Prewarm int
 	// SpareInits is how many sandbox inits are kept started ahead of time

@@ -58,7 +58,7 @@ var Settings = []Setting{
 	{Name: "idle-timeout", Help: "keep-alive of an idle environment", Field: func(c *Config) any { return &c.IdleTimeout }},
 	{Name: "max-lifetime", Help: "retire environments older than this once idle", Field: func(c *Config) any { return &c.MaxLifetime }},
 	{Name: "freeze-after", Help: "freeze idle environments after this; 0 never", Field: func(c *Config) any { return &c.FreezeAfter }},
-	{Name: "prewarm", Help: "pre-warmed environments kept per Python/Node.js runtime; 0 disables", Field: func(c *Config) any { return &c.Prewarm }},
+	{Name: "prewarm", Help: "pre-warmed environments kept per Python/Node.js runtime, and for the custom (provided.*) runtimes together; 0 disables", Field: func(c *Config) any { return &c.Prewarm }},
 	{Name: "spare-inits", Help: "sandbox inits kept started ahead of time, so a cold start skips the init's own start-up; 0 disables (512 MB /tmp disks are kept made too: this many + 2)", Field: func(c *Config) any { return &c.SpareInits }},
 	{Name: "network-egress", Help: "let functions reach the host's networks (Network egress, the default); false: loopback only", Field: func(c *Config) any { return &c.NetworkEgress }},
 	{Name: "network-cidr", Help: "IPv4 range of the sandboxes' addresses, shared by the instances of the host", Field: func(c *Config) any { return &c.NetworkCIDR }},

@@ -24,7 +24,9 @@ import (
 //	parent → init   frameConfig  initConfig as JSON, with the /tmp mount's
 //	                             fd (SCM_RIGHTS) unless pre-warmed
 //	init → parent   frameReady   setup done; or frameFailed + initFailure
-//	parent → init   frameGo      the cgroup and the Runtime API listener exist
+//	parent → init   frameGo      the cgroup and the Runtime API listener exist;
+//	                             for a DeferExec sandbox sent only by
+//	                             Specialize, with execCommand as JSON
 //	init → parent   EOF          exec succeeded (fd 3 is close-on-exec);
 //	                             or frameExecFailed + initFailure
 //
@@ -71,6 +73,13 @@ type initConfig struct {
 	// JoinCgroups are v1 cgroup directories whose tasks file the init
 	// writes "0" to (see joinCgroups); empty on v2 (CLONE_INTO_CGROUP).
 	JoinCgroups []string `json:"join_cgroups,omitempty"`
+}
+
+// execCommand is the payload of a DeferExec sandbox's frameGo: what the
+// waiting init execs, once the function's mounts are in place.
+type execCommand struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
 }
 
 // initFailure carries an init error across the process boundary, keeping
@@ -207,13 +216,30 @@ func runInit(ctl rawFD) error {
 	if err := writeFrame(ctl, frameReady, nil); err != nil {
 		return fmt.Errorf("reporting ready: %w", err)
 	}
-	// The parent has made the Runtime API listener.
-	if kind, _, err := readFrame(ctl); err != nil || kind != frameGo {
+	// The parent has made the Runtime API listener; a DeferExec sandbox
+	// waits here until it is specialised.
+	kind, payload, err = readFrame(ctl)
+	if err != nil || kind != frameGo {
 		return fmt.Errorf("parent gave up before go: %v", err)
 	}
+	argv, env := cfg.Argv, cfg.Env
+	if len(payload) > 0 {
+		var c execCommand
+		if err := json.Unmarshal(payload, &c); err != nil || len(c.Argv) == 0 {
+			return reportFailure(ctl, frameExecFailed, fmt.Errorf("decoding the command: %v", err))
+		}
+		argv, env = c.Argv, c.Env
+		// The working directory is the empty slot the code was mounted on.
+		if err := enterWorkDir(&cfg); err != nil {
+			return reportFailure(ctl, frameExecFailed, err)
+		}
+	}
+	if len(argv) == 0 {
+		return reportFailure(ctl, frameExecFailed, errors.New("no command"))
+	}
 	closeExtraFDsOnExec()
-	err = unix.Exec(cfg.Argv[0], cfg.Argv, cfg.Env)
-	return reportFailure(ctl, frameExecFailed, fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
+	err = unix.Exec(argv[0], argv, env)
+	return reportFailure(ctl, frameExecFailed, fmt.Errorf("exec %s: %w", argv[0], err))
 }
 
 // readFrameFD reads one frame and the fd sent with it (SCM_RIGHTS), or -1.
@@ -545,6 +571,12 @@ func setIdentity(cfg *initConfig) error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("setting parent-death signal: %w", err)
 	}
+	return enterWorkDir(cfg)
+}
+
+// enterWorkDir enters the entrypoint's working directory, as the
+// function's user.
+func enterWorkDir(cfg *initConfig) error {
 	wd := cfg.WorkDir
 	if wd == "" {
 		wd = "/var/task"

@@ -612,27 +612,22 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 		ln.Close()
 		return nil, fmt.Errorf("sandbox init: unexpected frame %q", kind)
 	}
-	if err := writeFrame(p.ctl, frameGo, nil); err != nil {
-		ln.Close()
-		return nil, initDied(ctx, p, cg, "starting entrypoint", err)
+	var ctl *os.File // kept for Specialize: the init waits for its command
+	if spec.DeferExec {
+		ctl = p.ctl
+	} else {
+		if step, err := startEntrypoint(p.ctl, nil); err != nil {
+			ln.Close()
+			if step != "" {
+				return nil, initDied(ctx, p, cg, step, err)
+			}
+			return nil, err
+		}
+		p.ctl.Close()
 	}
-	// EOF: fd 3 was closed by a successful exec.
-	kind, payload, err = readFrame(p.ctl)
-	switch {
-	case err == io.EOF:
-	case err != nil:
-		ln.Close()
-		return nil, initDied(ctx, p, cg, "waiting for exec", err)
-	case kind == frameExecFailed:
-		ln.Close()
-		return nil, fmt.Errorf("%w: %w", ErrInvalidEntrypoint, decodeInitFailure(payload))
-	default:
-		ln.Close()
-		return nil, fmt.Errorf("sandbox init: unexpected frame %q", kind)
-	}
-	p.ctl.Close()
 
 	s := &Sandbox{
+		ctl:  ctl,
 		id:   spec.ID,
 		m:    m,
 		cg:   cg,
@@ -645,6 +640,28 @@ func (m *Manager) configure(ctx context.Context, spec Spec, cg *cgroup, p *initP
 	}
 	go s.reap(p.pidf)
 	return s, nil
+}
+
+// startEntrypoint tells a ready init to exec (command: an execCommand for
+// a DeferExec sandbox, else nil) and waits until it did. A broken
+// conversation returns the step it broke in with the error; an entrypoint
+// that could not be exec'd wraps ErrInvalidEntrypoint (step "").
+func startEntrypoint(ctl *os.File, command []byte) (step string, err error) {
+	if err := writeFrame(ctl, frameGo, command); err != nil {
+		return "starting entrypoint", err
+	}
+	// EOF: fd 3 was closed by a successful exec.
+	kind, payload, err := readFrame(ctl)
+	switch {
+	case err == io.EOF:
+		return "", nil
+	case err != nil:
+		return "waiting for exec", err
+	case kind == frameExecFailed:
+		return "", fmt.Errorf("%w: %w", ErrInvalidEntrypoint, decodeInitFailure(payload))
+	default:
+		return "", fmt.Errorf("sandbox init: unexpected frame %q", kind)
+	}
 }
 
 // sendConfig writes the config frame, with /tmp's mount fd when there is

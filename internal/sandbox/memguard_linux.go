@@ -87,17 +87,18 @@ type memGuard struct {
 	killed  atomic.Bool
 }
 
-// arm starts (or, after a limit change, restarts) watching for limit.
-func (g *memGuard) arm(limit uint64) error {
+// arm starts (or, after raise, restarts) watching for the current limit.
+// Arms running one after another each register the latest limit.
+func (g *memGuard) arm() error {
 	if !memGuardEnabled {
 		return nil
 	}
 	g.mu.Lock()
-	if g.closed {
+	if g.closed || g.limit == 0 {
 		g.mu.Unlock()
 		return nil
 	}
-	g.limit = limit
+	limit := g.limit
 	var err error
 	if g.cg.h.v2 {
 		// v2 reports reaching memory.high (its "high" count), not a
@@ -127,6 +128,19 @@ func (g *memGuard) arm(limit uint64) error {
 	// never crosses the threshold upwards).
 	g.check()
 	return nil
+}
+
+// raise sets the limit the checks judge by, at once, and reports whether
+// it changed: then the caller arms for it (until then a crossing of an
+// older threshold is judged against the new limit).
+func (g *memGuard) raise(limit uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.limit == limit {
+		return false
+	}
+	g.limit = limit
+	return true
 }
 
 // waitV1 reads the threshold eventfd until it is closed, checking the

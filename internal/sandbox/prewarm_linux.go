@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -253,8 +255,10 @@ func attachReadOnly(src, slot string) error {
 // Specialize gives a pre-warmed sandbox (Spec.Slots) a function's code,
 // layers, /tmp, limits and network. The runtime inside sees the mounts at
 // once (it must enter /var/task again: its working directory is the empty
-// slot beneath). A sandbox is specialised at most once. On error the
-// caller destroys the sandbox: it is in an unknown state.
+// slot beneath). A DeferExec sandbox's waiting init then enters /var/task
+// and execs sp.Argv with exactly sp.Env. A sandbox is specialised at most
+// once. On error the caller destroys the sandbox: it is in an unknown
+// state.
 func (s *Sandbox) Specialize(sp Specialization) error {
 	if sp.TmpMB == 0 {
 		sp.TmpMB = DefaultTmpMB
@@ -274,6 +278,10 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	case sp.Egress && s.m.net == nil:
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, ErrNoEgress)
 	}
+	command, err := s.checkCommand(sp)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -283,6 +291,8 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 		return fmt.Errorf("sandbox %s: specialize: not a pre-warmed sandbox (Spec.Slots)", s.id)
 	case s.specialized:
 		return fmt.Errorf("sandbox %s: specialize: already specialized", s.id)
+	case s.veth != nil && !sp.Egress:
+		return fmt.Errorf("sandbox %s: specialize: it was created with Egress, the function has none", s.id)
 	}
 	select {
 	case <-s.done:
@@ -291,10 +301,58 @@ func (s *Sandbox) Specialize(sp Specialization) error {
 	}
 	s.specialized = true
 	defer s.m.tmp.refillSoon() // the /tmp disk it takes, once done
+	start := time.Now()
 	if err := s.specialize(sp); err != nil {
 		return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
 	}
+	attached := time.Since(start)
+	if command != nil {
+		if err := s.execCommand(command); err != nil {
+			return fmt.Errorf("sandbox %s: specialize: %w", s.id, err)
+		}
+	}
+	s.m.log.Debug("sandbox specialized", "sandbox", s.id, "attached", attached, "took", time.Since(start))
 	return nil
+}
+
+// execTimeout bounds the waiting init's exec of its command.
+const execTimeout = 10 * time.Second
+
+// checkCommand validates and encodes the command of a DeferExec sandbox
+// (Specialization.Argv and Env), which only such a sandbox takes; nil for
+// another sandbox.
+func (s *Sandbox) checkCommand(sp Specialization) ([]byte, error) {
+	s.mu.Lock()
+	waiting := s.ctl != nil
+	s.mu.Unlock()
+	switch {
+	case !waiting && len(sp.Argv)+len(sp.Env) > 0:
+		return nil, errors.New("Argv and Env are for a sandbox created with DeferExec")
+	case !waiting:
+		return nil, nil
+	}
+	if err := validateCommand(sp.Argv, sp.Env); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(execCommand{Argv: sp.Argv, Env: sp.Env})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the command: %w", err)
+	}
+	return b, nil
+}
+
+// execCommand has the waiting init exec command, once the function's
+// mounts, limits and network are in place; s.mu is held.
+func (s *Sandbox) execCommand(command []byte) error {
+	ctl := s.ctl
+	s.ctl = nil
+	defer ctl.Close()
+	_ = ctl.SetDeadline(time.Now().Add(execTimeout))
+	step, err := startEntrypoint(ctl, command)
+	if step != "" {
+		return fmt.Errorf("%s: %w: %w", step, errInitDied, err)
+	}
+	return err
 }
 
 // specialize attaches /tmp and /opt before the code: a runtime waiting for
@@ -322,7 +380,7 @@ func (s *Sandbox) specialize(sp Specialization) error {
 		return fmt.Errorf("setting limits: %w", err)
 	}
 	s.armMemGuard(lim.memoryBytes)
-	if sp.Egress {
+	if sp.Egress && s.veth == nil {
 		veth, err := s.m.net.attach(s.cmd.Process.Pid)
 		if err != nil {
 			return err

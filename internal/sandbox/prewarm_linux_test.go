@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // spareScript waits for the host to attach code, then reports what the
@@ -162,4 +164,121 @@ func TestCleanupStaleSlots(t *testing.T) {
 	}
 	_ = orphan.Destroy()
 	other.devNull.Close()
+}
+
+// deferBootstrap is a custom runtime's bootstrap: it reports the
+// environment it was exec'd with (pid 1's, as the kernel holds it), where
+// it runs, as whom, and what /var/task holds.
+const deferBootstrap = `#!/bin/sh
+tr '\0' '\n' < /proc/1/environ | sort | tr '\n' ' '; echo
+echo "cwd $(pwd) uid $(id -u) task $(ls /var/task | tr '\n' ' ')"
+`
+
+// A DeferExec sandbox runs nothing until Specialize gives it its command,
+// which the waiting init execs in the specialised sandbox: exactly the
+// command's environment, in /var/task, as the function's user; an
+// entrypoint that is not there is ErrInvalidEntrypoint.
+func TestSpecializeDeferExec(t *testing.T) {
+	m := newTestManager(t)
+	spec := Spec{ID: randomName("defer"), Slots: true, DeferExec: true, MemoryMB: 128}
+	if _, err := m.Create(context.Background(), Spec{ID: "x", DeferExec: true, MemoryMB: 128}); err == nil {
+		t.Error("Create accepted DeferExec without Slots")
+	}
+	if _, err := m.Create(context.Background(), Spec{ID: "x", Slots: true, DeferExec: true, MemoryMB: 128, Argv: []string{"/bin/true"}}); err == nil {
+		t.Error("Create accepted DeferExec with an Argv")
+	}
+	sb := create(t, m, spec)
+	code := writeTree(t, map[string]string{"bootstrap": deferBootstrap, "data": "x"})
+	if err := os.Chmod(filepath.Join(code, "bootstrap"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Specialize(Specialization{CodeDir: code, MemoryMB: 128, Argv: []string{"relative"}}); err == nil {
+		t.Fatal("Specialize accepted a relative Argv[0]")
+	}
+	if err := sb.Specialize(Specialization{CodeDir: code, MemoryMB: 128}); err == nil {
+		t.Fatal("Specialize of a DeferExec sandbox accepted no command")
+	}
+	select {
+	case <-sb.Done():
+		t.Fatalf("the waiting init exited after refused specialisations: %v", sb.ExitError())
+	default:
+	}
+	env := []string{"FOO=bar baz", "PATH=/usr/bin:/bin"}
+	if err := sb.Specialize(Specialization{CodeDir: code, MemoryMB: 128, Argv: []string{"/var/task/bootstrap"}, Env: env}); err != nil {
+		t.Fatalf("Specialize: %v", err)
+	}
+	r := bufio.NewReader(sb.Output())
+	if got, want := readLine(t, r, sb.Output()), strings.Join(env, " "); got != want {
+		t.Errorf("the bootstrap's environment is %q, want exactly %q", got, want)
+	}
+	if got, want := readLine(t, r, sb.Output()), "cwd /var/task uid "+strconv.Itoa(DefaultUID)+" task bootstrap data"; got != want {
+		t.Errorf("the bootstrap said %q, want %q", got, want)
+	}
+	waitDone(t, sb)
+	if err := sb.ExitError(); err != nil {
+		t.Errorf("bootstrap exit: %v", err)
+	}
+
+	// A command for a sandbox that does not wait for one is refused.
+	plain := create(t, m, slotSpec(t))
+	if err := plain.Specialize(Specialization{CodeDir: code, MemoryMB: 128, Argv: []string{"/var/task/bootstrap"}}); err == nil {
+		t.Error("a sandbox that was not DeferExec took a command")
+	}
+
+	// No bootstrap in the code: the function's fault, as for Create.
+	missing := create(t, m, Spec{ID: randomName("defer"), Slots: true, DeferExec: true, MemoryMB: 128})
+	empty := writeTree(t, map[string]string{"data": "x"})
+	err := missing.Specialize(Specialization{CodeDir: empty, MemoryMB: 128, Argv: []string{"/var/task/bootstrap"}, Env: env})
+	if !errors.Is(err, ErrInvalidEntrypoint) {
+		t.Errorf("Specialize without a bootstrap: %v, want ErrInvalidEntrypoint", err)
+	}
+	waitDone(t, missing)
+	if err := missing.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A waiting sandbox destroyed before it was specialised leaves nothing.
+	idle := create(t, m, Spec{ID: randomName("defer"), Slots: true, DeferExec: true, MemoryMB: 128})
+	if err := idle.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(idle.slots); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("slots %s still exist after Destroy (%v)", idle.slots, err)
+	}
+}
+
+// TestMemoryGuardSpecialized: a pre-warmed sandbox specialised to a larger
+// limit is guarded at that limit, though the guard is re-armed in the
+// background: 200 MB of 256 (past the spare's 128 MB threshold) is left
+// alone, 251 MB is killed by the guard before the kernel's OOM killer.
+func TestMemoryGuardSpecialized(t *testing.T) {
+	m := newTestManager(t)
+	code := probeCodeDir(t)
+	const limitMB = 256
+	hold := func(mb string) *Sandbox {
+		sb := create(t, m, Spec{ID: randomName("defer"), Slots: true, DeferExec: true, MemoryMB: 128})
+		err := sb.Specialize(Specialization{CodeDir: code, MemoryMB: limitMB,
+			Argv: []string{"/var/task/probe", "hold", mb}, Env: []string{"PATH=/usr/bin:/bin"}})
+		if err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		return sb
+	}
+	wantHeld(t, hold("200"), "200")
+	full := hold("251")
+	full.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
+	out, err := io.ReadAll(full.Output())
+	if err != nil {
+		t.Fatalf("hold 251: reading output: %v (got %q)", err, out)
+	}
+	waitDone(t, full)
+	if err := full.ExitError(); err == nil || err.Error() != "signal: killed" {
+		t.Errorf("ExitError %v (output %q), want signal: killed", err, out)
+	}
+	if !full.memKilled.Load() {
+		t.Error("not killed by the guard")
+	}
+	if n, _ := full.cg.oomKills(); n != 0 {
+		t.Errorf("the kernel OOM-killed %d processes: the guard should have acted first", n)
+	}
 }

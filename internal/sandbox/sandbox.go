@@ -194,6 +194,13 @@ type Spec struct {
 	// Sandbox.Specialize attaches a function's code, layers and /tmp (see
 	// prewarm_linux.go). TmpMB is then unused.
 	Slots bool
+	// DeferExec, with Slots, makes a pre-warmed sandbox whose command is
+	// not known yet (a custom runtime's bootstrap lives in the function's
+	// code): the init builds the sandbox (mounts, identity, seccomp, the
+	// Runtime API listener, Egress) and then waits, running nothing else,
+	// until Sandbox.Specialize gives it Specialization.Argv and Env and it
+	// execs them. Argv and Env are then unused and may be empty.
+	DeferExec bool
 }
 
 // Specialization is what a pre-warmed sandbox (Spec.Slots) is given when it
@@ -209,8 +216,16 @@ type Specialization struct {
 	MemoryMB int
 	// PidsMax; 0 means DefaultPidsMax.
 	PidsMax int
-	// Egress adds eth0 (see Spec.Egress).
+	// Egress adds eth0 (see Spec.Egress); a sandbox created with
+	// Spec.Egress already has it, and one without Egress cannot lose it.
 	Egress bool
+	// Argv and Env, for a sandbox created with Spec.DeferExec (and only
+	// then), are the command its waiting init execs once the rest is in
+	// place, as Spec.Argv and Spec.Env; Argv[0] is resolved in the
+	// specialised sandbox, so it may be in the function's code. An Argv[0]
+	// that cannot be exec'd gives an error wrapping ErrInvalidEntrypoint.
+	Argv []string
+	Env  []string
 }
 
 func (s Spec) withDefaults() Spec {
@@ -252,23 +267,15 @@ func (s Spec) validate() error {
 			return nil
 		},
 		func() error {
-			if len(s.Argv) == 0 || !strings.HasPrefix(s.Argv[0], "/") {
-				return fmt.Errorf("the program (Argv[0]) must be an absolute path inside the sandbox, got %q", s.Argv)
+			switch {
+			case s.DeferExec && !s.Slots:
+				return errors.New("DeferExec needs Slots: the command comes with Specialize")
+			case s.DeferExec && len(s.Argv)+len(s.Env) > 0:
+				return errors.New("with DeferExec, Argv and Env come with Specialize, not the Spec")
+			case s.DeferExec:
+				return nil
 			}
-			for _, a := range s.Argv {
-				if strings.IndexByte(a, 0) >= 0 {
-					return fmt.Errorf("an argument (Argv) contains a NUL byte: %q", a)
-				}
-			}
-			return nil
-		},
-		func() error {
-			for _, e := range s.Env {
-				if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
-					return fmt.Errorf("an environment entry (Env) %q is not KEY=value", e)
-				}
-			}
-			return nil
+			return validateCommand(s.Argv, s.Env)
 		},
 		func() error {
 			if s.MemoryMB < MinMemoryMB {
@@ -306,6 +313,25 @@ func (s Spec) validate() error {
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return fmt.Errorf("sandbox spec %q: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// validateCommand checks an entrypoint and its environment (Spec.Argv and
+// Env, or Specialization's).
+func validateCommand(argv, env []string) error {
+	if len(argv) == 0 || !strings.HasPrefix(argv[0], "/") {
+		return fmt.Errorf("the program (Argv[0]) must be an absolute path inside the sandbox, got %q", argv)
+	}
+	for _, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("an argument (Argv) contains a NUL byte: %q", a)
+		}
+	}
+	for _, e := range env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
+			return fmt.Errorf("an environment entry (Env) %q is not KEY=value", e)
 		}
 	}
 	return nil

@@ -25,7 +25,11 @@ type Sandbox struct {
 	veth *vethLink // egress network; nil without Spec.Egress (or until Specialize)
 	out  *os.File
 	// slots is the host directory of a pre-warmed sandbox's slots (Spec.Slots); "" otherwise.
-	slots       string
+	slots string
+	// ctl is a DeferExec sandbox's end of the control socket to its
+	// waiting init, until Specialize has it exec the command; nil
+	// otherwise. Guarded by mu.
+	ctl         *os.File
 	specialized bool     // guarded by mu
 	tmp         *tmpDisk // its /tmp; nil for a pre-warmed one until Specialize
 
@@ -124,17 +128,35 @@ func (s *Sandbox) OOMKilled() bool {
 	return n > 0 || s.memKilled.Load()
 }
 
-// armMemGuard starts (or re-arms, after a limit change) the sandbox's
-// memory guard (memguard_linux.go). Without it the kernel's OOM killer
-// still enforces the limit, only later: a failure is logged, once per
-// Manager.
+// armMemGuard arms the sandbox's memory guard (memguard_linux.go) for
+// limit: at creation, and again when Specialize changes the limit. Without
+// it the kernel's OOM killer still enforces the limit, only later: a
+// failure is logged, once per Manager.
+//
+// On cgroup v1 the arming runs in the background: registering a threshold
+// waits for an RCU grace period (~10 ms here, more than the rest of a
+// sandbox's creation or specialisation). The limit applies to the guard's
+// checks at once (a crossing of an older threshold is judged against it),
+// the kernel enforces it meanwhile, and the arming ends with a check of
+// the usage it may have missed. Destroy waits for it (the guard's lock).
+// On v2 it is a write of memory.high, done at once.
 func (s *Sandbox) armMemGuard(limit uint64) {
 	if s.guard == nil {
 		s.guard = s.m.mem.guard(s.cg, func() { s.memKilled.Store(true) })
 	}
-	if err := s.guard.arm(limit); err != nil {
-		s.m.mem.warnOnce(err)
+	if !s.guard.raise(limit) {
+		return // unchanged: a spare specialised to its own 128 MB
 	}
+	arm := func() {
+		if err := s.guard.arm(); err != nil {
+			s.m.mem.warnOnce(err)
+		}
+	}
+	if s.m.cg.v2 {
+		arm()
+		return
+	}
+	go arm()
 }
 
 // MaxMemoryBytes returns the peak memory use of the sandbox's cgroup
@@ -194,6 +216,10 @@ func (s *Sandbox) destroy() error {
 	s.mu.Lock()
 	s.destroyed = true
 	frozen := s.frozen
+	if s.ctl != nil {
+		s.ctl.Close() // a waiting init gives up
+		s.ctl = nil
+	}
 	s.cg.closePeak()
 	guard := s.guard
 	s.mu.Unlock()

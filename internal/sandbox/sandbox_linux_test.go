@@ -1146,6 +1146,24 @@ func TestSetLimitsFiles(t *testing.T) {
 	}
 }
 
+// wantHeld checks that sb, running the probe's "hold MB", holds its
+// memory and is still running a few guard rechecks later.
+func wantHeld(t *testing.T, sb *Sandbox, mb string) {
+	t.Helper()
+	// Touching 200 MB at 256/1769 of a CPU takes a while on a slow
+	// (emulated) machine: a deadline for the property, not the speed.
+	sb.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
+	if line, err := bufio.NewReader(sb.Output()).ReadString('\n'); err != nil || line != "holding "+mb+" MB\n" {
+		t.Fatalf("hold %s: %q, %v", mb, line, err)
+	}
+	time.Sleep(3 * memGuardRecheck)
+	select {
+	case <-sb.Done():
+		t.Fatalf("a sandbox holding %s MB, below its limit's threshold, was killed: %v", mb, sb.ExitError())
+	default:
+	}
+}
+
 // TestMemoryGuard: a sandbox whose memory the kernel cannot reclaim (here
 // anonymous memory, which without swap stays in memory) comes within the slack of its
 // limit is killed by Owl's guard, before the kernel's OOM killer ever acts;
@@ -1157,19 +1175,7 @@ func TestMemoryGuard(t *testing.T) {
 
 	spec := testSpec(t, code, "hold", "200")
 	spec.MemoryMB = limitMB
-	calm := create(t, m, spec)
-	// Touching 200 MB at 256/1769 of a CPU takes a while on a slow
-	// (emulated) machine: a deadline for the property, not the speed.
-	calm.Output().SetReadDeadline(time.Now().Add(3 * time.Minute))
-	if line, err := bufio.NewReader(calm.Output()).ReadString('\n'); err != nil || line != "holding 200 MB\n" {
-		t.Fatalf("hold 200: %q, %v", line, err)
-	}
-	time.Sleep(3 * memGuardRecheck)
-	select {
-	case <-calm.Done():
-		t.Fatalf("a sandbox 50 MB below its limit was killed: %v", calm.ExitError())
-	default:
-	}
+	wantHeld(t, create(t, m, spec), "200")
 
 	// 251 MB held and the probe's own ~2 MB: past limit − slack, still
 	// short of the limit, so the kernel would never OOM-kill it.

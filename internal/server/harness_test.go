@@ -560,15 +560,29 @@ func instanceCgroups(t testing.TB, instance string) []string {
 	return found
 }
 
+// cgroupRunsFunction reports whether a process of cgroup dir was started
+// with a function's environment (AWS_LAMBDA_FUNCTION_NAME).
+func cgroupRunsFunction(dir string) bool {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && functionOfProcess(pid) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // sandboxCgroupNames lists the sandbox cgroups (not the instance dirs) of
 // instance, once per name, but not those of pre-warmed environments
 // (prewarm-*: see prewarm_test.go) nor, on cgroup v2, those of spare inits
-// still waiting for a sandbox, which come and go on their own.
+// still waiting for a sandbox, which come and go on their own. A custom
+// runtime's pre-warmed environment that became a function's counts: its
+// bootstrap was exec'd with the function's environment.
 func sandboxCgroupNames(t testing.TB, instance string) []string {
 	t.Helper()
 	var names []string
 	for _, d := range instanceCgroups(t, instance) {
-		if strings.HasPrefix(filepath.Base(d), "prewarm-") || idleSpareCgroup(d) {
+		if strings.HasPrefix(filepath.Base(d), "prewarm-") && !cgroupRunsFunction(d) || idleSpareCgroup(d) {
 			continue
 		}
 		if filepath.Base(d) != instance && !slices.Contains(names, filepath.Base(d)) {

@@ -5,7 +5,9 @@ package server_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,11 +43,13 @@ func TestNothingLeftAfterShutdown(t *testing.T) {
 	if n := len(sandboxProcesses(inst)); n < 4 {
 		t.Errorf("%d sandbox processes while serving, want at least 4", n)
 	}
-	// The bridge, the nftables table and a veth per (egress) environment;
-	// the crashed environment's goes with its network namespace.
+	// The bridge, the nftables table and a veth per (egress) environment
+	// and per custom runtime's pre-warmed sandbox (made with it); the
+	// crashed environment's goes with its network namespace.
 	eventually(t, 5*time.Second, func() error {
-		if n := networkLeft(t, inst); len(n) != 2+4 {
-			return fmt.Errorf("network while serving: %v, want the bridge, the table and 4 veths", n)
+		spares := waitingProvidedSpares(t, inst)
+		if n := networkLeft(t, inst); len(n) != 2+4+spares {
+			return fmt.Errorf("network while serving: %v, want the bridge, the table and %d veths", n, 4+spares)
 		}
 		return nil
 	})
@@ -63,6 +67,19 @@ func TestNothingLeftAfterShutdown(t *testing.T) {
 		return nil
 	})
 	t.Logf("goroutines: %d before the server started, %d after it stopped", baseline, runtime.NumGoroutine())
+}
+
+// waitingProvidedSpares counts the custom runtimes' pre-warmed sandboxes
+// of instance that no function took yet.
+func waitingProvidedSpares(t testing.TB, instance string) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, d := range instanceCgroups(t, instance) {
+		if name := filepath.Base(d); strings.HasPrefix(name, "prewarm-provided-") && !cgroupRunsFunction(d) {
+			seen[name] = true
+		}
+	}
+	return len(seen)
 }
 
 func goroutineDump() string {

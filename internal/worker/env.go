@@ -258,8 +258,13 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 	spec.extensions = externalExtensions(optDir)
 	spec.info = runtimeapi.FunctionInfo{Name: fn.Name, Version: fnVersion(fn), Handler: fn.Handler, AccountID: w.cfg.AccountID}
 	spec.initType = initType(spec.provisioned)
+	command := wrapArgv(argv(rt, dir, optDir), fn, rt, spec.extensions)
 	if len(spec.extensions) == 0 { // extensions start before the runtime: never a spare
-		if sb := w.prewarm.specialize(fn, rt, dir, optDir, egress, environ); sb != nil {
+		sb, err := w.prewarm.specialize(fn, rt, dir, optDir, egress, command, environ)
+		if err != nil {
+			return nil, false, sandboxError(fn, spec, err)
+		}
+		if sb != nil {
 			spec.id = sb.ID() // a pre-warmed environment (prewarm.go)
 			return sb, true, nil
 		}
@@ -269,7 +274,7 @@ func (w *Worker) createSandbox(ctx context.Context, fn registry.Function, rt run
 		CodeDir:        dir,
 		RuntimeDir:     w.cfg.RuntimeDir,
 		OptDir:         optDir,
-		Argv:           wrapArgv(argv(rt, dir, optDir), fn, rt, spec.extensions),
+		Argv:           command,
 		Env:            environ,
 		MemoryMB:       fn.MemorySize,
 		TmpMB:          fn.EphemeralStorage,

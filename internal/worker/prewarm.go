@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -33,6 +34,18 @@ import (
 // warm and destroyed like any other); it never returns to the spares.
 // Without a ready spare, or if specialising fails (the spare is then
 // destroyed), the cold start creates its sandbox as before.
+//
+// Custom runtimes (provided, provided.al2, provided.al2023) share one kind
+// of spare, keyed providedKey: their program is the function's own
+// bootstrap, so nothing can run before the function is known. Their spare
+// is a sandbox built to the point of exec (sandbox.Spec.DeferExec: mounts,
+// identity, seccomp, the Runtime API listener and, on a node with egress,
+// eth0) whose init waits; specialising attaches the code and execs the
+// bootstrap (or /opt/bootstrap) with exactly the function's environment, as
+// a fresh start does. A fresh exec honours every variable, so any function
+// of a custom runtime may take one, unless its network differs from the
+// spare's (made with the spare, off the cold path) or it has external
+// extensions (they start before the runtime).
 
 const (
 	// prewarmMemoryMB is a spare's memory limit until it is specialised:
@@ -45,6 +58,9 @@ const (
 	prewarmIDPrefix = "prewarm-"
 	// prewarmVar tells Owl's bootstraps to wait for their function.
 	prewarmVar = "_OWL_PREWARM"
+	// providedKey is the runtime under which the spares of every custom
+	// runtime are kept: they are the same until specialised.
+	providedKey = "provided"
 )
 
 // startupEnvKeys are the variables of a function's environment that its
@@ -63,12 +79,16 @@ var startupSensitive = []string{"PYTHON", "NODE_", "UV_", "LD_", "MALLOC_", "GLI
 
 // runtimeSpare is a pre-warmed environment waiting for its function.
 type runtimeSpare struct {
-	sb  Sandbox
+	sb Sandbox
+	// req is the bootstrap's request for its function; nil for a custom
+	// runtime's spare, whose init waits for its command (DeferExec).
 	req *runtimeapi.SpecializeRequest
 }
 
 func (s *runtimeSpare) destroy() {
-	_ = s.req.Close()
+	if s.req != nil {
+		_ = s.req.Close()
+	}
 	_ = s.sb.Destroy()
 }
 
@@ -98,9 +118,24 @@ type prewarmPool struct {
 // maxSpecializeFailures in a row disable pre-warming until restart.
 const maxSpecializeFailures = 3
 
-// PrewarmRuntimes lists the runtimes this node pre-warms: the interpreted
-// ones it can run.
-func PrewarmRuntimes() []string { return runtimes.Interpreted() }
+// PrewarmRuntimes lists the runtimes this node keeps spares of: the
+// interpreted ones it can run, and providedKey, whose spares serve every
+// custom runtime.
+func PrewarmRuntimes() []string {
+	ids := runtimes.Interpreted()
+	if _, ok := runtimes.Lookup(providedKey); ok {
+		ids = append(ids, providedKey)
+	}
+	return ids
+}
+
+// prewarmKey is the runtime whose spares rt's functions take.
+func prewarmKey(rt runtimes.Runtime) string {
+	if rt.Provided() {
+		return providedKey
+	}
+	return rt.ID
+}
 
 func newPrewarmPool(w *Worker, per int) *prewarmPool {
 	p := &prewarmPool{w: w, per: per, ready: map[string][]*runtimeSpare{},
@@ -138,6 +173,11 @@ func (p *prewarmPool) refill(ids []string) {
 			}
 			s, err := p.start(id)
 			if err != nil {
+				select {
+				case <-p.stop:
+					return // cancelled by close, not failed
+				default:
+				}
 				p.w.cfg.Logger.Warn("starting a pre-warmed environment", "runtime", id, "err", err)
 				select {
 				case <-p.stop:
@@ -198,7 +238,7 @@ func (p *prewarmPool) start(id string) (*runtimeSpare, error) {
 		case <-ctx.Done():
 		}
 	}()
-	sb, err := w.sandbox.Create(ctx, sandbox.Spec{
+	spec := sandbox.Spec{
 		ID:             prewarmIDPrefix + id + "-" + strconv.FormatUint(p.seq.Add(1), 10),
 		Slots:          true,
 		RuntimeDir:     w.cfg.RuntimeDir,
@@ -208,9 +248,17 @@ func (p *prewarmPool) start(id string) (*runtimeSpare, error) {
 		UID:            w.cfg.UID,
 		GID:            w.cfg.GID,
 		RuntimeAPIAddr: runtimeAPIAddr,
-	})
+	}
+	if rt.Provided() {
+		// Built up to the exec of a bootstrap it does not know yet.
+		spec.Argv, spec.Env, spec.DeferExec, spec.Egress = nil, nil, true, w.cfg.Egress
+	}
+	sb, err := w.sandbox.Create(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	if rt.Provided() {
+		return &runtimeSpare{sb: sb}, nil
 	}
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
@@ -261,10 +309,12 @@ func containsEnvKey(env []string, key string) bool {
 	return false
 }
 
-// eligible reports whether fn can run in a spare of its runtime.
+// prewarmEligible reports whether fn's environment can be honoured by a
+// spare of its runtime: a custom runtime's is exec'd with it, an
+// interpreter was started without it.
 func prewarmEligible(fn registry.Function, rt runtimes.Runtime) bool {
 	if rt.Provided() {
-		return false
+		return true
 	}
 	for k := range fn.Environment {
 		for _, prefix := range startupSensitive {
@@ -297,28 +347,46 @@ func (p *prewarmPool) take(id string) *runtimeSpare {
 
 // specialize turns a ready spare into an environment of fn: it attaches
 // the code, layers, /tmp, limits and network and hands the bootstrap the
-// function's environment. It returns nil (and the caller creates a sandbox
-// as usual) when there is no spare, fn cannot use one, or specialising
-// failed.
-func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, codeDir, optDir string, egress bool, env []string) Sandbox {
+// function's environment (a custom runtime's spare execs argv with it). It
+// returns nil (and the caller creates a sandbox as usual) when there is no
+// spare, fn cannot use one, or specialising failed; an error only when the
+// function is at fault (its entrypoint cannot be exec'd), as Create would.
+func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, codeDir, optDir string, egress bool, argv, env []string) (Sandbox, error) {
 	if p.per <= 0 || p.disabled.Load() || !prewarmEligible(fn, rt) {
-		return nil
+		return nil, nil
 	}
-	s := p.take(rt.ID)
+	if rt.Provided() && egress != p.w.cfg.Egress {
+		// Its spares were made with the node's network (Config.Egress).
+		p.w.cfg.Logger.Debug("network differs from the pre-warmed environments'; starting a fresh one", "function", fn.Name, "egress", egress)
+		return nil, nil
+	}
+	s := p.take(prewarmKey(rt))
 	if s == nil {
 		p.fallbacks.Add(1)
 		p.w.cfg.Logger.Debug("no pre-warmed environment ready; starting a fresh one", "function", fn.Name, "runtime", rt.ID)
-		return nil
+		return nil, nil
 	}
-	err := s.sb.Specialize(sandbox.Specialization{
+	sp := sandbox.Specialization{
 		CodeDir:  codeDir,
 		OptDir:   optDir,
 		TmpMB:    fn.EphemeralStorage,
 		MemoryMB: fn.MemorySize,
 		Egress:   egress,
-	})
-	if err == nil {
+	}
+	if s.req == nil {
+		sp.Argv, sp.Env = argv, env
+	}
+	t0 := time.Now()
+	err := s.sb.Specialize(sp)
+	if err == nil && s.req != nil {
 		err = s.req.Answer(runtimeapi.Specialization{Env: env})
+	}
+	if errors.Is(err, sandbox.ErrInvalidEntrypoint) {
+		// No bootstrap in the code: the function's fault, not the spare's.
+		s.destroy()
+		p.specialized.Add(1)
+		p.kickRefill()
+		return nil, err
 	}
 	if err != nil {
 		p.w.cfg.Logger.Warn("specializing a pre-warmed environment; starting a fresh one", "function", fn.Name, "sandbox", s.sb.ID(), "err", err)
@@ -327,15 +395,15 @@ func (p *prewarmPool) specialize(fn registry.Function, rt runtimes.Runtime, code
 		if p.failures.Add(1) >= maxSpecializeFailures && !p.disabled.Swap(true) {
 			p.w.cfg.Logger.Error("pre-warming disabled: specialising failed repeatedly", "times", maxSpecializeFailures, "err", err)
 			go p.close()
-			return nil
+			return nil, nil
 		}
 		p.kickRefill()
-		return nil
+		return nil, nil
 	}
 	p.failures.Store(0)
 	p.specialized.Add(1)
-	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID())
-	return s.sb
+	p.w.cfg.Logger.Debug("specialized a pre-warmed environment", "function", fn.Name, "sandbox", s.sb.ID(), "took", time.Since(t0))
+	return s.sb, nil
 }
 
 // readyCount is how many spares are waiting.

@@ -19,7 +19,10 @@ func TestPrewarmEligible(t *testing.T) {
 	}{
 		{nil, py, true},
 		{map[string]string{"GREETING": "hi", "AWS_X": "1"}, py, true},
-		{nil, provided, false},
+		{nil, provided, true},
+		// A custom runtime's bootstrap is exec'd with the function's
+		// environment: start-up variables are honoured.
+		{map[string]string{"LD_PRELOAD": "/x.so", "TZ": "UTC"}, provided, true},
 		{map[string]string{"PYTHONPATH": "/x"}, py, false},
 		{map[string]string{"NODE_OPTIONS": "--x"}, py, false},
 		{map[string]string{"LD_PRELOAD": "/x.so"}, py, false},

@@ -75,7 +75,8 @@ type Config struct {
 	// without one, then) get eth0.
 	Egress bool
 	// Prewarm is how many pre-warmed environments the worker keeps per
-	// interpreted runtime (prewarm.go); 0 disables pre-warming.
+	// interpreted runtime, and for the custom runtimes together
+	// (prewarm.go); 0 disables pre-warming.
 	Prewarm int
 	// LogLimitBytes caps the log output Owl keeps of one invocation; the
 	// rest is read and dropped, and one line says so. Zero means
@@ -122,7 +123,8 @@ type SpaceChecker interface {
 //   - envs (pool.go, state.go): every environment, its state, the idle
 //     pools; env.go starts and tears environments down;
 //   - the code cache (codecache.go, layers.go): unpacked code and layers;
-//   - prewarm (prewarm.go): sandboxes whose runtime waits for a function;
+//   - prewarm (prewarm.go): sandboxes whose runtime (or, for a custom
+//     runtime, whose init) waits for a function;
 //   - provisioning (provision.go): provisioned concurrency.
 type Worker struct {
 	cfg      Config
