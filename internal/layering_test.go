@@ -74,6 +74,7 @@ var forbidden = map[string][]string{
 	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/usage":      {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 	"internal/tracing":    {"nats-io", "internal/"},
+	"internal/cluster":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

@@ -80,6 +80,13 @@ type owlProcess struct {
 // startOwl starts `owl serve` on dataDir and waits until it answers.
 func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
+	return startOwlWith(t, dataDir, "/2016-08-19/account-settings", nil, extraEnv...)
+}
+
+// startOwlWith starts `owl serve` on dataDir with the extra args and
+// waits until GET ready answers 200 with the test's token.
+func startOwlWith(t *testing.T, dataDir, ready string, args []string, extraEnv ...string) *owlProcess {
+	t.Helper()
 	requireRoot(t)
 	build(t)
 	addr := testkit.FreeAddr(t)
@@ -88,7 +95,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		stderr:     &testkit.Buffer{},
 		exited:     make(chan struct{}),
 	}
-	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
+	p.cmd = exec.Command(owlBinary, append([]string{"serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s"}, args...)...)
 	p.cmd.Env = owlEnv(extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -119,7 +126,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 			t.Fatalf("owl serve exited at start: %v\n%s", p.waitErr, p.stderr.String())
 		default:
 		}
-		req, _ := http.NewRequest(http.MethodGet, p.URL+"/2016-08-19/account-settings", nil)
+		req, _ := http.NewRequest(http.MethodGet, p.URL+ready, nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -127,7 +134,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("account settings: %d", resp.StatusCode)
+			return fmt.Errorf("%s: %d", ready, resp.StatusCode)
 		}
 		return nil
 	})

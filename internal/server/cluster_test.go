@@ -1,0 +1,323 @@
+package server_test
+
+// A cluster on one machine: three nats-server processes clustered on
+// loopback, then owl serve processes joining them with --nats: an api
+// node and two workers. Placement, drain, runtimes per node, a worker
+// killed under load, and its return.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/nats-io/nats.go"
+
+	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/testkit"
+)
+
+const natsTestPassword = "owl-nats-test-password-0123456789"
+
+// natsCluster is nats-server processes clustered on loopback ports,
+// JetStream on, clients authenticated as user owl.
+type natsCluster struct {
+	urls  []string
+	procs []*exec.Cmd
+}
+
+// URL is every server's client URL, comma-separated, as --nats takes it.
+func (c *natsCluster) URL() string { return strings.Join(c.urls, ",") }
+
+// startNATSCluster starts n nats-server processes (the module's own
+// command, built once) clustered with each other, and waits until each
+// one's JetStream answers. They are stopped when the test ends.
+func startNATSCluster(t *testing.T, n int) *natsCluster {
+	t.Helper()
+	bin, err := testkit.Build("github.com/nats-io/nats-server/v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := &natsCluster{}
+	var clients, routes []string
+	for range n {
+		clients = append(clients, testkit.FreeAddr(t))
+		routes = append(routes, "nats://"+testkit.FreeAddr(t))
+	}
+	for i := range n {
+		conf := fmt.Sprintf(`server_name: n%d
+listen: %s
+max_payload: 8MB
+jetstream { store_dir: %q }
+cluster { name: owltest, listen: %s, routes: [%s] }
+authorization { user: owl, password: %q }
+`, i, clients[i], filepath.Join(dir, fmt.Sprint(i)), strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "), natsTestPassword)
+		path := filepath.Join(dir, fmt.Sprintf("n%d.conf", i))
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-c", path)
+		out := &testkit.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting nats-server: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+			if t.Failed() {
+				t.Logf("nats-server n%d:\n%s", i, out.String())
+			}
+		})
+		c.urls = append(c.urls, "nats://"+clients[i])
+		c.procs = append(c.procs, cmd)
+	}
+	for _, u := range c.urls {
+		eventually(t, time.Minute, func() error {
+			nc, err := nats.Connect(u, nats.UserInfo("owl", natsTestPassword))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := nc.JetStream()
+			if err != nil {
+				return err
+			}
+			_, err = js.AccountInfo()
+			return err
+		})
+	}
+	return c
+}
+
+// startNode starts owl serve as a node of the cluster on nc.
+func startNode(t *testing.T, nc *natsCluster, name, role string, args ...string) *owlProcess {
+	t.Helper()
+	ready := "/2016-08-19/account-settings"
+	if role == "worker" {
+		ready = "/healthz"
+	}
+	all := append([]string{"--nats", nc.URL(), "--nats-user", "owl", "--role", role, "--node-name", name,
+		"--spare-inits", "0", "--prewarm", "0", "--memory-budget", "2048"}, args...)
+	return startOwlWith(t, t.TempDir(), ready, all, "OWL_NATS_USER_PASSWORD="+natsTestPassword)
+}
+
+// nodes is GET /owl/v1/nodes on p, by name.
+func (p *owlProcess) nodes(t *testing.T) map[string]lambdawire.Node {
+	t.Helper()
+	resp, body := p.do(http.MethodGet, "/owl/v1/nodes", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /owl/v1/nodes: %d %s", resp.StatusCode, body)
+	}
+	var l lambdawire.NodeList
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]lambdawire.Node{}
+	for _, n := range l.Nodes {
+		out[n.Name] = n
+	}
+	return out
+}
+
+// invocationsOf sums owl_invocations_total of function fn on p's
+// /metrics: what ran on that node.
+func (p *owlProcess) invocationsOf(t *testing.T, fn string) int {
+	t.Helper()
+	resp, body := p.do(http.MethodGet, "/metrics", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "owl_invocations_total{") && strings.Contains(line, `function="`+fn+`"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
+	}
+	return n
+}
+
+// invokeOutcome is one invocation's answer through the API.
+type invokeOutcome struct {
+	status  int
+	errType string // X-Amzn-ErrorType
+	body    string
+	took    time.Duration
+	ended   time.Time
+	err     error
+}
+
+// invokeHTTP invokes fn on url with the token; safe from any goroutine.
+func invokeHTTP(url, fn, payload string, hdr map[string]string) invokeOutcome {
+	start := time.Now()
+	req, _ := http.NewRequest(http.MethodPost, url+"/2015-03-31/functions/"+fn+"/invocations", strings.NewReader(payload))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := testHTTPClient.Do(req)
+	if err != nil {
+		return invokeOutcome{err: err, took: time.Since(start), ended: time.Now()}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return invokeOutcome{status: resp.StatusCode, errType: resp.Header.Get("X-Amzn-ErrorType"), body: string(b),
+		took: time.Since(start), ended: time.Now()}
+}
+
+// invokeMany invokes fn n times, conc at once, and returns the outcomes.
+func invokeMany(url, fn, payload string, n, conc int) []invokeOutcome {
+	out := make([]invokeOutcome, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = invokeHTTP(url, fn, payload, nil)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+func wantAllOK(t *testing.T, what string, outs []invokeOutcome) {
+	t.Helper()
+	for i, o := range outs {
+		if o.err != nil || o.status != http.StatusOK || strings.Contains(o.body, "errorType") {
+			t.Fatalf("%s: invocation %d: %v %d %s %s", what, i, o.err, o.status, o.errType, o.body)
+		}
+	}
+}
+
+// testCluster is an api node and two workers on a NATS cluster of three
+// servers; w2 runs provided.* runtimes only.
+type testCluster struct {
+	nats        *natsCluster
+	api, w1, w2 *owlProcess
+}
+
+func startTestCluster(t *testing.T) *testCluster {
+	t.Helper()
+	requireRoot(t)
+	build(t)
+	c := &testCluster{nats: startNATSCluster(t, 3)}
+	c.api = startNode(t, c.nats, "api1", "api")
+	c.w1 = startNode(t, c.nats, "w1", "worker")
+	c.w2 = startNode(t, c.nats, "w2", "worker", "--runtimes", "provided,provided.al2,provided.al2023")
+	testkit.WaitFor(t, 30*time.Second, "the api node to see both workers", func() bool {
+		ns := c.api.nodes(t)
+		return ns["w1"].Health == "ok" && ns["w2"].Health == "ok" && ns["api1"].Health == "ok"
+	})
+	return c
+}
+
+// TestClusterPlacement: invocations through the api node run on both
+// workers; a drained worker gets no new ones; a function whose runtime a
+// worker lacks never runs there; a worker serves no API; owl nodes lists
+// the three nodes.
+func TestClusterPlacement(t *testing.T) {
+	c := startTestCluster(t)
+	c.api.createKitchensink("spread", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	py := interpreter(t, "python3")
+	c.api.createZip("py", py, "app.handler", makeZip(t, zipEntry{name: "app.py", body: "def handler(event, context):\n    return event\n"}))
+
+	// Concurrent load: each worker's warm environments are taken, so the
+	// other gets work too.
+	wantAllOK(t, "spread", invokeMany(c.api.URL, "spread", `{"action":"sleep","ms":200}`, 40, 6))
+	on1, on2 := c.w1.invocationsOf(t, "spread"), c.w2.invocationsOf(t, "spread")
+	if on1 == 0 || on2 == 0 || on1+on2 != 40 {
+		t.Fatalf("40 invocations ran %d on w1 and %d on w2: want both some, 40 in all", on1, on2)
+	}
+	if got := c.api.invocationsOf(t, "spread"); got != 0 {
+		t.Errorf("the api node ran %d invocations itself", got)
+	}
+
+	// A runtime w2 lacks: everything runs on w1.
+	wantAllOK(t, "py", invokeMany(c.api.URL, "py", `{"n":1}`, 12, 4))
+	if on2 := c.w2.invocationsOf(t, "py"); on2 != 0 {
+		t.Errorf("w2 (no Python) ran %d invocations of a Python function", on2)
+	}
+	if on1 := c.w1.invocationsOf(t, "py"); on1 != 12 {
+		t.Errorf("w1 ran %d of 12 Python invocations", on1)
+	}
+
+	// Drain w1: new work goes to w2 only; undo puts it back.
+	out, stderr, code := owlCLI(t, c.api.URL, "nodes", "drain", "w1")
+	if code != 0 || !strings.Contains(out, "w1: draining") {
+		t.Fatalf("owl nodes drain w1: exit %d\n%s%s", code, out, stderr)
+	}
+	before1, before2 := c.w1.invocationsOf(t, "spread"), c.w2.invocationsOf(t, "spread")
+	wantAllOK(t, "spread while w1 drains", invokeMany(c.api.URL, "spread", `{"action":"sleep","ms":50}`, 12, 4))
+	if d1, d2 := c.w1.invocationsOf(t, "spread")-before1, c.w2.invocationsOf(t, "spread")-before2; d1 != 0 || d2 != 12 {
+		t.Errorf("with w1 draining, w1 ran %d and w2 %d of 12", d1, d2)
+	}
+	// The Python function has no node left: a clear 503.
+	o := invokeHTTP(c.api.URL, "py", `{}`, nil)
+	if o.status != http.StatusServiceUnavailable || o.errType != "ServiceUnavailableException" || !strings.Contains(o.body, "w2 lack runtime "+py) {
+		t.Errorf("a Python invocation with w1 drained: %d %s %s", o.status, o.errType, o.body)
+	}
+	if _, stderr, code := owlCLI(t, c.api.URL, "nodes", "drain", "w1", "--undo"); code != 0 {
+		t.Fatalf("owl nodes drain w1 --undo: exit %d\n%s", code, stderr)
+	}
+	wantAllOK(t, "py after undo", invokeMany(c.api.URL, "py", `{}`, 2, 1))
+
+	// Draining a node that does not exist, or with a bad name.
+	resp, body := c.api.do(http.MethodPost, "/owl/v1/nodes/nosuch/drain", []byte(`{"drain":true}`), nil)
+	wantError(t, resp, body, http.StatusNotFound, "ResourceNotFoundException", "~No live node named nosuch")
+	resp, body = c.api.do(http.MethodPost, "/owl/v1/nodes/a.b/drain", nil, nil)
+	wantError(t, resp, body, http.StatusBadRequest, "InvalidParameterValueException", "~Node name")
+
+	// A worker serves no API, and says where it is.
+	resp, body = c.w1.do(http.MethodGet, "/2015-03-31/functions", nil, nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--role worker") {
+		t.Errorf("a worker's ListFunctions: %d %s", resp.StatusCode, body)
+	}
+
+	out, stderr, code = owlCLI(t, c.api.URL, "nodes")
+	if code != 0 {
+		t.Fatalf("owl nodes: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"api1", "w1", "w2", "worker", "ok", "spread:$LATEST="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("owl nodes lacks %q:\n%s", want, out)
+		}
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}
