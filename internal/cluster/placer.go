@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type Placer struct {
 	mu    sync.Mutex
 	calls map[string]*nodeCalls // by node id
 
+	replies  *replies
 	handling sync.WaitGroup // invocations forwarded here, running
 	stop     chan struct{}
 	done     chan struct{}
@@ -67,6 +69,10 @@ const checkEvery = 250 * time.Millisecond
 func NewPlacer(m *Membership, nc *nats.Conn, local Runner, runtimes []string, logger *slog.Logger) (*Placer, error) {
 	p := &Placer{m: m, nc: nc, local: local, runtimes: runtimes, logger: logger,
 		calls: map[string]*nodeCalls{}, stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if p.replies, err = newReplies(nc); err != nil {
+		return nil, err
+	}
 	if local != nil {
 		sub, err := nc.Subscribe(invokeSubject(m.ID()), p.serve)
 		if err != nil {
@@ -206,8 +212,14 @@ func (p *Placer) track(n lambdawire.Node, fn registry.Function, cancel context.C
 // queueing and the hop. A live node always answers before.
 const forwardSlack = 30 * time.Second
 
+// acceptedHeader marks the first of a forwarded invocation's two
+// answers: the node took it. An invocation whose node is lost before
+// that never reached it, and goes to another node.
+const acceptedHeader = "Owl-Accepted"
+
 // forward sends req to n and waits for its result, its node's loss, or
-// the caller leaving.
+// the caller leaving. The node answers twice on the reply subject: at
+// once that it took the invocation, then the result.
 func (p *Placer) forward(ctx context.Context, n lambdawire.Node, req Request) (*Result, error) {
 	data, err := frame(req, req.Payload)
 	if err != nil {
@@ -220,21 +232,43 @@ func (p *Placer) forward(ctx context.Context, n lambdawire.Node, req Request) (*
 	wait := time.Duration(req.Function.Timeout)*time.Second + 10*time.Second + forwardSlack
 	tctx, tcancel := context.WithTimeout(cctx, wait)
 	defer tcancel()
-	reply, err := p.nc.RequestMsgWithContext(tctx, &nats.Msg{Subject: invokeSubject(n.ID), Data: data})
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		p.m.markLost(n.ID, n.Name)
-		return nil, errNotDelivered
-	case errors.Is(context.Cause(cctx), errNodeLost):
-		return nil, lambdaerr.Wrap(lambdaerr.Service, errNodeLost,
-			"The node running this invocation (%s) stopped before it finished; it may or may not have run.", n.Name)
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case err != nil:
+	reply, answers := p.replies.open()
+	defer p.replies.close(reply)
+	if err := p.nc.PublishMsg(&nats.Msg{Subject: invokeSubject(n.ID), Reply: reply, Data: data}); err != nil {
 		return nil, lambdaerr.Wrap(lambdaerr.Service, err, "Forwarding the invocation to node %s failed.", n.Name)
 	}
+	accepted := false
+	for {
+		select {
+		case m := <-answers:
+			switch {
+			case m.Header.Get("Status") == "503": // NATS: no responders
+				p.m.markLost(n.ID, n.Name)
+				return nil, errNotDelivered
+			case m.Header.Get(acceptedHeader) != "":
+				accepted = true
+				continue
+			}
+			return p.result(n, m.Data)
+		case <-tctx.Done():
+		}
+		switch {
+		case errors.Is(context.Cause(cctx), errNodeLost) && !accepted:
+			return nil, errNotDelivered
+		case errors.Is(context.Cause(cctx), errNodeLost):
+			return nil, lambdaerr.Wrap(lambdaerr.Service, errNodeLost,
+				"The node running this invocation (%s) stopped before it finished; it may or may not have run.", n.Name)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		}
+		return nil, lambdaerr.New(lambdaerr.Service, "Node %s did not answer within %v.", n.Name, wait)
+	}
+}
+
+// result decodes a node's answer.
+func (p *Placer) result(n lambdawire.Node, data []byte) (*Result, error) {
 	var res Result
-	payload, err := unframe(reply.Data, &res)
+	payload, err := unframe(data, &res)
 	if err != nil {
 		return nil, lambdaerr.Wrap(lambdaerr.Service, err, "Node %s answered unreadably.", n.Name)
 	}
@@ -243,6 +277,54 @@ func (p *Placer) forward(ctx context.Context, n lambdawire.Node, req Request) (*
 	}
 	res.Payload = payload
 	return &res, nil
+}
+
+// replies routes the answers of forwarded invocations, all on one
+// wildcard subscription of this connection's inbox, to their waiters.
+type replies struct {
+	prefix  string
+	sub     *nats.Subscription
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]chan *nats.Msg
+}
+
+func newReplies(nc *nats.Conn) (*replies, error) {
+	r := &replies{prefix: nc.NewInbox() + ".", waiting: map[string]chan *nats.Msg{}}
+	sub, err := nc.Subscribe(r.prefix+"*", func(m *nats.Msg) {
+		r.mu.Lock()
+		ch := r.waiting[m.Subject]
+		r.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m:
+			default: // two answers at most: never blocks
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to the answers of forwarded invocations: %w", err)
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	r.sub = sub
+	return r, nil
+}
+
+// open is a new reply subject and the channel its answers come on.
+func (r *replies) open() (string, chan *nats.Msg) {
+	ch := make(chan *nats.Msg, 2)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	subject := r.prefix + strconv.FormatUint(r.next, 36)
+	r.waiting[subject] = ch
+	return subject, ch
+}
+
+func (r *replies) close(subject string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.waiting, subject)
 }
 
 // watch fails the invocations forwarded to a node once it is lost: its
@@ -298,6 +380,11 @@ func (p *Placer) lose(id string) {
 
 // serve runs an invocation another node placed here and answers it.
 func (p *Placer) serve(msg *nats.Msg) {
+	accepted := nats.NewMsg(msg.Reply)
+	accepted.Header.Set(acceptedHeader, "1")
+	if err := msg.RespondMsg(accepted); err != nil {
+		p.logger.Warn("accepting a forwarded invocation", "err", err)
+	}
 	p.handling.Add(1)
 	go func() {
 		defer p.handling.Done()
@@ -345,6 +432,7 @@ func (p *Placer) Close() {
 		_ = p.sub.Unsubscribe()
 	}
 	p.handling.Wait()
+	_ = p.replies.sub.Unsubscribe()
 	close(p.stop)
 	<-p.done
 }

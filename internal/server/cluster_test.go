@@ -111,16 +111,16 @@ authorization { user: owl, password: %q }
 	return c
 }
 
-// startNode starts owl serve as a node of the cluster on nc.
-func startNode(t *testing.T, nc *natsCluster, name, role string, args ...string) *owlProcess {
+// startNode starts owl serve on dataDir as a node of the cluster on nc.
+func startNode(t *testing.T, nc *natsCluster, dataDir, name, role string, args ...string) *owlProcess {
 	t.Helper()
 	ready := "/2016-08-19/account-settings"
 	if role == "worker" {
 		ready = "/healthz"
 	}
 	all := append([]string{"--nats", nc.URL(), "--nats-user", "owl", "--role", role, "--node-name", name,
-		"--spare-inits", "0", "--prewarm", "0", "--memory-budget", "2048"}, args...)
-	return startOwlWith(t, t.TempDir(), ready, all, "OWL_NATS_USER_PASSWORD="+natsTestPassword)
+		"--spare-inits", "0", "--prewarm", "0", "--memory-budget", "2048", "--memory-overcommit", "4"}, args...)
+	return startOwlWith(t, dataDir, ready, all, "OWL_NATS_USER_PASSWORD="+natsTestPassword)
 }
 
 // nodes is GET /owl/v1/nodes on p, by name.
@@ -233,9 +233,16 @@ func startTestCluster(t *testing.T) *testCluster {
 	requireRoot(t)
 	build(t)
 	c := &testCluster{nats: startNATSCluster(t, 3)}
-	c.api = startNode(t, c.nats, "api1", "api")
-	c.w1 = startNode(t, c.nats, "w1", "worker")
-	c.w2 = startNode(t, c.nats, "w2", "worker", "--runtimes", "provided,provided.al2,provided.al2023")
+	c.api = startNode(t, c.nats, t.TempDir(), "api1", "api")
+	c.w1 = startNode(t, c.nats, t.TempDir(), "w1", "worker")
+	c.w2 = startNode(t, c.nats, t.TempDir(), "w2", "worker", "--runtimes", "provided,provided.al2,provided.al2023")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for name, p := range map[string]*owlProcess{"api1": c.api, "w1": c.w1, "w2": c.w2} {
+				t.Logf("owl serve %s:\n%s", name, p.stderr.String())
+			}
+		}
+	})
 	testkit.WaitFor(t, 30*time.Second, "the api node to see both workers", func() bool {
 		ns := c.api.nodes(t)
 		return ns["w1"].Health == "ok" && ns["w2"].Health == "ok" && ns["api1"].Health == "ok"
@@ -314,6 +321,97 @@ func TestClusterPlacement(t *testing.T) {
 			t.Errorf("owl nodes lacks %q:\n%s", want, out)
 		}
 	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}
+
+// TestClusterWorkerKilled: a worker killed with SIGKILL under load. The
+// synchronous invocations it ran fail at once with ServiceException
+// (never at their timeout), the others succeed; new invocations go to
+// the other worker; every asynchronous event is delivered; owl nodes
+// shows it lost; restarted on its data dir it rejoins, and nothing of
+// the killed run is left.
+func TestClusterWorkerKilled(t *testing.T) {
+	c := startTestCluster(t)
+	c.api.createKitchensink("slow", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(60) })
+	c.api.createKitchensink("ev", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	wantAllOK(t, "warming", invokeMany(c.api.URL, "slow", `{"action":"sleep","ms":100}`, 12, 4))
+	if c.w1.invocationsOf(t, "slow") == 0 || c.w2.invocationsOf(t, "slow") == 0 {
+		t.Fatal("the warm-up did not reach both workers")
+	}
+
+	// Load: synchronous invocations sleeping 20 s (their timeout is
+	// 60 s) and asynchronous events, on both workers.
+	const syncN, asyncN = 6, 24
+	var wg sync.WaitGroup
+	syncOut := make([]invokeOutcome, syncN)
+	for i := range syncN {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			syncOut[i] = invokeHTTP(c.api.URL, "slow", `{"action":"sleep","ms":20000,"path":"/tmp/in-flight"}`, nil)
+		}()
+	}
+	for i := range asyncN {
+		o := invokeHTTP(c.api.URL, "ev", fmt.Sprintf(`{"action":"sleep","ms":1500,"print":"GOT ev-%d"}`, i),
+			map[string]string{"X-Amz-Invocation-Type": "Event"})
+		if o.status != http.StatusAccepted {
+			t.Fatalf("Event invocation %d: %d %s", i, o.status, o.body)
+		}
+	}
+	inFlight(t, c.w1.dataDir, "slow", "/tmp/in-flight")
+	inFlight(t, c.w2.dataDir, "slow", "/tmp/in-flight")
+	if err := c.w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	c.w1.waitExit(t, 30*time.Second)
+
+	// New work right after the kill goes to w2.
+	after := invokeMany(c.api.URL, "slow", `{"action":"sleep","ms":10}`, 8, 4)
+	wantAllOK(t, "invocations after the kill", after)
+
+	wg.Wait()
+	failed := 0
+	for i, o := range syncOut {
+		switch {
+		case o.err == nil && o.status == http.StatusOK && strings.Contains(o.body, "slept"):
+		case o.status == http.StatusInternalServerError && o.errType == "ServiceException" && strings.Contains(o.body, "(w1) stopped"):
+			failed++
+			if lag := o.ended.Sub(killed); lag > 10*time.Second {
+				t.Errorf("invocation %d on the killed worker failed %v after the kill: want fast, not at its timeout", i, lag)
+			}
+		default:
+			t.Errorf("invocation %d: %v %d %s %s", i, o.err, o.status, o.errType, o.body)
+		}
+	}
+	if failed == 0 {
+		t.Error("no invocation failed, though w1 ran one when it was killed")
+	}
+	t.Logf("%d of %d in-flight invocations were on w1 and failed", failed, syncN)
+
+	testkit.WaitFor(t, 10*time.Second, "owl nodes to show w1 lost", func() bool {
+		n, ok := c.api.nodes(t)["w1"]
+		return !ok || n.Health == "lost"
+	})
+	testkit.WaitFor(t, 3*time.Minute, "every asynchronous event delivered", func() bool {
+		log := c.api.logText("ev")
+		for i := range asyncN {
+			if !strings.Contains(log, fmt.Sprintf("GOT ev-%d\n", i)) {
+				return false
+			}
+		}
+		return true
+	})
+
+	// w1 comes back on its data dir: it cleans up what the kill left and
+	// rejoins.
+	c.w1 = startNode(t, c.nats, c.w1.dataDir, "w1", "worker")
+	testkit.WaitFor(t, 30*time.Second, "w1 to rejoin", func() bool { return c.api.nodes(t)["w1"].Health == "ok" })
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
 		p.sigterm(t)
 	}
