@@ -43,7 +43,7 @@ type natsCluster struct {
 func (c *natsCluster) URL() string { return strings.Join(c.urls, ",") }
 
 // startNATSCluster starts n nats-server processes (the module's own
-// command, built once) clustered with each other, and waits until each
+// command, built once) clustered with each other (one: alone), and waits until each
 // one's JetStream answers. They are stopped when the test ends.
 func startNATSCluster(t *testing.T, n int) *natsCluster {
 	t.Helper()
@@ -63,9 +63,12 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 listen: %s
 max_payload: 8MB
 jetstream { store_dir: %q }
-cluster { name: owltest, listen: %s, routes: [%s] }
 authorization { user: owl, password: %q }
-`, i, clients[i], filepath.Join(dir, fmt.Sprint(i)), strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "), natsTestPassword)
+`, i, clients[i], filepath.Join(dir, fmt.Sprint(i)), natsTestPassword)
+		if n > 1 {
+			conf += fmt.Sprintf("cluster { name: owltest, listen: %s, routes: [%s] }\n",
+				strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "))
+		}
 		path := filepath.Join(dir, fmt.Sprintf("n%d.conf", i))
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
@@ -417,5 +420,38 @@ func TestClusterWorkerKilled(t *testing.T) {
 	}
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
 		p.wantCleanStop(t)
+	}
+}
+
+// TestClusterBadNATS: owl serve with a NATS it cannot use stops at start
+// with one line saying why, leaving nothing behind.
+func TestClusterBadNATS(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	nc := startNATSCluster(t, 1)
+	nobody := "nats://" + testkit.FreeAddr(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"nothing there", []string{"--nats", nobody}, nil, "connecting to NATS at " + nobody + ": nats: no servers available"},
+		{"wrong password", []string{"--nats", nc.URL(), "--nats-user", "owl"}, []string{"OWL_NATS_USER_PASSWORD=wrong"}, "nats: Authorization Violation"},
+		{"no password", []string{"--nats", nc.URL()}, nil, "nats: Authorization Violation"},
+		{"not a NATS URL", []string{"--nats", "http://x"}, nil, `nats "http://x": want nats://HOST:PORT`},
+		{"api without NATS", []string{"--role", "api"}, nil, "role api: the nodes of a cluster share a NATS"},
+		{"two identities", []string{"--nats", nc.URL(), "--nats-user", "owl"}, []string{"OWL_NATS_TOKEN=t", "OWL_NATS_USER_PASSWORD=x"}, "give one NATS identity"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			cmd := exec.Command(owlBinary, append([]string{"serve", "--addr", testkit.FreeAddr(t), "--data", dataDir}, tc.args...)...)
+			cmd.Env = owlEnv(tc.env...)
+			_, stderr, code := runCmd(t, cmd)
+			if code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("owl serve %v: exit %d, want non-zero and %q in:\n%s", tc.args, code, tc.want, stderr)
+			}
+			checkNothingLeft(t, dataDir)
+		})
 	}
 }
