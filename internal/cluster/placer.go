@@ -64,6 +64,9 @@ var errNotDelivered = errors.New("not delivered")
 // to once the node's connection is gone).
 const checkEvery = 250 * time.Millisecond
 
+// pingTimeout bounds a ping of a node running forwarded invocations.
+const pingTimeout = 300 * time.Millisecond
+
 // NewPlacer places invocations on m's nodes. local, when set, runs what
 // is placed on this node, forwarded or not, for the runtimes listed.
 func NewPlacer(m *Membership, nc *nats.Conn, local Runner, runtimes []string, logger *slog.Logger) (*Placer, error) {
@@ -357,7 +360,10 @@ func (p *Placer) watch() {
 			}
 			go func() {
 				defer pinging.Delete(id)
-				_, err := p.nc.Request(controlSubject(id), nil, time.Second)
+				// A ping sent just before the node died times out
+				// (nothing is lost by that); the next one gets no
+				// responder, so the timeout bounds how late that comes.
+				_, err := p.nc.Request(controlSubject(id), nil, pingTimeout)
 				if errors.Is(err, nats.ErrNoResponders) {
 					p.m.markLost(id, name)
 					p.lose(id)

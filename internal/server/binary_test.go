@@ -85,7 +85,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 
 // startOwlWith starts `owl serve` on dataDir with the extra args and
 // waits until GET ready answers 200 with the test's token.
-func startOwlWith(t *testing.T, dataDir, ready string, args []string, extraEnv ...string) *owlProcess {
+func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
@@ -142,7 +142,7 @@ func startOwlWith(t *testing.T, dataDir, ready string, args []string, extraEnv .
 }
 
 // sigterm asks owl serve to stop, as a service manager does.
-func (p *owlProcess) sigterm(t *testing.T) {
+func (p *owlProcess) sigterm(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func (p *owlProcess) sigterm(t *testing.T) {
 
 // wantCleanStop checks how owl serve ends after sigterm: exit status 0
 // within 30 s, and nothing of it left behind (checkNothingLeft).
-func (p *owlProcess) wantCleanStop(t *testing.T) {
+func (p *owlProcess) wantCleanStop(t testing.TB) {
 	t.Helper()
 	if code := p.waitExit(t, 30*time.Second); code != 0 {
 		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
@@ -160,7 +160,7 @@ func (p *owlProcess) wantCleanStop(t *testing.T) {
 }
 
 // waitExit waits for the process to exit and returns its exit code.
-func (p *owlProcess) waitExit(t *testing.T, timeout time.Duration) int {
+func (p *owlProcess) waitExit(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.exited:

@@ -45,7 +45,7 @@ func (c *natsCluster) URL() string { return strings.Join(c.urls, ",") }
 // startNATSCluster starts n nats-server processes (the module's own
 // command, built once) clustered with each other (one: alone), and waits until each
 // one's JetStream answers. They are stopped when the test ends.
-func startNATSCluster(t *testing.T, n int) *natsCluster {
+func startNATSCluster(t testing.TB, n int) *natsCluster {
 	t.Helper()
 	bin, err := testkit.Build("github.com/nats-io/nats-server/v2")
 	if err != nil {
@@ -115,7 +115,7 @@ authorization { user: owl, password: %q }
 }
 
 // startNode starts owl serve on dataDir as a node of the cluster on nc.
-func startNode(t *testing.T, nc *natsCluster, dataDir, name, role string, args ...string) *owlProcess {
+func startNode(t testing.TB, nc *natsCluster, dataDir, name, role string, args ...string) *owlProcess {
 	t.Helper()
 	ready := "/2016-08-19/account-settings"
 	if role == "worker" {
@@ -127,7 +127,7 @@ func startNode(t *testing.T, nc *natsCluster, dataDir, name, role string, args .
 }
 
 // nodes is GET /owl/v1/nodes on p, by name.
-func (p *owlProcess) nodes(t *testing.T) map[string]lambdawire.Node {
+func (p *owlProcess) nodes(t testing.TB) map[string]lambdawire.Node {
 	t.Helper()
 	resp, body := p.do(http.MethodGet, "/owl/v1/nodes", nil, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -146,7 +146,7 @@ func (p *owlProcess) nodes(t *testing.T) map[string]lambdawire.Node {
 
 // invocationsOf sums owl_invocations_total of function fn on p's
 // /metrics: what ran on that node.
-func (p *owlProcess) invocationsOf(t *testing.T, fn string) int {
+func (p *owlProcess) invocationsOf(t testing.TB, fn string) int {
 	t.Helper()
 	resp, body := p.do(http.MethodGet, "/metrics", nil, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -215,7 +215,7 @@ func invokeMany(url, fn, payload string, n, conc int) []invokeOutcome {
 	return out
 }
 
-func wantAllOK(t *testing.T, what string, outs []invokeOutcome) {
+func wantAllOK(t testing.TB, what string, outs []invokeOutcome) {
 	t.Helper()
 	for i, o := range outs {
 		if o.err != nil || o.status != http.StatusOK || strings.Contains(o.body, "errorType") {
