@@ -22,12 +22,14 @@ import (
 //   - hop: the warm latency (p50/p99, sequential, alternating) through an
 //     all node of a function only it runs (local) and of one only a worker
 //     runs (forwarded over NATS request/reply);
+//
 //   - throughput: a warm function through an api node for 10 s, 8 clients
 //     at once, with one worker and then two;
+//
 //   - failover: under that load, one worker killed with SIGKILL: how long
 //     until what it ran failed and until new invocations stopped failing.
 //
-//	go test -run '^$' -bench BenchmarkCluster -benchtime 1x ./internal/server
+//     go test -run '^$' -bench BenchmarkCluster -benchtime 1x ./internal/server
 func BenchmarkCluster(b *testing.B) {
 	requireRoot(b)
 	build(b)
@@ -164,4 +166,3 @@ func benchThroughput(b *testing.B, url, fn string, d time.Duration, kill func())
 	b.ReportMetric(float64(firstOK.Milliseconds()), "ms-kill-to-first-success")
 	return rate
 }
-
