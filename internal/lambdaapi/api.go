@@ -135,8 +135,8 @@ type Options struct {
 	Metrics http.Handler
 	// Usage answers GET /owl/v1/usage; nil: refused.
 	Usage Usage
-	// Nodes is the cluster's node registry (/owl/v1/nodes); nil: not a
-	// cluster, refused.
+	// Nodes is the cluster's node registry (/owl/v1/nodes); nil:
+	// refused.
 	Nodes Nodes
 	// WorkerOnly serves only /healthz, /metrics and /owl/v1/nodes: the
 	// API of a worker node (--role worker).

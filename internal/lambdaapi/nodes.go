@@ -22,7 +22,7 @@ var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // listNodes is GET /owl/v1/nodes.
 func (a *API) listNodes(w http.ResponseWriter, _ *http.Request, _ []byte) error {
 	if a.opts.Nodes == nil {
-		return lambdaerr.New(lambdaerr.UnknownOperation, "This node is not part of a cluster (owl serve --nats).")
+		return lambdaerr.New(lambdaerr.UnknownOperation, "This node does not list nodes.")
 	}
 	writeJSON(w, http.StatusOK, lambdawire.NodeList{Nodes: a.opts.Nodes.Nodes()})
 	return nil
@@ -33,7 +33,7 @@ func (a *API) listNodes(w http.ResponseWriter, _ *http.Request, _ []byte) error 
 // them. It answers once this node sees the change.
 func (a *API) drainNode(w http.ResponseWriter, r *http.Request, body []byte) error {
 	if a.opts.Nodes == nil {
-		return lambdaerr.New(lambdaerr.UnknownOperation, "This node is not part of a cluster (owl serve --nats).")
+		return lambdaerr.New(lambdaerr.UnknownOperation, "This node does not list nodes.")
 	}
 	name := r.PathValue("name")
 	if !nodeNameRe.MatchString(name) {

@@ -148,12 +148,26 @@ func (i placedInvoker) Provisioned(name, version string) (int, string) {
 var errNoStreamHere = lambdaerr.New(lambdaerr.ServiceUnavailable,
 	"Response streaming runs on the node that takes the request, and this one (--role api) runs no environments: stream through a node of role all.")
 
-// nodes is the API's view of the node registry (nil alone).
+// nodes is the API's view of the node registry; alone, this node only.
 func (s *Server) nodes() lambdaapi.Nodes {
 	if s.members == nil {
-		return nil
+		return soloNode{s}
 	}
 	return s.members
+}
+
+// soloNode is the node list of a node that is not in a cluster: itself.
+type soloNode struct{ s *Server }
+
+func (n soloNode) Nodes() []lambdawire.Node {
+	rec := lambdawire.Node{Name: nodeName(n.s.cfg), Role: n.s.cfg.Role, Version: Version, Protocol: cluster.Protocol,
+		Runtimes: nodeRuntimes(n.s.cfg), Health: cluster.HealthOK}
+	n.s.nodeState(&rec)
+	return []lambdawire.Node{rec}
+}
+
+func (soloNode) Drain(context.Context, string, bool) error {
+	return lambdaerr.New(lambdaerr.InvalidParameterValue, "This node is not part of a cluster (owl serve --nats): there is nowhere else to place its work.")
 }
 
 // spareInits is --spare-inits, none on an api node (it starts no sandbox).

@@ -455,3 +455,20 @@ func TestClusterBadNATS(t *testing.T) {
 		})
 	}
 }
+
+// TestNodesAlone: a node outside a cluster lists itself, and refuses to
+// drain.
+func TestNodesAlone(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	resp, body := ts.do(http.MethodGet, "/owl/v1/nodes", nil, nil)
+	var l lambdawire.NodeList
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &l) != nil || len(l.Nodes) != 1 {
+		t.Fatalf("GET /owl/v1/nodes alone: %d %s", resp.StatusCode, body)
+	}
+	if n := l.Nodes[0]; n.Role != "all" || n.Health != "ok" || n.MemoryMB == 0 || len(n.Runtimes) == 0 {
+		t.Errorf("the node alone: %+v", n)
+	}
+	resp, body = ts.do(http.MethodPost, "/owl/v1/nodes/"+l.Nodes[0].Name+"/drain", nil, nil)
+	wantError(t, resp, body, http.StatusBadRequest, "InvalidParameterValueException", "~not part of a cluster")
+}
