@@ -8,9 +8,17 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/testkit"
@@ -43,9 +52,17 @@ type natsCluster struct {
 func (c *natsCluster) URL() string { return strings.Join(c.urls, ",") }
 
 // startNATSCluster starts n nats-server processes (the module's own
-// command, built once) clustered with each other (one: alone), and waits until each
-// one's JetStream answers. They are stopped when the test ends.
+// command, built once) clustered with each other (one: alone), clients
+// authenticated as user owl, and waits until each one's JetStream
+// answers. They are stopped when the test ends.
 func startNATSCluster(t testing.TB, n int) *natsCluster {
+	t.Helper()
+	return startNATS(t, n, fmt.Sprintf("authorization { user: owl, password: %q }\n", natsTestPassword), nats.UserInfo("owl", natsTestPassword))
+}
+
+// startNATS is startNATSCluster with the configuration of the clients'
+// authentication and TLS (auth) and the options that connect with it.
+func startNATS(t testing.TB, n int, auth string, connect ...nats.Option) *natsCluster {
 	t.Helper()
 	bin, err := testkit.Build("github.com/nats-io/nats-server/v2")
 	if err != nil {
@@ -63,8 +80,7 @@ func startNATSCluster(t testing.TB, n int) *natsCluster {
 listen: %s
 max_payload: 8MB
 jetstream { store_dir: %q }
-authorization { user: owl, password: %q }
-`, i, clients[i], filepath.Join(dir, fmt.Sprint(i)), natsTestPassword)
+%s`, i, clients[i], filepath.Join(dir, fmt.Sprint(i)), auth)
 		if n > 1 {
 			conf += fmt.Sprintf("cluster { name: owltest, listen: %s, routes: [%s] }\n",
 				strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "))
@@ -98,7 +114,7 @@ authorization { user: owl, password: %q }
 	}
 	for _, u := range c.urls {
 		eventually(t, time.Minute, func() error {
-			nc, err := nats.Connect(u, nats.UserInfo("owl", natsTestPassword))
+			nc, err := nats.Connect(u, connect...)
 			if err != nil {
 				return err
 			}
@@ -471,4 +487,80 @@ func TestNodesAlone(t *testing.T) {
 	}
 	resp, body = ts.do(http.MethodPost, "/owl/v1/nodes/"+l.Nodes[0].Name+"/drain", nil, nil)
 	wantError(t, resp, body, http.StatusBadRequest, "InvalidParameterValueException", "~not part of a cluster")
+}
+
+// TestClusterTLSAndNKey: a node joins a NATS that requires TLS and an
+// NKey user; the wrong CA stops it at start with one line.
+func TestClusterTLSAndNKey(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writeTestCerts(t, dir)
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	seedFile := filepath.Join(dir, "owl.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nkeyOpt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := fmt.Sprintf("tls { cert_file: %q, key_file: %q }\nauthorization { users: [ { nkey: %q } ] }\n", certFile, keyFile, pub)
+	nc := startNATS(t, 1, auth, nkeyOpt, nats.RootCAs(caFile))
+	url := strings.Replace(nc.URL(), "nats://", "tls://", 1)
+
+	otherCA, _, _ := writeTestCerts(t, t.TempDir())
+	cmd := exec.Command(owlBinary, "serve", "--addr", testkit.FreeAddr(t), "--data", t.TempDir(),
+		"--nats", url, "--nats-ca", otherCA, "--nats-nkey", seedFile)
+	cmd.Env = owlEnv()
+	if _, stderr, code := runCmd(t, cmd); code == 0 || !strings.Contains(stderr, "certificate signed by unknown authority") {
+		t.Fatalf("owl serve with the wrong CA: exit %d\n%s", code, stderr)
+	}
+
+	p := startOwlWith(t, t.TempDir(), "/2016-08-19/account-settings", []string{"--nats", url, "--nats-ca", caFile,
+		"--nats-nkey", seedFile, "--node-name", "solo", "--spare-inits", "0", "--prewarm", "0"})
+	p.createKitchensink("tls")
+	wantAllOK(t, "over TLS", invokeMany(p.URL, "tls", `{}`, 3, 1))
+	if n := p.nodes(t)["solo"]; n.Health != "ok" || n.Role != "all" {
+		t.Errorf("the node over TLS: %+v", n)
+	}
+	p.sigterm(t)
+	p.wantCleanStop(t)
+}
+
+// writeTestCerts writes a new CA and a certificate for 127.0.0.1 it
+// signed, PEM, into dir.
+func writeTestCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "owl test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, block := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER},
+		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
 }
