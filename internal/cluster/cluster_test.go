@@ -35,6 +35,9 @@ func joinNode(t *testing.T, bus *natsbus.Bus, name, role string, runtimes []stri
 	var local Runner
 	if role != "api" {
 		local = func(_ context.Context, req Request) (*Result, error) {
+			if req.Function.Name == "full-on-"+name {
+				return nil, lambdaerr.New(lambdaerr.TooManyRequests, "Rate Exceeded. %s has no memory.", name)
+			}
 			return &Result{Payload: append([]byte(name+":"), req.Payload...)}, nil
 		}
 	}
@@ -111,6 +114,15 @@ func TestPlacement(t *testing.T) {
 	if got := ranOn(t, api.p, py); got != "warm" {
 		t.Errorf("py ran on %s, the only node with its runtime is warm", got)
 	}
+	// A node without capacity (429) did not run it: the next one does,
+	// and the refusal stands once none is left.
+	if got := ranOn(t, api.p, registry.Function{Name: "full-on-roomy", Runtime: "provided.al2023", MemorySize: 128, Timeout: 3}); got != "warm" {
+		t.Errorf("a function roomy refuses ran on %s", got)
+	}
+	_, err := api.p.Invoke(context.Background(), Request{Function: registry.Function{Name: "full-on-warm", Runtime: "python3.12", MemorySize: 128, Timeout: 3}})
+	if !lambdaerr.Is(err, lambdaerr.TooManyRequests) || !strings.Contains(err.Error(), "warm has no memory") {
+		t.Errorf("a function its only node refuses: %v", err)
+	}
 	// A worker runs what is best placed on itself.
 	if got := ranOn(t, warm.p, f); got != "warm" {
 		t.Errorf("f placed from node warm ran on %s", got)
@@ -124,7 +136,7 @@ func TestPlacement(t *testing.T) {
 	if got := ranOn(t, api.p, f); got != "roomy" {
 		t.Errorf("f with warm draining ran on %s", got)
 	}
-	_, err := api.p.Invoke(ctx, Request{Function: py, RequestID: "r"})
+	_, err = api.p.Invoke(ctx, Request{Function: py, RequestID: "r"})
 	if !lambdaerr.Is(err, lambdaerr.ServiceUnavailable) || !strings.Contains(err.Error(), "roomy lack runtime python3.12") {
 		t.Errorf("py with its only node draining: %v", err)
 	}

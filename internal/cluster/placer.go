@@ -95,18 +95,29 @@ func invokeSubject(id string) string { return "owl.node." + id + ".invoke" }
 // Invoke runs req on the node placement chooses: here, or forwarded.
 // A node that turns out to have no responder (it just died) is avoided
 // and the next one tried.
+//
+// A node that refuses it for lack of capacity (429: no memory, its
+// concurrency) did not run it either: the next node is tried, and the
+// refusal is the answer once none is left.
 func (p *Placer) Invoke(ctx context.Context, req Request) (*Result, error) {
 	tried := map[string]bool{}
+	var throttled error
 	for {
 		n, err := p.choose(req.Function, tried)
 		if err != nil {
-			return nil, err
+			return nil, cmp.Or(throttled, err)
 		}
+		var res *Result
 		if n.ID == p.m.ID() && p.local != nil {
-			return p.local(ctx, req)
+			res, err = p.local(ctx, req)
+		} else {
+			res, err = p.forward(ctx, n, req)
 		}
-		res, err := p.forward(ctx, n, req)
-		if !errors.Is(err, errNotDelivered) {
+		switch {
+		case errors.Is(err, errNotDelivered):
+		case res == nil && lambdaerr.Is(err, lambdaerr.TooManyRequests):
+			throttled = err
+		default:
 			return res, err
 		}
 		tried[n.ID] = true
