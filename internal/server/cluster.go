@@ -14,6 +14,7 @@ import (
 	"github.com/owl-project/owl/internal/lambdawire"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/runtimes"
+	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/worker"
 )
 
@@ -170,14 +171,6 @@ func (soloNode) Drain(context.Context, string, bool) error {
 	return lambdaerr.New(lambdaerr.InvalidParameterValue, "This node is not part of a cluster (owl serve --nats): there is nowhere else to place its work.")
 }
 
-// spareInits is --spare-inits, none on an api node (it starts no sandbox).
-func spareInits(cfg config.Config) int {
-	if !runsEnvironments(cfg) {
-		return 0
-	}
-	return cfg.SpareInits
-}
-
 // prewarm is --prewarm, none on an api node.
 func prewarm(cfg config.Config) int {
 	if !runsEnvironments(cfg) {
@@ -193,4 +186,21 @@ func provisioning(cfg config.Config, p worker.Provisioning) worker.Provisioning 
 		return nil
 	}
 	return p
+}
+
+// sandboxes is what the worker creates sandboxes with: none on an api
+// node, whose worker is never given an invocation (placement skips api
+// nodes); should one reach it, it is refused, never run.
+func (s *Server) sandboxes() worker.Sandboxes {
+	if s.sbm == nil {
+		return noSandboxes{}
+	}
+	return worker.SandboxManager(s.sbm)
+}
+
+// noSandboxes refuses every sandbox.
+type noSandboxes struct{}
+
+func (noSandboxes) Create(context.Context, sandbox.Spec) (worker.Sandbox, error) {
+	return nil, lambdaerr.New(lambdaerr.ServiceUnavailable, "This node (--role api) runs no environments.")
 }

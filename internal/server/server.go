@@ -137,26 +137,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 
-	sbCfg := sandbox.Config{
-		Instance:       instanceID(dataDir),
-		RootDir:        filepath.Join(dataDir, "sandboxes"),
-		Spares:         spareInits(cfg),
-		TmpSpares:      min(cfg.SpareInits+2, sandbox.MaxSpares),
-		MemoryBudgetMB: cfg.MemoryBudgetMB,
-		Logger:         logger.With("component", "sandbox"),
-	}
-	if cfg.NetworkEgress {
-		pool, _ := cfg.NetworkPool() // checked by Validate
-		sbCfg.Egress = &sandbox.EgressConfig{Pool: pool}
-	}
-	s.sbm, err = sandbox.NewManager(sbCfg)
-	if err != nil {
-		return nil, fmt.Errorf("starting sandbox manager: %w", err)
-	}
-	if n, err := s.sbm.CleanupStale(ctx); err != nil {
-		return nil, fmt.Errorf("cleaning up after a previous run: %w", err)
-	} else if n > 0 {
-		logger.Warn("removed sandboxes left by a previous run", "count", n)
+	// An api node runs no sandbox: no manager, cgroups, spares or network.
+	if runsEnvironments(cfg) {
+		if err := s.startSandboxes(ctx, dataDir); err != nil {
+			return nil, err
+		}
 	}
 
 	// The store's limits derive from the disk (a small one starts with a
@@ -167,7 +152,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// their functions may still write is counted as used.
 	// What the live /tmp disks may still write, over --tmp-overcommit: a
 	// burst of 1000 environments at 512 MB would otherwise need 512 GB.
-	s.space.SetPromised(func() int64 { return int64(float64(s.sbm.TmpPromisedBytes()) / cfg.TmpOvercommit) })
+	if s.sbm != nil {
+		s.space.SetPromised(func() int64 { return int64(float64(s.sbm.TmpPromisedBytes()) / cfg.TmpOvercommit) })
+	}
 	plan, err := diskspace.PlanStart(dataDir, natsbus.DirBytes(natsbus.StoreDir(dataDir)), s.space.Reserve())
 	if err != nil {
 		return nil, err
@@ -233,7 +220,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Observer: invocationObserver{s.metrics, s.usage},
 		Tracer:   s.tracer,
 		Logger:   logger.With("component", "worker"),
-	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
+	}, s.reg, s.logs, s.sandboxes())
 
 	s.pulls = newImagePulls(s.images, s.reg, logger.With("component", "images"))
 	if err := s.pulls.resume(ctx); err != nil {
@@ -336,6 +323,35 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// startSandboxes starts the sandbox manager (spare inits, the memory
+// budget's parent cgroup, the egress network) and removes what a crashed
+// run left.
+func (s *Server) startSandboxes(ctx context.Context, dataDir string) error {
+	cfg := s.cfg
+	sbCfg := sandbox.Config{
+		Instance:       instanceID(dataDir),
+		RootDir:        filepath.Join(dataDir, "sandboxes"),
+		Spares:         cfg.SpareInits,
+		TmpSpares:      min(cfg.SpareInits+2, sandbox.MaxSpares),
+		MemoryBudgetMB: cfg.MemoryBudgetMB,
+		Logger:         s.logger.With("component", "sandbox"),
+	}
+	if cfg.NetworkEgress {
+		pool, _ := cfg.NetworkPool() // checked by Validate
+		sbCfg.Egress = &sandbox.EgressConfig{Pool: pool}
+	}
+	var err error
+	if s.sbm, err = sandbox.NewManager(sbCfg); err != nil {
+		return fmt.Errorf("starting sandbox manager: %w", err)
+	}
+	if n, err := s.sbm.CleanupStale(ctx); err != nil {
+		return fmt.Errorf("cleaning up after a previous run: %w", err)
+	} else if n > 0 {
+		s.logger.Warn("removed sandboxes left by a previous run", "count", n)
+	}
+	return nil
 }
 
 // instanceID names this data dir's sandboxes and cgroups, stable across
