@@ -27,8 +27,14 @@ type testNode struct {
 // answering its own name.
 func joinNode(t *testing.T, bus *natsbus.Bus, name, role string, runtimes []string, state func(*lambdawire.Node)) *testNode {
 	t.Helper()
+	return joinNodeLogging(t, bus, name, role, runtimes, state, slog.New(slog.DiscardHandler))
+}
+
+// joinNodeLogging is joinNode with the node's membership logging to logger.
+func joinNodeLogging(t *testing.T, bus *natsbus.Bus, name, role string, runtimes []string, state func(*lambdawire.Node), logger *slog.Logger) *testNode {
+	t.Helper()
 	self := Self{Name: name, Role: role, Version: "test", Runtimes: runtimes, State: state}
-	m, err := Join(context.Background(), bus.JS, bus.NC, self, slog.New(slog.DiscardHandler))
+	m, err := Join(context.Background(), bus.JS, bus.NC, self, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +91,8 @@ func ranOn(t *testing.T, p *Placer, fn registry.Function) string {
 func TestPlacement(t *testing.T) {
 	bus := natstest.Start(t)
 	prov := []string{"provided.al2023"}
-	api := joinNode(t, bus, "api", "api", nil, nil)
+	apiLog := &testkit.Buffer{}
+	api := joinNodeLogging(t, bus, "api", "api", nil, nil, slog.New(slog.NewTextHandler(apiLog, nil)))
 	roomy := joinNode(t, bus, "roomy", "worker", prov, free(3000, nil))
 	warm := joinNode(t, bus, "warm", "worker", append(prov, "python3.12"), free(1000, map[string]int{"f:$LATEST": 1}))
 
@@ -100,6 +107,10 @@ func TestPlacement(t *testing.T) {
 	})
 	if h := health(api.m, "old"); h != HealthIncompatible {
 		t.Errorf("the older node's health: %q", h)
+	}
+	if log := apiLog.String(); !strings.Contains(log, `msg="refusing a node of an incompatible Owl version: it is never placed on" node=old`) ||
+		strings.Count(log, "refusing a node") != 1 {
+		t.Errorf("the refusal of the older node is not logged once:\n%s", log)
 	}
 
 	f := registry.Function{Name: "f", Runtime: "provided.al2023", MemorySize: 128, Timeout: 3}

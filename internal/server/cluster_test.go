@@ -325,6 +325,10 @@ func TestClusterPlacement(t *testing.T) {
 	resp, body = c.api.do(http.MethodPost, "/owl/v1/nodes/a.b/drain", nil, nil)
 	wantError(t, resp, body, http.StatusBadRequest, "InvalidParameterValueException", "~Node name")
 
+	// Response streams are not forwarded: an api node refuses them.
+	resp, body = c.api.do(http.MethodPost, "/2021-11-15/functions/spread/response-streaming-invocations", []byte(`{}`), nil)
+	wantError(t, resp, body, http.StatusServiceUnavailable, "ServiceUnavailableException", "~stream through a node of role all")
+
 	// A worker serves no API, and says where it is.
 	resp, body = c.w1.do(http.MethodGet, "/2015-03-31/functions", nil, nil)
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--role worker") {
