@@ -20,8 +20,9 @@ func newNodesCmd(g *globals) *cobra.Command {
 		Short: "List the cluster's nodes: roles, versions, capacity, environments, health",
 		Long: `Nodes lists the nodes sharing the server's NATS (owl serve --nats): each one's role,
 Owl version, free and total memory budget, invocations running, warm (idle and
-frozen) environments, runtimes and health: ok, draining (no new placements), lost
-(not heard from in 3 s: nothing is placed there) or incompatible (another Owl
+frozen) environments, runtimes and health: ok, draining (no new placements),
+unhealthy(CHECKS) (its /healthz checks that fail, e.g. disk: nothing is placed there),
+lost (not heard from in 3 s: nothing is placed there) or incompatible (another Owl
 protocol: refused). docs/cluster.md.`,
 		Args: cobra.NoArgs,
 		RunE: withClient(g, func(cmd *cobra.Command, c *client.Client, _ []string) error {
@@ -63,7 +64,11 @@ func printNodes(w io.Writer, nodes []lambdawire.Node) error {
 			mem = fmt.Sprintf("%d/%d MB", n.MemoryFreeMB, n.MemoryMB)
 			running = fmt.Sprintf("%d/%d", n.Inflight, n.ConcurrencyLimit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Version, n.Health, mem, running,
+		health := n.Health
+		if len(n.Problems) > 0 {
+			health += "(" + strings.Join(n.Problems, ",") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Version, health, mem, running,
 			warmList(n.Environments), strings.Join(cmpOr(n.Runtimes, []string{"-"}), ","))
 	}
 	return tw.Flush()

@@ -168,6 +168,18 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("roomy's health after no responder: %q", h)
 	}
 
+	// A node whose own checks fail (its disk below the reserve) is
+	// unhealthy and not placed on.
+	sick := joinNode(t, bus, "sick", "worker", prov, func(n *lambdawire.Node) {
+		free(1<<20, map[string]int{"f:$LATEST": 9})(n)
+		n.Problems = []string{"disk"}
+	})
+	testkit.WaitFor(t, 10*time.Second, "the api node to see sick", func() bool { return health(api.m, "sick") == HealthUnhealthy })
+	if got := ranOn(t, api.p, f); got == "sick" {
+		t.Error("f ran on the unhealthy node")
+	}
+	sick.stop()
+
 	// A node that leaves is gone at once.
 	warm.stop()
 	testkit.WaitFor(t, 10*time.Second, "warm to be gone", func() bool { return health(api.m, "warm") == "" })

@@ -51,6 +51,7 @@ const (
 const (
 	HealthOK           = "ok"
 	HealthDraining     = "draining"
+	HealthUnhealthy    = "unhealthy"
 	HealthLost         = "lost"
 	HealthIncompatible = "incompatible"
 )
@@ -176,8 +177,11 @@ func (m *Membership) record() lambdawire.Node {
 	if m.self.State != nil {
 		m.self.State(&n)
 	}
-	if n.Draining {
+	switch {
+	case n.Draining:
 		n.Health = HealthDraining
+	case len(n.Problems) > 0:
+		n.Health = HealthUnhealthy
 	}
 	return n
 }
@@ -286,6 +290,8 @@ func (m *Membership) health(s *seen) string {
 		return HealthLost
 	case s.node.Draining:
 		return HealthDraining
+	case len(s.node.Problems) > 0:
+		return HealthUnhealthy
 	}
 	return HealthOK
 }

@@ -29,9 +29,13 @@ type Node struct {
 	Environments map[string]map[string]int `json:"environments,omitempty"`
 	// Draining: it takes no new placements (owl nodes drain).
 	Draining bool `json:"draining,omitempty"`
+	// Problems are the checks of its /healthz that fail (disk, sandbox,
+	// store, …): a node with any is unhealthy and not placed on.
+	Problems []string `json:"problems,omitempty"`
 	// Health is what the node answering the listing makes of it: ok,
-	// draining, lost (not heard from in 3 s: it is not placed on) or
-	// incompatible (another protocol: refused).
+	// draining, unhealthy (Problems), lost (not heard from in 3 s) or
+	// incompatible (another protocol: refused); only ok nodes are placed
+	// on.
 	Health  string    `json:"health"`
 	Started time.Time `json:"started"`
 	// LastSeenMs is how long ago the answering node last heard from it.

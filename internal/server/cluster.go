@@ -96,6 +96,11 @@ func (s *Server) nodeState(n *lambdawire.Node) {
 	n.MemoryMB, n.MemoryFreeMB = int(budget>>20), int((budget-reserved)>>20)
 	n.ConcurrencyLimit, n.Inflight = s.worker.ConcurrencyLimit(), s.worker.Stats().Inflight
 	n.Environments = s.worker.VersionEnvironments()
+	ctx, cancel := context.WithTimeout(context.Background(), cluster.HeartbeatEvery/2)
+	defer cancel()
+	for _, p := range s.health(ctx) {
+		n.Problems = append(n.Problems, p.Check)
+	}
 }
 
 // runLocal runs an invocation placed on this node on its worker.
