@@ -53,6 +53,7 @@ func BenchmarkCluster(b *testing.B) {
 		b.ReportMetric(one, "inv/s-1worker")
 		b.ReportMetric(two, "inv/s-2workers")
 
+		restarted := cleanAfterKill(b, nc, w1, "w1", "--runtimes", "provided.al2")
 		benchThroughput(b, api.URL, "tp", 8*time.Second, func() {
 			if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				b.Fatal(err)
@@ -61,6 +62,7 @@ func BenchmarkCluster(b *testing.B) {
 		w1.waitExit(b, 30*time.Second)
 		// w1 comes back on its data dir to clean up what the kill left.
 		w1 = startNode(b, nc, w1.dataDir, "w1", "worker", "--runtimes", "provided.al2")
+		restarted()
 		for _, p := range []*owlProcess{api, w1, w2} {
 			p.sigterm(b)
 		}

@@ -388,6 +388,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 	}
 	inFlight(t, c.w1.dataDir, "slow", "/tmp/in-flight")
 	inFlight(t, c.w2.dataDir, "slow", "/tmp/in-flight")
+	restarted := cleanAfterKill(t, c.nats, c.w1, "w1")
 	if err := c.w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -434,6 +435,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 	// w1 comes back on its data dir: it cleans up what the kill left and
 	// rejoins.
 	c.w1 = startNode(t, c.nats, c.w1.dataDir, "w1", "worker")
+	restarted()
 	testkit.WaitFor(t, 30*time.Second, "w1 to rejoin", func() bool { return c.api.nodes(t)["w1"].Health == "ok" })
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
 		p.sigterm(t)
@@ -567,4 +569,20 @@ func writeTestCerts(t testing.TB, dir string) (caFile, certFile, keyFile string)
 		}
 	}
 	return caFile, certFile, keyFile
+}
+
+// cleanAfterKill makes sure the sandboxes of p, about to be killed, do
+// not outlive the test: unless the returned func is called (the test
+// restarted it on its data dir itself), the test's end starts p's node
+// again on its data dir, which removes what the kill left, and stops it.
+func cleanAfterKill(t testing.TB, nc *natsCluster, p *owlProcess, name string, args ...string) (restarted func()) {
+	var done bool
+	t.Cleanup(func() {
+		if !done {
+			again := startNode(t, nc, p.dataDir, name, "worker", args...)
+			again.sigterm(t)
+			again.waitExit(t, 30*time.Second)
+		}
+	})
+	return func() { done = true }
 }
