@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 // newNodesCmd is `owl nodes`: the cluster's nodes, and `owl nodes drain`.
 func newNodesCmd(g *globals) *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "nodes",
 		Short: "List the cluster's nodes: roles, versions, capacity, environments, health",
@@ -30,9 +32,15 @@ protocol: refused). docs/cluster.md.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(lambdawire.NodeList{Nodes: nodes})
+			}
 			return printNodes(cmd.OutOrStdout(), nodes)
 		}),
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the nodes as JSON (GET /owl/v1/nodes's answer)")
 	var undo bool
 	drain := &cobra.Command{
 		Use:   "drain NAME",

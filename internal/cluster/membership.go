@@ -270,13 +270,24 @@ func (m *Membership) apply(u jetstream.KeyValueEntry) {
 	m.nodes[n.Name] = &seen{node: n, at: time.Now()}
 }
 
-// forget drops the nodes unheard for forgetAfter.
+// forget drops the nodes unheard for forgetAfter, and what was noted of
+// the identities no record carries any more.
 func (m *Membership) forget() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	ids := map[string]bool{}
 	for name, s := range m.nodes {
 		if time.Since(s.at) > forgetAfter {
 			delete(m.nodes, name)
+			continue
+		}
+		ids[s.node.ID] = true
+	}
+	for _, noted := range []map[string]bool{m.lost, m.refused} {
+		for id := range noted {
+			if !ids[id] {
+				delete(noted, id)
+			}
 		}
 	}
 }

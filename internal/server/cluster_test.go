@@ -344,6 +344,11 @@ func TestClusterPlacement(t *testing.T) {
 			t.Errorf("owl nodes lacks %q:\n%s", want, out)
 		}
 	}
+	out, stderr, code = owlCLI(t, c.api.URL, "nodes", "--json")
+	var listed lambdawire.NodeList
+	if code != 0 || json.Unmarshal([]byte(out), &listed) != nil || len(listed.Nodes) != 3 {
+		t.Errorf("owl nodes --json: exit %d\n%s%s", code, out, stderr)
+	}
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
 		p.sigterm(t)
 	}
