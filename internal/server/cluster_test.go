@@ -290,6 +290,12 @@ func TestClusterPlacement(t *testing.T) {
 		t.Errorf("the api node ran %d invocations itself", got)
 	}
 
+	// A payload near Lambda's 6 MB each way crosses the hop whole.
+	big := `{"action":"echo","pad":"` + strings.Repeat("x", 6_000_000) + `"}`
+	if o := invokeHTTP(c.api.URL, "spread", big, nil); o.status != http.StatusOK || o.body != big {
+		t.Errorf("a %d-byte echo through the api node: %d %s, %d bytes back", len(big), o.status, o.errType, len(o.body))
+	}
+
 	// A runtime w2 lacks: everything runs on w1.
 	wantAllOK(t, "py", invokeMany(c.api.URL, "py", `{"n":1}`, 12, 4))
 	if on2 := c.w2.invocationsOf(t, "py"); on2 != 0 {
