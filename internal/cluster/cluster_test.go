@@ -222,3 +222,13 @@ func TestFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinSeesItself: once Join returns, the node's own record is in its
+// view, so its first invocation is placed.
+func TestJoinSeesItself(t *testing.T) {
+	bus := natstest.Start(t)
+	n := joinNode(t, bus, "only", "all", []string{"provided.al2023"}, free(1000, nil))
+	if got := ranOn(t, n.p, registry.Function{Name: "f", Runtime: "provided.al2023", MemorySize: 128, Timeout: 3}); got != "only" {
+		t.Errorf("ran on %q", got)
+	}
+}

@@ -124,11 +124,37 @@ func Join(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, self Self,
 		_ = m.ctl.Unsubscribe()
 		return nil, fmt.Errorf("watching the node registry: %w", err)
 	}
+	// The records there now (this node's among them) are in the view
+	// before Join returns: the first invocation finds the nodes.
+	if err := m.catchUp(ctx, w); err != nil {
+		_ = w.Stop()
+		_ = m.ctl.Unsubscribe()
+		return nil, err
+	}
 	var run context.Context
 	run, m.cancel = context.WithCancel(context.Background())
 	go m.run(run, w)
 	logger.Info("joined the cluster", "node", self.Name, "id", m.id, "role", self.Role, "protocol", Protocol)
 	return m, nil
+}
+
+// catchUp applies the watcher's initial records, up to the nil entry
+// that ends them.
+func (m *Membership) catchUp(ctx context.Context, w jetstream.KeyWatcher) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reading the node registry: %w", ctx.Err())
+		case u, ok := <-w.Updates():
+			if !ok {
+				return errors.New("reading the node registry: the watch ended")
+			}
+			if u == nil {
+				return nil
+			}
+			m.apply(u)
+		}
+	}
 }
 
 func newID() string {
