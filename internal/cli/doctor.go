@@ -24,6 +24,7 @@ func hostOptions(cfg config.Config) hostcheck.Options {
 	return hostcheck.Options{
 		DataDir: cfg.DataDir, Addr: cfg.Addr, NetworkEgress: cfg.NetworkEgress, Prewarm: cfg.Prewarm,
 		DiskReserveBytes: int64(cfg.DiskReserveMB) << 20,
+		NoSandboxes:      cfg.Role == config.RoleAPI,
 	}
 }
 
