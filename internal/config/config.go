@@ -174,7 +174,7 @@ type Config struct {
 	// Role is what this node does in a cluster (OWL_ROLE): "all" (the
 	// API and environments: one machine), "api" (the API, placing
 	// invocations on workers; runs no sandbox) or "worker" (environments
-	// only; its listener serves /healthz and /metrics).
+	// only; its listener serves /healthz, /metrics and /owl/v1/nodes).
 	Role string
 	// NodeName names this node in `owl nodes` (OWL_NODE_NAME; empty: the
 	// host's name). Nodes on one NATS need distinct names.

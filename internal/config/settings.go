@@ -78,7 +78,7 @@ var Settings = []Setting{
 	{Name: "nats-ca", Help: "with --nats: PEM file of the CAs the NATS servers' certificates chain to", Field: func(c *Config) any { return &c.NATSCA }},
 	{Name: "nats-cert", Help: "with --nats: PEM client certificate for NATS servers that verify clients (with --nats-key)", Field: func(c *Config) any { return &c.NATSCert }},
 	{Name: "nats-key", Help: "with --nats: the client certificate's PEM key", Field: func(c *Config) any { return &c.NATSKey }},
-	{Name: "role", Help: "this node's part in a cluster: all (API and environments), api (the API; places invocations on workers) or worker (environments; serves only /healthz and /metrics)", Field: func(c *Config) any { return &c.Role }},
+	{Name: "role", Help: "this node's part in a cluster: all (API and environments), api (the API; places invocations on workers) or worker (environments; serves only /healthz, /metrics and /owl/v1/nodes)", Field: func(c *Config) any { return &c.Role }},
 	{Name: "node-name", Help: "this node's name in owl nodes, unique on its NATS (empty: the host's name)", Field: func(c *Config) any { return &c.NodeName }},
 	{Name: "runtimes", Help: "runtimes this node runs, repeatable or comma-separated (empty: all the machine can run); placement sends a function only to nodes with its runtime", Field: func(c *Config) any { return &c.Runtimes }},
 	{Name: "insecure-registry", Help: "container registry HOST:PORT whose images are pulled over plain HTTP, as Docker's flag; repeatable (environment: comma-separated)", Field: func(c *Config) any { return &c.InsecureRegistries }},
