@@ -180,6 +180,11 @@ func TestPlacement(t *testing.T) {
 	}
 	sick.stop()
 
+	st := api.p.Stats()
+	if st["local"] != 0 || st["forwarded"] == 0 || st["redirected"] < 2 || st["no_node"] < 1 {
+		t.Errorf("the api node's placement counts: %v", st)
+	}
+
 	// A node that leaves is gone at once.
 	warm.stop()
 	testkit.WaitFor(t, 10*time.Second, "warm to be gone", func() bool { return health(api.m, "warm") == "" })

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,9 +39,25 @@ type Placer struct {
 	calls map[string]*nodeCalls // by node id
 
 	replies  *replies
+	stats    placementStats
 	handling sync.WaitGroup // invocations forwarded here, running
 	stop     chan struct{}
 	done     chan struct{}
+}
+
+// placementStats count what placement did (Stats).
+type placementStats struct {
+	local, forwarded, redirected, nodeLost, noNode atomic.Int64
+}
+
+// Stats counts, since the start, the invocations placement ran on this
+// node (local) and sent to another (forwarded); the tries that went to
+// the next node instead (redirected: no responder, or 429); those that
+// failed because their node stopped (node_lost); and those no node
+// could run (no_node).
+func (p *Placer) Stats() map[string]int64 {
+	return map[string]int64{"local": p.stats.local.Load(), "forwarded": p.stats.forwarded.Load(),
+		"redirected": p.stats.redirected.Load(), "node_lost": p.stats.nodeLost.Load(), "no_node": p.stats.noNode.Load()}
 }
 
 // nodeCalls are the invocations forwarded to one node, not yet answered.
@@ -105,12 +122,17 @@ func (p *Placer) Invoke(ctx context.Context, req Request) (*Result, error) {
 	for {
 		n, err := p.choose(req.Function, tried)
 		if err != nil {
+			if throttled == nil {
+				p.stats.noNode.Add(1)
+			}
 			return nil, cmp.Or(throttled, err)
 		}
 		var res *Result
 		if n.ID == p.m.ID() && p.local != nil {
+			p.stats.local.Add(1)
 			res, err = p.local(ctx, req)
 		} else {
+			p.stats.forwarded.Add(1)
 			res, err = p.forward(ctx, n, req)
 		}
 		switch {
@@ -118,8 +140,12 @@ func (p *Placer) Invoke(ctx context.Context, req Request) (*Result, error) {
 		case res == nil && lambdaerr.Is(err, lambdaerr.TooManyRequests):
 			throttled = err
 		default:
+			if errors.Is(err, errNodeLost) {
+				p.stats.nodeLost.Add(1)
+			}
 			return res, err
 		}
+		p.stats.redirected.Add(1)
 		tried[n.ID] = true
 	}
 }

@@ -164,21 +164,28 @@ func (p *owlProcess) nodes(t testing.TB) map[string]lambdawire.Node {
 // /metrics: what ran on that node.
 func (p *owlProcess) invocationsOf(t testing.TB, fn string) int {
 	t.Helper()
+	return int(p.metricSum(t, "owl_invocations_total", `function="`+fn+`"`))
+}
+
+// metricSum sums the series of metric name on p's /metrics whose labels
+// contain label.
+func (p *owlProcess) metricSum(t testing.TB, name, label string) float64 {
+	t.Helper()
 	resp, body := p.do(http.MethodGet, "/metrics", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", resp.StatusCode)
 	}
-	n := 0
+	sum := 0.0
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "owl_invocations_total{") && strings.Contains(line, `function="`+fn+`"`) {
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			n += int(v)
+			sum += v
 		}
 	}
-	return n
+	return sum
 }
 
 // invokeOutcome is one invocation's answer through the API.
@@ -433,6 +440,12 @@ func TestClusterWorkerKilled(t *testing.T) {
 		n, ok := c.api.nodes(t)["w1"]
 		return !ok || n.Health == "lost"
 	})
+	if lost := c.api.metricSum(t, "owl_placements_total", `outcome="node_lost"`); lost < float64(failed) {
+		t.Errorf("owl_placements_total{outcome=node_lost} = %v, want at least the %d failures", lost, failed)
+	}
+	if ok := c.api.metricSum(t, "owl_cluster_nodes", `health="ok"`); ok != 2 {
+		t.Errorf("owl_cluster_nodes{health=ok} = %v after the kill, want 2 (api1, w2)", ok)
+	}
 	testkit.WaitFor(t, 3*time.Minute, "every asynchronous event delivered", func() bool {
 		log := c.api.logText("ev")
 		for i := range asyncN {
