@@ -312,11 +312,24 @@ func TestClusterPlacement(t *testing.T) {
 		t.Errorf("w1 ran %d of 12 Python invocations", on1)
 	}
 
-	// Drain w1: new work goes to w2 only; undo puts it back.
+	// Drain w1 while it runs an invocation: that one finishes, new work
+	// goes to w2 only; undo puts it back.
+	var running sync.WaitGroup
+	inDrain := make([]invokeOutcome, 4)
+	for i := range inDrain {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			inDrain[i] = invokeHTTP(c.api.URL, "spread", `{"action":"sleep","ms":3000,"path":"/tmp/draining"}`, nil)
+		}()
+	}
+	inFlight(t, c.w1.dataDir, "spread", "/tmp/draining")
 	out, stderr, code := owlCLI(t, c.api.URL, "nodes", "drain", "w1")
 	if code != 0 || !strings.Contains(out, "w1: draining") {
 		t.Fatalf("owl nodes drain w1: exit %d\n%s%s", code, out, stderr)
 	}
+	running.Wait()
+	wantAllOK(t, "invocations running when w1 was drained", inDrain)
 	before1, before2 := c.w1.invocationsOf(t, "spread"), c.w2.invocationsOf(t, "spread")
 	wantAllOK(t, "spread while w1 drains", invokeMany(c.api.URL, "spread", `{"action":"sleep","ms":50}`, 12, 4))
 	if d1, d2 := c.w1.invocationsOf(t, "spread")-before1, c.w2.invocationsOf(t, "spread")-before2; d1 != 0 || d2 != 12 {
