@@ -61,6 +61,7 @@ var forbidden = map[string][]string{
 	"internal/auth":       {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/console":    {"nats-io", "internal/registry", "internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/lambdaerr":  {"nats-io", "internal/"},
+	"internal/leases":     {"internal/"},
 	"internal/registry":   {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/worker":     {"internal/lambdaapi", "internal/server"},
 	"internal/lambdaapi":  {"internal/server", "internal/sandbox", "internal/worker"},
@@ -75,6 +76,7 @@ var forbidden = map[string][]string{
 	"internal/usage":      {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 	"internal/tracing":    {"nats-io", "internal/"},
 	"internal/cluster":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
+	"internal/history":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 }
 
 func TestDependenciesPointOneWay(t *testing.T) {

@@ -43,6 +43,19 @@ type Config struct {
 	// ConsoleSessionTTL is how long a web console sign-in lasts
 	// (OWL_CONSOLE_SESSION_TTL).
 	ConsoleSessionTTL time.Duration
+	// ConsoleSignInFailures wrong tokens from one client address within
+	// ConsoleSignInWindow close the console's sign-in to that address
+	// until the window has passed (OWL_CONSOLE_SIGNIN_FAILURES,
+	// OWL_CONSOLE_SIGNIN_WINDOW).
+	ConsoleSignInFailures int
+	ConsoleSignInWindow   time.Duration
+	// MetricHistoryInterval is how often each function's metric sample
+	// is written to the history; MetricHistoryAge and MetricHistoryBytes
+	// bound the history (OWL_METRIC_HISTORY_*; bytes 0: sized from the
+	// disk at start).
+	MetricHistoryInterval time.Duration
+	MetricHistoryAge      time.Duration
+	MetricHistoryBytes    int64
 	// FreezeAfter is how long an idle environment runs before it is frozen
 	// (OWL_FREEZE_AFTER); 0 never freezes.
 	FreezeAfter time.Duration
@@ -197,40 +210,44 @@ type Config struct {
 // Default returns the configuration for a single machine.
 func Default() Config {
 	return Config{
-		Addr:                 DefaultAddr,
-		DataDir:              DefaultDataDir(),
-		Region:               "us-east-1",
-		AccountID:            "000000000000",
-		ShutdownTimeout:      30 * time.Second,
-		CodeStorageLimit:     75 << 30,
-		ConcurrencyLimit:     1000,
-		IdleTimeout:          10 * time.Minute,
-		ConsoleSessionTTL:    12 * time.Hour,
-		FreezeAfter:          50 * time.Millisecond,
-		Prewarm:              1,
-		SpareInits:           2,
-		MaxLifetime:          2 * time.Hour,
-		MemoryBudgetMB:       DefaultMemoryBudgetMB(),
-		MemoryOvercommit:     1,
-		TmpOvercommit:        16,
-		CapacityWait:         time.Second,
-		SandboxUID:           993,
-		SandboxGID:           990,
-		DiskReserveMB:        128,
-		StoreCollectInterval: time.Minute,
-		AsyncDeliveries:      64,
-		AsyncRetryDelay:      time.Minute,
-		AsyncThrottleBackoff: 5 * time.Minute,
-		EventLogAge:          7 * 24 * time.Hour,
-		LogRetention:         7 * 24 * time.Hour,
-		LogLevel:             "info",
-		LogFormat:            "text",
-		NetworkEgress:        true,
-		NetworkCIDR:          DefaultNetworkCIDR,
-		MaxConnections:       4096,
-		MaxBodyMemoryMB:      1024,
-		ImageSizeLimit:       10 << 30,
-		Role:                 RoleAll,
+		Addr:                  DefaultAddr,
+		DataDir:               DefaultDataDir(),
+		Region:                "us-east-1",
+		AccountID:             "000000000000",
+		ShutdownTimeout:       30 * time.Second,
+		CodeStorageLimit:      75 << 30,
+		ConcurrencyLimit:      1000,
+		IdleTimeout:           10 * time.Minute,
+		ConsoleSessionTTL:     12 * time.Hour,
+		ConsoleSignInFailures: 5,
+		ConsoleSignInWindow:   time.Minute,
+		MetricHistoryInterval: 10 * time.Second,
+		MetricHistoryAge:      7 * 24 * time.Hour,
+		FreezeAfter:           50 * time.Millisecond,
+		Prewarm:               1,
+		SpareInits:            2,
+		MaxLifetime:           2 * time.Hour,
+		MemoryBudgetMB:        DefaultMemoryBudgetMB(),
+		MemoryOvercommit:      1,
+		TmpOvercommit:         16,
+		CapacityWait:          time.Second,
+		SandboxUID:            993,
+		SandboxGID:            990,
+		DiskReserveMB:         128,
+		StoreCollectInterval:  time.Minute,
+		AsyncDeliveries:       64,
+		AsyncRetryDelay:       time.Minute,
+		AsyncThrottleBackoff:  5 * time.Minute,
+		EventLogAge:           7 * 24 * time.Hour,
+		LogRetention:          7 * 24 * time.Hour,
+		LogLevel:              "info",
+		LogFormat:             "text",
+		NetworkEgress:         true,
+		NetworkCIDR:           DefaultNetworkCIDR,
+		MaxConnections:        4096,
+		MaxBodyMemoryMB:       1024,
+		ImageSizeLimit:        10 << 30,
+		Role:                  RoleAll,
 	}
 }
 
@@ -349,6 +366,7 @@ func (c Config) Validate() error {
 	if c.ConsoleSessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("console session TTL %v: must be at least a minute", c.ConsoleSessionTTL))
 	}
+	errs = append(errs, c.validateConsoleAndHistory()...)
 	if c.AsyncDeliveries < 1 || c.AsyncDeliveries > MaxAsyncDeliveries {
 		errs = append(errs, fmt.Errorf("async deliveries %d: must be between 1 and %d", c.AsyncDeliveries, MaxAsyncDeliveries))
 	}
@@ -497,6 +515,28 @@ func (c Config) validateCluster() []error {
 		if _, err := os.Stat(path); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
+	}
+	return errs
+}
+
+// validateConsoleAndHistory checks the console's sign-in limit and the
+// metric history's bounds.
+func (c *Config) validateConsoleAndHistory() []error {
+	var errs []error
+	if c.ConsoleSignInFailures < 1 {
+		errs = append(errs, fmt.Errorf("console sign-in failures %d: must be at least 1", c.ConsoleSignInFailures))
+	}
+	if c.ConsoleSignInWindow < time.Second || c.ConsoleSignInWindow > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("console sign-in window %v: must be between 1s and 24h", c.ConsoleSignInWindow))
+	}
+	if c.MetricHistoryInterval < time.Second || c.MetricHistoryInterval > time.Hour {
+		errs = append(errs, fmt.Errorf("metric history interval %v: must be between 1s and 1h", c.MetricHistoryInterval))
+	}
+	if c.MetricHistoryAge < time.Hour {
+		errs = append(errs, fmt.Errorf("metric history age %v: must be at least 1h", c.MetricHistoryAge))
+	}
+	if c.MetricHistoryBytes != 0 && c.MetricHistoryBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("metric history bytes %d: must be 0 (sized from the disk) or at least 1 MiB", c.MetricHistoryBytes))
 	}
 	return errs
 }

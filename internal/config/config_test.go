@@ -60,6 +60,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"spare inits negative", func(c *Config) { c.SpareInits = -1 }, "spare inits"},
 		{"spare inits too many", func(c *Config) { c.SpareInits = MaxSpareInits + 1 }, "spare inits"},
 		{"console session ttl", func(c *Config) { c.ConsoleSessionTTL = time.Second }, "console session TTL 1s: must be at least a minute"},
+		{"console sign-in failures", func(c *Config) { c.ConsoleSignInFailures = 0 }, "console sign-in failures 0: must be at least 1"},
+		{"console sign-in window", func(c *Config) { c.ConsoleSignInWindow = 0 }, "console sign-in window 0s: must be between 1s and 24h"},
+		{"metric history interval", func(c *Config) { c.MetricHistoryInterval = 100 * time.Millisecond }, "metric history interval 100ms: must be between 1s and 1h"},
+		{"metric history age", func(c *Config) { c.MetricHistoryAge = time.Minute }, "metric history age 1m0s: must be at least 1h"},
+		{"metric history bytes", func(c *Config) { c.MetricHistoryBytes = 1000 }, "metric history bytes 1000: must be 0 (sized from the disk) or at least 1 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,17 +39,20 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 // Handler serves /console/.
 type Handler struct {
 	sessions *auth.Sessions
+	limiter  *limiter
 	files    http.Handler
 	logger   *slog.Logger
 }
 
-// New returns the console's handler; sign-ins start sessions in sessions.
-func New(sessions *auth.Sessions, logger *slog.Logger) *Handler {
+// New returns the console's handler; sign-ins start sessions in
+// sessions, and wrong tokens are limited per client address by limit.
+func New(sessions *auth.Sessions, limit SignInLimit, logger *slog.Logger) *Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree always has its directory
 	}
-	return &Handler{sessions: sessions, files: http.StripPrefix("/console/", http.FileServerFS(sub)), logger: logger}
+	return &Handler{sessions: sessions, limiter: newLimiter(limit),
+		files: http.StripPrefix("/console/", http.FileServerFS(sub)), logger: logger}
 }
 
 // Files is the console's embedded files (for page-weight figures).
@@ -119,10 +123,20 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 
 // signIn trades the Owl token for a session. A page of another origin may
 // not sign a browser in (login CSRF): a browser names the page's origin in
-// Origin on every POST, which must then be this server's.
+// Origin on every POST, which must then be this server's. An address that
+// sent too many wrong tokens is refused (429, Retry-After) until its
+// window passes, whatever it sends (limit.go).
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
 		writeError(w, lambdaerr.New(lambdaerr.AccessDenied, "Sign-in from another origin (%s) is refused.", o))
+		return
+	}
+	client := clientKey(r)
+	if wait := h.limiter.blocked(client); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, lambdaerr.New(lambdaerr.TooManyRequests,
+			"Too many wrong tokens from your address: sign-in is closed to it for %d s.", secs))
 		return
 	}
 	var in struct {
@@ -141,9 +155,16 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	ses, err := h.sessions.SignIn(strings.TrimSpace(in.Token))
 	if err != nil {
+		if lambdaerr.IsAuthentication(lambdaerr.As(err).Code) {
+			// The line names the address, never what it sent.
+			n := h.limiter.failed(client)
+			h.logger.Warn("console sign-in with a wrong token", "remote", r.RemoteAddr, "failures", n,
+				"closed", n >= h.limiter.limit.Failures, "window", h.limiter.limit.Window)
+		}
 		writeError(w, err)
 		return
 	}
+	h.limiter.succeeded(client)
 	h.logger.Info("console sign-in", "remote", r.RemoteAddr, "expires", ses.Expires)
 	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: ses.ID, Path: "/", Expires: ses.Expires,
 		MaxAge: int(h.sessions.TTL().Seconds()), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure(r)})

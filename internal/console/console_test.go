@@ -21,7 +21,7 @@ func newTestHandler(t *testing.T) (*Handler, *auth.Sessions) {
 		t.Fatal(err)
 	}
 	s := auth.NewSessions(a, time.Hour)
-	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil))), s
+	return New(s, SignInLimit{Failures: 5, Window: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil))), s
 }
 
 func serve(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {

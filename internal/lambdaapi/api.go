@@ -141,6 +141,8 @@ type Options struct {
 	// WorkerOnly serves only /healthz, /metrics and /owl/v1/nodes: the
 	// API of a worker node (--role worker).
 	WorkerOnly bool
+	// History answers GET /owl/v1/metrics/history; nil: refused.
+	History History
 	// Routes is the HTTP API's route table (served under /http/, managed
 	// at /owl/v1/routes); nil: refused.
 	Routes Routes
@@ -329,6 +331,7 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/usage", 0, a.getUsage)
 	h("GET /owl/v1/nodes", 0, a.listNodes)
 	h("POST /owl/v1/nodes/{name}/drain", 1<<10, a.drainNode)
+	h("GET /owl/v1/metrics/history", 0, a.getHistory)
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
 	h("POST /owl/v1/events/replay", 1<<16, a.replayEvents)

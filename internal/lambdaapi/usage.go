@@ -23,11 +23,9 @@ func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		return lambdaerr.New(lambdaerr.UnknownOperation, "Usage is not kept on this node.")
 	}
 	q := r.URL.Query()
-	function := q.Get("function")
-	if function != "" {
-		if err := registry.ValidateName(function); err != nil {
-			return err
-		}
+	function, err := functionParam(q.Get("function"))
+	if err != nil {
+		return err
 	}
 	by := q.Get("by")
 	if by != "" && by != "hour" && by != "day" {
@@ -50,4 +48,16 @@ func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	}
 	writeJSON(w, http.StatusOK, lambdawire.UsageReport{Usage: rows})
 	return nil
+}
+
+// functionParam checks a query's function parameter: empty (every
+// function) or a valid name.
+func functionParam(function string) (string, error) {
+	if function == "" {
+		return "", nil
+	}
+	if err := registry.ValidateName(function); err != nil {
+		return "", err
+	}
+	return function, nil
 }

@@ -175,6 +175,13 @@ func (p page) fill(sel, value string) {
 		jsString(sel), jsString(value)))
 }
 
+// submitToken types token into the sign-in form and submits it.
+func (p page) submitToken(what, token string) {
+	p.t.Helper()
+	p.fill("#token", token)
+	p.do(what, chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+}
+
 // jsString is s as a JavaScript (and JSON) string literal, markup
 // unescaped.
 func jsString(s string) string {
@@ -218,12 +225,10 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("a browser at / is at %q, want /console/", loc)
 	}
 	p.screenshot("console-signin.png")
-	p.fill("#token", "owl_wrong_token")
-	p.do("signing in with a wrong token", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.submitToken("signing in with a wrong token", "owl_wrong_token")
 	p.waitText("#signin-error", "That token was not accepted (UnrecognizedClientException")
 
-	p.fill("#token", testToken)
-	p.do("signing in", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.submitToken("signing in", testToken)
 	p.waitText("#functions", "web-hello")
 	row := p.waitText(`#functions tr[data-function="web-hello"]`, "128 MB")
 	testkit.Contains(t, "the function's row", row, "provided.al2023")
@@ -538,8 +543,7 @@ func BenchmarkConsoleFunctionsPage(b *testing.B) {
 
 	p := page{t: b, ctx: startChromium(b)}
 	p.do("opening the console", chromedp.Navigate(ts.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#token")))
-	p.fill("#token", testToken)
-	p.do("signing in", chromedp.Click(chromedp.CSS(".signin button[type=submit]")))
+	p.submitToken("signing in", testToken)
 	p.waitText("#count", fmt.Sprintf("%d functions", n))
 
 	var renderMs, fetchMs, listMs float64

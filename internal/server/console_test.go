@@ -2,13 +2,18 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/owl-project/owl/internal/config"
 )
 
 // consoleSignIn signs in to the console with token and returns the
@@ -185,4 +190,37 @@ func cookieNotForEndpoints(t *testing.T, ts *testServer, c *http.Cookie, csrf st
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "theme=dark") || strings.Contains(string(body), c.Value) || strings.Contains(string(body), c.Name) {
 		t.Fatalf("a public route's event: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestConsoleSignInLimited: a real server closes the console's sign-in
+// to an address after --console-signin-failures wrong tokens: the next
+// attempt, with the right token, is 429 with Retry-After and no cookie;
+// the API's bearer token keeps working; once the window has passed the
+// right token signs in again.
+func TestConsoleSignInLimited(t *testing.T) {
+	ts := startServer(t, "", func(c *config.Config) {
+		c.ConsoleSignInFailures, c.ConsoleSignInWindow = 3, 5*time.Second
+	})
+	for i := 0; i < 3; i++ {
+		if resp, c, _ := ts.consoleSignIn(fmt.Sprintf("owl_wrong-%d", i), nil); resp.StatusCode != http.StatusForbidden || c != nil {
+			t.Fatalf("wrong token %d: %d, cookie %v", i, resp.StatusCode, c)
+		}
+	}
+	resp, c, _ := ts.consoleSignIn(testToken, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || c != nil || resp.Header.Get("X-Amzn-ErrorType") != "TooManyRequestsException" {
+		t.Fatalf("the right token after 3 wrong ones: %d %s, cookie %v", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), c)
+	}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || secs < 1 || secs > 5 {
+		t.Errorf("Retry-After %q: want 1 to 5 seconds (the window is 5 s)", resp.Header.Get("Retry-After"))
+	}
+	if resp, body := ts.do(http.MethodGet, "/2015-03-31/functions/", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the API with the bearer token while the sign-in is closed: %d %s", resp.StatusCode, body)
+	}
+	eventually(t, 30*time.Second, func() error {
+		resp, c, csrf := ts.consoleSignIn(testToken, nil)
+		if resp.StatusCode != http.StatusOK || c == nil || csrf == "" {
+			return fmt.Errorf("sign-in after the window: %d, cookie %v", resp.StatusCode, c)
+		}
+		return nil
+	})
 }

@@ -2,22 +2,31 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"time"
 
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/diskspace"
+	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/metrics"
 	"github.com/owl-project/owl/internal/usage"
 	"github.com/owl-project/owl/internal/worker"
 )
 
-// invocationObserver tells the metrics and the usage sums of every
-// invocation the worker ends.
+// invocationObserver tells the metrics, the usage sums and the metric
+// history of every invocation the worker ends.
 type invocationObserver struct {
 	m *metrics.Metrics
 	u *usage.Recorder
+	h *history.Recorder
 }
 
 func (o invocationObserver) Invocation(inv worker.Invocation) {
 	o.m.Invocation(inv.Function, inv.Version, inv.Outcome, inv.Duration, inv.InitDuration, inv.Cold)
+	o.h.Observe(history.Observation{Function: inv.Function, Throttled: inv.Outcome == metrics.Throttle,
+		Failed:     inv.Outcome == metrics.FunctionError || inv.Outcome == metrics.Timeout,
+		InitFailed: inv.Outcome == metrics.InitError, Duration: inv.Duration, Cold: inv.Cold})
 	if inv.BilledMs > 0 { // a throttled invocation never ran: nothing to bill
 		o.u.Record(inv.Function, inv.MemoryMB, inv.BilledMs, inv.Outcome != metrics.Success, time.Now())
 	}
@@ -79,4 +88,33 @@ func newMetrics(s *Server) *metrics.Metrics {
 		src.Placements = func() map[string]int64 { return s.placer.Stats() }
 	}
 	return metrics.New(src)
+}
+
+// openHistory opens the metric history, its samples written under this
+// host's name (a cluster's nodes each write their own subjects) and
+// only while the disk guard has room. Unless set, its bytes are a
+// sixteenth of the store's space, 4 to 256 MiB: JetStream counts a
+// stream's MaxBytes against the store's size when it is created, so a
+// fixed size could keep a small disk's server from starting.
+func openHistory(ctx context.Context, s *Server, cfg config.Config, plan diskspace.Plan, logger *slog.Logger) (*history.Recorder, error) {
+	node, err := os.Hostname()
+	if err != nil {
+		node = "local"
+	}
+	bytes := cfg.MetricHistoryBytes
+	if bytes == 0 {
+		bytes = min(256<<20, max(4<<20, (plan.Free+plan.StoreBytes-plan.Reserve)/16))
+	}
+	logger.Debug("metric history", "max_bytes", bytes, "interval", cfg.MetricHistoryInterval, "max_age", cfg.MetricHistoryAge)
+	return history.Open(ctx, s.bus.JS, history.Options{Node: node, Interval: cfg.MetricHistoryInterval,
+		MaxAge: cfg.MetricHistoryAge, MaxBytes: bytes, SpaceCheck: s.space.Check, Logger: logger})
+}
+
+// forgetHistory deletes a deleted function's metric history.
+func (s *Server) forgetHistory(function string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.history.Forget(ctx, function); err != nil {
+		s.logger.Warn("deleting a deleted function's metric history", "function", function, "err", err)
+	}
 }

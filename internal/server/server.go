@@ -26,6 +26,7 @@ import (
 	"github.com/owl-project/owl/internal/console"
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/events"
+	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/metrics"
@@ -77,7 +78,8 @@ type Server struct {
 	placer  *cluster.Placer
 	// invoker runs invocations: the local worker, or placement.
 	invoker lambdaapi.Invoker
-	lock    *os.File // the data dir's lock (lock.go), held until teardown
+	history *history.Recorder // the metric history (metrics.go)
+	lock    *os.File          // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
 	// (the listener died, or Shutdown), with serveErr the reason;
@@ -200,6 +202,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if s.usage, err = usage.Open(ctx, s.bus.JS, logger.With("component", "usage")); err != nil {
 		return nil, err
 	}
+	if s.history, err = openHistory(ctx, s, cfg, plan, logger.With("component", "history")); err != nil {
+		return nil, err
+	}
 	// The API serves functions' own calls from inside their sandboxes
 	// (worker/caller.go); it is made after the worker, which asks for
 	// that handler only once environments start (after New).
@@ -217,7 +222,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: provisioning(cfg, s.reg), Staleness: s.reg,
 		Egress: cfg.NetworkEgress, Prewarm: prewarm(cfg), Space: s.space, Images: s.images,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
-		Observer: invocationObserver{s.metrics, s.usage},
+		Observer: invocationObserver{s.metrics, s.usage, s.history},
 		Tracer:   s.tracer,
 		Logger:   logger.With("component", "worker"),
 	}, s.reg, s.logs, s.sandboxes())
@@ -232,6 +237,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	s.reg.OnChange(func(c registry.Change) {
 		if c.Deleted() && c.Version == registry.Latest {
 			s.metrics.Forget(c.Name) // a deleted function's series go with it
+			s.forgetHistory(c.Name)
 		}
 	})
 	// Accepted asynchronous invocations wait here until delivered, and
@@ -298,8 +304,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ConcurrencyLimit: cfg.ConcurrencyLimit, ZipLimits: codezip.DefaultLimits(),
 		NetworkEgress: cfg.NetworkEgress, MaxBodyMemory: int64(cfg.MaxBodyMemoryMB) << 20,
 		UploadDir: uploadDir, Space: s.space,
-		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage,
-		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions, logger.With("component", "console")),
+		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage, History: s.history,
+		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions,
+			console.SignInLimit{Failures: cfg.ConsoleSignInFailures, Window: cfg.ConsoleSignInWindow}, logger.With("component", "console")),
 		Nodes: s.nodes(), WorkerOnly: cfg.Role == config.RoleWorker,
 		Logger: logger.With("component", "api"),
 	}, authn, s.reg, s.invoker, s.logs)
@@ -528,6 +535,9 @@ func (s *Server) teardown() {
 	}
 	if s.usage != nil {
 		s.usage.Close() // after the worker: it flushes the last invocations' sums
+	}
+	if s.history != nil {
+		s.history.Close() // after the worker: it writes the last interval's samples
 	}
 	if s.tracer != nil { // after the worker: the last invocations' spans
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/leases"
 )
 
 // Reservations tells the worker each function's reserved concurrency (the
@@ -28,9 +30,20 @@ type admission struct {
 	total       int
 }
 
+// Leases keeps concurrency limits cluster-wide (internal/leases.Table).
+type Leases interface {
+	// Acquire takes one slot of key's limit across the cluster, or
+	// returns leases.ErrFull.
+	Acquire(ctx context.Context, key string, limit int) error
+	// Release gives back a slot Acquire took.
+	Release(key string)
+}
+
 // admit takes a concurrency slot for an invocation of name, or returns
-// TooManyRequestsException with Lambda's Reason.
-func (w *Worker) admit(name string) error {
+// TooManyRequestsException with Lambda's Reason. In a cluster it also
+// takes the slot of the cluster-wide limit (Config.Leases) and returns its
+// key, which leave gives back.
+func (w *Worker) admit(ctx context.Context, name string) (leaseKey string, err error) {
 	reserved, hasReservation := 0, false
 	reservedTotal := 0
 	if w.cfg.Reservations != nil {
@@ -39,27 +52,47 @@ func (w *Worker) admit(name string) error {
 	}
 	a := &w.admission
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	switch {
 	case hasReservation && a.perFunction[name] >= reserved:
-		return throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
+		a.mu.Unlock()
+		return "", throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
 	case !hasReservation && a.unreserved >= w.cfg.ConcurrencyLimit-reservedTotal,
 		a.total >= w.cfg.ConcurrencyLimit:
-		return throttled("ConcurrentInvocationLimitExceeded")
+		a.mu.Unlock()
+		return "", throttled("ConcurrentInvocationLimitExceeded")
 	}
 	a.perFunction[name]++
 	a.total++
 	if !hasReservation {
 		a.unreserved++
 	}
+	a.mu.Unlock()
 	w.inflight.Add(1)
-	return nil
+	if w.cfg.Leases == nil {
+		return "", nil
+	}
+	key, limit, reason := "unreserved", w.cfg.ConcurrencyLimit-reservedTotal, "ConcurrentInvocationLimitExceeded"
+	if hasReservation {
+		key, limit, reason = "fn."+name, reserved, "ReservedFunctionConcurrentInvocationLimitExceeded"
+	}
+	if err := w.cfg.Leases.Acquire(ctx, key, limit); err != nil {
+		w.leave(name, "")
+		if errors.Is(err, leases.ErrFull) {
+			return "", throttled(reason)
+		}
+		return "", &lambdaerr.Error{Code: lambdaerr.ServiceUnavailable, RetryAfter: 1,
+			Message: "The cluster's concurrency limits cannot be reached: " + err.Error()}
+	}
+	return key, nil
 }
 
 // leave gives back the slot admit took. Whether it counted as unreserved
 // is decided again: a reservation put or deleted meanwhile moves at most
 // one count between the pools, and both pools stay non-negative.
-func (w *Worker) leave(name string) {
+func (w *Worker) leave(name, leaseKey string) {
+	if leaseKey != "" {
+		w.cfg.Leases.Release(leaseKey)
+	}
 	_, hasReservation := false, false
 	if w.cfg.Reservations != nil {
 		_, hasReservation = w.cfg.Reservations.Reserved(name)

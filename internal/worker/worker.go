@@ -61,6 +61,10 @@ type Config struct {
 	Staleness Staleness
 	// Reservations supplies reserved concurrency; nil: none.
 	Reservations Reservations
+	// Leases holds the concurrency limits across a cluster's nodes
+	// (internal/leases); nil on a single node, where counting here is
+	// enough.
+	Leases Leases
 	// Provisioning supplies provisioned concurrency; nil: none.
 	Provisioning Provisioning
 	// ProvisionEvery is how often provisioned environments are reconciled
@@ -208,11 +212,14 @@ type Result struct {
 // Invoke runs req on an environment of fn. Errors are platform or
 // admission errors (lambdaerr); function failures are Results.
 func (w *Worker) Invoke(ctx context.Context, fn registry.Function, req Request) (*Result, error) {
-	if err := w.admit(fn.Name); err != nil {
-		w.observe(fn, outcomeThrottle, nil)
+	slot, err := w.admit(ctx, fn.Name)
+	if err != nil {
+		if lambdaerr.Is(err, lambdaerr.TooManyRequests) {
+			w.observe(fn, outcomeThrottle, nil)
+		}
 		return nil, err
 	}
-	defer w.leave(fn.Name)
+	defer w.leave(fn.Name, slot)
 	d, failed, err := w.deliver(ctx, fn, req)
 	switch {
 	case failed != nil:

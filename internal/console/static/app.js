@@ -1,9 +1,11 @@
 // app.js: the console's entry: sign-in, sign-out and the router
-// (#/ the functions, #/fn/NAME a function).
+// (#/ the functions, #/fn/NAME a function, #/dashboard every function's
+// metric history).
 import { call, csrf, json, setCSRF, SignedOutError } from './api.js';
 import { el, show, errorText } from './dom.js';
 import { functionsPage } from './functions.js';
 import { functionPage } from './function.js';
+import { dashboardPage } from './charts.js';
 
 let signedIn = false;
 let leave = null; // the current page's clean-up (a log follow to stop)
@@ -50,6 +52,7 @@ async function route() {
   const m = hash.match(/^#\/fn\/(.+)$/);
   try {
     if (m) leave = await functionPage(decodeURIComponent(m[1]));
+    else if (hash === '#/dashboard') leave = dashboardPage();
     else await functionsPage();
   } catch (err) {
     if (err instanceof SignedOutError) return;

@@ -1,9 +1,11 @@
 // function.js: one function: its configuration (memory, timeout and
 // environment editable), a test-invoke panel, live logs, versions and
-// aliases, and its code to download.
+// aliases, its code to download, and its metrics, live and over past
+// ranges (charts.js).
 import { call, json, fnPath } from './api.js';
 import { el, show, errorText, setStatus, act } from './dom.js';
 import { usagePanel, eventsPanel, triggersPanel, livePanel } from './activity.js';
+import { historyPanel } from './charts.js';
 
 // The invoke panel's text survives a sign-in: it is kept per function in
 // sessionStorage as it is typed.
@@ -16,6 +18,7 @@ export async function functionPage(name) {
   const [versions, usage, events, triggers] = await Promise.all([
     versionsPanel(name), usagePanel(name), eventsPanel(name), triggersPanel(name)]);
   const live = livePanel(name);
+  const history = historyPanel(name);
   show(
     el('p', {}, el('a', { href: '#/' }, '← Functions')),
     el('h1', { id: 'fn-name' }, cfg.FunctionName),
@@ -23,11 +26,13 @@ export async function functionPage(name) {
     follow.section,
     el('div', { class: 'grid' }, versions, codePanel(name, cfg)),
     el('div', { class: 'grid' }, live.section, usage),
+    history.section,
     el('div', { class: 'grid' }, triggers, events),
   );
   return () => {
     follow.stop();
     live.stop();
+    history.stop();
   };
 }
 
