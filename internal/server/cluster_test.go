@@ -623,3 +623,41 @@ func cleanAfterKill(t testing.TB, nc *natsCluster, p *owlProcess, name string, a
 	})
 	return func() { done = true }
 }
+
+// TestClusterNoWorkerYet: an api node alone answers a synchronous
+// invocation 503, naming why, and keeps the asynchronous ones it
+// accepted; a worker that joins later runs them all.
+func TestClusterNoWorkerYet(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	nc := startNATSCluster(t, 1)
+	api := startNode(t, nc, t.TempDir(), "api1", "api", "--async-throttle-backoff", "2s")
+	api.createKitchensink("later")
+	o := invokeHTTP(api.URL, "later", `{}`, nil)
+	if o.status != http.StatusServiceUnavailable || o.errType != "ServiceUnavailableException" || !strings.Contains(o.body, "No live node can run it now") {
+		t.Fatalf("a synchronous invocation with no worker: %d %s %s", o.status, o.errType, o.body)
+	}
+	const n = 5
+	for i := range n {
+		o := invokeHTTP(api.URL, "later", fmt.Sprintf(`{"print":"LATER %d"}`, i), map[string]string{"X-Amz-Invocation-Type": "Event"})
+		if o.status != http.StatusAccepted {
+			t.Fatalf("Event invocation %d: %d %s", i, o.status, o.body)
+		}
+	}
+	w := startNode(t, nc, t.TempDir(), "w1", "worker")
+	testkit.WaitFor(t, 2*time.Minute, "the events accepted before any worker to run", func() bool {
+		log := api.logText("later")
+		for i := range n {
+			if !strings.Contains(log, fmt.Sprintf("LATER %d\n", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range []*owlProcess{api, w} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{api, w} {
+		p.wantCleanStop(t)
+	}
+}
