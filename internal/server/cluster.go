@@ -36,9 +36,16 @@ func connectBus(ctx context.Context, cfg config.Config, s *Server) (*natsbus.Bus
 		return natsbus.StartEmbeddedWith(ctx, cfg.DataDir, s.logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
 			Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
 	}
-	return natsbus.Connect(ctx, natsbus.Remote{URL: cfg.NATS, Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKey,
+	return natsbus.Connect(ctx, NATSRemote(cfg), s.logger)
+}
+
+// NATSRemote is how cfg reaches its existing NATS (--nats and its
+// credentials and TLS files): owl serve connects with it, owl doctor
+// checks it.
+func NATSRemote(cfg config.Config) natsbus.Remote {
+	return natsbus.Remote{URL: cfg.NATS, Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKey,
 		User: cfg.NATSUser, Password: cfg.NATSUserPassword, Token: cfg.NATSToken,
-		CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey, Name: "owl-" + nodeName(cfg)}, s.logger)
+		CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey, Name: "owl-" + nodeName(cfg)}
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]`)
