@@ -75,6 +75,7 @@ var forbidden = map[string][]string{
 	"internal/sources":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/usage":      {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 	"internal/tracing":    {"nats-io", "internal/"},
+	"internal/cluster":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox"},
 	"internal/history":    {"internal/worker", "internal/lambdaapi", "internal/server", "internal/sandbox", "internal/registry"},
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/hostcheck"
+	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/server"
 )
 
 // runHostChecks runs the host checks for a server configured as o (the
@@ -24,6 +26,7 @@ func hostOptions(cfg config.Config) hostcheck.Options {
 	return hostcheck.Options{
 		DataDir: cfg.DataDir, Addr: cfg.Addr, NetworkEgress: cfg.NetworkEgress, Prewarm: cfg.Prewarm,
 		DiskReserveBytes: int64(cfg.DiskReserveMB) << 20,
+		NoSandboxes:      cfg.Role == config.RoleAPI,
 	}
 }
 
@@ -36,7 +39,24 @@ func diagnose(ctx context.Context, cfg config.Config) hostcheck.Report {
 		conf.Message = strings.ReplaceAll(err.Error(), "\n", "; ")
 		conf.Fix = "correct the settings named (flags or their OWL_* variables; owl serve --help lists them)"
 	}
-	return append(hostcheck.Report{conf}, runHostChecks(ctx, hostOptions(cfg))...)
+	rep := append(hostcheck.Report{conf}, runHostChecks(ctx, hostOptions(cfg))...)
+	if cfg.NATS != "" && conf.Status == hostcheck.OK {
+		rep = append(rep, checkNATS(ctx, cfg))
+	}
+	return rep
+}
+
+// checkNATS connects to the NATS --nats names as owl serve would (its
+// credentials, TLS, JetStream, max_payload) and says what failed.
+func checkNATS(ctx context.Context, cfg config.Config) hostcheck.Result {
+	bus, err := natsbus.Connect(ctx, server.NATSRemote(cfg), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return hostcheck.Result{Name: "nats", Status: hostcheck.Fail, Message: err.Error(),
+			Fix: "check --nats, its credentials and TLS files, and that the servers run JetStream with max_payload of at least 8 MB (docs/cluster.md)"}
+	}
+	defer bus.Close()
+	return hostcheck.Result{Name: "nats", Status: hostcheck.OK,
+		Message: fmt.Sprintf("JetStream answers at %s (max_payload %d)", bus.NC.ConnectedUrlRedacted(), bus.NC.MaxPayload())}
 }
 
 // newDoctorCmd is `owl doctor`: whether this host can run `owl serve` as

@@ -245,3 +245,15 @@ exec "$OWL" serve --data "$DATA" --addr 127.0.0.1:0 --network-egress`
 		t.Errorf("the data dir was created before the refusal (stat: %v)", err)
 	}
 }
+
+// TestDoctorNATS: with --nats, doctor connects as serve would and says
+// what failed.
+func TestDoctorNATS(t *testing.T) {
+	fakeChecks(t, hostcheck.Report{okCheck})
+	addr := testkit.FreeAddr(t) // nothing listens there
+	out, _, code := runOwl(t, "", "", "doctor", "--nats", "nats://"+addr)
+	if code != 1 || !strings.Contains(out, "fail  nats") || !strings.Contains(out, "connecting to NATS at nats://"+addr+": nats: no servers available") ||
+		!strings.Contains(out, "max_payload of at least 8 MB") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}

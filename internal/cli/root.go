@@ -101,6 +101,7 @@ data dir (OWL_DATA, default $HOME/.owl).`,
 		newURLCmd(g),
 		newUsageCmd(g),
 		newTopCmd(g),
+		newNodesCmd(g),
 	)
 	return root
 }

@@ -67,6 +67,7 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 // validates cfg and runs the host checks of `owl doctor`: a failure stops
 // it there, with one line per failed check on stderr.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+	server.Version = version()
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/tracing"
 )
 
@@ -174,6 +175,28 @@ type Config struct {
 	// (OWL_NATS_PASSWORD, else generated and stored with the credentials)
 	// publishes and subscribes outside the system's and Owl's subjects.
 	NATSListen, NATSPassword string
+	// NATS, when set, is the URL (or comma-separated URLs) of an existing
+	// NATS server or cluster with JetStream to use instead of the embedded
+	// one (OWL_NATS; docs/cluster.md). Its identity is NATSCreds (a
+	// .creds file), NATSNKey (an NKey seed file), NATSUser with
+	// NATSUserPassword, or NATSToken; NATSCA, NATSCert and NATSKey are its
+	// TLS files.
+	NATS                                  string
+	NATSCreds, NATSNKey                   string
+	NATSUser, NATSUserPassword, NATSToken string
+	NATSCA, NATSCert, NATSKey             string
+	// Role is what this node does in a cluster (OWL_ROLE): "all" (the
+	// API and environments: one machine), "api" (the API, placing
+	// invocations on workers; runs no sandbox) or "worker" (environments
+	// only; its listener serves /healthz, /metrics and /owl/v1/nodes).
+	Role string
+	// NodeName names this node in `owl nodes` (OWL_NODE_NAME; empty: the
+	// host's name). Nodes on one NATS need distinct names.
+	NodeName string
+	// Runtimes, when set, limits the runtimes this node runs to these
+	// (OWL_RUNTIMES; empty: every runtime the machine can run). Placement
+	// never sends a function to a node without its runtime.
+	Runtimes []string
 	// MetricsAddr, when set (HOST:PORT), serves /metrics without
 	// credentials on a listener of its own (OWL_METRICS_ADDR; off by
 	// default: the API's /metrics is authenticated).
@@ -225,8 +248,16 @@ func Default() Config {
 		MaxConnections:        4096,
 		MaxBodyMemoryMB:       1024,
 		ImageSizeLimit:        10 << 30,
+		Role:                  RoleAll,
 	}
 }
+
+// The roles of a node (Config.Role).
+const (
+	RoleAll    = "all"
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
 
 // MaxPrewarm bounds Config.Prewarm (per runtime).
 const MaxPrewarm = 16
@@ -323,6 +354,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.validateImages()...)
+	errs = append(errs, c.validateCluster()...)
 	if c.CodeStorageLimit <= 0 {
 		errs = append(errs, fmt.Errorf("code storage limit %d: must be positive", c.CodeStorageLimit))
 	}
@@ -432,6 +464,58 @@ func (c Config) validateImages() []error {
 	}
 	if c.RegistryAuthFile != "" && !filepath.IsAbs(c.RegistryAuthFile) {
 		errs = append(errs, fmt.Errorf("registry auth file %q: want an absolute path", c.RegistryAuthFile))
+	}
+	return errs
+}
+
+var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validateCluster checks the settings of joining NATS and of the node's
+// role.
+func (c Config) validateCluster() []error {
+	var errs []error
+	switch c.Role {
+	case RoleAll, RoleAPI, RoleWorker:
+	default:
+		errs = append(errs, fmt.Errorf("role %q: want all, api or worker", c.Role))
+	}
+	if c.NodeName != "" && !nodeNameRe.MatchString(c.NodeName) {
+		errs = append(errs, fmt.Errorf("node name %q: want 1 to 64 letters, digits, - or _", c.NodeName))
+	}
+	for _, id := range c.Runtimes {
+		if !runtimes.Known(id) {
+			errs = append(errs, fmt.Errorf("runtimes: %q is not a runtime Owl knows (owl runtimes lists them)", id))
+		}
+	}
+	if c.NATS == "" {
+		for name, v := range map[string]string{"nats-creds": c.NATSCreds, "nats-nkey": c.NATSNKey, "nats-user": c.NATSUser,
+			"nats-ca": c.NATSCA, "nats-cert": c.NATSCert, "nats-key": c.NATSKey, "OWL_NATS_TOKEN": c.NATSToken} {
+			if v != "" {
+				errs = append(errs, fmt.Errorf("%s is for an existing NATS: set --nats too", name))
+			}
+		}
+		if c.Role != RoleAll && c.Role != "" {
+			errs = append(errs, fmt.Errorf("role %s: the nodes of a cluster share a NATS; set --nats (or cluster the embedded one)", c.Role))
+		}
+		return errs
+	}
+	if c.NATSListen != "" {
+		errs = append(errs, errors.New("nats-listen serves the embedded NATS; with --nats, clients connect to that NATS instead"))
+	}
+	for _, u := range strings.Split(c.NATS, ",") {
+		scheme, _, ok := strings.Cut(strings.TrimSpace(u), "://")
+		if !ok || (scheme != "nats" && scheme != "tls") {
+			errs = append(errs, fmt.Errorf("nats %q: want nats://HOST:PORT or tls://HOST:PORT, comma-separated", u))
+		}
+	}
+	for name, path := range map[string]string{"nats-creds": c.NATSCreds, "nats-nkey": c.NATSNKey,
+		"nats-ca": c.NATSCA, "nats-cert": c.NATSCert, "nats-key": c.NATSKey} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
 	}
 	return errs
 }

@@ -76,6 +76,16 @@ var Settings = []Setting{
 	{Name: "metrics-addr", Help: "HOST:PORT to serve /metrics on without credentials, for a Prometheus that cannot send the token; off when empty (the API's /metrics needs them)", Field: func(c *Config) any { return &c.MetricsAddr }},
 	{Name: "otlp-endpoint", Help: "OTLP/HTTP endpoint (URL) to export invocation spans to, e.g. http://localhost:4318; empty: the OTEL_EXPORTER_OTLP_* variables decide, none set: no spans", Field: func(c *Config) any { return &c.OTLPEndpoint }},
 	{Name: "nats-listen", Help: "HOST:PORT to serve NATS clients outside Owl on (user owl, password nats_password in the credentials file); off when empty", Field: func(c *Config) any { return &c.NATSListen }},
+	{Name: "nats", Help: "URL of an existing NATS server or cluster with JetStream (nats:// or tls://, comma-separated) to use instead of the embedded one (docs/cluster.md)", Field: func(c *Config) any { return &c.NATS }},
+	{Name: "nats-creds", Help: "with --nats: a .creds file (user JWT and NKey seed) to authenticate with", Field: func(c *Config) any { return &c.NATSCreds }},
+	{Name: "nats-nkey", Help: "with --nats: a file holding an NKey user's seed to authenticate with", Field: func(c *Config) any { return &c.NATSNKey }},
+	{Name: "nats-user", Help: "with --nats: the user to authenticate as (its password: OWL_NATS_USER_PASSWORD)", Field: func(c *Config) any { return &c.NATSUser }},
+	{Name: "nats-ca", Help: "with --nats: PEM file of the CAs the NATS servers' certificates chain to", Field: func(c *Config) any { return &c.NATSCA }},
+	{Name: "nats-cert", Help: "with --nats: PEM client certificate for NATS servers that verify clients (with --nats-key)", Field: func(c *Config) any { return &c.NATSCert }},
+	{Name: "nats-key", Help: "with --nats: the client certificate's PEM key", Field: func(c *Config) any { return &c.NATSKey }},
+	{Name: "role", Help: "this node's part in a cluster: all (API and environments), api (the API; places invocations on workers) or worker (environments; serves only /healthz, /metrics and /owl/v1/nodes)", Field: func(c *Config) any { return &c.Role }},
+	{Name: "node-name", Help: "this node's name in owl nodes, unique on its NATS (empty: the host's name)", Field: func(c *Config) any { return &c.NodeName }},
+	{Name: "runtimes", Help: "runtimes this node runs, repeatable or comma-separated (empty: all the machine can run); placement sends a function only to nodes with its runtime", Field: func(c *Config) any { return &c.Runtimes }},
 	{Name: "insecure-registry", Help: "container registry HOST:PORT whose images are pulled over plain HTTP, as Docker's flag; repeatable (environment: comma-separated)", Field: func(c *Config) any { return &c.InsecureRegistries }},
 	{Name: "registry-auth-file", Help: "docker-style config.json whose \"auths\" give the container registries' credentials; empty: anonymous pulls", Field: func(c *Config) any { return &c.RegistryAuthFile }},
 	{Name: "image-size-limit", Help: "bytes a container image may take unpacked (Lambda: 10 GB)", Field: func(c *Config) any { return &c.ImageSizeLimit }},
@@ -85,6 +95,8 @@ var Settings = []Setting{
 	{Name: "secret-access-key", Help: "its secret key (generated with it when unset)", Field: func(c *Config) any { return &c.SecretAccessKey }, EnvOnly: true},
 	{Name: "token", Help: "the bearer token Owl's own client sends (generated when unset)", Field: func(c *Config) any { return &c.Token }, EnvOnly: true},
 	{Name: "nats-password", Help: "the password of NATS user owl on --nats-listen (generated when unset)", Field: func(c *Config) any { return &c.NATSPassword }, EnvOnly: true},
+	{Name: "nats-user-password", Help: "with --nats and --nats-user: that user's password", Field: func(c *Config) any { return &c.NATSUserPassword }, EnvOnly: true},
+	{Name: "nats-token", Help: "with --nats: a token to authenticate with", Field: func(c *Config) any { return &c.NATSToken }, EnvOnly: true},
 }
 
 // Lookup returns the setting named name.
@@ -206,6 +218,12 @@ func SettingsMarkdown() string {
 			if !s.EnvOnly {
 				d = "(off)"
 			}
+		}
+		switch s.Name {
+		case "node-name":
+			d = "the host's name"
+		case "nats-user-password", "nats-token", "runtimes":
+			d = "(none)"
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", flag, s.Env(), d, s.Help)
 	}

@@ -135,10 +135,16 @@ type Options struct {
 	// DiskReserveBytes is the free space owl serve keeps on the data dir's
 	// disk (--disk-reserve): a start needs it and the smallest store.
 	DiskReserveBytes int64
+	// NoSandboxes is a node that runs none (--role api): only its data
+	// dir, disk and port are checked.
+	NoSandboxes bool
 }
 
 // Run runs every check on h for a server configured as o.
 func Run(ctx context.Context, h Host, o Options) Report {
+	if o.NoSandboxes {
+		return Report{h.DataDir(o), h.Disk(o), h.Port(o)}
+	}
 	return Report{
 		h.User(),
 		h.Kernel(o),

@@ -3,6 +3,7 @@ package hostcheck
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	cgroups "github.com/containerd/cgroups/v3"
@@ -50,5 +51,18 @@ func TestRealHost(t *testing.T) {
 	want := map[cgroups.CGMode]cgroupMode{cgroups.Legacy: cgroupV1, cgroups.Hybrid: cgroupHybrid, cgroups.Unified: cgroupV2}[cgroups.Mode()]
 	if mode != want {
 		t.Errorf("cgroup mode %s, containerd's (the sandbox's) says %v", mode, cgroups.Mode())
+	}
+}
+
+// TestNoSandboxes: a node that runs none (an api node) is checked for its
+// data dir, disk and port only, never for what sandboxes need.
+func TestNoSandboxes(t *testing.T) {
+	o := Options{DataDir: t.TempDir(), Addr: "127.0.0.1:0", DiskReserveBytes: 128 << 20, NoSandboxes: true}
+	var names []string
+	for _, r := range Run(context.Background(), RealHost(), o) {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, ","); got != "data dir,disk space,api port" {
+		t.Errorf("checks of a node without sandboxes: %s", got)
 	}
 }

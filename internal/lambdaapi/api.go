@@ -135,6 +135,12 @@ type Options struct {
 	Metrics http.Handler
 	// Usage answers GET /owl/v1/usage; nil: refused.
 	Usage Usage
+	// Nodes is the cluster's node registry (/owl/v1/nodes); nil:
+	// refused.
+	Nodes Nodes
+	// WorkerOnly serves only /healthz, /metrics and /owl/v1/nodes: the
+	// API of a worker node (--role worker).
+	WorkerOnly bool
 	// History answers GET /owl/v1/metrics/history; nil: refused.
 	History History
 	// Routes is the HTTP API's route table (served under /http/, managed
@@ -188,6 +194,8 @@ type API struct {
 	closeStreams context.CancelFunc
 	// authLogs rate-limits the log lines of unauthenticated requests.
 	authLogs logLimiter
+	// workerOnly, on a worker node, serves instead of mux (nodes.go).
+	workerOnly http.Handler
 }
 
 // New builds the API handler.
@@ -201,6 +209,9 @@ func New(opts Options, a *auth.Authenticator, reg *registry.Registry, inv Invoke
 		uploadDir: cmp.Or(opts.UploadDir, os.TempDir())}
 	api.closing, api.closeStreams = context.WithCancel(context.Background())
 	api.routes()
+	if opts.WorkerOnly {
+		api.workerOnly = workerOnly(api.mux)
+	}
 	return api
 }
 
@@ -318,6 +329,8 @@ func (a *API) owlRoutes(h func(pattern string, limit int64, fn handlerFunc)) {
 	h("GET /owl/v1/functions/{name}/code", 0, a.functionCode)
 	h("GET /owl/v1/runtimes", 0, a.listRuntimes)
 	h("GET /owl/v1/usage", 0, a.getUsage)
+	h("GET /owl/v1/nodes", 0, a.listNodes)
+	h("POST /owl/v1/nodes/{name}/drain", 1<<10, a.drainNode)
 	h("GET /owl/v1/metrics/history", 0, a.getHistory)
 	h("GET /owl/v1/events", 0, a.listEvents)
 	h("GET /owl/v1/events/{id}", 0, a.getEvent)
@@ -350,6 +363,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// ServeMux would answer a redirect to the cleaned path: a path
 		// with "." or ".." segments or an empty one names no operation.
 		a.unknown.ServeHTTP(w, r)
+		return
+	}
+	if a.workerOnly != nil {
+		a.workerOnly.ServeHTTP(w, r)
 		return
 	}
 	a.mux.ServeHTTP(w, r)

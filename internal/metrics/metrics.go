@@ -47,6 +47,12 @@ type Sources struct {
 	// TraceSpansDropped is how many spans were never exported (the
 	// export queue was full, or the OTLP endpoint did not take them).
 	TraceSpansDropped func() int64
+	// Nodes counts the cluster's nodes by health (ok, draining,
+	// unhealthy, lost, incompatible); nil outside a cluster.
+	Nodes func() map[string]int
+	// Placements counts what placement did (cluster.Placer.Stats); nil
+	// outside a cluster.
+	Placements func() map[string]int64
 }
 
 // Metrics is the node's registry of metrics.
@@ -131,14 +137,19 @@ var (
 	oldestDesc   = prometheus.NewDesc("owl_async_queue_oldest_age_seconds", "How long the oldest asynchronous invocation stored and not yet finished has waited (0: none).", nil, nil)
 	triggersDesc = prometheus.NewDesc("owl_trigger_events_total", "Trigger activity by kind (schedule firings and missed firings, subject batches, filtered and failed messages).", []string{"event"}, nil)
 	droppedDesc  = prometheus.NewDesc("owl_trace_spans_dropped_total", "Spans never exported to the OTLP endpoint: its queue was full, or the endpoint did not take them.", nil, nil)
+	nodesDesc    = prometheus.NewDesc("owl_cluster_nodes", "The cluster's nodes this node knows of, by health (ok, draining, unhealthy, lost, incompatible).", []string{"health"}, nil)
+	placedDesc   = prometheus.NewDesc("owl_placements_total", "Invocations this node placed: run here (local), sent to another node (forwarded), sent on to the next node (redirected), failed as their node stopped (node_lost), or with no node to run them (no_node).", []string{"outcome"}, nil)
 )
+
+// nodeHealths are the healths owl_cluster_nodes reports (0 when none).
+var nodeHealths = []string{"ok", "draining", "unhealthy", "lost", "incompatible"}
 
 // functionEnvStates are the states owl_function_environments reports for
 // every function that has an environment (0 when none is in it).
 var functionEnvStates = []string{"starting", "busy", "idle", "frozen", "provisioned"}
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{envDesc, fnEnvDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, oldestDesc, triggersDesc, droppedDesc} {
+	for _, d := range []*prometheus.Desc{envDesc, fnEnvDesc, concDesc, budgetDesc, usedDesc, asyncDesc, queueDesc, oldestDesc, triggersDesc, droppedDesc, nodesDesc, placedDesc} {
 		ch <- d
 	}
 }
@@ -183,5 +194,21 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.TraceSpansDropped != nil {
 		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.TraceSpansDropped()))
+	}
+	c.collectCluster(ch)
+}
+
+// collectCluster reads the cluster's sources.
+func (c sourceCollector) collectCluster(ch chan<- prometheus.Metric) {
+	if c.src.Nodes != nil {
+		by := c.src.Nodes()
+		for _, h := range nodeHealths {
+			ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(by[h]), h)
+		}
+	}
+	if c.src.Placements != nil {
+		for outcome, n := range c.src.Placements() {
+			ch <- prometheus.MustNewConstMetric(placedDesc, prometheus.CounterValue, float64(n), outcome)
+		}
 	}
 }

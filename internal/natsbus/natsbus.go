@@ -172,6 +172,9 @@ func randomPassword() string {
 
 // ClientURL is where clients reach the NATS listener ("" without one).
 func (b *Bus) ClientURL() string {
+	if b.srv == nil {
+		return ""
+	}
 	if addr := b.srv.Addr(); addr != nil {
 		return "nats://" + addr.String()
 	}
@@ -214,12 +217,13 @@ type Usage struct {
 }
 
 // Usage measures the store: stream states from JetStream, file sizes
-// from the disk.
+// from the disk. On an external NATS server the files are not Owl's to
+// measure: StoreBytes is then the live bytes.
 func (b *Bus) Usage(ctx context.Context) (Usage, error) {
 	var u Usage
 	perStream := map[string]int64{}
 	streamsDir := filepath.Join(b.storeDir, "jetstream", "$G", "streams")
-	err := filepath.WalkDir(b.storeDir, func(p string, d fs.DirEntry, err error) error {
+	err := b.walkStore(func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // files come and go while JetStream works
@@ -260,8 +264,20 @@ func (b *Bus) Usage(ctx context.Context) (Usage, error) {
 		return u, fmt.Errorf("listing streams: %w", err)
 	}
 	sort.Slice(u.Streams, func(i, j int) bool { return u.Streams[i].Name < u.Streams[j].Name })
+	if b.srv == nil {
+		u.StoreBytes = u.LiveBytes
+	}
 	u.ReclaimableBytes = max(0, u.StoreBytes-u.LiveBytes)
 	return u, nil
+}
+
+// walkStore walks the embedded server's store dir (nothing on an
+// external server).
+func (b *Bus) walkStore(fn fs.WalkDirFunc) error {
+	if b.srv == nil {
+		return nil
+	}
+	return filepath.WalkDir(b.storeDir, fn)
 }
 
 func cutSep(p string) (first, rest string, ok bool) {
@@ -297,6 +313,9 @@ func DirBytes(dir string) int64 {
 // stream name after (see WriteErrors), or nil while the stream takes
 // writes.
 func (b *Bus) StreamWriteError(name string) error {
+	if b.srv == nil {
+		return nil // an external server's health is its operator's
+	}
 	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
 	for _, e := range h.Errors {
 		if e.Type == server.HealthzErrorStream && e.Stream == name && strings.Contains(e.Error, "write error") {
@@ -313,6 +332,9 @@ func (b *Bus) StreamWriteError(name string) error {
 // disk filled by someone else from under the reserve to zero can still
 // cause it, and the collector reports it.
 func (b *Bus) WriteErrors() []string {
+	if b.srv == nil {
+		return nil
+	}
 	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
 	var out []string
 	for _, e := range h.Errors {

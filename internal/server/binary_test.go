@@ -80,6 +80,13 @@ type owlProcess struct {
 // startOwl starts `owl serve` on dataDir and waits until it answers.
 func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 	t.Helper()
+	return startOwlWith(t, dataDir, "/2016-08-19/account-settings", nil, extraEnv...)
+}
+
+// startOwlWith starts `owl serve` on dataDir with the extra args and
+// waits until GET ready answers 200 with the test's token.
+func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv ...string) *owlProcess {
+	t.Helper()
 	requireRoot(t)
 	build(t)
 	addr := testkit.FreeAddr(t)
@@ -88,7 +95,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		stderr:     &testkit.Buffer{},
 		exited:     make(chan struct{}),
 	}
-	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
+	p.cmd = exec.Command(owlBinary, append([]string{"serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s"}, args...)...)
 	p.cmd.Env = owlEnv(extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -119,7 +126,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 			t.Fatalf("owl serve exited at start: %v\n%s", p.waitErr, p.stderr.String())
 		default:
 		}
-		req, _ := http.NewRequest(http.MethodGet, p.URL+"/2016-08-19/account-settings", nil)
+		req, _ := http.NewRequest(http.MethodGet, p.URL+ready, nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -127,7 +134,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("account settings: %d", resp.StatusCode)
+			return fmt.Errorf("%s: %d", ready, resp.StatusCode)
 		}
 		return nil
 	})
@@ -135,7 +142,7 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 }
 
 // sigterm asks owl serve to stop, as a service manager does.
-func (p *owlProcess) sigterm(t *testing.T) {
+func (p *owlProcess) sigterm(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -144,7 +151,7 @@ func (p *owlProcess) sigterm(t *testing.T) {
 
 // wantCleanStop checks how owl serve ends after sigterm: exit status 0
 // within 30 s, and nothing of it left behind (checkNothingLeft).
-func (p *owlProcess) wantCleanStop(t *testing.T) {
+func (p *owlProcess) wantCleanStop(t testing.TB) {
 	t.Helper()
 	if code := p.waitExit(t, 30*time.Second); code != 0 {
 		t.Errorf("owl serve exited %d after SIGTERM\n%s", code, p.stderr.String())
@@ -153,7 +160,7 @@ func (p *owlProcess) wantCleanStop(t *testing.T) {
 }
 
 // waitExit waits for the process to exit and returns its exit code.
-func (p *owlProcess) waitExit(t *testing.T, timeout time.Duration) int {
+func (p *owlProcess) waitExit(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.exited:

@@ -44,12 +44,13 @@ func (i workerInvoker) Provisioned(name, version string) (ready int, failure str
 	return i.w.Provisioned(name, version)
 }
 
-// eventInvoker puts the worker behind asynchronous delivery's seam
-// (events.Invoker), the delivery in the event's trace (a new one for an
-// event without), after the span of its wait in the queue.
+// eventInvoker puts the node's invoker (the worker, or placement in a
+// cluster) behind asynchronous delivery's seam (events.Invoker), the
+// delivery in the event's trace (a new one for an event without), after
+// the span of its wait in the queue.
 type eventInvoker struct {
-	w *worker.Worker
-	t *tracing.Tracer
+	inv lambdaapi.Invoker
+	t   *tracing.Tracer
 }
 
 func (i eventInvoker) Invoke(ctx context.Context, fn registry.Function, req events.Request) (events.Outcome, error) {
@@ -63,7 +64,7 @@ func (i eventInvoker) Invoke(ctx context.Context, fn registry.Function, req even
 				attribute.String("faas.invocation_id", req.RequestID), attribute.String("faas.trigger", "pubsub"))
 		}
 	}
-	res, err := i.w.Invoke(ctx, fn, worker.Request{
+	res, err := i.inv.Invoke(ctx, lambdaapi.InvokeRequest{Function: fn,
 		RequestID: req.RequestID, Payload: req.Payload, TraceID: req.TraceID, InvokedARN: req.InvokedARN,
 		Depth: req.Depth, Origin: req.Origin,
 	})

@@ -35,7 +35,7 @@ func (o invocationObserver) Invocation(inv worker.Invocation) {
 // newMetrics makes the node's metrics, reading its parts at each scrape
 // (they exist by the time anything scrapes: after New).
 func newMetrics(s *Server) *metrics.Metrics {
-	return metrics.New(metrics.Sources{
+	src := metrics.Sources{
 		// A closure: the worker is made after the metrics.
 		FunctionEnvironments: func() map[string]map[string]int { return s.worker.FunctionEnvironments() },
 		Environments: func() map[string]int {
@@ -74,7 +74,20 @@ func newMetrics(s *Server) *metrics.Metrics {
 				"subject_loops": src.Loops}
 		},
 		TraceSpansDropped: s.tracer.Dropped,
-	})
+	}
+	if clustered(s.cfg) {
+		// Closures: the membership and the placer are made after the
+		// metrics.
+		src.Nodes = func() map[string]int {
+			by := map[string]int{}
+			for _, n := range s.members.Nodes() {
+				by[n.Health]++
+			}
+			return by
+		}
+		src.Placements = func() map[string]int64 { return s.placer.Stats() }
+	}
+	return metrics.New(src)
 }
 
 // openHistory opens the metric history, its samples written under this

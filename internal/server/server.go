@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/auth"
+	"github.com/owl-project/owl/internal/cluster"
 	"github.com/owl-project/owl/internal/codezip"
 	"github.com/owl-project/owl/internal/config"
 	"github.com/owl-project/owl/internal/console"
@@ -71,8 +72,14 @@ type Server struct {
 	metricsSrv *http.Server
 	metricsLn  net.Listener
 	usage      *usage.Recorder
-	history    *history.Recorder // the metric history (metrics.go)
-	lock       *os.File          // the data dir's lock (lock.go), held until teardown
+	// In a cluster (--nats): this node's record in the node registry and
+	// the placer invocations go through (cluster.go); nil alone.
+	members *cluster.Membership
+	placer  *cluster.Placer
+	// invoker runs invocations: the local worker, or placement.
+	invoker lambdaapi.Invoker
+	history *history.Recorder // the metric history (metrics.go)
+	lock    *os.File          // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
 	// (the listener died, or Shutdown), with serveErr the reason;
@@ -132,26 +139,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 
-	sbCfg := sandbox.Config{
-		Instance:       instanceID(dataDir),
-		RootDir:        filepath.Join(dataDir, "sandboxes"),
-		Spares:         cfg.SpareInits,
-		TmpSpares:      min(cfg.SpareInits+2, sandbox.MaxSpares),
-		MemoryBudgetMB: cfg.MemoryBudgetMB,
-		Logger:         logger.With("component", "sandbox"),
-	}
-	if cfg.NetworkEgress {
-		pool, _ := cfg.NetworkPool() // checked by Validate
-		sbCfg.Egress = &sandbox.EgressConfig{Pool: pool}
-	}
-	s.sbm, err = sandbox.NewManager(sbCfg)
-	if err != nil {
-		return nil, fmt.Errorf("starting sandbox manager: %w", err)
-	}
-	if n, err := s.sbm.CleanupStale(ctx); err != nil {
-		return nil, fmt.Errorf("cleaning up after a previous run: %w", err)
-	} else if n > 0 {
-		logger.Warn("removed sandboxes left by a previous run", "count", n)
+	// An api node runs no sandbox: no manager, cgroups, spares or network.
+	if runsEnvironments(cfg) {
+		if err := s.startSandboxes(ctx, dataDir); err != nil {
+			return nil, err
+		}
 	}
 
 	// The store's limits derive from the disk (a small one starts with a
@@ -162,14 +154,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	// their functions may still write is counted as used.
 	// What the live /tmp disks may still write, over --tmp-overcommit: a
 	// burst of 1000 environments at 512 MB would otherwise need 512 GB.
-	s.space.SetPromised(func() int64 { return int64(float64(s.sbm.TmpPromisedBytes()) / cfg.TmpOvercommit) })
+	if s.sbm != nil {
+		s.space.SetPromised(func() int64 { return int64(float64(s.sbm.TmpPromisedBytes()) / cfg.TmpOvercommit) })
+	}
 	plan, err := diskspace.PlanStart(dataDir, natsbus.DirBytes(natsbus.StoreDir(dataDir)), s.space.Reserve())
 	if err != nil {
 		return nil, err
 	}
-	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
-		Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
-	if err != nil {
+	if s.bus, err = connectBus(ctx, cfg, s); err != nil {
 		return nil, err
 	}
 	s.reg, err = registry.Open(ctx, s.bus.JS, registry.Options{
@@ -227,13 +219,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit, TmpOvercommit: cfg.TmpOvercommit,
-		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.reg, Staleness: s.reg,
-		Egress: cfg.NetworkEgress, Prewarm: cfg.Prewarm, Space: s.space, Images: s.images,
+		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: provisioning(cfg, s.reg), Staleness: s.reg,
+		Egress: cfg.NetworkEgress, Prewarm: prewarm(cfg), Space: s.space, Images: s.images,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage, s.history},
 		Tracer:   s.tracer,
 		Logger:   logger.With("component", "worker"),
-	}, s.reg, s.logs, worker.SandboxManager(s.sbm))
+	}, s.reg, s.logs, s.sandboxes())
 
 	s.pulls = newImagePulls(s.images, s.reg, logger.With("component", "images"))
 	if err := s.pulls.resume(ctx); err != nil {
@@ -263,6 +255,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, err
 	}
 
+	s.invoker = workerInvoker{s.worker}
+	if clustered(cfg) {
+		if err := s.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+		local := workerInvoker{}
+		if runsEnvironments(cfg) {
+			local.w = s.worker
+		}
+		s.invoker = placedInvoker{p: s.placer, local: local}
+	}
+
 	s.sched, err = triggers.Open(ctx, s.bus.JS, s.reg, s.events, triggers.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "triggers"),
 	})
@@ -279,7 +283,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err := os.Mkdir(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the upload directory: %w", err)
 	}
-	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.worker, s.tracer}, s.events, s.bus.NC.Publish, sources.Options{
+	s.sources, err = sources.Open(ctx, s.bus.JS, s.reg, eventInvoker{s.invoker, s.tracer}, s.events, s.bus.NC.Publish, sources.Options{
 		MaxAge: cfg.EventLogAge, MaxBytes: plan.LogBytes, StreamBytes: plan.LogBytes, RetryDelay: min(time.Second, cfg.AsyncRetryDelay),
 		Region: cfg.Region, AccountID: cfg.AccountID, Logger: logger.With("component", "sources"),
 	})
@@ -303,8 +307,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		Health: s.health, Events: s.events, EventLog: s.events, Triggers: s.sched, Routes: s.routes, Mappings: s.sources, Metrics: s.metrics.Handler(), Usage: s.usage, History: s.history,
 		Images: s.pulls, Tracer: s.tracer, Sessions: sessions, Console: console.New(sessions,
 			console.SignInLimit{Failures: cfg.ConsoleSignInFailures, Window: cfg.ConsoleSignInWindow}, logger.With("component", "console")),
+		Nodes: s.nodes(), WorkerOnly: cfg.Role == config.RoleWorker,
 		Logger: logger.With("component", "api"),
-	}, authn, s.reg, workerInvoker{s.worker}, s.logs)
+	}, authn, s.reg, s.invoker, s.logs)
 	if cfg.MetricsAddr != "" {
 		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listening on %s for metrics: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
@@ -327,6 +332,35 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	return s, nil
 }
 
+// startSandboxes starts the sandbox manager (spare inits, the memory
+// budget's parent cgroup, the egress network) and removes what a crashed
+// run left.
+func (s *Server) startSandboxes(ctx context.Context, dataDir string) error {
+	cfg := s.cfg
+	sbCfg := sandbox.Config{
+		Instance:       instanceID(dataDir),
+		RootDir:        filepath.Join(dataDir, "sandboxes"),
+		Spares:         cfg.SpareInits,
+		TmpSpares:      min(cfg.SpareInits+2, sandbox.MaxSpares),
+		MemoryBudgetMB: cfg.MemoryBudgetMB,
+		Logger:         s.logger.With("component", "sandbox"),
+	}
+	if cfg.NetworkEgress {
+		pool, _ := cfg.NetworkPool() // checked by Validate
+		sbCfg.Egress = &sandbox.EgressConfig{Pool: pool}
+	}
+	var err error
+	if s.sbm, err = sandbox.NewManager(sbCfg); err != nil {
+		return fmt.Errorf("starting sandbox manager: %w", err)
+	}
+	if n, err := s.sbm.CleanupStale(ctx); err != nil {
+		return fmt.Errorf("cleaning up after a previous run: %w", err)
+	} else if n > 0 {
+		s.logger.Warn("removed sandboxes left by a previous run", "count", n)
+	}
+	return nil
+}
+
 // instanceID names this data dir's sandboxes and cgroups, stable across
 // restarts so a start after a crash finds what the crash left.
 func instanceID(dataDir string) string {
@@ -340,7 +374,7 @@ func (s *Server) Start() {
 	s.startOnce.Do(func() {
 		s.started = true
 		s.gc.Start()
-		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.worker, s.tracer}, events.DeliveryOptions{
+		d, err := events.StartDelivery(context.Background(), s.events, s.reg, eventInvoker{s.invoker, s.tracer}, events.DeliveryOptions{
 			Concurrency: s.cfg.AsyncDeliveries, RetryDelay: s.cfg.AsyncRetryDelay, ThrottleBackoff: s.cfg.AsyncThrottleBackoff,
 			Config: s.reg.AsyncConfig, Publish: s.bus.NC.Publish, RecursionAllowed: s.reg.RecursionAllowed,
 			Settled: s.logs.Flush, Logger: s.logger.With("component", "events"),
@@ -436,6 +470,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.startOnce.Do(func() {}) // no Start after this
 		var errs []error
 		if s.started {
+			if s.members != nil {
+				// The others stop placing here first; what they sent
+				// already is answered before the worker closes.
+				s.members.StopPlacements(ctx)
+			}
 			if s.metricsSrv != nil {
 				_ = s.metricsSrv.Close()
 			}
@@ -481,6 +520,12 @@ func (s *Server) teardown() {
 	}
 	if s.gc != nil {
 		s.gc.Close() // before the worker: a collection notifies it
+	}
+	if s.placer != nil {
+		s.placer.Close() // before the worker: forwarded invocations run on it
+	}
+	if s.members != nil {
+		s.members.Leave()
 	}
 	if s.pulls != nil {
 		s.pulls.close() // before the registry they write outcomes to

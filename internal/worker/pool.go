@@ -309,6 +309,17 @@ func (p *envPool) stats() poolStats {
 // byFunction counts each function's environments by state (starting,
 // busy, idle, frozen) and how many of them are provisioned.
 func (p *envPool) byFunction() map[string]map[string]int {
+	return p.countBy(func(k poolKey) string { return k.name })
+}
+
+// byVersion is byFunction by "name:version".
+func (p *envPool) byVersion() map[string]map[string]int {
+	return p.countBy(func(k poolKey) string { return k.name + ":" + k.version })
+}
+
+// countBy counts the environments by state under the key of their pool
+// key, and how many of them are provisioned.
+func (p *envPool) countBy(key func(poolKey) string) map[string]map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]map[string]int{}
@@ -316,10 +327,11 @@ func (p *envPool) byFunction() map[string]map[string]int {
 		if e.key.name == "" {
 			continue
 		}
-		m := out[e.key.name]
+		k := key(e.key)
+		m := out[k]
 		if m == nil {
 			m = map[string]int{}
-			out[e.key.name] = m
+			out[k] = m
 		}
 		m[e.state.String()]++
 		if e.provisioned {

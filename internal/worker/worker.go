@@ -661,6 +661,13 @@ type Stats struct {
 // that are provisioned; a function without environments is absent.
 func (w *Worker) FunctionEnvironments() map[string]map[string]int { return w.envs.byFunction() }
 
+// VersionEnvironments is FunctionEnvironments by "name:version": what a
+// node advertises to placement (internal/cluster).
+func (w *Worker) VersionEnvironments() map[string]map[string]int { return w.envs.byVersion() }
+
+// ConcurrencyLimit is the invocations this node runs at once.
+func (w *Worker) ConcurrencyLimit() int { return w.cfg.ConcurrencyLimit }
+
 func (w *Worker) Stats() Stats {
 	ps := w.envs.stats()
 	return Stats{Environments: ps.all, Idle: ps.idle, Frozen: ps.frozen, Inflight: int(w.inflight.Load()),

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+
+	"github.com/owl-project/owl/internal/cluster"
+	"github.com/owl-project/owl/internal/config"
+	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/runtimes"
+	"github.com/owl-project/owl/internal/sandbox"
+	"github.com/owl-project/owl/internal/worker"
+)
+
+// Version is the Owl version this node advertises to the others in a
+// cluster (set by the command from its build).
+var Version = "dev"
+
+// clustered reports whether this node shares its NATS with other nodes,
+// and so joins the node registry and places invocations (cluster.go).
+func clustered(cfg config.Config) bool { return cfg.NATS != "" }
+
+// runsEnvironments reports whether this node's role runs environments.
+func runsEnvironments(cfg config.Config) bool { return cfg.Role != config.RoleAPI }
+
+// connectBus is the node's NATS: the existing one --nats names, else the
+// embedded server.
+func connectBus(ctx context.Context, cfg config.Config, s *Server) (*natsbus.Bus, error) {
+	if !clustered(cfg) {
+		return natsbus.StartEmbeddedWith(ctx, cfg.DataDir, s.logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
+			Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
+	}
+	return natsbus.Connect(ctx, NATSRemote(cfg), s.logger)
+}
+
+// NATSRemote is how cfg reaches its existing NATS (--nats and its
+// credentials and TLS files): owl serve connects with it, owl doctor
+// checks it.
+func NATSRemote(cfg config.Config) natsbus.Remote {
+	return natsbus.Remote{URL: cfg.NATS, Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKey,
+		User: cfg.NATSUser, Password: cfg.NATSUserPassword, Token: cfg.NATSToken,
+		CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey, Name: "owl-" + nodeName(cfg)}
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// nodeName is --node-name, else the host's name made a valid one.
+func nodeName(cfg config.Config) string {
+	if cfg.NodeName != "" {
+		return cfg.NodeName
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "owl"
+	}
+	h = unsafeName.ReplaceAllString(h, "-")
+	return h[:min(len(h), 64)]
+}
+
+// nodeRuntimes are the runtimes this node runs: those the machine can,
+// limited to --runtimes when set; none on an api node.
+func nodeRuntimes(cfg config.Config) []string {
+	if !runsEnvironments(cfg) {
+		return nil
+	}
+	ids := runtimes.IDs()
+	if len(cfg.Runtimes) == 0 {
+		return ids
+	}
+	return slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(cfg.Runtimes, id) })
+}
+
+// joinCluster advertises this node in the node registry and makes the
+// placer the invocations go through; the worker runs what is placed here
+// unless this is an api node.
+func (s *Server) joinCluster(ctx context.Context) error {
+	rts := nodeRuntimes(s.cfg)
+	self := cluster.Self{Name: nodeName(s.cfg), Role: s.cfg.Role, Version: Version, Runtimes: rts}
+	var local cluster.Runner
+	if runsEnvironments(s.cfg) {
+		self.State = s.nodeState
+		local = s.runLocal
+	}
+	var err error
+	if s.members, err = cluster.Join(ctx, s.bus.JS, s.bus.NC, self, s.logger.With("component", "cluster")); err != nil {
+		return err
+	}
+	if s.placer, err = cluster.NewPlacer(s.members, s.bus.NC, local, rts, s.logger.With("component", "cluster")); err != nil {
+		return fmt.Errorf("placing invocations: %w", err)
+	}
+	return nil
+}
+
+// nodeState fills this node's record with its capacity and environments.
+func (s *Server) nodeState(n *lambdawire.Node) {
+	budget, reserved := s.worker.MemoryBytes()
+	n.MemoryMB, n.MemoryFreeMB = int(budget>>20), int((budget-reserved)>>20)
+	n.ConcurrencyLimit, n.Inflight = s.worker.ConcurrencyLimit(), s.worker.Stats().Inflight
+	n.Environments = s.worker.VersionEnvironments()
+	ctx, cancel := context.WithTimeout(context.Background(), cluster.HeartbeatEvery/2)
+	defer cancel()
+	for _, p := range s.health(ctx) {
+		n.Problems = append(n.Problems, p.Check)
+	}
+}
+
+// runLocal runs an invocation placed on this node on its worker.
+func (s *Server) runLocal(ctx context.Context, req cluster.Request) (*cluster.Result, error) {
+	res, err := s.worker.Invoke(ctx, req.Function, worker.Request{
+		RequestID: req.RequestID, Payload: req.Payload, ClientContext: req.ClientContext, TraceID: req.TraceID,
+		InvokedARN: req.InvokedARN, Depth: req.Depth, Origin: req.Origin,
+	})
+	if res == nil {
+		return nil, err
+	}
+	return &cluster.Result{Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType, Log: res.Log}, err
+}
+
+// placedInvoker puts placement behind the API's invoker seam: each
+// invocation runs on the node the placer chooses. A streamed response
+// runs here (it is not forwarded between nodes).
+type placedInvoker struct {
+	p     *cluster.Placer
+	local workerInvoker // nil worker: this node runs no environments
+}
+
+func (i placedInvoker) Invoke(ctx context.Context, req lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+	if req.Stream != nil {
+		if i.local.w == nil {
+			return nil, errNoStreamHere
+		}
+		return i.local.Invoke(ctx, req)
+	}
+	res, err := i.p.Invoke(ctx, cluster.Request{
+		Function: req.Function, RequestID: req.RequestID, Payload: req.Payload, ClientContext: req.ClientContext,
+		TraceID: req.TraceID, InvokedARN: req.InvokedARN, Depth: req.Depth, Origin: req.Origin,
+	})
+	if res == nil {
+		return nil, err
+	}
+	return &lambdaapi.InvokeResult{Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType, Log: res.Log}, err
+}
+
+// Provisioned reports this node's provisioned environments (provisioned
+// concurrency is per node: docs/cluster.md).
+func (i placedInvoker) Provisioned(name, version string) (int, string) {
+	if i.local.w == nil {
+		return 0, ""
+	}
+	return i.local.Provisioned(name, version)
+}
+
+// errNoStreamHere refuses a streamed invocation on an api node: response
+// streams are not forwarded between nodes.
+var errNoStreamHere = lambdaerr.New(lambdaerr.ServiceUnavailable,
+	"Response streaming runs on the node that takes the request, and this one (--role api) runs no environments: stream through a node of role all.")
+
+// nodes is the API's view of the node registry; alone, this node only.
+func (s *Server) nodes() lambdaapi.Nodes {
+	if s.members == nil {
+		return soloNode{s}
+	}
+	return s.members
+}
+
+// soloNode is the node list of a node that is not in a cluster: itself.
+type soloNode struct{ s *Server }
+
+func (n soloNode) Nodes() []lambdawire.Node {
+	rec := lambdawire.Node{Name: nodeName(n.s.cfg), Role: n.s.cfg.Role, Version: Version, Protocol: cluster.Protocol,
+		Runtimes: nodeRuntimes(n.s.cfg), Health: cluster.HealthOK}
+	n.s.nodeState(&rec)
+	return []lambdawire.Node{rec}
+}
+
+func (soloNode) Drain(context.Context, string, bool) error {
+	return lambdaerr.New(lambdaerr.InvalidParameterValue, "This node is not part of a cluster (owl serve --nats): there is nowhere else to place its work.")
+}
+
+// prewarm is --prewarm, none on an api node.
+func prewarm(cfg config.Config) int {
+	if !runsEnvironments(cfg) {
+		return 0
+	}
+	return cfg.Prewarm
+}
+
+// provisioning gives the worker provisioned concurrency to keep, none on
+// an api node.
+func provisioning(cfg config.Config, p worker.Provisioning) worker.Provisioning {
+	if !runsEnvironments(cfg) {
+		return nil
+	}
+	return p
+}
+
+// sandboxes is what the worker creates sandboxes with: none on an api
+// node, whose worker is never given an invocation (placement skips api
+// nodes); should one reach it, it is refused, never run.
+func (s *Server) sandboxes() worker.Sandboxes {
+	if s.sbm == nil {
+		return noSandboxes{}
+	}
+	return worker.SandboxManager(s.sbm)
+}
+
+// noSandboxes refuses every sandbox.
+type noSandboxes struct{}
+
+func (noSandboxes) Create(context.Context, sandbox.Spec) (worker.Sandbox, error) {
+	return nil, lambdaerr.New(lambdaerr.ServiceUnavailable, "This node (--role api) runs no environments.")
+}
