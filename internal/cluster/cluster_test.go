@@ -237,3 +237,33 @@ func TestJoinSeesItself(t *testing.T) {
 		t.Errorf("ran on %q", got)
 	}
 }
+
+// A provisioned total is split over the workers so that the parts add up
+// to it whatever the order the nodes are listed in, differ by one at most,
+// and the remainders of different functions fall on different nodes.
+func TestShareOf(t *testing.T) {
+	nodes := []string{"w3", "w1", "w2"}
+	carriers := map[string]int{}
+	for _, total := range []int{0, 1, 2, 3, 4, 7, 100} {
+		for _, key := range []string{"a:1", "b:$LATEST", "c:2", "d:9"} {
+			sum, lo, hi := 0, total, 0
+			for _, self := range nodes {
+				n := shareOf(total, append([]string(nil), nodes...), self, key)
+				sum += n
+				lo, hi = min(lo, n), max(hi, n)
+				if total == 1 && n == 1 {
+					carriers[self]++
+				}
+			}
+			if sum != total || hi-lo > 1 {
+				t.Errorf("total %d for %s split %d..%d summing to %d", total, key, lo, hi, sum)
+			}
+		}
+	}
+	if len(carriers) < 2 {
+		t.Errorf("every function's single provisioned environment fell on %v", carriers)
+	}
+	if n := shareOf(5, []string{"w1", "w2"}, "api1", "a:1"); n != 0 {
+		t.Errorf("a node outside the split keeps %d", n)
+	}
+}

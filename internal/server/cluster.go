@@ -12,7 +12,9 @@ import (
 	"github.com/owl-project/owl/internal/lambdaapi"
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/leases"
 	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/registry"
 	"github.com/owl-project/owl/internal/runtimes"
 	"github.com/owl-project/owl/internal/sandbox"
 	"github.com/owl-project/owl/internal/worker"
@@ -127,6 +129,7 @@ func (s *Server) runLocal(ctx context.Context, req cluster.Request) (*cluster.Re
 // runs here (it is not forwarded between nodes).
 type placedInvoker struct {
 	p     *cluster.Placer
+	m     *cluster.Membership
 	local workerInvoker // nil worker: this node runs no environments
 }
 
@@ -147,13 +150,15 @@ func (i placedInvoker) Invoke(ctx context.Context, req lambdaapi.InvokeRequest) 
 	return &lambdaapi.InvokeResult{Payload: res.Payload, FunctionError: res.FunctionError, ErrorType: res.ErrorType, Log: res.Log}, err
 }
 
-// Provisioned reports this node's provisioned environments (provisioned
-// concurrency is per node: docs/cluster.md).
+// Provisioned reports the provisioned environments of name's version the
+// cluster's usable nodes hold (they are split over the workers:
+// sharedProvisioning) and this node's last error starting one.
 func (i placedInvoker) Provisioned(name, version string) (int, string) {
-	if i.local.w == nil {
-		return 0, ""
+	failure := ""
+	if i.local.w != nil {
+		_, failure = i.local.Provisioned(name, version)
 	}
-	return i.local.Provisioned(name, version)
+	return i.m.ProvisionedReady(name, version), failure
 }
 
 // errNoStreamHere refuses a streamed invocation on an api node: response
@@ -191,13 +196,59 @@ func prewarm(cfg config.Config) int {
 	return cfg.Prewarm
 }
 
-// provisioning gives the worker provisioned concurrency to keep, none on
-// an api node.
-func provisioning(cfg config.Config, p worker.Provisioning) worker.Provisioning {
-	if !runsEnvironments(cfg) {
+// provisioning gives the worker provisioned concurrency to keep: none on
+// an api node; in a cluster, this node's share of each total.
+func (s *Server) provisioning(p worker.Provisioning) worker.Provisioning {
+	switch {
+	case !runsEnvironments(s.cfg):
 		return nil
+	case clustered(s.cfg):
+		return sharedProvisioning{p: p, s: s}
 	}
 	return p
+}
+
+// sharedProvisioning splits each provisioned concurrency total over the
+// cluster's workers (cluster.Membership.ProvisionShare): the worker keeps
+// this node's part, and when a worker dies or drains the others' parts
+// grow at their next reconcile.
+type sharedProvisioning struct {
+	p worker.Provisioning
+	s *Server
+}
+
+func (sp sharedProvisioning) ProvisionedTargets(ctx context.Context) ([]registry.ProvisionedTarget, error) {
+	m := sp.s.members
+	if m == nil {
+		return nil, nil // not joined yet: nothing is known of the others
+	}
+	targets, err := sp.p.ProvisionedTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := targets[:0]
+	for _, t := range targets {
+		if t.N = m.ProvisionShare(t.Function, t.N); t.N > 0 {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// openLeases makes the cluster-wide concurrency leases a worker of a
+// cluster admits invocations with (internal/leases); none alone or on an
+// api node.
+func (s *Server) openLeases(ctx context.Context) (worker.Leases, error) {
+	if !clustered(s.cfg) || !runsEnvironments(s.cfg) {
+		return nil, nil
+	}
+	var err error
+	s.leases, err = leases.Open(ctx, s.bus.JS, leases.Options{Node: nodeName(s.cfg),
+		Logger: s.logger.With("component", "leases")})
+	if err != nil {
+		return nil, err
+	}
+	return s.leases, nil
 }
 
 // sandboxes is what the worker creates sandboxes with: none on an api

@@ -661,3 +661,91 @@ func TestClusterNoWorkerYet(t *testing.T) {
 		p.wantCleanStop(t)
 	}
 }
+
+// TestClusterLimits: reserved concurrency holds across the workers (one
+// slot, two workers: never two at once; the others are throttled with
+// Lambda's reason), and provisioned concurrency is split over the
+// workers, the survivor taking over a killed worker's part.
+func TestClusterLimits(t *testing.T) {
+	c := startTestCluster(t)
+	c.api.createKitchensink("capped", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	resp, body := c.api.do(http.MethodPut, "/2017-10-31/functions/capped/concurrency", []byte(`{"ReservedConcurrentExecutions":1}`), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PutFunctionConcurrency: %d %s", resp.StatusCode, body)
+	}
+	// Each worker alone would admit one: together they must not.
+	outs := invokeMany(c.api.URL, "capped", `{"action":"sleep","ms":3000}`, 6, 6)
+	var ran []invokeOutcome
+	throttled := 0
+	for i, o := range outs {
+		switch {
+		case o.err == nil && o.status == http.StatusOK:
+			ran = append(ran, o)
+		case o.status == http.StatusTooManyRequests && strings.Contains(o.body, "ReservedFunctionConcurrentInvocationLimitExceeded"):
+			throttled++
+		default:
+			t.Errorf("invocation %d: %v %d %s %s", i, o.err, o.status, o.errType, o.body)
+		}
+	}
+	if len(ran) == 0 || throttled == 0 {
+		t.Fatalf("%d ran and %d were throttled: want some of each", len(ran), throttled)
+	}
+	for i := range ran {
+		for j := range i {
+			a, b := ran[i], ran[j]
+			end, start := a.ended, a.ended.Add(-a.took)
+			if b.ended.Before(end) {
+				end = b.ended
+			}
+			if bs := b.ended.Add(-b.took); bs.After(start) {
+				start = bs
+			}
+			overlap := end.Sub(start)
+			if overlap > 2500*time.Millisecond {
+				t.Errorf("two invocations of a function reserved to 1 ran together for %v (3 s sleeps)", overlap)
+			}
+		}
+	}
+
+	// Provisioned concurrency 2 on version 1: one environment on each
+	// worker; when w2 dies, w1 keeps both.
+	c.api.createKitchensink("prov")
+	if resp, body := c.api.do(http.MethodPost, "/2015-03-31/functions/prov/versions", []byte(`{}`), nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PublishVersion: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.api.do(http.MethodPut, "/2019-09-30/functions/prov/provisioned-concurrency?Qualifier=1", []byte(`{"ProvisionedConcurrentExecutions":2}`), nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PutProvisionedConcurrencyConfig: %d %s", resp.StatusCode, body)
+	}
+	provisioned := func(p *owlProcess, node string) int { return p.nodes(t)[node].Environments["prov:1"]["provisioned"] }
+	testkit.WaitFor(t, 2*time.Minute, "one provisioned environment on each worker", func() bool {
+		return provisioned(c.api, "w1") == 1 && provisioned(c.api, "w2") == 1
+	})
+	testkit.WaitFor(t, 30*time.Second, "the config READY with 2 available", func() bool {
+		_, body := c.api.do(http.MethodGet, "/2019-09-30/functions/prov/provisioned-concurrency?Qualifier=1", nil, nil)
+		var st struct {
+			Status                                   string
+			AvailableProvisionedConcurrentExecutions int
+		}
+		return json.Unmarshal(body, &st) == nil && st.Status == "READY" && st.AvailableProvisionedConcurrentExecutions == 2
+	})
+	restarted := cleanAfterKill(t, c.nats, c.w2, "w2", "--runtimes", "provided,provided.al2,provided.al2023")
+	if err := c.w2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.w2.waitExit(t, 30*time.Second)
+	testkit.WaitFor(t, time.Minute, "w1 to take over w2's provisioned environment", func() bool {
+		return provisioned(c.api, "w1") == 2
+	})
+	c.w2 = startNode(t, c.nats, c.w2.dataDir, "w2", "worker", "--runtimes", "provided,provided.al2,provided.al2023")
+	restarted()
+	testkit.WaitFor(t, time.Minute, "the split back to one each once w2 rejoins", func() bool {
+		return provisioned(c.api, "w1") == 1 && provisioned(c.api, "w2") == 1
+	})
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}

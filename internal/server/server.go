@@ -29,6 +29,7 @@ import (
 	"github.com/owl-project/owl/internal/history"
 	"github.com/owl-project/owl/internal/images"
 	"github.com/owl-project/owl/internal/lambdaapi"
+	"github.com/owl-project/owl/internal/leases"
 	"github.com/owl-project/owl/internal/metrics"
 	"github.com/owl-project/owl/internal/natsbus"
 	"github.com/owl-project/owl/internal/registry"
@@ -79,6 +80,7 @@ type Server struct {
 	// invoker runs invocations: the local worker, or placement.
 	invoker lambdaapi.Invoker
 	history *history.Recorder // the metric history (metrics.go)
+	leases  *leases.Table     // cluster-wide concurrency limits; nil alone or on an api node
 	lock    *os.File          // the data dir's lock (lock.go), held until teardown
 
 	// The lifecycle: Start serves once; done closes when serving stops
@@ -214,12 +216,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	if err != nil {
 		return nil, err
 	}
+	leaseTable, err := s.openLeases(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.worker = worker.New(worker.Config{
 		DataDir: dataDir, RuntimeDir: runtimeDir, Region: cfg.Region, AccountID: cfg.AccountID,
 		UID: cfg.SandboxUID, GID: cfg.SandboxGID,
 		ConcurrencyLimit: cfg.ConcurrencyLimit, IdleTimeout: cfg.IdleTimeout, FreezeAfter: cfg.FreezeAfter,
 		MaxLifetime: cfg.MaxLifetime, MemoryBudgetMB: cfg.MemoryBudgetMB, MemoryOvercommit: cfg.MemoryOvercommit, TmpOvercommit: cfg.TmpOvercommit,
-		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: provisioning(cfg, s.reg), Staleness: s.reg,
+		CapacityWait: cfg.CapacityWait, StartsInParallel: cfg.StartsInParallel, Reservations: s.reg, Provisioning: s.provisioning(s.reg), Staleness: s.reg, Leases: leaseTable,
 		Egress: cfg.NetworkEgress, Prewarm: prewarm(cfg), Space: s.space, Images: s.images,
 		Inside:   func(c worker.Caller) http.Handler { return insideHandler(api, c, logger) },
 		Observer: invocationObserver{s.metrics, s.usage, s.history},
@@ -264,7 +270,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		if runsEnvironments(cfg) {
 			local.w = s.worker
 		}
-		s.invoker = placedInvoker{p: s.placer, local: local}
+		s.invoker = placedInvoker{p: s.placer, m: s.members, local: local}
 	}
 
 	s.sched, err = triggers.Open(ctx, s.bus.JS, s.reg, s.events, triggers.Options{
@@ -532,6 +538,11 @@ func (s *Server) teardown() {
 	}
 	if s.worker != nil {
 		s.worker.Close()
+	}
+	if s.leases != nil { // after the worker: its invocations hold slots
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.leases.Close(lctx)
+		cancel()
 	}
 	if s.usage != nil {
 		s.usage.Close() // after the worker: it flushes the last invocations' sums
