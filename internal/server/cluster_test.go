@@ -749,3 +749,88 @@ func TestClusterLimits(t *testing.T) {
 		p.wantCleanStop(t)
 	}
 }
+
+// TestClusterRollingRestart: every node restarted in turn (SIGTERM, then
+// owl serve again on its data dir) while asynchronous events stream in
+// through the api node: every event the API accepted (202) is delivered;
+// what it refused while it restarted was never accepted.
+func TestClusterRollingRestart(t *testing.T) {
+	c := startTestCluster(t)
+	c.api.createKitchensink("steady", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	var (
+		mu       sync.Mutex
+		apiURL   = c.api.URL
+		accepted []int
+	)
+	stop := make(chan struct{})
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			url := apiURL
+			mu.Unlock()
+			o := invokeHTTP(url, "steady", fmt.Sprintf(`{"action":"sleep","ms":20,"print":"GOT r-%d"}`, i),
+				map[string]string{"X-Amz-Invocation-Type": "Event"})
+			if o.err == nil && o.status == http.StatusAccepted {
+				mu.Lock()
+				accepted = append(accepted, i)
+				mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted)
+	}
+	waitMore := func(what string) {
+		n := count()
+		testkit.WaitFor(t, time.Minute, what, func() bool { return count() >= n+10 })
+	}
+	waitMore("events accepted before the restarts")
+	for _, w := range []struct {
+		p    **owlProcess
+		name string
+		args []string
+	}{{&c.w1, "w1", nil}, {&c.w2, "w2", []string{"--runtimes", "provided,provided.al2,provided.al2023"}}} {
+		(*w.p).sigterm(t)
+		(*w.p).wantCleanStop(t)
+		*w.p = startNode(t, c.nats, (*w.p).dataDir, w.name, "worker", w.args...)
+		testkit.WaitFor(t, time.Minute, w.name+" back", func() bool { return c.api.nodes(t)[w.name].Health == "ok" })
+		waitMore("events accepted after restarting " + w.name)
+	}
+	c.api.sigterm(t)
+	c.api.wantCleanStop(t)
+	c.api = startNode(t, c.nats, c.api.dataDir, "api1", "api")
+	mu.Lock()
+	apiURL = c.api.URL
+	mu.Unlock()
+	waitMore("events accepted after restarting the api node")
+	close(stop)
+	<-loaded
+	mu.Lock()
+	want := append([]int(nil), accepted...)
+	mu.Unlock()
+	testkit.WaitFor(t, 3*time.Minute, fmt.Sprintf("all %d accepted events delivered", len(want)), func() bool {
+		log := c.api.logText("steady")
+		for _, i := range want {
+			if !strings.Contains(log, fmt.Sprintf("GOT r-%d\n", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}
