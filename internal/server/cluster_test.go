@@ -757,44 +757,14 @@ func TestClusterLimits(t *testing.T) {
 func TestClusterRollingRestart(t *testing.T) {
 	c := startTestCluster(t)
 	c.api.createKitchensink("steady", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
-	var (
-		mu       sync.Mutex
-		apiURL   = c.api.URL
-		accepted []int
-	)
-	stop := make(chan struct{})
-	loaded := make(chan struct{})
-	go func() {
-		defer close(loaded)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			mu.Lock()
-			url := apiURL
-			mu.Unlock()
-			o := invokeHTTP(url, "steady", fmt.Sprintf(`{"action":"sleep","ms":20,"print":"GOT r-%d"}`, i),
-				map[string]string{"X-Amz-Invocation-Type": "Event"})
-			if o.err == nil && o.status == http.StatusAccepted {
-				mu.Lock()
-				accepted = append(accepted, i)
-				mu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	count := func() int {
+	var mu sync.Mutex
+	apiURL := c.api.URL
+	l := startAsyncLoad("steady", func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(accepted)
-	}
-	waitMore := func(what string) {
-		n := count()
-		testkit.WaitFor(t, time.Minute, what, func() bool { return count() >= n+10 })
-	}
-	waitMore("events accepted before the restarts")
+		return apiURL
+	})
+	l.waitMore(t, 10, "events accepted before the restarts")
 	for _, w := range []struct {
 		p    **owlProcess
 		name string
@@ -804,7 +774,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		(*w.p).wantCleanStop(t)
 		*w.p = startNode(t, c.nats, (*w.p).dataDir, w.name, "worker", w.args...)
 		testkit.WaitFor(t, time.Minute, w.name+" back", func() bool { return c.api.nodes(t)[w.name].Health == "ok" })
-		waitMore("events accepted after restarting " + w.name)
+		l.waitMore(t, 10, "events accepted after restarting "+w.name)
 	}
 	c.api.sigterm(t)
 	c.api.wantCleanStop(t)
@@ -812,14 +782,73 @@ func TestClusterRollingRestart(t *testing.T) {
 	mu.Lock()
 	apiURL = c.api.URL
 	mu.Unlock()
-	waitMore("events accepted after restarting the api node")
-	close(stop)
-	<-loaded
-	mu.Lock()
-	want := append([]int(nil), accepted...)
-	mu.Unlock()
+	l.waitMore(t, 10, "events accepted after restarting the api node")
+	l.finish(t, c.api, "steady")
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}
+
+// asyncLoad streams Event invocations of fn through the api node whose
+// URL url returns, recording which were accepted (202), until stopped.
+type asyncLoad struct {
+	mu       sync.Mutex
+	accepted []int
+	refused  []invokeOutcome
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startAsyncLoad(fn string, url func() string) *asyncLoad {
+	l := &asyncLoad{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			o := invokeHTTP(url(), fn, fmt.Sprintf(`{"action":"sleep","ms":20,"print":"GOT r-%d"}`, i),
+				map[string]string{"X-Amz-Invocation-Type": "Event"})
+			l.mu.Lock()
+			if o.err == nil && o.status == http.StatusAccepted {
+				l.accepted = append(l.accepted, i)
+			} else if o.err == nil {
+				l.refused = append(l.refused, o)
+			}
+			l.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return l
+}
+
+// waitMore waits until n more events than now were accepted.
+func (l *asyncLoad) waitMore(t testing.TB, n int, what string) {
+	t.Helper()
+	l.mu.Lock()
+	from := len(l.accepted)
+	l.mu.Unlock()
+	testkit.WaitFor(t, time.Minute, what, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.accepted) >= from+n
+	})
+}
+
+// finish stops the load and waits until every accepted event's line is
+// in fn's log, read through p.
+func (l *asyncLoad) finish(t testing.TB, p *owlProcess, fn string) {
+	t.Helper()
+	close(l.stop)
+	<-l.done
+	want := append([]int(nil), l.accepted...)
 	testkit.WaitFor(t, 3*time.Minute, fmt.Sprintf("all %d accepted events delivered", len(want)), func() bool {
-		log := c.api.logText("steady")
+		log := p.logText(fn)
 		for _, i := range want {
 			if !strings.Contains(log, fmt.Sprintf("GOT r-%d\n", i)) {
 				return false
@@ -827,10 +856,87 @@ func TestClusterRollingRestart(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestClusterNATSServerLost: one of the three NATS servers killed under a
+// stream of Event invocations: acceptance goes on (the streams are
+// replicated on three servers), and every accepted event is delivered.
+func TestClusterNATSServerLost(t *testing.T) {
+	c := startTestCluster(t)
+	c.api.createKitchensink("steady", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	l := startAsyncLoad("steady", func() string { return c.api.URL })
+	l.waitMore(t, 10, "events accepted before the kill")
+	if err := c.nats.procs[0].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitMore(t, 30, "events accepted after a NATS server was killed")
+	wantAllOK(t, "synchronous invocations after the kill", invokeMany(c.api.URL, "steady", `{"action":"sleep","ms":10}`, 6, 3))
+	l.finish(t, c.api, "steady")
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
 		p.sigterm(t)
 	}
 	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
+		p.wantCleanStop(t)
+	}
+}
+
+// TestClusterMinority: an api node whose NATS server is cut off from the
+// other two (they are stopped: it is a minority of one) accepts no Event
+// invocation it cannot store on a majority — a clear 5xx, never a 202 —
+// and once the servers are back it accepts again, and every event it did
+// accept is delivered.
+func TestClusterMinority(t *testing.T) {
+	requireRoot(t)
+	build(t)
+	nc := startNATSCluster(t, 3)
+	w1 := startNode(t, nc, t.TempDir(), "w1", "worker")
+	lone := &natsCluster{urls: nc.urls[2:]}
+	api := startNode(t, lone, t.TempDir(), "api1", "api")
+	t.Cleanup(func() {
+		for _, p := range nc.procs[:2] {
+			_ = p.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	api.createKitchensink("minor", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
+	l := startAsyncLoad("minor", func() string { return api.URL })
+	l.waitMore(t, 5, "events accepted with all three servers")
+	for _, p := range nc.procs[:2] {
+		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever the API was storing at the cut may still be acknowledged;
+	// after that, nothing is accepted until the majority is back.
+	time.Sleep(2 * time.Second)
+	l.mu.Lock()
+	cut, refusedAtCut := len(l.accepted), len(l.refused)
+	l.mu.Unlock()
+	testkit.WaitFor(t, time.Minute, "the API to refuse events in the minority", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.refused) >= refusedAtCut+3
+	})
+	l.mu.Lock()
+	if len(l.accepted) != cut {
+		t.Errorf("the minority accepted %d events it could not store on a majority", len(l.accepted)-cut)
+	}
+	for _, o := range l.refused[refusedAtCut:] {
+		if o.status < 500 || o.errType == "" {
+			t.Errorf("an event refused in the minority: %d %q %s; want a 5xx with an error type", o.status, o.errType, o.body)
+		}
+	}
+	l.mu.Unlock()
+	for _, p := range nc.procs[:2] {
+		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.waitMore(t, 10, "events accepted once the majority is back")
+	l.finish(t, api, "minor")
+	for _, p := range []*owlProcess{api, w1} {
+		p.sigterm(t)
+	}
+	for _, p := range []*owlProcess{api, w1} {
 		p.wantCleanStop(t)
 	}
 }
