@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // freeDir is a temporary directory of t's and the bytes free there.
@@ -133,4 +134,66 @@ func TestPromised(t *testing.T) {
 		t.Errorf("a 1 MB claim once nothing is promised: %v", err)
 	}
 	g.Release(1 << 20)
+}
+
+// TestAllowance: writes announced to an Allowance are checked against
+// the reserve a MiB of claims at a time, for allowanceAge at most; near
+// the reserve each write is checked alone, a refused one claims nothing,
+// and space freed is usable at once.
+func TestAllowance(t *testing.T) {
+	if a := (*Guard)(nil).NewAllowance(); a.Spend(1<<30) != nil {
+		t.Errorf("no guard refused a write")
+	}
+	dir, free := freeDir(t)
+	if free < 256<<20 {
+		t.Skipf("%s free: too little to test an allowance", MB(free))
+	}
+	g := New(dir, 16<<20)
+	var gone atomic.Int64 // space others took, and the writes, as the guard sees them
+	g.SetPromised(gone.Load)
+	a := g.NewAllowance()
+	spend := func(n int64) error {
+		err := a.Spend(n)
+		if err == nil {
+			gone.Add(n) // the write is made
+		}
+		return err
+	}
+	if err := spend(1 << 10); err != nil {
+		t.Fatalf("a 1 KB write with %s free: %v", MB(free), err)
+	}
+	if c := g.claimed.Load(); c != claimStep-1<<10 {
+		t.Errorf("claimed after a 1 KB write: %d, want a MiB less the write", c)
+	}
+	// Leave 64 KB above the reserve and the allowance's claim: the
+	// claim already made still covers its writes.
+	free, _ = FreeBytes(dir)
+	gone.Store(free - 16<<20 - 64<<10 - g.claimed.Load())
+	if err := spend(512 << 10); err != nil {
+		t.Errorf("a write within the claim: %v", err)
+	}
+	// Past the claim, a MiB no longer fits, 32 KB more does, 1 MB not.
+	if err := spend(512<<10 - 1<<10 + 32<<10); err != nil {
+		t.Errorf("a write that needs 32 KB more with ~64 KB above the reserve: %v", err)
+	}
+	if err := spend(1 << 20); !IsLow(err) {
+		t.Errorf("a 1 MB write with ~32 KB above the reserve: %v, want a LowSpaceError", err)
+	}
+	if c := g.claimed.Load(); c != 0 {
+		t.Errorf("claimed after a refusal with the claim spent: %d, want 0", c)
+	}
+	gone.Store(0) // space freed
+	if err := spend(1 << 10); err != nil {
+		t.Errorf("a 1 KB write once space was freed: %v", err)
+	}
+	// Others fill the disk below the reserve: the claim made before it
+	// stands for allowanceAge, no longer.
+	gone.Store(free)
+	time.Sleep(2 * allowanceAge)
+	if err := spend(1 << 10); !IsLow(err) {
+		t.Errorf("a 1 KB write %v after the disk went below the reserve: %v, want a LowSpaceError", 2*allowanceAge, err)
+	}
+	if c := g.claimed.Load(); c != 0 {
+		t.Errorf("claimed after a refusal: %d, want 0", c)
+	}
 }
