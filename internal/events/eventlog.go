@@ -86,9 +86,11 @@ type LogOptions struct {
 }
 
 // origin is how an event came to be stored: its log record's type and
-// source, and the event a replay replays.
+// source, and the event a replay replays. fresh: its request id was made
+// for this request (a client's Invoke), so nothing can store it twice.
 type origin struct {
 	typ, source, replayOf string
+	fresh                 bool
 }
 
 // openLog creates or updates the event log's stream and the delivery
@@ -155,10 +157,16 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 	if ev.TraceID != "" {
 		ce.SetExtension(extTrace, ev.TraceID)
 	}
-	// RawMessage, not []byte: the SDK would carry bytes as data_base64.
-	if err := ce.SetData(cloudevent.ApplicationJSON, json.RawMessage(ev.Payload)); err != nil {
-		return ce, fmt.Errorf("event %s: %w", ev.RequestID, err)
+	// The payload as it is, JSON (SetData would encode it again, and
+	// carry bytes as data_base64).
+	data := []byte(ev.Payload)
+	if len(data) == 0 {
+		data = []byte("null") // as SetData encodes none
+	} else if !json.Valid(data) {
+		return ce, fmt.Errorf("event %s: its payload is not JSON", ev.RequestID)
 	}
+	ce.SetDataContentType(cloudevent.ApplicationJSON)
+	ce.DataEncoded = data
 	if err := ce.Validate(); err != nil {
 		return ce, fmt.Errorf("event %s: %w", ev.RequestID, err)
 	}

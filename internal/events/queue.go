@@ -157,17 +157,21 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Queue, er
 // event was not accepted: a full disk or log is a 503 the client may
 // retry.
 func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
-	return q.EnqueueFrom(ctx, ev, TypeInvoke, sourceAPI)
+	return q.enqueue(ctx, ev, &origin{typ: TypeInvoke, source: sourceAPI, fresh: true})
 }
 
 // EnqueueFrom is Enqueue for an event a trigger made: its log record
 // says its type (TypeSchedule, …) and source (the trigger's ARN). The
 // same request id stored twice within two minutes is stored once.
 func (q *Queue) EnqueueFrom(ctx context.Context, ev Event, typ, source string) error {
+	return q.enqueue(ctx, ev, &origin{typ: typ, source: source})
+}
+
+func (q *Queue) enqueue(ctx context.Context, ev Event, o *origin) error {
 	if ev.Accepted.IsZero() {
 		ev.Accepted = time.Now()
 	}
-	if err := q.store(ctx, ev, &origin{typ: typ, source: source}); err != nil {
+	if err := q.store(ctx, ev, o); err != nil {
 		return err
 	}
 	q.accepted.Add(1)
@@ -201,14 +205,14 @@ func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+	err = q.publish(ctx, m, id)
 	if err != nil && o != nil && isFull(err) {
 		// The log is full: trim what delivery is done with, then try
 		// once more before refusing.
 		if terr := q.trim(ctx); terr != nil {
 			q.opts.Logger.Warn("trimming the full event log", "err", terr)
 		}
-		_, err = q.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+		err = q.publish(ctx, m, id)
 	}
 	if err == nil {
 		return nil
@@ -216,8 +220,42 @@ func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 	return q.refusal(ctx, ev, stream, err)
 }
 
+// publishWait bounds how long a publish waits for JetStream's
+// acknowledgement (a synchronous publish's own default).
+const publishWait = 5 * time.Second
+
+// publish stores m and returns once JetStream acknowledged it: an
+// asynchronous publish whose acknowledgement is awaited, which costs
+// JetStream's client less than a synchronous one (no request context and
+// reply channel of its own). id, when set, makes a second publish of the
+// same id within the stream's duplicate window a no-op. No answer within
+// publishWait is context.DeadlineExceeded.
+func (q *Queue) publish(ctx context.Context, m *nats.Msg, id string) error {
+	var opts []jetstream.PublishOpt
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	f, err := q.js.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(publishWait)
+	defer timer.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return context.DeadlineExceeded
+	}
+}
+
 // message is ev's message, the stream it goes to and its message id (a
-// second publish of the same id is stored once).
+// second publish of the same id is stored once; none for an event whose
+// request id was made for it, which nothing stores twice).
 func (q *Queue) message(ev Event, o *origin) (stream string, m *nats.Msg, id string, err error) {
 	if o == nil {
 		data, err := json.Marshal(ev)
@@ -231,6 +269,9 @@ func (q *Queue) message(ev Event, o *origin) (stream string, m *nats.Msg, id str
 	data, err := encodeRecord(ev, *o)
 	if err != nil {
 		return "", nil, "", err
+	}
+	if o.fresh {
+		return logStreamName, logMsg(ev, data), "", nil
 	}
 	return logStreamName, logMsg(ev, data), ev.RequestID, nil
 }
