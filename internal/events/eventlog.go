@@ -77,11 +77,14 @@ const (
 	sourceReplay = "owl:replay"
 )
 
-// LogOptions bound the event log.
+// LogOptions bound the event log (trim: the record of an event not yet
+// finished is kept past both).
 type LogOptions struct {
-	// MaxAge is how long a record is kept.
+	// MaxAge is how long the record of a finished event is kept.
 	MaxAge time.Duration
-	// MaxBytes bounds the log's size; past it the oldest records go.
+	// MaxBytes bounds the log's size: past three quarters of it the
+	// oldest finished records go; full, it refuses new records. 0: the
+	// work queue's MaxBytes (Options).
 	MaxBytes int64
 }
 
