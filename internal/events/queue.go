@@ -113,8 +113,10 @@ type Queue struct {
 	// to a stream of events (Options.WriteError), until a restart opens
 	// it anew.
 	broken atomic.Pointer[lambdaerr.Error]
-	// trimming serializes trims of the log (trim).
-	trimming sync.Mutex
+	// trimming serializes trims of the log (trim); trimmedAt is when the
+	// last one ended.
+	trimming  sync.Mutex
+	trimmedAt time.Time
 }
 
 // Open creates or updates the event log, its delivery cursor and the work
@@ -209,7 +211,7 @@ func (q *Queue) store(ctx context.Context, ev Event, o *origin) error {
 	if err != nil && o != nil && isFull(err) {
 		// The log is full: trim what delivery is done with, then try
 		// once more before refusing.
-		if terr := q.trim(ctx); terr != nil {
+		if terr := q.trimRefused(ctx); terr != nil {
 			q.opts.Logger.Warn("trimming the full event log", "err", terr)
 		}
 		err = q.publish(ctx, m, id)

@@ -29,6 +29,26 @@ const trimInterval = time.Second
 func (q *Queue) trim(ctx context.Context) error {
 	q.trimming.Lock()
 	defer q.trimming.Unlock()
+	return q.trimLocked(ctx)
+}
+
+// trimRefused is trim for a store the full log refused: the events
+// refused at once share one trim (a trim done within refusedTrimGap is
+// recent enough), so a flood of refusals is not a flood of trims.
+func (q *Queue) trimRefused(ctx context.Context) error {
+	q.trimming.Lock()
+	defer q.trimming.Unlock()
+	if time.Since(q.trimmedAt) < refusedTrimGap {
+		return nil
+	}
+	return q.trimLocked(ctx)
+}
+
+// refusedTrimGap is how recent a trim spares the next refused store one.
+const refusedTrimGap = 100 * time.Millisecond
+
+func (q *Queue) trimLocked(ctx context.Context) error {
+	defer func() { q.trimmedAt = time.Now() }()
 	info, err := q.log.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the event log: %w", err)
