@@ -1,10 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -144,7 +146,11 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 	ce := cloudevent.New()
 	ce.SetID(ev.RequestID)
 	ce.SetType(o.typ)
-	ce.SetSource(o.source)
+	if ec, ok := ce.Context.(*cloudevent.EventContextV1); ok && o.source == sourceAPI {
+		ec.Source = apiSource // parsed once: most events are the API's
+	} else {
+		ce.SetSource(o.source)
+	}
 	ce.SetSubject(ev.Function)
 	ce.SetTime(ev.Accepted)
 	if ev.Qualifier != "" {
@@ -203,14 +209,29 @@ func decodeEvent(msg jetstream.Msg) (Event, error) {
 	return ev, nil
 }
 
+// apiSource is sourceAPI as a record's source.
+var apiSource = func() types.URIRef {
+	u, err := url.Parse(sourceAPI)
+	if err != nil {
+		panic(err)
+	}
+	return types.URIRef{URL: *u}
+}()
+
 // encodeRecord is ev's record in the log, in the CloudEvents JSON format.
 func encodeRecord(ev Event, o origin) ([]byte, error) {
 	ce, err := cloudEvent(ev, o)
 	if err != nil {
 		return nil, err
 	}
-	// The SDK's own writer: json.Marshal would compact its output again.
-	return ce.MarshalJSON()
+	// The SDK's own writer (json.Marshal would compact its output again),
+	// into a buffer with room for the record's attributes.
+	var buf bytes.Buffer
+	buf.Grow(len(ev.Payload) + 512)
+	if err := cloudevent.WriteJson(&ce, &buf); err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // logMsg is the log's message of ev's record.
