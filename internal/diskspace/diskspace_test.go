@@ -144,51 +144,57 @@ func TestAllowance(t *testing.T) {
 	if a := (*Guard)(nil).NewAllowance(); a.Spend(1<<30) != nil {
 		t.Errorf("no guard refused a write")
 	}
-	dir, free := freeDir(t)
-	if free < 256<<20 {
-		t.Skipf("%s free: too little to test an allowance", MB(free))
-	}
-	g := New(dir, 16<<20)
-	var gone atomic.Int64 // space others took, and the writes, as the guard sees them
-	g.SetPromised(gone.Load)
+	dir, _ := freeDir(t)
+	const reserve = 16 << 20
+	g := New(dir, reserve)
+	// The free space the guard sees is vfree, whatever others write on
+	// the real filesystem meanwhile: the promised space is the rest.
+	var vfree atomic.Int64
+	vfree.Store(reserve + 64<<20)
+	g.SetPromised(func() int64 {
+		free, err := FreeBytes(dir)
+		if err != nil {
+			t.Error(err)
+		}
+		return free - vfree.Load()
+	})
 	a := g.NewAllowance()
 	spend := func(n int64) error {
 		err := a.Spend(n)
 		if err == nil {
-			gone.Add(n) // the write is made
+			vfree.Add(-n) // the write is made
 		}
 		return err
 	}
 	if err := spend(1 << 10); err != nil {
-		t.Fatalf("a 1 KB write with %s free: %v", MB(free), err)
+		t.Fatalf("a 1 KB write with 64 MB above the reserve: %v", err)
 	}
 	if c := g.claimed.Load(); c != claimStep-1<<10 {
 		t.Errorf("claimed after a 1 KB write: %d, want a MiB less the write", c)
 	}
-	// Leave 64 KB above the reserve and the allowance's claim: the
-	// claim already made still covers its writes.
-	free, _ = FreeBytes(dir)
-	gone.Store(free - 16<<20 - 64<<10 - g.claimed.Load())
+	// Others leave 64 KB above the reserve and the allowance's claim:
+	// the claim already made still covers its writes.
+	vfree.Store(reserve + 64<<10 + g.claimed.Load())
 	if err := spend(512 << 10); err != nil {
 		t.Errorf("a write within the claim: %v", err)
 	}
 	// Past the claim, a MiB no longer fits, 32 KB more does, 1 MB not.
 	if err := spend(512<<10 - 1<<10 + 32<<10); err != nil {
-		t.Errorf("a write that needs 32 KB more with ~64 KB above the reserve: %v", err)
+		t.Errorf("a write that needs 32 KB more with 64 KB above the reserve: %v", err)
 	}
 	if err := spend(1 << 20); !IsLow(err) {
-		t.Errorf("a 1 MB write with ~32 KB above the reserve: %v, want a LowSpaceError", err)
+		t.Errorf("a 1 MB write with 32 KB above the reserve: %v, want a LowSpaceError", err)
 	}
 	if c := g.claimed.Load(); c != 0 {
 		t.Errorf("claimed after a refusal with the claim spent: %d, want 0", c)
 	}
-	gone.Store(0) // space freed
+	vfree.Store(reserve + 64<<20) // space freed
 	if err := spend(1 << 10); err != nil {
 		t.Errorf("a 1 KB write once space was freed: %v", err)
 	}
 	// Others fill the disk below the reserve: the claim made before it
 	// stands for allowanceAge, no longer.
-	gone.Store(free)
+	vfree.Store(reserve / 2)
 	time.Sleep(2 * allowanceAge)
 	if err := spend(1 << 10); !IsLow(err) {
 		t.Errorf("a 1 KB write %v after the disk went below the reserve: %v, want a LowSpaceError", 2*allowanceAge, err)
