@@ -118,12 +118,13 @@ type Config struct {
 	// throttled asynchronous invocation, which start a second apart and
 	// double (OWL_ASYNC_THROTTLE_BACKOFF; Lambda: up to 5 minutes).
 	AsyncThrottleBackoff time.Duration
-	// EventLogAge is how long the event log keeps a record
-	// (OWL_EVENT_LOG_AGE).
+	// EventLogAge is how long the event log keeps the record of a
+	// finished event (OWL_EVENT_LOG_AGE); an unfinished one stays.
 	EventLogAge time.Duration
-	// EventLogBytes bounds the event log's size; the oldest records go
-	// first (OWL_EVENT_LOG_BYTES; 0: sized from the disk like the log
-	// stream).
+	// EventLogBytes bounds the event log's size; past three quarters the
+	// oldest finished records go, and a log full of unfinished events
+	// refuses new ones (OWL_EVENT_LOG_BYTES; 0: sized from the disk like
+	// the log stream).
 	EventLogBytes int64
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -196,6 +198,65 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) Close() error {
 	w.g.Release(w.claimed)
 	w.claimed = 0
+	return nil
+}
+
+// Allowance checks many small writes that another part makes on the
+// guarded filesystem (JetStream's, of the events Owl accepts) against the
+// reserve without a statfs each: it claims claimStep at a time and spends
+// the claim as the writes are announced, and claims anew when its claim
+// is older than allowanceAge, so one statfs per MiB or per allowanceAge
+// at most: a disk that others fill below the reserve is refused within
+// that time, as a Check would. Near the reserve it claims what one write
+// needs only, and a refused write leaves nothing claimed, so the next one
+// reads the free space again: space freed is usable at once. Safe for
+// concurrent use.
+type Allowance struct {
+	g    *Guard
+	mu   sync.Mutex
+	left int64     // claimed and not yet spent
+	at   time.Time // when it was claimed
+}
+
+// allowanceAge is how long an Allowance's claim stands without a statfs.
+const allowanceAge = 10 * time.Millisecond
+
+// NewAllowance returns an Allowance of g; nil when g is nil (no guard:
+// every write fits).
+func (g *Guard) NewAllowance() *Allowance {
+	if g == nil {
+		return nil
+	}
+	return &Allowance{g: g}
+}
+
+// Spend announces a write of n bytes about to be made: a *LowSpaceError
+// when it does not fit above the reserve with every claim.
+func (a *Allowance) Spend(n int64) error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if a.left > 0 && now.Sub(a.at) > allowanceAge {
+		a.g.Release(a.left)
+		a.left = 0
+	}
+	if more := n - a.left; more > 0 {
+		err := a.g.Claim(max(more, claimStep))
+		if err == nil {
+			a.left += max(more, claimStep)
+		} else if err = a.g.Claim(more); err == nil {
+			a.left += more
+		} else {
+			return err
+		}
+		a.at = now
+	}
+	// The write is the filesystem's to count from now on.
+	a.left -= n
+	a.g.Release(n)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // freeDir is a temporary directory of t's and the bytes free there.
@@ -133,4 +134,72 @@ func TestPromised(t *testing.T) {
 		t.Errorf("a 1 MB claim once nothing is promised: %v", err)
 	}
 	g.Release(1 << 20)
+}
+
+// TestAllowance: writes announced to an Allowance are checked against
+// the reserve a MiB of claims at a time, for allowanceAge at most; near
+// the reserve each write is checked alone, a refused one claims nothing,
+// and space freed is usable at once.
+func TestAllowance(t *testing.T) {
+	if a := (*Guard)(nil).NewAllowance(); a.Spend(1<<30) != nil {
+		t.Errorf("no guard refused a write")
+	}
+	dir, _ := freeDir(t)
+	const reserve = 16 << 20
+	g := New(dir, reserve)
+	// The free space the guard sees is vfree, whatever others write on
+	// the real filesystem meanwhile: the promised space is the rest.
+	var vfree atomic.Int64
+	vfree.Store(reserve + 64<<20)
+	g.SetPromised(func() int64 {
+		free, err := FreeBytes(dir)
+		if err != nil {
+			t.Error(err)
+		}
+		return free - vfree.Load()
+	})
+	a := g.NewAllowance()
+	spend := func(n int64) error {
+		err := a.Spend(n)
+		if err == nil {
+			vfree.Add(-n) // the write is made
+		}
+		return err
+	}
+	if err := spend(1 << 10); err != nil {
+		t.Fatalf("a 1 KB write with 64 MB above the reserve: %v", err)
+	}
+	if c := g.claimed.Load(); c != claimStep-1<<10 {
+		t.Errorf("claimed after a 1 KB write: %d, want a MiB less the write", c)
+	}
+	// Others leave 64 KB above the reserve and the allowance's claim:
+	// the claim already made still covers its writes.
+	vfree.Store(reserve + 64<<10 + g.claimed.Load())
+	if err := spend(512 << 10); err != nil {
+		t.Errorf("a write within the claim: %v", err)
+	}
+	// Past the claim, a MiB no longer fits, 32 KB more does, 1 MB not.
+	if err := spend(512<<10 - 1<<10 + 32<<10); err != nil {
+		t.Errorf("a write that needs 32 KB more with 64 KB above the reserve: %v", err)
+	}
+	if err := spend(1 << 20); !IsLow(err) {
+		t.Errorf("a 1 MB write with 32 KB above the reserve: %v, want a LowSpaceError", err)
+	}
+	if c := g.claimed.Load(); c != 0 {
+		t.Errorf("claimed after a refusal with the claim spent: %d, want 0", c)
+	}
+	vfree.Store(reserve + 64<<20) // space freed
+	if err := spend(1 << 10); err != nil {
+		t.Errorf("a 1 KB write once space was freed: %v", err)
+	}
+	// Others fill the disk below the reserve: the claim made before it
+	// stands for allowanceAge, no longer.
+	vfree.Store(reserve / 2)
+	time.Sleep(2 * allowanceAge)
+	if err := spend(1 << 10); !IsLow(err) {
+		t.Errorf("a 1 KB write %v after the disk went below the reserve: %v, want a LowSpaceError", 2*allowanceAge, err)
+	}
+	if c := g.claimed.Load(); c != 0 {
+		t.Errorf("claimed after a refusal: %d, want 0", c)
+	}
 }

@@ -3,7 +3,6 @@ package events
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,8 @@ import (
 	"github.com/owl-project/owl/internal/registry"
 )
 
+// consumerName is delivery's consumer of the work queue of retries (its
+// consumer of the log is cursorName: eventlog.go).
 const consumerName = "owl-delivery"
 
 // Request is one delivery of an event to a resolved function.
@@ -89,8 +90,9 @@ type DeliveryOptions struct {
 type Stats struct {
 	// Accepted counts the events clients invoked that were stored.
 	Accepted int64
-	// Unrecorded counts accepted events missing from the event log (its
-	// write failed); Replayed the events replays stored.
+	// Unrecorded counts events missing from the event log (the write of
+	// a mapping's message's record failed); Replayed the events replays
+	// stored.
 	Unrecorded, Replayed int64
 	// Loops counts events stopped as recursive loops.
 	Loops int64
@@ -115,7 +117,7 @@ type Delivery struct {
 	inv   Invoker
 	opts  DeliveryOptions
 	log   *slog.Logger
-	cc    jetstream.ConsumeContext
+	cc    []jetstream.ConsumeContext // of the log and of the work queue
 	slots chan struct{}
 	wg    sync.WaitGroup
 	// ctx ends running deliveries at Close; what they held is redelivered.
@@ -180,7 +182,7 @@ func StartDelivery(ctx context.Context, q *Queue, fns Functions, inv Invoker, op
 	}
 	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumerName,
-		Description:   "delivers accepted asynchronous invocations to their functions",
+		Description:   "delivers retries of asynchronous invocations to their functions",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    -1,
@@ -190,13 +192,21 @@ func StartDelivery(ctx context.Context, q *Queue, fns Functions, inv Invoker, op
 	if err != nil {
 		return nil, fmt.Errorf("creating the event delivery consumer: %w", err)
 	}
+	cursor, err := q.log.CreateOrUpdateConsumer(ctx, cursorConfig(opts.Concurrency))
+	if err != nil {
+		return nil, fmt.Errorf("updating the event log's delivery cursor: %w", err)
+	}
 	d := &Delivery{q: q, fns: fns, inv: inv, opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.cc, err = cons.Consume(d.receive, jetstream.PullMaxMessages(opts.Concurrency))
-	if err != nil {
-		d.cancel()
-		return nil, fmt.Errorf("consuming events: %w", err)
+	for _, c := range []jetstream.Consumer{cursor, cons} {
+		cc, err := c.Consume(d.receive, jetstream.PullMaxMessages(opts.Concurrency))
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("consuming events: %w", err)
+		}
+		d.cc = append(d.cc, cc)
 	}
+	d.wg.Go(func() { q.trimLoop(d.ctx) })
 	return d, nil
 }
 
@@ -224,8 +234,12 @@ func (d *Delivery) receive(msg jetstream.Msg) {
 
 // deliver takes one event to its final outcome, or puts it back for later.
 func (d *Delivery) deliver(msg jetstream.Msg) {
-	var ev Event
-	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.RequestID == "" || ev.Function == "" {
+	if msg.Headers().Get(logOnlyHeader) != "" {
+		d.ack(msg, Event{}) // a record of the log only, not an event to deliver
+		return
+	}
+	ev, err := decodeEvent(msg)
+	if err != nil || ev.RequestID == "" || ev.Function == "" {
 		d.drop(msg, ev, fmt.Sprintf("unreadable event record: %v", err))
 		return
 	}
@@ -372,10 +386,15 @@ func (d *Delivery) Close() {
 	// Drain, not Stop: the messages already pulled reach receive, which
 	// hands them back at once; dropped from the buffer, they would wait
 	// out ackWait before the next start saw them.
-	d.cc.Drain()
-	select {
-	case <-d.cc.Closed():
-	case <-time.After(10 * time.Second):
+	for _, cc := range d.cc {
+		cc.Drain()
+	}
+	timeout := time.After(10 * time.Second)
+	for _, cc := range d.cc {
+		select {
+		case <-cc.Closed():
+		case <-timeout:
+		}
 	}
 	d.wg.Wait()
 }

@@ -1,13 +1,18 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/lambdaerr"
@@ -16,12 +21,25 @@ import (
 
 // The event log keeps every event Owl accepted as an immutable CloudEvents
 // 1.0 record (the SDK's envelope and JSON format), append-only in a
-// JetStream stream of its own whose retention is bounded by age and size:
-// the oldest records go first. The work queue (queue.go) forgets an event
-// once it is delivered; the log keeps it for listing and replay.
+// JetStream stream of its own, and its record is also the event's place
+// in the queue: delivery reads the log through a durable consumer
+// (cursorName), so accepting an event stores one message, not two. Only
+// retries wait in the work queue (queue.go), as records of their own.
+//
+// The log's retention cannot drop an event not yet delivered: the stream
+// refuses new records when full (DiscardNew; the API answers 503) and has
+// no age limit of its own; Owl trims it (trim), purging the oldest records
+// past --event-log-age, or past three quarters of its bytes, but never
+// past the delivery consumer's acknowledgement floor.
 const (
 	logStreamName    = "OWL_EVENTLOG"
 	logSubjectPrefix = "owl.eventlog." // owl.eventlog.<function>.<event id>
+	// cursorName is the durable consumer delivery reads the log with.
+	cursorName = "owl-delivery"
+	// logOnlyHeader marks a record that is not delivered from the log
+	// (a message a subject's mapping read: it reaches its function
+	// through the mapping).
+	logOnlyHeader = "Owl-Log-Only"
 )
 
 // The types of the events in the log.
@@ -51,6 +69,7 @@ const (
 	extReplayOf  = "owlreplayof"  // a replay's original event id
 	extDepth     = "owldepth"     // hops from the chain's first event
 	extOrigin    = "owlorigin"    // the chain's first event id
+	extTrace     = "owltrace"     // the trace header the event was invoked with
 )
 
 // Sources of the events in the log, by how they came (a destination
@@ -60,39 +79,66 @@ const (
 	sourceReplay = "owl:replay"
 )
 
-// LogOptions bound the event log.
+// LogOptions bound the event log (trim: the record of an event not yet
+// finished is kept past both).
 type LogOptions struct {
-	// MaxAge is how long a record is kept.
+	// MaxAge is how long the record of a finished event is kept.
 	MaxAge time.Duration
-	// MaxBytes bounds the log's size; past it the oldest records go.
+	// MaxBytes bounds the log's size: past three quarters of it the
+	// oldest finished records go; full, it refuses new records. 0: the
+	// work queue's MaxBytes (Options).
 	MaxBytes int64
 }
 
 // origin is how an event came to be stored: its log record's type and
-// source, and the event a replay replays.
+// source, and the event a replay replays. fresh: its request id was made
+// for this request (a client's Invoke), so nothing can store it twice.
 type origin struct {
 	typ, source, replayOf string
+	fresh                 bool
 }
 
-// openLog creates or updates the event log's stream.
-func openLog(ctx context.Context, js jetstream.JetStream, opts LogOptions) (jetstream.Stream, error) {
+// openLog creates or updates the event log's stream and the delivery
+// consumer's cursor on it. The cursor starts after the records already
+// there: a log written before the log was the queue holds events the
+// work queue had too.
+func openLog(ctx context.Context, js jetstream.JetStream, opts LogOptions) (jetstream.Stream, jetstream.Consumer, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        logStreamName,
-		Description: "Owl's event log: every accepted event, as CloudEvents, for listing and replay",
+		Description: "Owl's event log: every accepted event, as CloudEvents, for listing, replay and delivery",
 		Subjects:    []string{logSubjectPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      opts.MaxAge,
-		MaxBytes:    opts.MaxBytes,
-		MaxMsgSize:  MaxPayload + 64<<10,
-		Storage:     jetstream.FileStorage,
+		// Full, it refuses: the oldest record may not be delivered yet.
+		// Owl trims delivered records by age and size (trim).
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   opts.MaxBytes,
+		MaxMsgSize: MaxPayload + 64<<10,
+		Storage:    jetstream.FileStorage,
 		// One record per event id, however often a record is offered.
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening the event log: %w", err)
+		return nil, nil, fmt.Errorf("opening the event log: %w", err)
 	}
-	return s, nil
+	c, err := s.CreateOrUpdateConsumer(ctx, cursorConfig(64))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the event log's delivery cursor: %w", err)
+	}
+	return s, c, nil
+}
+
+// cursorConfig is the delivery consumer of the log, delivering up to
+// pending events at once.
+func cursorConfig(pending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cursorName,
+		Description:   "delivers accepted asynchronous invocations to their functions",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: pending,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	}
 }
 
 // cloudEvent is ev's record in the log.
@@ -100,7 +146,11 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 	ce := cloudevent.New()
 	ce.SetID(ev.RequestID)
 	ce.SetType(o.typ)
-	ce.SetSource(o.source)
+	if ec, ok := ce.Context.(*cloudevent.EventContextV1); ok && o.source == sourceAPI {
+		ec.Source = apiSource // parsed once: most events are the API's
+	} else {
+		ce.SetSource(o.source)
+	}
 	ce.SetSubject(ev.Function)
 	ce.SetTime(ev.Accepted)
 	if ev.Qualifier != "" {
@@ -113,73 +163,126 @@ func cloudEvent(ev Event, o origin) (cloudevent.Event, error) {
 		ce.SetExtension(extDepth, ev.Depth)
 		ce.SetExtension(extOrigin, ev.Origin)
 	}
-	// RawMessage, not []byte: the SDK would carry bytes as data_base64.
-	if err := ce.SetData(cloudevent.ApplicationJSON, json.RawMessage(ev.Payload)); err != nil {
-		return ce, fmt.Errorf("event %s: %w", ev.RequestID, err)
+	if ev.TraceID != "" {
+		ce.SetExtension(extTrace, ev.TraceID)
 	}
+	// The payload as it is, JSON (SetData would encode it again, and
+	// carry bytes as data_base64).
+	data := []byte(ev.Payload)
+	if len(data) == 0 {
+		data = []byte("null") // as SetData encodes none
+	} else if !json.Valid(data) {
+		return ce, fmt.Errorf("event %s: its payload is not JSON", ev.RequestID)
+	}
+	ce.SetDataContentType(cloudevent.ApplicationJSON)
+	ce.DataEncoded = data
 	if err := ce.Validate(); err != nil {
 		return ce, fmt.Errorf("event %s: %w", ev.RequestID, err)
 	}
 	return ce, nil
 }
 
-// record sends ev's record to the log without waiting; recorded awaits
-// it. A record that cannot be written is logged and counted, not
-// returned: the event is delivered all the same.
-func (q *Queue) record(ev Event, o origin) jetstream.PubAckFuture {
-	if q.logBroken.Load() {
-		q.unrecordedBecause(ev, errors.New("JetStream stopped writing to the event log after a failed write; restart owl serve once there is disk space"))
-		return nil
+// decodeEvent is the event msg holds: a record of the log (attempt 1) or
+// a retry from the work queue.
+func decodeEvent(msg jetstream.Msg) (Event, error) {
+	var ev Event
+	if !strings.HasPrefix(msg.Subject(), logSubjectPrefix) {
+		err := json.Unmarshal(msg.Data(), &ev)
+		return ev, err
 	}
-	ce, err := cloudEvent(ev, o)
-	var data []byte
-	if err == nil {
-		data, err = json.Marshal(ce)
+	var ce cloudevent.Event
+	if err := ce.UnmarshalJSON(msg.Data()); err != nil {
+		return ev, err
 	}
-	var f jetstream.PubAckFuture
-	if err == nil {
-		f, err = q.js.PublishAsync(logSubjectPrefix+ev.Function+"."+ev.RequestID, data, jetstream.WithMsgID(ev.RequestID))
+	ev = Event{RequestID: ce.ID(), Function: ce.Subject(), Payload: json.RawMessage(ce.Data()), Accepted: ce.Time(), Attempt: 1}
+	ext := ce.Extensions()
+	ev.Qualifier, _ = ext[extQualifier].(string)
+	ev.TraceID, _ = ext[extTrace].(string)
+	ev.Origin, _ = ext[extOrigin].(string)
+	if v, ok := ext[extDepth]; ok {
+		depth, err := types.ToInteger(v)
+		if err != nil {
+			return ev, fmt.Errorf("the %s of event %s: %w", extDepth, ev.RequestID, err)
+		}
+		ev.Depth = int(depth)
 	}
-	if err != nil {
-		q.unrecordedBecause(ev, err)
-		return nil
-	}
-	return f
+	return ev, nil
 }
 
-// recorded waits for ev's record; stored says whether the queue took ev
-// (if not, the record goes: the log holds accepted events only).
-func (q *Queue) recorded(ctx context.Context, ev Event, f jetstream.PubAckFuture, stored bool) {
+// apiSource is sourceAPI as a record's source.
+var apiSource = func() types.URIRef {
+	u, err := url.Parse(sourceAPI)
+	if err != nil {
+		panic(err)
+	}
+	return types.URIRef{URL: *u}
+}()
+
+// encodeRecord is ev's record in the log, in the CloudEvents JSON format.
+func encodeRecord(ev Event, o origin) ([]byte, error) {
+	ce, err := cloudEvent(ev, o)
+	if err != nil {
+		return nil, err
+	}
+	// The SDK's own writer (json.Marshal would compact its output again),
+	// into a buffer with room for the record's attributes.
+	var buf bytes.Buffer
+	buf.Grow(len(ev.Payload) + 512)
+	if err := cloudevent.WriteJson(&ce, &buf); err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", ev.RequestID, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// logMsg is the log's message of ev's record.
+func logMsg(ev Event, data []byte) *nats.Msg {
+	m := nats.NewMsg(logSubjectPrefix + ev.Function + "." + ev.RequestID)
+	m.Data = data
+	return m
+}
+
+// Log writes ev's record alone, marked not to be delivered (an event that
+// reaches its function another way than the queue: a message a subject's
+// mapping read). A record that cannot be written is logged and counted,
+// not returned: the event reaches its function all the same.
+func (q *Queue) Log(ctx context.Context, ev Event, typ, source string) {
+	if ev.Accepted.IsZero() {
+		ev.Accepted = time.Now()
+	}
+	if q.logBroken.Load() {
+		q.unrecordedBecause(ev, errors.New("JetStream stopped writing to the event log after a failed write; restart owl serve once there is disk space"))
+		return
+	}
+	data, err := encodeRecord(ev, origin{typ: typ, source: source})
+	if err != nil {
+		q.unrecordedBecause(ev, err)
+		return
+	}
+	m := logMsg(ev, data)
+	m.Header.Set(logOnlyHeader, "true")
+	f, err := q.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.RequestID))
+	if err != nil {
+		q.unrecordedBecause(ev, err)
+		return
+	}
 	select {
-	case ack := <-f.Ok():
-		if !stored {
-			if err := q.log.DeleteMsg(context.WithoutCancel(ctx), ack.Sequence); err != nil {
-				q.opts.Logger.Warn("the event log keeps the record of an event that was not accepted",
-					"request_id", ev.RequestID, "err", err)
-			}
-		}
+	case <-f.Ok():
 	case err := <-f.Err():
-		if stored {
-			q.unrecordedBecause(ev, err)
-		}
+		q.unrecordedBecause(ev, err)
 	case <-ctx.Done():
-		if stored {
-			q.unrecordedBecause(ev, ctx.Err())
-		}
+		q.unrecordedBecause(ev, ctx.Err())
 	case <-time.After(logWait):
 		// JetStream does not answer a write to a stream it stopped
 		// writing to (a full disk): say so once, then skip the log.
 		if q.opts.WriteError != nil && q.opts.WriteError(logStreamName) != nil {
 			q.logBroken.Store(true)
 		}
-		if stored {
-			q.unrecordedBecause(ev, fmt.Errorf("the event log did not confirm the record within %v", logWait))
-		}
+		q.unrecordedBecause(ev, fmt.Errorf("the event log did not confirm the record within %v", logWait))
 	}
 }
 
-// logWait bounds how long an event waits for its log record (a publish's
-// own timeout).
+// logWait bounds how long a record of Log waits for its acknowledgement
+// (a publish's own timeout).
 const logWait = 5 * time.Second
 
 func (q *Queue) unrecordedBecause(ev Event, err error) {
@@ -188,18 +291,7 @@ func (q *Queue) unrecordedBecause(ev Event, err error) {
 		"function", ev.Function, "err", err)
 }
 
-// Log writes ev's record alone (an event that reaches its function
-// another way than the queue: a message a subject's mapping read).
-func (q *Queue) Log(ctx context.Context, ev Event, typ, source string) {
-	if ev.Accepted.IsZero() {
-		ev.Accepted = time.Now()
-	}
-	if f := q.record(ev, origin{typ: typ, source: source}); f != nil {
-		q.recorded(ctx, ev, f, true)
-	}
-}
-
-// Unrecorded counts accepted events whose log record could not be written.
+// Unrecorded counts the records Log could not write.
 func (q *Queue) Unrecorded() int64 { return q.unrecorded.Load() }
 
 // Filter selects records of the log.
