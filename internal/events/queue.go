@@ -340,6 +340,16 @@ func (q *Queue) Backlog(ctx context.Context) (n uint64, oldest time.Time, err er
 		return 0, time.Time{}, fmt.Errorf("reading the event log's delivery cursor: %w", err)
 	}
 	waiting := ci.NumPending + uint64(ci.NumAckPending)
+	// The consumer counts a record the log stored only once it has seen
+	// it: under load, a moment after Enqueue returned. Records past what
+	// it delivered count even before then (the cursor reads every record).
+	li, err := q.log.Info(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("reading the event log: %w", err)
+	}
+	if last, seen := li.State.LastSeq, ci.Delivered.Stream+ci.NumPending; last > seen {
+		waiting += last - seen
+	}
 	if waiting == 0 {
 		return n, oldest, nil
 	}
