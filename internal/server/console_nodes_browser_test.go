@@ -16,6 +16,10 @@ func nodeRowSel(name string) string {
 	return fmt.Sprintf(`#nodes tr[data-node=%s]`, jsString(name))
 }
 
+// startedEnv is a JavaScript expression (%s: a row's selector) true
+// when the environments table's row counts an environment in any state.
+const startedEnv = `(() => { const r = document.querySelector(%s); return r !== null && ["starting", "busy", "idle", "frozen"].some((s) => Number(r.querySelector("[data-state=" + s + "]").textContent) > 0); })()`
+
 // signInToNodes opens the console at url, signs in and opens the nodes
 // page, waiting until it lists want nodes.
 func signInToNodes(p page, url string, want int) {
@@ -71,7 +75,7 @@ func checkNodeRow(t *testing.T, p page, n lambdawire.Node) {
 // page refreshes on its own (a function invoked after it opened
 // appears); a focused button keeps its focus across refreshes; Drain,
 // confirmed, shows the API's error type and message inline and changes
-// nothing; Cancel sends nothing.
+// nothing; Cancel sends nothing; it fits a 360 px screen.
 func TestConsoleNodes(t *testing.T) {
 	ts := startServer(t, "")
 	p := page{t: t, ctx: startChromium(t)}
@@ -91,18 +95,16 @@ func TestConsoleNodes(t *testing.T) {
 
 	signInToNodes(p, ts.URL, 1)
 	checkNodeRow(t, p, self)
-	p.screenshot("console-nodes.png")
 
 	// Selecting the node shows its environments, and a version that runs
 	// after the page opened appears on a refresh.
 	p.do("selecting the node", chromedp.Click(chromedp.CSS(nodeRowSel(self.Name)+" th a")))
 	p.waitText("#node-envs h2", "Environments on "+self.Name)
 	envRow := `#node-envs-table tr[data-version="%s:$LATEST"]`
-	started := `(() => { const r = document.querySelector(%s); return r !== null && ["starting", "busy", "idle", "frozen"].some((s) => Number(r.querySelector("[data-state=" + s + "]").textContent) > 0); })()`
-	p.waitJS(fmt.Sprintf(started, jsString(fmt.Sprintf(envRow, "node-fn"))), "node-fn's environment on the node")
+	p.waitJS(fmt.Sprintf(startedEnv, jsString(fmt.Sprintf(envRow, "node-fn"))), "node-fn's environment on the node")
 	ts.createKitchensink("later-fn")
 	ts.invoke("later-fn", `{}`)
-	p.waitJS(fmt.Sprintf(started, jsString(fmt.Sprintf(envRow, "later-fn"))), "later-fn's environment, after a refresh")
+	p.waitJS(fmt.Sprintf(startedEnv, jsString(fmt.Sprintf(envRow, "later-fn"))), "later-fn's environment, after a refresh")
 
 	// The focus stays on a button through refreshes.
 	row := nodeRowSel(self.Name)
@@ -134,15 +136,29 @@ func TestConsoleNodes(t *testing.T) {
 	if h := p.waitText(row, "ok"); strings.Contains(h, "draining") {
 		t.Errorf("after a refused drain the row reads %q", h)
 	}
+
+	// A phone's width: the page does not scroll sideways.
+	p.do("a 360 px wide screen", chromedp.EmulateViewport(360, 740))
+	if over := eval[float64](p, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
+		t.Errorf("at 360 px, the nodes page is %v px wider than the screen", over)
+	}
+	p.do("a desktop's width again", chromedp.EmulateViewport(1280, 900))
 }
 
 // TestConsoleNodesCluster: in a real Chromium, the console of an api node
-// of a cluster lists its three nodes as the API does; w1 drained from
+// of a cluster lists its three nodes as the API does, a worker that ran
+// a function shows its environments and the api node none; w1 drained from
 // the page is draining in the API's list (and the page), and undrained
 // from the page is back in service; the api node has no drain button.
 func TestConsoleNodesCluster(t *testing.T) {
 	c := startTestCluster(t)
 	p := page{t: t, ctx: startChromium(t)}
+	c.api.createKitchensink("spread")
+	wantAllOK(t, "spread", invokeMany(c.api.URL, "spread", `{"action":"sleep","ms":100}`, 8, 4))
+	ran := "w1"
+	if c.w1.invocationsOf(t, "spread") == 0 {
+		ran = "w2"
+	}
 	signInToNodes(p, c.api.URL, 3)
 	nodes := c.api.nodes(t)
 	names := make([]string, 0, len(nodes))
@@ -157,6 +173,12 @@ func TestConsoleNodesCluster(t *testing.T) {
 	if n := eval[int](p, fmt.Sprintf(`document.querySelectorAll(%s).length`, jsString(nodeRowSel("api1")+" button"))); n != 0 {
 		t.Errorf("the api node's row has %d buttons, want none (it runs no environments)", n)
 	}
+	// The environments of a worker that ran the function; the api node
+	// has none.
+	p.do("selecting "+ran, chromedp.Click(chromedp.CSS(nodeRowSel(ran)+" th a")))
+	p.waitJS(fmt.Sprintf(startedEnv, jsString(`#node-envs-table tr[data-version="spread:$LATEST"]`)), "spread's environments on "+ran)
+	p.do("selecting api1", chromedp.Click(chromedp.CSS(nodeRowSel("api1")+" th a")))
+	p.waitText("#node-envs-none", "runs no environments")
 
 	drainFromPage(p, "w1", "Drain")
 	p.waitJS(fmt.Sprintf(`document.querySelector(%s).dataset.health === "draining"`, jsString(nodeRowSel("w1"))), "w1 draining on the page")
@@ -166,7 +188,7 @@ func TestConsoleNodesCluster(t *testing.T) {
 	if n := c.api.nodes(t)["w2"]; n.Health != "ok" {
 		t.Errorf("draining w1 left w2 %s", n.Health)
 	}
-	p.screenshot("console-nodes-cluster.png")
+	p.screenshot("console-nodes.png")
 
 	drainFromPage(p, "w1", "Undrain")
 	p.waitJS(fmt.Sprintf(`document.querySelector(%s).dataset.health === "ok"`, jsString(nodeRowSel("w1"))), "w1 back in service on the page")
