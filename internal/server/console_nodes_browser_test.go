@@ -75,7 +75,8 @@ func checkNodeRow(t *testing.T, p page, n lambdawire.Node) {
 // page refreshes on its own (a function invoked after it opened
 // appears); a focused button keeps its focus across refreshes; Drain,
 // confirmed, shows the API's error type and message inline and changes
-// nothing; Cancel sends nothing; it fits a 360 px screen.
+// nothing; Cancel sends nothing; markup in a node name (typed into the
+// address) stays text; it fits a 360 px screen.
 func TestConsoleNodes(t *testing.T) {
 	ts := startServer(t, "")
 	p := page{t: t, ctx: startChromium(t)}
@@ -135,6 +136,15 @@ func TestConsoleNodes(t *testing.T) {
 	}
 	if h := p.waitText(row, "ok"); strings.Contains(h, "draining") {
 		t.Errorf("after a refused drain the row reads %q", h)
+	}
+
+	// A node name with markup, from the address bar: no such node, said
+	// as text.
+	const hostile = `<img src=x onerror="window.owlPwned=1">`
+	eval[string](p, `location.hash = "#/nodes/" + encodeURIComponent(`+jsString(hostile)+`); ""`)
+	p.waitText("#node-envs", "No node named "+hostile+" is listed.")
+	if pwned := eval[bool](p, `window.owlPwned !== undefined || document.querySelector("#main img, #main script") !== null`); pwned {
+		t.Fatal("markup in a node name became an element")
 	}
 
 	// A phone's width: the page does not scroll sideways.
