@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -159,7 +161,8 @@ func TestConsoleNodes(t *testing.T) {
 // of a cluster lists its three nodes as the API does, a worker that ran
 // a function shows its environments and the api node none; w1 drained from
 // the page is draining in the API's list (and the page), and undrained
-// from the page is back in service; the api node has no drain button.
+// from the page is back in service; the api node has no drain button;
+// w2 killed shows lost, and draining it shows the API's 404 in its row.
 func TestConsoleNodesCluster(t *testing.T) {
 	c := startTestCluster(t)
 	p := page{t: t, ctx: startChromium(t)}
@@ -205,10 +208,25 @@ func TestConsoleNodesCluster(t *testing.T) {
 	if n := c.api.nodes(t)["w1"]; n.Health != "ok" || n.Draining {
 		t.Errorf("undrained from the console, w1 is %s (draining %v) in the API's list", n.Health, n.Draining)
 	}
-	for _, n := range []*owlProcess{c.api, c.w1, c.w2} {
+
+	// w2 killed: lost on the page, in the alarm's colour; draining it is
+	// refused by the API (no live node of that name), said in its row.
+	cleanAfterKill(t, c.nats, c.w2, "w2", "--runtimes", "provided,provided.al2,provided.al2023")
+	if err := c.w2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.w2.waitExit(t, 30*time.Second)
+	w2 := nodeRowSel("w2")
+	p.waitJS(fmt.Sprintf(`document.querySelector(%s).dataset.health === "lost"`, jsString(w2)), "w2 lost on the page")
+	if badge := eval[string](p, fmt.Sprintf(`document.querySelector(%s).className`, jsString(w2+" .badge"))); !strings.Contains(badge, "health-bad") {
+		t.Errorf("w2 is lost, its badge is %q", badge)
+	}
+	drainFromPage(p, "w2", "Drain")
+	p.waitText(w2+" td.actions .error", "Draining w2 failed: ResourceNotFoundException: No live node named w2")
+	for _, n := range []*owlProcess{c.api, c.w1} {
 		n.sigterm(t)
 	}
-	for _, n := range []*owlProcess{c.api, c.w1, c.w2} {
+	for _, n := range []*owlProcess{c.api, c.w1} {
 		n.wantCleanStop(t)
 	}
 }
