@@ -41,13 +41,14 @@ function envCounts(n) {
   return { warm, frozen };
 }
 
+// lastSeen is how long ago the answering node heard from a node.
 function lastSeen(ms) {
   if (typeof ms !== 'number') return '';
   return ms < 1000 ? 'just now' : `${(ms / 1000).toFixed(1)} s ago`;
 }
 
 // nodeHash is the address of the page with name's environments shown.
-export function nodeHash(name) {
+function nodeHash(name) {
   return `#/nodes/${encodeURIComponent(name)}`;
 }
 
@@ -56,9 +57,12 @@ export function nodeHash(name) {
 export function nodesPage(selected) {
   const body = el('tbody');
   const rows = new Map(); // name → the row's parts
-  const status = el('p', { id: 'nodes-status', role: 'status', class: 'muted' });
+  // Neither the status line nor the environments are live regions: a
+  // screen reader would read them out every refresh.
+  const status = el('p', { id: 'nodes-status', class: 'muted' });
   const count = el('p', { id: 'nodes-count', class: 'muted' });
-  const envs = el('section', { id: 'node-envs', 'aria-labelledby': 'h-envs', 'aria-live': 'polite' });
+  const envs = el('section', { id: 'node-envs', 'aria-labelledby': 'h-envs' });
+  let envsShown = null; // what envs was drawn from: redrawn only when it changes
   let stopped = false;
 
   const refresh = async () => {
@@ -94,7 +98,12 @@ export function nodesPage(selected) {
       }
     }
     count.textContent = `${nodes.length} node${nodes.length === 1 ? '' : 's'}`;
-    showEnvironments(envs, selected, nodes.find((n) => n.name === selected));
+    const node = nodes.find((n) => n.name === selected);
+    const drawn = JSON.stringify([node && node.role, node && node.environments]);
+    if (drawn !== envsShown) {
+      envsShown = drawn;
+      showEnvironments(envs, selected, node);
+    }
   };
 
   const table = el('table', { id: 'nodes' },
