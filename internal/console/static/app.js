@@ -1,11 +1,13 @@
 // app.js: the console's entry: sign-in, sign-out and the router
 // (#/ the functions, #/fn/NAME a function, #/dashboard every function's
-// metric history).
+// metric history, #/nodes the cluster's nodes, #/nodes/NAME with NAME's
+// environments).
 import { call, csrf, json, setCSRF, SignedOutError } from './api.js';
 import { el, show, errorText } from './dom.js';
 import { functionsPage } from './functions.js';
 import { functionPage } from './function.js';
 import { dashboardPage } from './charts.js';
+import { nodesPage } from './nodes.js';
 
 let signedIn = false;
 let leave = null; // the current page's clean-up (a log follow to stop)
@@ -50,9 +52,11 @@ async function route() {
   document.getElementById('nav').hidden = false;
   const hash = location.hash || '#/';
   const m = hash.match(/^#\/fn\/(.+)$/);
+  const node = hash.match(/^#\/nodes(?:\/(.+))?$/);
   try {
     if (m) leave = await functionPage(decodeURIComponent(m[1]));
     else if (hash === '#/dashboard') leave = dashboardPage();
+    else if (node) leave = nodesPage(node[1] ? decodeURIComponent(node[1]) : '');
     else await functionsPage();
   } catch (err) {
     if (err instanceof SignedOutError) return;
