@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -169,6 +170,26 @@ type Config struct {
 	// (OWL_OTLP_ENDPOINT). Empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT
 	// and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT decide; none set, no spans.
 	OTLPEndpoint string
+	// NodeName names this node in a cluster: its NATS server's name,
+	// unique among the nodes (OWL_NODE_NAME; default the hostname).
+	NodeName string
+	// ClusterName, ClusterAddr and Routes join the embedded NATS server to
+	// a cluster of Owl nodes (docs/cluster.md): the cluster's name, this
+	// node's route listener HOST:PORT, and the peers' route URLs
+	// (nats-route://HOST:PORT). All empty: a single node, no port.
+	ClusterName, ClusterAddr string
+	Routes                   []string
+	// ClusterUser and ClusterPassword (OWL_CLUSTER_PASSWORD, a secret) are
+	// the credentials every route asks of and gives its peer.
+	ClusterUser, ClusterPassword string
+	// ClusterTLSCert and ClusterTLSKey are this node's certificate for
+	// routes, ClusterTLSCA the authority the peers' must be signed by.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+}
+
+// Clustered reports whether c joins a cluster of nodes.
+func (c Config) Clustered() bool {
+	return c.ClusterName != "" || c.ClusterAddr != "" || len(c.Routes) > 0
 }
 
 // Default returns the configuration for a single machine.
@@ -207,7 +228,58 @@ func Default() Config {
 		MaxConnections:       4096,
 		MaxBodyMemoryMB:      1024,
 		ImageSizeLimit:       10 << 30,
+		NodeName:             defaultNodeName(),
 	}
+}
+
+// defaultNodeName is the hostname ("owl" when it is unknown).
+func defaultNodeName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "owl"
+}
+
+var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// validateCluster checks the cluster settings: all of name, address and
+// routes or none, routes as URLs, credentials and TLS files in pairs.
+func (c Config) validateCluster() []error {
+	var errs []error
+	if !nodeNameRe.MatchString(c.NodeName) {
+		errs = append(errs, fmt.Errorf("node name %q: want letters, digits, '.', '_' or '-' (at most 63)", c.NodeName))
+	}
+	if !c.Clustered() {
+		if c.ClusterUser != "" || c.ClusterPassword != "" || c.ClusterTLSCert != "" || c.ClusterTLSKey != "" || c.ClusterTLSCA != "" {
+			errs = append(errs, errors.New("cluster credentials or TLS given without --cluster-name, --cluster-addr and --routes"))
+		}
+		return errs
+	}
+	if c.ClusterName == "" || c.ClusterAddr == "" || len(c.Routes) == 0 {
+		errs = append(errs, errors.New("cluster: --cluster-name, --cluster-addr and --routes go together (docs/cluster.md)"))
+	}
+	if !nodeNameRe.MatchString(c.ClusterName) && c.ClusterName != "" {
+		errs = append(errs, fmt.Errorf("cluster name %q: want letters, digits, '.', '_' or '-' (at most 63)", c.ClusterName))
+	}
+	if c.ClusterAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAddr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster addr %q: want HOST:PORT: %w", c.ClusterAddr, err))
+		}
+	}
+	for _, r := range c.Routes {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "nats-route" && u.Scheme != "nats") || u.Host == "" || u.Port() == "" {
+			errs = append(errs, fmt.Errorf("route %q: want nats-route://HOST:PORT", r))
+		}
+	}
+	if (c.ClusterUser == "") != (c.ClusterPassword == "") {
+		errs = append(errs, errors.New("cluster credentials: set both --cluster-user and OWL_CLUSTER_PASSWORD, or neither"))
+	}
+	if c.ClusterTLSCert != "" || c.ClusterTLSKey != "" || c.ClusterTLSCA != "" {
+		if c.ClusterTLSCert == "" || c.ClusterTLSKey == "" || c.ClusterTLSCA == "" {
+			errs = append(errs, errors.New("cluster TLS: set --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca together (peers are verified)"))
+		}
+	}
+	return errs
 }
 
 // MaxPrewarm bounds Config.Prewarm (per runtime).
@@ -305,6 +377,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.validateImages()...)
+	errs = append(errs, c.validateCluster()...)
 	if c.CodeStorageLimit <= 0 {
 		errs = append(errs, fmt.Errorf("code storage limit %d: must be positive", c.CodeStorageLimit))
 	}
