@@ -165,10 +165,17 @@ func (b *Bus) joinCluster(ctx context.Context, standalone string, logger *slog.L
 	if err := b.waitForJetStream(ctx, logger); err != nil {
 		return err
 	}
+	members, err := b.joinOrder(ctx, standalone != "", logger)
+	if err != nil {
+		return err
+	}
 	if standalone != "" {
 		logger.Info("this data dir holds a single node's store: moving it into the cluster", "from", standalone)
 		if err := b.migrate(ctx, standalone, logger); err != nil {
 			return fmt.Errorf("moving the single-node store into the cluster (it stays in %s; the next start tries again): %w", standalone, err)
+		}
+		if err := b.setMember(ctx, members, false); err != nil {
+			return err
 		}
 	}
 	kctx, cancel := context.WithCancel(context.Background())

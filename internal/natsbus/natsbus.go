@@ -199,7 +199,16 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		srv.Shutdown()
 		return nil, fmt.Errorf("connecting to embedded NATS: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	var jsOpts []jetstream.JetStreamOpt
+	if o.Cluster != nil {
+		// A clustered request waits on peers: give it more than the
+		// in-process default of 5 s on a loaded machine.
+		// An asynchronous publish whose ack was lost with a server that
+		// died fails after 30 s instead of being waited for forever.
+		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(30*time.Second),
+			jetstream.WithPublishAsyncTimeout(30*time.Second))
+	}
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()

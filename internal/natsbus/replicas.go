@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,83 +41,172 @@ func create[T any](want int, mk func(replicas int) (T, error)) (T, error) {
 	return v, err
 }
 
+// createAsset creates an asset with mk at the replicas a new one gets.
+func createAsset[T any](ctx context.Context, r replicated, mk func(ctx context.Context, replicas int) (T, error)) (T, error) {
+	return settle(ctx, func(ctx context.Context) (T, error) {
+		return create(r.b.Replicas(), func(n int) (T, error) { return mk(ctx, n) })
+	})
+}
+
+// createOrUpdateAsset runs mk on the asset whose stream is stream: at its
+// replicas if it exists, else at those a new one gets.
+func createOrUpdateAsset[T any](ctx context.Context, r replicated, stream string, mk func(ctx context.Context, replicas int) (T, error)) (T, error) {
+	return settle(ctx, func(ctx context.Context) (T, error) {
+		existing, want := r.replicas(ctx, stream)
+		if existing > 0 {
+			return mk(ctx, existing)
+		}
+		return create(want, func(n int) (T, error) { return mk(ctx, n) })
+	})
+}
+
+// updateAsset runs mk on the asset whose stream is stream at its replicas.
+func updateAsset[T any](ctx context.Context, r replicated, stream string, mk func(ctx context.Context, replicas int) (T, error)) (T, error) {
+	return settle(ctx, func(ctx context.Context) (T, error) {
+		existing, _ := r.replicas(ctx, stream)
+		return mk(ctx, existing)
+	})
+}
+
 func (r replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	return create(r.b.Replicas(), func(n int) (jetstream.Stream, error) {
+	return createAsset(ctx, r, func(ctx context.Context, n int) (jetstream.Stream, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateStream(ctx, cfg)
 	})
 }
 
 func (r replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	existing, want := r.replicas(ctx, cfg.Name)
-	if existing > 0 {
-		cfg.Replicas = existing
-		return r.JetStream.CreateOrUpdateStream(ctx, cfg)
-	}
-	return create(want, func(n int) (jetstream.Stream, error) {
+	return createOrUpdateAsset(ctx, r, cfg.Name, func(ctx context.Context, n int) (jetstream.Stream, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateOrUpdateStream(ctx, cfg)
 	})
 }
 
 func (r replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if existing, _ := r.replicas(ctx, cfg.Name); existing > 0 {
-		cfg.Replicas = existing
-	}
-	return r.JetStream.UpdateStream(ctx, cfg)
+	return updateAsset(ctx, r, cfg.Name, func(ctx context.Context, n int) (jetstream.Stream, error) {
+		cfg.Replicas = n
+		return r.JetStream.UpdateStream(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	return create(r.b.Replicas(), func(n int) (jetstream.KeyValue, error) {
+	return createAsset(ctx, r, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateKeyValue(ctx, cfg)
 	})
 }
 
 func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	existing, want := r.replicas(ctx, "KV_"+cfg.Bucket)
-	if existing > 0 {
-		cfg.Replicas = existing
-		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
-	}
-	return create(want, func(n int) (jetstream.KeyValue, error) {
+	return createOrUpdateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
 	})
 }
 
 func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	if existing, _ := r.replicas(ctx, "KV_"+cfg.Bucket); existing > 0 {
-		cfg.Replicas = existing
-	}
-	return r.JetStream.UpdateKeyValue(ctx, cfg)
+	return updateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
+		cfg.Replicas = n
+		return r.JetStream.UpdateKeyValue(ctx, cfg)
+	})
 }
 
 func (r replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	return create(r.b.Replicas(), func(n int) (jetstream.ObjectStore, error) {
+	return createAsset(ctx, r, func(ctx context.Context, n int) (jetstream.ObjectStore, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateObjectStore(ctx, cfg)
 	})
 }
 
 func (r replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	existing, want := r.replicas(ctx, "OBJ_"+cfg.Bucket)
-	if existing > 0 {
-		cfg.Replicas = existing
-		return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
-	}
-	return create(want, func(n int) (jetstream.ObjectStore, error) {
+	return createOrUpdateAsset(ctx, r, "OBJ_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.ObjectStore, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
 	})
 }
 
 func (r replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	if existing, _ := r.replicas(ctx, "OBJ_"+cfg.Bucket); existing > 0 {
-		cfg.Replicas = existing
-	}
-	return r.JetStream.UpdateObjectStore(ctx, cfg)
+	return updateAsset(ctx, r, "OBJ_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.ObjectStore, error) {
+		cfg.Replicas = n
+		return r.JetStream.UpdateObjectStore(ctx, cfg)
+	})
 }
+
+// settleTime bounds how long settle retries.
+const settleTime = 2 * time.Minute
+
+// settle runs op again while the cluster is settling (a leader being
+// elected, an asset being placed, every node creating the same assets at
+// start): while it times out or JetStream answers 503, for up to
+// settleTime. Other errors, and ctx's end, return at once.
+func settle[T any](ctx context.Context, op func(ctx context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(settleTime)
+	for {
+		// Each try is bounded: a request caught in an election (three
+		// nodes creating the same asset at once) is asked again sooner
+		// than the 30 s a request may take.
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || !transient(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// transient reports whether err is a JetStream request that may succeed
+// when tried again: a timeout, or 503 (no leader yet).
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &apiErr) && apiErr.Code == 503)
+}
+
+// Publish is JetStream's, asked again while JetStream answers that a
+// message with the same id is being stored (in a cluster, two nodes that
+// publish the same message at once: a schedule's firing, say): once the
+// first is stored, the second is answered as its duplicate.
+func (r replicated) Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return untilStored(ctx, func() (*jetstream.PubAck, error) { return r.JetStream.Publish(ctx, subject, data, opts...) })
+}
+
+// PublishMsg is Publish's twin for a message with headers.
+func (r replicated) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return untilStored(ctx, func() (*jetstream.PubAck, error) { return r.JetStream.PublishMsg(ctx, msg, opts...) })
+}
+
+// untilStored runs publish again, 50 ms apart for up to 5 s, while its
+// message id is in process elsewhere.
+func untilStored(ctx context.Context, publish func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ack, err := publish()
+		if !InProcess(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return ack, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// InProcess reports whether err is JetStream's "duplicate message id is
+// in process": a message with the same id is being stored now. Publishing
+// it again soon is answered as a duplicate once that one is stored.
+func InProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeMsgIDInProcess
+}
+
+// jsErrCodeMsgIDInProcess is JetStream's error code for a message id in
+// process (nats-server's JSStreamDuplicateMessageConflict).
+const jsErrCodeMsgIDInProcess = 10158
 
 // ReplicaCheckInterval is how often a clustered node looks for assets
 // with fewer replicas than Replicas() and raises them: a cluster that
