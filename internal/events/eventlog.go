@@ -12,6 +12,7 @@ import (
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/natsbus"
 )
 
 // The event log keeps every event Owl accepted as an immutable CloudEvents
@@ -159,6 +160,16 @@ func (q *Queue) recorded(ctx context.Context, ev Event, f jetstream.PubAckFuture
 			}
 		}
 	case err := <-f.Err():
+		if natsbus.InProcess(err) {
+			// Another node records the same event now (a schedule's
+			// firing): publishing again waits for its outcome.
+			if ack, err2 := q.js.PublishMsg(context.WithoutCancel(ctx), f.Msg()); err2 == nil {
+				if !stored && !ack.Duplicate {
+					_ = q.log.DeleteMsg(context.WithoutCancel(ctx), ack.Sequence)
+				}
+				return
+			}
+		}
 		if stored {
 			q.unrecordedBecause(ev, err)
 		}
@@ -316,12 +327,9 @@ func (q *Queue) scan(ctx context.Context, f Filter, fn func(Entry) bool) error {
 	}
 	defer q.deleteConsumer(q.log, cons)
 	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return fmt.Errorf("reading the event log: %w", err)
-		}
+		msgs, batchErr := natsbus.FetchNoWait(cons, 256)
 		n := 0
-		for m := range batch.Messages() {
+		for _, m := range msgs {
 			n++
 			meta, err := m.Metadata()
 			if err != nil {
@@ -340,7 +348,7 @@ func (q *Queue) scan(ctx context.Context, f Filter, fn func(Entry) bool) error {
 				return nil
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := batchErr; err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("reading the event log: %w", err)
 		}
 		if n == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/natsbus"
 )
 
 const (
@@ -372,12 +373,9 @@ func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) (
 	defer l.deleteConsumer(cons)
 	var lines []lambdawire.LogLine
 	for done := false; !done; {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
-		}
+		msgs, batchErr := natsbus.FetchNoWait(cons, 256)
 		n := 0
-		for m := range batch.Messages() {
+		for _, m := range msgs {
 			n++
 			md, err := m.Metadata()
 			if err != nil || md.NumPending == 0 || (!q.Until.IsZero() && md.Timestamp.After(q.Until)) {
@@ -388,7 +386,7 @@ func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) (
 				lines = append(lines[:0], lines[len(lines)-limit:]...)
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := batchErr; err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 		}
 		done = done || n == 0
