@@ -75,10 +75,22 @@ type owlProcess struct {
 	stderr      *testkit.Buffer
 	exited      chan struct{}
 	waitErr     error // valid once exited is closed
+	readyErr    error // set by waitReadyNoFatal
 }
 
 // startOwl starts `owl serve` on dataDir and waits until it answers.
 func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
+	t.Helper()
+	p := launchOwl(t, dataDir, owlEnv(extraEnv...))
+	p.waitReady(t, 30*time.Second)
+	return p
+}
+
+// launchOwl starts `owl serve` on dataDir with env and args on a free
+// API address, without waiting for it (the nodes of a cluster wait for
+// each other). When the test ends it is stopped with SIGTERM, killed if
+// it has not exited 30 s later, and waited for.
+func launchOwl(t *testing.T, dataDir string, env []string, args ...string) *owlProcess {
 	t.Helper()
 	requireRoot(t)
 	build(t)
@@ -88,8 +100,8 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		stderr:     &testkit.Buffer{},
 		exited:     make(chan struct{}),
 	}
-	p.cmd = exec.Command(owlBinary, "serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s")
-	p.cmd.Env = owlEnv(extraEnv...)
+	p.cmd = exec.Command(owlBinary, append([]string{"serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s"}, args...)...)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting owl serve: %v", err)
@@ -113,10 +125,25 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 			<-p.exited
 		}
 	})
-	eventually(t, 30*time.Second, func() error {
+	return p
+}
+
+// waitReady waits up to timeout until the server answers an
+// authenticated request; it fails the test if the server exits first.
+func (p *owlProcess) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	if p.waitReadyNoFatal(timeout); p.readyErr != nil {
+		t.Fatalf("owl serve: %v\n%s", p.readyErr, p.stderr.String())
+	}
+}
+
+// waitReadyNoFatal is waitReady for other goroutines than the test's: it
+// sets readyErr instead of failing the test.
+func (p *owlProcess) waitReadyNoFatal(timeout time.Duration) {
+	p.readyErr = testkit.Poll(timeout, func() error {
 		select {
 		case <-p.exited:
-			t.Fatalf("owl serve exited at start: %v\n%s", p.waitErr, p.stderr.String())
+			return fmt.Errorf("exited at start: %v", p.waitErr)
 		default:
 		}
 		req, _ := http.NewRequest(http.MethodGet, p.URL+"/2016-08-19/account-settings", nil)
@@ -131,7 +158,6 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 		}
 		return nil
 	})
-	return p
 }
 
 // sigterm asks owl serve to stop, as a service manager does.

@@ -119,15 +119,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	}
 	s.ln = newCapListener(ln, cfg.MaxConnections)
 
+	// Fresh credentials (none given, none stored) are generated now; in a
+	// cluster, such a node adopts the cluster's instead (cluster.go).
+	fresh := cfg.AccessKeyID == "" && cfg.Token == "" && !auth.Exists(dataDir)
 	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
 		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token, NATSPassword: cfg.NATSPassword,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading credentials: %w", err)
-	}
-	authn, err := auth.NewAuthenticator([]auth.Credentials{s.creds})
-	if err != nil {
-		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 
 	sbCfg := sandbox.Config{
@@ -166,9 +165,19 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		return nil, err
 	}
 	s.bus, err = natsbus.StartEmbeddedWith(ctx, dataDir, logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
-		Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
+		Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword,
+		ServerName: cfg.NodeName, Cluster: clusterOptions(cfg)})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Clustered() {
+		if s.creds, err = shareCredentials(ctx, s.bus.JS, dataDir, s.creds, fresh, logger); err != nil {
+			return nil, err
+		}
+	}
+	authn, err := auth.NewAuthenticator([]auth.Credentials{s.creds})
+	if err != nil {
+		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 	s.reg, err = registry.Open(ctx, s.bus.JS, registry.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
@@ -318,6 +327,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// clusterOptions are the embedded NATS server's cluster settings (nil:
+// a single node).
+func clusterOptions(cfg config.Config) *natsbus.Cluster {
+	if !cfg.Clustered() {
+		return nil
+	}
+	return &natsbus.Cluster{Name: cfg.ClusterName, Addr: cfg.ClusterAddr, Routes: cfg.Routes,
+		User: cfg.ClusterUser, Password: cfg.ClusterPassword,
+		CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey, CAFile: cfg.ClusterTLSCA}
 }
 
 // instanceID names this data dir's sandboxes and cgroups, stable across
