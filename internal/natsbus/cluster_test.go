@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,16 @@ type node struct {
 // mod may change a node's Cluster before it starts.
 func startCluster(t *testing.T, names []string, mod func(i int, c *Cluster)) []node {
 	t.Helper()
+	dirs := make([]string, len(names))
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	return startClusterIn(t, names, dirs, mod)
+}
+
+// startClusterIn is startCluster on the data dirs dirs.
+func startClusterIn(t *testing.T, names, dirs []string, mod func(i int, c *Cluster)) []node {
+	t.Helper()
 	addrs := make([]string, len(names))
 	var routes []string
 	for i := range names {
@@ -40,7 +51,7 @@ func startCluster(t *testing.T, names []string, mod func(i int, c *Cluster)) []n
 			mod(i, c)
 		}
 		nodes[i].log = &testkit.Buffer{}
-		dir := t.TempDir()
+		dir := dirs[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -152,5 +163,70 @@ func TestClusterRefusesStrangers(t *testing.T) {
 				t.Errorf("the stranger's own log does not say it was refused:\n%s", log.String())
 			}
 		})
+	}
+}
+
+// A single node's store, started clustered beside two new nodes, is moved
+// into the cluster: its streams keep their messages, sequences and
+// consumers, its KV keys read on another node, and the set-aside store is
+// removed.
+func TestClusterMovesSingleNodeStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	single, err := StartEmbedded(ctx, dirs[0], slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := single.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "EV", Subjects: []string{"ev.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := single.JS.Publish(ctx, "ev.x", []byte(strings.Repeat("x", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := single.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "FN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "hello", []byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	single.Close()
+
+	nodes := startClusterIn(t, []string{"a", "b", "c"}, dirs, nil)
+	if !strings.Contains(nodes[0].log.String(), "moved the single-node store into the cluster") {
+		t.Fatalf("node a did not move its store:\n%s", nodes[0].log.String())
+	}
+	if _, err := os.Stat(StoreDir(dirs[0]) + standaloneSuffix); !os.IsNotExist(err) {
+		t.Errorf("the set-aside store is still there: %v", err)
+	}
+	ev, err := nodes[2].bus.JS.Stream(ctx, "EV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := ev.CachedInfo().State; st.Msgs != 50 || st.LastSeq != 50 {
+		t.Errorf("the moved stream holds %d messages up to %d, want 50 up to 50", st.Msgs, st.LastSeq)
+	}
+	if _, err := ev.Consumer(ctx, "d"); err != nil {
+		t.Errorf("the moved stream's consumer: %v", err)
+	}
+	fn, err := nodes[1].bus.JS.KeyValue(ctx, "FN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := fn.Get(ctx, "hello"); err != nil || string(e.Value()) != "world" {
+		t.Fatalf("the moved bucket on node b: %v %v", e, err)
+	}
+	if err := nodes[1].bus.RaiseReplicas(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := nodes[0].bus.JS.Stream(ctx, "EV"); err != nil || ev.CachedInfo().Config.Replicas != 3 {
+		t.Errorf("the moved stream after RaiseReplicas: %v", err)
 	}
 }
