@@ -136,7 +136,7 @@ func (b *Bus) migrateStream(ctx context.Context, from *nats.Conn, name string, l
 			}
 			break
 		}
-		ack, err := b.NC.Request(restore.DeliverSubject, chunk.Data, time.Minute)
+		ack, err := requestAnswered(b.NC, restore.DeliverSubject, chunk.Data, time.Minute)
 		if err != nil {
 			return fmt.Errorf("restoring a chunk: %w", err)
 		}
@@ -151,7 +151,7 @@ func (b *Bus) migrateStream(ctx context.Context, from *nats.Conn, name string, l
 		}
 	}
 	var done server.JSApiStreamCreateResponse
-	msg, err := b.NC.Request(restore.DeliverSubject, nil, 5*time.Minute)
+	msg, err := requestAnswered(b.NC, restore.DeliverSubject, nil, 5*time.Minute)
 	if err != nil {
 		return fmt.Errorf("finishing the restore: %w", err)
 	}
@@ -163,4 +163,19 @@ func (b *Bus) migrateStream(ctx context.Context, from *nats.Conn, name string, l
 	}
 	logger.Info("moved a stream into the cluster", "stream", name, "messages", done.State.Msgs, "bytes", done.State.Bytes)
 	return nil
+}
+
+// requestAnswered is nc.Request, asked again for up to 10 s while nobody
+// answers: the server a restore runs on subscribes to its chunks' subject,
+// and this server learns of that a moment later. A request nobody
+// received is safe to send again.
+func requestAnswered(nc *nats.Conn, subject string, data []byte, timeout time.Duration) (*nats.Msg, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msg, err := nc.Request(subject, data, timeout)
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			return msg, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

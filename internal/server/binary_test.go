@@ -140,15 +140,19 @@ func (p *owlProcess) waitReady(t *testing.T, timeout time.Duration) {
 // waitReadyNoFatal is waitReady for other goroutines than the test's: it
 // sets readyErr instead of failing the test.
 func (p *owlProcess) waitReadyNoFatal(timeout time.Duration) {
+	var exited error
 	p.readyErr = testkit.Poll(timeout, func() error {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("exited at start: %v", p.waitErr)
+			exited = fmt.Errorf("exited at start: %v", p.waitErr)
+			return nil // nothing more to wait for
 		default:
 		}
 		req, _ := http.NewRequest(http.MethodGet, p.URL+"/2016-08-19/account-settings", nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
+		// A node still starting has its listener open and serves nothing
+		// yet: ask again rather than wait on it.
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err != nil {
 			return err
 		}
@@ -158,6 +162,9 @@ func (p *owlProcess) waitReadyNoFatal(timeout time.Duration) {
 		}
 		return nil
 	})
+	if exited != nil {
+		p.readyErr = exited
+	}
 }
 
 // sigterm asks owl serve to stop, as a service manager does.
