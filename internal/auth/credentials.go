@@ -170,3 +170,31 @@ func randomBytes(n int) []byte {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails; it crashes the program instead
 	return b
 }
+
+// SameAPI reports whether c and o let the same clients in: the same key
+// pair and token (the NATS listener's password is each node's own).
+func (c Credentials) SameAPI(o Credentials) bool {
+	return c.AccessKeyID == o.AccessKeyID && c.SecretAccessKey == o.SecretAccessKey && c.Token == o.Token
+}
+
+// Adopt replaces the API credentials stored in dataDir with those of c,
+// keeping the file's NATS password: a node that joins a cluster takes the
+// cluster's.
+func Adopt(dataDir string, c Credentials) (Credentials, error) {
+	path := filepath.Join(dataDir, CredentialsFile)
+	cur, err := readCredentials(path)
+	if err != nil {
+		return Credentials{}, err
+	}
+	cur.AccessKeyID, cur.SecretAccessKey, cur.Token = c.AccessKeyID, c.SecretAccessKey, c.Token
+	if err := writeCredentials(dataDir, path, cur); err != nil {
+		return Credentials{}, err
+	}
+	return cur, nil
+}
+
+// Exists reports whether dataDir holds a credentials file.
+func Exists(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, CredentialsFile))
+	return err == nil
+}

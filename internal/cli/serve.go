@@ -78,7 +78,13 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err := checkHost(ctx, cfg, logger, stderr); err != nil {
 		return err
 	}
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	// A node of a cluster waits for a majority of its peers, however
+	// long they take (it says so every 10 s); a single node's start is
+	// bounded.
+	startCtx, cancel := context.WithCancel(ctx)
+	if !cfg.Clustered() {
+		startCtx, cancel = context.WithTimeout(ctx, time.Minute)
+	}
 	defer cancel()
 	srv, err := server.New(startCtx, cfg, logger)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -207,7 +208,30 @@ type Config struct {
 	// (OWL_OTLP_ENDPOINT). Empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT
 	// and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT decide; none set, no spans.
 	OTLPEndpoint string
+	// ClusterName, ClusterAddr and Routes join the embedded NATS server to
+	// a cluster of Owl nodes (docs/cluster.md): the cluster's name, this
+	// node's route listener HOST:PORT, and the peers' route URLs
+	// (nats-route://HOST:PORT). All empty: a single node, no port.
+	ClusterName, ClusterAddr string
+	Routes                   []string
+	// ClusterUser and ClusterPassword (OWL_CLUSTER_PASSWORD, a secret) are
+	// the credentials every route asks of and gives its peer.
+	ClusterUser, ClusterPassword string
+	// ClusterTLSCert and ClusterTLSKey are this node's certificate for
+	// routes, ClusterTLSCA the authority the peers' must be signed by.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
 }
+
+// EmbeddedCluster reports whether c clusters its embedded NATS server
+// with other nodes' (--cluster-name, --cluster-addr, --routes).
+func (c Config) EmbeddedCluster() bool {
+	return c.ClusterName != "" || c.ClusterAddr != "" || len(c.Routes) > 0
+}
+
+// Clustered reports whether this node shares its NATS with other nodes:
+// an existing NATS (--nats) or an embedded server clustered with others'.
+// It then joins the node registry and places invocations.
+func (c Config) Clustered() bool { return c.NATS != "" || c.EmbeddedCluster() }
 
 // Default returns the configuration for a single machine.
 func Default() Config {
@@ -259,6 +283,49 @@ const (
 	RoleAPI    = "api"
 	RoleWorker = "worker"
 )
+
+var clusterNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// validateEmbeddedCluster checks the embedded cluster's settings: all of
+// name, address and routes or none, routes as URLs, credentials and TLS
+// files in pairs, and not with --nats (which uses another NATS).
+func (c Config) validateEmbeddedCluster() []error {
+	var errs []error
+	if !c.EmbeddedCluster() {
+		if c.ClusterUser != "" || c.ClusterPassword != "" || c.ClusterTLSCert != "" || c.ClusterTLSKey != "" || c.ClusterTLSCA != "" {
+			errs = append(errs, errors.New("cluster credentials or TLS given without --cluster-name, --cluster-addr and --routes"))
+		}
+		return errs
+	}
+	if c.NATS != "" {
+		errs = append(errs, errors.New("--nats uses an existing NATS: --cluster-name, --cluster-addr and --routes cluster the embedded one; give one or the other"))
+	}
+	if c.ClusterName == "" || c.ClusterAddr == "" || len(c.Routes) == 0 {
+		errs = append(errs, errors.New("cluster: --cluster-name, --cluster-addr and --routes go together (docs/cluster.md)"))
+	}
+	if !clusterNameRe.MatchString(c.ClusterName) && c.ClusterName != "" {
+		errs = append(errs, fmt.Errorf("cluster name %q: want letters, digits, '.', '_' or '-' (at most 63)", c.ClusterName))
+	}
+	if c.ClusterAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAddr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster addr %q: want HOST:PORT: %w", c.ClusterAddr, err))
+		}
+	}
+	for _, r := range c.Routes {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "nats-route" && u.Scheme != "nats") || u.Host == "" || u.Port() == "" {
+			errs = append(errs, fmt.Errorf("route %q: want nats-route://HOST:PORT", r))
+		}
+	}
+	if (c.ClusterUser == "") != (c.ClusterPassword == "") {
+		errs = append(errs, errors.New("cluster credentials: set both --cluster-user and OWL_CLUSTER_PASSWORD, or neither"))
+	}
+	if c.ClusterTLSCert != "" || c.ClusterTLSKey != "" || c.ClusterTLSCA != "" {
+		if c.ClusterTLSCert == "" || c.ClusterTLSKey == "" || c.ClusterTLSCA == "" {
+			errs = append(errs, errors.New("cluster TLS: set --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca together (peers are verified)"))
+		}
+	}
+	return errs
+}
 
 // MaxPrewarm bounds Config.Prewarm (per runtime).
 const MaxPrewarm = 16
@@ -356,6 +423,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateImages()...)
 	errs = append(errs, c.validateCluster()...)
+	errs = append(errs, c.validateEmbeddedCluster()...)
 	if c.CodeStorageLimit <= 0 {
 		errs = append(errs, fmt.Errorf("code storage limit %d: must be positive", c.CodeStorageLimit))
 	}

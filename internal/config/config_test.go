@@ -40,6 +40,19 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		want   string
 	}{
 		{"addr", func(c *Config) { c.Addr = "nope" }, "addr"},
+		{"node name", func(c *Config) { c.NodeName = "a b" }, "node name"},
+		{"cluster half set", func(c *Config) { c.ClusterName = "owl" }, "--cluster-name, --cluster-addr and --routes go together"},
+		{"cluster addr", func(c *Config) {
+			c.ClusterName, c.ClusterAddr, c.Routes = "owl", "nope", []string{"nats-route://h:6222"}
+		}, "cluster addr"},
+		{"route", func(c *Config) { c.ClusterName, c.ClusterAddr, c.Routes = "owl", ":6222", []string{"http://h"} }, "want nats-route://HOST:PORT"},
+		{"route password alone", func(c *Config) {
+			c.ClusterName, c.ClusterAddr, c.Routes, c.ClusterPassword = "owl", ":6222", []string{"nats-route://h:6222"}, "pw"
+		}, "--cluster-user and OWL_CLUSTER_PASSWORD"},
+		{"route TLS half", func(c *Config) {
+			c.ClusterName, c.ClusterAddr, c.Routes, c.ClusterTLSCert = "owl", ":6222", []string{"nats-route://h:6222"}, "/c.pem"
+		}, "--cluster-tls-ca"},
+		{"route credentials alone", func(c *Config) { c.ClusterUser = "u" }, "without --cluster-name"},
 		{"data", func(c *Config) { c.DataDir = "" }, "data"},
 		{"region", func(c *Config) { c.Region = "Mars" }, "region"},
 		{"account", func(c *Config) { c.AccountID = "12" }, "account id"},

@@ -84,8 +84,15 @@ var Settings = []Setting{
 	{Name: "nats-cert", Help: "with --nats: PEM client certificate for NATS servers that verify clients (with --nats-key)", Field: func(c *Config) any { return &c.NATSCert }},
 	{Name: "nats-key", Help: "with --nats: the client certificate's PEM key", Field: func(c *Config) any { return &c.NATSKey }},
 	{Name: "role", Help: "this node's part in a cluster: all (API and environments), api (the API; places invocations on workers) or worker (environments; serves only /healthz, /metrics and /owl/v1/nodes)", Field: func(c *Config) any { return &c.Role }},
-	{Name: "node-name", Help: "this node's name in owl nodes, unique on its NATS (empty: the host's name)", Field: func(c *Config) any { return &c.NodeName }},
+	{Name: "node-name", Help: "this node's name in owl nodes and its NATS server's in an embedded cluster, unique among the nodes: letters, digits, - and _ (empty: the host's name)", Field: func(c *Config) any { return &c.NodeName }},
 	{Name: "runtimes", Help: "runtimes this node runs, repeatable or comma-separated (empty: all the machine can run); placement sends a function only to nodes with its runtime", Field: func(c *Config) any { return &c.Runtimes }},
+	{Name: "cluster-name", Help: "the name of the cluster of Owl nodes to join (with --cluster-addr and --routes; docs/cluster.md); off when empty: a single node", Field: func(c *Config) any { return &c.ClusterName }},
+	{Name: "cluster-addr", Help: "HOST:PORT this node's embedded NATS server takes routes from its peers on", Field: func(c *Config) any { return &c.ClusterAddr }},
+	{Name: "routes", Help: "the peers' route URLs, nats-route://HOST:PORT, comma-separated or repeated (this node's own may be listed too)", Field: func(c *Config) any { return &c.Routes }},
+	{Name: "cluster-user", Help: "the user every route between nodes authenticates as (with OWL_CLUSTER_PASSWORD); off when empty", Field: func(c *Config) any { return &c.ClusterUser }},
+	{Name: "cluster-tls-cert", Help: "PEM certificate this node's routes present (with --cluster-tls-key and --cluster-tls-ca)", Field: func(c *Config) any { return &c.ClusterTLSCert }},
+	{Name: "cluster-tls-key", Help: "PEM key of --cluster-tls-cert", Field: func(c *Config) any { return &c.ClusterTLSKey }},
+	{Name: "cluster-tls-ca", Help: "PEM authority a peer's route certificate must be signed by (both sides verify)", Field: func(c *Config) any { return &c.ClusterTLSCA }},
 	{Name: "insecure-registry", Help: "container registry HOST:PORT whose images are pulled over plain HTTP, as Docker's flag; repeatable (environment: comma-separated)", Field: func(c *Config) any { return &c.InsecureRegistries }},
 	{Name: "registry-auth-file", Help: "docker-style config.json whose \"auths\" give the container registries' credentials; empty: anonymous pulls", Field: func(c *Config) any { return &c.RegistryAuthFile }},
 	{Name: "image-size-limit", Help: "bytes a container image may take unpacked (Lambda: 10 GB)", Field: func(c *Config) any { return &c.ImageSizeLimit }},
@@ -94,6 +101,7 @@ var Settings = []Setting{
 	{Name: "access-key-id", Help: "the access key ID SigV4 clients sign with (generated and stored in the data dir when unset)", Field: func(c *Config) any { return &c.AccessKeyID }, EnvOnly: true},
 	{Name: "secret-access-key", Help: "its secret key (generated with it when unset)", Field: func(c *Config) any { return &c.SecretAccessKey }, EnvOnly: true},
 	{Name: "token", Help: "the bearer token Owl's own client sends (generated when unset)", Field: func(c *Config) any { return &c.Token }, EnvOnly: true},
+	{Name: "cluster-password", Help: "the password of --cluster-user on routes between nodes", Field: func(c *Config) any { return &c.ClusterPassword }, EnvOnly: true},
 	{Name: "nats-password", Help: "the password of NATS user owl on --nats-listen (generated when unset)", Field: func(c *Config) any { return &c.NATSPassword }, EnvOnly: true},
 	{Name: "nats-user-password", Help: "with --nats and --nats-user: that user's password", Field: func(c *Config) any { return &c.NATSUserPassword }, EnvOnly: true},
 	{Name: "nats-token", Help: "with --nats: a token to authenticate with", Field: func(c *Config) any { return &c.NATSToken }, EnvOnly: true},
@@ -212,6 +220,8 @@ func SettingsMarkdown() string {
 			d = "`$OWL_DATA` or `~/.owl`"
 		case "memory-budget":
 			d = "RAM less max(512 MB, RAM/10)"
+		case "node-name":
+			d = "the hostname"
 		}
 		if s.Get(&def) == "" {
 			d = "(generated)"

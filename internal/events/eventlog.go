@@ -17,6 +17,7 @@ import (
 
 	"github.com/owl-project/owl/internal/lambdaerr"
 	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/natsbus"
 )
 
 // The event log keeps every event Owl accepted as an immutable CloudEvents
@@ -408,12 +409,9 @@ func (q *Queue) scan(ctx context.Context, f Filter, fn func(Entry) bool) error {
 	}
 	defer q.deleteConsumer(q.log, cons)
 	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return fmt.Errorf("reading the event log: %w", err)
-		}
+		msgs, batchErr := natsbus.FetchNoWait(cons, 256)
 		n := 0
-		for m := range batch.Messages() {
+		for _, m := range msgs {
 			n++
 			meta, err := m.Metadata()
 			if err != nil {
@@ -432,7 +430,7 @@ func (q *Queue) scan(ctx context.Context, f Filter, fn func(Entry) bool) error {
 				return nil
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := batchErr; err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("reading the event log: %w", err)
 		}
 		if n == 0 {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/owl-project/owl/internal/diskspace"
 	"github.com/owl-project/owl/internal/lambdaerr"
+	"github.com/owl-project/owl/internal/natsbus"
 )
 
 const (
@@ -247,6 +248,12 @@ func (q *Queue) publish(ctx context.Context, m *nats.Msg, id string) error {
 	case <-f.Ok():
 		return nil
 	case err := <-f.Err():
+		if natsbus.InProcess(err) {
+			// Another node of a cluster stores the same id now (a
+			// schedule's firing): publishing again waits for its outcome,
+			// a duplicate's acknowledgement once it is stored.
+			_, err = q.js.PublishMsg(ctx, m, opts...)
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

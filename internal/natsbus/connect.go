@@ -125,7 +125,10 @@ func Connect(ctx context.Context, r Remote, logger *slog.Logger) (*Bus, error) {
 	}
 	logger.Info("connected to NATS", "server", nc.ConnectedUrlRedacted(), "server_name", nc.ConnectedServerName(),
 		"cluster", nc.ConnectedClusterName(), "max_payload", nc.MaxPayload())
-	return &Bus{NC: nc, JS: js}, nil
+	b := &Bus{NC: nc, raw: js}
+	b.JS = replicated{JetStream: js, b: b}
+	b.startKeeping(logger)
+	return b, nil
 }
 
 // redact drops the user information of the URLs in u.

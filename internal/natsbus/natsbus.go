@@ -1,8 +1,13 @@
 // Package natsbus owns Owl's connection to NATS: by default an embedded
 // nats-server with JetStream on, storing under the data directory and
-// listening on no network port; the client reaches it in process. It also
-// measures the store (Usage) and sizes JetStream's limits so that the data
-// dir's free space, watched by internal/diskspace, is what decides.
+// listening on no network port; the client reaches it in process. With
+// Options.Cluster it joins a NATS cluster of Owl nodes instead
+// (cluster.go): JetStream clustered, every asset created through Bus.JS
+// replicated as Replicas() says (replicas.go), and a single node's store
+// moved into the cluster on the first clustered start (migrate.go). It
+// also measures the store (Usage) and sizes JetStream's limits so that
+// the data dir's free space, watched by internal/diskspace, is what
+// decides.
 package natsbus
 
 import (
@@ -40,8 +45,18 @@ const CompactInterval = 10 * time.Second
 type Bus struct {
 	srv      *server.Server
 	storeDir string
+	maxStore int64
 	NC       *nats.Conn
-	JS       jetstream.JetStream
+	// JS is the JetStream Owl's packages create and use their assets
+	// through; clustered, it sets their replicas (replicas.go).
+	JS  jetstream.JetStream
+	raw jetstream.JetStream // JS without the replicas' wrapper
+	// listening: Options.Listen serves clients outside Owl (a cluster's
+	// node listens on loopback for its own connection only).
+	listening bool
+	// stopKeeping ends keepReplicas; keeping closes when it has.
+	stopKeeping context.CancelFunc
+	keeping     chan struct{}
 }
 
 // StoreDir is where JetStream keeps its files for dataDir.
@@ -63,6 +78,13 @@ type Options struct {
 	// process, as a user of its own.
 	Listen                     string
 	ClientUser, ClientPassword string
+	// ServerName is the NATS server's name, unique in a cluster (the
+	// node's name); "" is "owl".
+	ServerName string
+	// Cluster, when set, joins the server to a cluster of Owl nodes
+	// (cluster.go); nil runs it alone, as before, with no port at all
+	// unless Listen asks for one.
+	Cluster *Cluster
 }
 
 // ClientDenied are the subjects clients on Options.Listen may neither
@@ -91,8 +113,12 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("sizing the store: %w", err)
 	}
+	name := o.ServerName
+	if name == "" {
+		name = "owl"
+	}
 	opts := &server.Options{
-		ServerName:        "owl",
+		ServerName:        name,
 		JetStream:         true,
 		StoreDir:          StoreDir(dataDir),
 		JetStreamMaxStore: total,
@@ -136,6 +162,27 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 			return nil
 		}
 	}
+	var standalone string // a single node's store to move into the cluster
+	if o.Cluster != nil {
+		if err := o.Cluster.apply(opts); err != nil {
+			return nil, err
+		}
+		if opts.DontListen {
+			// nats-server starts routing only once a client listener
+			// is up: one on loopback, a free port, that only Owl's own
+			// user (its password made anew at each start) may use.
+			own := randomPassword()
+			opts.Host, opts.Port, opts.DontListen = "127.0.0.1", server.RANDOM_PORT, false
+			opts.Users = []*server.User{{Username: "owl-internal", Password: own}}
+			internal = func(no *nats.Options) error {
+				no.Name, no.InboxPrefix, no.User, no.Password = "owl", InboxPrefix, "owl-internal", own
+				return nil
+			}
+		}
+		if standalone, err = setAsideStandalone(opts.StoreDir); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating embedded NATS server: %w", err)
@@ -152,14 +199,30 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		srv.Shutdown()
 		return nil, fmt.Errorf("connecting to embedded NATS: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	var jsOpts []jetstream.JetStreamOpt
+	if o.Cluster != nil {
+		// A clustered request waits on peers: give it more than the
+		// in-process default of 5 s on a loaded machine.
+		// An asynchronous publish whose ack was lost with a server that
+		// died fails after 30 s instead of being waited for forever.
+		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(30*time.Second),
+			jetstream.WithPublishAsyncTimeout(30*time.Second))
+	}
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
 		return nil, fmt.Errorf("JetStream context: %w", err)
 	}
+	b := &Bus{srv: srv, storeDir: opts.StoreDir, maxStore: total, NC: nc, JS: js, raw: js, listening: o.Listen != ""}
+	if o.Cluster != nil {
+		if err := b.joinCluster(ctx, standalone, logger); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	logger.Debug("embedded NATS ready", "store", opts.StoreDir)
-	return &Bus{srv: srv, storeDir: opts.StoreDir, NC: nc, JS: js}, nil
+	return b, nil
 }
 
 // randomPassword is a password for Owl's own connection, made anew at
@@ -175,7 +238,7 @@ func (b *Bus) ClientURL() string {
 	if b.srv == nil {
 		return ""
 	}
-	if addr := b.srv.Addr(); addr != nil {
+	if addr := b.srv.Addr(); addr != nil && b.listening {
 		return "nats://" + addr.String()
 	}
 	return ""
@@ -183,6 +246,10 @@ func (b *Bus) ClientURL() string {
 
 // Close drains the connection and shuts the server down, waiting for it.
 func (b *Bus) Close() {
+	if b.stopKeeping != nil {
+		b.stopKeeping()
+		<-b.keeping
+	}
 	if b.NC != nil {
 		_ = b.NC.Drain()
 		// Drain is asynchronous; Close makes sure the connection is gone.

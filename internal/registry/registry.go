@@ -337,8 +337,16 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 }
 
 // Code returns the zip with the given hex sha256.
+//
+// In a cluster, a replica that has not applied the code's write yet (reads
+// may be served by any) answers "not found" while the function that
+// names the code is already known: it is asked again for up to 5 s.
 func (r *Registry) Code(ctx context.Context, shaHex string) ([]byte, error) {
 	b, err := r.code.GetBytes(ctx, shaHex)
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, jetstream.ErrObjectNotFound) && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		b, err = r.code.GetBytes(ctx, shaHex)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading code %s: %w", shaHex, err)
 	}

@@ -5,6 +5,7 @@ package server_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,9 @@ type owlProcess struct {
 	cmd         *exec.Cmd
 	stderr      *testkit.Buffer
 	exited      chan struct{}
-	waitErr     error // valid once exited is closed
+	waitErr     error  // valid once exited is closed
+	readyErr    error  // set by waitReadyNoFatal
+	ready       string // the path that answers 200 once it serves (empty: account settings)
 }
 
 // startOwl starts `owl serve` on dataDir and waits until it answers.
@@ -87,6 +90,18 @@ func startOwl(t *testing.T, dataDir string, extraEnv ...string) *owlProcess {
 // waits until GET ready answers 200 with the test's token.
 func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv ...string) *owlProcess {
 	t.Helper()
+	p := launchOwl(t, dataDir, owlEnv(extraEnv...), args...)
+	p.ready = ready
+	p.waitReady(t, 30*time.Second)
+	return p
+}
+
+// launchOwl starts `owl serve` on dataDir with env and args on a free
+// API address, without waiting for it (the nodes of a cluster wait for
+// each other). When the test ends it is stopped with SIGTERM, killed if
+// it has not exited 30 s later, and waited for.
+func launchOwl(t testing.TB, dataDir string, env []string, args ...string) *owlProcess {
+	t.Helper()
 	requireRoot(t)
 	build(t)
 	addr := testkit.FreeAddr(t)
@@ -96,7 +111,7 @@ func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv .
 		exited:     make(chan struct{}),
 	}
 	p.cmd = exec.Command(owlBinary, append([]string{"serve", "--addr", addr, "--data", dataDir, "--shutdown-timeout", "20s"}, args...)...)
-	p.cmd.Env = owlEnv(extraEnv...)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting owl serve: %v", err)
@@ -120,15 +135,35 @@ func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv .
 			<-p.exited
 		}
 	})
-	eventually(t, 30*time.Second, func() error {
+	return p
+}
+
+// waitReady waits up to timeout until the server answers an
+// authenticated request; it fails the test if the server exits first.
+func (p *owlProcess) waitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if p.waitReadyNoFatal(timeout); p.readyErr != nil {
+		t.Fatalf("owl serve: %v\n%s", p.readyErr, p.stderr.String())
+	}
+}
+
+// waitReadyNoFatal is waitReady for other goroutines than the test's: it
+// sets readyErr instead of failing the test.
+func (p *owlProcess) waitReadyNoFatal(timeout time.Duration) {
+	var exited error
+	p.readyErr = testkit.Poll(timeout, func() error {
 		select {
 		case <-p.exited:
-			t.Fatalf("owl serve exited at start: %v\n%s", p.waitErr, p.stderr.String())
+			exited = fmt.Errorf("exited at start: %v", p.waitErr)
+			return nil // nothing more to wait for
 		default:
 		}
+		ready := cmp.Or(p.ready, "/2016-08-19/account-settings")
 		req, _ := http.NewRequest(http.MethodGet, p.URL+ready, nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
+		// A node still starting has its listener open and serves nothing
+		// yet: ask again rather than wait on it.
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 		if err != nil {
 			return err
 		}
@@ -138,7 +173,9 @@ func startOwlWith(t testing.TB, dataDir, ready string, args []string, extraEnv .
 		}
 		return nil
 	})
-	return p
+	if exited != nil {
+		p.readyErr = exited
+	}
 }
 
 // sigterm asks owl serve to stop, as a service manager does.

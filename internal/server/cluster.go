@@ -24,9 +24,10 @@ import (
 // cluster (set by the command from its build).
 var Version = "dev"
 
-// clustered reports whether this node shares its NATS with other nodes,
-// and so joins the node registry and places invocations (cluster.go).
-func clustered(cfg config.Config) bool { return cfg.NATS != "" }
+// clustered reports whether this node shares its NATS with other nodes
+// (--nats, or an embedded server clustered with others'), and so joins
+// the node registry and places invocations (cluster.go).
+func clustered(cfg config.Config) bool { return cfg.Clustered() }
 
 // runsEnvironments reports whether this node's role runs environments.
 func runsEnvironments(cfg config.Config) bool { return cfg.Role != config.RoleAPI }
@@ -34,9 +35,10 @@ func runsEnvironments(cfg config.Config) bool { return cfg.Role != config.RoleAP
 // connectBus is the node's NATS: the existing one --nats names, else the
 // embedded server.
 func connectBus(ctx context.Context, cfg config.Config, s *Server) (*natsbus.Bus, error) {
-	if !clustered(cfg) {
+	if cfg.NATS == "" {
 		return natsbus.StartEmbeddedWith(ctx, cfg.DataDir, s.logger, natsbus.Options{SyncAlways: cfg.SyncAlways,
-			Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword})
+			Listen: cfg.NATSListen, ClientUser: "owl", ClientPassword: s.creds.NATSPassword,
+			ServerName: nodeName(cfg), Cluster: clusterOptions(cfg)})
 	}
 	return natsbus.Connect(ctx, NATSRemote(cfg), s.logger)
 }

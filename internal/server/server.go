@@ -130,15 +130,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	}
 	s.ln = newCapListener(ln, cfg.MaxConnections)
 
+	// Fresh credentials (none given, none stored) are generated now; in a
+	// cluster, such a node adopts the cluster's instead (cluster.go).
+	fresh := cfg.AccessKeyID == "" && cfg.Token == "" && !auth.Exists(dataDir)
 	s.creds, err = auth.LoadOrCreate(dataDir, auth.Credentials{
 		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, Token: cfg.Token, NATSPassword: cfg.NATSPassword,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading credentials: %w", err)
-	}
-	authn, err := auth.NewAuthenticator([]auth.Credentials{s.creds})
-	if err != nil {
-		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 
 	// An api node runs no sandbox: no manager, cgroups, spares or network.
@@ -165,6 +164,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (s *Server
 	}
 	if s.bus, err = connectBus(ctx, cfg, s); err != nil {
 		return nil, err
+	}
+	if cfg.Clustered() {
+		if s.creds, err = shareCredentials(ctx, s.bus.JS, dataDir, s.creds, fresh, logger); err != nil {
+			return nil, err
+		}
+	}
+	authn, err := auth.NewAuthenticator([]auth.Credentials{s.creds})
+	if err != nil {
+		return nil, fmt.Errorf("building authenticator: %w", err)
 	}
 	s.reg, err = registry.Open(ctx, s.bus.JS, registry.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, CodeStorageLimit: cfg.CodeStorageLimit,
@@ -365,6 +373,17 @@ func (s *Server) startSandboxes(ctx context.Context, dataDir string) error {
 		s.logger.Warn("removed sandboxes left by a previous run", "count", n)
 	}
 	return nil
+}
+
+// clusterOptions are the embedded NATS server's cluster settings (nil:
+// a single node).
+func clusterOptions(cfg config.Config) *natsbus.Cluster {
+	if !cfg.EmbeddedCluster() {
+		return nil
+	}
+	return &natsbus.Cluster{Name: cfg.ClusterName, Addr: cfg.ClusterAddr, Routes: cfg.Routes,
+		User: cfg.ClusterUser, Password: cfg.ClusterPassword,
+		CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey, CAFile: cfg.ClusterTLSCA}
 }
 
 // instanceID names this data dir's sandboxes and cgroups, stable across

@@ -215,7 +215,8 @@ type Mappings struct {
 
 	mu      sync.Mutex
 	stream  jetstream.Stream
-	pollers map[string]*poller // by UUID
+	pollers map[string]*poller   // by UUID
+	watch   jetstream.KeyWatcher // the bucket's changes, for follow
 	closed  bool
 	stats   counters
 }
@@ -246,11 +247,42 @@ func Open(ctx context.Context, js jetstream.JetStream, fns Functions, inv events
 	for _, mp := range all {
 		m.sync(mp)
 	}
+	// Mappings another node (of a cluster sharing the bucket) creates,
+	// changes or deletes start, restart or stop their pollers here too:
+	// every node polls every mapping, through its one shared consumer.
+	if m.watch, err = kv.WatchAll(context.Background(), jetstream.UpdatesOnly()); err != nil {
+		return nil, fmt.Errorf("watching the mappings: %w", err)
+	}
+	go m.follow(m.watch)
 	return m, nil
+}
+
+// follow applies the mappings' changes from w to the pollers, skipping
+// the versions a poller already runs (this node's own changes).
+func (m *Mappings) follow(w jetstream.KeyWatcher) {
+	for e := range w.Updates() {
+		if e == nil {
+			continue
+		}
+		mp := Mapping{UUID: e.Key()} // deleted: not Enabled, its poller stops
+		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &mp) != nil {
+			continue
+		}
+		m.mu.Lock()
+		p := m.pollers[mp.UUID]
+		same := p != nil && mp.Enabled && p.mp.LastModified.Equal(mp.LastModified)
+		m.mu.Unlock()
+		if !same && (p != nil || mp.Enabled) {
+			m.sync(mp)
+		}
+	}
 }
 
 // Close stops every poller; their batches in flight are redelivered later.
 func (m *Mappings) Close() {
+	if m.watch != nil {
+		_ = m.watch.Stop()
+	}
 	m.mu.Lock()
 	m.closed = true
 	ps := m.pollers

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/owl-project/owl/internal/lambdawire"
+	"github.com/owl-project/owl/internal/natsbus"
 )
 
 const (
@@ -371,17 +372,10 @@ func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) (
 	// within seconds, and JetStream refused the next read.
 	defer l.deleteConsumer(cons)
 	var lines []lambdawire.LogLine
-	retries := 0
 	for done := false; !done; {
-		batch, err := cons.FetchNoWait(256)
-		if consumerNotYetThere(ctx, err, &retries) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
-		}
+		msgs, batchErr := natsbus.FetchNoWait(cons, 256)
 		n := 0
-		for m := range batch.Messages() {
+		for _, m := range msgs {
 			n++
 			md, err := m.Metadata()
 			if err != nil || md.NumPending == 0 || (!q.Until.IsZero() && md.Timestamp.After(q.Until)) {
@@ -392,10 +386,7 @@ func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) (
 				lines = append(lines[:0], lines[len(lines)-limit:]...)
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			if n == 0 && consumerNotYetThere(ctx, err, &retries) {
-				continue
-			}
+		if err := batchErr; err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, fmt.Errorf("reading logs of %s: %w", fn, err)
 		}
 		done = done || n == 0
@@ -509,20 +500,3 @@ func Billed(dur, initDur time.Duration) int64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// consumerNotYetThere reports whether a fetch found no responder and may
-// be tried again (after a wait; at most 20 times): on a NATS cluster, a
-// consumer just made on another server takes a moment before the pull
-// requests of this one reach it.
-func consumerNotYetThere(ctx context.Context, err error, retries *int) bool {
-	if !errors.Is(err, nats.ErrNoResponders) || *retries >= 20 {
-		return false
-	}
-	*retries++
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(50 * time.Millisecond):
-		return true
-	}
-}
