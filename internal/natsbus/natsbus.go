@@ -102,7 +102,10 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*B
 	return StartEmbeddedWith(ctx, dataDir, logger, Options{})
 }
 
-// StartEmbeddedWith is StartEmbedded with o.
+// StartEmbeddedWith is StartEmbedded with o. It is long because it is the
+// server's options in one place, read top to bottom: the store and its
+// limits, Owl's own user and the listener's, then the cluster's routes,
+// each next to why it is set so.
 func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger, o Options) (*Bus, error) {
 	// JetStream's own store limit defaults to 75 % of the free space at
 	// start, a number that is stale the moment anything else writes to
