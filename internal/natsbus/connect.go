@@ -116,7 +116,7 @@ func Connect(ctx context.Context, r Remote, logger *slog.Logger) (*Bus, error) {
 	if mp := nc.MaxPayload(); mp < MinPayload {
 		return fail(fmt.Errorf("max_payload is %d bytes; Owl needs at least %d (set max_payload: 8MB in the server's configuration)", mp, MinPayload))
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAsyncTimeout))
 	if err != nil {
 		return fail(fmt.Errorf("JetStream context: %w", err))
 	}

@@ -59,6 +59,11 @@ type Bus struct {
 	keeping     chan struct{}
 }
 
+// publishAsyncTimeout bounds the wait for an asynchronous publish's
+// acknowledgement on a cluster: one lost with a server that died fails
+// then instead of being waited for forever (and with it every flush).
+const publishAsyncTimeout = 30 * time.Second
+
 // StoreDir is where JetStream keeps its files for dataDir.
 func StoreDir(dataDir string) string { return filepath.Join(dataDir, "nats") }
 
@@ -209,7 +214,7 @@ func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger,
 		// An asynchronous publish whose ack was lost with a server that
 		// died fails after 30 s instead of being waited for forever.
 		jsOpts = append(jsOpts, jetstream.WithDefaultTimeout(30*time.Second),
-			jetstream.WithPublishAsyncTimeout(30*time.Second))
+			jetstream.WithPublishAsyncTimeout(publishAsyncTimeout))
 	}
 	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {

@@ -349,7 +349,11 @@ func (q LogQuery) lines(m jetstream.Msg) []lambdawire.LogLine {
 // Tail returns up to limit (0: all) of the most recent log lines of
 // function fn that q selects, oldest first.
 func (l *LogStore) Tail(ctx context.Context, fn string, q LogQuery, limit int) ([]lambdawire.LogLine, error) {
-	l.Flush(ctx)
+	// Lines written a moment ago are included, if their writes are
+	// acknowledged soon: a store that lost a server may never answer some.
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	l.Flush(fctx)
+	cancel()
 	subj := logSubjectPfx + fn
 	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
