@@ -98,7 +98,7 @@ func (q *Queue) firstSince(ctx context.Context, t time.Time, last uint64) (uint6
 	if err != nil {
 		return 0, fmt.Errorf("reading the event log: %w", err)
 	}
-	for m := range batch.Messages() {
+	if m, ok := <-batch.Messages(); ok { // at most the one asked for
 		meta, err := m.Metadata()
 		if err != nil {
 			return 0, fmt.Errorf("reading the event log: %w", err)

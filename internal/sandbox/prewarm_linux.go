@@ -327,7 +327,7 @@ func (s *Sandbox) checkCommand(sp Specialization) ([]byte, error) {
 	s.mu.Unlock()
 	switch {
 	case !waiting && len(sp.Argv)+len(sp.Env) > 0:
-		return nil, errors.New("Argv and Env are for a sandbox created with DeferExec")
+		return nil, errors.New("a command (Spec.Argv, Spec.Env) is only for a sandbox created with DeferExec")
 	case !waiting:
 		return nil, nil
 	}
