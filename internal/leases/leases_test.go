@@ -3,7 +3,6 @@ package leases
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -11,19 +10,12 @@ import (
 	"time"
 
 	"github.com/owl-project/owl/internal/natsbus"
+	"github.com/owl-project/owl/internal/testkit/natstest"
 )
 
 // startBus runs a real embedded JetStream for the tables of a test: the
 // "nodes" below share its bucket as nodes of a cluster share theirs.
-func startBus(t *testing.T) *natsbus.Bus {
-	t.Helper()
-	bus, err := natsbus.StartEmbedded(context.Background(), t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	return bus
-}
+func startBus(t *testing.T) *natsbus.Bus { return natstest.Start(t) }
 
 func openTable(t *testing.T, bus *natsbus.Bus, node string, opts Options) *Table {
 	t.Helper()

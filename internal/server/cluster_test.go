@@ -276,6 +276,24 @@ func startTestCluster(t *testing.T) *testCluster {
 	return c
 }
 
+// stop stops the three nodes with SIGTERM and checks each stopped cleanly.
+func (c *testCluster) stop(t *testing.T) {
+	t.Helper()
+	stopAll(t, c.api, c.w1, c.w2)
+}
+
+// stopAll stops ps with SIGTERM, all at once, and checks each stopped
+// cleanly.
+func stopAll(t *testing.T, ps ...*owlProcess) {
+	t.Helper()
+	for _, p := range ps {
+		p.sigterm(t)
+	}
+	for _, p := range ps {
+		p.wantCleanStop(t)
+	}
+}
+
 // TestClusterPlacement: invocations through the api node run on both
 // workers; a drained worker gets no new ones; a function whose runtime a
 // worker lacks never runs there; a worker serves no API; owl nodes lists
@@ -375,12 +393,7 @@ func TestClusterPlacement(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &listed) != nil || len(listed.Nodes) != 3 {
 		t.Errorf("owl nodes --json: exit %d\n%s%s", code, out, stderr)
 	}
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.sigterm(t)
-	}
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.wantCleanStop(t)
-	}
+	c.stop(t)
 }
 
 // TestClusterWorkerKilled: a worker killed with SIGKILL under load. The
@@ -474,12 +487,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 	c.w1 = startNode(t, c.nats, c.w1.dataDir, "w1", "worker")
 	restarted()
 	testkit.WaitFor(t, 30*time.Second, "w1 to rejoin", func() bool { return c.api.nodes(t)["w1"].Health == "ok" })
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.sigterm(t)
-	}
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.wantCleanStop(t)
-	}
+	c.stop(t)
 }
 
 // TestClusterBadNATS: owl serve with a NATS it cannot use stops at start
@@ -742,12 +750,7 @@ func TestClusterLimits(t *testing.T) {
 	testkit.WaitFor(t, time.Minute, "the split back to one each once w2 rejoins", func() bool {
 		return provisioned(c.api, "w1") == 1 && provisioned(c.api, "w2") == 1
 	})
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.sigterm(t)
-	}
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.wantCleanStop(t)
-	}
+	c.stop(t)
 }
 
 // TestClusterRollingRestart: every node restarted in turn (SIGTERM, then
@@ -784,12 +787,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	mu.Unlock()
 	l.waitMore(t, 10, "events accepted after restarting the api node")
 	l.finish(t, c.api, "steady")
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.sigterm(t)
-	}
-	for _, p := range []*owlProcess{c.api, c.w1, c.w2} {
-		p.wantCleanStop(t)
-	}
+	c.stop(t)
 }
 
 // asyncLoad streams Event invocations of fn through the api node whose
@@ -917,10 +915,5 @@ func TestClusterMinority(t *testing.T) {
 	}
 	l.waitMore(t, 10, "events accepted once the majority is back")
 	l.finish(t, api, "minor")
-	for _, p := range []*owlProcess{api, w1} {
-		p.sigterm(t)
-	}
-	for _, p := range []*owlProcess{api, w1} {
-		p.wantCleanStop(t)
-	}
+	stopAll(t, api, w1)
 }
