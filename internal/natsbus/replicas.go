@@ -3,7 +3,6 @@ package natsbus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -92,24 +91,24 @@ func (r replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig
 }
 
 func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	return r.leaderReads(ctx, cfg.Bucket)(createAsset(ctx, r, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
+	return createAsset(ctx, r, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateKeyValue(ctx, cfg)
-	}))
+	})
 }
 
 func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	return r.leaderReads(ctx, cfg.Bucket)(createOrUpdateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
+	return createOrUpdateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
 		cfg.Replicas = n
 		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
-	}))
+	})
 }
 
 func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	return r.leaderReads(ctx, cfg.Bucket)(updateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
+	return updateAsset(ctx, r, "KV_"+cfg.Bucket, func(ctx context.Context, n int) (jetstream.KeyValue, error) {
 		cfg.Replicas = n
 		return r.JetStream.UpdateKeyValue(ctx, cfg)
-	}))
+	})
 }
 
 func (r replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
@@ -249,9 +248,6 @@ func (b *Bus) RaiseReplicas(ctx context.Context, logger *slog.Logger) error {
 		}
 		from := cfg.Replicas
 		cfg.Replicas = want
-		if strings.HasPrefix(cfg.Name, "KV_") {
-			cfg.AllowDirect = false // leaderReads: a node reads its own writes
-		}
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
 			logger.Debug("raising a stream's replicas (tried again later)", "stream", cfg.Name, "from", from, "to", want, "err", err)
 			first = errors.Join(first, err)
@@ -275,30 +271,4 @@ func owlAsset(stream string) bool {
 		}
 	}
 	return false
-}
-
-// leaderReads makes a replicated bucket's reads go to its stream's leader
-// and returns the bucket bound so. nats.go makes every bucket allow direct
-// gets, which any replica answers: a replica that has not applied a write
-// yet answers "not found" to the node that just made the write (a
-// function created, then its concurrency put, through one node).
-func (r replicated) leaderReads(ctx context.Context, bucket string) func(jetstream.KeyValue, error) (jetstream.KeyValue, error) {
-	return func(kv jetstream.KeyValue, err error) (jetstream.KeyValue, error) {
-		if err != nil {
-			return kv, err
-		}
-		s, err := r.JetStream.Stream(ctx, "KV_"+bucket)
-		if err != nil {
-			return nil, fmt.Errorf("reading bucket %s: %w", bucket, err)
-		}
-		cfg := s.CachedInfo().Config
-		if cfg.Replicas <= 1 || !cfg.AllowDirect {
-			return kv, nil
-		}
-		cfg.AllowDirect = false
-		if _, err := r.JetStream.UpdateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("making bucket %s read from its leader: %w", bucket, err)
-		}
-		return r.JetStream.KeyValue(ctx, bucket)
-	}
 }

@@ -677,10 +677,15 @@ func TestClusterNoWorkerYet(t *testing.T) {
 func TestClusterLimits(t *testing.T) {
 	c := startTestCluster(t)
 	c.api.createKitchensink("capped", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(30) })
-	resp, body := c.api.do(http.MethodPut, "/2017-10-31/functions/capped/concurrency", []byte(`{"ReservedConcurrentExecutions":1}`), nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PutFunctionConcurrency: %d %s", resp.StatusCode, body)
-	}
+	// A replica that has not applied the CreateFunction yet may answer
+	// the read behind this call (docs/cluster.md, *Reading your writes*).
+	eventually(t, 30*time.Second, func() error {
+		resp, body := c.api.do(http.MethodPut, "/2017-10-31/functions/capped/concurrency", []byte(`{"ReservedConcurrentExecutions":1}`), nil)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("PutFunctionConcurrency: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
 	// Each worker alone would admit one: together they must not.
 	outs := invokeMany(c.api.URL, "capped", `{"action":"sleep","ms":3000}`, 6, 6)
 	var ran []invokeOutcome
@@ -718,12 +723,20 @@ func TestClusterLimits(t *testing.T) {
 	// Provisioned concurrency 2 on version 1: one environment on each
 	// worker; when w2 dies, w1 keeps both.
 	c.api.createKitchensink("prov")
-	if resp, body := c.api.do(http.MethodPost, "/2015-03-31/functions/prov/versions", []byte(`{}`), nil); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PublishVersion: %d %s", resp.StatusCode, body)
-	}
-	resp, body = c.api.do(http.MethodPut, "/2019-09-30/functions/prov/provisioned-concurrency?Qualifier=1", []byte(`{"ProvisionedConcurrentExecutions":2}`), nil)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("PutProvisionedConcurrencyConfig: %d %s", resp.StatusCode, body)
+	for _, call := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{http.MethodPost, "/2015-03-31/functions/prov/versions", `{}`, http.StatusCreated},
+		{http.MethodPut, "/2019-09-30/functions/prov/provisioned-concurrency?Qualifier=1", `{"ProvisionedConcurrentExecutions":2}`, http.StatusAccepted},
+	} {
+		eventually(t, 30*time.Second, func() error {
+			resp, body := c.api.do(call.method, call.path, []byte(call.body), nil)
+			if resp.StatusCode != call.want {
+				return fmt.Errorf("%s %s: %d %s", call.method, call.path, resp.StatusCode, body)
+			}
+			return nil
+		})
 	}
 	provisioned := func(p *owlProcess, node string) int { return p.nodes(t)[node].Environments["prov:1"]["provisioned"] }
 	testkit.WaitFor(t, 2*time.Minute, "one provisioned environment on each worker", func() bool {
