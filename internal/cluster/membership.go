@@ -168,6 +168,16 @@ func newID() string {
 // name restarting) does not change, and is taken over.
 func (m *Membership) claimName(ctx context.Context) error {
 	e, err := m.kv.Get(ctx, m.self.Name)
+	// A bucket just made on a cluster has no replica answering reads for
+	// a moment: ask again (up to 30 s).
+	for try := 0; errors.Is(err, nats.ErrNoResponders) && try < 60; try++ {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reading the node registry: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+		e, err = m.kv.Get(ctx, m.self.Name)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
