@@ -110,6 +110,14 @@ func TestClusterThreeNodes(t *testing.T) {
 	a, b, cn := c.nodes[0], c.nodes[1], c.nodes[2]
 
 	a.createKitchensink("hello")
+	// Node C learns of the function through its registry's watch a moment
+	// later (docs/cluster.md, *Reading your writes*).
+	eventually(t, 30*time.Second, func() error {
+		if resp, body := cn.do(http.MethodGet, "/2015-03-31/functions/hello", nil, nil); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GetFunction on node C: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
 	if r := cn.invoke("hello", `{"name":"cluster"}`); r.funcErr != "" || !strings.Contains(r.payload, "hello cluster") {
 		t.Fatalf("invoke through node C: %+v", r)
 	}
